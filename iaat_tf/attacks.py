@@ -1,0 +1,158 @@
+"""L-infinity PGD with a per-example radius, and the attack's random start.
+
+Everything here is pure TensorFlow math on a `logits_fn(images) -> logits`
+callable, so the same code serves training (inside `train_step`), evaluation
+and tests. Images are float32 in [0, 1], NHWC; `eps` is one radius per example.
+The classifier is expected to be called in inference mode by `logits_fn`
+(BatchNorm uses moving statistics), on logits (never softmax outputs).
+"""
+
+from typing import Callable
+
+import tensorflow as tf
+
+LogitsFn = Callable[[tf.Tensor], tf.Tensor]
+
+_MASK32 = 0xFFFFFFFF
+
+
+def _mix32(h: tf.Tensor) -> tf.Tensor:
+  """Murmur3's 32-bit finaliser on int64 tensors (low 32 bits are used).
+
+  Products are below 2**64 and are masked right away; int64 multiplication
+  wraps (two's complement) on CPU, GPU and XLA, so the low bits are exact.
+  """
+  h = tf.bitwise.bitwise_and(h, _MASK32)
+  h = tf.bitwise.bitwise_xor(h, tf.bitwise.right_shift(h, 16))
+  h = tf.bitwise.bitwise_and(h * 0x85EBCA6B, _MASK32)
+  h = tf.bitwise.bitwise_xor(h, tf.bitwise.right_shift(h, 13))
+  h = tf.bitwise.bitwise_and(h * 0xC2B2AE35, _MASK32)
+  h = tf.bitwise.bitwise_xor(h, tf.bitwise.right_shift(h, 16))
+  return h
+
+
+def per_example_uniform(shape: tf.Tensor, index: tf.Tensor, step: tf.Tensor,
+                        salt: int = 0, seed: int = 0) -> tf.Tensor:
+  """Uniform [0, 1) noise of `shape`, a pure function of (index, step, salt).
+
+  Row b depends only on `index[b]` (the example's stable id), the training
+  `step`, a per-call `salt` and a global `seed`, so every replica and every
+  batch composition draws the same noise for the same example. This is what
+  makes 1-replica and N-replica training identical, and what a
+  `keras.random.SeedGenerator` (same draws on every replica) cannot give.
+  """
+  shape = tf.convert_to_tensor(shape, tf.int32)
+  per_row = tf.reduce_prod(shape[1:])
+  index = tf.bitwise.bitwise_and(tf.cast(index, tf.int64), _MASK32)
+  step = tf.bitwise.bitwise_and(tf.cast(step, tf.int64), _MASK32)
+  salt_seed = ((salt + 1) * 0x165667B1 + seed * 0x61C88647) & _MASK32
+  key = _mix32(index * 0x27D4EB2F)
+  key = _mix32(tf.bitwise.bitwise_xor(key, _mix32(step + salt_seed)))
+  position = tf.range(tf.cast(per_row, tf.int64), dtype=tf.int64)
+  h = tf.bitwise.bitwise_xor(key[:, None], _mix32(position * 0x2545F491 + 1))
+  h = _mix32(_mix32(h))
+  u = tf.cast(tf.bitwise.right_shift(h, 8), tf.float32) * (1.0 / (1 << 24))
+  return tf.reshape(u, shape)
+
+
+def broadcast_eps(eps: tf.Tensor, images: tf.Tensor) -> tf.Tensor:
+  """Reshapes per-example radii [B] to [B, 1, 1, 1] (any rank) for NHWC math."""
+  eps = tf.cast(eps, images.dtype)
+  rank = images.shape.rank if images.shape.rank is not None else tf.rank(images)
+  return tf.reshape(eps, tf.concat([[-1], tf.ones([rank - 1], tf.int32)], 0))
+
+
+def cross_entropy_loss(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+  """Per-example softmax cross-entropy on float32 logits."""
+  return tf.nn.sparse_softmax_cross_entropy_with_logits(
+      labels=tf.cast(labels, tf.int32), logits=tf.cast(logits, tf.float32))
+
+
+def margin_loss(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+  """Per-example CW margin: max_{j != y} z_j - z_y (positive = misclassified)."""
+  logits = tf.cast(logits, tf.float32)
+  num_classes = tf.shape(logits)[-1]
+  onehot = tf.one_hot(tf.cast(labels, tf.int32), num_classes, dtype=tf.float32)
+  true_logit = tf.reduce_sum(onehot * logits, axis=-1)
+  other = tf.reduce_max(logits - onehot * 1e9, axis=-1)
+  return other - true_logit
+
+
+LOSSES = {"ce": cross_entropy_loss, "margin": margin_loss}
+
+
+def pgd_step_size(eps: tf.Tensor, step_ratio: float, min_step: float) -> tf.Tensor:
+  """The step size rule of the IAAT authors' code: max(eps * ratio, min_step)."""
+  return tf.maximum(eps * step_ratio, min_step)
+
+
+def pgd_attack(logits_fn: LogitsFn,
+               images: tf.Tensor,
+               labels: tf.Tensor,
+               eps: tf.Tensor,
+               *,
+               steps: int,
+               step_size: tf.Tensor,
+               random_start: bool = True,
+               index: tf.Tensor | None = None,
+               step: tf.Tensor | int = 0,
+               salt: int = 0,
+               seed: int = 0,
+               loss: str = "ce") -> tf.Tensor:
+  """Projected gradient ascent on `loss` inside each example's L-inf ball.
+
+  Args:
+    logits_fn: images -> logits (run the classifier in inference mode).
+    images: [B, H, W, C] float32 in [0, 1].
+    labels: [B] int class ids.
+    eps: [B] per-example radii (a scalar is broadcast).
+    steps: number of signed-gradient steps (k).
+    step_size: [B] or scalar step size.
+    random_start: start uniformly in [-eps, eps] (noise keyed by `index`).
+    index: [B] stable example ids; required for `random_start` (defaults to
+      the position in the batch, which is only stable for fixed batches).
+    step, salt, seed: mixed into the random start (see `per_example_uniform`).
+    loss: "ce" (cross-entropy) or "margin" (CW margin).
+
+  Returns:
+    Adversarial images, with |x_adv - x| <= eps per example and in [0, 1].
+    Gradients do not flow back through the attack.
+  """
+  images = tf.convert_to_tensor(images, tf.float32)
+  batch = tf.shape(images)[0]
+  eps = tf.broadcast_to(tf.cast(eps, tf.float32), [batch])
+  step_size = tf.broadcast_to(tf.cast(step_size, tf.float32), [batch])
+  eps_b = broadcast_eps(eps, images)
+  step_b = broadcast_eps(step_size, images)
+  loss_fn = LOSSES[loss]
+  lower = tf.maximum(images - eps_b, 0.0)
+  upper = tf.minimum(images + eps_b, 1.0)
+
+  if random_start:
+    if index is None:
+      index = tf.range(batch, dtype=tf.int64)
+    noise = per_example_uniform(tf.shape(images), index, step, salt, seed)
+    x_adv = images + (2.0 * noise - 1.0) * eps_b
+    x_adv = tf.clip_by_value(x_adv, lower, upper)
+  else:
+    x_adv = images
+
+  def body(i, x):
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      per_example = loss_fn(logits_fn(x), labels)
+      total = tf.reduce_sum(per_example)
+    grad = tape.gradient(total, x)
+    x = x + step_b * tf.sign(grad)
+    x = tf.clip_by_value(x, lower, upper)  # Project to the ball and [0, 1].
+    return i + 1, x
+
+  _, x_adv = tf.while_loop(lambda i, _: i < steps, body, (tf.constant(0), x_adv),
+                           maximum_iterations=steps)
+  return tf.stop_gradient(x_adv)
+
+
+def is_correct(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+  """[B] bool: argmax(logits) == label."""
+  return tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32),
+                  tf.cast(labels, tf.int32))

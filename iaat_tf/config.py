@@ -1,0 +1,177 @@
+"""The typed run configuration, and its validation.
+
+`main.py` builds one `Config` from absl FLAGS (in `flags_config.py`); every
+library module receives the part it needs as a frozen dataclass and never
+reads FLAGS. `validate()` turns every bad setting into a `ConfigError` with a
+one-line message before anything is written to disk.
+"""
+
+import dataclasses
+from typing import Optional, Tuple
+
+DATASETS = ("digits", "mnist", "cifar10", "cifar100", "imagenet2012", "npz")
+MODELS = ("small_cnn", "wide_resnet", "resnet50")
+METHODS = ("standard", "pgd_at", "iaat", "iaat_cheap")
+STRATEGIES = ("default", "mirrored", "multi_worker")
+BN_MODES = ("inference", "train")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+class ConfigError(ValueError):
+  """A user-facing configuration problem; its message is one line."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+  dataset: str = "digits"
+  data_dir: Optional[str] = None
+  npz_path: Optional[str] = None
+  download: bool = False
+  holdout_fraction: float = 0.2
+  augment: bool = False
+  batch_size: int = 128
+  eval_batch_size: int = 256
+  shuffle_buffer: int = 10_000
+  max_train_examples: int = 0  # 0: all
+  max_eval_examples: int = 0  # 0: all
+  image_size: int = 224  # ImageNet only.
+  seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  name: str = "small_cnn"
+  depth: int = 28
+  width: int = 10
+  sync_batchnorm: bool = False
+  dropout: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackConfig:
+  """PGD used during training (k steps, step = max(eps * ratio, min_step))."""
+  steps: int = 10
+  step_ratio: float = 0.2
+  min_step: float = 2.0 / 255
+  random_start: bool = True
+  bn_mode: str = "inference"  # BatchNorm mode while attacking.
+  jit_compile: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodConfig:
+  """The training method and IAAT's radius schedule (ALGORITHM.md)."""
+  method: str = "iaat"
+  eps: float = 8.0 / 255  # PGD-AT radius; IAAT's warmup radius eps_w.
+  warmup_epochs: int = 10
+  gamma: float = 1.9 / 255
+  beta: float = 0.1  # Weight of the newly selected radius in the EMA.
+  eps_max: float = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  epochs: int = 10
+  optimizer: str = "sgd"
+  learning_rate: float = 0.1
+  momentum: float = 0.9
+  weight_decay: float = 5e-4
+  lr_boundaries: Tuple[int, ...] = ()  # epochs at which lr *= lr_decay
+  lr_decay: float = 0.2
+  strategy: str = "default"
+  num_virtual_devices: int = 0  # >0: split the CPU into N devices (tests).
+  precision: str = "float32"
+  steps_per_execution: int = 1
+  checkpoint_every_steps: int = 0  # 0: checkpoint at each epoch end only.
+  verbose: int = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+  eps: float = 8.0 / 255
+  steps: int = 10
+  step_size: float = 2.0 / 255
+  every_epochs: int = 1
+  max_examples: int = 1000  # per-epoch PGD evaluation subset.
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  output_dir: str
+  data: DataConfig = DataConfig()
+  model: ModelConfig = ModelConfig()
+  attack: AttackConfig = AttackConfig()
+  method: MethodConfig = MethodConfig()
+  train: TrainConfig = TrainConfig()
+  eval: EvalConfig = EvalConfig()
+  seed: int = 0
+  export: bool = True
+
+  def to_dict(self):
+    return dataclasses.asdict(self)
+
+
+def _check(condition: bool, message: str) -> None:
+  if not condition:
+    raise ConfigError(message)
+
+
+def _check_eps(name: str, value: float) -> None:
+  _check(0.0 <= value <= 1.0,
+         f"--{name}={value} is out of range: radii are on [0, 1] images, "
+         f"so use 0 <= {name} <= 1 (e.g. 8/255 = {8/255:.5f})")
+
+
+def validate(config: Config) -> Config:
+  """Raises ConfigError with a one-line message for any bad setting."""
+  d, m, a, me, t, e = (config.data, config.model, config.attack,
+                       config.method, config.train, config.eval)
+  _check(bool(config.output_dir), "--output_dir is required")
+  _check(d.dataset in DATASETS,
+         f"unknown --dataset={d.dataset!r}; choose one of {', '.join(DATASETS)}")
+  _check(m.name in MODELS,
+         f"unknown --model={m.name!r}; choose one of {', '.join(MODELS)}")
+  _check(me.method in METHODS,
+         f"unknown --method={me.method!r}; choose one of {', '.join(METHODS)}")
+  _check(t.strategy in STRATEGIES,
+         f"unknown --strategy={t.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+  _check(a.bn_mode in BN_MODES,
+         f"unknown --attack_bn_mode={a.bn_mode!r}; choose one of {', '.join(BN_MODES)}")
+  _check(t.precision in PRECISIONS,
+         f"unknown --precision={t.precision!r}; choose one of {', '.join(PRECISIONS)}")
+  _check(t.optimizer in ("sgd", "adam"),
+         f"unknown --optimizer={t.optimizer!r}; choose sgd or adam")
+  for name, value in (("eps", me.eps), ("eps_max", me.eps_max),
+                      ("gamma", me.gamma), ("eval_eps", e.eps),
+                      ("pgd_min_step", a.min_step),
+                      ("eval_step_size", e.step_size)):
+    _check_eps(name, value)
+  _check(me.eps <= me.eps_max,
+         f"--eps={me.eps} is larger than --eps_max={me.eps_max}")
+  _check(0.0 <= me.beta <= 1.0, f"--beta={me.beta} must be in [0, 1]")
+  _check(me.warmup_epochs >= 0, "--warmup_epochs must be >= 0")
+  _check(a.steps >= 1, f"--pgd_steps={a.steps} must be >= 1")
+  _check(e.steps >= 1, f"--eval_pgd_steps={e.steps} must be >= 1")
+  _check(a.step_ratio > 0, f"--pgd_step_ratio={a.step_ratio} must be > 0")
+  _check(t.epochs >= 1, f"--epochs={t.epochs} must be >= 1")
+  _check(t.learning_rate > 0, f"--learning_rate={t.learning_rate} must be > 0")
+  _check(d.batch_size >= 1 and d.eval_batch_size >= 1,
+         "--batch_size and --eval_batch_size must be >= 1")
+  _check(0.0 < d.holdout_fraction < 1.0,
+         f"--holdout_fraction={d.holdout_fraction} must be in (0, 1)")
+  _check(all(b > 0 for b in t.lr_boundaries) and
+         list(t.lr_boundaries) == sorted(t.lr_boundaries),
+         f"--lr_boundaries={list(t.lr_boundaries)} must be increasing positive epochs")
+  _check(t.steps_per_execution >= 1, "--steps_per_execution must be >= 1")
+  _check(t.num_virtual_devices >= 0, "--num_virtual_devices must be >= 0")
+  _check(m.depth >= 10 and ((m.depth - 4) % 6 == 0 or (m.depth - 2) % 6 == 0),
+         f"--wrn_depth={m.depth}: WideResNet depth must be 6n+4 (28, 34) "
+         "or Madry's 6n+2 naming (32)")
+  _check(m.width >= 1, "--wrn_width must be >= 1")
+  if d.dataset == "npz":
+    _check(bool(d.npz_path), "--dataset=npz needs --npz_path=FILE.npz")
+  if d.dataset in ("mnist", "cifar10", "cifar100", "imagenet2012"):
+    _check(bool(d.data_dir) or d.download,
+           f"--dataset={d.dataset} reads tfds data: pass --data_dir=DIR "
+           "(or --download to let tfds fetch it)")
+  return config
