@@ -25,6 +25,7 @@ class ConfigError(ValueError):
 class DataConfig:
   dataset: str = "digits"
   data_dir: Optional[str] = None
+  manual_dir: Optional[str] = None  # ImageNet's downloaded tar files.
   npz_path: Optional[str] = None
   download: bool = False
   holdout_fraction: float = 0.2
@@ -82,7 +83,7 @@ class TrainConfig:
   num_virtual_devices: int = 0  # >0: split the CPU into N devices (tests).
   precision: str = "float32"
   steps_per_execution: int = 1
-  checkpoint_every_steps: int = 0  # 0: checkpoint at each epoch end only.
+  keep_checkpoints: int = 3
   verbose: int = 2
 
 

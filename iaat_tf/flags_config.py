@@ -1,0 +1,138 @@
+"""Command-line flags and the one place that turns them into a `Config`.
+
+Radii accept fractions, e.g. `--eps=8/255`. Only `main.py` (and tests of it)
+import this module; library code receives a `Config`.
+"""
+
+from absl import flags
+
+from iaat_tf import config as cfg
+from iaat_tf.config import ConfigError
+
+_D = cfg.DataConfig()
+_M = cfg.ModelConfig()
+_A = cfg.AttackConfig()
+_ME = cfg.MethodConfig()
+_T = cfg.TrainConfig()
+_E = cfg.EvalConfig()
+
+# Run.
+flags.DEFINE_string("output_dir", None, "Directory for checkpoints, SavedModel, results.")
+flags.DEFINE_integer("seed", 0, "Global seed (weights, shuffling, attack noise).")
+flags.DEFINE_bool("export", True, "Export the classifier as a SavedModel at the end.")
+# Data.
+flags.DEFINE_string("dataset", _D.dataset, f"One of {', '.join(cfg.DATASETS)}.")
+flags.DEFINE_string("data_dir", None, "tfds data directory (mnist/cifar/imagenet).")
+flags.DEFINE_string("manual_dir", None, "tfds manual_dir (ImageNet tar files).")
+flags.DEFINE_string("npz_path", None, "For --dataset=npz: file with x, y[, x_test, y_test].")
+flags.DEFINE_bool("download", False, "Let tfds download/prepare missing data.")
+flags.DEFINE_float("holdout_fraction", _D.holdout_fraction, "Test fraction held out (digits, npz without a test split).")
+flags.DEFINE_bool("augment", _D.augment, "Pad-4 random crop + horizontal flip (CIFAR-style).")
+flags.DEFINE_integer("batch_size", _D.batch_size, "Global training batch size.")
+flags.DEFINE_integer("eval_batch_size", _D.eval_batch_size, "Global evaluation batch size.")
+flags.DEFINE_integer("shuffle_buffer", _D.shuffle_buffer, "Shuffle buffer (examples).")
+flags.DEFINE_integer("max_train_examples", 0, "Use only the first N training examples (0: all).")
+flags.DEFINE_integer("max_eval_examples", 0, "Use only the first N test examples (0: all).")
+flags.DEFINE_integer("image_size", _D.image_size, "ImageNet crop size.")
+# Model.
+flags.DEFINE_string("model", _M.name, f"One of {', '.join(cfg.MODELS)}.")
+flags.DEFINE_integer("wrn_depth", _M.depth, "WideResNet depth (28, 32, 34).")
+flags.DEFINE_integer("wrn_width", _M.width, "WideResNet widening factor.")
+flags.DEFINE_bool("sync_batchnorm", _M.sync_batchnorm, "Synchronise BatchNorm statistics across replicas.")
+flags.DEFINE_float("dropout", _M.dropout, "WideResNet dropout rate.")
+# Method.
+flags.DEFINE_string("method", _ME.method, f"One of {', '.join(cfg.METHODS)}.")
+flags.DEFINE_string("eps", "8/255", "PGD-AT radius; IAAT warmup radius eps_w.")
+flags.DEFINE_integer("warmup_epochs", _ME.warmup_epochs, "IAAT: epochs at uniform eps before adapting.")
+flags.DEFINE_string("gamma", "1.9/255", "IAAT: radius step.")
+flags.DEFINE_float("beta", _ME.beta, "IAAT: weight of the new radius in eps <- beta*new + (1-beta)*old.")
+flags.DEFINE_string("eps_max", "1", "IAAT: upper clip of every radius.")
+# Training attack.
+flags.DEFINE_integer("pgd_steps", _A.steps, "PGD steps (k) in training attacks.")
+flags.DEFINE_float("pgd_step_ratio", _A.step_ratio, "PGD step = max(eps * ratio, pgd_min_step).")
+flags.DEFINE_string("pgd_min_step", "2/255", "Smallest PGD step size.")
+flags.DEFINE_bool("pgd_random_start", _A.random_start, "Uniform random start in the eps ball.")
+flags.DEFINE_string("attack_bn_mode", _A.bn_mode, "BatchNorm mode while attacking: inference (default) or train (authors' code).")
+flags.DEFINE_bool("jit_compile", _A.jit_compile, "XLA-compile the per-replica PGD function.")
+# Optimisation and devices.
+flags.DEFINE_integer("epochs", _T.epochs, "Training epochs.")
+flags.DEFINE_string("optimizer", _T.optimizer, "sgd or adam.")
+flags.DEFINE_float("learning_rate", _T.learning_rate, "Initial learning rate.")
+flags.DEFINE_float("momentum", _T.momentum, "SGD momentum.")
+flags.DEFINE_float("weight_decay", _T.weight_decay, "Weight decay (0: none).")
+flags.DEFINE_list("lr_boundaries", [], "Epochs at which lr *= lr_decay, e.g. 70,90,100.")
+flags.DEFINE_float("lr_decay", _T.lr_decay, "Learning-rate factor at each boundary.")
+flags.DEFINE_string("strategy", _T.strategy, f"One of {', '.join(cfg.STRATEGIES)}.")
+flags.DEFINE_integer("num_virtual_devices", 0, "Split the CPU into N logical devices (testing mirrored).")
+flags.DEFINE_string("precision", _T.precision, f"One of {', '.join(cfg.PRECISIONS)}.")
+flags.DEFINE_integer("steps_per_execution", _T.steps_per_execution, "Train steps per tf.function call.")
+flags.DEFINE_integer("keep_checkpoints", _T.keep_checkpoints, "Checkpoints kept.")
+flags.DEFINE_integer("verbose", _T.verbose, "Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch.")
+# Evaluation.
+flags.DEFINE_string("eval_eps", "8/255", "Radius of the PGD evaluation.")
+flags.DEFINE_integer("eval_pgd_steps", _E.steps, "PGD steps in evaluation.")
+flags.DEFINE_string("eval_step_size", "2/255", "PGD step size in evaluation.")
+flags.DEFINE_integer("eval_every_epochs", _E.every_epochs, "Validate every N epochs.")
+flags.DEFINE_integer("eval_max_examples", _E.max_examples, "Test examples in the per-epoch validation.")
+
+
+def parse_radius(name: str, text: str) -> float:
+  """'8/255' or '0.03' -> float; ConfigError naming the flag otherwise."""
+  try:
+    if "/" in str(text):
+      num, den = str(text).split("/")
+      return float(num) / float(den)
+    return float(text)
+  except (ValueError, ZeroDivisionError):
+    raise ConfigError(f"--{name}={text!r} is not a number or fraction like 8/255") from None
+
+
+def _int_list(name: str, values) -> tuple:
+  try:
+    return tuple(int(v) for v in values)
+  except ValueError:
+    raise ConfigError(f"--{name}={','.join(values)} must be comma-separated integers") from None
+
+
+def config_from_flags(f: flags.FlagValues = flags.FLAGS) -> cfg.Config:
+  """Builds and validates the run's `Config` from parsed flags."""
+  if not f.output_dir:
+    raise ConfigError("--output_dir is required")
+  config = cfg.Config(
+      output_dir=f.output_dir,
+      seed=f.seed,
+      export=f.export,
+      data=cfg.DataConfig(
+          dataset=f.dataset, data_dir=f.data_dir, manual_dir=f.manual_dir,
+          npz_path=f.npz_path, download=f.download,
+          holdout_fraction=f.holdout_fraction, augment=f.augment,
+          batch_size=f.batch_size, eval_batch_size=f.eval_batch_size,
+          shuffle_buffer=f.shuffle_buffer,
+          max_train_examples=f.max_train_examples,
+          max_eval_examples=f.max_eval_examples, image_size=f.image_size,
+          seed=f.seed),
+      model=cfg.ModelConfig(name=f.model, depth=f.wrn_depth, width=f.wrn_width,
+                            sync_batchnorm=f.sync_batchnorm, dropout=f.dropout),
+      attack=cfg.AttackConfig(
+          steps=f.pgd_steps, step_ratio=f.pgd_step_ratio,
+          min_step=parse_radius("pgd_min_step", f.pgd_min_step),
+          random_start=f.pgd_random_start, bn_mode=f.attack_bn_mode,
+          jit_compile=f.jit_compile),
+      method=cfg.MethodConfig(
+          method=f.method, eps=parse_radius("eps", f.eps),
+          warmup_epochs=f.warmup_epochs, gamma=parse_radius("gamma", f.gamma),
+          beta=f.beta, eps_max=parse_radius("eps_max", f.eps_max)),
+      train=cfg.TrainConfig(
+          epochs=f.epochs, optimizer=f.optimizer, learning_rate=f.learning_rate,
+          momentum=f.momentum, weight_decay=f.weight_decay,
+          lr_boundaries=_int_list("lr_boundaries", f.lr_boundaries),
+          lr_decay=f.lr_decay, strategy=f.strategy,
+          num_virtual_devices=f.num_virtual_devices, precision=f.precision,
+          steps_per_execution=f.steps_per_execution,
+          keep_checkpoints=f.keep_checkpoints, verbose=f.verbose),
+      eval=cfg.EvalConfig(
+          eps=parse_radius("eval_eps", f.eval_eps), steps=f.eval_pgd_steps,
+          step_size=parse_radius("eval_step_size", f.eval_step_size),
+          every_epochs=f.eval_every_epochs, max_examples=f.eval_max_examples),
+  )
+  return cfg.validate(config)

@@ -1,0 +1,166 @@
+"""Training plumbing: devices, distribution strategy, optimizer, callbacks.
+
+Checkpoints (`tf.train.CheckpointManager`) hold the classifier, the optimizer
+(with its step counter), the eps table and the number of finished epochs, so
+a killed run restarted with the same flags resumes where it stopped.
+"""
+
+import os
+import time
+from typing import Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from iaat_tf.config import ConfigError, TrainConfig
+
+
+def configure_devices(config: TrainConfig) -> None:
+  """Splits the CPU into `num_virtual_devices` logical devices (for tests).
+
+  Must run before TensorFlow initialises its devices; if it already has,
+  enough logical CPUs must exist.
+  """
+  n = config.num_virtual_devices
+  if n <= 0:
+    return
+  cpus = tf.config.list_physical_devices("CPU")
+  try:
+    tf.config.set_logical_device_configuration(
+        cpus[0], [tf.config.LogicalDeviceConfiguration()] * n)
+  except RuntimeError:
+    have = len(tf.config.list_logical_devices("CPU"))
+    if have < n:
+      raise ConfigError(f"--num_virtual_devices={n}: TensorFlow already started "
+                        f"with {have} CPU device(s)") from None
+
+
+def make_strategy(config: TrainConfig) -> tf.distribute.Strategy:
+  """`default` (one device), `mirrored` (local GPUs or virtual CPUs), `multi_worker`."""
+  if config.strategy == "default":
+    return tf.distribute.get_strategy()
+  if config.strategy == "mirrored":
+    gpus = tf.config.list_logical_devices("GPU")
+    if gpus:
+      return tf.distribute.MirroredStrategy()
+    cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+    return tf.distribute.MirroredStrategy(cpus)
+  if config.strategy == "multi_worker":
+    return tf.distribute.MultiWorkerMirroredStrategy()
+  raise ConfigError(f"unknown strategy {config.strategy!r}")
+
+
+def set_precision(config: TrainConfig) -> None:
+  """Global Keras dtype policy; attacks and eps stay float32 regardless."""
+  keras.mixed_precision.set_global_policy(config.precision)
+
+
+def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+  """SGD+momentum (or Adam) with lr *= lr_decay at each boundary epoch."""
+  lr = config.learning_rate
+  if config.lr_boundaries:
+    boundaries = [int(b) * steps_per_epoch for b in config.lr_boundaries]
+    values = [lr * config.lr_decay ** i for i in range(len(boundaries) + 1)]
+    lr = keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+  wd = config.weight_decay or None
+  if config.optimizer == "sgd":
+    return keras.optimizers.SGD(lr, momentum=config.momentum, weight_decay=wd)
+  return keras.optimizers.Adam(lr, weight_decay=wd)
+
+
+def make_checkpoint(trainer) -> tf.train.Checkpoint:
+  """Everything needed to resume: weights, optimizer, eps table, epoch."""
+  return tf.train.Checkpoint(classifier=trainer.classifier,
+                             optimizer=trainer.optimizer,
+                             eps_table=trainer.eps_table,
+                             epoch=trainer.epoch)
+
+
+def restore_latest(trainer, manager: tf.train.CheckpointManager) -> int:
+  """Restores the newest checkpoint, if any; returns the finished epochs."""
+  if not manager.latest_checkpoint:
+    return 0
+  trainer.optimizer.build(trainer.classifier.trainable_variables)
+  manager.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+  return int(trainer.epoch.numpy())
+
+
+class EpochCallback(keras.callbacks.Callback):
+  """Tells the trainer which epoch runs (IAAT's warmup depends on it)."""
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self.model.epoch.assign(epoch)
+
+
+class CheckpointCallback(keras.callbacks.Callback):
+  """Saves a checkpoint (with the eps table) at the end of every epoch."""
+
+  def __init__(self, manager: tf.train.CheckpointManager, is_chief: bool = True):
+    super().__init__()
+    self.manager = manager
+    self.is_chief = is_chief
+
+  def on_epoch_end(self, epoch, logs=None):
+    self.model.epoch.assign(epoch + 1)  # Finished epochs.
+    self.manager.save(checkpoint_number=epoch + 1)
+
+
+class EpsTableLogger(keras.callbacks.Callback):
+  """Per-epoch eps-table statistics in the logs and a TensorBoard histogram."""
+
+  def __init__(self, logdir: Optional[str]):
+    super().__init__()
+    self.writer = tf.summary.create_file_writer(logdir) if logdir else None
+
+  def on_epoch_end(self, epoch, logs=None):
+    table = self.model.eps_table.numpy()
+    if logs is not None:
+      logs["eps_table_mean"] = float(table.mean())
+      logs["eps_table_zero_frac"] = float((table == 0).mean())
+    if self.writer is not None:
+      with self.writer.as_default(step=epoch + 1):
+        tf.summary.histogram("eps_table", table)
+        tf.summary.scalar("eps_table_mean", float(table.mean()))
+      self.writer.flush()
+
+
+class EpochTimer(keras.callbacks.Callback):
+  """Adds the epoch's wall time and training images/s to the logs."""
+
+  def __init__(self, examples_per_epoch: int):
+    super().__init__()
+    self.examples_per_epoch = examples_per_epoch
+    self._start = 0.0
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self._start = time.perf_counter()
+
+  def on_epoch_end(self, epoch, logs=None):
+    seconds = time.perf_counter() - self._start
+    if logs is not None:
+      logs["epoch_seconds"] = seconds
+      logs["images_per_second"] = self.examples_per_epoch / max(seconds, 1e-9)
+
+
+def history_to_lists(history: dict) -> dict:
+  """Keras History.history -> JSON-able {key: [float, ...]}."""
+  return {k: [float(np.asarray(v)) for v in vs] for k, vs in history.items()}
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+  """True unless this is a non-chief worker of a multi-worker strategy."""
+  resolver = getattr(strategy, "cluster_resolver", None)
+  if resolver is None or not resolver.cluster_spec().as_dict():
+    return True
+  return resolver.task_type in (None, "chief") or (
+      resolver.task_type == "worker" and resolver.task_id == 0 and
+      "chief" not in resolver.cluster_spec().as_dict())
+
+
+def worker_dir(output_dir: str, strategy: tf.distribute.Strategy, name: str) -> str:
+  """Chief writes to output_dir/name; other workers to a scratch twin."""
+  if is_chief(strategy):
+    return os.path.join(output_dir, name)
+  resolver = strategy.cluster_resolver
+  return os.path.join(output_dir, f".worker{resolver.task_id}", name)
