@@ -4,6 +4,8 @@ Radii accept fractions, e.g. `--eps=8/255`. Only `main.py` (and tests of it)
 import this module; library code receives a `Config`.
 """
 
+import os
+
 from absl import flags
 
 from iaat_tf import config as cfg
@@ -94,17 +96,21 @@ def _int_list(name: str, values) -> tuple:
     raise ConfigError(f"--{name}={','.join(values)} must be comma-separated integers") from None
 
 
+def _path(value):
+  return os.path.expanduser(value) if value else value
+
+
 def config_from_flags(f: flags.FlagValues = flags.FLAGS) -> cfg.Config:
   """Builds and validates the run's `Config` from parsed flags."""
   if not f.output_dir:
     raise ConfigError("--output_dir is required")
   config = cfg.Config(
-      output_dir=f.output_dir,
+      output_dir=_path(f.output_dir),
       seed=f.seed,
       export=f.export,
       data=cfg.DataConfig(
-          dataset=f.dataset, data_dir=f.data_dir, manual_dir=f.manual_dir,
-          npz_path=f.npz_path, download=f.download,
+          dataset=f.dataset, data_dir=_path(f.data_dir), manual_dir=_path(f.manual_dir),
+          npz_path=_path(f.npz_path), download=f.download,
           holdout_fraction=f.holdout_fraction, augment=f.augment,
           batch_size=f.batch_size, eval_batch_size=f.eval_batch_size,
           shuffle_buffer=f.shuffle_buffer,

@@ -1,0 +1,151 @@
+"""AdversarialTrainer: eps-table bookkeeping and 1 vs 2 replicas.
+
+The table tests freeze the classifier (learning rate 0) and switch off the
+random start, so the expected radius of every example can be computed
+independently of batching; shuffling then checks that each update lands at
+its example's index.
+"""
+
+import dataclasses
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from iaat_tf import adaptive_model, attacks, models
+from iaat_tf.config import AttackConfig, MethodConfig
+
+N, SHAPE, CLASSES = 48, (6, 6, 1), 3
+
+
+def _arrays(seed=0):
+  rng = np.random.RandomState(seed)
+  x = rng.rand(N, *SHAPE).astype(np.float32)
+  y = rng.randint(0, CLASSES, N).astype(np.int64)
+  return x, y
+
+
+def _dataset(x, y, batch, shuffle_seed):
+  ds = tf.data.Dataset.from_tensor_slices(({"image": x, "index": np.arange(N)}, y))
+  return ds.shuffle(N, seed=shuffle_seed).batch(batch, drop_remainder=True)
+
+
+def _classifier(seed=0):
+  keras.utils.set_random_seed(seed)
+  return keras.Sequential([keras.Input(SHAPE), keras.layers.Flatten(),
+                           keras.layers.Dense(CLASSES)])
+
+
+class _SetEpoch(keras.callbacks.Callback):
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self.model.epoch.assign(epoch)
+
+
+def _frozen_trainer(method, warmup=1):
+  trainer = adaptive_model.AdversarialTrainer(
+      _classifier(), N,
+      MethodConfig(method=method, eps=0.05, warmup_epochs=warmup, gamma=0.02,
+                   beta=0.5, eps_max=0.5),
+      AttackConfig(steps=3, step_ratio=0.25, min_step=0.01, random_start=False))
+  trainer.compile(optimizer=keras.optimizers.SGD(0.0))
+  return trainer
+
+
+def _clean_correct(trainer, x, y):
+  return attacks.is_correct(trainer.classifier(x, training=False), y).numpy()
+
+
+def test_warmup_writes_eps_w_for_clean_correct_at_the_right_index():
+  x, y = _arrays()
+  trainer = _frozen_trainer("iaat", warmup=1)
+  trainer.fit(_dataset(x, y, 8, shuffle_seed=3), epochs=1, verbose=0,
+              callbacks=[_SetEpoch()])
+  expected = 0.05 * _clean_correct(trainer, x, y)
+  np.testing.assert_allclose(trainer.eps_table.numpy(), expected, atol=1e-7)
+  assert 0 < expected.sum() < 0.05 * N  # A mix of S+ and S-.
+
+
+@pytest.mark.parametrize("method", ["iaat", "iaat_cheap"])
+def test_adaptive_epoch_updates_land_at_shuffled_indices(method):
+  x, y = _arrays()
+  trainer = _frozen_trainer(method, warmup=1)
+  trainer.fit(_dataset(x, y, 8, shuffle_seed=5), epochs=2, verbose=0,
+              callbacks=[_SetEpoch()])
+  clean_ok = _clean_correct(trainer, x, y)
+  stored = tf.constant(0.05 * clean_ok, tf.float32)  # Table after warmup.
+  index = tf.range(N, dtype=tf.int64)
+  if method == "iaat":
+    expected = trainer.select_eps_algorithm2(
+        x, y, index, stored, tf.constant(clean_ok), tf.constant(0, tf.int64))
+  else:
+    x_adv = trainer._attack(x, y, stored * clean_ok, index,
+                            tf.constant(0, tf.int64), 0)
+    x_train = np.where(clean_ok[:, None, None, None], x_adv.numpy(), x)
+    # With lr 0, the training forward equals the classifier (no BatchNorm).
+    failed = attacks.is_correct(trainer.classifier(x_train, training=True), y)
+    expected = trainer.select_eps_cheap(stored, failed, tf.constant(clean_ok))
+  table = trainer.eps_table.numpy()
+  np.testing.assert_allclose(table, expected.numpy(), atol=1e-6)
+  # The rule moved radii both ways from the warmup value, per example.
+  moved = table - stored.numpy()
+  assert (moved > 1e-6).any() and (moved < -1e-6).any()
+  assert np.all(table[~clean_ok] == 0.0)  # S-: radius 0 (with beta smoothing of 0).
+
+
+def test_select_eps_cheap_rule_and_clipping():
+  trainer = _frozen_trainer("iaat_cheap")
+  stored = tf.constant([0.1, 0.1, 0.49, 0.0])
+  failed = tf.constant([True, False, True, False])
+  clean_ok = tf.constant([True, True, True, False])
+  got = trainer.select_eps_cheap(stored, failed, clean_ok).numpy()
+  # beta = 0.5: halfway between stored and stored +/- gamma (0.02); clipped
+  # at eps_max = 0.5; clean-misclassified -> new 0.
+  np.testing.assert_allclose(got, [0.11, 0.09, 0.5, 0.0], atol=1e-6)
+
+
+def test_call_ignores_the_index_and_accepts_plain_images():
+  trainer = _frozen_trainer("iaat")
+  x, _ = _arrays()
+  a = trainer({"image": x, "index": np.arange(N)}).numpy()
+  b = trainer(x).numpy()
+  np.testing.assert_allclose(a, b)
+
+
+def _train_on_strategy(strategy, method, x, y):
+  with strategy.scope():
+    keras.utils.set_random_seed(0)
+    classifier = models.small_cnn(SHAPE, CLASSES, (0.5,), (0.25,))
+    trainer = adaptive_model.AdversarialTrainer(
+        classifier, N,
+        MethodConfig(method=method, eps=0.1, warmup_epochs=1, gamma=0.03,
+                     beta=0.5, eps_max=0.3),
+        AttackConfig(steps=3, step_ratio=0.25, min_step=0.01, random_start=True),
+        seed=3)
+    trainer.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
+  trainer.fit(_dataset(x, y, 16, shuffle_seed=11), epochs=3, verbose=0,
+              callbacks=[_SetEpoch()])
+  return trainer.eps_table.numpy(), [w.numpy() for w in classifier.weights]
+
+
+@pytest.mark.parametrize("method", ["iaat", "iaat_cheap", "pgd_at"])
+def test_one_and_two_replicas_give_the_same_eps_table_and_weights(method):
+  devices = tf.config.list_logical_devices("CPU")
+  assert len(devices) >= 2, "conftest.py should configure 2 logical CPUs"
+  x, y = _arrays(seed=4)
+  one = tf.distribute.OneDeviceStrategy(devices[0].name)
+  two = tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+  assert two.num_replicas_in_sync == 2
+  table1, weights1 = _train_on_strategy(one, method, x, y)
+  table2, weights2 = _train_on_strategy(two, method, x, y)
+  np.testing.assert_allclose(table1, table2, atol=1e-6)
+  for w1, w2 in zip(weights1, weights2):
+    np.testing.assert_allclose(w1, w2, atol=1e-5)
+  if method != "pgd_at":
+    assert (table1 > 0).any()  # The table really was written.
+  # The weights really moved (the comparison is not vacuous).
+  with one.scope():
+    keras.utils.set_random_seed(0)
+    init = models.small_cnn(SHAPE, CLASSES, (0.5,), (0.25,)).weights
+  assert max(np.abs(a.numpy() - b).max() for a, b in zip(init, weights1)) > 1e-3

@@ -1,0 +1,135 @@
+"""`python -m iaat_tf.main`: end to end, every flagfile, and bad input."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from absl import flags
+from absl.testing import flagsaver
+
+from iaat_tf import flags_config, main
+
+FLAGS = flags.FLAGS
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FLAGFILES = sorted(glob.glob(os.path.join(REPO, "flags", "*.flags")))
+
+
+def test_main_end_to_end_on_mock_cifar10(tmp_path):
+  out = str(tmp_path / "run")
+  with tfds.testing.mock_data(num_examples=64):
+    with flagsaver.flagsaver(
+        dataset="cifar10", data_dir=str(tmp_path), model="small_cnn",
+        method="iaat", eps="8/255", warmup_epochs=1, gamma="2/255", epochs=2,
+        batch_size=16, eval_batch_size=32, pgd_steps=2, eval_pgd_steps=2,
+        eval_max_examples=32, output_dir=out, verbose=0):
+      main.main(["iaat_tf.main"])
+
+  results = json.load(open(os.path.join(out, "results.json")))
+  assert results["method"] == "iaat" and results["dataset"] == "cifar10"
+  assert results["num_train"] == 64 and results["epochs"] == 2
+  for key in ("clean_accuracy", "pgd_accuracy"):
+    assert 0.0 <= results["final"][key] <= 1.0
+  assert results["final"]["pgd_accuracy"] <= results["final"]["clean_accuracy"]
+  assert len(results["history"]["loss"]) == 2
+  assert "val_pgd_acc" in results["history"]
+  config = json.load(open(os.path.join(out, "config.json")))
+  assert config["method"]["method"] == "iaat"
+
+  # The checkpoint holds the eps table (and the optimizer and epoch).
+  ckpt = tf.train.latest_checkpoint(os.path.join(out, "checkpoints"))
+  reader = tf.train.load_checkpoint(ckpt)
+  names = reader.get_variable_to_shape_map()
+  table_key = next(k for k in names if k.startswith("eps_table"))
+  saved_table = reader.get_tensor(table_key)
+  np.testing.assert_array_equal(saved_table, np.load(os.path.join(out, "eps_table.npy")))
+  assert saved_table.shape == (64,) and (saved_table > 0).any()
+  assert any(k.startswith("optimizer") for k in names)
+  assert reader.get_tensor(next(k for k in names if k.startswith("epoch"))) == 2
+  labels = np.load(os.path.join(out, "train_labels.npy"))
+  assert labels.shape == (64,)
+
+  # The SavedModel serves logits on [0, 1] images.
+  loaded = tf.saved_model.load(os.path.join(out, "saved_model"))
+  images = tf.random.uniform([5, 32, 32, 3], seed=1)
+  logits = loaded.serve(images)
+  assert logits.shape == (5, 10) and logits.dtype == tf.float32
+  signature = loaded.signatures["serving_default"]
+  np.testing.assert_allclose(list(signature(images=images).values())[0], logits,
+                             atol=1e-5)
+
+
+@pytest.mark.parametrize("path", FLAGFILES, ids=os.path.basename)
+def test_every_flagfile_parses_into_a_valid_config(path, monkeypatch):
+  monkeypatch.chdir(REPO)  # Flagfiles may include others by relative path.
+  with flagsaver.flagsaver():
+    FLAGS(["iaat_tf.main", f"--flagfile={path}"])
+    config = flags_config.config_from_flags(FLAGS)
+  assert config.output_dir.startswith("runs/")
+  assert 0 < config.method.eps <= config.method.eps_max
+
+
+def test_flagfiles_cover_the_documented_experiments():
+  names = {os.path.basename(p) for p in FLAGFILES}
+  assert {"quickstart.flags", "cifar10_wrn_pgd_at.flags", "cifar10_wrn_iaat.flags",
+          "cifar100_wrn_iaat.flags", "imagenet_resnet50_iaat.flags"} <= names
+
+
+def _run_main(args, tmp_path):
+  env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3")
+  return subprocess.run([sys.executable, "-m", "iaat_tf.main", *args],
+                        cwd=str(tmp_path), env=env, capture_output=True,
+                        text=True, timeout=300)
+
+
+def _bad_npz(tmp_path):
+  path = tmp_path / "bad.npz"
+  np.savez(path, x=np.zeros([10, 4, 4, 3], np.uint8), y=np.zeros([7], np.int64))
+  return str(path)
+
+
+BAD_INPUTS = {
+    "unknown_dataset": (["--dataset=cifar11"], "unknown --dataset='cifar11'"),
+    "unknown_model": (["--model=vgg"], "unknown --model='vgg'"),
+    "unknown_method": (["--method=trades"], "unknown --method='trades'"),
+    "eps_out_of_range": (["--eps=300/255", "--eps_max=2"], "out of range"),
+    "eps_not_a_number": (["--eps=eight"], "not a number or fraction"),
+    "negative_gamma": (["--gamma=-0.1"], "out of range"),
+    "missing_data_dir": (["--dataset=cifar10", "--data_dir=/nonexistent/tfds"],
+                         "--data_dir=/nonexistent/tfds does not exist"),
+    "no_data_dir": (["--dataset=cifar10"], "pass --data_dir"),
+    "missing_flagfile": (["--flagfile=nope.flags"], "Unable to open flagfile"),
+    "unknown_flag": (["--epochz=3"], "Unknown command line flag 'epochz'"),
+    "bad_int": (["--epochs=ten"], "--epochs=ten"),
+    "missing_output_dir": (["--output_dir="], "--output_dir is required"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_INPUTS))
+def test_bad_input_is_one_clear_line_and_exit_2(name, tmp_path):
+  args, message = BAD_INPUTS[name]
+  out = tmp_path / "out"
+  result = _run_main([f"--output_dir={out}", "--epochs=1", *args], tmp_path)
+  assert result.returncode == 2, result.stderr
+  lines = [l for l in result.stderr.strip().splitlines() if l.startswith("iaat_tf")]
+  assert len(lines) == 1 and lines[0].startswith("iaat_tf: error: "), result.stderr
+  assert message in lines[0]
+  assert not out.exists()  # Nothing half-written.
+
+
+def test_malformed_flagfile_and_bad_npz(tmp_path):
+  flagfile = tmp_path / "bad.flags"
+  flagfile.write_text("--dataset=digits\nepochs 3\n")
+  result = _run_main([f"--flagfile={flagfile}", f"--output_dir={tmp_path / 'o1'}"],
+                     tmp_path)
+  assert result.returncode == 2 and "epochs 3" in result.stderr
+  assert not (tmp_path / "o1").exists()
+  result = _run_main(["--dataset=npz", f"--npz_path={_bad_npz(tmp_path)}",
+                      f"--output_dir={tmp_path / 'o2'}"], tmp_path)
+  assert result.returncode == 2 and "one label per image" in result.stderr
+  assert not (tmp_path / "o2").exists()
