@@ -125,10 +125,16 @@ class AdversarialTrainer(keras.Model):
   def write_eps(self, index, new_eps):
     """Scatter this step's radii into the table, the same on every replica.
 
-    In a replica context the (index, eps) pairs of all replicas are gathered
-    in a cross-replica `merge_call` (`strategy.gather`), then scatter-updated
-    into the ONLY_FIRST_REPLICA table, which mirrors the update to every
-    device: no replica's updates are lost and the copies never diverge.
+    In a replica context the (index, eps) pairs of all replicas are collected
+    in a cross-replica `merge_call` and scatter-updated into the
+    ONLY_FIRST_REPLICA table, which mirrors the update to every local device:
+    no replica's updates are lost and the copies never diverge. On one worker
+    the local replicas' values are simply concatenated
+    (`experimental_local_results`, no collective); with several workers
+    (MultiWorkerMirroredStrategy) they are all-gathered across workers with
+    `strategy.gather`, a cross-replica collective that every worker issues at
+    the same point of the step. Indices are unique within a global batch, so
+    the order of the gathered pairs does not matter.
     """
     ctx = tf.distribute.get_replica_context()
     index = tf.cast(index, tf.int64)
@@ -138,8 +144,13 @@ class AdversarialTrainer(keras.Model):
       return
 
     def merge_fn(strategy, per_replica_index, per_replica_eps):
-      all_index = tf.concat(strategy.experimental_local_results(per_replica_index), 0)
-      all_eps = tf.concat(strategy.experimental_local_results(per_replica_eps), 0)
+      local_replicas = len(strategy.extended.worker_devices)
+      if local_replicas < strategy.num_replicas_in_sync:  # Several workers.
+        all_index = strategy.gather(per_replica_index, axis=0)
+        all_eps = strategy.gather(per_replica_eps, axis=0)
+      else:
+        all_index = tf.concat(strategy.experimental_local_results(per_replica_index), 0)
+        all_eps = tf.concat(strategy.experimental_local_results(per_replica_eps), 0)
       self.eps_table.scatter_update(tf.IndexedSlices(all_eps, all_index))
 
     ctx.merge_call(merge_fn, args=(index, new_eps))

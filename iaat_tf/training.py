@@ -5,6 +5,7 @@ Checkpoints (`tf.train.CheckpointManager`) hold the classifier, the optimizer
 a killed run restarted with the same flags resumes where it stopped.
 """
 
+import json
 import os
 import time
 from typing import Optional
@@ -36,8 +37,50 @@ def configure_devices(config: TrainConfig) -> None:
                         f"with {have} CPU device(s)") from None
 
 
+class _KerasMultiWorkerStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+  """MultiWorkerMirroredStrategy whose `reduce` accepts what Keras 3 passes.
+
+  Keras 3.15's `fit`/`evaluate` call `strategy.reduce("MEAN", v, axis=0)` on
+  every scalar per-replica log value, and `strategy.reduce("MEAN", batch)` on
+  the nested first batch (to build the model); the stock multi-worker
+  strategy rejects both (a scalar has no axis 0; it reduces single tensors
+  only). Here rank-0 values are reduced with `axis=None` (their mean over all
+  replicas, as MirroredStrategy gives) and nested structures leaf by leaf.
+  """
+
+  def reduce(self, reduce_op, value, axis):
+    def reduce_one(v):
+      first = v.values[0] if isinstance(v, tf.distribute.DistributedValues) else v
+      rank = getattr(getattr(first, "shape", None), "rank", None)
+      return super(_KerasMultiWorkerStrategy, self).reduce(
+          reduce_op, v, None if rank == 0 else axis)
+    return tf.nest.map_structure(reduce_one, value)
+
+
+def _check_tf_config() -> None:
+  """A malformed TF_CONFIG becomes a one-line ConfigError."""
+  text = os.environ.get("TF_CONFIG", "")
+  if not text:
+    return
+  try:
+    spec = json.loads(text)
+  except ValueError:
+    raise ConfigError("TF_CONFIG is not valid JSON") from None
+  if not isinstance(spec, dict):
+    raise ConfigError("TF_CONFIG must be a JSON object with 'cluster' and 'task'")
+  cluster, task = spec.get("cluster") or {}, spec.get("task") or {}
+  if cluster and (task.get("type") not in cluster or
+                  not 0 <= int(task.get("index", 0)) < len(cluster[task["type"]])):
+    raise ConfigError(f"TF_CONFIG task {task} is not in its cluster {sorted(cluster)}")
+
+
 def make_strategy(config: TrainConfig) -> tf.distribute.Strategy:
-  """`default` (one device), `mirrored` (local GPUs or virtual CPUs), `multi_worker`."""
+  """`default` (one device), `mirrored` (local GPUs or virtual CPUs), `multi_worker`.
+
+  `multi_worker` reads the cluster from the TF_CONFIG environment variable
+  (one process per worker, each with its own task; without TF_CONFIG it is a
+  one-worker cluster). It must be created before other TensorFlow ops run.
+  """
   if config.strategy == "default":
     return tf.distribute.get_strategy()
   if config.strategy == "mirrored":
@@ -47,7 +90,8 @@ def make_strategy(config: TrainConfig) -> tf.distribute.Strategy:
     cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
     return tf.distribute.MirroredStrategy(cpus)
   if config.strategy == "multi_worker":
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    _check_tf_config()
+    return _KerasMultiWorkerStrategy()
   raise ConfigError(f"unknown strategy {config.strategy!r}")
 
 

@@ -1,0 +1,326 @@
+"""APGD (Croce & Hein, 2020): L-inf Auto-PGD with per-example radii, for evaluation.
+
+APGD is PGD without a step-size hyper-parameter: it starts with a step of
+2 * eps, adds momentum (alpha = 0.75), and at checkpoints halves the step of
+every example whose loss stopped improving, restarting it from its best point.
+It is the first attack of AutoAttack, and much harder to fool by gradient
+masking than fixed-step PGD. Two losses are offered:
+
+* "ce": cross-entropy (APGD-CE).
+* "dlr": the Difference of Logits Ratio (APGD-DLR), shift and scale invariant
+  in the logits: -(z_y - max_{j != y} z_j) / (z_pi1 - z_pi3 + 1e-12), where
+  z_pi1 >= z_pi2 >= z_pi3 are the sorted logits (needs >= 3 classes).
+
+Everything is TensorFlow graph math on a `logits_fn(images) -> logits`
+callable (run the classifier in inference mode), as in `attacks.py`: images are
+float32 NHWC in [0, 1], `eps` is one radius per example ([B]). The loop is a
+`tf.while_loop` over a fixed number of iterations, usable inside `tf.function`
+and XLA; `make_apgd_fn` builds a reusable (optionally jit-compiled) function.
+
+Checkpoints follow the reference implementation (AutoAttack's `apgd-pt`), in
+integer iterations: the first window is max(int(0.22 n), 1) iterations, each
+next window is 0.03 n shorter, but at least max(int(0.06 n), 1) — that is,
+p_0 = 0, p_1 = 0.22, p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06).
+At a checkpoint an example's step is halved (and it restarts from its best
+point) if fewer than rho = 0.75 of the steps in the window raised its loss, or
+if neither its step size nor its best loss changed since the last checkpoint.
+"""
+
+from typing import Callable, NamedTuple
+
+import tensorflow as tf
+
+from iaat_tf import attacks
+
+LogitsFn = attacks.LogitsFn
+LossFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+
+MOMENTUM = 0.75
+RHO = 0.75
+
+
+def dlr_loss(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+  """Per-example DLR loss (Croce & Hein 2020, Eq. 6); needs >= 3 classes.
+
+  Positive exactly when the example is misclassified; invariant to shifting
+  and (positive) scaling of the logits.
+  """
+  logits = tf.cast(logits, tf.float32)
+  labels = tf.cast(labels, tf.int32)
+  num_classes = logits.shape[-1]
+  if num_classes is not None and num_classes < 3:
+    raise ValueError(f"The DLR loss needs >= 3 classes, got {num_classes}.")
+  top, top_index = tf.math.top_k(logits, k=3)
+  true_logit = tf.gather(logits, labels[:, None], batch_dims=1)[:, 0]
+  true_is_top = tf.equal(top_index[:, 0], labels)
+  best_other = tf.where(true_is_top, top[:, 1], top[:, 0])
+  return -(true_logit - best_other) / (top[:, 0] - top[:, 2] + 1e-12)
+
+
+LOSSES: dict[str, LossFn] = {"ce": attacks.cross_entropy_loss, "dlr": dlr_loss}
+
+
+class ApgdResult(NamedTuple):
+  """What one APGD call found, per example.
+
+  adversarial: [B, H, W, C] a misclassified point if one was found, else the
+    highest-loss point; always within the example's eps ball and [0, 1].
+  robust: [B] bool, True iff every point APGD visited (the random start
+    included) was classified correctly.
+  best_loss: [B] the highest loss seen.
+  """
+  adversarial: tf.Tensor
+  robust: tf.Tensor
+  best_loss: tf.Tensor
+
+
+def checkpoint_schedule(n_iter: int, p_init: float = 0.22,
+                        p_decrease: float = 0.03,
+                        p_min: float = 0.06) -> list[tuple[int, int]]:
+  """The (iteration, window length) of every checkpoint, 0-based iterations.
+
+  The check after iteration `i` looks at the `window` iterations since the
+  previous checkpoint (AutoAttack's n_iter_2, size_decr and n_iter_min).
+  """
+  window = max(int(p_init * n_iter), 1)
+  min_window = max(int(p_min * n_iter), 1)
+  decrease = max(int(p_decrease * n_iter), 1)
+  schedule = []
+  i = window - 1
+  while i < n_iter:
+    schedule.append((i, window))
+    window = max(window - decrease, min_window)
+    i += window
+  return schedule
+
+
+def _loss_fn(loss: str) -> LossFn:
+  if loss not in LOSSES:
+    raise ValueError(f"Unknown APGD loss {loss!r}; expected one of {sorted(LOSSES)}.")
+  return LOSSES[loss]
+
+
+def _where_rows(cond: tf.Tensor, a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+  """Per-example select: row b of `a` where cond[b], else of `b`."""
+  return tf.where(attacks.broadcast_eps(tf.cast(cond, a.dtype), a) > 0, a, b)
+
+
+def _random_start(images: tf.Tensor, eps_b: tf.Tensor, index: tf.Tensor,
+                  step: tf.Tensor | int, salt: int, seed: int) -> tf.Tensor:
+  """The reference start: x + eps * t / max|t|, t uniform in [-1, 1]."""
+  t = 2.0 * attacks.per_example_uniform(tf.shape(images), index, step, salt,
+                                        seed) - 1.0
+  t_max = tf.reduce_max(tf.abs(tf.reshape(t, [tf.shape(t)[0], -1])), axis=1)
+  t_max = attacks.broadcast_eps(tf.maximum(t_max, 1e-12), images)
+  return images + eps_b * t / t_max
+
+
+def _single_run(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
+                eps: tf.Tensor, *, n_iter: int, loss_fn: LossFn, rho: float,
+                random_start: bool, index: tf.Tensor, step: tf.Tensor | int,
+                salt: int, seed: int) -> ApgdResult:
+  """One APGD run (no restarts); see the module docstring."""
+  eps_b = attacks.broadcast_eps(eps, images)
+  lower = tf.maximum(images - eps_b, 0.0)
+  upper = tf.minimum(images + eps_b, 1.0)
+  x0 = images
+  if random_start:
+    x0 = _random_start(images, eps_b, index, step, salt, seed)
+  x0 = tf.clip_by_value(x0, lower, upper)
+
+  def loss_grad_correct(x):
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      logits = logits_fn(x)
+      per_example = loss_fn(logits, labels)
+    grad = tape.gradient(tf.reduce_sum(per_example), x)
+    if grad is None:  # Logits independent of the input.
+      grad = tf.zeros_like(x)
+    return per_example, grad, attacks.is_correct(logits, labels)
+
+  loss0, grad0, correct0 = loss_grad_correct(x0)
+  # Per iteration: the number of loss increases below which to halve the
+  # step (rho * window) at a checkpoint, or -1 for no checkpoint.
+  thresholds = [-1.0] * n_iter
+  for i, window in checkpoint_schedule(n_iter):
+    thresholds[i] = rho * window
+  thresholds = tf.constant(thresholds, tf.float32)
+
+  def body(i, x, x_old, grad, step_size, x_best, grad_best, loss_best,
+           x_best_adv, robust, loss_prev, increases, loss_best_last,
+           reduced_last):
+    alpha = tf.where(i > 0, MOMENTUM, 1.0)
+    step_b = attacks.broadcast_eps(step_size, images)
+    momentum = x - x_old
+    z = tf.clip_by_value(x + step_b * tf.sign(grad), lower, upper)
+    x_new = tf.clip_by_value(x + alpha * (z - x) + (1.0 - alpha) * momentum,
+                             lower, upper)
+    loss, grad_new, correct = loss_grad_correct(x_new)
+
+    x_best_adv = _where_rows(correct, x_best_adv, x_new)
+    robust = tf.logical_and(robust, correct)
+    improved = loss > loss_best
+    x_best = _where_rows(improved, x_new, x_best)
+    grad_best = _where_rows(improved, grad_new, grad_best)
+    loss_best = tf.where(improved, loss, loss_best)
+    increases += tf.cast(loss > loss_prev, tf.float32)
+
+    threshold = thresholds[i]
+    is_check = threshold >= 0.0
+    oscillating = increases < threshold
+    stalled = tf.logical_and(tf.logical_not(reduced_last),
+                             loss_best_last >= loss_best)
+    reduce = tf.logical_and(is_check, tf.logical_or(oscillating, stalled))
+    step_size = tf.where(reduce, step_size * 0.5, step_size)
+    x_next = _where_rows(reduce, x_best, x_new)
+    grad_next = _where_rows(reduce, grad_best, grad_new)
+    reduced_last = tf.where(is_check, reduce, reduced_last)
+    loss_best_last = tf.where(is_check, loss_best, loss_best_last)
+    increases = tf.where(is_check, tf.zeros_like(increases), increases)
+    return (i + 1, x_next, x, grad_next, step_size, x_best, grad_best,
+            loss_best, x_best_adv, robust, loss, increases, loss_best_last,
+            reduced_last)
+
+  state = (tf.constant(0), x0, x0, grad0, 2.0 * eps, x0, grad0, loss0, x0,
+           correct0, loss0, tf.zeros_like(loss0), loss0,
+           tf.ones_like(correct0))
+  state = tf.while_loop(lambda i, *_: i < n_iter, body, state,
+                        maximum_iterations=n_iter)
+  x_best, loss_best, x_best_adv, robust = state[5], state[7], state[8], state[9]
+  adversarial = _where_rows(robust, x_best, x_best_adv)
+  return ApgdResult(tf.stop_gradient(adversarial), robust,
+                    tf.stop_gradient(loss_best))
+
+
+def _merge(old: ApgdResult, new: ApgdResult) -> ApgdResult:
+  """Keeps a misclassified point if either run found one, else the higher loss."""
+  take_new = tf.logical_and(
+      old.robust,
+      tf.logical_or(tf.logical_not(new.robust), new.best_loss > old.best_loss))
+  return ApgdResult(_where_rows(take_new, new.adversarial, old.adversarial),
+                    tf.logical_and(old.robust, new.robust),
+                    tf.maximum(old.best_loss, new.best_loss))
+
+
+def apgd_attack_details(logits_fn: LogitsFn,
+                        images: tf.Tensor,
+                        labels: tf.Tensor,
+                        eps: tf.Tensor,
+                        *,
+                        n_iter: int = 100,
+                        loss: str = "ce",
+                        restarts: int = 1,
+                        rho: float = RHO,
+                        random_start: bool = True,
+                        index: tf.Tensor | None = None,
+                        step: tf.Tensor | int = 0,
+                        salt: int = 0,
+                        seed: int = 0) -> ApgdResult:
+  """APGD inside each example's L-inf ball; graph-compatible, no tf.function.
+
+  Args:
+    logits_fn: images -> logits (run the classifier in inference mode).
+    images: [B, H, W, C] float32 in [0, 1].
+    labels: [B] int class ids.
+    eps: [B] per-example radii (a scalar is broadcast); 0 leaves the row as is.
+    n_iter: iterations per run (the reference uses 100).
+    loss: "ce" (APGD-CE) or "dlr" (APGD-DLR, >= 3 classes).
+    restarts: independent runs from different random starts; an example is
+      robust only if it survives all of them.
+    rho: the fraction of loss increases per window below which the step is
+      halved.
+    random_start: start at a random corner-scaled point of the ball (noise
+      keyed by `index`); False starts at the clean image.
+    index: [B] stable example ids for the noise (default: batch position).
+    step, salt, seed: mixed into the noise (see `attacks.per_example_uniform`);
+      restart r uses salt + 7919 * r.
+
+  Returns:
+    An `ApgdResult`; `adversarial` is within each eps ball and [0, 1].
+  """
+  if n_iter < 1 or restarts < 1:
+    raise ValueError(f"n_iter and restarts must be >= 1, got {n_iter}, {restarts}.")
+  loss_fn = _loss_fn(loss)
+  images = tf.convert_to_tensor(images, tf.float32)
+  labels = tf.convert_to_tensor(labels)
+  batch = tf.shape(images)[0]
+  eps = tf.broadcast_to(tf.cast(eps, tf.float32), [batch])
+  if index is None:
+    index = tf.range(batch, dtype=tf.int64)
+  result = None
+  for r in range(restarts):
+    run = _single_run(logits_fn, images, labels, eps, n_iter=n_iter,
+                      loss_fn=loss_fn, rho=rho, random_start=random_start,
+                      index=index, step=step, salt=salt + 7919 * r, seed=seed)
+    result = run if result is None else _merge(result, run)
+  return result
+
+
+ApgdFn = Callable[..., ApgdResult]
+
+
+def make_apgd_fn(logits_fn: LogitsFn,
+                 *,
+                 n_iter: int = 100,
+                 loss: str = "ce",
+                 restarts: int = 1,
+                 rho: float = RHO,
+                 random_start: bool = True,
+                 salt: int = 0,
+                 seed: int = 0,
+                 jit_compile: bool = False) -> ApgdFn:
+  """A reusable `tf.function` (images, labels, eps, index, step) -> ApgdResult.
+
+  Build it once and call it on every batch: it is traced once per input
+  shape (with relaxed shapes after the first retrace), and XLA-compiled when
+  `jit_compile`.
+  """
+  _loss_fn(loss)  # Fail early on a bad name.
+
+  def run(images, labels, eps, index, step):
+    return apgd_attack_details(logits_fn, images, labels, eps, n_iter=n_iter,
+                               loss=loss, restarts=restarts, rho=rho,
+                               random_start=random_start, index=index,
+                               step=step, salt=salt, seed=seed)
+
+  return tf.function(run, jit_compile=jit_compile, reduce_retracing=True)
+
+
+def apgd_attack(logits_fn: LogitsFn,
+                images: tf.Tensor,
+                labels: tf.Tensor,
+                eps: tf.Tensor,
+                *,
+                n_iter: int = 100,
+                loss: str = "ce",
+                restarts: int = 1,
+                rho: float = RHO,
+                random_start: bool = True,
+                index: tf.Tensor | None = None,
+                step: tf.Tensor | int = 0,
+                salt: int = 0,
+                seed: int = 0,
+                jit_compile: bool = False) -> tf.Tensor:
+  """APGD adversarial images (see `apgd_attack_details` for the arguments).
+
+  Called eagerly (or with `jit_compile`) the attack runs as a one-off
+  `tf.function`; inside a `tf.function` it is inlined. For many batches,
+  prefer `make_apgd_fn`, which traces once.
+
+  Returns:
+    [B, H, W, C]: a misclassified point where one was found, else the
+    highest-loss point, with |x_adv - x| <= eps per example and in [0, 1].
+    Gradients do not flow back through the attack.
+  """
+  images = tf.convert_to_tensor(images, tf.float32)
+  if index is None:
+    index = tf.range(tf.shape(images)[0], dtype=tf.int64)
+  if tf.executing_eagerly() or jit_compile:
+    fn = make_apgd_fn(logits_fn, n_iter=n_iter, loss=loss, restarts=restarts,
+                      rho=rho, random_start=random_start, salt=salt, seed=seed,
+                      jit_compile=jit_compile)
+    return fn(images, labels, eps, index, step).adversarial
+  return apgd_attack_details(logits_fn, images, labels, eps, n_iter=n_iter,
+                             loss=loss, restarts=restarts, rho=rho,
+                             random_start=random_start, index=index, step=step,
+                             salt=salt, seed=seed).adversarial

@@ -1,0 +1,248 @@
+"""Clean vs robust accuracy across trainings (the paper's key comparison).
+
+Library:
+  runs = collect_runs(["runs/iaat", "runs/pgd_at_8"])
+  csv_path, png_path = write_pareto(runs, "runs/report")
+
+CLI (globs allowed; a glob keeps only the directories with a results.json):
+  python -m iaat_tf.pareto --runs 'runs/*' --out_dir runs/report
+
+A run's robust accuracy is the `worst_case` accuracy of its robustness curve
+at the final eval eps when results.json has one, else `final.pgd_accuracy`.
+Errors (e.g. a missing results.json) are reported by the CLI as one line on
+stderr with exit code 2. Importing this module defines no absl flags.
+"""
+
+import csv
+import glob
+import json
+import math
+import os
+import sys
+import tempfile
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from iaat_tf import plots
+
+SCALE = 255.0
+CSV_FIELDS = ("name", "method", "train_eps", "clean_accuracy",
+              "robust_accuracy", "on_front")
+_STYLES = {  # method -> (marker, colour)
+    "iaat": ("o", "tab:red"),
+    "iaat_cheap": ("D", "tab:orange"),
+    "pgd_at": ("s", "tab:blue"),
+    "standard": ("^", "tab:gray"),
+}
+_EPS_MATCH_TOL = 1e-6
+
+
+def _number(value: Any, what: str, run_dir: str) -> float:
+  if isinstance(value, bool) or not isinstance(value, (int, float)):
+    raise ValueError(f"{run_dir}: results.json field {what} is not a number: "
+                     f"{value!r}")
+  return float(value)
+
+
+def _robust_accuracy(results: dict, eval_eps: float,
+                     run_dir: str) -> tuple[float, str]:
+  """(robust accuracy, source) for one run; see the module docstring."""
+  robustness = results.get("robustness")
+  if isinstance(robustness, dict):
+    for point in robustness.get("curve") or []:
+      if (isinstance(point, dict) and "worst_case" in point
+          and abs(float(point.get("eps", math.nan)) - eval_eps)
+          <= _EPS_MATCH_TOL):
+        return _number(point["worst_case"], "robustness.curve.worst_case",
+                       run_dir), "worst_case"
+  return _number(results["final"]["pgd_accuracy"], "final.pgd_accuracy",
+                 run_dir), "pgd_accuracy"
+
+
+def read_run(run_dir: str, name: Optional[str] = None) -> dict:
+  """One run's summary from `<run_dir>/results.json` (see `collect_runs`)."""
+  path = os.path.join(run_dir, "results.json")
+  if not os.path.isfile(path):
+    raise ValueError(f"{run_dir}: no results.json")
+  try:
+    with open(path) as f:
+      results = json.load(f)
+  except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    raise ValueError(f"{run_dir}: malformed results.json: {e}") from None
+  try:
+    final = results["final"]
+    clean = _number(final["clean_accuracy"], "final.clean_accuracy", run_dir)
+    eval_eps = _number(final.get("eval_eps", math.nan), "final.eval_eps",
+                       run_dir)
+    robust, source = _robust_accuracy(results, eval_eps, run_dir)
+    return {
+        "name": name or os.path.basename(os.path.normpath(run_dir)),
+        "method": str(results["method"]),
+        "train_eps": _number(results.get("train_eps", 0.0), "train_eps",
+                             run_dir),
+        "clean_accuracy": clean,
+        "robust_accuracy": robust,
+        "robust_source": source,
+        "eval_eps": eval_eps,
+        "run_dir": run_dir,
+    }
+  except (KeyError, TypeError, AttributeError) as e:
+    raise ValueError(f"{run_dir}: malformed results.json (missing or bad "
+                     f"field {e})") from None
+
+
+def collect_runs(run_dirs: Sequence[str]) -> list[dict]:
+  """Reads each run directory's results.json.
+
+  Returns one dict per run: name (directory basename; the normalised path
+  when two runs share a basename), method, train_eps, clean_accuracy,
+  robust_accuracy, robust_source ("worst_case" | "pgd_accuracy"), eval_eps,
+  run_dir. Raises ValueError naming the directory when results.json is
+  missing or malformed.
+  """
+  if not run_dirs:
+    raise ValueError("no run directories given")
+  basenames = [os.path.basename(os.path.normpath(d)) for d in run_dirs]
+  runs = []
+  for run_dir, base in zip(run_dirs, basenames):
+    name = base if basenames.count(base) == 1 else os.path.normpath(run_dir)
+    runs.append(read_run(run_dir, name))
+  return runs
+
+
+def pareto_front(points: Sequence[Sequence[float]]) -> list[int]:
+  """Indices of the non-dominated points, maximising both coordinates.
+
+  `points` is a sequence of (x, y) pairs. A point is dominated when another
+  is >= in both coordinates and > in at least one; equal points are all kept.
+  Points with NaN are never on the front. Indices are sorted by x, then y.
+  """
+  pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+  front = []
+  for i, (x, y) in enumerate(pts):
+    if np.isnan(x) or np.isnan(y):
+      continue
+    others = np.delete(pts, i, axis=0)
+    dominated = np.any((others[:, 0] >= x) & (others[:, 1] >= y)
+                       & ((others[:, 0] > x) | (others[:, 1] > y)))
+    if not dominated:
+      front.append(i)
+  return sorted(front, key=lambda i: (pts[i, 0], pts[i, 1]))
+
+
+def point_label(run: dict) -> str:
+  """Plot label of a run: method and train eps x255 (none for standard)."""
+  if run["method"] == "standard":
+    return "standard"
+  return f"{run['method']} {run['train_eps'] * SCALE:.3g}"
+
+
+def _write_csv(runs: Sequence[dict], front: set, path: str) -> str:
+  directory = os.path.dirname(os.path.abspath(path))
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".pareto.", suffix=".tmp")
+  try:
+    with os.fdopen(fd, "w", newline="") as f:
+      writer = csv.writer(f)
+      writer.writerow(CSV_FIELDS)
+      for i, run in enumerate(runs):
+        writer.writerow([run["name"], run["method"], repr(run["train_eps"]),
+                         repr(run["clean_accuracy"]),
+                         repr(run["robust_accuracy"]), int(i in front)])
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+  return path
+
+
+def _plot(runs: Sequence[dict], front: list[int], path: str) -> str:
+  plt = plots.plt
+  fig, ax = plt.subplots(figsize=(7.0, 5.0))
+  seen = set()
+  for run in runs:
+    marker, color = _STYLES.get(run["method"], ("x", "black"))
+    label = None if run["method"] in seen else run["method"]
+    seen.add(run["method"])
+    ax.scatter(run["robust_accuracy"], run["clean_accuracy"], marker=marker,
+               color=color, s=50, label=label, zorder=3)
+    ax.annotate(point_label(run),
+                (run["robust_accuracy"], run["clean_accuracy"]),
+                textcoords="offset points", xytext=(5, 4), fontsize=8)
+  if front:
+    ax.plot([runs[i]["robust_accuracy"] for i in front],
+            [runs[i]["clean_accuracy"] for i in front], "-", color="black",
+            alpha=0.5, linewidth=1.2, label="Pareto front", zorder=2)
+  ax.set_xlabel("robust accuracy (worst case / PGD at eval eps)")
+  ax.set_ylabel("clean accuracy")
+  ax.grid(alpha=0.3)
+  ax.set_title("Clean vs robust accuracy")
+  ax.legend(fontsize=8)
+  return plots.save_figure(fig, path)
+
+
+def write_pareto(runs: Sequence[dict], out_dir: str) -> tuple[str, str]:
+  """Writes `pareto.csv` and `pareto.png` to `out_dir`; returns both paths."""
+  if not runs:
+    raise ValueError("no runs to compare")
+  os.makedirs(out_dir, exist_ok=True)
+  front = pareto_front([(r["robust_accuracy"], r["clean_accuracy"])
+                        for r in runs])
+  csv_path = _write_csv(runs, set(front), os.path.join(out_dir, "pareto.csv"))
+  png_path = _plot(runs, front, os.path.join(out_dir, "pareto.png"))
+  return csv_path, png_path
+
+
+def expand_run_args(spec: str) -> list[str]:
+  """Comma-separated dirs/globs -> run dirs (globs keep dirs with results)."""
+  run_dirs = []
+  for item in (s.strip() for s in spec.split(",")):
+    if not item:
+      continue
+    if glob.has_magic(item):
+      matches = sorted(
+          d for d in glob.glob(item)
+          if os.path.isfile(os.path.join(d, "results.json")))
+      if not matches:
+        raise ValueError(f"{item}: glob matches no run directory with a "
+                         "results.json")
+      run_dirs.extend(matches)
+    else:
+      run_dirs.append(item)
+  if not run_dirs:
+    raise ValueError("--runs is empty")
+  return list(dict.fromkeys(run_dirs))  # De-duplicate, keep order.
+
+
+def _define_flags() -> None:
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  flags.DEFINE_string("runs", None,
+                      "Comma-separated run directories or globs "
+                      "(e.g. 'runs/*').")
+  flags.DEFINE_string("out_dir", None, "Where to write pareto.csv/.png.")
+
+
+def main(argv: Sequence[str]) -> None:
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  flags_ = flags.FLAGS
+  try:
+    if len(argv) > 1:
+      raise ValueError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if not flags_.runs:
+      raise ValueError("--runs is required")
+    if not flags_.out_dir:
+      raise ValueError("--out_dir is required")
+    runs = collect_runs(expand_run_args(flags_.runs))
+    csv_path, png_path = write_pareto(runs, flags_.out_dir)
+  except (ValueError, OSError) as e:
+    print(f"pareto: error: {e}".replace("\n", " "), file=sys.stderr)
+    sys.exit(2)
+  print(csv_path)
+  print(png_path)
+
+
+if __name__ == "__main__":
+  from absl import app  # pylint: disable=g-import-not-at-top
+  _define_flags()
+  app.run(main)

@@ -1,0 +1,342 @@
+"""Robust-accuracy curves (PGD, APGD-CE, APGD-DLR, worst case) and masking checks.
+
+`evaluate_robustness` attacks every example of a dataset at several L-inf
+radii and accumulates per-example correctness masks, so the worst case (an
+example survives *every* attack at that radius) is exact, not a bound.
+Following AutoAttack's convention, an example counts as robust to an attack
+only if it is also classified correctly when clean, so no attack accuracy can
+exceed the clean accuracy.
+
+`gradient_masking_report` reads a report and lists the usual signs that the
+attacks were fooled by the model (obfuscated gradients) rather than the model
+being robust.
+"""
+
+import dataclasses
+import math
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from iaat_tf import apgd
+from iaat_tf import attacks
+
+LogitsFn = attacks.LogitsFn
+ProgressFn = Callable[[int, Optional[int]], None]  # (batches done, total or None)
+
+WORST_CASE = "worst_case"
+_PGD_SALT = 101
+_APGD_SALT = {"ce": 211, "dlr": 307}
+
+
+@dataclasses.dataclass
+class RobustnessPoint:
+  """Accuracies at one radius.
+
+  accuracies: attack name ("pgd_ce", "pgd_margin", "apgd_ce", "apgd_dlr", ...)
+    -> accuracy in [0, 1].
+  worst_case: the fraction correct when clean and under every attack.
+  correct: attack name (and "worst_case") -> [N] bool per-example masks, in
+    dataset order; not part of `to_dict`.
+  """
+  eps: float
+  accuracies: dict[str, float]
+  worst_case: float
+  correct: dict[str, np.ndarray] = dataclasses.field(default_factory=dict,
+                                                     repr=False)
+
+  def to_dict(self) -> dict[str, float]:
+    return {"eps": float(self.eps),
+            **{k: float(v) for k, v in self.accuracies.items()},
+            WORST_CASE: float(self.worst_case)}
+
+
+@dataclasses.dataclass
+class RobustnessReport:
+  """The result of `evaluate_robustness`.
+
+  clean_correct and index are [N] per-example arrays in dataset order (index
+  is the dataset's "index" feature, or the position in the stream); they are
+  not part of `to_dict`.
+  """
+  clean_accuracy: float
+  num_examples: int
+  curve: list[RobustnessPoint]
+  clean_correct: np.ndarray = dataclasses.field(
+      default_factory=lambda: np.zeros([0], bool), repr=False)
+  index: np.ndarray = dataclasses.field(
+      default_factory=lambda: np.zeros([0], np.int64), repr=False)
+
+  def to_dict(self) -> dict[str, Any]:
+    """JSON-serialisable: {"clean_accuracy", "num_examples", "curve": [...]}."""
+    return {"clean_accuracy": float(self.clean_accuracy),
+            "num_examples": int(self.num_examples),
+            "curve": [point.to_dict() for point in self.curve]}
+
+
+def _split_inputs(x: Any, offset: int) -> tuple[tf.Tensor, tf.Tensor]:
+  """(images, index) from an image batch or a {"image", "index"} dict."""
+  if isinstance(x, Mapping):
+    images = tf.convert_to_tensor(x["image"], tf.float32)
+    index = x.get("index")
+  else:
+    images, index = tf.convert_to_tensor(x, tf.float32), None
+  if index is None:
+    index = tf.range(offset, offset + tf.shape(images)[0], dtype=tf.int64)
+  return images, tf.cast(index, tf.int64)
+
+
+def _total_batches(dataset: tf.data.Dataset,
+                   max_batches: Optional[int]) -> Optional[int]:
+  """The number of batches to evaluate, or None when unknown."""
+  cardinality = int(dataset.cardinality())
+  known = cardinality if cardinality >= 0 else None
+  if max_batches is None:
+    return known
+  return max_batches if known is None else min(known, max_batches)
+
+
+def _make_pgd_fn(logits_fn: LogitsFn, *, loss: str, steps: int,
+                 step_size: Optional[float], seed: int,
+                 jit_compile: bool) -> Callable[..., tf.Tensor]:
+  """tf.function (images, labels, eps, index, restart) -> [B] bool correct.
+
+  The step is `step_size`, or 2.5 * eps / steps per example when None.
+  """
+
+  def run(images, labels, eps, index, restart):
+    size = (eps * (2.5 / steps) if step_size is None
+            else tf.fill(tf.shape(eps), tf.cast(step_size, tf.float32)))
+    x_adv = attacks.pgd_attack(logits_fn, images, labels, eps, steps=steps,
+                               step_size=size, random_start=True, index=index,
+                               step=restart, salt=_PGD_SALT, seed=seed,
+                               loss=loss)
+    return attacks.is_correct(logits_fn(x_adv), labels)
+
+  return tf.function(run, jit_compile=jit_compile, reduce_retracing=True)
+
+
+def _make_apgd_fn(logits_fn: LogitsFn, *, loss: str, n_iter: int, seed: int,
+                  jit_compile: bool) -> Callable[..., tf.Tensor]:
+  """tf.function (images, labels, eps, index) -> [B] bool correct."""
+
+  def run(images, labels, eps, index):
+    result = apgd.apgd_attack_details(logits_fn, images, labels, eps,
+                                      n_iter=n_iter, loss=loss, index=index,
+                                      salt=_APGD_SALT[loss], seed=seed)
+    # Robust only if APGD never saw a mistake and its returned point agrees.
+    final = attacks.is_correct(logits_fn(result.adversarial), labels)
+    return tf.logical_and(result.robust, final)
+
+  return tf.function(run, jit_compile=jit_compile, reduce_retracing=True)
+
+
+def _accuracy(mask: np.ndarray) -> float:
+  return float(mask.mean()) if mask.size else 0.0
+
+
+def evaluate_robustness(logits_fn: LogitsFn,
+                        dataset: tf.data.Dataset,
+                        eps_list: Sequence[float],
+                        *,
+                        pgd_steps: int = 10,
+                        pgd_step_size: Optional[float] = None,
+                        restarts: int = 1,
+                        losses: Iterable[str] = ("ce", "margin"),
+                        apgd: bool = True,
+                        apgd_iters: int = 100,
+                        max_batches: Optional[int] = None,
+                        seed: int = 0,
+                        progress: Optional[ProgressFn] = None,
+                        jit_compile: bool = False) -> RobustnessReport:
+  """Clean, PGD, APGD and worst-case accuracy at every radius of `eps_list`.
+
+  Args:
+    logits_fn: images -> logits (run the classifier in inference mode).
+    dataset: batches of (x, label), x an image batch or {"image", "index"}.
+    eps_list: L-inf radii (images in [0, 1]), e.g. [0, 2/255, 4/255, 8/255].
+    pgd_steps: PGD iterations.
+    pgd_step_size: PGD step; default 2.5 * eps / pgd_steps per radius.
+    restarts: PGD random restarts; an example must survive all of them.
+    losses: PGD losses, among attacks.LOSSES ("ce", "margin"); each gives a
+      "pgd_<loss>" column.
+    apgd: also run APGD-CE and APGD-DLR ("apgd_ce", "apgd_dlr" columns; DLR
+      is skipped for fewer than 3 classes).
+    apgd_iters: APGD iterations per attack.
+    max_batches: evaluate at most this many batches (None: all).
+    seed: seeds the attacks' random starts (keyed per example index).
+    progress: called as progress(batches_done, total_or_None) after each
+      batch.
+    jit_compile: XLA-compile the attacks.
+
+  Returns:
+    A `RobustnessReport`, with the per-example masks.
+  """
+  losses = tuple(losses)
+  for loss in losses:
+    if loss not in attacks.LOSSES:
+      raise ValueError(f"Unknown PGD loss {loss!r}; expected one of {sorted(attacks.LOSSES)}.")
+  if pgd_steps < 1 or restarts < 1 or apgd_iters < 1:
+    raise ValueError("pgd_steps, restarts and apgd_iters must be >= 1.")
+  eps_values = [float(e) for e in eps_list]
+  if any(e < 0 or not math.isfinite(e) for e in eps_values):
+    raise ValueError(f"eps must be finite and >= 0, got {eps_values}.")
+
+  pgd_fns = {
+      loss: _make_pgd_fn(logits_fn, loss=loss, steps=pgd_steps,
+                         step_size=pgd_step_size, seed=seed,
+                         jit_compile=jit_compile)
+      for loss in losses}
+  clean_fn = tf.function(
+      lambda images, labels: attacks.is_correct(logits_fn(images), labels),
+      reduce_retracing=True)
+  apgd_fns: dict[str, Callable[..., tf.Tensor]] = {}
+
+  total = _total_batches(dataset, max_batches)
+  clean_masks, index_parts = [], []
+  masks: list[dict[str, list[np.ndarray]]] = [{} for _ in eps_values]
+  offset = 0
+  done = 0
+  for x, labels in dataset:
+    if max_batches is not None and done >= max_batches:
+      break
+    images, index = _split_inputs(x, offset)
+    labels = tf.cast(labels, tf.int64)
+    batch = int(images.shape[0])
+    offset += batch
+    clean = clean_fn(images, labels).numpy()
+    clean_masks.append(clean)
+    index_parts.append(index.numpy())
+    if apgd and not apgd_fns:
+      num_classes = int(logits_fn(images[:1]).shape[-1])
+      apgd_losses = ("ce", "dlr") if num_classes >= 3 else ("ce",)
+      apgd_fns = {loss: _make_apgd_fn(logits_fn, loss=loss, n_iter=apgd_iters,
+                                      seed=seed, jit_compile=jit_compile)
+                  for loss in apgd_losses}
+    for j, eps in enumerate(eps_values):
+      eps_vec = tf.fill([batch], tf.constant(eps, tf.float32))
+      for loss, fn in pgd_fns.items():
+        ok = clean.copy()
+        for r in range(restarts):
+          ok &= fn(images, labels, eps_vec, index,
+                   tf.constant(r, tf.int64)).numpy()
+        masks[j].setdefault(f"pgd_{loss}", []).append(ok)
+      for loss, fn in apgd_fns.items():
+        ok = clean & fn(images, labels, eps_vec, index).numpy()
+        masks[j].setdefault(f"apgd_{loss}", []).append(ok)
+    done += 1
+    if progress is not None:
+      progress(done, total)
+
+  clean_correct = (np.concatenate(clean_masks) if clean_masks
+                   else np.zeros([0], bool))
+  curve = []
+  for eps, parts in zip(eps_values, masks):
+    correct = {name: np.concatenate(p) for name, p in parts.items()}
+    worst = clean_correct.copy()
+    for mask in correct.values():
+      worst &= mask
+    correct[WORST_CASE] = worst
+    curve.append(RobustnessPoint(
+        eps=eps,
+        accuracies={name: _accuracy(m) for name, m in correct.items()
+                    if name != WORST_CASE},
+        worst_case=_accuracy(worst), correct=correct))
+  return RobustnessReport(
+      clean_accuracy=_accuracy(clean_correct),
+      num_examples=int(clean_correct.size), curve=curve,
+      clean_correct=clean_correct,
+      index=(np.concatenate(index_parts) if index_parts
+             else np.zeros([0], np.int64)))
+
+
+def _curve_dicts(report: RobustnessReport | Mapping[str, Any]
+                 ) -> tuple[float, int, list[dict[str, float]]]:
+  """(clean accuracy, number of examples, curve sorted by eps) of either form."""
+  data = report.to_dict() if isinstance(report, RobustnessReport) else report
+  curve = sorted((dict(p) for p in data["curve"]), key=lambda p: p["eps"])
+  return float(data["clean_accuracy"]), int(data["num_examples"]), curve
+
+
+def _accuracy_columns(point: Mapping[str, float]) -> dict[str, float]:
+  return {k: float(v) for k, v in point.items()
+          if k != "eps" and v is not None and math.isfinite(float(v))}
+
+
+def gradient_masking_report(report: RobustnessReport | Mapping[str, Any],
+                            *,
+                            tolerance_examples: int = 1,
+                            apgd_gap: float = 0.02,
+                            large_eps: float = 0.25,
+                            large_eps_max_accuracy: float = 0.05) -> list[str]:
+  """Human-readable signs of gradient masking in a report (empty: none found).
+
+  Accepts a `RobustnessReport` or its `to_dict()` form. The checks:
+
+  1. Attack above clean: an attack's accuracy exceeds the clean accuracy. An
+     attack can only remove correct examples, so this means the attack
+     (not the model) failed. `evaluate_robustness` gates attacks on clean
+     correctness, so this fires on reports from other sources or bugs.
+  2. Non-monotone curve: an accuracy column rises with eps, above its minimum
+     at any smaller eps by more than `tolerance_examples` examples. A larger
+     ball contains the smaller one, so a working attack can only do better.
+  3. APGD weaker than PGD: at some eps, APGD-CE is more than `apgd_gap` above
+     PGD-CE, or the best APGD more than `apgd_gap` above the best PGD. APGD's
+     adaptive step should match or beat fixed-step PGD; a gap suggests a
+     loss surface that fools one step schedule (e.g. noisy gradients).
+  4. Not broken at a huge radius: the largest eps is >= `large_eps` (on
+     [0, 1] images such a ball can turn any image into mid-grey) and the
+     worst-case (else the lowest) accuracy is still above
+     `large_eps_max_accuracy`.
+
+  A worst case far below every single attack is *not* flagged: different
+  attacks finding different examples is normal.
+  """
+  clean, num_examples, curve = _curve_dicts(report)
+  warnings: list[str] = []
+  tol = tolerance_examples / max(num_examples, 1) + 1e-9
+
+  for point in curve:
+    for name, acc in _accuracy_columns(point).items():
+      if acc > clean + 1e-9:
+        warnings.append(
+            f"{name} accuracy {acc:.4f} at eps={point['eps']:.5g} is above the "
+            f"clean accuracy {clean:.4f}: the attack is failing.")
+
+  names = sorted({k for p in curve for k in _accuracy_columns(p)})
+  for name in names:
+    lowest, lowest_eps = None, None
+    for point in curve:
+      acc = _accuracy_columns(point).get(name)
+      if acc is None:
+        continue
+      if lowest is not None and acc > lowest + tol:
+        warnings.append(
+            f"{name} accuracy rises with eps: {acc:.4f} at eps="
+            f"{point['eps']:.5g} > {lowest:.4f} at eps={lowest_eps:.5g}.")
+      if lowest is None or acc < lowest:
+        lowest, lowest_eps = acc, point["eps"]
+
+  for point in curve:
+    cols = _accuracy_columns(point)
+    pgd = {k: v for k, v in cols.items() if k.startswith("pgd_")}
+    apgd_cols = {k: v for k, v in cols.items() if k.startswith("apgd_")}
+    if "apgd_ce" in cols and "pgd_ce" in cols and (
+        cols["apgd_ce"] > cols["pgd_ce"] + apgd_gap):
+      warnings.append(
+          f"APGD-CE ({cols['apgd_ce']:.4f}) is weaker than PGD-CE "
+          f"({cols['pgd_ce']:.4f}) at eps={point['eps']:.5g}.")
+    if pgd and apgd_cols and min(apgd_cols.values()) > min(pgd.values()) + apgd_gap:
+      warnings.append(
+          f"The best APGD ({min(apgd_cols.values()):.4f}) is weaker than the "
+          f"best PGD ({min(pgd.values()):.4f}) at eps={point['eps']:.5g}.")
+
+  if curve and curve[-1]["eps"] >= large_eps:
+    cols = _accuracy_columns(curve[-1])
+    acc = cols.get(WORST_CASE, min(cols.values()) if cols else None)
+    if acc is not None and acc > large_eps_max_accuracy:
+      warnings.append(
+          f"Robust accuracy {acc:.4f} at eps={curve[-1]['eps']:.5g} (>= "
+          f"{large_eps}) is not near 0: the attacks are likely being masked.")
+  return warnings
