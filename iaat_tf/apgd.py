@@ -96,7 +96,8 @@ def checkpoint_schedule(n_iter: int, p_init: float = 0.22,
 
 def _loss_fn(loss: str) -> LossFn:
   if loss not in LOSSES:
-    raise ValueError(f"Unknown APGD loss {loss!r}; expected one of {sorted(LOSSES)}.")
+    raise ValueError(
+        f"Unknown APGD loss {loss!r}; expected one of {sorted(LOSSES)}.")
   return LOSSES[loss]
 
 
@@ -133,7 +134,8 @@ def _single_run(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
       tape.watch(x)
       logits = logits_fn(x)
       per_example = loss_fn(logits, labels)
-    grad = tape.gradient(tf.reduce_sum(per_example), x)
+      total = tf.reduce_sum(per_example)
+    grad = tape.gradient(total, x)
     if grad is None:  # Logits independent of the input.
       grad = tf.zeros_like(x)
     return per_example, grad, attacks.is_correct(logits, labels)
@@ -239,7 +241,8 @@ def apgd_attack_details(logits_fn: LogitsFn,
     An `ApgdResult`; `adversarial` is within each eps ball and [0, 1].
   """
   if n_iter < 1 or restarts < 1:
-    raise ValueError(f"n_iter and restarts must be >= 1, got {n_iter}, {restarts}.")
+    raise ValueError(
+        f"n_iter and restarts must be >= 1, got {n_iter}, {restarts}.")
   loss_fn = _loss_fn(loss)
   images = tf.convert_to_tensor(images, tf.float32)
   labels = tf.convert_to_tensor(labels)

@@ -112,6 +112,17 @@ class Config:
     return dataclasses.asdict(self)
 
 
+def parse_radius(name: str, text: str) -> float:
+  """'8/255' or '0.03' -> float; ConfigError naming the flag otherwise."""
+  try:
+    if "/" in str(text):
+      num, den = str(text).split("/")
+      return float(num) / float(den)
+    return float(text)
+  except (ValueError, ZeroDivisionError):
+    raise ConfigError(f"--{name}={text!r} is not a number or fraction like 8/255") from None
+
+
 def _check(condition: bool, message: str) -> None:
   if not condition:
     raise ConfigError(message)
@@ -176,3 +187,21 @@ def validate(config: Config) -> Config:
            f"--dataset={d.dataset} reads tfds data: pass --data_dir=DIR "
            "(or --download to let tfds fetch it)")
   return config
+
+
+def from_dict(values: dict) -> Config:
+  """Rebuilds a Config from `Config.to_dict()` output (e.g. a run's config.json)."""
+  sections = {"data": DataConfig, "model": ModelConfig, "attack": AttackConfig,
+              "method": MethodConfig, "train": TrainConfig, "eval": EvalConfig}
+  kwargs = {}
+  for key, value in values.items():
+    if key in sections:
+      cls = sections[key]
+      known = {f.name for f in dataclasses.fields(cls)}
+      section = {k: v for k, v in value.items() if k in known}
+      if "lr_boundaries" in section:
+        section["lr_boundaries"] = tuple(section["lr_boundaries"])
+      kwargs[key] = cls(**section)
+    elif key in {f.name for f in dataclasses.fields(Config)}:
+      kwargs[key] = value
+  return Config(**kwargs)

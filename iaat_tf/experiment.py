@@ -16,7 +16,7 @@ accuracy on the test split, exports the classifier as a SavedModel and writes:
   output_dir/results.json     summary (written last, atomically)
 """
 
-import dataclasses
+import csv
 import json
 import math
 import os
@@ -27,7 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from iaat_tf import adaptive_model, data, export, models, training
+from iaat_tf import adaptive_model, data, export, models, plots, training
 from iaat_tf.config import Config, ConfigError, validate
 
 RESUME_KEYS = ("data", "model", "method")
@@ -163,12 +163,14 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
                 "eval_eps": config.eval.eps,
                 "eval_pgd_steps": config.eval.steps},
       "history": history,
-      "eps": eps_stats(eps_table),
   }
   if chief:
+    labels = data.read_train_labels(config.data)[:info.num_train]
     np.save(os.path.join(out, "eps_table.npy"), eps_table)
-    np.save(os.path.join(out, "train_labels.npy"),
-            data.read_train_labels(config.data)[:info.num_train])
+    np.save(os.path.join(out, "train_labels.npy"), labels)
+    results["eps"] = plots.eps_summary(eps_table, labels)
+    results["plots"] = write_run_plots(config, out, eps_table, labels,
+                                       _full_history(out, history))
     if config.export:
       path = export.export_classifier(trainer.classifier,
                                       os.path.join(out, "saved_model"),
@@ -180,11 +182,40 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
   return results
 
 
-def eps_stats(eps_table: np.ndarray) -> dict:
-  """Small JSON summary of the eps table."""
-  t = np.asarray(eps_table, np.float64)
-  if not t.size:
-    return {}
-  return {"mean": float(t.mean()), "median": float(np.median(t)),
-          "min": float(t.min()), "max": float(t.max()),
-          "zero_fraction": float((t == 0).mean())}
+def _full_history(out: str, history: dict) -> dict:
+  """Per-epoch logs of the whole run (history.csv spans resumes)."""
+  path = os.path.join(out, "history.csv")
+  if not os.path.exists(path):
+    return history
+  with open(path) as f:
+    rows = list(csv.DictReader(f))
+  merged = {}
+  for row in rows:
+    for key, value in row.items():
+      if key != "epoch" and value not in (None, ""):
+        merged.setdefault(key, []).append(float(value))
+  return merged or history
+
+
+def write_run_plots(config: Config, out: str, eps_table: np.ndarray,
+                    labels: np.ndarray, history: dict, k: int = 8) -> dict:
+  """PNGs of the eps table and the training curves in output_dir/plots."""
+  plot_dir = os.path.join(out, "plots")
+  os.makedirs(plot_dir, exist_ok=True)
+  written = {}
+  if history:
+    written["history"] = plots.plot_training_history(
+        history, os.path.join(plot_dir, "training_history.png"))
+  if config.method.method in ("iaat", "iaat_cheap") and eps_table.size:
+    written["eps_histogram"] = plots.plot_eps_histogram(
+        eps_table, os.path.join(plot_dir, "eps_histogram.png"),
+        title=f"learned eps ({config.method.method}, {config.data.dataset})",
+        eps_reference=config.method.eps)
+    written["eps_per_class"] = plots.plot_eps_per_class(
+        eps_table, labels, os.path.join(plot_dir, "eps_per_class.png"))
+    smallest, largest = plots.extreme_indices(eps_table, k)
+    ids = np.concatenate([smallest, largest])
+    images, _ = data.train_examples_by_index(config.data, ids)
+    written["eps_extremes"] = plots.plot_eps_extremes_grid(
+        images, eps_table[ids], os.path.join(plot_dir, "eps_extremes.png"), k=k)
+  return written

@@ -36,4 +36,9 @@ def export_classifier(classifier: keras.Model, path: str, image_shape) -> str:
 def load_classifier(path: str):
   """Loads an exported SavedModel; returns images -> logits."""
   loaded = tf.saved_model.load(path)
-  return loaded.serve
+
+  def logits_fn(images):
+    # The closure keeps `loaded` (and so its variables) alive.
+    return loaded.serve(tf.cast(images, tf.float32))
+
+  return logits_fn

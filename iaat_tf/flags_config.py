@@ -9,7 +9,7 @@ import os
 from absl import flags
 
 from iaat_tf import config as cfg
-from iaat_tf.config import ConfigError
+from iaat_tf.config import ConfigError, parse_radius
 
 _D = cfg.DataConfig()
 _M = cfg.ModelConfig()
@@ -76,17 +76,6 @@ flags.DEFINE_integer("eval_pgd_steps", _E.steps, "PGD steps in evaluation.")
 flags.DEFINE_string("eval_step_size", "2/255", "PGD step size in evaluation.")
 flags.DEFINE_integer("eval_every_epochs", _E.every_epochs, "Validate every N epochs.")
 flags.DEFINE_integer("eval_max_examples", _E.max_examples, "Test examples in the per-epoch validation.")
-
-
-def parse_radius(name: str, text: str) -> float:
-  """'8/255' or '0.03' -> float; ConfigError naming the flag otherwise."""
-  try:
-    if "/" in str(text):
-      num, den = str(text).split("/")
-      return float(num) / float(den)
-    return float(text)
-  except (ValueError, ZeroDivisionError):
-    raise ConfigError(f"--{name}={text!r} is not a number or fraction like 8/255") from None
 
 
 def _int_list(name: str, values) -> tuple:

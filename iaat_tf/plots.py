@@ -21,6 +21,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+from matplotlib.ticker import MaxNLocator  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 
 SCALE = 255.0  # Radii are plotted as eps * 255.
@@ -301,7 +302,7 @@ def _history_group(key: str) -> str:
     return "accuracy / fraction"
   if "eps" in key:
     return "eps x 255"
-  return "other"
+  return key  # Anything else (seconds, images/s...) gets its own panel.
 
 
 def plot_training_history(history: Mapping[str, Sequence[float]],
@@ -309,7 +310,8 @@ def plot_training_history(history: Mapping[str, Sequence[float]],
   """Per-epoch curves of every numeric key in `history`, grouped in panels.
 
   Keys are grouped by name: *loss*, *acc*/*frac* (accuracy / fraction),
-  *eps* (radii, shown x255) and anything else (e.g. epoch_seconds).
+  *eps* (radii, shown x255); any other key (e.g. epoch_seconds) gets a
+  panel of its own.
   """
   groups: dict[str, list[tuple[str, np.ndarray]]] = {}
   for key, values in history.items():
@@ -325,14 +327,20 @@ def plot_training_history(history: Mapping[str, Sequence[float]],
     groups.setdefault(group, []).append((key, arr))
   if not groups:
     raise ValueError("history has no numeric per-epoch values")
-  order = ["loss", "accuracy / fraction", "eps x 255", "other"]
-  names = [g for g in order if g in groups]
-  fig, axes = plt.subplots(1, len(names), figsize=(4.4 * len(names), 3.6),
+  order = ["loss", "accuracy / fraction", "eps x 255"]
+  names = ([g for g in order if g in groups]
+           + [g for g in groups if g not in order])
+  cols = min(3, len(names))
+  rows = -(-len(names) // cols)
+  fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 3.4 * rows),
                            squeeze=False)
-  for ax, group in zip(axes[0], names):
+  for ax in axes.flat[len(names):]:
+    ax.axis("off")
+  for ax, group in zip(axes.flat, names):
     for key, arr in groups[group]:
       ax.plot(np.arange(1, arr.size + 1), arr, "-o", markersize=3, label=key)
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(group)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

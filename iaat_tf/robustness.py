@@ -91,6 +91,8 @@ def _total_batches(dataset: tf.data.Dataset,
                    max_batches: Optional[int]) -> Optional[int]:
   """The number of batches to evaluate, or None when unknown."""
   cardinality = int(dataset.cardinality())
+  if cardinality == int(tf.data.INFINITE_CARDINALITY) and max_batches is None:
+    raise ValueError("The dataset is infinite (repeat()?): set max_batches.")
   known = cardinality if cardinality >= 0 else None
   if max_batches is None:
     return known
@@ -176,7 +178,8 @@ def evaluate_robustness(logits_fn: LogitsFn,
   losses = tuple(losses)
   for loss in losses:
     if loss not in attacks.LOSSES:
-      raise ValueError(f"Unknown PGD loss {loss!r}; expected one of {sorted(attacks.LOSSES)}.")
+      raise ValueError(f"Unknown PGD loss {loss!r}; expected one of "
+                       f"{sorted(attacks.LOSSES)}.")
   if pgd_steps < 1 or restarts < 1 or apgd_iters < 1:
     raise ValueError("pgd_steps, restarts and apgd_iters must be >= 1.")
   eps_values = [float(e) for e in eps_list]
@@ -285,10 +288,13 @@ def gradient_masking_report(report: RobustnessReport | Mapping[str, Any],
      PGD-CE, or the best APGD more than `apgd_gap` above the best PGD. APGD's
      adaptive step should match or beat fixed-step PGD; a gap suggests a
      loss surface that fools one step schedule (e.g. noisy gradients).
-  4. Not broken at a huge radius: the largest eps is >= `large_eps` (on
-     [0, 1] images such a ball can turn any image into mid-grey) and the
+  4. Not broken at a huge radius: the largest eps is >= `large_eps` and the
      worst-case (else the lowest) accuracy is still above
-     `large_eps_max_accuracy`.
+     `large_eps_max_accuracy`. On natural images (CIFAR, ImageNet) a ball
+     of 0.25 on [0, 1] destroys the class content, so surviving it means the
+     attacks are blind. Caveat: adversarially trained MNIST models are
+     genuinely robust at 0.3; raise `large_eps` (0.5 turns any image into
+     mid-grey) for such data.
 
   A worst case far below every single attack is *not* flagged: different
   attacks finding different examples is normal.
@@ -327,7 +333,8 @@ def gradient_masking_report(report: RobustnessReport | Mapping[str, Any],
       warnings.append(
           f"APGD-CE ({cols['apgd_ce']:.4f}) is weaker than PGD-CE "
           f"({cols['pgd_ce']:.4f}) at eps={point['eps']:.5g}.")
-    if pgd and apgd_cols and min(apgd_cols.values()) > min(pgd.values()) + apgd_gap:
+    if pgd and apgd_cols and (
+        min(apgd_cols.values()) > min(pgd.values()) + apgd_gap):
       warnings.append(
           f"The best APGD ({min(apgd_cols.values()):.4f}) is weaker than the "
           f"best PGD ({min(pgd.values()):.4f}) at eps={point['eps']:.5g}.")
@@ -338,5 +345,6 @@ def gradient_masking_report(report: RobustnessReport | Mapping[str, Any],
     if acc is not None and acc > large_eps_max_accuracy:
       warnings.append(
           f"Robust accuracy {acc:.4f} at eps={curve[-1]['eps']:.5g} (>= "
-          f"{large_eps}) is not near 0: the attacks are likely being masked.")
+          f"{large_eps}) is not near 0: suspect masked gradients unless the model "
+          "was trained to be robust at this radius.")
   return warnings

@@ -203,8 +203,13 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
 
 
 def worker_dir(output_dir: str, strategy: tf.distribute.Strategy, name: str) -> str:
-  """Chief writes to output_dir/name; other workers to a scratch twin."""
+  """Chief writes to output_dir/name; any other task to output_dir/.TASKi/name.
+
+  Under MultiWorkerMirroredStrategy every worker must take part in saving a
+  checkpoint (variables may need collectives), so non-chief workers save to
+  their own scratch directory, never to the chief's files.
+  """
   if is_chief(strategy):
     return os.path.join(output_dir, name)
   resolver = strategy.cluster_resolver
-  return os.path.join(output_dir, f".worker{resolver.task_id}", name)
+  return os.path.join(output_dir, f".{resolver.task_type}{resolver.task_id}", name)

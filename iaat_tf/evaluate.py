@@ -1,0 +1,267 @@
+"""Robustness evaluation of a finished run: `python -m iaat_tf.evaluate`.
+
+    python -m iaat_tf.evaluate --run_dir=runs/quickstart \
+        --eps_list=0,0.05,0.1,0.2,0.3 --source=saved_model
+
+Loads the classifier from the run's exported SavedModel (default) or its
+latest checkpoint, rebuilds the test split from the run's config.json, and
+measures clean accuracy plus PGD (CE and CW-margin, with restarts) and
+APGD-CE / APGD-DLR accuracy at every radius, with the per-example worst case
+(robustness.py). Writes to `<run_dir>/eval/` (or `--out_dir`):
+
+  robustness.json        the curve, settings and gradient-masking warnings
+  robustness_curve.png   accuracy vs radius, one line per attack
+  corruptions.json       CIFAR-10-C accuracy (with --corruptions, cifar10 runs)
+
+and adds the curve to the run's results.json under "robustness" (read by
+`iaat_tf.pareto`). The run's own eval radius is always on the curve.
+"""
+
+import dataclasses
+import json
+import os
+import sys
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from iaat_tf import config as cfg
+from iaat_tf import data, export, models, plots, robustness
+from iaat_tf.experiment import write_json
+
+CIFAR10_C_CORRUPTIONS = (
+    "brightness", "contrast", "defocus_blur", "elastic", "fog", "frost",
+    "frosted_glass_blur", "gaussian_blur", "gaussian_noise", "impulse_noise",
+    "jpeg_compression", "motion_blur", "pixelate", "saturate", "shot_noise",
+    "snow", "spatter", "speckle_noise", "zoom_blur")
+
+
+class EvaluationError(ValueError):
+  """A user-facing problem with the run directory or options; one line."""
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalOptions:
+  source: str = "saved_model"  # or "checkpoint"
+  eps_list: Sequence[float] = ()  # empty: 0, eval_eps/2, eval_eps, 2*eval_eps
+  pgd_steps: int = 20
+  restarts: int = 1
+  losses: Sequence[str] = ("ce", "margin")
+  apgd: bool = True
+  apgd_iters: int = 100
+  max_examples: int = 1000  # 0: the whole test split
+  batch_size: int = 0  # 0: the run's eval batch size
+  data_dir: Optional[str] = None  # overrides the run's
+  corruptions: Sequence[str] = ()  # CIFAR-10-C corruption names, or ("all",)
+  severities: Sequence[int] = (1, 2, 3, 4, 5)
+  out_dir: Optional[str] = None
+  jit_compile: bool = False
+
+
+def load_run_config(run_dir: str) -> cfg.Config:
+  path = os.path.join(run_dir, "config.json")
+  if not os.path.isfile(path):
+    raise EvaluationError(f"{run_dir}: no config.json (not an iaat_tf run directory)")
+  with open(path) as f:
+    return cfg.from_dict(json.load(f))
+
+
+def classifier_from_checkpoint(config: cfg.Config, info: data.DatasetInfo,
+                               run_dir: str) -> tf.keras.Model:
+  """Rebuilds the classifier and restores its weights from the latest checkpoint."""
+  ckpt = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
+  if not ckpt:
+    raise EvaluationError(f"{run_dir}: no checkpoint in {run_dir}/checkpoints")
+  classifier = models.build_classifier(config.model, info.image_shape,
+                                       info.num_classes, info.name)
+  tf.train.Checkpoint(classifier=classifier).restore(ckpt).expect_partial()
+  return classifier
+
+
+def logits_function(config: cfg.Config, info: data.DatasetInfo, run_dir: str,
+                    source: str) -> Callable[[tf.Tensor], tf.Tensor]:
+  """images -> float32 logits, from the SavedModel or the checkpoint."""
+  if source == "saved_model":
+    path = os.path.join(run_dir, "saved_model")
+    if not os.path.isdir(path):
+      raise EvaluationError(f"{run_dir}: no saved_model/ (train with --export, "
+                            "or use --source=checkpoint)")
+    return export.load_classifier(path)
+  if source == "checkpoint":
+    classifier = classifier_from_checkpoint(config, info, run_dir)
+    return lambda x: tf.cast(classifier(x, training=False), tf.float32)
+  raise EvaluationError(f"unknown --source={source!r}; use saved_model or checkpoint")
+
+
+def default_eps_list(eval_eps: float) -> list:
+  return sorted({0.0, eval_eps / 2, eval_eps, min(1.0, 2 * eval_eps)})
+
+
+def corruption_accuracy(logits_fn, config: cfg.Config, options: EvalOptions,
+                        log: Callable[[str], None]) -> dict:
+  """Clean accuracy on tfds `cifar10_corrupted` configs, when present."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  if config.data.dataset != "cifar10":
+    return {"available": False,
+            "message": f"CIFAR-10-C applies to cifar10 runs, not {config.data.dataset}"}
+  names = CIFAR10_C_CORRUPTIONS if "all" in options.corruptions else options.corruptions
+  unknown = sorted(set(names) - set(CIFAR10_C_CORRUPTIONS))
+  if unknown:
+    raise EvaluationError(f"unknown CIFAR-10-C corruption(s) {unknown}; "
+                          f"choose from {', '.join(CIFAR10_C_CORRUPTIONS)}")
+  data_dir = options.data_dir or config.data.data_dir
+  results, missing = {}, []
+  for name in names:
+    for severity in options.severities:
+      key = f"{name}_{severity}"
+      try:
+        ds = tfds.load(f"cifar10_corrupted/{key}", split="test",
+                       data_dir=data_dir, download=False, as_supervised=True)
+      except Exception:  # Not prepared under data_dir.
+        missing.append(key)
+        continue
+      if options.max_examples:
+        ds = ds.take(options.max_examples)
+      correct = total = 0
+      for images, labels in ds.batch(options.batch_size or config.data.eval_batch_size):
+        logits = logits_fn(tf.cast(images, tf.float32) / 255.0)
+        correct += int(tf.reduce_sum(tf.cast(
+            tf.argmax(logits, -1) == tf.cast(labels, tf.int64), tf.int32)))
+        total += int(labels.shape[0])
+      results[key] = correct / max(total, 1)
+      log(f"evaluate: CIFAR-10-C {key}: {results[key]:.4f}")
+  out = {"available": bool(results), "accuracy": results,
+         "mean_accuracy": float(np.mean(list(results.values()))) if results else None}
+  if missing:
+    out["missing"] = missing
+    out["message"] = (f"{len(missing)} CIFAR-10-C config(s) not found under "
+                      f"--data_dir={data_dir} (tfds cifar10_corrupted; prepare them "
+                      "with `tfds build cifar10_corrupted`)")
+    log(f"evaluate: {out['message']}")
+  return out
+
+
+def evaluate_run(run_dir: str, options: EvalOptions = EvalOptions(),
+                 log: Callable[[str], None] = print) -> dict:
+  """Evaluates a run directory; returns the robustness.json payload."""
+  if not os.path.isdir(run_dir):
+    raise EvaluationError(f"--run_dir={run_dir} does not exist")
+  config = load_run_config(run_dir)
+  data_cfg = dataclasses.replace(
+      config.data, augment=False, max_eval_examples=options.max_examples,
+      data_dir=options.data_dir or config.data.data_dir,
+      eval_batch_size=options.batch_size or config.data.eval_batch_size)
+  datasets = data.load_datasets(data_cfg)
+  logits_fn = logits_function(config, datasets.info, run_dir, options.source)
+  eps_list = sorted(set(options.eps_list) | {config.eval.eps}) if options.eps_list \
+      else default_eps_list(config.eval.eps)
+  for eps in eps_list:
+    if not 0.0 <= eps <= 1.0:
+      raise EvaluationError(f"eps {eps} in --eps_list is outside [0, 1]")
+
+  total = -(-datasets.info.num_test // data_cfg.eval_batch_size)
+  log(f"evaluate: {run_dir} ({options.source}), {datasets.info.num_test} test "
+      f"examples, eps {', '.join(f'{e:.4g}' for e in eps_list)}")
+  progress = lambda done, n: log(f"evaluate: batch {done}/{n or total}")
+  report = robustness.evaluate_robustness(
+      logits_fn, datasets.test, eps_list, pgd_steps=options.pgd_steps,
+      restarts=options.restarts, losses=tuple(options.losses),
+      apgd=options.apgd, apgd_iters=options.apgd_iters, seed=config.seed,
+      progress=progress, jit_compile=options.jit_compile)
+  warnings = robustness.gradient_masking_report(report)
+  for w in warnings:
+    log(f"evaluate: WARNING (possible gradient masking): {w}")
+
+  out_dir = options.out_dir or os.path.join(run_dir, "eval")
+  os.makedirs(out_dir, exist_ok=True)
+  payload = {
+      "run_dir": run_dir, "source": options.source,
+      "settings": {"pgd_steps": options.pgd_steps, "restarts": options.restarts,
+                   "losses": list(options.losses), "apgd": options.apgd,
+                   "apgd_iters": options.apgd_iters,
+                   "max_examples": options.max_examples},
+      **report.to_dict(),
+      "gradient_masking_warnings": warnings,
+  }
+  name = os.path.basename(os.path.normpath(run_dir))
+  payload["plot"] = plots.plot_robustness_curve(
+      {name: payload["curve"]}, os.path.join(out_dir, "robustness_curve.png"))
+  if options.corruptions:
+    corr = corruption_accuracy(logits_fn, config, options, log)
+    write_json(os.path.join(out_dir, "corruptions.json"), corr)
+    payload["corruptions"] = corr
+  write_json(os.path.join(out_dir, "robustness.json"), payload)
+
+  results_path = os.path.join(run_dir, "results.json")
+  if os.path.isfile(results_path):
+    with open(results_path) as f:
+      results = json.load(f)
+    results["robustness"] = {k: payload[k] for k in
+                             ("source", "clean_accuracy", "num_examples", "curve",
+                              "gradient_masking_warnings", "settings")}
+    write_json(results_path, results)
+  for point in payload["curve"]:
+    cols = ", ".join(f"{k} {v:.4f}" for k, v in point.items() if k != "eps")
+    log(f"evaluate: eps {point['eps']:.4g}: {cols}")
+  log(f"evaluate: wrote {out_dir}")
+  return payload
+
+
+# -- command line ---------------------------------------------------------------
+
+def _define_flags():
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  flags.DEFINE_string("run_dir", None, "A training run's --output_dir.")
+  flags.DEFINE_enum("source", "saved_model", ["saved_model", "checkpoint"],
+                    "Evaluate the exported SavedModel or the latest checkpoint.")
+  flags.DEFINE_list("eps_list", [], "Radii, e.g. 0,2/255,4/255,8/255 (default: "
+                    "0, eval_eps/2, eval_eps, 2*eval_eps).")
+  flags.DEFINE_integer("pgd_steps", 20, "PGD steps.")
+  flags.DEFINE_integer("restarts", 1, "PGD random restarts.")
+  flags.DEFINE_list("losses", ["ce", "margin"], "PGD losses (ce, margin).")
+  flags.DEFINE_bool("apgd", True, "Also run APGD-CE and APGD-DLR.")
+  flags.DEFINE_integer("apgd_iters", 100, "APGD iterations.")
+  flags.DEFINE_integer("max_examples", 1000, "Test examples (0: all).")
+  flags.DEFINE_integer("batch_size", 0, "Batch size (0: the run's).")
+  flags.DEFINE_string("data_dir", None, "Override the run's tfds --data_dir.")
+  flags.DEFINE_list("corruptions", [], "CIFAR-10-C corruptions, or 'all'.")
+  flags.DEFINE_list("severities", ["1", "2", "3", "4", "5"], "CIFAR-10-C severities.")
+  flags.DEFINE_string("out_dir", None, "Output directory (default RUN_DIR/eval).")
+  flags.DEFINE_bool("jit_compile", False, "XLA-compile the attacks.")
+
+
+def _options_from_flags(f) -> EvalOptions:
+  try:
+    severities = tuple(int(s) for s in f.severities)
+  except ValueError:
+    raise EvaluationError(f"--severities={','.join(f.severities)} must be integers 1-5") from None
+  return EvalOptions(
+      source=f.source, eps_list=tuple(cfg.parse_radius("eps_list", e) for e in f.eps_list),
+      pgd_steps=f.pgd_steps, restarts=f.restarts, losses=tuple(f.losses),
+      apgd=f.apgd, apgd_iters=f.apgd_iters, max_examples=f.max_examples,
+      batch_size=f.batch_size, data_dir=f.data_dir,
+      corruptions=tuple(f.corruptions), severities=severities,
+      out_dir=f.out_dir, jit_compile=f.jit_compile)
+
+
+def main(argv) -> None:
+  from absl import flags, logging  # pylint: disable=g-import-not-at-top
+  from iaat_tf.config import ConfigError  # pylint: disable=g-import-not-at-top
+  logging.set_verbosity(logging.WARNING)
+  f = flags.FLAGS
+  try:
+    if len(argv) > 1:
+      raise EvaluationError(f"unexpected arguments {' '.join(argv[1:])!r}")
+    if not f.run_dir:
+      raise EvaluationError("--run_dir is required")
+    evaluate_run(f.run_dir, _options_from_flags(f))
+  except (EvaluationError, ConfigError, data.DataError, ValueError) as e:
+    print(f"iaat_tf.evaluate: error: {e}", file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == "__main__":
+  from absl import app  # pylint: disable=g-import-not-at-top
+  _define_flags()
+  app.run(main)
