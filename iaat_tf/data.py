@@ -135,7 +135,12 @@ def load_npz_arrays(path: str, holdout_fraction: float = 0.2):
 
 # -- tfds sources ------------------------------------------------------------
 
-def _load_tfds(config: DataConfig):
+def _load_tfds(config: DataConfig, skip_decoding: bool = False):
+  """(train, test, num_classes, image shape, info) from tfds.
+
+  With `skip_decoding` images stay encoded bytes (cheap label scans; decode
+  the few images needed with `tf.io.decode_image`).
+  """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   name = config.dataset
   if config.data_dir and not config.download and not os.path.isdir(config.data_dir):
@@ -143,6 +148,8 @@ def _load_tfds(config: DataConfig):
                     f"directory holding tfds data, or --download)")
   train_split, test_split = TFDS_DATASETS[name]
   kwargs = {}
+  if skip_decoding:
+    kwargs["decoders"] = {"image": tfds.decode.SkipDecoding()}
   if config.manual_dir:
     kwargs["download_and_prepare_kwargs"] = {
         "download_config": tfds.download.DownloadConfig(manual_dir=config.manual_dir)}
@@ -326,9 +333,14 @@ def train_examples_by_index(config: DataConfig, indices: np.ndarray):
   images = [None] * len(indices)
   labels = np.zeros([len(indices)], np.int64)
   remaining = len(wanted)
-  keyed = _keyed(_train_source(config))
+  channels = _tfds_channels(config)
+  keyed = _keyed(_train_source(config, skip_decoding=True))
   keyed = keyed.filter(lambda i, im, y: tf.reduce_any(tf.equal(i, indices)))
-  for index, image, label in keyed.map(lambda i, im, y: (i, pre(im), y)).as_numpy_iterator():
+  decode = lambda im: tf.ensure_shape(
+      tf.io.decode_image(im, channels=channels, expand_animations=False),
+      [None, None, channels])
+  for index, image, label in keyed.map(
+      lambda i, im, y: (i, pre(decode(im)), y)).as_numpy_iterator():
     k = wanted[int(index)]
     images[k], labels[k] = image, label
     remaining -= 1
@@ -339,14 +351,20 @@ def train_examples_by_index(config: DataConfig, indices: np.ndarray):
   return np.stack(images), labels
 
 
-def _train_source(config: DataConfig):
-  train, _, _, _, _ = _load_tfds(config)
+def _train_source(config: DataConfig, skip_decoding: bool = False):
+  train, _, _, _, _ = _load_tfds(config, skip_decoding)
   return train.take(config.max_train_examples) if config.max_train_examples else train
+
+
+def _tfds_channels(config: DataConfig) -> int:
+  """Image channels of a tfds dataset (from its metadata)."""
+  _, _, _, shape, _ = _load_tfds(config, skip_decoding=True)
+  return int(shape[-1])
 
 
 def read_train_labels(config: DataConfig) -> np.ndarray:
   """Label of every training example, by index (one pass over the labels)."""
   if config.dataset in ("digits", "npz"):
     return _train_arrays(config)[1]
-  ds = _train_source(config).map(lambda im, label: label)
+  ds = _train_source(config, skip_decoding=True).map(lambda im, label: label)
   return np.fromiter(ds.as_numpy_iterator(), dtype=np.int64)

@@ -123,6 +123,11 @@ def test_tfds_sources_under_mock_data(tmp_path, name, shape, classes):
     _, idx, y = _collect(d.train)
     assert sorted(idx) == list(range(20))
     np.testing.assert_array_equal(data.read_train_labels(cfg)[idx], y)
+    plain = DataConfig(dataset=name, data_dir=str(tmp_path), batch_size=4)
+    im, idx, y = _collect(data.load_datasets(plain).train)
+    images, labels = data.train_examples_by_index(plain, idx[:3])
+    np.testing.assert_allclose(images, im[:3], atol=1e-6)
+    np.testing.assert_array_equal(labels, y[:3])
 
 
 def test_imagenet_preprocessing_under_mock_data(tmp_path):
