@@ -17,8 +17,9 @@ Sources:
 """
 
 import dataclasses
+import functools
 import os
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -50,10 +51,17 @@ class DatasetInfo:
 
 @dataclasses.dataclass
 class Datasets:
-  """Batched pipelines plus what the model and eps table need to know."""
+  """Batched pipelines plus what the model and eps table need to know.
+
+  `train` is epoch 0's batches; `train_epochs(start, end)` yields the batches
+  of epochs start..end-1 back to back. Epoch e's order depends only on
+  (seed, e): a resumed run, another strategy or another worker count sees
+  the same batches as an uninterrupted single-device run.
+  """
   train: tf.data.Dataset
   test: tf.data.Dataset
   info: DatasetInfo
+  train_epochs: Callable[[int, int], tf.data.Dataset]
 
 
 # -- array sources -----------------------------------------------------------
@@ -224,33 +232,60 @@ def _keyed(ds: tf.data.Dataset) -> tf.data.Dataset:
   return ds.enumerate().map(lambda i, ex: (i, ex[0], ex[1]))
 
 
-def build_pipeline(source: tf.data.Dataset, *, training: bool,
-                   config: DataConfig, preprocess, cache: bool,
-                   limit: int = 0) -> tf.data.Dataset:
-  """source yields (image, label); returns batched ({image, index}, label)."""
-  if limit:
-    source = source.take(limit)
-  ds = _keyed(source)
-  if cache:
-    ds = ds.cache()
-  if training:
-    ds = ds.shuffle(config.shuffle_buffer, seed=config.seed,
-                    reshuffle_each_iteration=True)
-
-  def to_example(index, image, label):
-    return ({"image": preprocess(image), "index": tf.cast(index, tf.int64)},
-            tf.cast(label, tf.int64))
-
-  ds = ds.map(to_example, num_parallel_calls=AUTOTUNE)
-  batch = config.batch_size if training else config.eval_batch_size
-  # Training batches are full: static shapes for XLA and equal replica shares.
-  ds = ds.batch(batch, drop_remainder=training)
+def _with_options(ds: tf.data.Dataset) -> tf.data.Dataset:
   options = tf.data.Options()
   # Every worker reads the same enumerated examples, then splits each batch:
   # the index stays the global example id under multi-worker training.
   options.experimental_distribute.auto_shard_policy = (
       tf.data.experimental.AutoShardPolicy.DATA)
   return ds.with_options(options).prefetch(AUTOTUNE)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+  """The shuffle seed of one epoch (a pure function of seed and epoch).
+
+  A Python int: tf.data's seed handling cannot take a tensor seed when the
+  global seed is 0 (`keras.utils.set_random_seed(0)`).
+  """
+  return (int(epoch) + 1_000_003 * (int(seed) + 1)) % (2**31 - 1)
+
+
+def build_pipeline(source: tf.data.Dataset, *, training: bool,
+                   config: DataConfig, preprocess, cache: bool,
+                   limit: int = 0):
+  """source yields (image, label) -> batched ({image, index}, label).
+
+  Returns the test dataset, or for training a function
+  (start_epoch, end_epoch) -> the batches of those epochs.
+  """
+  if limit:
+    source = source.take(limit)
+  ds = _keyed(source)
+  if cache:
+    ds = ds.cache()
+
+  def to_example(index, image, label):
+    return ({"image": preprocess(image), "index": tf.cast(index, tf.int64)},
+            tf.cast(label, tf.int64))
+
+  if not training:
+    ds = ds.map(to_example, num_parallel_calls=AUTOTUNE)
+    return _with_options(ds.batch(config.eval_batch_size))
+
+  def one_epoch(epoch: int) -> tf.data.Dataset:
+    shuffled = ds.shuffle(config.shuffle_buffer, seed=epoch_seed(config.seed, epoch),
+                          reshuffle_each_iteration=False)
+    shuffled = shuffled.map(to_example, num_parallel_calls=AUTOTUNE)
+    # Full batches: static shapes for XLA and equal replica shares.
+    return shuffled.batch(config.batch_size, drop_remainder=True)
+
+  def epochs(start: int, end: int) -> tf.data.Dataset:
+    if end <= start:
+      raise ValueError(f"empty epoch range [{start}, {end})")
+    return _with_options(functools.reduce(
+        lambda a, b: a.concatenate(b), [one_epoch(e) for e in range(start, end)]))
+
+  return epochs
 
 
 def load_datasets(config: DataConfig) -> Datasets:
@@ -295,7 +330,7 @@ def load_datasets(config: DataConfig) -> Datasets:
     augment = config.augment
     train_pre = (lambda im: cifar_augment(to_unit_float(im))) if augment else to_unit_float
     test_pre = to_unit_float
-  train = build_pipeline(train_src, training=True, config=config,
+  train_epochs = build_pipeline(train_src, training=True, config=config,
                          preprocess=train_pre, cache=cache,
                          limit=config.max_train_examples if name in TFDS_DATASETS else 0)
   test = build_pipeline(test_src, training=False, config=config,
@@ -304,7 +339,8 @@ def load_datasets(config: DataConfig) -> Datasets:
   info = DatasetInfo(name=name, num_classes=int(num_classes),
                      image_shape=tuple(int(d) for d in shape),
                      num_train=int(num_train), num_test=int(num_test))
-  return Datasets(train=train, test=test, info=info)
+  return Datasets(train=train_epochs(0, 1), test=test, info=info,
+                  train_epochs=train_epochs)
 
 
 def _train_arrays(config: DataConfig):

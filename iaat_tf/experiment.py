@@ -128,14 +128,17 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
       training.EpochTimer(steps_per_epoch * config.data.batch_size),
       training.EpsTableLogger(os.path.join(out, "tensorboard") if chief else None),
       training.CheckpointCallback(manager),
-      keras.callbacks.CSVLogger(os.path.join(out, "history.csv"), append=True),
+      keras.callbacks.CSVLogger(training.worker_dir(out, strategy, "history.csv"),
+                                append=True),
       keras.callbacks.TerminateOnNaN(),
   ]
   start = time.perf_counter()
   history = {}
   if initial_epoch < config.train.epochs:
     fit = trainer.fit(
-        datasets.train, epochs=config.train.epochs, initial_epoch=initial_epoch,
+        datasets.train_epochs(initial_epoch, config.train.epochs),
+        steps_per_epoch=steps_per_epoch,
+        epochs=config.train.epochs, initial_epoch=initial_epoch,
         validation_data=datasets.test.take(eval_batches),
         validation_freq=config.eval.every_epochs, callbacks=callbacks,
         verbose=config.train.verbose, shuffle=False)

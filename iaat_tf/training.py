@@ -58,7 +58,7 @@ class _KerasMultiWorkerStrategy(tf.distribute.MultiWorkerMirroredStrategy):
 
 
 def _check_tf_config() -> None:
-  """A malformed TF_CONFIG becomes a one-line ConfigError."""
+  """A malformed TF_CONFIG becomes a one-line ConfigError (before any TF setup)."""
   text = os.environ.get("TF_CONFIG", "")
   if not text:
     return
@@ -69,9 +69,13 @@ def _check_tf_config() -> None:
   if not isinstance(spec, dict):
     raise ConfigError("TF_CONFIG must be a JSON object with 'cluster' and 'task'")
   cluster, task = spec.get("cluster") or {}, spec.get("task") or {}
-  if cluster and (task.get("type") not in cluster or
-                  not 0 <= int(task.get("index", 0)) < len(cluster[task["type"]])):
-    raise ConfigError(f"TF_CONFIG task {task} is not in its cluster {sorted(cluster)}")
+  if not cluster:
+    return
+  task_type, index = task.get("type"), task.get("index", 0)
+  if (task_type not in cluster or not isinstance(index, int) or
+      not 0 <= index < len(cluster[task_type])):
+    raise ConfigError(f"TF_CONFIG task {json.dumps(task)} is not in its cluster "
+                      f"({', '.join(f'{k}: {len(v)}' for k, v in cluster.items())})")
 
 
 def make_strategy(config: TrainConfig) -> tf.distribute.Strategy:
@@ -203,13 +207,17 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
 
 
 def worker_dir(output_dir: str, strategy: tf.distribute.Strategy, name: str) -> str:
-  """Chief writes to output_dir/name; any other task to output_dir/.TASKi/name.
+  """Chief: output_dir/name; any other task: output_dir/.TASKi/name (created).
 
   Under MultiWorkerMirroredStrategy every worker must take part in saving a
-  checkpoint (variables may need collectives), so non-chief workers save to
-  their own scratch directory, never to the chief's files.
+  checkpoint (variables may need collectives) and runs the same callbacks, so
+  non-chief workers write to their own scratch directory, never to the
+  chief's files. The scratch directory is created here, so callers can open
+  files in it right away.
   """
   if is_chief(strategy):
     return os.path.join(output_dir, name)
   resolver = strategy.cluster_resolver
-  return os.path.join(output_dir, f".{resolver.task_type}{resolver.task_id}", name)
+  scratch = os.path.join(output_dir, f".{resolver.task_type}{resolver.task_id}")
+  os.makedirs(scratch, exist_ok=True)
+  return os.path.join(scratch, name)

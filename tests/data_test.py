@@ -31,8 +31,8 @@ def test_digits_pipeline_yields_keyed_unit_range_batches():
 def test_index_is_stable_across_shuffled_epochs():
   cfg = DataConfig(dataset="digits", batch_size=64, seed=1)
   d = data.load_datasets(cfg)
-  im1, idx1, y1 = _collect(d.train)
-  im2, idx2, y2 = _collect(d.train)
+  im1, idx1, y1 = _collect(d.train_epochs(0, 1))
+  im2, idx2, y2 = _collect(d.train_epochs(1, 2))
   assert not np.array_equal(idx1, idx2)  # Reshuffled each epoch...
   assert len(np.unique(idx1)) == len(idx1)  # ...each id at most once...
   assert len(idx1) == (d.info.num_train // 64) * 64  # ...full batches only.
@@ -48,6 +48,20 @@ def test_index_is_stable_across_shuffled_epochs():
   images, lab = data.train_examples_by_index(cfg, idx1[:5])
   np.testing.assert_array_equal(images, im1[:5])
   np.testing.assert_array_equal(lab, y1[:5])
+
+
+def test_epoch_order_depends_only_on_seed_and_epoch():
+  cfg = DataConfig(dataset="digits", batch_size=64, seed=3)
+  d = data.load_datasets(cfg)
+  _, both, _ = _collect(d.train_epochs(0, 2))
+  _, first, _ = _collect(d.train_epochs(0, 1))
+  _, second, _ = _collect(d.train_epochs(1, 2))  # As after a resume at epoch 1.
+  np.testing.assert_array_equal(both, np.concatenate([first, second]))
+  _, again, _ = _collect(data.load_datasets(cfg).train_epochs(1, 2))
+  np.testing.assert_array_equal(second, again)
+  _, other_seed, _ = _collect(data.load_datasets(
+      DataConfig(dataset="digits", batch_size=64, seed=4)).train_epochs(1, 2))
+  assert not np.array_equal(second, other_seed)
 
 
 def test_test_split_is_unshuffled_and_complete():

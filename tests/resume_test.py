@@ -1,0 +1,182 @@
+"""Resuming a killed run: `python -m iaat_tf.main` after SIGKILL, and restore fidelity.
+
+The end-to-end test kills a run (SIGKILL) in the middle of the epoch after
+its first checkpoint, restarts it with the same flags and checks that it
+resumes and finishes with the same eps table, weights and optimizer step as
+an uninterrupted run. That comparison is exact only because the runs use
+`--shuffle_buffer=1` (the same example order every epoch): with shuffling,
+the reshuffle order of epoch e depends on how often the pipeline has been
+iterated in the process, which a restarted process does not reproduce. The
+in-process test checks the restored state itself (weights, optimizer slots
+and step, eps table, epoch) against what was saved.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from iaat_tf import data, experiment, training
+from iaat_tf.config import (AttackConfig, Config, DataConfig, MethodConfig,
+                            TrainConfig)
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EPOCHS, TRAIN, BATCH = 6, 640, 64
+STEPS_PER_EPOCH = TRAIN // BATCH
+ARGS = [
+    f"--flagfile={os.path.join(REPO, 'flags', 'quickstart.flags')}",
+    f"--epochs={EPOCHS}", "--warmup_epochs=2", f"--max_train_examples={TRAIN}",
+    f"--batch_size={BATCH}", "--pgd_steps=20", "--shuffle_buffer=1",
+    "--eval_max_examples=64", "--eval_pgd_steps=2", "--export=false",
+    "--verbose=2", "--seed=3",
+]
+TIMEOUT = 180
+
+
+def _start(output_dir: str) -> subprocess.Popen:
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
+             PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+  env.pop("TF_CONFIG", None)
+  return subprocess.Popen(
+      [sys.executable, "-m", "iaat_tf.main", *ARGS, f"--output_dir={output_dir}"],
+      cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+      text=True)
+
+
+def _wait(proc: subprocess.Popen) -> str:
+  try:
+    out, _ = proc.communicate(timeout=TIMEOUT)
+  except subprocess.TimeoutExpired:
+    proc.kill()
+    out, _ = proc.communicate()
+    raise AssertionError(f"timed out:\n{out[-4000:]}") from None
+  assert proc.returncode == 0, f"exit {proc.returncode}:\n{out[-4000:]}"
+  return out
+
+
+def _state(checkpoint_dir: str) -> dict:
+  reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(checkpoint_dir))
+  return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
+          if k.startswith(("classifier/", "eps_table/", "optimizer/", "epoch/"))
+          and not k.endswith("OBJECT_CONFIG_JSON")}
+
+
+def _results(output_dir: str) -> dict:
+  with open(os.path.join(output_dir, "results.json")) as f:
+    return json.load(f)
+
+
+def test_killed_run_resumes_and_matches_an_uninterrupted_run(tmp_path):
+  reference_dir, run_dir = str(tmp_path / "reference"), str(tmp_path / "run")
+  reference = _start(reference_dir)  # Runs alongside the interrupted run.
+  first = _start(run_dir)
+  checkpoint_file = os.path.join(run_dir, "checkpoints", "checkpoint")
+  deadline = time.monotonic() + TIMEOUT
+  while not os.path.exists(checkpoint_file):
+    assert first.poll() is None, f"run ended early:\n{first.communicate()[0][-4000:]}"
+    assert time.monotonic() < deadline, "no checkpoint appeared"
+    time.sleep(0.05)
+  time.sleep(0.5)  # Into the next epoch (each takes a few seconds).
+  first.send_signal(signal.SIGKILL)
+  first_out, _ = first.communicate()
+  assert first.returncode == -signal.SIGKILL
+  assert not os.path.exists(os.path.join(run_dir, "results.json"))
+  killed_at = int(_state(os.path.dirname(checkpoint_file))["epoch/.ATTRIBUTES/VARIABLE_VALUE"])
+  assert 1 <= killed_at < EPOCHS, first_out[-2000:]
+
+  second_out = _wait(_start(run_dir))
+  assert "resumed from" in second_out, second_out[-2000:]
+  results = _results(run_dir)
+  assert results["resumed_from_epoch"] == killed_at
+  assert len(results["history"]["loss"]) == EPOCHS - killed_at  # Only the rest ran.
+  _wait(reference)
+
+  resumed = _state(os.path.join(run_dir, "checkpoints"))
+  uninterrupted = _state(os.path.join(reference_dir, "checkpoints"))
+  # The optimizer step continued from the checkpoint instead of restarting.
+  step_key = "optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"
+  assert int(resumed[step_key]) == EPOCHS * STEPS_PER_EPOCH
+  assert sorted(resumed) == sorted(uninterrupted)
+  for key, value in uninterrupted.items():
+    np.testing.assert_allclose(resumed[key], value, atol=1e-6, rtol=0, err_msg=key)
+  table = np.load(os.path.join(run_dir, "eps_table.npy"))
+  np.testing.assert_allclose(table, np.load(os.path.join(reference_dir, "eps_table.npy")),
+                             atol=1e-6, rtol=0)
+  assert len(np.unique(table)) > 2  # The adaptive epochs ran after the resume.
+
+
+def _small_config(output_dir: str) -> Config:
+  return Config(
+      output_dir=output_dir,
+      data=DataConfig(dataset="digits", max_train_examples=128, batch_size=32),
+      method=MethodConfig(method="iaat", eps=0.1, warmup_epochs=1, gamma=0.02,
+                          eps_max=0.3),
+      attack=AttackConfig(steps=2, step_ratio=0.25, min_step=0.01),
+      train=TrainConfig(learning_rate=0.05, epochs=3))
+
+
+def _snapshot(trainer) -> dict:
+  # Positional: variable paths differ between optimizer instances (sgd, sgd_1).
+  optimizer = [v.numpy() for v in trainer.optimizer.variables]
+  return {"weights": [w.numpy() for w in trainer.classifier.weights],
+          "optimizer": optimizer, "eps_table": trainer.eps_table.numpy(),
+          "epoch": int(trainer.epoch.numpy()),
+          "iterations": int(trainer.optimizer.iterations.numpy())}
+
+
+def _trainer_and_manager(config: Config, seed: int):
+  keras.utils.set_random_seed(seed)
+  datasets = data.load_datasets(config.data)
+  steps = datasets.info.num_train // config.data.batch_size
+  trainer = experiment.build_trainer(config, datasets.info, steps,
+                                     tf.distribute.get_strategy())
+  manager = tf.train.CheckpointManager(
+      training.make_checkpoint(trainer), os.path.join(config.output_dir, "ckpt"),
+      max_to_keep=2)
+  return trainer, manager, datasets, steps
+
+
+def test_restore_latest_brings_back_everything_saved(tmp_path):
+  config = _small_config(str(tmp_path))
+  trainer, manager, datasets, steps = _trainer_and_manager(config, seed=0)
+  callbacks = [training.EpochCallback(), training.CheckpointCallback(manager)]
+  trainer.fit(datasets.train, epochs=2, callbacks=callbacks, verbose=0)
+  saved = _snapshot(trainer)
+  assert saved["epoch"] == 2 and saved["iterations"] == 2 * steps
+  assert (saved["eps_table"] > 0).any()
+
+  # A fresh process would build from another initialisation: it must all be replaced.
+  fresh, fresh_manager, datasets, _ = _trainer_and_manager(config, seed=1)
+  assert not np.array_equal(fresh.classifier.weights[1].numpy(), saved["weights"][1])
+  assert training.restore_latest(fresh, fresh_manager) == 2
+  restored = _snapshot(fresh)
+  assert restored["epoch"] == 2 and restored["iterations"] == 2 * steps
+  np.testing.assert_array_equal(restored["eps_table"], saved["eps_table"])
+  for a, b in zip(restored["weights"], saved["weights"]):
+    np.testing.assert_array_equal(a, b)
+  assert len(restored["optimizer"]) == len(saved["optimizer"]) > 2
+  for a, b in zip(restored["optimizer"], saved["optimizer"]):  # Step, momenta.
+    np.testing.assert_array_equal(a, b)
+
+  # Training continues from the restored step, and the first epoch after the
+  # resume reads the restored radii (the warmup is over: epoch 2 adapts).
+  fresh.fit(datasets.train, epochs=3, initial_epoch=2,
+            callbacks=[training.EpochCallback(), training.CheckpointCallback(fresh_manager)],
+            verbose=0)
+  assert int(fresh.optimizer.iterations.numpy()) == 3 * steps
+  assert fresh_manager.latest_checkpoint.endswith("ckpt-3")
+  # One adaptive step moves each radius by beta * (selected - stored), with
+  # selected in {stored + gamma, stored, stored - gamma, 0}: small moves from
+  # the restored table (a table restarted from zeros would stay <= beta * gamma).
+  table = fresh.eps_table.numpy()
+  moved = table - saved["eps_table"]
+  beta, gamma = config.method.beta, config.method.gamma
+  assert np.abs(moved).max() > 0
+  assert np.all(np.abs(moved) <= beta * (saved["eps_table"] + gamma) + 1e-6)
+  assert table.max() > 0.5 * config.method.eps > beta * gamma
