@@ -139,20 +139,14 @@ def validate(config: Config) -> Config:
   d, m, a, me, t, e = (config.data, config.model, config.attack,
                        config.method, config.train, config.eval)
   _check(bool(config.output_dir), "--output_dir is required")
-  _check(d.dataset in DATASETS,
-         f"unknown --dataset={d.dataset!r}; choose one of {', '.join(DATASETS)}")
-  _check(m.name in MODELS,
-         f"unknown --model={m.name!r}; choose one of {', '.join(MODELS)}")
-  _check(me.method in METHODS,
-         f"unknown --method={me.method!r}; choose one of {', '.join(METHODS)}")
-  _check(t.strategy in STRATEGIES,
-         f"unknown --strategy={t.strategy!r}; choose one of {', '.join(STRATEGIES)}")
-  _check(a.bn_mode in BN_MODES,
-         f"unknown --attack_bn_mode={a.bn_mode!r}; choose one of {', '.join(BN_MODES)}")
-  _check(t.precision in PRECISIONS,
-         f"unknown --precision={t.precision!r}; choose one of {', '.join(PRECISIONS)}")
-  _check(t.optimizer in ("sgd", "adam"),
-         f"unknown --optimizer={t.optimizer!r}; choose sgd or adam")
+  for flag, value, choices in (
+      ("dataset", d.dataset, DATASETS), ("model", m.name, MODELS),
+      ("method", me.method, METHODS), ("strategy", t.strategy, STRATEGIES),
+      ("attack_bn_mode", a.bn_mode, BN_MODES),
+      ("precision", t.precision, PRECISIONS),
+      ("optimizer", t.optimizer, ("sgd", "adam"))):
+    _check(value in choices,
+           f"unknown --{flag}={value!r}; choose one of {', '.join(choices)}")
   for name, value in (("eps", me.eps), ("eps_max", me.eps_max),
                       ("gamma", me.gamma), ("eval_eps", e.eps),
                       ("pgd_min_step", a.min_step),
