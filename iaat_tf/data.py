@@ -19,7 +19,7 @@ Sources:
 import dataclasses
 import functools
 import os
-from typing import Callable, Optional, Tuple
+from typing import Callable, Tuple
 
 import numpy as np
 import tensorflow as tf

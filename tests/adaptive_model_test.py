@@ -6,7 +6,6 @@ independently of batching; shuffling then checks that each update lands at
 its example's index.
 """
 
-import dataclasses
 
 import keras
 import numpy as np

@@ -1,6 +1,5 @@
 """Input pipelines: structure, stable indices, array and tfds sources."""
 
-import os
 
 import numpy as np
 import pytest
@@ -36,7 +35,6 @@ def test_index_is_stable_across_shuffled_epochs():
   assert not np.array_equal(idx1, idx2)  # Reshuffled each epoch...
   assert len(np.unique(idx1)) == len(idx1)  # ...each id at most once...
   assert len(idx1) == (d.info.num_train // 64) * 64  # ...full batches only.
-  order1, order2 = np.argsort(idx1), np.argsort(idx2)
   common = np.intersect1d(idx1, idx2)
   a = {i: k for k, i in enumerate(idx1)}
   b = {i: k for k, i in enumerate(idx2)}
