@@ -174,6 +174,10 @@ def validate(config: Config) -> Config:
          f"--wrn_depth={m.depth}: WideResNet depth must be 6n+4 (28, 34) "
          "or Madry's 6n+2 naming (32)")
   _check(m.width >= 1, "--wrn_width must be >= 1")
+  _check(not (m.sync_batchnorm and a.bn_mode == "train"),
+         "--sync_batchnorm with --attack_bn_mode=train is not supported "
+         "(cross-replica BatchNorm inside the attack loop); use "
+         "--attack_bn_mode=inference")
   if d.dataset == "npz":
     _check(bool(d.npz_path), "--dataset=npz needs --npz_path=FILE.npz")
   if d.dataset in ("mnist", "cifar10", "cifar100", "imagenet2012"):

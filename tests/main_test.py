@@ -107,6 +107,8 @@ BAD_INPUTS = {
     "unknown_flag": (["--epochz=3"], "Unknown command line flag 'epochz'"),
     "bad_int": (["--epochs=ten"], "--epochs=ten"),
     "missing_output_dir": (["--output_dir="], "--output_dir is required"),
+    "sync_bn_in_attacks": (["--sync_batchnorm", "--attack_bn_mode=train"],
+                           "is not supported"),
 }
 
 
