@@ -331,8 +331,8 @@ def load_datasets(config: DataConfig) -> Datasets:
     train_pre = (lambda im: cifar_augment(to_unit_float(im))) if augment else to_unit_float
     test_pre = to_unit_float
   train_epochs = build_pipeline(train_src, training=True, config=config,
-                         preprocess=train_pre, cache=cache,
-                         limit=config.max_train_examples if name in TFDS_DATASETS else 0)
+                                preprocess=train_pre, cache=cache,
+                                limit=config.max_train_examples if name in TFDS_DATASETS else 0)
   test = build_pipeline(test_src, training=False, config=config,
                         preprocess=test_pre, cache=cache,
                         limit=config.max_eval_examples if name in TFDS_DATASETS else 0)
@@ -369,8 +369,8 @@ def train_examples_by_index(config: DataConfig, indices: np.ndarray):
   images = [None] * len(indices)
   labels = np.zeros([len(indices)], np.int64)
   remaining = len(wanted)
-  channels = _tfds_channels(config)
-  keyed = _keyed(_train_source(config, skip_decoding=True))
+  source, channels = _encoded_train_source(config)
+  keyed = _keyed(source)
   keyed = keyed.filter(lambda i, im, y: tf.reduce_any(tf.equal(i, indices)))
   decode = lambda im: tf.ensure_shape(
       tf.io.decode_image(im, channels=channels, expand_animations=False),
@@ -387,20 +387,17 @@ def train_examples_by_index(config: DataConfig, indices: np.ndarray):
   return np.stack(images), labels
 
 
-def _train_source(config: DataConfig, skip_decoding: bool = False):
-  train, _, _, _, _ = _load_tfds(config, skip_decoding)
-  return train.take(config.max_train_examples) if config.max_train_examples else train
-
-
-def _tfds_channels(config: DataConfig) -> int:
-  """Image channels of a tfds dataset (from its metadata)."""
-  _, _, _, shape, _ = _load_tfds(config, skip_decoding=True)
-  return int(shape[-1])
+def _encoded_train_source(config: DataConfig):
+  """(tfds training split with images left encoded, image channels)."""
+  train, _, _, shape, _ = _load_tfds(config, skip_decoding=True)
+  if config.max_train_examples:
+    train = train.take(config.max_train_examples)
+  return train, int(shape[-1])
 
 
 def read_train_labels(config: DataConfig) -> np.ndarray:
   """Label of every training example, by index (one pass over the labels)."""
   if config.dataset in ("digits", "npz"):
     return _train_arrays(config)[1]
-  ds = _train_source(config, skip_decoding=True).map(lambda im, label: label)
+  ds = _encoded_train_source(config)[0].map(lambda im, label: label)
   return np.fromiter(ds.as_numpy_iterator(), dtype=np.int64)

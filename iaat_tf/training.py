@@ -144,10 +144,9 @@ class EpochCallback(keras.callbacks.Callback):
 class CheckpointCallback(keras.callbacks.Callback):
   """Saves a checkpoint (with the eps table) at the end of every epoch."""
 
-  def __init__(self, manager: tf.train.CheckpointManager, is_chief: bool = True):
+  def __init__(self, manager: tf.train.CheckpointManager):
     super().__init__()
     self.manager = manager
-    self.is_chief = is_chief
 
   def on_epoch_end(self, epoch, logs=None):
     self.model.epoch.assign(epoch + 1)  # Finished epochs.
