@@ -6,20 +6,22 @@ adds, per the method in `MethodConfig`:
 * `standard`: clean training.
 * `pgd_at`: Madry PGD adversarial training at one radius `eps`.
 * `iaat`: Instance Adaptive Adversarial Training (ALGORITHM.md, Algorithm 2):
-  each example's radius lives in `eps_table` (a `tf.Variable` indexed by the
-  example's stable id), chosen per batch by two extra PGD attacks at eps and
-  eps + gamma, smoothed, and trained on; clean-misclassified examples (S-)
-  get the clean loss and radius 0.
+  each example's radius lives in an `EpsTable` indexed by the example's stable
+  id, chosen per batch by two extra PGD attacks at eps and eps + gamma,
+  smoothed, and trained on; clean-misclassified examples (S-) get the clean
+  loss and radius 0.
 * `iaat_cheap`: the paper's cheap rule: train at the stored radius and move it
-  by +gamma if that training attack failed, -gamma if it succeeded.
+  by +gamma if that training attack failed, -gamma if it succeeded (no
+  smoothing unless `cheap_beta` > 0). The outcome is judged in inference mode,
+  like Algorithm 2's probes.
 
 During the first `warmup_epochs` both IAAT variants train at `eps` for
 clean-correct examples (0 for the rest) and store that radius in the table.
 
-Under `tf.distribute` the table write is made consistent across replicas by
-all-gathering (index, new eps) from every replica and scatter-updating the
-variable (aggregation ONLY_FIRST_REPLICA), so 1 and N replicas agree.
-Only the classifier is exported; the table lives in checkpoints.
+The step is composed of the plain functions in `batch_steps.py` (radius
+arithmetic in `radius.py`, the table in `eps_table.py`), which custom
+training loops can call directly. Only the classifier is exported; the table
+lives in checkpoints (`trainer.eps_table` is its variable).
 """
 
 from typing import Optional
@@ -28,7 +30,11 @@ import keras
 import tensorflow as tf
 
 from iaat_tf import attacks
+from iaat_tf import batch_steps
 from iaat_tf.config import AttackConfig, EvalConfig, MethodConfig
+from iaat_tf.eps_table import EpsTable
+
+SALT_VALIDATION = 7
 
 
 def _images(inputs):
@@ -36,7 +42,12 @@ def _images(inputs):
 
 
 class AdversarialTrainer(keras.Model):
-  """Wraps `classifier`; `fit` on ({"image", "index"}, label) batches."""
+  """Wraps `classifier`; `fit` on ({"image", "index"}, label) batches.
+
+  Pass `jit_compile` to `compile()` explicitly (Keras' default "auto"
+  XLA-compiles the whole step on one GPU); `AttackConfig.jit_compile`
+  compiles only the attack.
+  """
 
   def __init__(self, classifier: keras.Model, num_train_examples: int,
                method: MethodConfig, attack: AttackConfig,
@@ -48,12 +59,9 @@ class AdversarialTrainer(keras.Model):
     self.eval_config = evaluation or EvalConfig()
     self.seed = seed
     self.num_train_examples = int(num_train_examples)
-    # Raw tf.Variables: tracked by tf.train.Checkpoint, not Keras weights.
-    self.eps_table = tf.Variable(
-        tf.zeros([self.num_train_examples], tf.float32), trainable=False,
-        name="eps_table",
-        synchronization=tf.VariableSynchronization.ON_WRITE,
-        aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+    self.radii = EpsTable(self.num_train_examples)
+    # A raw tf.Variable: tracked by tf.train.Checkpoint, not a Keras weight.
+    self.eps_table = self.radii.variable
     self.epoch = tf.Variable(
         0, dtype=tf.int64, trainable=False, name="epoch",
         aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
@@ -62,8 +70,10 @@ class AdversarialTrainer(keras.Model):
     self.clean_accuracy = keras.metrics.Mean(name="clean_acc")
     self.eps_mean = keras.metrics.Mean(name="eps_mean")
     self.robust_accuracy = keras.metrics.Mean(name="pgd_acc")
-    self._attack_fn = tf.function(self._attack, jit_compile=attack.jit_compile,
-                                  reduce_retracing=True)
+    self._attack_logits = batch_steps.attack_logits_fn(classifier, attack.bn_mode)
+    self._attack_fn = batch_steps.make_pgd(
+        self._attack_logits, attack, seed=seed,
+        jit_compile=True if attack.jit_compile else None)
 
   # -- Keras plumbing -------------------------------------------------------
 
@@ -77,125 +87,81 @@ class AdversarialTrainer(keras.Model):
     return [self.loss_tracker, self.train_accuracy, self.clean_accuracy,
             self.eps_mean, self.robust_accuracy]
 
-  # -- attacks --------------------------------------------------------------
+  def get_metrics_result(self):
+    """Results of the metrics updated in this phase (train or evaluation).
+
+    Keras returns these exact, cross-replica results (not the last step's
+    per-replica logs) only when their names match what the step returned,
+    so metrics the phase does not update (count 0) are left out.
+    """
+    if not tf.executing_eagerly():
+      return super().get_metrics_result()
+    return {m.name: m.result() for m in self.metrics if float(m.count.numpy()) > 0}
+
+  # -- the pieces (thin wrappers over batch_steps, for tests and subclasses) --
 
   def _logits_for_attack(self, images):
-    training = self.attack_config.bn_mode == "train"
-    return tf.cast(self.classifier(images, training=training), tf.float32)
+    return self._attack_logits(images)
 
   def _attack(self, images, labels, eps, index, step, salt):
-    a = self.attack_config
-    return attacks.pgd_attack(
-        self._logits_for_attack, images, labels, eps, steps=a.steps,
-        step_size=attacks.pgd_step_size(eps, a.step_ratio, a.min_step),
-        random_start=a.random_start, index=index, step=step, salt=salt,
-        seed=self.seed)
-
-  def _attack_fails(self, images, labels, eps, index, step, salt):
-    """[B] bool: the example is still classified correctly under PGD at eps."""
-    x_adv = self._attack_fn(images, labels, eps, index, step, salt)
-    return attacks.is_correct(self._logits_for_attack(x_adv), labels)
-
-  # -- radius selection -----------------------------------------------------
-
-  def _clip(self, eps):
-    return tf.clip_by_value(eps, 0.0, self.method_config.eps_max)
-
-  def _smooth(self, stored, selected):
-    beta = self.method_config.beta
-    return beta * selected + (1.0 - beta) * stored
+    return self._attack_fn(images, labels, eps, index, step, salt)
 
   def select_eps_algorithm2(self, images, labels, index, stored, clean_ok, step):
-    """ALGORITHM.md's Algorithm 2: try stored + gamma, then stored, else shrink."""
-    gamma = self.method_config.gamma
-    up_fails = self._attack_fails(images, labels, stored + gamma, index, step, 1)
-    same_fails = self._attack_fails(images, labels, stored, index, step, 2)
-    selected = tf.where(up_fails, stored + gamma,
-                        tf.where(same_fails, stored, stored - gamma))
-    selected = tf.maximum(selected * tf.cast(clean_ok, tf.float32), 0.0)
-    return self._clip(self._smooth(stored, selected))
+    """Algorithm 2's new radii for a batch (see `batch_steps.algorithm2_radii`)."""
+    return batch_steps.algorithm2_radii(
+        self._attack_fn, self._attack_logits, images, labels, index, stored,
+        clean_ok, self.method_config, step)
 
   def select_eps_cheap(self, stored, attack_failed, clean_ok):
-    """The paper's rule: +gamma after a failed attack, -gamma after a success."""
-    gamma = self.method_config.gamma
-    selected = stored + tf.where(attack_failed, gamma, -gamma)
-    selected = tf.maximum(selected * tf.cast(clean_ok, tf.float32), 0.0)
-    return self._clip(self._smooth(stored, selected))
+    """The cheap rule's new radii (`radius.cheap_update`)."""
+    return batch_steps.radii_to_store(self.method_config, None, stored,
+                                      clean_ok, attack_failed, in_warmup=False)
 
   def write_eps(self, index, new_eps):
-    """Scatter this step's radii into the table, the same on every replica.
-
-    In a replica context the (index, eps) pairs of all replicas are collected
-    in a cross-replica `merge_call` and scatter-updated into the
-    ONLY_FIRST_REPLICA table, which mirrors the update to every local device:
-    no replica's updates are lost and the copies never diverge. On one worker
-    the local replicas' values are simply concatenated
-    (`experimental_local_results`, no collective); with several workers
-    (MultiWorkerMirroredStrategy) they are all-gathered across workers with
-    `strategy.gather`, a cross-replica collective that every worker issues at
-    the same point of the step. Indices are unique within a global batch, so
-    the order of the gathered pairs does not matter.
-    """
-    ctx = tf.distribute.get_replica_context()
-    index = tf.cast(index, tf.int64)
-    new_eps = tf.cast(new_eps, tf.float32)
-    if ctx is None or ctx.num_replicas_in_sync == 1:
-      self.eps_table.scatter_update(tf.IndexedSlices(new_eps, index))
-      return
-
-    def merge_fn(strategy, per_replica_index, per_replica_eps):
-      local_replicas = len(strategy.extended.worker_devices)
-      if local_replicas < strategy.num_replicas_in_sync:  # Several workers.
-        all_index = strategy.gather(per_replica_index, axis=0)
-        all_eps = strategy.gather(per_replica_eps, axis=0)
-      else:
-        all_index = tf.concat(strategy.experimental_local_results(per_replica_index), 0)
-        all_eps = tf.concat(strategy.experimental_local_results(per_replica_eps), 0)
-      self.eps_table.scatter_update(tf.IndexedSlices(all_eps, all_index))
-
-    ctx.merge_call(merge_fn, args=(index, new_eps))
+    """Writes radii to the table, consistently across replicas."""
+    self.radii.write(index, new_eps)
 
   # -- training -------------------------------------------------------------
+
+  def training_loss(self, images, x_train, labels, clean_ok):
+    """(scalar loss, per-example logits of the trained-on batch).
+
+    Cross-entropy on `x_train` (adversarial for S+, clean for S-), in
+    training mode, plus the classifier's regularisation losses.
+    """
+    del images, clean_ok  # Used by other losses.
+    logits = tf.cast(self.classifier(x_train, training=True), tf.float32)
+    loss = tf.reduce_mean(attacks.cross_entropy_loss(logits, labels))
+    return loss, logits
 
   def train_step(self, data):
     inputs, labels = data[0], data[1]
     images = tf.cast(inputs["image"], tf.float32)
     index = tf.cast(inputs["index"], tf.int64)
     labels = tf.cast(labels, tf.int32)
-    method = self.method_config.method
+    method = self.method_config
     step = tf.convert_to_tensor(self.optimizer.iterations)
-    eps_w = self.method_config.eps
+    adaptive = method.method in batch_steps.ADAPTIVE_METHODS
+    in_warmup = self.epoch < method.warmup_epochs
 
-    clean_ok = None
-    eps_store = None
-    if method == "standard":
-      eps_train = tf.zeros_like(labels, tf.float32)
+    clean_ok = stored = None
+    if method.method != "standard":
+      clean_ok = batch_steps.clean_correct(self._attack_logits, images, labels)
+    if adaptive:
+      stored = self.radii.gather(index)
+    eps_train = batch_steps.choose_radii(
+        self._attack_fn, self._attack_logits, images, labels, index, stored,
+        clean_ok, method, step=step, in_warmup=in_warmup)
+    if method.method == "standard":
       x_train = images
-    elif method == "pgd_at":
-      eps_train = tf.fill(tf.shape(labels), eps_w)
-      x_train = self._attack_fn(images, labels, eps_train, index, step, 0)
-    else:  # iaat, iaat_cheap
-      clean_ok = attacks.is_correct(self._logits_for_attack(images), labels)
-      clean_mask = tf.cast(clean_ok, tf.float32)
-      stored = tf.gather(self.eps_table, index)
-      in_warmup = self.epoch < self.method_config.warmup_epochs
-      warm_eps = lambda: eps_w * clean_mask
-      if method == "iaat":
-        eps_train = tf.cond(
-            in_warmup, warm_eps,
-            lambda: self.select_eps_algorithm2(images, labels, index, stored,
-                                               clean_ok, step))
-      else:
-        eps_train = tf.cond(in_warmup, warm_eps, lambda: stored * clean_mask)
-      x_adv = self._attack_fn(images, labels, eps_train, index, step, 0)
-      # Algorithm 1, line 10: adversarial loss on S+, clean loss on S-.
-      x_train = tf.where(tf.reshape(clean_ok, [-1, 1, 1, 1]), x_adv, images)
-      eps_store = eps_train
+    else:
+      x_adv = self._attack_fn(images, labels, eps_train, index, step,
+                              batch_steps.SALT_TRAIN)
+      x_train = batch_steps.training_images(
+          images, x_adv, clean_ok if adaptive else None)
 
     with tf.GradientTape() as tape:
-      logits = tf.cast(self.classifier(x_train, training=True), tf.float32)
-      per_example = attacks.cross_entropy_loss(logits, labels)
-      loss = tf.reduce_mean(per_example)
+      loss, logits = self.training_loss(images, x_train, labels, clean_ok)
       if self.classifier.losses:
         loss += tf.add_n([tf.cast(l, tf.float32) for l in self.classifier.losses])
       # Gradients are summed over replicas: divide by their number (the same
@@ -203,27 +169,44 @@ class AdversarialTrainer(keras.Model):
       replicas = tf.distribute.get_strategy().num_replicas_in_sync
       scaled = loss / tf.cast(replicas, loss.dtype)
       scaled = self.optimizer.scale_loss(scaled)
-
-    train_ok = attacks.is_correct(logits, labels)
-    if method == "iaat_cheap":
-      eps_store = tf.cond(
-          in_warmup, lambda: eps_train,
-          lambda: self.select_eps_cheap(stored, train_ok, clean_ok))
     variables = self.classifier.trainable_variables
     grads = tape.gradient(scaled, variables)
     self.optimizer.apply_gradients(zip(grads, variables))
-    if eps_store is not None:
-      self.write_eps(index, eps_store)
 
+    if adaptive:
+      attack_failed = None
+      if method.method == "iaat_cheap":
+        # The outcome of the training attack, judged in the attack's mode
+        # (inference BatchNorm by default), before this step's update.
+        attack_failed = self._cheap_outcome(x_train, labels, logits)
+      self.radii.write(index, batch_steps.radii_to_store(
+          method, eps_train, stored, clean_ok, attack_failed, in_warmup))
+
+    train_ok = attacks.is_correct(logits, labels)
     self.loss_tracker.update_state(loss)
     self.train_accuracy.update_state(tf.cast(train_ok, tf.float32))
+    self.eps_mean.update_state(eps_train)
+    logs = {"loss": self.loss_tracker.result(),
+            "train_acc": self.train_accuracy.result()}
     if clean_ok is not None:
       self.clean_accuracy.update_state(tf.cast(clean_ok, tf.float32))
-    self.eps_mean.update_state(eps_train)
-    return {m.name: m.result() for m in self.metrics[:4]}
+      logs["clean_acc"] = self.clean_accuracy.result()
+    logs["eps_mean"] = self.eps_mean.result()
+    return logs
+
+  def _cheap_outcome(self, x_train, labels, train_logits):
+    """[B] bool: the training attack failed (the example stayed correct)."""
+    if self.method_config.cheap_signal == "train_forward":
+      return attacks.is_correct(train_logits, labels)  # Free, training mode.
+    return attacks.is_correct(self._attack_logits(x_train), labels)
 
   def test_step(self, data):
-    """Clean and PGD accuracy (eval radius, inference-mode BatchNorm)."""
+    """Clean and PGD accuracy (eval radius, inference-mode BatchNorm).
+
+    Metrics are updated per example, and a replica whose share of the last
+    partial batch is empty skips the model (convolutions reject an empty
+    batch), so it contributes nothing instead of failing or a NaN mean.
+    """
     inputs, labels = data[0], data[1]
     images = tf.cast(_images(inputs), tf.float32)
     labels = tf.cast(labels, tf.int32)
@@ -232,18 +215,27 @@ class AdversarialTrainer(keras.Model):
     else:
       index = tf.range(tf.shape(images)[0], dtype=tf.int64)
     e = self.eval_config
-    logits_fn = lambda x: tf.cast(self.classifier(x, training=False), tf.float32)
-    logits = logits_fn(images)
-    per_example = attacks.cross_entropy_loss(logits, labels)
-    x_adv = attacks.pgd_attack(
-        logits_fn, images, labels, tf.fill(tf.shape(labels), e.eps),
-        steps=e.steps, step_size=e.step_size, random_start=True, index=index,
-        step=0, salt=7, seed=self.seed)
-    robust_ok = attacks.is_correct(logits_fn(x_adv), labels)
-    self.loss_tracker.update_state(tf.reduce_mean(per_example))
-    self.clean_accuracy.update_state(
-        tf.cast(attacks.is_correct(logits, labels), tf.float32))
-    self.robust_accuracy.update_state(tf.cast(robust_ok, tf.float32))
+    logits_fn = batch_steps.attack_logits_fn(self.classifier, "inference")
+
+    def evaluate_batch():
+      logits = logits_fn(images)
+      x_adv = attacks.pgd_attack(
+          logits_fn, images, labels, tf.fill(tf.shape(labels), e.eps),
+          steps=e.steps, step_size=e.step_size, random_start=True, index=index,
+          step=0, salt=SALT_VALIDATION, seed=self.seed)
+      return (attacks.cross_entropy_loss(logits, labels),
+              tf.cast(attacks.is_correct(logits, labels), tf.float32),
+              tf.cast(attacks.is_correct(logits_fn(x_adv), labels), tf.float32))
+
+    def empty_batch():
+      nothing = tf.zeros([0], tf.float32)
+      return nothing, nothing, nothing
+
+    per_example, clean_ok, robust_ok = tf.cond(
+        tf.shape(images)[0] > 0, evaluate_batch, empty_batch)
+    self.loss_tracker.update_state(per_example)
+    self.clean_accuracy.update_state(clean_ok)
+    self.robust_accuracy.update_state(robust_ok)
     return {"loss": self.loss_tracker.result(),
             "clean_acc": self.clean_accuracy.result(),
             "pgd_acc": self.robust_accuracy.result()}

@@ -15,6 +15,8 @@ METHODS = ("standard", "pgd_at", "iaat", "iaat_cheap")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 BN_MODES = ("inference", "train")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+JIT_MODES = ("none", "attack", "step")  # What --jit_compile XLA-compiles.
+CHEAP_SIGNALS = ("inference", "train_forward")
 
 
 class ConfigError(ValueError):
@@ -56,7 +58,7 @@ class AttackConfig:
   min_step: float = 2.0 / 255
   random_start: bool = True
   bn_mode: str = "inference"  # BatchNorm mode while attacking.
-  jit_compile: bool = False
+  jit_compile: bool = False  # XLA on the attack function alone.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +70,11 @@ class MethodConfig:
   gamma: float = 1.9 / 255
   beta: float = 0.1  # Weight of the newly selected radius in the EMA.
   eps_max: float = 1.0
+  # iaat_cheap: smoothing weight of the new radius (0: none, the paper's rule)
+  # and where the attack's outcome is read: an inference-mode forward pass on
+  # the adversarial batch (like Algorithm 2), or the training forward pass.
+  cheap_beta: float = 0.0
+  cheap_signal: str = "inference"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +89,9 @@ class TrainConfig:
   strategy: str = "default"
   num_virtual_devices: int = 0  # >0: split the CPU into N devices (tests).
   precision: str = "float32"
+  # XLA: "none", "attack" (the PGD function), "step" (the whole train step;
+  # default strategy only).
+  jit_compile: str = "none"
   steps_per_execution: int = 1
   keep_checkpoints: int = 3
   verbose: int = 2
@@ -144,6 +154,8 @@ def validate(config: Config) -> Config:
       ("method", me.method, METHODS), ("strategy", t.strategy, STRATEGIES),
       ("attack_bn_mode", a.bn_mode, BN_MODES),
       ("precision", t.precision, PRECISIONS),
+      ("jit_compile", t.jit_compile, JIT_MODES),
+      ("cheap_signal", me.cheap_signal, CHEAP_SIGNALS),
       ("optimizer", t.optimizer, ("sgd", "adam"))):
     _check(value in choices,
            f"unknown --{flag}={value!r}; choose one of {', '.join(choices)}")
@@ -155,6 +167,12 @@ def validate(config: Config) -> Config:
   _check(me.eps <= me.eps_max,
          f"--eps={me.eps} is larger than --eps_max={me.eps_max}")
   _check(0.0 <= me.beta <= 1.0, f"--beta={me.beta} must be in [0, 1]")
+  _check(0.0 <= me.cheap_beta <= 1.0,
+         f"--cheap_beta={me.cheap_beta} must be in [0, 1] (0: no smoothing)")
+  _check(not (t.jit_compile == "step" and t.strategy != "default"),
+         f"--jit_compile=step needs --strategy=default (the eps-table write "
+         f"under --strategy={t.strategy} is a cross-replica step that XLA "
+         "cannot compile); use --jit_compile=attack")
   _check(me.warmup_epochs >= 0, "--warmup_epochs must be >= 0")
   _check(a.steps >= 1, f"--pgd_steps={a.steps} must be >= 1")
   _check(e.steps >= 1, f"--eval_pgd_steps={e.steps} must be >= 1")

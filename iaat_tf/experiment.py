@@ -17,6 +17,7 @@ accuracy on the test split, exports the classifier as a SavedModel and writes:
 """
 
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -76,11 +77,16 @@ def build_trainer(config: Config, info: data.DatasetInfo, steps_per_epoch: int,
     classifier = models.build_classifier(config.model, info.image_shape,
                                          info.num_classes, info.name)
     trainer = adaptive_model.AdversarialTrainer(
-        classifier, info.num_train, config.method, config.attack,
+        classifier, info.num_train, config.method,
+        dataclasses.replace(config.attack, jit_compile=(
+            config.attack.jit_compile or config.train.jit_compile == "attack")),
         evaluation=config.eval, seed=config.seed)
+    # jit_compile is always explicit: Keras' default "auto" would XLA-compile
+    # the whole step on a single GPU.
     trainer.compile(
         optimizer=training.make_optimizer(config.train, steps_per_epoch),
-        steps_per_execution=config.train.steps_per_execution)
+        steps_per_execution=config.train.steps_per_execution,
+        jit_compile=config.train.jit_compile == "step")
   return trainer
 
 

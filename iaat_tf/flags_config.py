@@ -49,13 +49,15 @@ flags.DEFINE_integer("warmup_epochs", _ME.warmup_epochs, "IAAT: epochs at unifor
 flags.DEFINE_string("gamma", "1.9/255", "IAAT: radius step.")
 flags.DEFINE_float("beta", _ME.beta, "IAAT: weight of the new radius in eps <- beta*new + (1-beta)*old.")
 flags.DEFINE_string("eps_max", "1", "IAAT: upper clip of every radius.")
+flags.DEFINE_float("cheap_beta", _ME.cheap_beta, "iaat_cheap: smoothing weight of the new radius (0: none, the paper's rule).")
+flags.DEFINE_string("cheap_signal", _ME.cheap_signal, "iaat_cheap: judge the training attack's outcome in an inference-mode forward pass (inference) or from the training forward pass (train_forward, free).")
 # Training attack.
 flags.DEFINE_integer("pgd_steps", _A.steps, "PGD steps (k) in training attacks.")
 flags.DEFINE_float("pgd_step_ratio", _A.step_ratio, "PGD step = max(eps * ratio, pgd_min_step).")
 flags.DEFINE_string("pgd_min_step", "2/255", "Smallest PGD step size.")
 flags.DEFINE_bool("pgd_random_start", _A.random_start, "Uniform random start in the eps ball.")
 flags.DEFINE_string("attack_bn_mode", _A.bn_mode, "BatchNorm mode while attacking: inference (default) or train (authors' code).")
-flags.DEFINE_bool("jit_compile", _A.jit_compile, "XLA-compile the per-replica PGD function.")
+flags.DEFINE_string("jit_compile", _T.jit_compile, "XLA: none, attack (the PGD function), or step (the whole train step; --strategy=default only).")
 # Optimisation and devices.
 flags.DEFINE_integer("epochs", _T.epochs, "Training epochs.")
 flags.DEFINE_string("optimizer", _T.optimizer, "sgd or adam.")
@@ -85,6 +87,12 @@ def _int_list(name: str, values) -> tuple:
     raise ConfigError(f"--{name}={','.join(values)} must be comma-separated integers") from None
 
 
+def _jit_mode(value: str) -> str:
+  """--jit_compile value; the old boolean spellings map to none / attack."""
+  legacy = {"false": "none", "0": "none", "true": "attack", "1": "attack"}
+  return legacy.get(str(value).lower(), str(value))
+
+
 def _path(value):
   return os.path.expanduser(value) if value else value
 
@@ -112,17 +120,19 @@ def config_from_flags(f: flags.FlagValues = flags.FLAGS) -> cfg.Config:
           steps=f.pgd_steps, step_ratio=f.pgd_step_ratio,
           min_step=parse_radius("pgd_min_step", f.pgd_min_step),
           random_start=f.pgd_random_start, bn_mode=f.attack_bn_mode,
-          jit_compile=f.jit_compile),
+          jit_compile=_jit_mode(f.jit_compile) == "attack"),
       method=cfg.MethodConfig(
           method=f.method, eps=parse_radius("eps", f.eps),
           warmup_epochs=f.warmup_epochs, gamma=parse_radius("gamma", f.gamma),
-          beta=f.beta, eps_max=parse_radius("eps_max", f.eps_max)),
+          beta=f.beta, eps_max=parse_radius("eps_max", f.eps_max),
+          cheap_beta=f.cheap_beta, cheap_signal=f.cheap_signal),
       train=cfg.TrainConfig(
           epochs=f.epochs, optimizer=f.optimizer, learning_rate=f.learning_rate,
           momentum=f.momentum, weight_decay=f.weight_decay,
           lr_boundaries=_int_list("lr_boundaries", f.lr_boundaries),
           lr_decay=f.lr_decay, strategy=f.strategy,
           num_virtual_devices=f.num_virtual_devices, precision=f.precision,
+          jit_compile=_jit_mode(f.jit_compile),
           steps_per_execution=f.steps_per_execution,
           keep_checkpoints=f.keep_checkpoints, verbose=f.verbose),
       eval=cfg.EvalConfig(

@@ -99,9 +99,22 @@ def test_select_eps_cheap_rule_and_clipping():
   failed = tf.constant([True, False, True, False])
   clean_ok = tf.constant([True, True, True, False])
   got = trainer.select_eps_cheap(stored, failed, clean_ok).numpy()
-  # beta = 0.5: halfway between stored and stored +/- gamma (0.02); clipped
-  # at eps_max = 0.5; clean-misclassified -> new 0.
-  np.testing.assert_allclose(got, [0.11, 0.09, 0.5, 0.0], atol=1e-6)
+  # The paper's rule: stored +/- gamma (0.02), no smoothing; clipped at
+  # eps_max = 0.5; clean-misclassified -> 0.
+  np.testing.assert_allclose(got, [0.12, 0.08, 0.5, 0.0], atol=1e-6)
+
+
+def test_select_eps_cheap_with_explicit_smoothing():
+  trainer = adaptive_model.AdversarialTrainer(
+      _classifier(), N,
+      MethodConfig(method="iaat_cheap", eps=0.05, gamma=0.02, eps_max=0.5,
+                   cheap_beta=0.5),
+      AttackConfig(steps=1))
+  got = trainer.select_eps_cheap(tf.constant([0.1, 0.1]),
+                                 tf.constant([True, False]),
+                                 tf.constant([True, True])).numpy()
+  # cheap_beta = 0.5: halfway between stored and stored +/- gamma.
+  np.testing.assert_allclose(got, [0.11, 0.09], atol=1e-6)
 
 
 def test_call_ignores_the_index_and_accepts_plain_images():

@@ -1,0 +1,94 @@
+"""IAAT's radius rules as pure functions of tensors.
+
+Every function maps per-example tensors ([B] float32 radii, [B] bool attack
+outcomes and clean correctness) and a few settings to new radii. Nothing here
+builds a model, runs an attack or touches the eps table: the trainer (and any
+custom training loop) runs the attacks, passes their outcomes in, and writes
+the result with `eps_table.EpsTable`.
+
+The rules (ALGORITHM.md):
+
+* Warmup: every clean-correct example trains at the uniform radius `eps_w`,
+  the others at 0 (their loss is the clean loss).
+* Algorithm 2 (the authors' code): with `stored` the radii of the batch, try
+  `stored + gamma`; if that attack fails (the example stays correct) choose
+  `stored + gamma`, else `stored` if the attack at `stored` fails, else
+  `stored - gamma`. Then zero for clean-misclassified examples, smooth
+  (`beta * new + (1 - beta) * old`), clip to [0, eps_max].
+* The paper's cheap rule (section 3): `stored + gamma` after a failed
+  training attack, `stored - gamma` after a successful one, zero for
+  clean-misclassified examples, clipped, with no smoothing (smoothing is an
+  explicit option).
+"""
+
+import tensorflow as tf
+
+
+def _f32(x) -> tf.Tensor:
+  return tf.cast(x, tf.float32)
+
+
+def warmup(eps_w: float, clean_ok: tf.Tensor) -> tf.Tensor:
+  """[B] radii during warmup: eps_w for clean-correct examples, else 0."""
+  return eps_w * _f32(clean_ok)
+
+
+def algorithm2_choice(stored: tf.Tensor, up_fails: tf.Tensor,
+                      same_fails: tf.Tensor, gamma: float) -> tf.Tensor:
+  """Algorithm 2's choice before zeroing, smoothing and clipping.
+
+  Args:
+    stored: [B] the stored radii p.
+    up_fails: [B] bool, the attack at p + gamma failed (still correct).
+    same_fails: [B] bool, the attack at p failed.
+    gamma: the radius step.
+  """
+  stored = _f32(stored)
+  return tf.where(up_fails, stored + gamma,
+                  tf.where(same_fails, stored, stored - gamma))
+
+
+def cheap_choice(stored: tf.Tensor, attack_failed: tf.Tensor,
+                 gamma: float) -> tf.Tensor:
+  """The paper's cheap rule: p + gamma after a failed attack, else p - gamma."""
+  stored = _f32(stored)
+  return stored + tf.where(attack_failed, gamma, -gamma)
+
+
+def zero_if_misclassified(selected: tf.Tensor, clean_ok: tf.Tensor) -> tf.Tensor:
+  """max(selected * clean_ok, 0): clean-misclassified examples get radius 0."""
+  return tf.maximum(_f32(selected) * _f32(clean_ok), 0.0)
+
+
+def smooth(stored: tf.Tensor, selected: tf.Tensor, beta: float) -> tf.Tensor:
+  """The authors' EMA: beta * new + (1 - beta) * old (beta weighs the new radius)."""
+  return beta * _f32(selected) + (1.0 - beta) * _f32(stored)
+
+
+def clip(eps: tf.Tensor, eps_max: float) -> tf.Tensor:
+  """Clips radii to [0, eps_max]."""
+  return tf.clip_by_value(_f32(eps), 0.0, eps_max)
+
+
+def algorithm2_update(stored: tf.Tensor, up_fails: tf.Tensor,
+                      same_fails: tf.Tensor, clean_ok: tf.Tensor, *,
+                      gamma: float, beta: float, eps_max: float) -> tf.Tensor:
+  """Algorithm 2's new radii: choice, zero for S-, smooth, clip."""
+  selected = algorithm2_choice(stored, up_fails, same_fails, gamma)
+  selected = zero_if_misclassified(selected, clean_ok)
+  return clip(smooth(stored, selected, beta), eps_max)
+
+
+def cheap_update(stored: tf.Tensor, attack_failed: tf.Tensor,
+                 clean_ok: tf.Tensor, *, gamma: float, eps_max: float,
+                 beta: float | None = None) -> tf.Tensor:
+  """The cheap rule's new radii: +/- gamma, zero for S-, clip.
+
+  `beta=None` (the paper) applies no smoothing; a float smooths like
+  Algorithm 2 (`beta * new + (1 - beta) * old`).
+  """
+  selected = cheap_choice(stored, attack_failed, gamma)
+  selected = zero_if_misclassified(selected, clean_ok)
+  if beta is not None:
+    selected = smooth(stored, selected, beta)
+  return clip(selected, eps_max)

@@ -1,0 +1,56 @@
+"""The radius rules (radius.py) on hand-made tensors: no model, no attack."""
+
+import numpy as np
+import tensorflow as tf
+
+from iaat_tf import radius
+
+STORED = tf.constant([0.10, 0.10, 0.10, 0.10, 0.49, 0.01])
+CLEAN_OK = tf.constant([True, True, True, False, True, True])
+
+
+def test_warmup_gives_eps_w_to_clean_correct_examples_only():
+  np.testing.assert_allclose(radius.warmup(0.3, CLEAN_OK).numpy(),
+                             [0.3, 0.3, 0.3, 0.0, 0.3, 0.3])
+
+
+def test_algorithm2_choice_up_then_same_then_down():
+  up = tf.constant([True, False, False, True, True, False])
+  same = tf.constant([True, True, False, False, True, False])
+  got = radius.algorithm2_choice(STORED, up, same, gamma=0.02).numpy()
+  np.testing.assert_allclose(got, [0.12, 0.10, 0.08, 0.12, 0.51, -0.01], atol=1e-7)
+
+
+def test_algorithm2_update_zeroes_smooths_and_clips():
+  up = tf.constant([True, False, False, True, True, False])
+  same = tf.constant([True, True, False, False, True, False])
+  got = radius.algorithm2_update(STORED, up, same, CLEAN_OK, gamma=0.02,
+                                 beta=0.1, eps_max=0.5).numpy()
+  # new = max(choice * clean_ok, 0); eps = 0.1 * new + 0.9 * old; clip.
+  expected = [0.1 * 0.12 + 0.09, 0.1, 0.1 * 0.08 + 0.09, 0.09,
+              0.1 * 0.51 + 0.9 * 0.49, 0.9 * 0.01]
+  np.testing.assert_allclose(got, expected, atol=1e-7)
+
+
+def test_cheap_update_is_plus_minus_gamma_without_smoothing():
+  failed = tf.constant([True, False, True, True, True, False])
+  got = radius.cheap_update(STORED, failed, CLEAN_OK, gamma=0.02,
+                            eps_max=0.5).numpy()
+  np.testing.assert_allclose(got, [0.12, 0.08, 0.12, 0.0, 0.5, 0.0], atol=1e-7)
+
+
+def test_cheap_update_with_smoothing_moves_by_beta_gamma():
+  failed = tf.constant([True, False, True, True, True, False])
+  got = radius.cheap_update(STORED, failed, CLEAN_OK, gamma=0.02, eps_max=0.5,
+                            beta=0.5).numpy()
+  np.testing.assert_allclose(got, [0.11, 0.09, 0.11, 0.05, 0.5, 0.005], atol=1e-7)
+
+
+def test_smooth_weighs_the_new_radius_by_beta():
+  got = radius.smooth(tf.constant([1.0]), tf.constant([0.0]), beta=0.1).numpy()
+  np.testing.assert_allclose(got, [0.9])
+
+
+def test_clip_bounds_to_zero_and_eps_max():
+  got = radius.clip(tf.constant([-0.1, 0.2, 0.7]), 0.5).numpy()
+  np.testing.assert_allclose(got, [0.0, 0.2, 0.5])
