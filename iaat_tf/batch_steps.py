@@ -9,7 +9,7 @@ training loop can call them directly (see README, "Custom training loops"):
     eps = batch_steps.choose_radii(craft, logits_fn, images, labels, index,
                                    stored, clean_ok, method_config,
                                    step=step, in_warmup=epoch < warmup_epochs)
-    x_adv = craft(images, labels, eps, index, step, attacks.Salt.TRAIN)
+    x_adv = craft(images, labels, eps, index, step, batch_steps.SALT_TRAIN)
     x_train = batch_steps.training_images(images, x_adv, clean_ok)
     ... loss and optimizer step on x_train ...
     table.write(index, batch_steps.radii_to_store(...))

@@ -111,3 +111,32 @@ def test_cli_errors_are_one_line(tmp_path):
   assert result.returncode == 2
   assert result.stderr.strip().splitlines()[-1].startswith("iaat_tf.evaluate: error: ")
   assert "does not exist" in result.stderr
+
+
+def test_progress_line_has_an_eta_and_a_line_per_tenth():
+  lines = []
+  progress = evaluate.ProgressLine(20, lines.append, tty=False)
+  for done in range(1, 21):
+    progress(done, 20)
+  assert len(lines) == 10 and lines[-1].startswith("evaluate: batch 20/20 (100%)")
+  assert all("ETA" in line for line in lines)
+
+
+def test_evaluate_keeps_other_results_and_imports_no_training_stack(digits_run, tmp_path):
+  path = os.path.join(digits_run, "results.json")
+  results = json.load(open(path))
+  results["autoattack"] = {"kept": True}
+  json.dump(results, open(path, "w"))
+  evaluate.evaluate_run(digits_run, dataclasses.replace(
+      OPTIONS, eps_list=(0.1,), apgd=False, max_examples=32,
+      out_dir=str(tmp_path / "e")), log=lambda _: None)
+  after = json.load(open(path))
+  assert after["autoattack"] == {"kept": True}
+  assert after["history"] == results["history"] and "robustness" in after
+  code = ("import sys; import iaat_tf.evaluate; "
+          "print(sorted(m for m in ('iaat_tf.experiment', 'iaat_tf.training', "
+          "'iaat_tf.adaptive_model') if m in sys.modules))")
+  out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                       text=True, timeout=120, check=True,
+                       env=dict(os.environ, PYTHONPATH=REPO))
+  assert out.stdout.strip().splitlines()[-1] == "[]"
