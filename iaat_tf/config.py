@@ -15,6 +15,7 @@ METHODS = ("standard", "pgd_at", "iaat", "iaat_cheap")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 BN_MODES = ("inference", "train")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+WEIGHT_DECAY_TYPES = ("coupled", "decoupled")
 
 
 class ConfigError(ValueError):
@@ -77,6 +78,9 @@ class TrainConfig:
   learning_rate: float = 0.1
   momentum: float = 0.9
   weight_decay: float = 5e-4
+  # coupled: PyTorch's L2 (wd * w added to the gradient before momentum, the
+  # authors' recipe); decoupled: Keras' / AdamW's (w -= lr * wd * w).
+  weight_decay_type: str = "coupled"
   lr_boundaries: Tuple[int, ...] = ()  # epochs at which lr *= lr_decay
   lr_decay: float = 0.2
   strategy: str = "default"
@@ -144,7 +148,8 @@ def validate(config: Config) -> Config:
       ("method", me.method, METHODS), ("strategy", t.strategy, STRATEGIES),
       ("attack_bn_mode", a.bn_mode, BN_MODES),
       ("precision", t.precision, PRECISIONS),
-      ("optimizer", t.optimizer, ("sgd", "adam"))):
+      ("optimizer", t.optimizer, ("sgd", "adam")),
+      ("weight_decay_type", t.weight_decay_type, WEIGHT_DECAY_TYPES)):
     _check(value in choices,
            f"unknown --{flag}={value!r}; choose one of {', '.join(choices)}")
   for name, value in (("eps", me.eps), ("eps_max", me.eps_max),
@@ -161,6 +166,7 @@ def validate(config: Config) -> Config:
   _check(a.step_ratio > 0, f"--pgd_step_ratio={a.step_ratio} must be > 0")
   _check(t.epochs >= 1, f"--epochs={t.epochs} must be >= 1")
   _check(t.learning_rate > 0, f"--learning_rate={t.learning_rate} must be > 0")
+  _check(t.weight_decay >= 0, f"--weight_decay={t.weight_decay} must be >= 0")
   _check(d.batch_size >= 1 and d.eval_batch_size >= 1,
          "--batch_size and --eval_batch_size must be >= 1")
   _check(0.0 < d.holdout_fraction < 1.0,

@@ -61,7 +61,11 @@ flags.DEFINE_integer("epochs", _T.epochs, "Training epochs.")
 flags.DEFINE_string("optimizer", _T.optimizer, "sgd or adam.")
 flags.DEFINE_float("learning_rate", _T.learning_rate, "Initial learning rate.")
 flags.DEFINE_float("momentum", _T.momentum, "SGD momentum.")
-flags.DEFINE_float("weight_decay", _T.weight_decay, "Weight decay (0: none).")
+flags.DEFINE_float("weight_decay", _T.weight_decay, "Weight decay (0: none); see --weight_decay_type.")
+flags.DEFINE_string("weight_decay_type", _T.weight_decay_type,
+                    "coupled: PyTorch-style L2, wd*w added to the gradient before "
+                    "momentum (the authors' recipe); decoupled: w -= lr*wd*w after "
+                    "the step (Keras' weight_decay; with adam this is AdamW).")
 flags.DEFINE_list("lr_boundaries", [], "Epochs at which lr *= lr_decay, e.g. 70,90,100.")
 flags.DEFINE_float("lr_decay", _T.lr_decay, "Learning-rate factor at each boundary.")
 flags.DEFINE_string("strategy", _T.strategy, f"One of {', '.join(cfg.STRATEGIES)}.")
@@ -120,6 +124,7 @@ def config_from_flags(f: flags.FlagValues = flags.FLAGS) -> cfg.Config:
       train=cfg.TrainConfig(
           epochs=f.epochs, optimizer=f.optimizer, learning_rate=f.learning_rate,
           momentum=f.momentum, weight_decay=f.weight_decay,
+          weight_decay_type=f.weight_decay_type,
           lr_boundaries=_int_list("lr_boundaries", f.lr_boundaries),
           lr_decay=f.lr_decay, strategy=f.strategy,
           num_virtual_devices=f.num_virtual_devices, precision=f.precision,
