@@ -20,7 +20,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EPOCHS, TRAIN, BATCH = 4, 192, 64
 ARGS = [
     f"--flagfile={os.path.join(REPO, 'flags', 'quickstart.flags')}",
-    "--strategy=mirrored", "--num_virtual_devices=2",
+    "--strategy=mirrored", "--num_virtual_devices=2", "--weight_decay_type=coupled",
     f"--epochs={EPOCHS}", "--warmup_epochs=1", f"--max_train_examples={TRAIN}",
     f"--batch_size={BATCH}", "--pgd_steps=10", "--shuffle_buffer=1",
     "--eval_max_examples=64", "--max_eval_examples=64", "--eval_pgd_steps=2",
