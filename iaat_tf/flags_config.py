@@ -41,7 +41,7 @@ flags.DEFINE_string("model", _M.name, f"One of {', '.join(cfg.MODELS)}.")
 flags.DEFINE_integer("wrn_depth", _M.depth, "WideResNet depth (28, 32, 34).")
 flags.DEFINE_integer("wrn_width", _M.width, "WideResNet widening factor.")
 flags.DEFINE_bool("sync_batchnorm", _M.sync_batchnorm, "Synchronise BatchNorm statistics across replicas.")
-flags.DEFINE_float("dropout", _M.dropout, "WideResNet dropout rate.")
+flags.DEFINE_float("dropout", _M.dropout, "Dropout rate (wide_resnet: inside each block; resnet50: before the logits).")
 # Method.
 flags.DEFINE_string("method", _ME.method, f"One of {', '.join(cfg.METHODS)}.")
 flags.DEFINE_string("eps", "8/255", "PGD-AT radius; IAAT warmup radius eps_w.")

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from iaat_tf import optimizers, training
-from iaat_tf.config import ConfigError, TrainConfig, Config, validate
+from iaat_tf.config import Config, ConfigError, TrainConfig, validate
 
 LR, MOMENTUM, WD, DECAY = 0.1, 0.9, 0.05, 0.2
 STEPS = 3  # lr = LR for steps 0, 1 and LR * DECAY from step 2 (epoch 2) on.
@@ -137,3 +137,8 @@ def test_coupled_adam_is_adam_on_the_l2_gradient():
 def test_unknown_weight_decay_type_is_a_config_error():
   with pytest.raises(ConfigError, match="weight_decay_type"):
     validate(Config(output_dir="x", train=TrainConfig(weight_decay_type="l1")))
+
+
+def test_negative_weight_decay_is_a_config_error():
+  with pytest.raises(ConfigError, match="--weight_decay=-0.1 must be >= 0"):
+    validate(Config(output_dir="x", train=TrainConfig(weight_decay=-0.1)))
