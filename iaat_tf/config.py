@@ -17,6 +17,7 @@ BN_MODES = ("inference", "train")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 JIT_MODES = ("none", "attack", "step")  # What --jit_compile XLA-compiles.
 CHEAP_SIGNALS = ("inference", "train_forward")
+WEIGHT_DECAY_TYPES = ("coupled", "decoupled")
 
 
 class ConfigError(ValueError):
@@ -84,6 +85,9 @@ class TrainConfig:
   learning_rate: float = 0.1
   momentum: float = 0.9
   weight_decay: float = 5e-4
+  # coupled: PyTorch's L2 (wd * w added to the gradient before momentum, the
+  # authors' recipe); decoupled: Keras' / AdamW's (w -= lr * wd * w).
+  weight_decay_type: str = "coupled"
   lr_boundaries: Tuple[int, ...] = ()  # epochs at which lr *= lr_decay
   lr_decay: float = 0.2
   strategy: str = "default"
@@ -156,7 +160,8 @@ def validate(config: Config) -> Config:
       ("precision", t.precision, PRECISIONS),
       ("jit_compile", t.jit_compile, JIT_MODES),
       ("cheap_signal", me.cheap_signal, CHEAP_SIGNALS),
-      ("optimizer", t.optimizer, ("sgd", "adam"))):
+      ("optimizer", t.optimizer, ("sgd", "adam")),
+      ("weight_decay_type", t.weight_decay_type, WEIGHT_DECAY_TYPES)):
     _check(value in choices,
            f"unknown --{flag}={value!r}; choose one of {', '.join(choices)}")
   for name, value in (("eps", me.eps), ("eps_max", me.eps_max),
@@ -179,6 +184,7 @@ def validate(config: Config) -> Config:
   _check(a.step_ratio > 0, f"--pgd_step_ratio={a.step_ratio} must be > 0")
   _check(t.epochs >= 1, f"--epochs={t.epochs} must be >= 1")
   _check(t.learning_rate > 0, f"--learning_rate={t.learning_rate} must be > 0")
+  _check(t.weight_decay >= 0, f"--weight_decay={t.weight_decay} must be >= 0")
   _check(d.batch_size >= 1 and d.eval_batch_size >= 1,
          "--batch_size and --eval_batch_size must be >= 1")
   _check(0.0 < d.holdout_fraction < 1.0,

@@ -41,7 +41,7 @@ flags.DEFINE_string("model", _M.name, f"One of {', '.join(cfg.MODELS)}.")
 flags.DEFINE_integer("wrn_depth", _M.depth, "WideResNet depth (28, 32, 34).")
 flags.DEFINE_integer("wrn_width", _M.width, "WideResNet widening factor.")
 flags.DEFINE_bool("sync_batchnorm", _M.sync_batchnorm, "Synchronise BatchNorm statistics across replicas.")
-flags.DEFINE_float("dropout", _M.dropout, "WideResNet dropout rate.")
+flags.DEFINE_float("dropout", _M.dropout, "Dropout rate (wide_resnet: inside each block; resnet50: before the logits).")
 # Method.
 flags.DEFINE_string("method", _ME.method, f"One of {', '.join(cfg.METHODS)}.")
 flags.DEFINE_string("eps", "8/255", "PGD-AT radius; IAAT warmup radius eps_w.")
@@ -63,7 +63,11 @@ flags.DEFINE_integer("epochs", _T.epochs, "Training epochs.")
 flags.DEFINE_string("optimizer", _T.optimizer, "sgd or adam.")
 flags.DEFINE_float("learning_rate", _T.learning_rate, "Initial learning rate.")
 flags.DEFINE_float("momentum", _T.momentum, "SGD momentum.")
-flags.DEFINE_float("weight_decay", _T.weight_decay, "Weight decay (0: none).")
+flags.DEFINE_float("weight_decay", _T.weight_decay, "Weight decay (0: none); see --weight_decay_type.")
+flags.DEFINE_string("weight_decay_type", _T.weight_decay_type,
+                    "coupled: PyTorch-style L2, wd*w added to the gradient before "
+                    "momentum (the authors' recipe); decoupled: w -= lr*wd*w after "
+                    "the step (Keras' weight_decay; with adam this is AdamW).")
 flags.DEFINE_list("lr_boundaries", [], "Epochs at which lr *= lr_decay, e.g. 70,90,100.")
 flags.DEFINE_float("lr_decay", _T.lr_decay, "Learning-rate factor at each boundary.")
 flags.DEFINE_string("strategy", _T.strategy, f"One of {', '.join(cfg.STRATEGIES)}.")
@@ -129,6 +133,7 @@ def config_from_flags(f: flags.FlagValues = flags.FLAGS) -> cfg.Config:
       train=cfg.TrainConfig(
           epochs=f.epochs, optimizer=f.optimizer, learning_rate=f.learning_rate,
           momentum=f.momentum, weight_decay=f.weight_decay,
+          weight_decay_type=f.weight_decay_type,
           lr_boundaries=_int_list("lr_boundaries", f.lr_boundaries),
           lr_decay=f.lr_decay, strategy=f.strategy,
           num_virtual_devices=f.num_virtual_devices, precision=f.precision,

@@ -14,6 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from iaat_tf import optimizers
 from iaat_tf.config import ConfigError, TrainConfig
 
 
@@ -105,12 +106,25 @@ def set_precision(config: TrainConfig) -> None:
 
 
 def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-  """SGD+momentum (or Adam) with lr *= lr_decay at each boundary epoch."""
+  """SGD+momentum (or Adam) with lr *= lr_decay from each boundary epoch on.
+
+  `weight_decay_type=coupled` (default) is PyTorch's L2 decay, the authors'
+  recipe (`optimizers.CoupledDecaySGD` / `CoupledDecayAdam`); `decoupled` is
+  Keras' own `weight_decay` (AdamW with adam).
+  """
   lr = config.learning_rate
   if config.lr_boundaries:
-    boundaries = [int(b) * steps_per_epoch for b in config.lr_boundaries]
+    # The schedule sees the 0-based step and keeps values[0] while step <=
+    # boundary: the first step of epoch b (step b * steps_per_epoch) must
+    # already use the decayed rate, as PyTorch's MultiStepLR does.
+    boundaries = [int(b) * steps_per_epoch - 1 for b in config.lr_boundaries]
     values = [lr * config.lr_decay ** i for i in range(len(boundaries) + 1)]
     lr = keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+  if config.weight_decay_type == "coupled":
+    if config.optimizer == "sgd":
+      return optimizers.CoupledDecaySGD(lr, momentum=config.momentum,
+                                        l2_decay=config.weight_decay)
+    return optimizers.CoupledDecayAdam(lr, l2_decay=config.weight_decay)
   wd = config.weight_decay or None
   if config.optimizer == "sgd":
     return keras.optimizers.SGD(lr, momentum=config.momentum, weight_decay=wd)
@@ -126,11 +140,17 @@ def make_checkpoint(trainer) -> tf.train.Checkpoint:
 
 
 def restore_latest(trainer, manager: tf.train.CheckpointManager) -> int:
-  """Restores the newest checkpoint, if any; returns the finished epochs."""
+  """Restores the newest checkpoint, if any; returns the finished epochs.
+
+  Runs in the trainer's distribution strategy scope, so the optimizer's slot
+  variables it builds are mirrored like the ones `fit` would create.
+  """
   if not manager.latest_checkpoint:
     return 0
-  trainer.optimizer.build(trainer.classifier.trainable_variables)
-  manager.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+  with trainer.distribute_strategy.scope():
+    trainer.optimizer.build(trainer.classifier.trainable_variables)
+    manager.checkpoint.restore(
+        manager.latest_checkpoint).assert_existing_objects_matched()
   return int(trainer.epoch.numpy())
 
 

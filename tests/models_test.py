@@ -1,5 +1,6 @@
 """Classifiers: the architectures users expect, on [0, 1] inputs."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -45,3 +46,39 @@ def test_bad_depth_is_rejected():
   with pytest.raises(ValueError, match="6n\\+4"):
     models.wrn_blocks_per_stage(27)
   assert models.wrn_blocks_per_stage(28) == 4 and models.wrn_blocks_per_stage(34) == 5
+
+
+def _batchnorms(model):
+  return [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
+
+
+def test_resnet50_is_torchvisions_v1_5_layout():
+  model = models.build_classifier(ModelConfig("resnet50"), (224, 224, 3), 1000,
+                                  "imagenet2012")
+  trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+  assert trainable == 25_557_032  # torchvision.models.resnet50().
+  assert model.get_layer("stem_pool").output.shape[1:3] == (56, 56)
+  # v1.5: the stride of a downsampling block is on its 3x3 conv.
+  assert model.get_layer("s1b0_conv1").strides == (1, 1)
+  assert model.get_layer("s1b0_conv2").strides == (2, 2)
+  assert model.get_layer("avg_pool").output.shape[-1] == 2048
+  assert len(_batchnorms(model)) == 53
+
+
+@pytest.mark.parametrize("name", ["resnet50", "wide_resnet"])
+def test_sync_batchnorm_and_dropout_are_honoured(name):
+  shape = (32, 32, 3)
+  plain = models.build_classifier(ModelConfig(name, depth=10, width=1), shape, 10,
+                                  "cifar10")
+  assert _batchnorms(plain) and not any(l.synchronized for l in _batchnorms(plain))
+  assert not any(isinstance(l, keras.layers.Dropout) for l in plain.layers)
+  config = ModelConfig(name, depth=10, width=1, sync_batchnorm=True, dropout=0.3)
+  model = models.build_classifier(config, shape, 10, "cifar10")
+  assert all(l.synchronized for l in _batchnorms(model))
+  dropouts = [l for l in model.layers if isinstance(l, keras.layers.Dropout)]
+  assert dropouts and all(l.rate == 0.3 for l in dropouts)
+  # Same parameters as without the options; dropout acts in training only.
+  assert model.count_params() == plain.count_params()
+  x = tf.random.uniform([4, *shape])
+  np.testing.assert_allclose(model(x, training=False), model(x, training=False))
+  assert not np.allclose(model(x, training=True), model(x, training=True))

@@ -1,0 +1,144 @@
+"""Weight decay semantics: coupled (PyTorch, the authors' recipe) and decoupled (Keras).
+
+A linear least-squares model has an analytic gradient, so NumPy can replay
+PyTorch's SGD (`v = m*v + g + wd*w; w -= lr*v`) and Keras' decoupled rule in
+float64 and the project's optimizer must follow them step by step, across a
+learning-rate boundary and under mixed-precision loss scaling.
+"""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from iaat_tf import optimizers, training
+from iaat_tf.config import Config, ConfigError, TrainConfig, validate
+
+LR, MOMENTUM, WD, DECAY = 0.1, 0.9, 0.05, 0.2
+STEPS = 3  # lr = LR for steps 0, 1 and LR * DECAY from step 2 (epoch 2) on.
+
+
+def _problem():
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(8, 4))
+  y = rng.normal(size=(8, 3))
+  w0 = rng.normal(size=(4, 3)) * 0.5
+  b0 = rng.normal(size=(3,)) * 0.5
+  return x, y, [w0, b0]
+
+
+def _grads(x, y, params):
+  w, b = params
+  residual = (x @ w + b - y) / len(x)  # loss = 0.5 * sum(r^2) / n
+  return [x.T @ residual, residual.sum(0)]
+
+
+def _lr(step):
+  return LR if step < 2 else LR * DECAY
+
+
+def _pytorch_sgd(x, y, params):
+  params = [p.copy() for p in params]
+  bufs = [np.zeros_like(p) for p in params]
+  for step in range(STEPS):
+    for p, g, v in zip(params, _grads(x, y, params), bufs):
+      v *= MOMENTUM
+      v += g + WD * p
+      p -= _lr(step) * v
+  return params
+
+
+def _keras_decoupled_sgd(x, y, params):
+  params = [p.copy() for p in params]
+  vel = [np.zeros_like(p) for p in params]
+  for step in range(STEPS):
+    grads = _grads(x, y, params)
+    for p, g, v in zip(params, grads, vel):
+      p -= _lr(step) * WD * p  # Decoupled: shrink, outside the momentum.
+      v *= MOMENTUM
+      v -= _lr(step) * g
+      p += v
+  return params
+
+
+def _run(optimizer, x, y, params, loss_scale=False):
+  variables = [tf.Variable(p.astype(np.float32)) for p in params]
+  xt, yt = tf.constant(x, tf.float32), tf.constant(y, tf.float32)
+  for _ in range(STEPS):
+    with tf.GradientTape() as tape:
+      residual = tf.matmul(xt, variables[0]) + variables[1] - yt
+      loss = 0.5 * tf.reduce_sum(residual ** 2) / len(x)
+      if loss_scale:
+        loss = optimizer.scale_loss(loss)
+    grads = tape.gradient(loss, variables)
+    optimizer.apply_gradients(zip(grads, variables))
+  return [v.numpy() for v in variables]
+
+
+def _config(**kwargs):
+  return TrainConfig(optimizer="sgd", learning_rate=LR, momentum=MOMENTUM,
+                     weight_decay=WD, lr_boundaries=(2,), lr_decay=DECAY, **kwargs)
+
+
+def test_default_sgd_is_pytorchs_coupled_l2_across_an_lr_boundary():
+  x, y, params = _problem()
+  optimizer = training.make_optimizer(_config(), steps_per_epoch=1)
+  assert isinstance(optimizer, optimizers.CoupledDecaySGD)
+  got = _run(optimizer, x, y, params)
+  want = _pytorch_sgd(x, y, params)
+  for g, w in zip(got, want):
+    np.testing.assert_allclose(g, w, atol=1e-6, rtol=0)
+  # The decoupled rule gives a clearly different trajectory (the test can tell).
+  other = _keras_decoupled_sgd(x, y, params)
+  assert np.abs(other[0] - want[0]).max() > 1e-3
+
+
+def test_coupled_decay_is_added_to_the_unscaled_gradient_under_loss_scaling():
+  x, y, params = _problem()
+  optimizer = keras.optimizers.LossScaleOptimizer(
+      training.make_optimizer(_config(), steps_per_epoch=1), initial_scale=2.0 ** 12)
+  got = _run(optimizer, x, y, params, loss_scale=True)
+  for g, w in zip(got, _pytorch_sgd(x, y, params)):
+    np.testing.assert_allclose(g, w, atol=1e-6, rtol=0)
+
+
+def test_decoupled_option_is_keras_weight_decay():
+  x, y, params = _problem()
+  optimizer = training.make_optimizer(_config(weight_decay_type="decoupled"),
+                                      steps_per_epoch=1)
+  assert type(optimizer) is keras.optimizers.SGD
+  got = _run(optimizer, x, y, params)
+  for g, w in zip(got, _keras_decoupled_sgd(x, y, params)):
+    np.testing.assert_allclose(g, w, atol=1e-6, rtol=0)
+
+
+def test_coupled_adam_is_adam_on_the_l2_gradient():
+  x, y, params = _problem()
+  config = TrainConfig(optimizer="adam", learning_rate=0.01, weight_decay=WD)
+  optimizer = training.make_optimizer(config, steps_per_epoch=1)
+  assert isinstance(optimizer, optimizers.CoupledDecayAdam)
+  got = _run(optimizer, x, y, params)
+  # NumPy Adam (Keras' epsilon placement) on g + wd * w.
+  p = [q.copy() for q in params]
+  m = [np.zeros_like(q) for q in p]
+  v = [np.zeros_like(q) for q in p]
+  b1, b2, eps = 0.9, 0.999, 1e-7
+  for t in range(1, STEPS + 1):
+    for q, g, mq, vq in zip(p, _grads(x, y, p), m, v):
+      g = g + WD * q
+      mq += (1 - b1) * (g - mq)
+      vq += (1 - b2) * (g * g - vq)
+      lr_t = 0.01 * np.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+      q -= lr_t * mq / (np.sqrt(vq) + eps)
+  for g, w in zip(got, p):
+    np.testing.assert_allclose(g, w, atol=1e-6, rtol=0)
+
+
+def test_unknown_weight_decay_type_is_a_config_error():
+  with pytest.raises(ConfigError, match="weight_decay_type"):
+    validate(Config(output_dir="x", train=TrainConfig(weight_decay_type="l1")))
+
+
+def test_negative_weight_decay_is_a_config_error():
+  with pytest.raises(ConfigError, match="--weight_decay=-0.1 must be >= 0"):
+    validate(Config(output_dir="x", train=TrainConfig(weight_decay=-0.1)))
