@@ -27,7 +27,7 @@ def test_main_end_to_end_on_mock_cifar10(tmp_path):
         dataset="cifar10", data_dir=str(tmp_path), model="small_cnn",
         method="iaat", eps="8/255", warmup_epochs=1, gamma="2/255", epochs=2,
         batch_size=16, eval_batch_size=32, pgd_steps=2, eval_pgd_steps=2,
-        eval_max_examples=32, output_dir=out, verbose=0):
+        val_examples=32, output_dir=out, verbose=0):
       main.main(["iaat_tf.main"])
 
   results = json.load(open(os.path.join(out, "results.json")))
@@ -151,8 +151,8 @@ def test_cli_mirrored_on_two_devices_matches_one_device(tmp_path):
         "--dataset=digits", "--model=small_cnn", "--method=iaat", "--eps=0.2",
         "--warmup_epochs=1", "--gamma=0.05", "--beta=0.5", "--eps_max=0.4",
         "--epochs=3", "--batch_size=32", "--max_train_examples=256",
-        "--pgd_steps=3", "--eval_pgd_steps=2", "--eval_max_examples=64",
-        "--max_eval_examples=64", f"--strategy={strategy}", *devices,
+        "--pgd_steps=3", "--eval_pgd_steps=2", "--val_examples=64",
+        "--max_test_examples=64", f"--strategy={strategy}", *devices,
         f"--output_dir={out}", "--verbose=0", "--export=false"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.load(open(out / "results.json"))

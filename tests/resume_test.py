@@ -33,7 +33,7 @@ ARGS = [
     f"--flagfile={os.path.join(REPO, 'flags', 'quickstart.flags')}",
     f"--epochs={EPOCHS}", "--warmup_epochs=2", f"--max_train_examples={TRAIN}",
     f"--batch_size={BATCH}", "--pgd_steps=20", "--shuffle_buffer=1",
-    "--eval_max_examples=64", "--eval_pgd_steps=2", "--export=false",
+    "--val_examples=64", "--eval_pgd_steps=2", "--export=false",
     "--verbose=2", "--seed=3",
 ]
 TIMEOUT = 180
