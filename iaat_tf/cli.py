@@ -85,8 +85,8 @@ def format_help(prog: str, summary: str, groups: HelpGroups) -> str:
       else:
         shown = str(default)
       head = f"  --{name}"
-      body = f"{flag.help} [default: {shown}]"
-      wrapped = textwrap.wrap(body, width=79 - 30)
+      body = f"{flag.help} [default:\0{shown}]"  # Kept on one line.
+      wrapped = [w.replace("\0", " ") for w in textwrap.wrap(body, width=79 - 30)]
       if len(head) > 28:
         lines.append(head)
         head = ""

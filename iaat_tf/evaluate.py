@@ -131,8 +131,9 @@ def _checked_options(argv) -> EvalOptions:
     raise EvaluationError(f"unexpected arguments {' '.join(argv[1:])!r}")
   if not f.run_dir:
     raise EvaluationError("--run_dir is required")
+  options = _options_from_flags(f)
   run_io.check_run_dir(f.run_dir)
-  return _options_from_flags(f)
+  return options
 
 
 def main(argv) -> None:
