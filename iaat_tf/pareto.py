@@ -180,9 +180,17 @@ def _plot(runs: Sequence[dict], front: list[int], path: str) -> str:
     seen.add(name)
     ax.scatter(run["robust_accuracy"], run["clean_accuracy"], marker=marker,
                color=color, s=50, label=label, zorder=3)
+  # Labels alternate above/below in x order, so neighbours do not overlap;
+  # points near the top get theirs below (y stays within [0, 1]).
+  order = sorted(range(len(runs)), key=lambda i: runs[i]["robust_accuracy"])
+  for rank, i in enumerate(order):
+    run = runs[i]
+    below = run["clean_accuracy"] > 0.93 or rank % 2
+    dy = -(12 + 10 * (rank % 2 if run["clean_accuracy"] > 0.93 else 0)) if below else 6
     ax.annotate(point_label(run, per_255),
                 (run["robust_accuracy"], run["clean_accuracy"]),
-                textcoords="offset points", xytext=(5, 4), fontsize=8)
+                textcoords="offset points", xytext=(6, dy), fontsize=8,
+                ha="left" if run["robust_accuracy"] < 0.75 else "right")
   if front:
     ax.plot([runs[i]["robust_accuracy"] for i in front],
             [runs[i]["clean_accuracy"] for i in front], "-", color="black",
@@ -192,7 +200,7 @@ def _plot(runs: Sequence[dict], front: list[int], path: str) -> str:
   ax.set_xlim(0.0, 1.0)
   ax.set_ylim(0.0, 1.0)
   ax.grid(alpha=0.3)
-  ax.set_title("Clean vs robust accuracy")
+  ax.set_title("Clean vs robust accuracy", pad=10)
   ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0),
             frameon=False)
   return plots.save_figure(fig, path)
