@@ -155,8 +155,9 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
         *([callbacks.TensorBoardLogger(os.path.join(out, "tensorboard"),
                                        config.to_dict(), eps_histogram=adaptive)]
           if chief else []),
-        *([callbacks.EpochSummary(config.train.epochs, log)] if summary else []),
+        # The bar ends its line before the epoch's summary line is printed.
         *([callbacks.BatchProgressBar()] if bar else []),
+        *([callbacks.EpochSummary(config.train.epochs, log)] if summary else []),
         training.CheckpointCallback(manager),
         keras.callbacks.TerminateOnNaN(),
     ]
