@@ -171,26 +171,19 @@ def _write_csv(runs: Sequence[dict], front: set, path: str) -> str:
 def _plot(runs: Sequence[dict], front: list[int], path: str) -> str:
   plt = plots.plt
   fig, ax = plt.subplots(figsize=(7.0, 5.0))
-  seen = set()
   per_255 = plots.uses_per_255([r["train_eps"] for r in runs])
-  for run in runs:
-    marker, color = _STYLES.get(run["method"], ("x", "black"))
-    name = METHOD_NAMES.get(run["method"], run["method"])
-    label = None if name in seen else name
-    seen.add(name)
-    ax.scatter(run["robust_accuracy"], run["clean_accuracy"], marker=marker,
-               color=color, s=50, label=label, zorder=3)
-  # Labels alternate above/below in x order, so neighbours do not overlap;
-  # points near the top get theirs below (y stays within [0, 1]).
-  order = sorted(range(len(runs)), key=lambda i: runs[i]["robust_accuracy"])
-  for rank, i in enumerate(order):
+  # Each point carries a short number; the legend says in words what it is
+  # (numbers stay readable when runs lie close together).
+  order = sorted(range(len(runs)), key=lambda i: (-runs[i]["clean_accuracy"],
+                                                  runs[i]["robust_accuracy"]))
+  for n, i in enumerate(order, start=1):
     run = runs[i]
-    below = run["clean_accuracy"] > 0.93 or rank % 2
-    dy = -(12 + 10 * (rank % 2 if run["clean_accuracy"] > 0.93 else 0)) if below else 6
-    ax.annotate(point_label(run, per_255),
-                (run["robust_accuracy"], run["clean_accuracy"]),
-                textcoords="offset points", xytext=(6, dy), fontsize=8,
-                ha="left" if run["robust_accuracy"] < 0.75 else "right")
+    marker, color = _STYLES.get(run["method"], ("x", "black"))
+    ax.scatter(run["robust_accuracy"], run["clean_accuracy"], marker=marker,
+               color=color, s=50, zorder=3,
+               label=f"{n}: {point_label(run, per_255)} ({run['name']})")
+    ax.annotate(str(n), (run["robust_accuracy"], run["clean_accuracy"]),
+                textcoords="offset points", xytext=(5, 3), fontsize=8)
   if front:
     ax.plot([runs[i]["robust_accuracy"] for i in front],
             [runs[i]["clean_accuracy"] for i in front], "-", color="black",
