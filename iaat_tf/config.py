@@ -37,7 +37,7 @@ class DataConfig:
   eval_batch_size: int = 256
   shuffle_buffer: int = 10_000
   max_train_examples: int = 0  # 0: all
-  max_eval_examples: int = 0  # 0: all
+  max_eval_examples: int = 0  # --max_test_examples; 0: all
   image_size: int = 224  # ImageNet only.
   seed: int = 0
 
@@ -107,7 +107,7 @@ class EvalConfig:
   steps: int = 10
   step_size: float = 2.0 / 255
   every_epochs: int = 1
-  max_examples: int = 1000  # per-epoch PGD evaluation subset.
+  max_examples: int = 1000  # --val_examples: per-epoch PGD validation subset.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,6 +121,7 @@ class Config:
   eval: EvalConfig = EvalConfig()
   seed: int = 0
   export: bool = True
+  overwrite: bool = False  # Start over in a non-empty output_dir.
 
   def to_dict(self):
     return dataclasses.asdict(self)

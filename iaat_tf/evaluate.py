@@ -14,21 +14,25 @@ APGD-CE / APGD-DLR accuracy at every radius, with the per-example worst case
   corruptions.json       CIFAR-10-C accuracy (with --corruptions, cifar10 runs)
 
 and adds the curve to the run's results.json under "robustness" (read by
-`iaat_tf.pareto`). The run's own eval radius is always on the curve.
+`iaat_tf.pareto`; the rest of results.json is kept). The run's own eval
+radius is always on the curve.
+
+Run as a command, the flags, `--run_dir` and config.json are checked before
+TensorFlow loads: `--help` and bad input answer at once, bad input as one
+line `iaat_tf.evaluate: error: ...` with exit 2. This module never imports
+the training stack (run directory I/O is in run_io.py).
 """
 
 import dataclasses
-import json
 import os
 import sys
+import time
 from typing import Callable, Optional, Sequence
 
-import numpy as np
-import tensorflow as tf
-
+from iaat_tf import cli, run_io
 from iaat_tf import config as cfg
-from iaat_tf import data, export, models, plots, robustness
-from iaat_tf.experiment import write_json
+
+PROG = "iaat_tf.evaluate"
 
 CIFAR10_C_CORRUPTIONS = (
     "brightness", "contrast", "defocus_blur", "elastic", "fog", "frost",
@@ -59,12 +63,102 @@ class EvalOptions:
   jit_compile: bool = False
 
 
+# -- command line (no TensorFlow needed) ------------------------------------------
+
+SUMMARY = """\
+Measures the robustness of a finished training run: clean accuracy and
+PGD / APGD accuracy at every radius, with the per-example worst case. Writes
+RUN_DIR/eval/ (or --out_dir) and adds the curve to RUN_DIR/results.json."""
+HELP_GROUPS = (
+    ("Run", ("run_dir", "source", "out_dir", "data_dir")),
+    ("Attacks", ("eps_list", "pgd_steps", "restarts", "losses", "apgd",
+                 "apgd_iters", "jit_compile")),
+    ("Examples", ("num_examples", "batch_size")),
+    ("CIFAR-10-C", ("corruptions", "severities")),
+    ("Output", ("debug",)),
+)
+
+
+def _define_flags():
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  flags.DEFINE_string("run_dir", None, "A training run's --output_dir.")
+  flags.DEFINE_enum("source", "saved_model", ["saved_model", "checkpoint"],
+                    "Evaluate the exported SavedModel or the latest checkpoint.")
+  flags.DEFINE_list("eps_list", [], "Radii, e.g. 0,2/255,4/255,8/255 (default: "
+                    "0, eval_eps/2, eval_eps, 2*eval_eps).")
+  flags.DEFINE_integer("pgd_steps", 20, "PGD steps.")
+  flags.DEFINE_integer("restarts", 1, "PGD random restarts.")
+  flags.DEFINE_list("losses", ["ce", "margin"], "PGD losses (ce, margin).")
+  flags.DEFINE_bool("apgd", True, "Also run APGD-CE and APGD-DLR.")
+  flags.DEFINE_integer("apgd_iters", 100, "APGD iterations.")
+  flags.DEFINE_integer("num_examples", 1000, "Test examples to evaluate (0: all).")
+  flags.DEFINE_integer("batch_size", 0, "Batch size (0: the run's).")
+  flags.DEFINE_string("data_dir", None, "Override the run's tfds --data_dir.")
+  flags.DEFINE_list("corruptions", [], "CIFAR-10-C corruptions, or 'all'.")
+  flags.DEFINE_list("severities", ["1", "2", "3", "4", "5"], "CIFAR-10-C severities.")
+  flags.DEFINE_string("out_dir", None, "Output directory (default RUN_DIR/eval).")
+  flags.DEFINE_bool("jit_compile", False, "XLA-compile the attacks.")
+
+
+def _options_from_flags(f) -> EvalOptions:
+  try:
+    severities = tuple(int(s) for s in f.severities)
+  except ValueError:
+    raise EvaluationError(f"--severities={','.join(f.severities)} must be integers 1-5") from None
+  eps_list = tuple(cfg.parse_radius("eps_list", e) for e in f.eps_list)
+  for eps in eps_list:
+    if not 0.0 <= eps <= 1.0:
+      raise EvaluationError(f"eps {eps} in --eps_list is outside [0, 1]")
+  unknown = sorted(set(f.losses) - {"ce", "margin"})
+  if unknown:
+    raise EvaluationError(f"unknown --losses {','.join(unknown)}; use ce, margin")
+  if f.num_examples < 0 or f.batch_size < 0:
+    raise EvaluationError("--num_examples and --batch_size must be >= 0")
+  return EvalOptions(
+      source=f.source, eps_list=eps_list,
+      pgd_steps=f.pgd_steps, restarts=f.restarts, losses=tuple(f.losses),
+      apgd=f.apgd, apgd_iters=f.apgd_iters, max_examples=f.num_examples,
+      batch_size=f.batch_size, data_dir=f.data_dir,
+      corruptions=tuple(f.corruptions), severities=severities,
+      out_dir=f.out_dir, jit_compile=f.jit_compile)
+
+
+def _checked_options(argv) -> EvalOptions:
+  """Everything that can be checked without TensorFlow (flags, --run_dir)."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  f = flags.FLAGS
+  if len(argv) > 1:
+    raise EvaluationError(f"unexpected arguments {' '.join(argv[1:])!r}")
+  if not f.run_dir:
+    raise EvaluationError("--run_dir is required")
+  options = _options_from_flags(f)
+  run_io.check_run_dir(f.run_dir)
+  return options
+
+
+def main(argv) -> None:
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  evaluate_run(flags.FLAGS.run_dir, _checked_options(argv))
+
+
+if __name__ == "__main__":
+  _ARGV = cli.start(PROG, summary=SUMMARY, groups=HELP_GROUPS,
+                    define_flags=_define_flags)
+  cli.call(PROG, _checked_options, _ARGV)  # Fails fast, before TF loads.
+  cli.import_tensorflow(debug=cli.debug())
+
+# The evaluation itself (TensorFlow).
+import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
+import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from iaat_tf import data, export, models, plots, robustness  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+
 def load_run_config(run_dir: str) -> cfg.Config:
-  path = os.path.join(run_dir, "config.json")
-  if not os.path.isfile(path):
-    raise EvaluationError(f"{run_dir}: no config.json (not an iaat_tf run directory)")
-  with open(path) as f:
-    return cfg.from_dict(json.load(f))
+  try:
+    return cfg.from_dict(run_io.read_config_dict(run_dir))
+  except run_io.RunDirError as e:
+    raise EvaluationError(str(e)) from None
 
 
 def classifier_from_checkpoint(config: cfg.Config, info: data.DatasetInfo,
@@ -142,11 +236,39 @@ def corruption_accuracy(logits_fn, config: cfg.Config, options: EvalOptions,
   return out
 
 
+class ProgressLine:
+  """progress(done, total) for robustness.evaluate_robustness, with an ETA.
+
+  On a terminal one line is rewritten in place; in a log, a line at every
+  tenth of the work (and the last batch).
+  """
+
+  def __init__(self, total: int, log: Callable[[str], None],
+               tty: Optional[bool] = None):
+    self.total, self.log = total, log
+    self.tty = sys.stdout.isatty() if tty is None else tty
+    self.start = time.perf_counter()
+    self.shown = -1
+
+  def __call__(self, done: int, total: Optional[int] = None) -> None:
+    total = total or self.total
+    elapsed = time.perf_counter() - self.start
+    eta = elapsed / max(done, 1) * max(total - done, 0)
+    text = (f"evaluate: batch {done}/{total} ({100 * done // max(total, 1)}%), "
+            f"{elapsed:.0f}s elapsed, ETA {eta:.0f}s")
+    if self.tty and self.log is print:
+      end = "\n" if done >= total else ""
+      print("\r" + text, end=end, flush=True)
+      return
+    tenth = 10 * done // max(total, 1)
+    if tenth > self.shown or done >= total:
+      self.shown = tenth
+      self.log(text)
+
+
 def evaluate_run(run_dir: str, options: EvalOptions = EvalOptions(),
                  log: Callable[[str], None] = print) -> dict:
   """Evaluates a run directory; returns the robustness.json payload."""
-  if not os.path.isdir(run_dir):
-    raise EvaluationError(f"--run_dir={run_dir} does not exist")
   config = load_run_config(run_dir)
   data_cfg = dataclasses.replace(
       config.data, augment=False, max_eval_examples=options.max_examples,
@@ -163,7 +285,7 @@ def evaluate_run(run_dir: str, options: EvalOptions = EvalOptions(),
   total = -(-datasets.info.num_test // data_cfg.eval_batch_size)
   log(f"evaluate: {run_dir} ({options.source}), {datasets.info.num_test} test "
       f"examples, eps {', '.join(f'{e:.4g}' for e in eps_list)}")
-  progress = lambda done, n: log(f"evaluate: batch {done}/{n or total}")
+  progress = ProgressLine(total, log)
   report = robustness.evaluate_robustness(
       logits_fn, datasets.test, eps_list, pgd_steps=options.pgd_steps,
       restarts=options.restarts, losses=tuple(options.losses),
@@ -186,21 +308,17 @@ def evaluate_run(run_dir: str, options: EvalOptions = EvalOptions(),
   }
   name = os.path.basename(os.path.normpath(run_dir))
   payload["plot"] = plots.plot_robustness_curve(
-      {name: payload["curve"]}, os.path.join(out_dir, "robustness_curve.png"))
+      {name: payload["curve"]}, os.path.join(out_dir, "robustness_curve.png"),
+      per_255=plots.uses_per_255([config.eval.eps]))
   if options.corruptions:
     corr = corruption_accuracy(logits_fn, config, options, log)
-    write_json(os.path.join(out_dir, "corruptions.json"), corr)
+    run_io.write_json(os.path.join(out_dir, "corruptions.json"), corr)
     payload["corruptions"] = corr
-  write_json(os.path.join(out_dir, "robustness.json"), payload)
+  run_io.write_json(os.path.join(out_dir, "robustness.json"), payload)
 
-  results_path = os.path.join(run_dir, "results.json")
-  if os.path.isfile(results_path):
-    with open(results_path) as f:
-      results = json.load(f)
-    results["robustness"] = {k: payload[k] for k in
-                             ("source", "clean_accuracy", "num_examples", "curve",
-                              "gradient_masking_warnings", "settings")}
-    write_json(results_path, results)
+  run_io.update_results(run_dir, robustness={
+      k: payload[k] for k in ("source", "clean_accuracy", "num_examples", "curve",
+                              "gradient_masking_warnings", "settings")})
   for point in payload["curve"]:
     cols = ", ".join(f"{k} {v:.4f}" for k, v in point.items() if k != "eps")
     log(f"evaluate: eps {point['eps']:.4g}: {cols}")
@@ -208,60 +326,6 @@ def evaluate_run(run_dir: str, options: EvalOptions = EvalOptions(),
   return payload
 
 
-# -- command line ---------------------------------------------------------------
-
-def _define_flags():
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  flags.DEFINE_string("run_dir", None, "A training run's --output_dir.")
-  flags.DEFINE_enum("source", "saved_model", ["saved_model", "checkpoint"],
-                    "Evaluate the exported SavedModel or the latest checkpoint.")
-  flags.DEFINE_list("eps_list", [], "Radii, e.g. 0,2/255,4/255,8/255 (default: "
-                    "0, eval_eps/2, eval_eps, 2*eval_eps).")
-  flags.DEFINE_integer("pgd_steps", 20, "PGD steps.")
-  flags.DEFINE_integer("restarts", 1, "PGD random restarts.")
-  flags.DEFINE_list("losses", ["ce", "margin"], "PGD losses (ce, margin).")
-  flags.DEFINE_bool("apgd", True, "Also run APGD-CE and APGD-DLR.")
-  flags.DEFINE_integer("apgd_iters", 100, "APGD iterations.")
-  flags.DEFINE_integer("max_examples", 1000, "Test examples (0: all).")
-  flags.DEFINE_integer("batch_size", 0, "Batch size (0: the run's).")
-  flags.DEFINE_string("data_dir", None, "Override the run's tfds --data_dir.")
-  flags.DEFINE_list("corruptions", [], "CIFAR-10-C corruptions, or 'all'.")
-  flags.DEFINE_list("severities", ["1", "2", "3", "4", "5"], "CIFAR-10-C severities.")
-  flags.DEFINE_string("out_dir", None, "Output directory (default RUN_DIR/eval).")
-  flags.DEFINE_bool("jit_compile", False, "XLA-compile the attacks.")
-
-
-def _options_from_flags(f) -> EvalOptions:
-  try:
-    severities = tuple(int(s) for s in f.severities)
-  except ValueError:
-    raise EvaluationError(f"--severities={','.join(f.severities)} must be integers 1-5") from None
-  return EvalOptions(
-      source=f.source, eps_list=tuple(cfg.parse_radius("eps_list", e) for e in f.eps_list),
-      pgd_steps=f.pgd_steps, restarts=f.restarts, losses=tuple(f.losses),
-      apgd=f.apgd, apgd_iters=f.apgd_iters, max_examples=f.max_examples,
-      batch_size=f.batch_size, data_dir=f.data_dir,
-      corruptions=tuple(f.corruptions), severities=severities,
-      out_dir=f.out_dir, jit_compile=f.jit_compile)
-
-
-def main(argv) -> None:
-  from absl import flags, logging  # pylint: disable=g-import-not-at-top
-  from iaat_tf.config import ConfigError  # pylint: disable=g-import-not-at-top
-  logging.set_verbosity(logging.WARNING)
-  f = flags.FLAGS
-  try:
-    if len(argv) > 1:
-      raise EvaluationError(f"unexpected arguments {' '.join(argv[1:])!r}")
-    if not f.run_dir:
-      raise EvaluationError("--run_dir is required")
-    evaluate_run(f.run_dir, _options_from_flags(f))
-  except (EvaluationError, ConfigError, data.DataError, ValueError) as e:
-    print(f"iaat_tf.evaluate: error: {e}", file=sys.stderr)
-    sys.exit(2)
-
 
 if __name__ == "__main__":
-  from absl import app  # pylint: disable=g-import-not-at-top
-  _define_flags()
-  app.run(main)
+  cli.call(PROG, main, _ARGV)

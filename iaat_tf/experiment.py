@@ -8,57 +8,43 @@ accuracy on the test split, exports the classifier as a SavedModel and writes:
 
   output_dir/config.json      the run's settings
   output_dir/checkpoints/     classifier + optimizer + eps table + epoch
-  output_dir/history.csv      per-epoch logs (appended across resumes)
-  output_dir/tensorboard/     scalars and the eps-table histogram per epoch
-  output_dir/eps_table.npy    final radius per training example id
+  output_dir/history.csv      per-epoch logs, epochs from 1 (kept across resumes)
+  output_dir/tensorboard/     every per-epoch value (train/, validation/), the
+                              learning rate, images/s, the eps-table histogram
+                              and the settings (text)
+  output_dir/eps_table.npy    final radius per training example id (IAAT runs)
   output_dir/train_labels.npy label per training example id
+  output_dir/plots/           eps pictures and training curves
   output_dir/saved_model/     the exported classifier (`serve`: [0,1] -> logits)
   output_dir/results.json     summary (written last, atomically)
+
+A finished run (results.json present, all epochs trained) is left untouched
+by a rerun: `run` says so and returns its results. `Config.overwrite`
+(`--overwrite`) deletes the run's outputs first and trains from scratch.
 """
 
-import csv
 import dataclasses
-import json
 import math
 import os
-import time
+import shutil
+import sys
 from typing import Callable
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from iaat_tf import adaptive_model, data, export, models, plots, training
+from iaat_tf import adaptive_model, callbacks, data, export, models, plots, run_io, training
 from iaat_tf.config import Config, ConfigError, validate
 
-RESUME_KEYS = ("data", "model", "method")
+RESUME_KEYS = run_io.RESUME_KEYS
+ADAPTIVE_METHODS = ("iaat", "iaat_cheap")
+# What a run writes into output_dir (and --overwrite deletes).
+OUTPUTS = ("config.json", "results.json", "history.csv", "eps_table.npy",
+           "train_labels.npy", "checkpoints", "tensorboard", "plots", "eval",
+           "saved_model")
 
-
-def write_json(path: str, payload: dict) -> None:
-  """Writes JSON atomically (temp file + rename)."""
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(payload, f, indent=2, sort_keys=True)
-    f.write("\n")
-  os.replace(tmp, path)
-
-
-def _check_resume_compatible(config: Config, path: str) -> None:
-  """A resumed run must train the same data, model and method."""
-  if not os.path.exists(path):
-    return
-  with open(path) as f:
-    saved = json.load(f)
-  current = config.to_dict()
-  for key in RESUME_KEYS:
-    if key in saved and _jsonable(saved[key]) != _jsonable(current[key]):
-      raise ConfigError(
-          f"--output_dir={config.output_dir} holds a run with different "
-          f"{key} settings; use a new --output_dir (or the original flags)")
-
-
-def _jsonable(value):
-  return json.loads(json.dumps(value))
+write_json = run_io.write_json  # Kept for callers of the old name.
 
 
 def _prepare_output_dir(path: str) -> None:
@@ -68,6 +54,20 @@ def _prepare_output_dir(path: str) -> None:
     raise ConfigError(f"cannot create --output_dir={path}: {e.strerror}") from e
   if not os.access(path, os.W_OK):
     raise ConfigError(f"--output_dir={path} is not writable")
+
+
+def _clear_outputs(out: str, chief: bool, strategy) -> None:
+  """--overwrite: deletes what a run writes (only those names)."""
+  names = OUTPUTS if chief else ()
+  for name in names:
+    path = os.path.join(out, name)
+    if os.path.isdir(path):
+      shutil.rmtree(path)
+    elif os.path.exists(path):
+      os.remove(path)
+  if not chief:
+    shutil.rmtree(os.path.dirname(training.worker_dir(out, strategy, "x")),
+                  ignore_errors=True)
 
 
 def build_trainer(config: Config, info: data.DatasetInfo, steps_per_epoch: int,
@@ -90,9 +90,25 @@ def build_trainer(config: Config, info: data.DatasetInfo, steps_per_epoch: int,
   return trainer
 
 
+def _progress_mode(verbose: int):
+  """(fit verbosity, print a summary line per epoch, show a batch bar)."""
+  if verbose <= 0:
+    return 0, False, False
+  if verbose >= 2:
+    return 2, False, False
+  return 0, True, sys.stdout.isatty()
+
+
 def run(config: Config, log: Callable[[str], None] = print) -> dict:
   """Trains, evaluates and exports; returns the results dict (results.json)."""
   config = validate(config)
+  out = config.output_dir
+  if not config.overwrite:
+    run_io.check_resume_compatible(config)
+    done = run_io.finished_results(config)
+    if done is not None:
+      log(run_io.finished_message(config, done))
+      return done
   training.configure_devices(config.train)
   strategy = training.make_strategy(config.train)
   replicas = strategy.num_replicas_in_sync
@@ -108,12 +124,12 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
   if steps_per_epoch < 1:
     raise ConfigError(f"--batch_size={config.data.batch_size} is larger than the "
                       f"{info.num_train} training examples")
-  out = config.output_dir
   _prepare_output_dir(out)
-  _check_resume_compatible(config, os.path.join(out, "config.json"))
   chief = training.is_chief(strategy)
+  if config.overwrite:
+    _clear_outputs(out, chief, strategy)
   if chief:
-    write_json(os.path.join(out, "config.json"), config.to_dict())
+    run_io.write_json(os.path.join(out, run_io.CONFIG), config.to_dict())
   log(f"iaat_tf: {config.method.method} on {info.name} "
       f"({info.num_train} train / {info.num_test} test, {info.image_shape}), "
       f"{config.model.name}, {replicas} replica(s), {steps_per_epoch} steps/epoch")
@@ -128,34 +144,43 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
     log(f"iaat_tf: resumed from {manager.latest_checkpoint} "
         f"(epoch {initial_epoch}/{config.train.epochs})")
 
-  eval_batches = max(1, math.ceil(config.eval.max_examples / config.data.eval_batch_size))
-  callbacks = [
-      training.EpochCallback(),
-      training.EpochTimer(steps_per_epoch * config.data.batch_size),
-      training.EpsTableLogger(os.path.join(out, "tensorboard") if chief else None),
-      training.CheckpointCallback(manager),
-      keras.callbacks.CSVLogger(training.worker_dir(out, strategy, "history.csv"),
-                                append=True),
-      keras.callbacks.TerminateOnNaN(),
-  ]
-  start = time.perf_counter()
-  history = {}
+  adaptive = config.method.method in ADAPTIVE_METHODS
+  fit_verbose, summary, bar = _progress_mode(config.train.verbose)
+  history_path = training.worker_dir(out, strategy, run_io.HISTORY)
   if initial_epoch < config.train.epochs:
-    fit = trainer.fit(
+    eval_batches = max(1, math.ceil(config.eval.max_examples /
+                                    config.data.eval_batch_size))
+    epoch_callbacks = [
+        training.EpochCallback(),
+        callbacks.EpochTimer(steps_per_epoch * config.data.batch_size),
+        callbacks.LearningRateLogger(),
+        *([callbacks.EpsTableLogger()] if adaptive else []),
+        # history.csv before the checkpoint: rows past the checkpoint are
+        # dropped on resume, so history and checkpoint always agree.
+        callbacks.HistoryWriter(history_path, initial_epoch),
+        *([callbacks.TensorBoardLogger(os.path.join(out, "tensorboard"),
+                                       config.to_dict(), eps_histogram=adaptive)]
+          if chief else []),
+        # The bar ends its line before the epoch's summary line is printed.
+        *([callbacks.BatchProgressBar()] if bar else []),
+        *([callbacks.EpochSummary(config.train.epochs, log)] if summary else []),
+        training.CheckpointCallback(manager),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+    trainer.fit(
         datasets.train_epochs(initial_epoch, config.train.epochs),
         steps_per_epoch=steps_per_epoch,
         epochs=config.train.epochs, initial_epoch=initial_epoch,
         validation_data=datasets.test.take(eval_batches),
-        validation_freq=config.eval.every_epochs, callbacks=callbacks,
-        verbose=config.train.verbose, shuffle=False)
-    history = training.history_to_lists(fit.history)
-  train_seconds = time.perf_counter() - start
+        validation_freq=config.eval.every_epochs, callbacks=epoch_callbacks,
+        verbose=fit_verbose, shuffle=False)
+  history = run_io.history_columns(run_io.read_history(history_path))
+  train_seconds = float(sum(s for s in history.get("epoch_seconds", []) if s))
 
   log("iaat_tf: final evaluation on the test split "
       f"(clean + PGD-{config.eval.steps} at eps={config.eval.eps:.5f})")
-  final = trainer.evaluate(datasets.test, verbose=config.train.verbose,
+  final = trainer.evaluate(datasets.test, verbose=1 if bar else fit_verbose,
                            return_dict=True)
-  eps_table = trainer.eps_table.numpy()
   results = {
       "method": config.method.method,
       "dataset": info.name,
@@ -175,35 +200,24 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
   }
   if chief:
     labels = data.read_train_labels(config.data)[:info.num_train]
-    np.save(os.path.join(out, "eps_table.npy"), eps_table)
     np.save(os.path.join(out, "train_labels.npy"), labels)
-    results["eps"] = plots.eps_summary(eps_table, labels)
-    results["plots"] = write_run_plots(config, out, eps_table, labels,
-                                       _full_history(out, history))
+    eps_table = trainer.eps_table.numpy()
+    if adaptive:
+      np.save(os.path.join(out, "eps_table.npy"), eps_table)
+      results["eps"] = plots.eps_summary(eps_table, labels)
+    elif config.method.method == "pgd_at":  # Every example at --eps.
+      results["eps"] = {**plots.eps_summary(np.full(info.num_train, config.method.eps),
+                                            labels), "uniform": True}
+    results["plots"] = write_run_plots(config, out, eps_table, labels, history)
     if config.export:
       path = export.export_classifier(trainer.classifier,
                                       os.path.join(out, "saved_model"),
                                       info.image_shape)
       results["saved_model"] = path
-    write_json(os.path.join(out, "results.json"), results)
+    run_io.write_json(os.path.join(out, run_io.RESULTS), results)
   log(f"iaat_tf: clean {results['final']['clean_accuracy']:.4f}, "
       f"PGD {results['final']['pgd_accuracy']:.4f}; wrote {out}")
   return results
-
-
-def _full_history(out: str, history: dict) -> dict:
-  """Per-epoch logs of the whole run (history.csv spans resumes)."""
-  path = os.path.join(out, "history.csv")
-  if not os.path.exists(path):
-    return history
-  with open(path) as f:
-    rows = list(csv.DictReader(f))
-  merged = {}
-  for row in rows:
-    for key, value in row.items():
-      if key != "epoch" and value not in (None, ""):
-        merged.setdefault(key, []).append(float(value))
-  return merged or history
 
 
 def write_run_plots(config: Config, out: str, eps_table: np.ndarray,
@@ -212,19 +226,22 @@ def write_run_plots(config: Config, out: str, eps_table: np.ndarray,
   plot_dir = os.path.join(out, "plots")
   os.makedirs(plot_dir, exist_ok=True)
   written = {}
+  per_255 = plots.uses_per_255([config.method.eps])  # The units of --eps.
   if history:
     written["history"] = plots.plot_training_history(
-        history, os.path.join(plot_dir, "training_history.png"))
-  if config.method.method in ("iaat", "iaat_cheap") and eps_table.size:
+        history, os.path.join(plot_dir, "training_history.png"), per_255=per_255)
+  if config.method.method in ADAPTIVE_METHODS and eps_table.size:
     written["eps_histogram"] = plots.plot_eps_histogram(
         eps_table, os.path.join(plot_dir, "eps_histogram.png"),
-        title=f"learned eps ({config.method.method}, {config.data.dataset})",
-        eps_reference=config.method.eps)
+        title=f"Learned radii ({config.method.method}, {config.data.dataset})",
+        eps_reference=config.method.eps, per_255=per_255)
     written["eps_per_class"] = plots.plot_eps_per_class(
-        eps_table, labels, os.path.join(plot_dir, "eps_per_class.png"))
+        eps_table, labels, os.path.join(plot_dir, "eps_per_class.png"),
+        per_255=per_255)
     smallest, largest = plots.extreme_indices(eps_table, k)
     ids = np.concatenate([smallest, largest])
-    images, _ = data.train_examples_by_index(config.data, ids)
+    images, image_labels = data.train_examples_by_index(config.data, ids)
     written["eps_extremes"] = plots.plot_eps_extremes_grid(
-        images, eps_table[ids], os.path.join(plot_dir, "eps_extremes.png"), k=k)
+        images, eps_table[ids], os.path.join(plot_dir, "eps_extremes.png"), k=k,
+        labels=image_labels, per_255=per_255)
   return written

@@ -22,6 +22,8 @@ _E = cfg.EvalConfig()
 flags.DEFINE_string("output_dir", None, "Directory for checkpoints, SavedModel, results.")
 flags.DEFINE_integer("seed", 0, "Global seed (weights, shuffling, attack noise).")
 flags.DEFINE_bool("export", True, "Export the classifier as a SavedModel at the end.")
+flags.DEFINE_bool("overwrite", False, "Delete what --output_dir holds and train from scratch "
+                  "(default: resume an unfinished run; leave a finished one untouched).")
 # Data.
 flags.DEFINE_string("dataset", _D.dataset, f"One of {', '.join(cfg.DATASETS)}.")
 flags.DEFINE_string("data_dir", None, "tfds data directory (mnist/cifar/imagenet).")
@@ -34,7 +36,7 @@ flags.DEFINE_integer("batch_size", _D.batch_size, "Global training batch size.")
 flags.DEFINE_integer("eval_batch_size", _D.eval_batch_size, "Global evaluation batch size.")
 flags.DEFINE_integer("shuffle_buffer", _D.shuffle_buffer, "Shuffle buffer (examples).")
 flags.DEFINE_integer("max_train_examples", 0, "Use only the first N training examples (0: all).")
-flags.DEFINE_integer("max_eval_examples", 0, "Use only the first N test examples (0: all).")
+flags.DEFINE_integer("max_test_examples", 0, "Use only the first N test examples (0: all).")
 flags.DEFINE_integer("image_size", _D.image_size, "ImageNet crop size.")
 # Model.
 flags.DEFINE_string("model", _M.name, f"One of {', '.join(cfg.MODELS)}.")
@@ -75,13 +77,40 @@ flags.DEFINE_integer("num_virtual_devices", 0, "Split the CPU into N logical dev
 flags.DEFINE_string("precision", _T.precision, f"One of {', '.join(cfg.PRECISIONS)}.")
 flags.DEFINE_integer("steps_per_execution", _T.steps_per_execution, "Train steps per tf.function call.")
 flags.DEFINE_integer("keep_checkpoints", _T.keep_checkpoints, "Checkpoints kept.")
-flags.DEFINE_integer("verbose", _T.verbose, "Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch.")
+flags.DEFINE_integer("verbose", 1, "0: silent; 1: a summary line per epoch (plus Keras' "
+                     "progress bar on a terminal); 2: Keras' line with every metric.")
 # Evaluation.
 flags.DEFINE_string("eval_eps", "8/255", "Radius of the PGD evaluation.")
 flags.DEFINE_integer("eval_pgd_steps", _E.steps, "PGD steps in evaluation.")
 flags.DEFINE_string("eval_step_size", "2/255", "PGD step size in evaluation.")
 flags.DEFINE_integer("eval_every_epochs", _E.every_epochs, "Validate every N epochs.")
-flags.DEFINE_integer("eval_max_examples", _E.max_examples, "Test examples in the per-epoch validation.")
+flags.DEFINE_integer("val_examples", _E.max_examples, "Test examples in the per-epoch validation.")
+
+
+# --help prints the flags in these groups (tests check every flag is in one).
+HELP_GROUPS = (
+    ("Run", ("output_dir", "overwrite", "seed", "export", "verbose", "debug")),
+    ("Data", ("dataset", "data_dir", "manual_dir", "npz_path", "download",
+              "holdout_fraction", "augment", "batch_size", "eval_batch_size",
+              "shuffle_buffer", "max_train_examples", "max_test_examples",
+              "image_size")),
+    ("Model", ("model", "wrn_depth", "wrn_width", "sync_batchnorm", "dropout")),
+    ("Method (radius schedule)", ("method", "eps", "warmup_epochs", "gamma",
+                                  "beta", "eps_max", "cheap_beta",
+                                  "cheap_signal")),
+    ("Training attack (PGD)", ("pgd_steps", "pgd_step_ratio", "pgd_min_step",
+                               "pgd_random_start", "attack_bn_mode",
+                               "jit_compile")),
+    ("Optimisation and devices", ("epochs", "optimizer", "learning_rate",
+                                  "momentum", "weight_decay",
+                                  "weight_decay_type", "lr_boundaries",
+                                  "lr_decay", "strategy", "num_virtual_devices",
+                                  "precision", "steps_per_execution",
+                                  "keep_checkpoints")),
+    ("Evaluation during and after training", (
+        "eval_eps", "eval_pgd_steps", "eval_step_size", "eval_every_epochs",
+        "val_examples")),
+)
 
 
 def _int_list(name: str, values) -> tuple:
@@ -109,6 +138,7 @@ def config_from_flags(f: flags.FlagValues = flags.FLAGS) -> cfg.Config:
       output_dir=_path(f.output_dir),
       seed=f.seed,
       export=f.export,
+      overwrite=f.overwrite,
       data=cfg.DataConfig(
           dataset=f.dataset, data_dir=_path(f.data_dir), manual_dir=_path(f.manual_dir),
           npz_path=_path(f.npz_path), download=f.download,
@@ -116,7 +146,7 @@ def config_from_flags(f: flags.FlagValues = flags.FLAGS) -> cfg.Config:
           batch_size=f.batch_size, eval_batch_size=f.eval_batch_size,
           shuffle_buffer=f.shuffle_buffer,
           max_train_examples=f.max_train_examples,
-          max_eval_examples=f.max_eval_examples, image_size=f.image_size,
+          max_eval_examples=f.max_test_examples, image_size=f.image_size,
           seed=f.seed),
       model=cfg.ModelConfig(name=f.model, depth=f.wrn_depth, width=f.wrn_width,
                             sync_batchnorm=f.sync_batchnorm, dropout=f.dropout),
@@ -143,6 +173,6 @@ def config_from_flags(f: flags.FlagValues = flags.FLAGS) -> cfg.Config:
       eval=cfg.EvalConfig(
           eps=parse_radius("eval_eps", f.eval_eps), steps=f.eval_pgd_steps,
           step_size=parse_radius("eval_step_size", f.eval_step_size),
-          every_epochs=f.eval_every_epochs, max_examples=f.eval_max_examples),
+          every_epochs=f.eval_every_epochs, max_examples=f.val_examples),
   )
   return cfg.validate(config)

@@ -2,28 +2,27 @@
 
 Parses absl flags into a `Config` (flags_config.py), then runs
 `experiment.run`: model.fit with the adaptive trainer, evaluation, SavedModel
-export and results.json. Bad input ends with one line on stderr and exit 2.
+export and results.json. `--help` lists the flags by group without loading
+TensorFlow. Bad input ends with one line `iaat_tf: error: ...` on stderr and
+exit 2 (cli.py); TensorFlow's start-up lines are hidden unless `--debug`.
 """
 
-import os
-import sys
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # Hide TF's C++ INFO lines.
-
-from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
-from absl import logging
 
-from iaat_tf import flags_config
+from iaat_tf import cli, flags_config, run_io
 from iaat_tf.config import ConfigError
 
 FLAGS = flags.FLAGS
-EXIT_USAGE = 2
+PROG = "iaat_tf"
+SUMMARY = """\
+Trains an image classifier with instance adaptive adversarial training (IAAT),
+PGD-AT or standard training; evaluates, exports a SavedModel and writes
+--output_dir. Rerunning an unfinished run resumes it; a finished run is left
+untouched (use --overwrite, or a new --output_dir, to train again)."""
 
 
 def fail(message: str) -> None:
-  print(f"iaat_tf: error: {message}", file=sys.stderr)
-  sys.exit(EXIT_USAGE)
+  cli.fail(PROG, message)
 
 
 def main(argv) -> None:
@@ -34,25 +33,27 @@ def main(argv) -> None:
     config = flags_config.config_from_flags(FLAGS)
   except ConfigError as e:
     fail(str(e))
+  if not config.overwrite:  # A finished run: say so without loading TF.
+    try:
+      run_io.check_resume_compatible(config)
+    except ConfigError as e:
+      fail(str(e))
+    done = run_io.finished_results(config)
+    if done is not None:
+      print(run_io.finished_message(config, done))
+      return
   # Imported late: parsing flags and reporting their errors needs no TF.
+  cli.import_tensorflow(debug=cli.debug())
   from iaat_tf import data, experiment  # pylint: disable=g-import-not-at-top
-  logging.set_verbosity(logging.WARNING)
   try:
     experiment.run(config)
   except (ConfigError, data.DataError) as e:
     fail(str(e))
 
 
-def parse_flags(argv):
-  """absl parsing with a one-line error and exit 2 (bad flag, flagfile, value)."""
-  try:
-    return FLAGS(argv)
-  except flags.Error as e:
-    fail(f"{e}".replace("ERROR:: ", "").strip().splitlines()[0])
-
-
 def run() -> None:
-  app.run(main, flags_parser=parse_flags)
+  cli.run(PROG, main, summary=SUMMARY, groups=flags_config.HELP_GROUPS,
+          errors=(ConfigError,))
 
 
 if __name__ == "__main__":

@@ -9,22 +9,23 @@ CLI (globs allowed; a glob keeps only the directories with a results.json):
 
 A run's robust accuracy is the `worst_case` accuracy of its robustness curve
 at the final eval eps when results.json has one, else `final.pgd_accuracy`.
-Errors (e.g. a missing results.json) are reported by the CLI as one line on
-stderr with exit code 2. Importing this module defines no absl flags.
+Errors (e.g. a missing results.json) are reported by the CLI as one line
+`iaat_tf.pareto: error: ...` on stderr with exit code 2 (cli.py). Importing
+this module defines no absl flags and imports no TensorFlow.
 """
 
-import csv
 import glob
-import json
 import math
 import os
-import sys
-import tempfile
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from iaat_tf import plots
+from iaat_tf import cli, plots, run_io
+
+PROG = "iaat_tf.pareto"
+METHOD_NAMES = {"iaat": "IAAT", "iaat_cheap": "cheap IAAT",
+                "pgd_at": "PGD-AT", "standard": "standard training"}
 
 SCALE = 255.0
 CSV_FIELDS = ("name", "method", "train_eps", "clean_accuracy",
@@ -62,13 +63,12 @@ def _robust_accuracy(results: dict, eval_eps: float,
 
 def read_run(run_dir: str, name: Optional[str] = None) -> dict:
   """One run's summary from `<run_dir>/results.json` (see `collect_runs`)."""
-  path = os.path.join(run_dir, "results.json")
+  path = os.path.join(run_dir, run_io.RESULTS)
   if not os.path.isfile(path):
     raise ValueError(f"{run_dir}: no results.json")
   try:
-    with open(path) as f:
-      results = json.load(f)
-  except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    results = run_io.read_json(path)
+  except run_io.RunDirError as e:
     raise ValueError(f"{run_dir}: malformed results.json: {e}") from None
   try:
     final = results["final"]
@@ -131,54 +131,71 @@ def pareto_front(points: Sequence[Sequence[float]]) -> list[int]:
   return sorted(front, key=lambda i: (pts[i, 0], pts[i, 1]))
 
 
-def point_label(run: dict) -> str:
-  """Plot label of a run: method and train eps x255 (none for standard)."""
-  if run["method"] == "standard":
-    return "standard"
-  return f"{run['method']} {run['train_eps'] * SCALE:.3g}"
+def point_label(run: dict, per_255: bool = True) -> str:
+  """Plot label of a run in words: 'PGD-AT at 8/255', 'IAAT, warmup 8/255'."""
+  method = run["method"]
+  name = METHOD_NAMES.get(method, method)
+  if method == "standard":
+    return name
+  radius = plots.format_radius(run["train_eps"], per_255)
+  if method in ("iaat", "iaat_cheap"):
+    return f"{name}, warmup {radius}"
+  return f"{name} at {radius}"
+
+
+def robust_axis_label(runs: Sequence[dict]) -> str:
+  """Which robustness number the x axis shows, and at which radius."""
+  sources = {r["robust_source"] for r in runs}
+  radii = sorted({r["eval_eps"] for r in runs if not math.isnan(r["eval_eps"])})
+  per_255 = plots.uses_per_255(radii) if radii else False
+  at = (f" at eps {plots.format_radius(radii[0], per_255)}" if len(radii) == 1
+        else " at each run's eval eps")
+  if sources == {"worst_case"}:
+    what = "worst-case robust accuracy (PGD + APGD)"
+  elif sources == {"pgd_accuracy"}:
+    what = "PGD robust accuracy (training's final evaluation)"
+  else:
+    what = "robust accuracy (worst case where evaluated, else PGD)"
+  return what + at
 
 
 def _write_csv(runs: Sequence[dict], front: set, path: str) -> str:
-  directory = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".pareto.", suffix=".tmp")
-  try:
-    with os.fdopen(fd, "w", newline="") as f:
-      writer = csv.writer(f)
-      writer.writerow(CSV_FIELDS)
-      for i, run in enumerate(runs):
-        writer.writerow([run["name"], run["method"], repr(run["train_eps"]),
-                         repr(run["clean_accuracy"]),
-                         repr(run["robust_accuracy"]), int(i in front)])
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-  return path
+  rows = [{"name": run["name"], "method": run["method"],
+           "train_eps": repr(run["train_eps"]),
+           "clean_accuracy": repr(run["clean_accuracy"]),
+           "robust_accuracy": repr(run["robust_accuracy"]),
+           "on_front": int(i in front)} for i, run in enumerate(runs)]
+  return run_io.write_csv(path, CSV_FIELDS, rows)
 
 
 def _plot(runs: Sequence[dict], front: list[int], path: str) -> str:
   plt = plots.plt
   fig, ax = plt.subplots(figsize=(7.0, 5.0))
-  seen = set()
-  for run in runs:
+  per_255 = plots.uses_per_255([r["train_eps"] for r in runs])
+  # Each point carries a short number; the legend says in words what it is
+  # (numbers stay readable when runs lie close together).
+  order = sorted(range(len(runs)), key=lambda i: (-runs[i]["clean_accuracy"],
+                                                  runs[i]["robust_accuracy"]))
+  for n, i in enumerate(order, start=1):
+    run = runs[i]
     marker, color = _STYLES.get(run["method"], ("x", "black"))
-    label = None if run["method"] in seen else run["method"]
-    seen.add(run["method"])
     ax.scatter(run["robust_accuracy"], run["clean_accuracy"], marker=marker,
-               color=color, s=50, label=label, zorder=3)
-    ax.annotate(point_label(run),
-                (run["robust_accuracy"], run["clean_accuracy"]),
-                textcoords="offset points", xytext=(5, 4), fontsize=8)
+               color=color, s=50, zorder=3,
+               label=f"{n}: {point_label(run, per_255)} ({run['name']})")
+    ax.annotate(str(n), (run["robust_accuracy"], run["clean_accuracy"]),
+                textcoords="offset points", xytext=(5, 3), fontsize=8)
   if front:
     ax.plot([runs[i]["robust_accuracy"] for i in front],
             [runs[i]["clean_accuracy"] for i in front], "-", color="black",
             alpha=0.5, linewidth=1.2, label="Pareto front", zorder=2)
-  ax.set_xlabel("robust accuracy (worst case / PGD at eval eps)")
-  ax.set_ylabel("clean accuracy")
+  ax.set_xlabel(robust_axis_label(runs))
+  ax.set_ylabel("clean accuracy (test split)")
+  ax.set_xlim(0.0, 1.0)
+  ax.set_ylim(0.0, 1.0)
   ax.grid(alpha=0.3)
-  ax.set_title("Clean vs robust accuracy")
-  ax.legend(fontsize=8)
+  ax.set_title("Clean vs robust accuracy", pad=10)
+  ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+            frameon=False)
   return plots.save_figure(fig, path)
 
 
@@ -215,6 +232,13 @@ def expand_run_args(spec: str) -> list[str]:
   return list(dict.fromkeys(run_dirs))  # De-duplicate, keep order.
 
 
+SUMMARY = """\
+Compares training runs: clean accuracy (y) against robust accuracy (x), with
+the non-dominated runs joined. Writes pareto.csv and pareto.png to --out_dir
+and prints their paths."""
+HELP_GROUPS = (("Pareto plot", ("runs", "out_dir")), ("Output", ("debug",)))
+
+
 def _define_flags() -> None:
   from absl import flags  # pylint: disable=g-import-not-at-top
   flags.DEFINE_string("runs", None,
@@ -226,23 +250,18 @@ def _define_flags() -> None:
 def main(argv: Sequence[str]) -> None:
   from absl import flags  # pylint: disable=g-import-not-at-top
   flags_ = flags.FLAGS
-  try:
-    if len(argv) > 1:
-      raise ValueError(f"unexpected arguments: {' '.join(argv[1:])}")
-    if not flags_.runs:
-      raise ValueError("--runs is required")
-    if not flags_.out_dir:
-      raise ValueError("--out_dir is required")
-    runs = collect_runs(expand_run_args(flags_.runs))
-    csv_path, png_path = write_pareto(runs, flags_.out_dir)
-  except (ValueError, OSError) as e:
-    print(f"pareto: error: {e}".replace("\n", " "), file=sys.stderr)
-    sys.exit(2)
+  if len(argv) > 1:
+    raise ValueError(f"unexpected arguments: {' '.join(argv[1:])}")
+  if not flags_.runs:
+    raise ValueError("--runs is required")
+  if not flags_.out_dir:
+    raise ValueError("--out_dir is required")
+  runs = collect_runs(expand_run_args(flags_.runs))
+  csv_path, png_path = write_pareto(runs, flags_.out_dir)
   print(csv_path)
   print(png_path)
 
 
 if __name__ == "__main__":
-  from absl import app  # pylint: disable=g-import-not-at-top
-  _define_flags()
-  app.run(main)
+  cli.run(PROG, main, summary=SUMMARY, groups=HELP_GROUPS,
+          define_flags=_define_flags, errors=(ValueError, OSError))

@@ -4,27 +4,30 @@ Everything here works on plain numpy arrays / dicts read from a run's output
 directory (`eps_table.npy`, `train_labels.npy`, `results.json`), so it can be
 used from the trainer, from notebooks or from report scripts alike.
 
-Radii are stored in [0, 1] pixel units; plots show them in units of 1/255
-("eps x 255"), the convention of the adversarial-training literature.
+Radii are shown in the units users type in the flags: fractions of the
+[0, 1] pixel range, labelled `k/255` when all radii are small (CIFAR-style
+8/255) and as decimals otherwise (e.g. the digits quick start's 0.3).
 
-Every `plot_*` function writes one PNG and returns its path. The figure is
-first saved to a temporary file in the destination directory and then moved
-into place with `os.replace`, so a crash never leaves a half-written PNG.
+Every `plot_*` function writes one PNG (mode 0644) atomically through
+`run_io` and returns its path, so a crash never leaves a half-written PNG.
 """
 
+import io
 import math
-import os
-import tempfile
 from typing import Any, Mapping, Optional, Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-from matplotlib.ticker import MaxNLocator  # pylint: disable=g-import-not-at-top
+from matplotlib.ticker import FuncFormatter, MaxNLocator, MultipleLocator  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 
-SCALE = 255.0  # Radii are plotted as eps * 255.
+from iaat_tf import run_io  # pylint: disable=g-import-not-at-top
+
+SCALE = 255.0  # Radii up to PER_255_MAX are labelled in 1/255 steps.
+PER_255_MAX = 48 / 255
+RADIUS = "radius eps"
 _QUANTILES = (0.1, 0.25, 0.75, 0.9)
 _MAIN_ATTACKS = ("worst_case", "pgd_ce")
 
@@ -34,21 +37,41 @@ _MAIN_ATTACKS = ("worst_case", "pgd_ce")
 
 def save_figure(fig: "plt.Figure", path: str, dpi: int = 100) -> str:
   """Saves `fig` atomically as a PNG at `path`, closes it, returns `path`."""
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(
-      dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+  buffer = io.BytesIO()
   try:
-    with os.fdopen(fd, "wb") as f:
-      fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight")
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
   finally:
     plt.close(fig)
-  return path
+  return run_io.atomic_write_bytes(path, buffer.getvalue())
+
+
+def format_radius(value: float, per_255: bool) -> str:
+  """A radius as users type it: `8/255` (per_255) or a short decimal."""
+  if abs(value) < 1e-12:
+    return "0"
+  if per_255:
+    k = value * SCALE
+    return f"{k:.0f}/255" if abs(k - round(k)) < 1e-3 else f"{k:.1f}/255"
+  return f"{value:.3g}"
+
+
+def uses_per_255(*values: Any) -> bool:
+  """True when every radius is small enough to read best as k/255."""
+  finite = [float(v) for v in np.concatenate(
+      [np.asarray(v, dtype=np.float64).reshape(-1) for v in values])
+            if np.isfinite(v)]
+  return bool(finite) and max(finite) <= PER_255_MAX
+
+
+def radius_axis(axis: Any, per_255: bool, span: float) -> None:
+  """Ticks of a radius axis (data in [0, 1] units) in the chosen units."""
+  if per_255:
+    steps = [s for s in (1, 2, 4, 8, 16) if span * SCALE / s <= 8]
+    axis.set_major_locator(MultipleLocator((steps[0] if steps else 16) / SCALE))
+  else:
+    axis.set_major_locator(MaxNLocator(nbins=8))
+  axis.set_major_formatter(FuncFormatter(
+      lambda v, _: format_radius(v, per_255)))
 
 
 def _as_eps(eps_table: Any) -> np.ndarray:
@@ -139,37 +162,52 @@ def extreme_indices(eps: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
 def plot_eps_histogram(eps_table: Any,
                        path: str,
                        title: Optional[str] = None,
-                       eps_reference: Optional[float] = None) -> str:
-  """Histogram of radii (x255); optional line at the uniform PGD-AT radius."""
-  eps = _as_eps(eps_table) * SCALE
+                       eps_reference: Optional[float] = None,
+                       reference_label: str = "warmup radius",
+                       per_255: Optional[bool] = None) -> str:
+  """Histogram of radii; optional line at a reference radius.
+
+  The reference is IAAT's warmup radius eps_w (`--eps`) by default; pass
+  `reference_label` for another meaning (e.g. "PGD-AT radius").
+  """
+  eps = _as_eps(eps_table)
+  if per_255 is None:
+    per_255 = uses_per_255(eps, [] if eps_reference is None else [eps_reference])
+  fmt = lambda v: format_radius(v, per_255)
   fig, ax = plt.subplots(figsize=(6.4, 4.0))
   bins = int(min(50, max(10, math.sqrt(eps.size))))
   ax.hist(eps, bins=bins, color="tab:blue", alpha=0.8, edgecolor="white")
   ax.axvline(eps.mean(), color="tab:orange", linestyle="-",
-             label=f"mean {eps.mean():.2f}")
+             label=f"mean {fmt(eps.mean())}")
   ax.axvline(np.median(eps), color="tab:green", linestyle=":",
-             label=f"median {np.median(eps):.2f}")
+             label=f"median {fmt(np.median(eps))}")
+  top = eps.max()
   if eps_reference is not None:
-    ref = float(eps_reference) * SCALE
+    ref = float(eps_reference)
+    top = max(top, ref)
     ax.axvline(ref, color="tab:red", linestyle="--",
-               label=f"PGD-AT eps {ref:.2f}")
-  ax.set_xlabel("eps x 255")
+               label=f"{reference_label} {fmt(ref)}")
+  radius_axis(ax.xaxis, per_255, top)
+  ax.set_xlabel(f"per-example {RADIUS} (fraction of the [0, 1] pixel range)")
   ax.set_ylabel("number of training examples")
   ax.set_title(title or f"Per-example radii (N={eps.size})")
-  ax.legend()
+  ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9,
+            frameon=False)
   return save_figure(fig, path)
 
 
 def plot_eps_per_class(eps_table: Any,
                        labels: Any,
                        path: str,
-                       class_names: Optional[Sequence[str]] = None) -> str:
-  """Bar chart of the mean radius (x255) per class."""
+                       class_names: Optional[Sequence[str]] = None,
+                       per_255: Optional[bool] = None) -> str:
+  """Bar chart of the mean radius per class."""
   eps = _as_eps(eps_table)
   labels = _as_labels(labels, eps.shape[0])
   num_classes = (len(class_names) if class_names is not None
                  else int(labels.max()) + 1)
-  means = eps_per_class(eps, labels, num_classes) * SCALE
+  means = eps_per_class(eps, labels, num_classes)
+  per_255 = uses_per_255(eps) if per_255 is None else per_255
   names = (list(class_names) if class_names is not None
            else [str(c) for c in range(num_classes)])
   fig, ax = plt.subplots(figsize=(max(6.4, 0.5 * num_classes), 4.0))
@@ -177,15 +215,18 @@ def plot_eps_per_class(eps_table: Any,
   ax.bar(x, np.nan_to_num(means, nan=0.0), color="tab:blue")
   for c in np.flatnonzero(np.isnan(means)):
     ax.text(c, 0.0, "n/a", ha="center", va="bottom", fontsize=8)
-  ax.axhline(eps.mean() * SCALE, color="tab:orange", linestyle="--",
-             label=f"overall mean {eps.mean() * SCALE:.2f}")
+  ax.axhline(eps.mean(), color="tab:orange", linestyle="--",
+             label=f"overall mean {format_radius(eps.mean(), per_255)}")
+  radius_axis(ax.yaxis, per_255, float(np.nanmax(means)) if np.isfinite(means).any()
+              else float(eps.max()))
   ax.set_xticks(x)
   ax.set_xticklabels(names, rotation=45 if num_classes > 10 else 0,
                      ha="right" if num_classes > 10 else "center")
   ax.set_xlabel("class")
-  ax.set_ylabel("mean eps x 255")
+  ax.set_ylabel(f"mean {RADIUS}")
   ax.set_title("Mean per-example radius by class")
-  ax.legend()
+  ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9,
+            frameon=False)
   return save_figure(fig, path)
 
 
@@ -199,12 +240,16 @@ def _show_image(ax: Any, image: np.ndarray) -> None:
     ax.imshow(image)
 
 
-def plot_eps_extremes_grid(images: Any, eps: Any, path: str, k: int = 8) -> str:
+def plot_eps_extremes_grid(images: Any, eps: Any, path: str, k: int = 8,
+                           labels: Any = None,
+                           class_names: Optional[Sequence[str]] = None,
+                           per_255: Optional[bool] = None) -> str:
   """2-row grid: top the k smallest-eps examples, bottom the k largest.
 
   `images` float [M, H, W, C] in [0, 1] with C in {1, 3} (or [M, H, W]);
-  `eps` [M]. Each panel is titled with its eps x255. See `extreme_indices`
-  for the selection when M < 2k.
+  `eps` [M]; `labels` [M] class ids (optional, shown with `class_names` when
+  given). Each panel is titled with its label and radius. See
+  `extreme_indices` for the selection when M < 2k.
   """
   images = np.asarray(images)
   eps = np.asarray(eps, dtype=np.float64).reshape(-1)
@@ -216,9 +261,14 @@ def plot_eps_extremes_grid(images: Any, eps: Any, path: str, k: int = 8) -> str:
     raise ValueError(f"{images.shape[0]} images but {eps.shape[0]} radii")
   if eps.size == 0:
     raise ValueError("no examples to plot")
+  if labels is not None:
+    labels = np.asarray(labels).reshape(-1)
+    if labels.shape[0] != eps.shape[0]:
+      raise ValueError(f"{labels.shape[0]} labels but {eps.shape[0]} radii")
+  per_255 = uses_per_255(eps) if per_255 is None else per_255
   smallest, largest = extreme_indices(eps, k)
   cols = max(len(smallest), len(largest))
-  fig, axes = plt.subplots(2, cols, figsize=(1.6 * cols + 0.8, 4.0),
+  fig, axes = plt.subplots(2, cols, figsize=(1.6 * cols + 0.8, 4.6),
                            squeeze=False)
   for row, (indices, name) in enumerate(((smallest, "smallest"),
                                          (largest, "largest"))):
@@ -229,11 +279,17 @@ def plot_eps_extremes_grid(images: Any, eps: Any, path: str, k: int = 8) -> str:
       if col < len(indices):
         i = indices[col]
         _show_image(ax, images[i])
-        ax.set_title(f"{eps[i] * SCALE:.1f}", fontsize=9)
+        title = f"eps {format_radius(eps[i], per_255)}"
+        if labels is not None:
+          shown = (class_names[int(labels[i])] if class_names is not None
+                   else str(int(labels[i])))
+          title = f"label {shown}\n{title}"
+        ax.set_title(title, fontsize=9)
       else:
         ax.axis("off")
-    axes[row, 0].set_ylabel(f"{name} eps", fontsize=9)
-  fig.suptitle("Examples with the smallest / largest radius (eps x 255)")
+    axes[row, 0].set_ylabel(f"{name}\nradius", fontsize=9)
+  fig.suptitle("Training examples with the smallest (top) and largest "
+               "(bottom) radius")
   return save_figure(fig, path)
 
 
@@ -249,14 +305,15 @@ def _attack_keys(points: Sequence[Mapping[str, Any]]) -> list[str]:
 def _series(points: Sequence[Mapping[str, Any]],
             key: str) -> tuple[np.ndarray, np.ndarray]:
   pts = sorted((p for p in points if key in p), key=lambda p: p["eps"])
-  return (np.array([p["eps"] for p in pts], dtype=np.float64) * SCALE,
+  return (np.array([p["eps"] for p in pts], dtype=np.float64),
           np.array([p[key] for p in pts], dtype=np.float64))
 
 
 def plot_robustness_curve(curves: Mapping[str, Sequence[Mapping[str, Any]]],
                           path: str,
-                          detail_run: Optional[str] = None) -> str:
-  """Accuracy vs eps (x255): one solid line per run, dashed per-attack lines.
+                          detail_run: Optional[str] = None,
+                          per_255: Optional[bool] = None) -> str:
+  """Accuracy vs radius: one solid line per run, dashed per-attack lines.
 
   `curves` maps run name -> [{"eps": e, "<attack>": acc, ...}, ...] (the
   `robustness.curve` list of results.json). Each run's solid line is
@@ -286,63 +343,104 @@ def plot_robustness_curve(curves: Mapping[str, Sequence[Mapping[str, Any]]],
         ax.plot(x, y, linestyle=styles[j % len(styles)], marker=".",
                 color=colors[(n + j + 1) % len(colors)], alpha=0.8,
                 label=f"{name} {key}")
-  ax.set_xlabel("eval eps x 255")
+  all_eps = [p["eps"] for points in curves.values() for p in points]
+  per_255 = uses_per_255(all_eps) if per_255 is None else per_255
+  radius_axis(ax.xaxis, per_255, max(all_eps) if all_eps else 1.0)
+  ax.set_xlabel(f"attack {RADIUS} (L-inf)")
   ax.set_ylabel("accuracy")
   ax.set_ylim(-0.02, 1.02)
   ax.grid(alpha=0.3)
   ax.set_title("Robust accuracy vs attack radius")
-  ax.legend(fontsize=8)
+  ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
+            frameon=False)
   return save_figure(fig, path)
 
 
-def _history_group(key: str) -> str:
-  if "loss" in key:
-    return "loss"
-  if "acc" in key or "frac" in key:
-    return "accuracy / fraction"
-  if "eps" in key:
-    return "eps x 255"
-  return key  # Anything else (seconds, images/s...) gets its own panel.
+_PANELS = (  # (title, y label, test on the key)
+    ("Loss", "cross-entropy", lambda k: "loss" in k),
+    ("Accuracy", "accuracy", lambda k: k.endswith("acc")),
+    ("Radius", f"mean {RADIUS}", lambda k: k in ("eps_mean", "eps_table_mean")),
+    ("Examples at radius 0", "fraction of training examples",
+     lambda k: k.endswith("zero_frac")),
+    ("Learning rate", "learning rate", lambda k: k == "learning_rate"),
+    ("Speed", "training images / s", lambda k: k == "images_per_second"),
+)
+_LEGEND = {  # Curve names readers understand (keys are history.csv columns).
+    "loss": "train (on trained inputs)", "val_loss": "validation (clean)",
+    "train_acc": "train_acc: trained inputs",
+    "clean_acc": "clean_acc: train batch, clean",
+    "val_clean_acc": "val_clean_acc: validation, clean",
+    "val_pgd_acc": "val_pgd_acc: validation, PGD",
+    "eps_mean": "eps_mean: radius trained at",
+    "eps_table_mean": "eps_table_mean: stored table",
+}
 
 
 def plot_training_history(history: Mapping[str, Sequence[float]],
-                          path: str) -> str:
-  """Per-epoch curves of every numeric key in `history`, grouped in panels.
+                          path: str, per_255: Optional[bool] = None) -> str:
+  """Per-epoch curves from history.csv columns, one panel per quantity.
 
-  Keys are grouped by name: *loss*, *acc*/*frac* (accuracy / fraction),
-  *eps* (radii, shown x255); any other key (e.g. epoch_seconds) gets a
-  panel of its own.
+  Panels: loss, accuracy (every *acc key), radius (eps_mean,
+  eps_table_mean), fraction of examples at radius 0, learning rate and
+  images/s; any other numeric key (except `epoch` and `epoch_seconds`)
+  gets a panel of its own. `epoch` (from 1) is the x axis when given;
+  missing values (None/NaN, e.g. epochs without validation) leave gaps.
   """
-  groups: dict[str, list[tuple[str, np.ndarray]]] = {}
+  columns = {}
   for key, values in history.items():
     try:
-      arr = np.asarray(values, dtype=np.float64).reshape(-1)
+      arr = np.asarray([np.nan if v is None else v for v in values],
+                       dtype=np.float64).reshape(-1)
     except (TypeError, ValueError):
       continue
-    if arr.size == 0:
-      continue
-    group = _history_group(key)
-    if group == "eps x 255":
-      arr = arr * SCALE
-    groups.setdefault(group, []).append((key, arr))
-  if not groups:
+    if arr.size and not np.all(np.isnan(arr)):
+      columns[key] = arr
+  epochs = columns.pop("epoch", None)
+  columns.pop("epoch_seconds", None)  # images_per_second says the same.
+  if not columns:
     raise ValueError("history has no numeric per-epoch values")
-  order = ["loss", "accuracy / fraction", "eps x 255"]
-  names = ([g for g in order if g in groups]
-           + [g for g in groups if g not in order])
-  cols = min(3, len(names))
-  rows = -(-len(names) // cols)
-  fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 3.4 * rows),
-                           squeeze=False)
-  for ax in axes.flat[len(names):]:
+  panels, used = [], set()
+  for title, ylabel, test in _PANELS:
+    keys = [k for k in columns if test(k) and k not in used]
+    if keys:
+      panels.append((title, ylabel, keys))
+      used.update(keys)
+  panels += [(k, k, [k]) for k in columns if k not in used]
+  radii = [columns[k] for _, _, keys in panels for k in keys
+           if k in ("eps_mean", "eps_table_mean")]
+  if per_255 is None:
+    per_255 = bool(radii) and uses_per_255(*radii)
+  cols = min(3, len(panels))
+  rows = -(-len(panels) // cols)
+  fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.9 * rows),
+                           squeeze=False, layout="constrained")
+  for ax in axes.flat[len(panels):]:
     ax.axis("off")
-  for ax, group in zip(axes.flat, names):
-    for key, arr in groups[group]:
-      ax.plot(np.arange(1, arr.size + 1), arr, "-o", markersize=3, label=key)
+  for ax, (title, ylabel, keys) in zip(axes.flat, panels):
+    for key in keys:
+      arr = columns[key]
+      x = (epochs if epochs is not None and len(epochs) == arr.size
+           else np.arange(1, arr.size + 1))
+      ok = ~np.isnan(arr)
+      ax.plot(x[ok], arr[ok], "-o", markersize=3, label=_LEGEND.get(key, key))
+    ax.set_title(title, fontsize=10)
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel(group)
+    ax.set_ylabel(ylabel)
+    if title == "Accuracy" or title == "Examples at radius 0":
+      ax.set_ylim(-0.02, 1.02)
+    if title == "Learning rate":
+      ax.set_ylim(0.0, 1.15 * max(float(np.nanmax(columns[k])) for k in keys))
+    if title == "Radius":
+      top = max(float(np.nanmax(columns[k])) for k in keys)
+      radius_axis(ax.yaxis, per_255, top)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if len(keys) > 1:  # Below the panel, never over the curves.
+      ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22),
+                ncol=1, frameon=False)
+    else:
+      ax.set_title(f"{title}: {_LEGEND.get(keys[0], keys[0])}"
+                   if keys[0] not in ("learning_rate", "images_per_second")
+                   and title != keys[0] else title, fontsize=10)
   fig.suptitle("Training history")
   return save_figure(fig, path)

@@ -1,4 +1,7 @@
-"""Training plumbing: devices, distribution strategy, optimizer, callbacks.
+"""Training plumbing: devices, distribution strategy, optimizer, checkpoints.
+
+Callbacks that report a run (history, TensorBoard, console) are in
+callbacks.py; the two here drive training state (epoch, checkpoints).
 
 Checkpoints (`tf.train.CheckpointManager`) hold the classifier, the optimizer
 (with its step counter), the eps table and the number of finished epochs, so
@@ -7,9 +10,6 @@ a killed run restarted with the same flags resumes where it stopped.
 
 import json
 import os
-import time
-from typing import Optional
-
 import keras
 import numpy as np
 import tensorflow as tf
@@ -171,43 +171,6 @@ class CheckpointCallback(keras.callbacks.Callback):
   def on_epoch_end(self, epoch, logs=None):
     self.model.epoch.assign(epoch + 1)  # Finished epochs.
     self.manager.save(checkpoint_number=epoch + 1)
-
-
-class EpsTableLogger(keras.callbacks.Callback):
-  """Per-epoch eps-table statistics in the logs and a TensorBoard histogram."""
-
-  def __init__(self, logdir: Optional[str]):
-    super().__init__()
-    self.writer = tf.summary.create_file_writer(logdir) if logdir else None
-
-  def on_epoch_end(self, epoch, logs=None):
-    table = self.model.eps_table.numpy()
-    if logs is not None:
-      logs["eps_table_mean"] = float(table.mean())
-      logs["eps_table_zero_frac"] = float((table == 0).mean())
-    if self.writer is not None:
-      with self.writer.as_default(step=epoch + 1):
-        tf.summary.histogram("eps_table", table)
-        tf.summary.scalar("eps_table_mean", float(table.mean()))
-      self.writer.flush()
-
-
-class EpochTimer(keras.callbacks.Callback):
-  """Adds the epoch's wall time and training images/s to the logs."""
-
-  def __init__(self, examples_per_epoch: int):
-    super().__init__()
-    self.examples_per_epoch = examples_per_epoch
-    self._start = 0.0
-
-  def on_epoch_begin(self, epoch, logs=None):
-    self._start = time.perf_counter()
-
-  def on_epoch_end(self, epoch, logs=None):
-    seconds = time.perf_counter() - self._start
-    if logs is not None:
-      logs["epoch_seconds"] = seconds
-      logs["images_per_second"] = self.examples_per_epoch / max(seconds, 1e-9)
 
 
 def history_to_lists(history: dict) -> dict:

@@ -27,7 +27,7 @@ def test_main_end_to_end_on_mock_cifar10(tmp_path):
         dataset="cifar10", data_dir=str(tmp_path), model="small_cnn",
         method="iaat", eps="8/255", warmup_epochs=1, gamma="2/255", epochs=2,
         batch_size=16, eval_batch_size=32, pgd_steps=2, eval_pgd_steps=2,
-        eval_max_examples=32, output_dir=out, verbose=0):
+        val_examples=32, output_dir=out, verbose=0):
       main.main(["iaat_tf.main"])
 
   results = json.load(open(os.path.join(out, "results.json")))
@@ -151,8 +151,8 @@ def test_cli_mirrored_on_two_devices_matches_one_device(tmp_path):
         "--dataset=digits", "--model=small_cnn", "--method=iaat", "--eps=0.2",
         "--warmup_epochs=1", "--gamma=0.05", "--beta=0.5", "--eps_max=0.4",
         "--epochs=3", "--batch_size=32", "--max_train_examples=256",
-        "--pgd_steps=3", "--eval_pgd_steps=2", "--eval_max_examples=64",
-        "--max_eval_examples=64", f"--strategy={strategy}", *devices,
+        "--pgd_steps=3", "--eval_pgd_steps=2", "--val_examples=64",
+        "--max_test_examples=64", f"--strategy={strategy}", *devices,
         f"--output_dir={out}", "--verbose=0", "--export=false"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.load(open(out / "results.json"))
@@ -160,3 +160,162 @@ def test_cli_mirrored_on_two_devices_matches_one_device(tmp_path):
     tables[strategy] = np.load(out / "eps_table.npy")
   np.testing.assert_allclose(tables["default"], tables["mirrored"], atol=1e-6)
   assert len(np.unique(tables["default"])) > 3  # Adapted, not just warmup values.
+
+
+# -- issue 9: nothing lost, nothing noisy -------------------------------------
+
+QUICK = [f"--flagfile={os.path.join(REPO, 'flags', 'quickstart.flags')}",
+         "--epochs=2", "--max_train_examples=256", "--val_examples=64"]
+
+
+def _quiet_env(**extra):
+  env = dict(os.environ, PYTHONPATH=REPO, **extra)
+  env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # The default verbosity of a user.
+  return env
+
+
+def _no_tensorflow_env(tmp_path):
+  """PYTHONPATH where `import tensorflow` fails: proves TF is never loaded."""
+  fake = tmp_path / "fake_tf" / "tensorflow"
+  fake.mkdir(parents=True)
+  (fake / "__init__.py").write_text("raise ImportError('tensorflow was imported')\n")
+  return dict(os.environ, PYTHONPATH=f"{fake.parent}{os.pathsep}{REPO}")
+
+
+def _cli(module, args, env, cwd):
+  return subprocess.run([sys.executable, "-m", module, *args], cwd=str(cwd),
+                        env=env, capture_output=True, text=True, timeout=300)
+
+
+def _snapshot_files(root):
+  found = {}
+  for dirpath, _, names in os.walk(root):
+    for name in names:
+      path = os.path.join(dirpath, name)
+      st = os.stat(path)
+      found[os.path.relpath(path, root)] = (st.st_mtime_ns, open(path, "rb").read())
+  return found
+
+
+def test_help_lists_grouped_flags_without_tensorflow(tmp_path):
+  env = _no_tensorflow_env(tmp_path)
+  for module, expected in (
+      ("iaat_tf.main", ["Data:", "Method (radius schedule):", "--max_test_examples",
+                        "--val_examples", "--overwrite", "--debug", "[default: 8/255]"]),
+      ("iaat_tf.evaluate", ["Attacks:", "--num_examples", "[default: 1000]"]),
+      ("iaat_tf.pareto", ["Pareto plot:", "--runs", "--out_dir"])):
+    result = _cli(module, ["--help"], env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    for text in expected:
+      assert text in result.stdout, (module, text)
+
+
+def test_every_training_flag_is_in_one_help_group():
+  grouped = [n for _, names in flags_config.HELP_GROUPS for n in names]
+  assert len(grouped) == len(set(grouped))
+  defined = {f.name for f in FLAGS.get_flags_for_module(flags_config)}
+  assert defined <= set(grouped) <= defined | {"debug"}
+
+
+def test_errors_found_without_tensorflow_are_one_line(tmp_path):
+  env = _no_tensorflow_env(tmp_path)
+  run_dir = tmp_path / "run"
+  run_dir.mkdir()
+  cases = [
+      ("iaat_tf.evaluate", [f"--run_dir={tmp_path / 'none'}"], "does not exist"),
+      ("iaat_tf.evaluate", [f"--run_dir={run_dir}"], "no config.json"),
+      ("iaat_tf.evaluate", ["--source=bogus"], "--source=bogus"),
+      ("iaat_tf.evaluate", ["--eps_list=abc"], "not a number or fraction"),
+      ("iaat_tf.evaluate", ["--max_examples=3"], "use --num_examples"),
+      ("iaat_tf.pareto", ["--bogus"], "Unknown command line flag 'bogus'"),
+      ("iaat_tf.pareto", [], "--runs is required"),
+      ("iaat_tf.main", ["--eval_max_examples=3"], "use --val_examples"),
+      ("iaat_tf.main", ["--output_dir=x", "--eps=2"], "out of range"),
+  ]
+  for module, args, message in cases:
+    if module == "iaat_tf.evaluate" and not any(a.startswith("--run_dir") for a in args):
+      args = [f"--run_dir={run_dir}", *args]
+    result = _cli(module, args, env, tmp_path)
+    prog = "iaat_tf" if module == "iaat_tf.main" else module
+    assert result.returncode == 2, (args, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{prog}: error: "), result.stderr
+    assert message in lines[0], lines[0]
+
+
+def test_quick_start_is_quiet_and_a_rerun_changes_nothing(tmp_path):
+  out = tmp_path / "quick"
+  result = _cli("iaat_tf.main", [*QUICK, f"--output_dir={out}"], _quiet_env(), tmp_path)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stderr == ""  # No TF preamble, cuInit or cpu_feature_guard lines.
+  lines = result.stdout.strip().splitlines()
+  assert all(l.startswith(("iaat_tf: ", "epoch ")) for l in lines), result.stdout
+  assert [l.split(" - ")[0] for l in lines if l.startswith("epoch ")] == [
+      "epoch 1/2", "epoch 2/2"]
+
+  # history.csv and results.json number epochs from 1; files have mode 0644.
+  results = json.load(open(out / "results.json"))
+  assert results["history"]["epoch"] == [1, 2]
+  assert results["train_seconds"] > 0
+  with open(out / "history.csv") as f:
+    assert [row.split(",")[0] for row in f.read().split()[1:]] == ["1", "2"]
+  mask = os.umask(0)
+  os.umask(mask)
+  for name in ("training_history.png", "eps_histogram.png", "eps_extremes.png"):
+    assert os.stat(out / "plots" / name).st_mode & 0o777 == 0o666 & ~mask
+
+  # TensorBoard: every per-epoch value (train and validation), the learning
+  # rate, images/s, the eps-table histogram and the settings.
+  tags = {}
+  for split in ("train", "validation"):
+    for event_file in glob.glob(str(out / "tensorboard" / split / "events.*")):
+      for event in tf.compat.v1.train.summary_iterator(event_file):
+        for value in event.summary.value:
+          tags.setdefault(split, set()).add(value.tag)
+  assert {"loss", "train_acc", "clean_acc", "eps_mean", "learning_rate",
+          "images_per_second", "epoch_seconds", "eps_table",
+          "eps_table_mean", "settings"} <= tags["train"]
+  assert {"loss", "clean_acc", "pgd_acc"} <= tags["validation"]
+
+  # evaluate adds a curve; a rerun with the same flags keeps everything.
+  results["robustness"] = {"curve": [{"eps": 0.2, "worst_case": 0.5}]}
+  results["autoattack"] = {"accuracy": 0.4}
+  with open(out / "results.json", "w") as f:
+    json.dump(results, f)
+  before = _snapshot_files(out)
+  again = _cli("iaat_tf.main", [*QUICK, f"--output_dir={out}"], _quiet_env(), tmp_path)
+  assert again.returncode == 0, again.stderr
+  assert again.stderr == ""
+  assert "holds a finished run" in again.stdout and "--overwrite" in again.stdout
+  assert _snapshot_files(out) == before  # results.json, history, plots, TB, model.
+
+  # Starting over is explicit.
+  fresh = _cli("iaat_tf.main", [*QUICK, "--epochs=1", "--overwrite",
+                                f"--output_dir={out}"], _quiet_env(), tmp_path)
+  assert fresh.returncode == 0, fresh.stderr[-3000:]
+  results = json.load(open(out / "results.json"))
+  assert results["epochs"] == 1 and results["history"]["epoch"] == [1]
+  assert "robustness" not in results and "autoattack" not in results
+  assert len(glob.glob(str(out / "tensorboard" / "train" / "events.*"))) == 1
+
+
+def test_pgd_at_reports_the_radius_it_trained_at(tmp_path):
+  from iaat_tf import experiment  # pylint: disable=g-import-not-at-top
+  from iaat_tf import config as cfg  # pylint: disable=g-import-not-at-top
+  out = tmp_path / "pgd"
+  config = cfg.Config(
+      output_dir=str(out), export=False,
+      data=cfg.DataConfig(max_train_examples=128, batch_size=64,
+                          max_eval_examples=64),
+      method=cfg.MethodConfig(method="pgd_at", eps=0.1),
+      attack=cfg.AttackConfig(steps=2, step_ratio=0.25, min_step=0.01),
+      train=cfg.TrainConfig(epochs=1, learning_rate=0.05, verbose=0),
+      eval=cfg.EvalConfig(eps=0.1, steps=2, step_size=0.05, max_examples=64))
+  results = experiment.run(config, log=lambda _: None)
+  eps = results["eps"]
+  assert eps["uniform"] and eps["mean"] == pytest.approx(0.1)
+  assert eps["min"] == pytest.approx(0.1) and eps["zero_fraction"] == 0.0
+  assert not (out / "eps_table.npy").exists()  # No table is learned.
+  assert "eps_table_mean" not in results["history"]
+  assert results["history"]["eps_mean"] == [pytest.approx(0.1)]

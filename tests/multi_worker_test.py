@@ -31,7 +31,7 @@ ARGS = [
     f"--flagfile={os.path.join(REPO, 'flags', 'quickstart.flags')}",
     "--dataset=digits", "--model=small_cnn", "--method=iaat",
     f"--epochs={EPOCHS}", "--warmup_epochs=1", "--max_train_examples=256",
-    "--batch_size=32", "--max_eval_examples=64", "--eval_max_examples=64",
+    "--batch_size=32", "--max_test_examples=64", "--val_examples=64",
     "--eval_pgd_steps=2", "--pgd_steps=3", "--seed=1", "--export=false",
     "--verbose=0",
 ]

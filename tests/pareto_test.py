@@ -151,3 +151,32 @@ def test_cli_missing_results_json(tmp_path, run_dirs):
   assert len(lines) == 1, proc.stderr
   assert "empty_run" in lines[0] and "results.json" in lines[0]
   assert not (tmp_path / "out" / "pareto.csv").exists()
+
+
+def test_labels_in_words_and_the_axis_names_the_metric(run_dirs, tmp_path):
+  runs = {r["name"]: r for r in pareto.collect_runs(run_dirs)}
+  assert pareto.point_label(runs["pgd_8"]) == "PGD-AT at 8/255"
+  assert pareto.point_label(runs["iaat_8"]) == "IAAT, warmup 8/255"
+  assert pareto.point_label(runs["cheap"]) == "cheap IAAT, warmup 8/255"
+  assert pareto.point_label(runs["standard"]) == "standard training"
+  assert pareto.point_label({"method": "pgd_at", "train_eps": 0.3},
+                            per_255=False) == "PGD-AT at 0.3"
+  mixed = pareto.robust_axis_label(list(runs.values()))
+  assert "worst case where evaluated, else PGD" in mixed and "8/255" in mixed
+  worst = pareto.robust_axis_label([runs["iaat_8"], runs["pgd_8"]])
+  assert worst.startswith("worst-case robust accuracy")
+  csv_path, png_path = pareto.write_pareto(list(runs.values()), str(tmp_path / "o"))
+  mask = os.umask(0)
+  os.umask(mask)
+  for path in (csv_path, png_path):
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_cli_errors_are_one_line_with_the_program_name(tmp_path):
+  for args, message in ((["--bogus"], "Unknown command line flag 'bogus'"),
+                        (["--runs=x"], "--out_dir is required")):
+    proc = _run_cli(*args)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("iaat_tf.pareto: error: ")
+    assert message in lines[0]

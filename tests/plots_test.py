@@ -136,3 +136,35 @@ def test_eps_summary(eps_and_labels):
   assert small["zero_fraction"] == 0.5
   assert small["per_class_mean"] == {"0": 0.0, "2": pytest.approx(6 / 255)}
   assert "per_class_mean" not in plots.eps_summary(eps)
+
+
+def test_radii_in_the_units_users_type():
+  assert plots.format_radius(8 / 255, per_255=True) == "8/255"
+  assert plots.format_radius(0.0, per_255=True) == "0"
+  assert plots.format_radius(2.5 / 255, per_255=True) == "2.5/255"
+  assert plots.format_radius(0.3, per_255=False) == "0.3"
+  assert plots.uses_per_255([0, 8 / 255, 16 / 255])
+  assert not plots.uses_per_255([0.3])
+
+
+def test_pictures_with_labels_gaps_and_normal_file_mode(tmp_path):
+  rng = np.random.default_rng(2)
+  images = rng.uniform(size=(20, 8, 8, 1)).astype(np.float32)
+  eps = rng.uniform(0, 0.4, size=20)
+  labels = rng.integers(0, 10, size=20)
+  grid = plots.plot_eps_extremes_grid(images, eps, str(tmp_path / "g.png"), k=4,
+                                      labels=labels)
+  _assert_png(grid)
+  with pytest.raises(ValueError):
+    plots.plot_eps_extremes_grid(images, eps, str(tmp_path / "g.png"),
+                                 labels=labels[:3])
+  history = {"epoch": [1, 2, 3], "loss": [2.0, 1.5, 1.2],
+             "val_pgd_acc": [None, 0.2, None], "learning_rate": [0.1, 0.1, 0.02],
+             "eps_table_zero_frac": [0.5, 0.2, 0.1], "eps_mean": [0.3, 0.2, 0.25]}
+  path = plots.plot_training_history(history, str(tmp_path / "h.png"), per_255=False)
+  _assert_png(path)
+  hist = plots.plot_eps_histogram(eps, str(tmp_path / "e.png"), eps_reference=0.3)
+  mask = os.umask(0)
+  os.umask(mask)
+  for p in (grid, path, hist):
+    assert os.stat(p).st_mode & 0o777 == 0o666 & ~mask

@@ -33,7 +33,7 @@ ARGS = [
     f"--flagfile={os.path.join(REPO, 'flags', 'quickstart.flags')}",
     f"--epochs={EPOCHS}", "--warmup_epochs=2", f"--max_train_examples={TRAIN}",
     f"--batch_size={BATCH}", "--pgd_steps=20", "--shuffle_buffer=1",
-    "--eval_max_examples=64", "--eval_pgd_steps=2", "--export=false",
+    "--val_examples=64", "--eval_pgd_steps=2", "--export=false",
     "--verbose=2", "--seed=3",
 ]
 TIMEOUT = 180
@@ -94,7 +94,13 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_run(tmp_path):
   assert "resumed from" in second_out, second_out[-2000:]
   results = _results(run_dir)
   assert results["resumed_from_epoch"] == killed_at
-  assert len(results["history"]["loss"]) == EPOCHS - killed_at  # Only the rest ran.
+  # All epochs, before and after the kill (issue 9), numbered from 1.
+  assert results["history"]["epoch"] == list(range(1, EPOCHS + 1))
+  assert len(results["history"]["loss"]) == EPOCHS
+  with open(os.path.join(run_dir, "history.csv")) as f:
+    assert [r.split(",")[0] for r in f.read().split()[1:]] == [
+        str(e) for e in range(1, EPOCHS + 1)]
+  assert results["train_seconds"] > 0
   _wait(reference)
 
   resumed = _state(os.path.join(run_dir, "checkpoints"))

@@ -1,0 +1,175 @@
+"""Keras callbacks that report a training run: timing, history, TensorBoard, console.
+
+* `EpochTimer`, `LearningRateLogger`, `EpsTableLogger` add values to each
+  epoch's logs (epoch_seconds, images_per_second, learning_rate,
+  eps_table_mean/zero_frac), so every later callback sees them.
+* `HistoryWriter` keeps `history.csv` (epochs numbered from 1, rewritten
+  atomically every epoch; after a resume, rows of epochs that are not in
+  the checkpoint are dropped, so the file always matches the checkpoint).
+* `TensorBoardLogger` writes every per-epoch value (train and validation,
+  overlaid under the same tag), the eps-table histogram and the run's
+  settings as text.
+* `EpochSummary` prints one short line per epoch; `BatchProgressBar` is
+  Keras' progress bar within an epoch, showing only the running loss.
+"""
+
+import json
+import time
+from typing import Callable, Mapping, Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from iaat_tf import run_io
+
+SUMMARY_KEYS = (  # (log key, label) printed by EpochSummary when present.
+    ("loss", "loss"), ("train_acc", "train_acc"), ("clean_acc", "clean_acc"),
+    ("val_clean_acc", "val_clean_acc"), ("val_pgd_acc", "val_pgd_acc"),
+    ("eps_mean", "eps_mean"))
+
+
+def _numeric(logs: Optional[Mapping]) -> dict:
+  out = {}
+  for key, value in (logs or {}).items():
+    try:
+      out[key] = float(np.asarray(value))
+    except (TypeError, ValueError):
+      continue
+  return out
+
+
+class EpochTimer(keras.callbacks.Callback):
+  """Adds the epoch's wall time and training images/s to the logs."""
+
+  def __init__(self, examples_per_epoch: int):
+    super().__init__()
+    self.examples_per_epoch = examples_per_epoch
+    self._start = 0.0
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self._start = time.perf_counter()
+
+  def on_epoch_end(self, epoch, logs=None):
+    seconds = time.perf_counter() - self._start
+    if logs is not None:
+      logs["epoch_seconds"] = seconds
+      logs["images_per_second"] = self.examples_per_epoch / max(seconds, 1e-9)
+
+
+class LearningRateLogger(keras.callbacks.Callback):
+  """Adds the optimizer's learning rate at the end of the epoch to the logs."""
+
+  def on_epoch_end(self, epoch, logs=None):
+    if logs is not None:
+      logs["learning_rate"] = float(np.asarray(self.model.optimizer.learning_rate))
+
+
+class EpsTableLogger(keras.callbacks.Callback):
+  """Adds the eps table's mean and zero fraction to the logs (IAAT runs)."""
+
+  def on_epoch_end(self, epoch, logs=None):
+    table = self.model.eps_table.numpy()
+    if logs is not None:
+      logs["eps_table_mean"] = float(table.mean())
+      logs["eps_table_zero_frac"] = float((table == 0).mean())
+
+
+class HistoryWriter(keras.callbacks.Callback):
+  """history.csv: one row per finished epoch, `epoch` from 1, all log values."""
+
+  def __init__(self, path: str, initial_epoch: int = 0):
+    super().__init__()
+    self.path = path
+    self.initial_epoch = initial_epoch
+    self.rows = []
+
+  def on_train_begin(self, logs=None):
+    self.rows = [r for r in run_io.read_history(self.path)
+                 if 1 <= r.get("epoch", 0) <= self.initial_epoch]
+
+  def on_epoch_end(self, epoch, logs=None):
+    self.rows = [r for r in self.rows if r["epoch"] < epoch + 1]
+    self.rows.append({"epoch": epoch + 1, **_numeric(logs)})
+    keys = sorted({k for r in self.rows for k in r} - {"epoch"})
+    rows = [{**r, "epoch": int(r["epoch"])} for r in self.rows]
+    run_io.write_csv(self.path, ["epoch", *keys], rows)
+
+
+class TensorBoardLogger(keras.callbacks.Callback):
+  """Per-epoch scalars (train/ and validation/), eps histogram, settings text."""
+
+  def __init__(self, logdir: str, settings: Optional[Mapping] = None,
+               eps_histogram: bool = True):
+    super().__init__()
+    self.train_writer = tf.summary.create_file_writer(f"{logdir}/train")
+    self.val_writer = tf.summary.create_file_writer(f"{logdir}/validation")
+    self.settings = settings
+    self.eps_histogram = eps_histogram
+
+  def on_train_begin(self, logs=None):
+    if self.settings is None:
+      return
+    text = json.dumps(self.settings, indent=2, sort_keys=True)
+    with self.train_writer.as_default(step=0):
+      tf.summary.text("settings", "```\n" + text + "\n```")
+    self.train_writer.flush()
+
+  def on_epoch_end(self, epoch, logs=None):
+    step = epoch + 1  # Epochs from 1, as history.csv and the console.
+    values = _numeric(logs)
+    with self.train_writer.as_default(step=step):
+      for key, value in values.items():
+        if not key.startswith("val_"):
+          tf.summary.scalar(key, value)
+      if self.eps_histogram:
+        tf.summary.histogram("eps_table", self.model.eps_table.numpy())
+    with self.val_writer.as_default(step=step):
+      for key, value in values.items():
+        if key.startswith("val_"):
+          tf.summary.scalar(key[len("val_"):], value)
+    self.train_writer.flush()
+    self.val_writer.flush()
+
+
+class EpochSummary(keras.callbacks.Callback):
+  """One short line per epoch: loss, accuracies, mean radius, time."""
+
+  def __init__(self, epochs: int, log: Callable[[str], None] = print):
+    super().__init__()
+    self.epochs = epochs
+    self.log = log
+
+  def on_epoch_end(self, epoch, logs=None):
+    values = _numeric(logs)
+    parts = [f"epoch {epoch + 1}/{self.epochs}"]
+    parts += [f"{label} {values[key]:.4f}" for key, label in SUMMARY_KEYS
+              if key in values]
+    if "epoch_seconds" in values:
+      parts.append(f"{values['epoch_seconds']:.1f}s")
+    if "images_per_second" in values:
+      parts.append(f"{values['images_per_second']:.0f} img/s")
+    self.log(" - ".join(parts))
+
+
+class BatchProgressBar(keras.callbacks.ProgbarLogger):
+  """Keras' progress bar within an epoch, with the running loss only.
+
+  Used with fit(verbose=0) on a terminal; the epoch's numbers are printed
+  by `EpochSummary` instead of on the bar.
+  """
+
+  SHOWN = ("loss",)
+
+  def set_params(self, params):
+    super().set_params(dict(params, verbose=1))
+    self.epochs = 1  # No "Epoch i/n" header: EpochSummary numbers epochs.
+
+  def _shown(self, logs):
+    return {k: v for k, v in (logs or {}).items() if k in self.SHOWN}
+
+  def on_train_batch_end(self, batch, logs=None):
+    super().on_train_batch_end(batch, self._shown(logs))
+
+  def on_epoch_end(self, epoch, logs=None):
+    super().on_epoch_end(epoch, self._shown(logs))
