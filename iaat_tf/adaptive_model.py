@@ -92,6 +92,9 @@ class AdversarialTrainer(keras.Model):
     runs the warmup epochs without further set-up.
     """
     args = list(args)
+    x = args[0] if args else kwargs.get("x")
+    if isinstance(x, tf.data.Dataset) and len(args) < 9:  # shuffle: 9th.
+      kwargs.setdefault("shuffle", False)  # Ignored for datasets; quiet.
     if len(args) > 5:  # fit(x, y, batch_size, epochs, verbose, callbacks, ...)
       args[5] = [_TrackEpoch(), *(args[5] or [])]
     else:
