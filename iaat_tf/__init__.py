@@ -1,0 +1,87 @@
+"""iaat_tf: Instance Adaptive Adversarial Training (IAAT) for TensorFlow/Keras.
+
+The names a user needs, importable from the package:
+
+* Training: `AdversarialTrainer` (a `keras.Model` wrapping your classifier;
+  `compile`, then `fit` on ({"image", "index"}, label) batches), configured
+  by `MethodConfig` (method, radius schedule), `AttackConfig` (training PGD)
+  and `EvalConfig` (validation PGD).
+* Data: `with_example_ids(dataset)` keys any unbatched (image, label)
+  `tf.data.Dataset` by a stable example id (the eps table's index);
+  `num_examples(dataset)` sizes the table.
+* Attacks on any `logits_fn(images) -> logits`: `pgd_attack`, `apgd_attack`
+  (APGD-CE / APGD-DLR), `make_apgd_fn`.
+* Evaluation: `evaluate_robustness` (clean, PGD, APGD and worst-case accuracy
+  at several radii), `gradient_masking_report`.
+* Export: `export_classifier` (SavedModel, images -> logits) and
+  `load_classifier` (a SavedModel back as a logits function).
+* Custom training loops: the module `batch_steps` (the per-batch pieces of
+  `fit`'s train step as plain functions), `EpsTable` (the radius table) and
+  `radius` (the radius rules as pure functions).
+
+Names load lazily (PEP 562): `import iaat_tf` imports no TensorFlow; the
+first use of a name imports its module. So the command lines (`python -m
+iaat_tf.main --help`) stay fast.
+"""
+
+import importlib
+from typing import TYPE_CHECKING
+
+# Public name -> (module, attribute in it; None: the module itself).
+# To publish a name, add one line here (and to the TYPE_CHECKING block).
+_LAZY = {
+    # Training.
+    "AdversarialTrainer": ("iaat_tf.adaptive_model", "AdversarialTrainer"),
+    "MethodConfig": ("iaat_tf.config", "MethodConfig"),
+    "AttackConfig": ("iaat_tf.config", "AttackConfig"),
+    "EvalConfig": ("iaat_tf.config", "EvalConfig"),
+    "ConfigError": ("iaat_tf.config", "ConfigError"),
+    # Data.
+    "with_example_ids": ("iaat_tf.example_ids", "with_example_ids"),
+    "num_examples": ("iaat_tf.example_ids", "num_examples"),
+    "ExampleIdError": ("iaat_tf.example_ids", "ExampleIdError"),
+    # Attacks.
+    "pgd_attack": ("iaat_tf.attacks", "pgd_attack"),
+    "apgd_attack": ("iaat_tf.apgd", "apgd_attack"),
+    "make_apgd_fn": ("iaat_tf.apgd", "make_apgd_fn"),
+    # Evaluation and export.
+    "evaluate_robustness": ("iaat_tf.robustness", "evaluate_robustness"),
+    "gradient_masking_report": ("iaat_tf.robustness", "gradient_masking_report"),
+    "export_classifier": ("iaat_tf.export", "export_classifier"),
+    "load_classifier": ("iaat_tf.export", "load_classifier"),
+    # Custom training loops.
+    "EpsTable": ("iaat_tf.eps_table", "EpsTable"),
+    "batch_steps": ("iaat_tf.batch_steps", None),
+    "radius": ("iaat_tf.radius", None),
+    "attacks": ("iaat_tf.attacks", None),
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name):
+  try:
+    module_name, attribute = _LAZY[name]
+  except KeyError:
+    raise AttributeError(f"module 'iaat_tf' has no attribute {name!r}") from None
+  module = importlib.import_module(module_name)
+  value = module if attribute is None else getattr(module, attribute)
+  globals()[name] = value  # Later lookups skip __getattr__.
+  return value
+
+
+def __dir__():
+  return sorted(set(globals()) | set(_LAZY))
+
+
+if TYPE_CHECKING:  # For type checkers and IDEs; never executed.
+  from iaat_tf import attacks, batch_steps, radius  # noqa: F401
+  from iaat_tf.adaptive_model import AdversarialTrainer  # noqa: F401
+  from iaat_tf.apgd import apgd_attack, make_apgd_fn  # noqa: F401
+  from iaat_tf.config import (AttackConfig, ConfigError, EvalConfig,  # noqa: F401
+                              MethodConfig)
+  from iaat_tf.eps_table import EpsTable  # noqa: F401
+  from iaat_tf.example_ids import (ExampleIdError, num_examples,  # noqa: F401
+                                   with_example_ids)
+  from iaat_tf.export import export_classifier, load_classifier  # noqa: F401
+  from iaat_tf.robustness import evaluate_robustness, gradient_masking_report  # noqa: F401

@@ -41,6 +41,13 @@ def _images(inputs):
   return inputs["image"] if isinstance(inputs, dict) else inputs
 
 
+class _TrackEpoch(keras.callbacks.Callback):
+  """Sets `trainer.epoch` at each epoch's start (IAAT's warmup reads it)."""
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self.model.epoch.assign(epoch)
+
+
 class AdversarialTrainer(keras.Model):
   """Wraps `classifier`; `fit` on ({"image", "index"}, label) batches.
 
@@ -76,6 +83,23 @@ class AdversarialTrainer(keras.Model):
         jit_compile=True if attack.jit_compile else None)
 
   # -- Keras plumbing -------------------------------------------------------
+
+  def fit(self, *args, **kwargs):
+    """`keras.Model.fit`, which also keeps `self.epoch` = the running epoch.
+
+    A callback that sets it at every epoch's start comes first in the
+    callback list, so `fit(..., epochs=E)` (and `initial_epoch=` on resume)
+    runs the warmup epochs without further set-up.
+    """
+    args = list(args)
+    x = args[0] if args else kwargs.get("x")
+    if isinstance(x, tf.data.Dataset) and len(args) < 9:  # shuffle: 9th.
+      kwargs.setdefault("shuffle", False)  # Ignored for datasets; quiet.
+    if len(args) > 5:  # fit(x, y, batch_size, epochs, verbose, callbacks, ...)
+      args[5] = [_TrackEpoch(), *(args[5] or [])]
+    else:
+      kwargs["callbacks"] = [_TrackEpoch(), *(kwargs.get("callbacks") or [])]
+    return super().fit(*args, **kwargs)
 
   def call(self, inputs, training=False):
     # fit() may call this symbolically on the whole input dict: only the

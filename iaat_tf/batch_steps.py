@@ -153,3 +153,20 @@ def radii_to_store(method: MethodConfig, eps_train, stored, clean_ok,
   if isinstance(in_warmup, bool):
     return eps_train if in_warmup else cheap()
   return tf.cond(in_warmup, lambda: tf.cast(eps_train, tf.float32), cheap)
+
+
+def cheap_outcome(method: MethodConfig, logits_fn: attacks.LogitsFn,
+                  x_train: tf.Tensor, labels: tf.Tensor,
+                  train_logits: tf.Tensor) -> tf.Tensor | None:
+  """iaat_cheap's signal for `radii_to_store`; None for the other methods.
+
+  [B] bool: the training attack failed (the example stayed correct), read
+  from an inference-mode forward pass on `x_train` after the step's update
+  (`method.cheap_signal == "inference"`, the trainer's default) or from the
+  training forward pass's logits ("train_forward", free).
+  """
+  if method.method != "iaat_cheap":
+    return None
+  if method.cheap_signal == "train_forward":
+    return attacks.is_correct(train_logits, labels)
+  return attacks.is_correct(logits_fn(x_train), labels)

@@ -15,6 +15,11 @@ import tensorflow as tf
 
 
 def export_classifier(classifier: keras.Model, path: str, image_shape) -> str:
+  """Writes `classifier` as a SavedModel at `path` (replaced); returns `path`.
+
+  `image_shape` is (H, W, C) of one image; the endpoint `serve` takes float32
+  [N, H, W, C] images in [0, 1] and returns float32 logits (inference mode).
+  """
   archive = keras.export.ExportArchive()
   archive.track(classifier)
   spec = tf.TensorSpec([None, *image_shape], tf.float32, name="images")
