@@ -193,16 +193,15 @@ class AdversarialTrainer(keras.Model):
       replicas = tf.distribute.get_strategy().num_replicas_in_sync
       scaled = loss / tf.cast(replicas, loss.dtype)
       scaled = self.optimizer.scale_loss(scaled)
+    # iaat_cheap: the training attack's outcome against the model it
+    # attacked, so judged before this step's update.
+    attack_failed = batch_steps.cheap_outcome(
+        method, self._attack_logits, x_train, labels, logits)
     variables = self.classifier.trainable_variables
     grads = tape.gradient(scaled, variables)
     self.optimizer.apply_gradients(zip(grads, variables))
 
     if adaptive:
-      attack_failed = None
-      if method.method == "iaat_cheap":
-        # The outcome of the training attack, judged in the attack's mode
-        # (inference BatchNorm by default), before this step's update.
-        attack_failed = self._cheap_outcome(x_train, labels, logits)
       self.radii.write(index, batch_steps.radii_to_store(
           method, eps_train, stored, clean_ok, attack_failed, in_warmup))
 
@@ -217,12 +216,6 @@ class AdversarialTrainer(keras.Model):
       logs["clean_acc"] = self.clean_accuracy.result()
     logs["eps_mean"] = self.eps_mean.result()
     return logs
-
-  def _cheap_outcome(self, x_train, labels, train_logits):
-    """[B] bool: the training attack failed (the example stayed correct)."""
-    if self.method_config.cheap_signal == "train_forward":
-      return attacks.is_correct(train_logits, labels)  # Free, training mode.
-    return attacks.is_correct(self._attack_logits(x_train), labels)
 
   def test_step(self, data):
     """Clean and PGD accuracy (eval radius, inference-mode BatchNorm).

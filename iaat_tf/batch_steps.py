@@ -160,10 +160,12 @@ def cheap_outcome(method: MethodConfig, logits_fn: attacks.LogitsFn,
                   train_logits: tf.Tensor) -> tf.Tensor | None:
   """iaat_cheap's signal for `radii_to_store`; None for the other methods.
 
-  [B] bool: the training attack failed (the example stayed correct), read
-  from an inference-mode forward pass on `x_train` after the step's update
-  (`method.cheap_signal == "inference"`, the trainer's default) or from the
-  training forward pass's logits ("train_forward", free).
+  [B] bool: the training attack failed (the example stayed correct). Call
+  it BEFORE the optimizer update, so the outcome is the attack's against the
+  model it attacked: an inference-mode forward pass on `x_train`
+  (`method.cheap_signal == "inference"`, the trainer's default, like
+  Algorithm 2's probes) or the training forward pass's logits
+  ("train_forward", free, but with BatchNorm batch statistics and dropout).
   """
   if method.method != "iaat_cheap":
     return None
