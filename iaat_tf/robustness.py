@@ -26,8 +26,7 @@ LogitsFn = attacks.LogitsFn
 ProgressFn = Callable[[int, Optional[int]], None]  # (batches done, total or None)
 
 WORST_CASE = "worst_case"
-_PGD_SALT = 101
-_APGD_SALT = {"ce": 211, "dlr": 307}
+_APGD_SALT = {"ce": attacks.Salt.EVAL_APGD_CE, "dlr": attacks.Salt.EVAL_APGD_DLR}
 
 
 @dataclasses.dataclass
@@ -112,7 +111,7 @@ def _make_pgd_fn(logits_fn: LogitsFn, *, loss: str, steps: int,
             else tf.fill(tf.shape(eps), tf.cast(step_size, tf.float32)))
     x_adv = attacks.pgd_attack(logits_fn, images, labels, eps, steps=steps,
                                step_size=size, random_start=True, index=index,
-                               step=restart, salt=_PGD_SALT, seed=seed,
+                               step=restart, salt=attacks.Salt.EVAL_PGD, seed=seed,
                                loss=loss)
     return attacks.is_correct(logits_fn(x_adv), labels)
 
@@ -122,11 +121,12 @@ def _make_pgd_fn(logits_fn: LogitsFn, *, loss: str, steps: int,
 def _make_apgd_fn(logits_fn: LogitsFn, *, loss: str, n_iter: int, seed: int,
                   jit_compile: bool) -> Callable[..., tf.Tensor]:
   """tf.function (images, labels, eps, index) -> [B] bool correct."""
+  options = apgd.ApgdOptions(n_iter=n_iter, loss=loss, salt=_APGD_SALT[loss],
+                             seed=seed)
 
   def run(images, labels, eps, index):
-    result = apgd.apgd_attack_details(logits_fn, images, labels, eps,
-                                      n_iter=n_iter, loss=loss, index=index,
-                                      salt=_APGD_SALT[loss], seed=seed)
+    result = apgd.apgd_attack(logits_fn, images, labels, eps, options,
+                              index=index)
     # Robust only if APGD never saw a mistake and its returned point agrees.
     final = attacks.is_correct(logits_fn(result.adversarial), labels)
     return tf.logical_and(result.robust, final)
