@@ -91,7 +91,8 @@ def square_attack(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
         tf.logical_and(cols >= left, cols < left + side))
     sign = tf.reshape(signs(u[:, 2:]), [batch, 1, 1, channels])
     x_new = tf.where(window, x_best + 2.0 * eps_b * sign, x_best)
-    x_new = tf.clip_by_value(x_new, lower, upper)
+    x_new = tf.ensure_shape(tf.clip_by_value(x_new, lower, upper),
+                            images.shape)
     new = margin(logits_fn(x_new), labels)
     take = tf.logical_and(best > 0.0, new < best)
     x_best = tf.where(attacks.broadcast_eps(tf.cast(take, tf.float32),
