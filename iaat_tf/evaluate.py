@@ -15,6 +15,12 @@ APGD-CE / APGD-DLR accuracy at every radius, with the per-example worst case
 
 and adds the curve to the run's results.json under "robustness" (read by
 `iaat_tf.pareto`). The run's own eval radius is always on the curve.
+
+With `--attacks=autoattack` (part of the CLI default `autoattack,suite`) it
+also runs AutoAttack standard (APGD-CE, APGD-T, FAB-T, Square; autoattack.py)
+at the run's eval eps on the whole test split (`--aa_max_examples`), writes
+`autoattack.json` next to robustness.json, adds it to results.json under
+"autoattack", and marks the point on the robustness curve.
 """
 
 import dataclasses
@@ -26,6 +32,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
+from iaat_tf import autoattack
 from iaat_tf import config as cfg
 from iaat_tf import data, export, models, plots, robustness
 from iaat_tf.experiment import write_json
@@ -57,6 +64,15 @@ class EvalOptions:
   severities: Sequence[int] = (1, 2, 3, 4, 5)
   out_dir: Optional[str] = None
   jit_compile: bool = False
+  # AutoAttack (see `autoattack_run`); the CLI runs it by default.
+  attacks: Sequence[str] = ("suite",)  # "suite" and/or "autoattack"
+  aa_eps: Optional[float] = None  # None: the run's eval eps
+  aa_max_examples: int = 0  # 0: the whole test split
+  aa_apgd_iters: int = 100
+  aa_targets: int = 9
+  aa_fab_iters: int = 100
+  aa_square_queries: int = 5000
+  aa_batch_size: int = 0  # 0: --batch_size, else the run's eval batch size
 
 
 def load_run_config(run_dir: str) -> cfg.Config:
@@ -208,6 +224,86 @@ def evaluate_run(run_dir: str, options: EvalOptions = EvalOptions(),
   return payload
 
 
+# -- AutoAttack -----------------------------------------------------------------
+
+def autoattack_run(run_dir: str, options: EvalOptions = EvalOptions(),
+                   log: Callable[[str], None] = print) -> dict:
+  """AutoAttack (standard, L-inf) on a run's test split.
+
+  Writes `<out_dir>/autoattack.json` (RobustBench-style: dataset, norm, eps,
+  n_examples, clean and robust accuracy, accuracy after each attack, seconds
+  per attack, package versions), adds it to the run's results.json under
+  "autoattack" and, when robustness.json exists, redraws the robustness
+  curve with the AutoAttack point. Returns the JSON payload.
+  """
+  if not os.path.isdir(run_dir):
+    raise EvaluationError(f"--run_dir={run_dir} does not exist")
+  config = load_run_config(run_dir)
+  batch_size = (options.aa_batch_size or options.batch_size
+                or config.data.eval_batch_size)
+  data_cfg = dataclasses.replace(
+      config.data, augment=False, max_eval_examples=options.aa_max_examples,
+      data_dir=options.data_dir or config.data.data_dir,
+      eval_batch_size=batch_size)
+  datasets = data.load_datasets(data_cfg)
+  logits_fn = logits_function(config, datasets.info, run_dir, options.source)
+  eps = config.eval.eps if options.aa_eps is None else options.aa_eps
+  if not 0.0 <= eps <= 1.0:
+    raise EvaluationError(f"--aa_eps={eps} is outside [0, 1]")
+  aa_options = autoattack.AutoAttackOptions(
+      apgd_iters=options.aa_apgd_iters, targets=options.aa_targets,
+      fab_iters=options.aa_fab_iters, square_queries=options.aa_square_queries,
+      batch_size=batch_size, seed=config.seed, jit_compile=options.jit_compile)
+  log(f"evaluate: AutoAttack ({', '.join(aa_options.attacks)}) at eps "
+      f"{eps:.4g} on {datasets.info.num_test} test examples")
+  report = autoattack.run_standard(
+      logits_fn, datasets.test, eps=eps, options=aa_options,
+      dataset=config.data.dataset,
+      progress=lambda p: log(f"evaluate: {p.line()}"))
+  payload = {"run_dir": run_dir, "source": options.source, **report.to_dict()}
+  payload["gradient_masking_warnings"] = report.masking_warnings()
+  for w in payload["gradient_masking_warnings"]:
+    log(f"evaluate: WARNING (possible gradient masking): {w}")
+  out_dir = options.out_dir or os.path.join(run_dir, "eval")
+  os.makedirs(out_dir, exist_ok=True)
+  write_json(os.path.join(out_dir, "autoattack.json"), payload)
+  results_path = os.path.join(run_dir, "results.json")
+  if os.path.isfile(results_path):
+    with open(results_path) as f:
+      results = json.load(f)
+    results["autoattack"] = {k: v for k, v in payload.items()
+                             if k != "run_dir"}
+    write_json(results_path, results)
+  curve_path = os.path.join(out_dir, "robustness.json")
+  if os.path.isfile(curve_path):
+    with open(curve_path) as f:
+      curve = json.load(f).get("curve")
+    if curve:
+      name = os.path.basename(os.path.normpath(run_dir))
+      payload["plot"] = plots.plot_robustness_curve(
+          {name: curve}, os.path.join(out_dir, "robustness_curve.png"),
+          autoattack={name: (eps, report.robust_accuracy)})
+  after = ", ".join(f"{k} {v:.4f}" for k, v in report.accuracy_after.items())
+  log(f"evaluate: AutoAttack clean {report.clean_accuracy:.4f}, robust "
+      f"{report.robust_accuracy:.4f} (after {after})")
+  return payload
+
+
+def evaluate_selected(run_dir: str, options: EvalOptions,
+                      log: Callable[[str], None] = print) -> dict:
+  """Runs the suite and/or AutoAttack as `options.attacks` says."""
+  unknown = sorted(set(options.attacks) - {"suite", "autoattack"})
+  if unknown or not options.attacks:
+    raise EvaluationError(f"--attacks must name suite and/or autoattack, got "
+                          f"{','.join(options.attacks) or '(none)'}")
+  out = {}
+  if "suite" in options.attacks:
+    out["robustness"] = evaluate_run(run_dir, options, log)
+  if "autoattack" in options.attacks:
+    out["autoattack"] = autoattack_run(run_dir, options, log)
+  return out
+
+
 # -- command line ---------------------------------------------------------------
 
 def _define_flags():
@@ -229,6 +325,16 @@ def _define_flags():
   flags.DEFINE_list("severities", ["1", "2", "3", "4", "5"], "CIFAR-10-C severities.")
   flags.DEFINE_string("out_dir", None, "Output directory (default RUN_DIR/eval).")
   flags.DEFINE_bool("jit_compile", False, "XLA-compile the attacks.")
+  flags.DEFINE_list("attacks", ["autoattack", "suite"],
+                    "autoattack (AutoAttack standard: APGD-CE, APGD-T, FAB-T, "
+                    "Square at the run's eval eps) and/or suite (PGD/APGD curve).")
+  flags.DEFINE_float("aa_eps", None, "AutoAttack radius (default: the run's eval eps).")
+  flags.DEFINE_integer("aa_max_examples", 0, "AutoAttack test examples (0: all).")
+  flags.DEFINE_integer("aa_apgd_iters", 100, "AutoAttack APGD-CE/APGD-T iterations.")
+  flags.DEFINE_integer("aa_targets", 9, "AutoAttack APGD-T/FAB-T target classes.")
+  flags.DEFINE_integer("aa_fab_iters", 100, "AutoAttack FAB-T iterations.")
+  flags.DEFINE_integer("aa_square_queries", 5000, "AutoAttack Square queries.")
+  flags.DEFINE_integer("aa_batch_size", 0, "AutoAttack batch size (0: --batch_size).")
 
 
 def _options_from_flags(f) -> EvalOptions:
@@ -242,7 +348,11 @@ def _options_from_flags(f) -> EvalOptions:
       apgd=f.apgd, apgd_iters=f.apgd_iters, max_examples=f.max_examples,
       batch_size=f.batch_size, data_dir=f.data_dir,
       corruptions=tuple(f.corruptions), severities=severities,
-      out_dir=f.out_dir, jit_compile=f.jit_compile)
+      out_dir=f.out_dir, jit_compile=f.jit_compile,
+      attacks=tuple(f.attacks), aa_eps=f.aa_eps,
+      aa_max_examples=f.aa_max_examples, aa_apgd_iters=f.aa_apgd_iters,
+      aa_targets=f.aa_targets, aa_fab_iters=f.aa_fab_iters,
+      aa_square_queries=f.aa_square_queries, aa_batch_size=f.aa_batch_size)
 
 
 def main(argv) -> None:
@@ -255,7 +365,7 @@ def main(argv) -> None:
       raise EvaluationError(f"unexpected arguments {' '.join(argv[1:])!r}")
     if not f.run_dir:
       raise EvaluationError("--run_dir is required")
-    evaluate_run(f.run_dir, _options_from_flags(f))
+    evaluate_selected(f.run_dir, _options_from_flags(f))
   except (EvaluationError, ConfigError, data.DataError, ValueError) as e:
     print(f"iaat_tf.evaluate: error: {e}", file=sys.stderr)
     sys.exit(2)

@@ -255,8 +255,13 @@ def _series(points: Sequence[Mapping[str, Any]],
 
 def plot_robustness_curve(curves: Mapping[str, Sequence[Mapping[str, Any]]],
                           path: str,
-                          detail_run: Optional[str] = None) -> str:
+                          detail_run: Optional[str] = None,
+                          autoattack: Optional[Mapping[str, Any]] = None
+                          ) -> str:
   """Accuracy vs eps (x255): one solid line per run, dashed per-attack lines.
+
+  `autoattack` optionally maps run name -> (eps, AutoAttack robust accuracy),
+  drawn as a star in the run's colour.
 
   `curves` maps run name -> [{"eps": e, "<attack>": acc, ...}, ...] (the
   `robustness.curve` list of results.json). Each run's solid line is
@@ -286,6 +291,10 @@ def plot_robustness_curve(curves: Mapping[str, Sequence[Mapping[str, Any]]],
         ax.plot(x, y, linestyle=styles[j % len(styles)], marker=".",
                 color=colors[(n + j + 1) % len(colors)], alpha=0.8,
                 label=f"{name} {key}")
+    if autoattack and name in autoattack:
+      aa_eps, aa_acc = autoattack[name]
+      ax.plot([aa_eps * 255.0], [aa_acc], "*", color=color, markersize=12,
+              markeredgecolor="black", label=f"{name} AutoAttack")
   ax.set_xlabel("eval eps x 255")
   ax.set_ylabel("accuracy")
   ax.set_ylim(-0.02, 1.02)
