@@ -7,6 +7,7 @@ the worst case, where each attack does all its iterations and queries).
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import time
@@ -15,7 +16,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from iaat_tf import autoattack, data, evaluate
+from iaat_tf import autoattack, data, export
+from iaat_tf import config as cfg_lib
 
 
 def _per_1000(report):
@@ -24,12 +26,12 @@ def _per_1000(report):
 
 
 def run_dir_cost(run_dir, batch_size):
-  config = evaluate.load_run_config(run_dir)
-  cfg = config.data.__class__(**{**config.data.__dict__, "augment": False,
-                                 "max_eval_examples": 0})
-  datasets = data.load_datasets(cfg)
-  logits_fn = evaluate.logits_function(config, datasets.info, run_dir,
-                                       "saved_model")
+  with open(os.path.join(run_dir, "config.json")) as f:
+    config = cfg_lib.from_dict(json.load(f))
+  data_cfg = dataclasses.replace(config.data, augment=False,
+                                 max_eval_examples=0)
+  datasets = data.load_datasets(data_cfg)
+  logits_fn = export.load_classifier(os.path.join(run_dir, "saved_model"))
   start = time.time()
   report = autoattack.run_standard(
       logits_fn, datasets.test, eps=config.eval.eps,
