@@ -10,9 +10,10 @@ The names a user needs, importable from the package:
   `tf.data.Dataset` by a stable example id (the eps table's index);
   `num_examples(dataset)` sizes the table.
 * Attacks on any `logits_fn(images) -> logits`: `pgd_attack`, `apgd_attack`
-  (APGD-CE / APGD-DLR), `make_apgd_fn`.
-* Evaluation: `evaluate_robustness` (clean, PGD, APGD and worst-case accuracy
-  at several radii), `gradient_masking_report`.
+  (APGD-CE / APGD-DLR / APGD-T, configured by `ApgdOptions`).
+* Evaluation: `run_autoattack` (AutoAttack standard: APGD-CE, APGD-T, FAB-T,
+  Square; `AutoAttackOptions`), `evaluate_robustness` (clean, PGD, APGD and
+  worst-case accuracy at several radii), `gradient_masking_report`.
 * Export: `export_classifier` (SavedModel, images -> logits) and
   `load_classifier` (a SavedModel back as a logits function).
 * Custom training loops: the module `batch_steps` (the per-batch pieces of
@@ -43,8 +44,10 @@ _LAZY = {
     # Attacks.
     "pgd_attack": ("iaat_tf.attacks", "pgd_attack"),
     "apgd_attack": ("iaat_tf.apgd", "apgd_attack"),
-    "make_apgd_fn": ("iaat_tf.apgd", "make_apgd_fn"),
+    "ApgdOptions": ("iaat_tf.apgd", "ApgdOptions"),
     # Evaluation and export.
+    "run_autoattack": ("iaat_tf.autoattack", "run_standard"),
+    "AutoAttackOptions": ("iaat_tf.autoattack", "AutoAttackOptions"),
     "evaluate_robustness": ("iaat_tf.robustness", "evaluate_robustness"),
     "gradient_masking_report": ("iaat_tf.robustness", "gradient_masking_report"),
     "export_classifier": ("iaat_tf.export", "export_classifier"),
@@ -77,7 +80,9 @@ def __dir__():
 if TYPE_CHECKING:  # For type checkers and IDEs; never executed.
   from iaat_tf import attacks, batch_steps, radius  # noqa: F401
   from iaat_tf.adaptive_model import AdversarialTrainer  # noqa: F401
-  from iaat_tf.apgd import apgd_attack, make_apgd_fn  # noqa: F401
+  from iaat_tf.apgd import ApgdOptions, apgd_attack  # noqa: F401
+  from iaat_tf.autoattack import AutoAttackOptions  # noqa: F401
+  from iaat_tf.autoattack import run_standard as run_autoattack  # noqa: F401
   from iaat_tf.config import (AttackConfig, ConfigError, EvalConfig,  # noqa: F401
                               MethodConfig)
   from iaat_tf.eps_table import EpsTable  # noqa: F401

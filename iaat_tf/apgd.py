@@ -10,12 +10,17 @@ masking than fixed-step PGD. Two losses are offered:
 * "dlr": the Difference of Logits Ratio (APGD-DLR), shift and scale invariant
   in the logits: -(z_y - max_{j != y} z_j) / (z_pi1 - z_pi3 + 1e-12), where
   z_pi1 >= z_pi2 >= z_pi3 are the sorted logits (needs >= 3 classes).
+* "dlr-targeted": AutoAttack's APGD-T loss towards a target class t,
+  -(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2 + 1e-12) (needs >= 4 classes).
+* "ce-targeted": -CE(z, t), the targeted loss for 2 or 3 classes.
 
 Everything is TensorFlow graph math on a `logits_fn(images) -> logits`
 callable (run the classifier in inference mode), as in `attacks.py`: images are
 float32 NHWC in [0, 1], `eps` is one radius per example ([B]). The loop is a
 `tf.while_loop` over a fixed number of iterations, usable inside `tf.function`
-and XLA; `make_apgd_fn` builds a reusable (optionally jit-compiled) function.
+and XLA. `apgd_attack` is the one entry point; its settings are an
+`ApgdOptions`. Input gradients come from `gradients.value_and_gradient`
+(full strength under mixed_float16).
 
 Checkpoints follow the reference implementation (AutoAttack's `apgd-pt`), in
 integer iterations: the first window is max(int(0.22 n), 1) iterations, each
@@ -26,11 +31,13 @@ point) if fewer than rho = 0.75 of the steps in the window raised its loss, or
 if neither its step size nor its best loss changed since the last checkpoint.
 """
 
-from typing import Callable, NamedTuple
+import dataclasses
+from typing import Callable, NamedTuple, Optional
 
 import tensorflow as tf
 
 from iaat_tf import attacks
+from iaat_tf import gradients
 
 LogitsFn = attacks.LogitsFn
 LossFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
@@ -57,7 +64,87 @@ def dlr_loss(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
   return -(true_logit - best_other) / (top[:, 0] - top[:, 2] + 1e-12)
 
 
+def dlr_targeted_loss(logits: tf.Tensor, labels: tf.Tensor,
+                      targets: tf.Tensor) -> tf.Tensor:
+  """AutoAttack's targeted DLR loss; needs >= 4 classes."""
+  logits = tf.cast(logits, tf.float32)
+  num_classes = logits.shape[-1]
+  if num_classes is not None and num_classes < 4:
+    raise ValueError(
+        f"The targeted DLR loss needs >= 4 classes, got {num_classes}.")
+  top = tf.math.top_k(logits, k=4).values
+  true_logit = tf.gather(logits, tf.cast(labels, tf.int32)[:, None],
+                         batch_dims=1)[:, 0]
+  target_logit = tf.gather(logits, tf.cast(targets, tf.int32)[:, None],
+                           batch_dims=1)[:, 0]
+  return -(true_logit - target_logit) / (
+      top[:, 0] - 0.5 * (top[:, 2] + top[:, 3]) + 1e-12)
+
+
+def ce_targeted_loss(logits: tf.Tensor, labels: tf.Tensor,
+                     targets: tf.Tensor) -> tf.Tensor:
+  """-CE towards the target class (the targeted loss for < 4 classes)."""
+  del labels
+  return -attacks.cross_entropy_loss(logits, targets)
+
+
 LOSSES: dict[str, LossFn] = {"ce": attacks.cross_entropy_loss, "dlr": dlr_loss}
+TARGETED_LOSSES = {"dlr-targeted": dlr_targeted_loss,
+                   "ce-targeted": ce_targeted_loss}
+
+
+def target_classes(logits: tf.Tensor, rank: int | tf.Tensor) -> tf.Tensor:
+  """[B] the class with the (rank+1)-th highest logit (rank 1: the runner-up).
+
+  AutoAttack's targets for a correctly classified example: rank 1..9.
+  """
+  order = tf.argsort(tf.cast(logits, tf.float32), axis=-1, direction="DESCENDING",
+                     stable=True)
+  return tf.gather(order, tf.cast(rank, tf.int32), axis=-1)
+
+
+def targeted_loss_for(num_classes: int) -> str:
+  """AutoAttack's targeted loss where it is defined, else targeted CE."""
+  return "dlr-targeted" if num_classes >= 4 else "ce-targeted"
+
+
+@dataclasses.dataclass(frozen=True)
+class ApgdOptions:
+  """Settings of one APGD attack.
+
+  n_iter: iterations per run (the reference uses 100).
+  loss: "ce", "dlr" (untargeted) or "dlr-targeted", "ce-targeted" (APGD-T;
+    then `apgd_attack` needs `targets`).
+  restarts: independent runs from different random starts; an example is
+    robust only if it survives all of them.
+  rho: the fraction of loss increases per window below which the step is
+    halved.
+  random_start: start at a random corner-scaled point of the ball (noise
+    keyed by the example index); False starts at the clean image.
+  salt, seed: mixed into the noise (see `attacks.per_example_uniform`);
+    restart r uses salt + Salt.RESTART_STRIDE * r.
+  jit_compile: XLA-compile when `apgd_attack` is called eagerly.
+  """
+  n_iter: int = 100
+  loss: str = "ce"
+  restarts: int = 1
+  rho: float = RHO
+  random_start: bool = True
+  salt: int = 0
+  seed: int = 0
+  jit_compile: bool = False
+
+  def __post_init__(self):
+    if self.n_iter < 1 or self.restarts < 1:
+      raise ValueError(f"n_iter and restarts must be >= 1, got {self.n_iter}, "
+                       f"{self.restarts}.")
+    if self.loss not in LOSSES and self.loss not in TARGETED_LOSSES:
+      raise ValueError(f"Unknown APGD loss {self.loss!r}; expected one of "
+                       f"{sorted(LOSSES) + sorted(TARGETED_LOSSES)}.")
+
+  @property
+  def targeted(self) -> bool:
+    return self.loss in TARGETED_LOSSES
 
 
 class ApgdResult(NamedTuple):
@@ -94,13 +181,6 @@ def checkpoint_schedule(n_iter: int, p_init: float = 0.22,
   return schedule
 
 
-def _loss_fn(loss: str) -> LossFn:
-  if loss not in LOSSES:
-    raise ValueError(
-        f"Unknown APGD loss {loss!r}; expected one of {sorted(LOSSES)}.")
-  return LOSSES[loss]
-
-
 def _where_rows(cond: tf.Tensor, a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
   """Per-example select: row b of `a` where cond[b], else of `b`."""
   return tf.where(attacks.broadcast_eps(tf.cast(cond, a.dtype), a) > 0, a, b)
@@ -117,7 +197,8 @@ def _random_start(images: tf.Tensor, eps_b: tf.Tensor, index: tf.Tensor,
 
 
 def _single_run(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
-                eps: tf.Tensor, *, n_iter: int, loss_fn: LossFn, rho: float,
+                eps: tf.Tensor, *, n_iter: int,
+                objective: Callable[[tf.Tensor], tf.Tensor], rho: float,
                 random_start: bool, index: tf.Tensor, step: tf.Tensor | int,
                 salt: int, seed: int) -> ApgdResult:
   """One APGD run (no restarts); see the module docstring."""
@@ -130,14 +211,9 @@ def _single_run(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
   x0 = tf.clip_by_value(x0, lower, upper)
 
   def loss_grad_correct(x):
-    with tf.GradientTape() as tape:
-      tape.watch(x)
-      logits = logits_fn(x)
-      per_example = loss_fn(logits, labels)
-      total = tf.reduce_sum(per_example)
-    grad = tape.gradient(total, x)
-    if grad is None:  # Logits independent of the input.
-      grad = tf.zeros_like(x)
+    # Only the gradient's sign is used: no need for its exact scale.
+    logits, per_example, grad = gradients.value_and_gradient(
+        logits_fn, x, objective, exact_scale=False)
     return per_example, grad, attacks.is_correct(logits, labels)
 
   loss0, grad0, correct0 = loss_grad_correct(x0)
@@ -204,126 +280,78 @@ def _merge(old: ApgdResult, new: ApgdResult) -> ApgdResult:
                     tf.maximum(old.best_loss, new.best_loss))
 
 
-def apgd_attack_details(logits_fn: LogitsFn,
-                        images: tf.Tensor,
-                        labels: tf.Tensor,
-                        eps: tf.Tensor,
-                        *,
-                        n_iter: int = 100,
-                        loss: str = "ce",
-                        restarts: int = 1,
-                        rho: float = RHO,
-                        random_start: bool = True,
-                        index: tf.Tensor | None = None,
-                        step: tf.Tensor | int = 0,
-                        salt: int = 0,
-                        seed: int = 0) -> ApgdResult:
-  """APGD inside each example's L-inf ball; graph-compatible, no tf.function.
-
-  Args:
-    logits_fn: images -> logits (run the classifier in inference mode).
-    images: [B, H, W, C] float32 in [0, 1].
-    labels: [B] int class ids.
-    eps: [B] per-example radii (a scalar is broadcast); 0 leaves the row as is.
-    n_iter: iterations per run (the reference uses 100).
-    loss: "ce" (APGD-CE) or "dlr" (APGD-DLR, >= 3 classes).
-    restarts: independent runs from different random starts; an example is
-      robust only if it survives all of them.
-    rho: the fraction of loss increases per window below which the step is
-      halved.
-    random_start: start at a random corner-scaled point of the ball (noise
-      keyed by `index`); False starts at the clean image.
-    index: [B] stable example ids for the noise (default: batch position).
-    step, salt, seed: mixed into the noise (see `attacks.per_example_uniform`);
-      restart r uses salt + 7919 * r.
-
-  Returns:
-    An `ApgdResult`; `adversarial` is within each eps ball and [0, 1].
-  """
-  if n_iter < 1 or restarts < 1:
-    raise ValueError(
-        f"n_iter and restarts must be >= 1, got {n_iter}, {restarts}.")
-  loss_fn = _loss_fn(loss)
+def _attack_graph(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
+                  eps: tf.Tensor, index: tf.Tensor, step: tf.Tensor | int,
+                  targets: Optional[tf.Tensor],
+                  options: ApgdOptions) -> ApgdResult:
+  """The attack as graph math (no tf.function of its own)."""
   images = tf.convert_to_tensor(images, tf.float32)
   labels = tf.convert_to_tensor(labels)
   batch = tf.shape(images)[0]
   eps = tf.broadcast_to(tf.cast(eps, tf.float32), [batch])
-  if index is None:
-    index = tf.range(batch, dtype=tf.int64)
+  if options.targeted:
+    loss_fn = TARGETED_LOSSES[options.loss]
+    objective = lambda logits: loss_fn(logits, labels, targets)
+  else:
+    loss_fn = LOSSES[options.loss]
+    objective = lambda logits: loss_fn(logits, labels)
   result = None
-  for r in range(restarts):
-    run = _single_run(logits_fn, images, labels, eps, n_iter=n_iter,
-                      loss_fn=loss_fn, rho=rho, random_start=random_start,
-                      index=index, step=step, salt=salt + 7919 * r, seed=seed)
+  for r in range(options.restarts):
+    run = _single_run(
+        logits_fn, images, labels, eps, n_iter=options.n_iter,
+        objective=objective, rho=options.rho,
+        random_start=options.random_start, index=index, step=step,
+        salt=int(options.salt) + attacks.Salt.RESTART_STRIDE * r,
+        seed=options.seed)
     result = run if result is None else _merge(result, run)
   return result
-
-
-ApgdFn = Callable[..., ApgdResult]
-
-
-def make_apgd_fn(logits_fn: LogitsFn,
-                 *,
-                 n_iter: int = 100,
-                 loss: str = "ce",
-                 restarts: int = 1,
-                 rho: float = RHO,
-                 random_start: bool = True,
-                 salt: int = 0,
-                 seed: int = 0,
-                 jit_compile: bool = False) -> ApgdFn:
-  """A reusable `tf.function` (images, labels, eps, index, step) -> ApgdResult.
-
-  Build it once and call it on every batch: it is traced once per input
-  shape (with relaxed shapes after the first retrace), and XLA-compiled when
-  `jit_compile`.
-  """
-  _loss_fn(loss)  # Fail early on a bad name.
-
-  def run(images, labels, eps, index, step):
-    return apgd_attack_details(logits_fn, images, labels, eps, n_iter=n_iter,
-                               loss=loss, restarts=restarts, rho=rho,
-                               random_start=random_start, index=index,
-                               step=step, salt=salt, seed=seed)
-
-  return tf.function(run, jit_compile=jit_compile, reduce_retracing=True)
 
 
 def apgd_attack(logits_fn: LogitsFn,
                 images: tf.Tensor,
                 labels: tf.Tensor,
                 eps: tf.Tensor,
+                options: ApgdOptions = ApgdOptions(),
                 *,
-                n_iter: int = 100,
-                loss: str = "ce",
-                restarts: int = 1,
-                rho: float = RHO,
-                random_start: bool = True,
-                index: tf.Tensor | None = None,
+                index: Optional[tf.Tensor] = None,
                 step: tf.Tensor | int = 0,
-                salt: int = 0,
-                seed: int = 0,
-                jit_compile: bool = False) -> tf.Tensor:
-  """APGD adversarial images (see `apgd_attack_details` for the arguments).
+                targets: Optional[tf.Tensor] = None,
+                **overrides) -> ApgdResult:
+  """APGD inside each example's L-inf ball: the one entry point.
 
-  Called eagerly (or with `jit_compile`) the attack runs as a one-off
-  `tf.function`; inside a `tf.function` it is inlined. For many batches,
-  prefer `make_apgd_fn`, which traces once.
+  Args:
+    logits_fn: images -> logits (run the classifier in inference mode).
+    images: [B, H, W, C] float32 in [0, 1].
+    labels: [B] int class ids.
+    eps: [B] per-example radii (a scalar is broadcast); 0 leaves the row as is.
+    options: an `ApgdOptions`; keyword `overrides` replace its fields, e.g.
+      `apgd_attack(f, x, y, eps, n_iter=10, loss="dlr")`.
+    index: [B] stable example ids for the noise (default: batch position).
+    step: mixed into the noise (see `attacks.per_example_uniform`).
+    targets: [B] target classes, for the targeted losses (APGD-T); see
+      `target_classes`.
+
+  Inside a `tf.function` (or Keras' train/test step) this is inlined graph
+  math; to attack many batches, wrap it in your own `tf.function` once.
+  Called eagerly it runs as a one-off `tf.function` (XLA-compiled with
+  `options.jit_compile`).
 
   Returns:
-    [B, H, W, C]: a misclassified point where one was found, else the
-    highest-loss point, with |x_adv - x| <= eps per example and in [0, 1].
-    Gradients do not flow back through the attack.
+    An `ApgdResult`: `adversarial` is within each eps ball and [0, 1]
+    (gradients do not flow back through it); `robust` is True iff every
+    point visited was classified correctly.
   """
+  if overrides:
+    options = dataclasses.replace(options, **overrides)
+  if options.targeted and targets is None:
+    raise ValueError(f"APGD loss {options.loss!r} needs `targets`.")
   images = tf.convert_to_tensor(images, tf.float32)
   if index is None:
     index = tf.range(tf.shape(images)[0], dtype=tf.int64)
-  if tf.executing_eagerly() or jit_compile:
-    fn = make_apgd_fn(logits_fn, n_iter=n_iter, loss=loss, restarts=restarts,
-                      rho=rho, random_start=random_start, salt=salt, seed=seed,
-                      jit_compile=jit_compile)
-    return fn(images, labels, eps, index, step).adversarial
-  return apgd_attack_details(logits_fn, images, labels, eps, n_iter=n_iter,
-                             loss=loss, restarts=restarts, rho=rho,
-                             random_start=random_start, index=index, step=step,
-                             salt=salt, seed=seed).adversarial
+  if targets is None:
+    targets = tf.zeros([tf.shape(images)[0]], tf.int32)
+  run = lambda x, y, e, i, s, t: _attack_graph(logits_fn, x, y, e, i, s, t,
+                                               options)
+  if tf.executing_eagerly() or options.jit_compile:
+    run = tf.function(run, jit_compile=options.jit_compile)
+  return run(images, labels, eps, index, step, targets)

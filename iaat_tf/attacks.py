@@ -7,11 +7,34 @@ The classifier is expected to be called in inference mode by `logits_fn`
 (BatchNorm uses moving statistics), on logits (never softmax outputs).
 """
 
+import enum
 from typing import Callable
 
 import tensorflow as tf
 
+from iaat_tf import gradients
+
 LogitsFn = Callable[[tf.Tensor], tf.Tensor]
+
+
+class Salt(enum.IntEnum):
+  """Every random-start salt in the package, in one place.
+
+  The salt separates the noise streams of different attacks on the same
+  example and step (see `per_example_uniform`). Changing a value changes
+  results, so values are never reused or renumbered.
+  """
+  TRAIN = 0  # Training PGD (pgd_at, iaat_cheap, Algorithm 2's final attack).
+  PROBE_UP = 1  # Algorithm 2's probe at stored + gamma.
+  PROBE_SAME = 2  # Algorithm 2's probe at the stored radius.
+  VALIDATION = 7  # PGD in the trainer's test_step.
+  EVAL_PGD = 101  # robustness.py's PGD curve.
+  EVAL_APGD_CE = 211  # robustness.py's APGD-CE.
+  EVAL_APGD_DLR = 307  # robustness.py's APGD-DLR.
+  AA_APGD_CE = 401  # AutoAttack's APGD-CE.
+  AA_APGD_T = 409  # AutoAttack's APGD-T (plus RESTART_STRIDE * target rank).
+  AA_SQUARE = 503  # AutoAttack's Square.
+  RESTART_STRIDE = 7919  # Restart r of an attack uses salt + r * stride.
 
 _MASK32 = 0xFFFFFFFF
 
@@ -114,6 +137,9 @@ def pgd_attack(logits_fn: LogitsFn,
     step, salt, seed: mixed into the random start (see `per_example_uniform`).
     loss: "ce" (cross-entropy) or "margin" (CW margin).
 
+  The input gradient is `gradients.value_and_gradient`, so the attack keeps
+  its strength under mixed_float16.
+
   Returns:
     Adversarial images, with |x_adv - x| <= eps per example and in [0, 1].
     Gradients do not flow back through the attack.
@@ -138,11 +164,8 @@ def pgd_attack(logits_fn: LogitsFn,
     x_adv = images
 
   def body(i, x):
-    with tf.GradientTape() as tape:
-      tape.watch(x)
-      per_example = loss_fn(logits_fn(x), labels)
-      total = tf.reduce_sum(per_example)
-    grad = tape.gradient(total, x)
+    _, _, grad = gradients.value_and_gradient(
+        logits_fn, x, lambda logits: loss_fn(logits, labels), exact_scale=False)
     x = x + step_b * tf.sign(grad)
     x = tf.clip_by_value(x, lower, upper)  # Project to the ball and [0, 1].
     return i + 1, x

@@ -17,6 +17,12 @@ and adds the curve to the run's results.json under "robustness" (read by
 `iaat_tf.pareto`; the rest of results.json is kept). The run's own eval
 radius is always on the curve.
 
+With `--attacks=autoattack` (part of the CLI default `autoattack,suite`) it
+also runs AutoAttack standard (APGD-CE, APGD-T, FAB-T, Square; autoattack.py)
+at the run's eval eps on the whole test split (`--aa_max_examples`), writes
+`autoattack.json` next to robustness.json, adds it to results.json under
+"autoattack", and marks the point on the robustness curve.
+
 Run as a command, the flags, `--run_dir` and config.json are checked before
 TensorFlow loads: `--help` and bad input answer at once, bad input as one
 line `iaat_tf.evaluate: error: ...` with exit 2. This module never imports
@@ -61,6 +67,15 @@ class EvalOptions:
   severities: Sequence[int] = (1, 2, 3, 4, 5)
   out_dir: Optional[str] = None
   jit_compile: bool = False
+  # AutoAttack (see `autoattack_run`); the CLI runs it by default.
+  attacks: Sequence[str] = ("suite",)  # "suite" and/or "autoattack"
+  aa_eps: Optional[float] = None  # None: the run's eval eps
+  aa_max_examples: int = 0  # 0: the whole test split
+  aa_apgd_iters: int = 100
+  aa_targets: int = 9
+  aa_fab_iters: int = 100
+  aa_square_queries: int = 5000
+  aa_batch_size: int = 0  # 0: --batch_size, else the run's eval batch size
 
 
 # -- command line (no TensorFlow needed) ------------------------------------------
@@ -71,8 +86,10 @@ PGD / APGD accuracy at every radius, with the per-example worst case. Writes
 RUN_DIR/eval/ (or --out_dir) and adds the curve to RUN_DIR/results.json."""
 HELP_GROUPS = (
     ("Run", ("run_dir", "source", "out_dir", "data_dir")),
-    ("Attacks", ("eps_list", "pgd_steps", "restarts", "losses", "apgd",
-                 "apgd_iters", "jit_compile")),
+    ("Attacks", ("attacks", "eps_list", "pgd_steps", "restarts", "losses",
+                 "apgd", "apgd_iters", "jit_compile")),
+    ("AutoAttack", ("aa_eps", "aa_max_examples", "aa_apgd_iters", "aa_targets",
+                    "aa_fab_iters", "aa_square_queries", "aa_batch_size")),
     ("Examples", ("num_examples", "batch_size")),
     ("CIFAR-10-C", ("corruptions", "severities")),
     ("Output", ("debug",)),
@@ -98,6 +115,16 @@ def _define_flags():
   flags.DEFINE_list("severities", ["1", "2", "3", "4", "5"], "CIFAR-10-C severities.")
   flags.DEFINE_string("out_dir", None, "Output directory (default RUN_DIR/eval).")
   flags.DEFINE_bool("jit_compile", False, "XLA-compile the attacks.")
+  flags.DEFINE_list("attacks", ["autoattack", "suite"],
+                    "autoattack (AutoAttack standard: APGD-CE, APGD-T, FAB-T, "
+                    "Square at the run's eval eps) and/or suite (PGD/APGD curve).")
+  flags.DEFINE_string("aa_eps", None, "AutoAttack radius, e.g. 8/255 (default: the run's eval eps).")
+  flags.DEFINE_integer("aa_max_examples", 0, "AutoAttack test examples (0: all).")
+  flags.DEFINE_integer("aa_apgd_iters", 100, "AutoAttack APGD-CE/APGD-T iterations.")
+  flags.DEFINE_integer("aa_targets", 9, "AutoAttack APGD-T/FAB-T target classes.")
+  flags.DEFINE_integer("aa_fab_iters", 100, "AutoAttack FAB-T iterations.")
+  flags.DEFINE_integer("aa_square_queries", 5000, "AutoAttack Square queries.")
+  flags.DEFINE_integer("aa_batch_size", 0, "AutoAttack batch size (0: --batch_size).")
 
 
 def _options_from_flags(f) -> EvalOptions:
@@ -114,13 +141,29 @@ def _options_from_flags(f) -> EvalOptions:
     raise EvaluationError(f"unknown --losses {','.join(unknown)}; use ce, margin")
   if f.num_examples < 0 or f.batch_size < 0:
     raise EvaluationError("--num_examples and --batch_size must be >= 0")
+  attacks = tuple(f.attacks)
+  unknown = sorted(set(attacks) - {"suite", "autoattack"})
+  if unknown or not attacks:
+    raise EvaluationError(f"--attacks must name suite and/or autoattack, got "
+                          f"{','.join(attacks) or '(none)'}")
+  aa_eps = None if f.aa_eps is None else cfg.parse_radius("aa_eps", f.aa_eps)
+  if aa_eps is not None and not 0.0 <= aa_eps <= 1.0:
+    raise EvaluationError(f"--aa_eps={f.aa_eps} is outside [0, 1]")
+  if min(f.aa_max_examples, f.aa_batch_size) < 0 or min(
+      f.aa_apgd_iters, f.aa_targets, f.aa_fab_iters, f.aa_square_queries) < 1:
+    raise EvaluationError("--aa_* counts must be >= 1 (examples and batch "
+                          "size >= 0)")
   return EvalOptions(
       source=f.source, eps_list=eps_list,
       pgd_steps=f.pgd_steps, restarts=f.restarts, losses=tuple(f.losses),
       apgd=f.apgd, apgd_iters=f.apgd_iters, max_examples=f.num_examples,
       batch_size=f.batch_size, data_dir=f.data_dir,
       corruptions=tuple(f.corruptions), severities=severities,
-      out_dir=f.out_dir, jit_compile=f.jit_compile)
+      out_dir=f.out_dir, jit_compile=f.jit_compile,
+      attacks=attacks, aa_eps=aa_eps,
+      aa_max_examples=f.aa_max_examples, aa_apgd_iters=f.aa_apgd_iters,
+      aa_targets=f.aa_targets, aa_fab_iters=f.aa_fab_iters,
+      aa_square_queries=f.aa_square_queries, aa_batch_size=f.aa_batch_size)
 
 
 def _checked_options(argv) -> EvalOptions:
@@ -138,7 +181,7 @@ def _checked_options(argv) -> EvalOptions:
 
 def main(argv) -> None:
   from absl import flags  # pylint: disable=g-import-not-at-top
-  evaluate_run(flags.FLAGS.run_dir, _checked_options(argv))
+  evaluate_selected(flags.FLAGS.run_dir, _checked_options(argv))
 
 
 if __name__ == "__main__":
@@ -151,7 +194,7 @@ if __name__ == "__main__":
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-from iaat_tf import data, export, models, plots, robustness  # pylint: disable=g-import-not-at-top,wrong-import-position
+from iaat_tf import autoattack, data, export, models, plots, robustness  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def load_run_config(run_dir: str) -> cfg.Config:
@@ -326,6 +369,75 @@ def evaluate_run(run_dir: str, options: EvalOptions = EvalOptions(),
   return payload
 
 
+# -- AutoAttack -----------------------------------------------------------------
 
-if __name__ == "__main__":
-  cli.call(PROG, main, _ARGV)
+def autoattack_run(run_dir: str, options: EvalOptions = EvalOptions(),
+                   log: Callable[[str], None] = print) -> dict:
+  """AutoAttack (standard, L-inf) on a run's test split.
+
+  Writes `<out_dir>/autoattack.json` (RobustBench-style: dataset, norm, eps,
+  n_examples, clean and robust accuracy, accuracy after each attack, seconds
+  per attack, package versions), adds it to the run's results.json under
+  "autoattack" and, when robustness.json exists, redraws the robustness
+  curve with the AutoAttack point. Returns the JSON payload.
+  """
+  if not os.path.isdir(run_dir):
+    raise EvaluationError(f"--run_dir={run_dir} does not exist")
+  config = load_run_config(run_dir)
+  batch_size = (options.aa_batch_size or options.batch_size
+                or config.data.eval_batch_size)
+  data_cfg = dataclasses.replace(
+      config.data, augment=False, max_eval_examples=options.aa_max_examples,
+      data_dir=options.data_dir or config.data.data_dir,
+      eval_batch_size=batch_size)
+  datasets = data.load_datasets(data_cfg)
+  logits_fn = logits_function(config, datasets.info, run_dir, options.source)
+  eps = config.eval.eps if options.aa_eps is None else options.aa_eps
+  if not 0.0 <= eps <= 1.0:
+    raise EvaluationError(f"--aa_eps={eps} is outside [0, 1]")
+  aa_options = autoattack.AutoAttackOptions(
+      apgd_iters=options.aa_apgd_iters, targets=options.aa_targets,
+      fab_iters=options.aa_fab_iters, square_queries=options.aa_square_queries,
+      batch_size=batch_size, seed=config.seed, jit_compile=options.jit_compile)
+  log(f"evaluate: AutoAttack ({', '.join(aa_options.attacks)}) at eps "
+      f"{eps:.4g} on {datasets.info.num_test} test examples")
+  report = autoattack.run_standard(
+      logits_fn, datasets.test, eps=eps, options=aa_options,
+      dataset=config.data.dataset,
+      progress=lambda p: log(f"evaluate: {p.line()}"))
+  payload = {"run_dir": run_dir, "source": options.source, **report.to_dict()}
+  payload["gradient_masking_warnings"] = report.masking_warnings()
+  for w in payload["gradient_masking_warnings"]:
+    log(f"evaluate: WARNING (possible gradient masking): {w}")
+  out_dir = options.out_dir or os.path.join(run_dir, "eval")
+  os.makedirs(out_dir, exist_ok=True)
+  run_io.write_json(os.path.join(out_dir, "autoattack.json"), payload)
+  run_io.update_results(run_dir, autoattack={k: v for k, v in payload.items()
+                                             if k != "run_dir"})
+  curve_path = os.path.join(out_dir, "robustness.json")
+  if os.path.isfile(curve_path):
+    curve = run_io.read_json(curve_path).get("curve")
+    if curve:
+      name = os.path.basename(os.path.normpath(run_dir))
+      payload["plot"] = plots.plot_robustness_curve(
+          {name: curve}, os.path.join(out_dir, "robustness_curve.png"),
+          autoattack={name: (eps, report.robust_accuracy)})
+  after = ", ".join(f"{k} {v:.4f}" for k, v in report.accuracy_after.items())
+  log(f"evaluate: AutoAttack clean {report.clean_accuracy:.4f}, robust "
+      f"{report.robust_accuracy:.4f} (after {after})")
+  return payload
+
+
+def evaluate_selected(run_dir: str, options: EvalOptions,
+                      log: Callable[[str], None] = print) -> dict:
+  """Runs the suite and/or AutoAttack as `options.attacks` says."""
+  unknown = sorted(set(options.attacks) - {"suite", "autoattack"})
+  if unknown or not options.attacks:
+    raise EvaluationError(f"--attacks must name suite and/or autoattack, got "
+                          f"{','.join(options.attacks) or '(none)'}")
+  out = {}
+  if "suite" in options.attacks:
+    out["robustness"] = evaluate_run(run_dir, options, log)
+  if "autoattack" in options.attacks:
+    out["autoattack"] = autoattack_run(run_dir, options, log)
+  return out

@@ -7,8 +7,11 @@ Library:
 CLI (globs allowed; a glob keeps only the directories with a results.json):
   python -m iaat_tf.pareto --runs 'runs/*' --out_dir runs/report
 
-A run's robust accuracy is the `worst_case` accuracy of its robustness curve
-at the final eval eps when results.json has one, else `final.pgd_accuracy`.
+A run's robust accuracy is its AutoAttack robust accuracy at the final eval
+eps (results.json "autoattack", from `iaat_tf.evaluate --attacks=autoattack`)
+when *every* compared run has one; otherwise the `worst_case` accuracy of its
+robustness curve at the final eval eps when results.json has one, else
+`final.pgd_accuracy`, and the plot's axis says which.
 Errors (e.g. a missing results.json) are reported by the CLI as one line
 `iaat_tf.pareto: error: ...` on stderr with exit code 2 (cli.py). Importing
 this module defines no absl flags and imports no TensorFlow.
@@ -86,10 +89,39 @@ def read_run(run_dir: str, name: Optional[str] = None) -> dict:
         "robust_source": source,
         "eval_eps": eval_eps,
         "run_dir": run_dir,
+        "autoattack_accuracy": _autoattack_accuracy(results, eval_eps),
     }
   except (KeyError, TypeError, AttributeError) as e:
     raise ValueError(f"{run_dir}: malformed results.json (missing or bad "
                      f"field {e})") from None
+
+
+def _autoattack_accuracy(results: dict, eval_eps: float) -> Optional[float]:
+  """AutoAttack robust accuracy at the eval eps, or None when not measured."""
+  aa = results.get("autoattack")
+  if (isinstance(aa, dict) and isinstance(aa.get("robust_accuracy"), (int, float))
+      and abs(float(aa.get("eps", math.nan)) - eval_eps) <= _EPS_MATCH_TOL):
+    return float(aa["robust_accuracy"])
+  return None
+
+
+def choose_metric(runs: Sequence[dict]) -> tuple[list[dict], str]:
+  """(runs, x-axis label): AutoAttack when every run has it, else the fallback.
+
+  With AutoAttack everywhere, each run's robust_accuracy becomes its
+  AutoAttack accuracy (robust_source "autoattack"); otherwise the runs are
+  unchanged and the label names the runs without AutoAttack.
+  """
+  missing = [r["name"] for r in runs if r.get("autoattack_accuracy") is None]
+  if runs and not missing:
+    runs = [{**r, "robust_accuracy": r["autoattack_accuracy"],
+             "robust_source": "autoattack"} for r in runs]
+    return runs, robust_axis_label(runs)
+  label = robust_axis_label(runs)
+  if 0 < len(missing) < len(runs):
+    label += (f"; no AutoAttack for {', '.join(missing[:3])}"
+              f"{'...' if len(missing) > 3 else ''}")
+  return list(runs), label
 
 
 def collect_runs(run_dirs: Sequence[str]) -> list[dict]:
@@ -150,7 +182,9 @@ def robust_axis_label(runs: Sequence[dict]) -> str:
   per_255 = plots.uses_per_255(radii) if radii else False
   at = (f" at eps {plots.format_radius(radii[0], per_255)}" if len(radii) == 1
         else " at each run's eval eps")
-  if sources == {"worst_case"}:
+  if sources == {"autoattack"}:
+    what = "AutoAttack robust accuracy (standard)"
+  elif sources == {"worst_case"}:
     what = "worst-case robust accuracy (PGD + APGD)"
   elif sources == {"pgd_accuracy"}:
     what = "PGD robust accuracy (training's final evaluation)"
@@ -168,7 +202,8 @@ def _write_csv(runs: Sequence[dict], front: set, path: str) -> str:
   return run_io.write_csv(path, CSV_FIELDS, rows)
 
 
-def _plot(runs: Sequence[dict], front: list[int], path: str) -> str:
+def _plot(runs: Sequence[dict], front: list[int], path: str,
+          xlabel: str) -> str:
   plt = plots.plt
   fig, ax = plt.subplots(figsize=(7.0, 5.0))
   per_255 = plots.uses_per_255([r["train_eps"] for r in runs])
@@ -188,7 +223,7 @@ def _plot(runs: Sequence[dict], front: list[int], path: str) -> str:
     ax.plot([runs[i]["robust_accuracy"] for i in front],
             [runs[i]["clean_accuracy"] for i in front], "-", color="black",
             alpha=0.5, linewidth=1.2, label="Pareto front", zorder=2)
-  ax.set_xlabel(robust_axis_label(runs))
+  ax.set_xlabel(xlabel)
   ax.set_ylabel("clean accuracy (test split)")
   ax.set_xlim(0.0, 1.0)
   ax.set_ylim(0.0, 1.0)
@@ -204,10 +239,11 @@ def write_pareto(runs: Sequence[dict], out_dir: str) -> tuple[str, str]:
   if not runs:
     raise ValueError("no runs to compare")
   os.makedirs(out_dir, exist_ok=True)
+  runs, xlabel = choose_metric(runs)
   front = pareto_front([(r["robust_accuracy"], r["clean_accuracy"])
                         for r in runs])
   csv_path = _write_csv(runs, set(front), os.path.join(out_dir, "pareto.csv"))
-  png_path = _plot(runs, front, os.path.join(out_dir, "pareto.png"))
+  png_path = _plot(runs, front, os.path.join(out_dir, "pareto.png"), xlabel)
   return csv_path, png_path
 
 

@@ -312,8 +312,13 @@ def _series(points: Sequence[Mapping[str, Any]],
 def plot_robustness_curve(curves: Mapping[str, Sequence[Mapping[str, Any]]],
                           path: str,
                           detail_run: Optional[str] = None,
-                          per_255: Optional[bool] = None) -> str:
+                          per_255: Optional[bool] = None,
+                          autoattack: Optional[Mapping[str, Any]] = None
+                          ) -> str:
   """Accuracy vs radius: one solid line per run, dashed per-attack lines.
+
+  `autoattack` optionally maps run name -> (eps, AutoAttack robust accuracy),
+  drawn as a star in the run's colour.
 
   `curves` maps run name -> [{"eps": e, "<attack>": acc, ...}, ...] (the
   `robustness.curve` list of results.json). Each run's solid line is
@@ -343,6 +348,10 @@ def plot_robustness_curve(curves: Mapping[str, Sequence[Mapping[str, Any]]],
         ax.plot(x, y, linestyle=styles[j % len(styles)], marker=".",
                 color=colors[(n + j + 1) % len(colors)], alpha=0.8,
                 label=f"{name} {key}")
+    if autoattack and name in autoattack:
+      aa_eps, aa_acc = autoattack[name]
+      ax.plot([aa_eps], [aa_acc], "*", color=color, markersize=12,
+              markeredgecolor="black", label=f"{name} AutoAttack")
   all_eps = [p["eps"] for points in curves.values() for p in points]
   per_255 = uses_per_255(all_eps) if per_255 is None else per_255
   radius_axis(ax.xaxis, per_255, max(all_eps) if all_eps else 1.0)

@@ -26,8 +26,7 @@ LogitsFn = attacks.LogitsFn
 ProgressFn = Callable[[int, Optional[int]], None]  # (batches done, total or None)
 
 WORST_CASE = "worst_case"
-_PGD_SALT = 101
-_APGD_SALT = {"ce": 211, "dlr": 307}
+_APGD_SALT = {"ce": attacks.Salt.EVAL_APGD_CE, "dlr": attacks.Salt.EVAL_APGD_DLR}
 
 
 @dataclasses.dataclass
@@ -75,7 +74,7 @@ class RobustnessReport:
             "curve": [point.to_dict() for point in self.curve]}
 
 
-def _split_inputs(x: Any, offset: int) -> tuple[tf.Tensor, tf.Tensor]:
+def split_inputs(x: Any, offset: int) -> tuple[tf.Tensor, tf.Tensor]:
   """(images, index) from an image batch or a {"image", "index"} dict."""
   if isinstance(x, Mapping):
     images = tf.convert_to_tensor(x["image"], tf.float32)
@@ -112,7 +111,7 @@ def _make_pgd_fn(logits_fn: LogitsFn, *, loss: str, steps: int,
             else tf.fill(tf.shape(eps), tf.cast(step_size, tf.float32)))
     x_adv = attacks.pgd_attack(logits_fn, images, labels, eps, steps=steps,
                                step_size=size, random_start=True, index=index,
-                               step=restart, salt=_PGD_SALT, seed=seed,
+                               step=restart, salt=attacks.Salt.EVAL_PGD, seed=seed,
                                loss=loss)
     return attacks.is_correct(logits_fn(x_adv), labels)
 
@@ -122,11 +121,12 @@ def _make_pgd_fn(logits_fn: LogitsFn, *, loss: str, steps: int,
 def _make_apgd_fn(logits_fn: LogitsFn, *, loss: str, n_iter: int, seed: int,
                   jit_compile: bool) -> Callable[..., tf.Tensor]:
   """tf.function (images, labels, eps, index) -> [B] bool correct."""
+  options = apgd.ApgdOptions(n_iter=n_iter, loss=loss, salt=_APGD_SALT[loss],
+                             seed=seed)
 
   def run(images, labels, eps, index):
-    result = apgd.apgd_attack_details(logits_fn, images, labels, eps,
-                                      n_iter=n_iter, loss=loss, index=index,
-                                      salt=_APGD_SALT[loss], seed=seed)
+    result = apgd.apgd_attack(logits_fn, images, labels, eps, options,
+                              index=index)
     # Robust only if APGD never saw a mistake and its returned point agrees.
     final = attacks.is_correct(logits_fn(result.adversarial), labels)
     return tf.logical_and(result.robust, final)
@@ -204,7 +204,7 @@ def evaluate_robustness(logits_fn: LogitsFn,
   for x, labels in dataset:
     if max_batches is not None and done >= max_batches:
       break
-    images, index = _split_inputs(x, offset)
+    images, index = split_inputs(x, offset)
     labels = tf.cast(labels, tf.int64)
     batch = int(images.shape[0])
     offset += batch
@@ -298,7 +298,13 @@ def gradient_masking_report(report: RobustnessReport | Mapping[str, Any],
 
   A worst case far below every single attack is *not* flagged: different
   attacks finding different examples is normal.
+
+  An AutoAttack report (`autoattack.AutoAttackReport.to_dict()`) is checked
+  by `sequence_masking_report` instead.
   """
+  if isinstance(report, Mapping) and "accuracy_after_attack" in report:
+    return sequence_masking_report(report,
+                                   tolerance_examples=tolerance_examples)
   clean, num_examples, curve = _curve_dicts(report)
   warnings: list[str] = []
   tol = tolerance_examples / max(num_examples, 1) + 1e-9
@@ -347,4 +353,42 @@ def gradient_masking_report(report: RobustnessReport | Mapping[str, Any],
           f"Robust accuracy {acc:.4f} at eps={curve[-1]['eps']:.5g} (>= "
           f"{large_eps}) is not near 0: suspect masked gradients unless the model "
           "was trained to be robust at this radius.")
+  return warnings
+
+
+GRADIENT_FREE = ("square",)
+
+
+def sequence_masking_report(report: Mapping[str, Any], *,
+                            tolerance_examples: int = 1,
+                            gradient_free_gap: float = 0.01) -> list[str]:
+  """Signs of gradient masking in an AutoAttack report (its `to_dict()`).
+
+  1. An accuracy after an attack above the clean accuracy, or rising along
+     the sequence (each attack only removes examples): a bug.
+  2. The gradient-free attack (Square) breaks more than `gradient_free_gap`
+     of the examples (and more than `tolerance_examples`) that survived
+     every gradient attack before it: the gradients are likely masked, and
+     the gradient attacks' numbers overstate robustness.
+  """
+  clean = float(report["clean_accuracy"])
+  num_examples = max(int(report.get("n_examples", 1)), 1)
+  after = dict(report["accuracy_after_attack"])
+  tol = tolerance_examples / num_examples + 1e-9
+  warnings = []
+  previous_name, previous = "clean", clean
+  for name, acc in after.items():
+    if acc > previous + 1e-9:
+      warnings.append(f"accuracy after {name} ({acc:.4f}) is above the "
+                      f"accuracy after {previous_name} ({previous:.4f}): "
+                      "the sequence is broken.")
+    gap = previous - acc
+    if (name in GRADIENT_FREE and previous_name != "clean"
+        and gap > max(gradient_free_gap, tol)):
+      warnings.append(
+          f"the gradient-free {name} attack broke {gap:.4f} of the examples "
+          f"that survived every gradient attack ({previous:.4f} -> "
+          f"{acc:.4f}): gradients are likely masked, so gradient-based "
+          "robustness numbers overstate robustness.")
+    previous_name, previous = name, acc
   return warnings

@@ -70,7 +70,7 @@ def test_attacks_stay_in_each_examples_ball_and_box(linear_model, digits,
   if attack.startswith("apgd"):
     x_adv = apgd.apgd_attack(linear_model, x, y, eps, n_iter=10,
                              loss=attack[5:], random_start=random_start,
-                             index=np.arange(24)).numpy()
+                             index=np.arange(24)).adversarial.numpy()
   else:
     x_adv = attacks.pgd_attack(linear_model, x, y, eps, steps=10,
                                step_size=eps / 4, random_start=random_start,
@@ -85,7 +85,7 @@ def test_attacks_stay_in_each_examples_ball_and_box(linear_model, digits,
 def test_apgd_ce_raises_the_loss(linear_model, digits):
   x, y = digits
   eps = np.full([len(x)], 0.1, np.float32)
-  result = apgd.apgd_attack_details(linear_model, x, y, eps, n_iter=15,
+  result = apgd.apgd_attack(linear_model, x, y, eps, n_iter=15,
                                     random_start=False)
   clean = attacks.cross_entropy_loss(linear_model(x), y).numpy()
   adv = attacks.cross_entropy_loss(linear_model(result.adversarial), y).numpy()
@@ -101,7 +101,7 @@ def test_apgd_ce_raises_the_loss(linear_model, digits):
 def test_robust_flags_agree_with_the_returned_points(linear_model, digits, loss):
   x, y = digits
   eps = np.full([len(x)], 0.05, np.float32)
-  result = apgd.apgd_attack_details(linear_model, x, y, eps, n_iter=15,
+  result = apgd.apgd_attack(linear_model, x, y, eps, n_iter=15,
                                     loss=loss, index=np.arange(len(x)))
   robust = result.robust.numpy()
   final = attacks.is_correct(linear_model(result.adversarial), y).numpy()
@@ -115,7 +115,8 @@ def test_robust_flags_agree_with_the_returned_points(linear_model, digits, loss)
 def test_large_eps_breaks_a_linear_model(linear_model, digits, loss):
   x, y = digits
   eps = np.full([len(x)], 0.5, np.float32)
-  x_adv = apgd.apgd_attack(linear_model, x, y, eps, n_iter=10, loss=loss)
+  x_adv = apgd.apgd_attack(linear_model, x, y, eps, n_iter=10,
+                           loss=loss).adversarial
   assert _accuracy(linear_model, x_adv, y) <= 0.02
 
 
@@ -125,7 +126,7 @@ def test_apgd_is_at_least_as_strong_as_pgd(linear_model, digits):
   x_pgd = attacks.pgd_attack(linear_model, x, y, eps, steps=10,
                              step_size=eps / 4, index=np.arange(len(x)))
   x_apgd = apgd.apgd_attack(linear_model, x, y, eps, n_iter=20,
-                            index=np.arange(len(x)))
+                            index=np.arange(len(x))).adversarial
   clean = _accuracy(linear_model, x, y)
   assert _accuracy(linear_model, x_apgd, y) <= min(
       clean, _accuracy(linear_model, x_pgd, y) + 0.02)
@@ -135,14 +136,14 @@ def test_restarts_only_help_and_random_start_is_keyed_by_index(linear_model,
                                                                digits):
   x, y = digits[0][:64], digits[1][:64]
   eps = np.full([64], 0.04, np.float32)
-  one = apgd.apgd_attack_details(linear_model, x, y, eps, n_iter=5,
+  one = apgd.apgd_attack(linear_model, x, y, eps, n_iter=5,
                                  index=np.arange(64))
-  two = apgd.apgd_attack_details(linear_model, x, y, eps, n_iter=5,
+  two = apgd.apgd_attack(linear_model, x, y, eps, n_iter=5,
                                  restarts=2, index=np.arange(64))
   assert np.all(two.robust.numpy() <= one.robust.numpy())
   assert np.all(two.best_loss.numpy() >= one.best_loss.numpy() - 1e-6)
   # Same ids, same start: the first restart is the single run.
-  again = apgd.apgd_attack_details(linear_model, x, y, eps, n_iter=5,
+  again = apgd.apgd_attack(linear_model, x, y, eps, n_iter=5,
                                    index=np.arange(64))
   np.testing.assert_array_equal(one.adversarial.numpy(),
                                 again.adversarial.numpy())
@@ -155,11 +156,12 @@ def test_runs_inside_tf_function_and_with_xla(linear_model, digits):
   @tf.function
   def attack(images, labels, radii):
     return apgd.apgd_attack(linear_model, images, labels, radii, n_iter=8,
-                            loss="dlr")
+                            loss="dlr").adversarial
 
   graph = attack(x, y, eps).numpy()
-  fn = apgd.make_apgd_fn(linear_model, n_iter=8, loss="dlr", jit_compile=True)
-  xla = fn(x, y, eps, tf.range(32, dtype=tf.int64), 0).adversarial.numpy()
+  options = apgd.ApgdOptions(n_iter=8, loss="dlr", jit_compile=True)
+  xla = apgd.apgd_attack(linear_model, x, y, eps, options,
+                         index=tf.range(32, dtype=tf.int64)).adversarial.numpy()
   for x_adv in (graph, xla):
     assert np.all(_linf(x_adv, x) <= eps + 1e-6)
     assert x_adv.min() >= 0.0 and x_adv.max() <= 1.0

@@ -1,0 +1,102 @@
+"""Attacks keep full strength under mixed_float16 (the float16 underflow fix).
+
+A small conv net is trained on digits in float32 and made confident (logit
+margins of tens, so dL/dlogits ~ 1e-10 and below float16's range), then
+copied into a mixed_float16 net with the same weights. With
+`gradients.value_and_gradient` PGD and APGD break as many examples under
+float16 as under float32; the naive tape gradient is zero for the confident
+examples, and the float16 attacks are clearly weaker with it.
+"""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from sklearn.datasets import load_digits
+
+from iaat_tf import apgd, attacks, gradients
+
+EPS = 0.12
+
+
+def _net():
+  return keras.Sequential([
+      keras.Input((8, 8, 1)),
+      keras.layers.Conv2D(8, 3, activation="relu"),
+      keras.layers.Flatten(),
+      keras.layers.Dense(10, dtype="float32")])  # float32 logits, as ours.
+
+
+@pytest.fixture(scope="module")
+def nets():
+  data = load_digits()
+  x = (data.images / 16.0).astype(np.float32)[..., None]
+  y = data.target.astype(np.int64)
+  keras.utils.set_random_seed(0)
+  full = _net()
+  full.compile(keras.optimizers.Adam(1e-2),
+               keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+  full.fit(x[:1400], y[:1400], batch_size=128, epochs=10, verbose=0)
+  kernel, bias = full.layers[-1].get_weights()
+  full.layers[-1].set_weights([6.0 * kernel, 6.0 * bias])  # Confident.
+  keras.mixed_precision.set_global_policy("mixed_float16")
+  try:
+    half = _net()
+  finally:
+    keras.mixed_precision.set_global_policy("float32")
+  half.set_weights(full.get_weights())
+  assert half.layers[0].compute_dtype == "float16"
+  xs, ys = x[1400:1480], y[1400:1480]
+  f32 = lambda z: tf.cast(full(z, training=False), tf.float32)
+  f16 = lambda z: tf.cast(half(z, training=False), tf.float32)
+  return f32, f16, xs, ys
+
+
+def _pgd(fn, x, y):
+  x_adv = attacks.pgd_attack(fn, x, y, np.full([len(x)], EPS, np.float32),
+                             steps=10, step_size=EPS / 4,
+                             index=np.arange(len(x)))
+  return attacks.is_correct(fn(x_adv), y).numpy()
+
+
+def _apgd(fn, x, y):
+  result = apgd.apgd_attack(fn, x, y, np.full([len(x)], EPS, np.float32),
+                            n_iter=20, index=np.arange(len(x)))
+  return result.robust.numpy()
+
+
+def test_the_examples_are_confident(nets):
+  f32, _, x, y = nets
+  logits = f32(x).numpy()
+  top2 = np.sort(logits, -1)[:, -2:]
+  assert (logits.argmax(-1) == y).mean() > 0.9
+  assert np.mean(top2[:, 1] - top2[:, 0] > 20.0) > 0.5  # p_other < 2e-9.
+
+
+@pytest.mark.parametrize("attack", [_pgd, _apgd], ids=["pgd", "apgd"])
+def test_float16_attacks_match_float32(nets, attack):
+  f32, f16, x, y = nets
+  clean = attacks.is_correct(f32(x), y).numpy().sum()
+  robust32 = attack(f32, x, y).sum()
+  robust16 = attack(f16, x, y).sum()
+  assert robust32 < clean - 10  # The attack does break examples...
+  assert abs(int(robust16) - int(robust32)) <= 2  # ...equally in float16.
+
+
+def test_without_the_fix_float16_gradients_vanish(nets, monkeypatch):
+  f32, f16, x, y = nets
+  objective = lambda logits: attacks.cross_entropy_loss(logits, y)
+  _, _, naive = gradients.unscaled_value_and_gradient(f16, x, objective)
+  _, _, safe = gradients.value_and_gradient(f16, x, objective)
+  _, _, reference = gradients.value_and_gradient(f32, x, objective)
+  zero_naive = np.abs(naive.numpy()).reshape(len(x), -1).max(1) == 0
+  zero_safe = np.abs(safe.numpy()).reshape(len(x), -1).max(1) == 0
+  assert zero_naive.mean() > 0.3 and not zero_safe.any()
+  agree = np.mean(np.sign(safe.numpy()) == np.sign(reference.numpy()))
+  assert agree > 0.95
+
+  fixed = _pgd(f16, x, y).sum() + _apgd(f16, x, y).sum()
+  monkeypatch.setattr(gradients, "value_and_gradient",
+                      gradients.unscaled_value_and_gradient)
+  broken = _pgd(f16, x, y).sum() + _apgd(f16, x, y).sum()
+  assert broken >= fixed + 10  # The float16 attack stalls without the fix.

@@ -1,0 +1,124 @@
+"""AutoAttack: each attack breaks an undefended model, Square sees through
+masked gradients, and the sequence is consistent (per example, across seeds)."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from sklearn.datasets import load_digits
+
+from iaat_tf import autoattack, robustness
+
+SMALL = dict(apgd_iters=20, fab_iters=20, square_queries=300, targets=3,
+             batch_size=64)
+
+
+@pytest.fixture(scope="module")
+def digits():
+  data = load_digits()
+  x = (data.images / 16.0).astype(np.float32)[..., None]
+  return x, data.target.astype(np.int64)
+
+
+@pytest.fixture(scope="module")
+def model(digits):
+  """An undefended MLP trained for a few epochs on the first 1,400 digits."""
+  x, y = digits
+  keras.utils.set_random_seed(0)
+  net = keras.Sequential([
+      keras.Input((8, 8, 1)), keras.layers.Flatten(),
+      keras.layers.Dense(64, activation="relu"), keras.layers.Dense(10)])
+  net.compile(keras.optimizers.Adam(1e-2),
+              keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+  net.fit(x[:1400], y[:1400], batch_size=128, epochs=15, verbose=0)
+  return net
+
+
+def _run(logits_fn, x, y, eps, **kwargs):
+  options = autoattack.AutoAttackOptions(**{**SMALL, **kwargs})
+  return autoattack.run_standard(logits_fn, x, y, eps, options=options,
+                                 index=np.arange(1400, 1400 + len(x)))
+
+
+@pytest.mark.parametrize("attack", autoattack.STANDARD)
+def test_each_attack_alone_breaks_an_undefended_model(model, digits, attack):
+  x, y = digits[0][1400:1460], digits[1][1400:1460]
+  report = _run(lambda z: model(z, training=False), x, y, 0.3,
+                attacks=(attack,))
+  assert report.clean_accuracy > 0.9
+  assert report.robust_accuracy <= 1 / 60
+
+
+@pytest.fixture(scope="module")
+def sequence_and_singles(model, digits):
+  x, y = digits[0][1400:1480], digits[1][1400:1480]
+  fn = lambda z: model(z, training=False)
+  full = _run(fn, x, y, 0.08)
+  singles = {a: _run(fn, x, y, 0.08, attacks=(a,)) for a in autoattack.STANDARD}
+  other_seed = _run(fn, x, y, 0.08, seed=1)
+  return full, singles, other_seed
+
+
+def test_sequence_is_below_clean_and_every_single_attack(sequence_and_singles):
+  full, singles, _ = sequence_and_singles
+  assert 0.0 < full.robust_accuracy < full.clean_accuracy
+  assert not np.any(full.robust & ~full.clean_correct)
+  after = list(full.accuracy_after.values())
+  assert after == sorted(after, reverse=True) and after[-1] == full.robust_accuracy
+  for name, single in singles.items():
+    # Random starts are keyed per example, so the sequence's survivors are a
+    # subset of each attack's survivors when run alone.
+    assert not np.any(full.robust & ~single.robust), name
+    assert full.robust_accuracy <= single.robust_accuracy
+    assert full.robust_after[name].mean() <= single.robust_accuracy
+
+
+def test_another_seed_does_not_raise_accuracy(sequence_and_singles):
+  full, _, other_seed = sequence_and_singles
+  assert abs(other_seed.robust.sum() - full.robust.sum()) <= 3
+
+
+def test_report_json_and_progress(model, digits):
+  x, y = digits[0][1400:1430], digits[1][1400:1430]
+  dataset = tf.data.Dataset.from_tensor_slices(
+      ({"image": x, "index": np.arange(30)}, y)).batch(16)
+  lines = []
+  report = autoattack.run_standard(
+      lambda z: model(z, training=False), dataset, eps=0.05,
+      options=autoattack.AutoAttackOptions(**{**SMALL, "batch_size": 16}),
+      dataset="digits", progress=lambda p: lines.append(p))
+  data = json.loads(json.dumps(report.to_dict()))
+  assert data["norm"] == "Linf" and data["n_examples"] == 30
+  assert data["dataset"] == "digits" and data["eps"] == 0.05
+  assert list(data["accuracy_after_attack"]) == list(autoattack.STANDARD)
+  assert set(data["seconds_per_attack"]) == set(autoattack.STANDARD)
+  assert data["robust_accuracy"] <= data["clean_accuracy"]
+  assert "tensorflow" in data["versions"]
+  assert {p.attack for p in lines} <= set(autoattack.STANDARD)
+  assert lines and lines[0].attack == "apgd-ce" and lines[0].total == 30 - (
+      30 - int(report.clean_correct.sum()))
+  assert "ETA" in lines[0].line()
+
+
+def test_bad_options_are_refused():
+  with pytest.raises(ValueError, match="Unknown AutoAttack"):
+    autoattack.AutoAttackOptions(attacks=("pgd",))
+  with pytest.raises(ValueError, match="eps"):
+    autoattack.run_standard(lambda z: z, np.zeros([1, 2, 2, 1]), [0], eps=2.0)
+
+
+def test_square_sees_through_masked_gradients(model, digits):
+  """Inputs rounded to a grid (zero gradient): gradient attacks are blind."""
+  x, y = digits[0][1400:1480], digits[1][1400:1480]
+  masked = lambda z: model(tf.round(z * 4.0) / 4.0, training=False)
+  eps = 0.16
+  gradient_only = _run(masked, x, y, eps, attacks=("apgd-ce", "apgd-t", "fab-t"))
+  with_square = _run(masked, x, y, eps, square_queries=1000)
+  plain = _run(lambda z: model(z, training=False), x, y, eps)
+  assert gradient_only.robust_accuracy > plain.robust_accuracy + 0.2
+  assert with_square.robust_accuracy < gradient_only.robust_accuracy - 0.15
+  warnings = robustness.gradient_masking_report(with_square.to_dict())
+  assert any("square" in w and "masked" in w for w in warnings), warnings
+  assert not robustness.gradient_masking_report(plain.to_dict())

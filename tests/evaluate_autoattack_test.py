@@ -1,0 +1,73 @@
+"""AutoAttack through `iaat_tf.evaluate` and `iaat_tf.pareto` on a tiny run."""
+
+import dataclasses
+import json
+import os
+
+import pytest
+
+from iaat_tf import config as cfg
+from iaat_tf import evaluate, experiment, pareto
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+  out = tmp_path_factory.mktemp("runs") / "digits_pgd"
+  config = cfg.Config(
+      output_dir=str(out),
+      data=cfg.DataConfig(batch_size=64, max_train_examples=512,
+                          max_eval_examples=64),
+      method=cfg.MethodConfig(method="pgd_at", eps=0.1),
+      attack=cfg.AttackConfig(steps=2, step_ratio=0.5, min_step=0.01),
+      train=cfg.TrainConfig(epochs=1, learning_rate=0.05, verbose=0),
+      eval=cfg.EvalConfig(eps=0.1, steps=2, step_size=0.05, max_examples=64))
+  experiment.run(config, log=lambda _: None)
+  return str(out)
+
+
+SMALL = evaluate.EvalOptions(
+    attacks=("suite", "autoattack"), eps_list=(0.0, 0.1), pgd_steps=2,
+    apgd=False, max_examples=48, aa_max_examples=48, aa_apgd_iters=5,
+    aa_targets=2, aa_fab_iters=5, aa_square_queries=20, batch_size=32)
+
+
+def test_autoattack_json_results_plot_and_pareto(digits_run):
+  lines = []
+  out = evaluate.evaluate_selected(digits_run, SMALL, log=lines.append)
+  aa = out["autoattack"]
+  path = os.path.join(digits_run, "eval", "autoattack.json")
+  with open(path) as f:
+    written = json.load(f)
+  assert written["norm"] == "Linf" and written["eps"] == pytest.approx(0.1)
+  assert written["n_examples"] == 48 and written["dataset"] == "digits"
+  assert written["robust_accuracy"] <= written["clean_accuracy"]
+  assert list(written["accuracy_after_attack"]) == [
+      "apgd-ce", "apgd-t", "fab-t", "square"]
+  assert written["robust_accuracy"] == aa["robust_accuracy"]
+  assert os.path.isfile(os.path.join(digits_run, "eval", "robustness.json"))
+  assert aa["plot"].endswith("robustness_curve.png")
+  assert any("ETA" in line for line in lines)
+  with open(os.path.join(digits_run, "results.json")) as f:
+    results = json.load(f)
+  assert results["autoattack"]["robust_accuracy"] == aa["robust_accuracy"]
+  assert "robustness" in results
+
+  runs = pareto.collect_runs([digits_run])
+  chosen, label = pareto.choose_metric(runs)
+  assert "AutoAttack" in label
+  assert chosen[0]["robust_accuracy"] == aa["robust_accuracy"]
+  assert chosen[0]["robust_source"] == "autoattack"
+
+
+def test_pareto_falls_back_when_a_run_lacks_autoattack():
+  runs = [{"name": "a", "robust_accuracy": 0.4, "autoattack_accuracy": 0.3},
+          {"name": "b", "robust_accuracy": 0.5, "autoattack_accuracy": None}]
+  chosen, label = pareto.choose_metric(runs)
+  assert [r["robust_accuracy"] for r in chosen] == [0.4, 0.5]
+  assert "worst case" in label and "no AutoAttack for b" in label
+
+
+def test_unknown_attack_selection_is_refused(digits_run):
+  with pytest.raises(evaluate.EvaluationError, match="--attacks"):
+    evaluate.evaluate_selected(
+        digits_run, dataclasses.replace(SMALL, attacks=("pgd",)))
