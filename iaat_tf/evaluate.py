@@ -291,7 +291,7 @@ class ProgressLine:
     self.total, self.log = total, log
     self.tty = sys.stdout.isatty() if tty is None else tty
     self.start = time.perf_counter()
-    self.shown = -1
+    self.shown = 0
 
   def __call__(self, done: int, total: Optional[int] = None) -> None:
     total = total or self.total

@@ -60,11 +60,13 @@ def test_autoattack_json_results_plot_and_pareto(digits_run):
 
 
 def test_pareto_falls_back_when_a_run_lacks_autoattack():
-  runs = [{"name": "a", "robust_accuracy": 0.4, "autoattack_accuracy": 0.3},
-          {"name": "b", "robust_accuracy": 0.5, "autoattack_accuracy": None}]
+  runs = [{"name": "a", "robust_accuracy": 0.4, "autoattack_accuracy": 0.3,
+           "robust_source": "worst_case", "eval_eps": 0.2},
+          {"name": "b", "robust_accuracy": 0.5, "autoattack_accuracy": None,
+           "robust_source": "worst_case", "eval_eps": 0.2}]
   chosen, label = pareto.choose_metric(runs)
   assert [r["robust_accuracy"] for r in chosen] == [0.4, 0.5]
-  assert "worst case" in label and "no AutoAttack for b" in label
+  assert "worst-case" in label and "no AutoAttack for b" in label
 
 
 def test_unknown_attack_selection_is_refused(digits_run):
