@@ -34,9 +34,6 @@ from iaat_tf import batch_steps
 from iaat_tf.config import AttackConfig, EvalConfig, MethodConfig
 from iaat_tf.eps_table import EpsTable
 
-SALT_VALIDATION = 7
-
-
 def _images(inputs):
   return inputs["image"] if isinstance(inputs, dict) else inputs
 
@@ -239,7 +236,7 @@ class AdversarialTrainer(keras.Model):
       x_adv = attacks.pgd_attack(
           logits_fn, images, labels, tf.fill(tf.shape(labels), e.eps),
           steps=e.steps, step_size=e.step_size, random_start=True, index=index,
-          step=0, salt=SALT_VALIDATION, seed=self.seed)
+          step=0, salt=attacks.Salt.VALIDATION, seed=self.seed)
       return (attacks.cross_entropy_loss(logits, labels),
               tf.cast(attacks.is_correct(logits, labels), tf.float32),
               tf.cast(attacks.is_correct(logits_fn(x_adv), labels), tf.float32))

@@ -33,10 +33,10 @@ CraftFn = Callable[..., tf.Tensor]
 
 ADAPTIVE_METHODS = ("iaat", "iaat_cheap")
 
-# Random-start salts of the training attacks (mixed into the keyed noise).
-SALT_TRAIN = 0
-SALT_PROBE_UP = 1
-SALT_PROBE_SAME = 2
+# Random-start salts of the training attacks (all salts: `attacks.Salt`).
+SALT_TRAIN = attacks.Salt.TRAIN
+SALT_PROBE_UP = attacks.Salt.PROBE_UP
+SALT_PROBE_SAME = attacks.Salt.PROBE_SAME
 
 
 def attack_logits_fn(classifier, bn_mode: str = "inference") -> attacks.LogitsFn:
