@@ -23,7 +23,7 @@ ARGS = [
     "--strategy=mirrored", "--num_virtual_devices=2", "--weight_decay_type=coupled",
     f"--epochs={EPOCHS}", "--warmup_epochs=1", f"--max_train_examples={TRAIN}",
     f"--batch_size={BATCH}", "--pgd_steps=10", "--shuffle_buffer=1",
-    "--eval_max_examples=64", "--max_eval_examples=64", "--eval_pgd_steps=2",
+    "--val_examples=64", "--max_test_examples=64", "--eval_pgd_steps=2",
     "--export=false", "--verbose=2", "--seed=5",
 ]
 TIMEOUT = 180
