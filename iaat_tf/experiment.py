@@ -27,7 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from iaat_tf import adaptive_model, data, export, models, plots, training
+from iaat_tf import adaptive_model, data, example_lookup, export, models, plots, training
 from iaat_tf.config import Config, ConfigError, validate
 
 RESUME_KEYS = ("data", "model", "method")
@@ -168,7 +168,7 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
       "history": history,
   }
   if chief:
-    labels = data.read_train_labels(config.data)[:info.num_train]
+    labels = example_lookup.read_train_labels(config.data)[:info.num_train]
     np.save(os.path.join(out, "eps_table.npy"), eps_table)
     np.save(os.path.join(out, "train_labels.npy"), labels)
     results["eps"] = plots.eps_summary(eps_table, labels)
@@ -218,7 +218,7 @@ def write_run_plots(config: Config, out: str, eps_table: np.ndarray,
         eps_table, labels, os.path.join(plot_dir, "eps_per_class.png"))
     smallest, largest = plots.extreme_indices(eps_table, k)
     ids = np.concatenate([smallest, largest])
-    images, _ = data.train_examples_by_index(config.data, ids)
+    images, _ = example_lookup.train_examples_by_index(config.data, ids)
     written["eps_extremes"] = plots.plot_eps_extremes_grid(
         images, eps_table[ids], os.path.join(plot_dir, "eps_extremes.png"), k=k)
   return written

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from iaat_tf import data
+from iaat_tf import data, example_lookup
 from iaat_tf.config import DataConfig
 
 
@@ -41,9 +41,9 @@ def test_index_is_stable_across_shuffled_epochs():
   for i in common[:200]:  # ...and an id always names the same example.
     np.testing.assert_array_equal(im1[a[i]], im2[b[i]])
     assert y1[a[i]] == y2[b[i]]
-  labels = data.read_train_labels(cfg)
+  labels = example_lookup.read_train_labels(cfg)
   np.testing.assert_array_equal(labels[idx1], y1)
-  images, lab = data.train_examples_by_index(cfg, idx1[:5])
+  images, lab = example_lookup.train_examples_by_index(cfg, idx1[:5])
   np.testing.assert_array_equal(images, im1[:5])
   np.testing.assert_array_equal(lab, y1[:5])
 
@@ -73,7 +73,7 @@ def test_augmentation_keeps_shape_range_and_changes_pixels():
   d = data.load_datasets(cfg)
   im, idx, _ = _collect(d.train)
   assert im.shape[1:] == (8, 8, 1) and im.min() >= 0 and im.max() <= 1
-  originals, _ = data.train_examples_by_index(cfg, idx[:64])
+  originals, _ = example_lookup.train_examples_by_index(cfg, idx[:64])
   assert not np.allclose(im[:64], originals)
 
 
@@ -134,10 +134,10 @@ def test_tfds_sources_under_mock_data(tmp_path, name, shape, classes):
     assert d.info.num_train == 20
     _, idx, y = _collect(d.train)
     assert sorted(idx) == list(range(20))
-    np.testing.assert_array_equal(data.read_train_labels(cfg)[idx], y)
+    np.testing.assert_array_equal(example_lookup.read_train_labels(cfg)[idx], y)
     plain = DataConfig(dataset=name, data_dir=str(tmp_path), batch_size=4)
     im, idx, y = _collect(data.load_datasets(plain).train)
-    images, labels = data.train_examples_by_index(plain, idx[:3])
+    images, labels = example_lookup.train_examples_by_index(plain, idx[:3])
     np.testing.assert_allclose(images, im[:3], atol=1e-6)
     np.testing.assert_array_equal(labels, y[:3])
 
