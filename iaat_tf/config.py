@@ -9,7 +9,9 @@ one-line message before anything is written to disk.
 import dataclasses
 from typing import Optional, Tuple
 
-DATASETS = ("digits", "mnist", "cifar10", "cifar100", "imagenet2012", "npz")
+DATASETS = ("digits", "mnist", "cifar10", "cifar100", "imagenet2012", "npz",
+            "synthetic")
+SYNTHETIC_LIKE = ("digits", "mnist", "cifar10", "cifar100", "imagenet2012")
 MODELS = ("small_cnn", "wide_resnet", "resnet50")
 METHODS = ("standard", "pgd_at", "iaat", "iaat_cheap")
 STRATEGIES = ("default", "mirrored", "multi_worker")
@@ -35,11 +37,16 @@ class DataConfig:
   augment: bool = False
   batch_size: int = 128
   eval_batch_size: int = 256
-  shuffle_buffer: int = 10_000
+  shuffle_buffer: int = 0  # 0: auto (whole training set; ImageNet 50k JPEGs)
   max_train_examples: int = 0  # 0: all
   max_eval_examples: int = 0  # --max_test_examples; 0: all
   image_size: int = 224  # ImageNet only.
   seed: int = 0
+  num_classes: int = 0  # 0: from the dataset (tfds info, npz, digits).
+  synthetic_like: str = "cifar10"  # Shape and classes of --dataset=synthetic.
+  synthetic_shape: Tuple[int, ...] = ()  # () : from synthetic_like.
+  synthetic_train_examples: int = 1024
+  synthetic_test_examples: int = 256
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,6 +210,20 @@ def validate(config: Config) -> Config:
          "--sync_batchnorm with --attack_bn_mode=train is not supported "
          "(cross-replica BatchNorm inside the attack loop); use "
          "--attack_bn_mode=inference")
+  _check(d.shuffle_buffer >= 0, "--shuffle_buffer must be >= 0 (0: auto)")
+  _check(d.num_classes == 0 or d.num_classes >= 2,
+         f"--num_classes={d.num_classes} must be >= 2 (or 0: from the dataset)")
+  if d.dataset == "synthetic":
+    _check(d.synthetic_like in SYNTHETIC_LIKE,
+           f"unknown --synthetic_like={d.synthetic_like!r}; choose one of "
+           f"{', '.join(SYNTHETIC_LIKE)}")
+    _check(d.synthetic_train_examples >= 1 and d.synthetic_test_examples >= 1,
+           "--synthetic_train_examples and --synthetic_test_examples must be >= 1")
+    _check(not d.synthetic_shape or (
+        len(d.synthetic_shape) == 3 and d.synthetic_shape[-1] in (1, 3)
+        and min(d.synthetic_shape) >= 1),
+           f"--synthetic_shape={','.join(map(str, d.synthetic_shape))} must be "
+           "H,W,C with C in (1, 3)")
   if d.dataset == "npz":
     _check(bool(d.npz_path), "--dataset=npz needs --npz_path=FILE.npz")
   if d.dataset in ("mnist", "cifar10", "cifar100", "imagenet2012"):
@@ -222,8 +243,9 @@ def from_dict(values: dict) -> Config:
       cls = sections[key]
       known = {f.name for f in dataclasses.fields(cls)}
       section = {k: v for k, v in value.items() if k in known}
-      if "lr_boundaries" in section:
-        section["lr_boundaries"] = tuple(section["lr_boundaries"])
+      for name in ("lr_boundaries", "synthetic_shape"):
+        if name in section:
+          section[name] = tuple(section[name])
       kwargs[key] = cls(**section)
     elif key in {f.name for f in dataclasses.fields(Config)}:
       kwargs[key] = value

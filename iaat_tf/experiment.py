@@ -34,7 +34,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from iaat_tf import adaptive_model, callbacks, data, export, models, plots, run_io, training
+from iaat_tf import (adaptive_model, callbacks, data, example_lookup, export,
+                     models, plots, run_io, training)
 from iaat_tf.config import Config, ConfigError, validate
 
 RESUME_KEYS = run_io.RESUME_KEYS
@@ -87,6 +88,9 @@ def build_trainer(config: Config, info: data.DatasetInfo, steps_per_epoch: int,
         optimizer=training.make_optimizer(config.train, steps_per_epoch),
         steps_per_execution=config.train.steps_per_execution,
         jit_compile=config.train.jit_compile == "step")
+    # Built here, not by the first step: a first step that creates the
+    # optimizer's variables makes Keras trace the train function twice.
+    trainer.optimizer.build(classifier.trainable_variables)
   return trainer
 
 
@@ -130,8 +134,7 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
     _clear_outputs(out, chief, strategy)
   if chief:
     run_io.write_json(os.path.join(out, run_io.CONFIG), config.to_dict())
-  log(f"iaat_tf: {config.method.method} on {info.name} "
-      f"({info.num_train} train / {info.num_test} test, {info.image_shape}), "
+  log(f"iaat_tf: {config.method.method} on {info.describe()}; "
       f"{config.model.name}, {replicas} replica(s), {steps_per_epoch} steps/epoch")
 
   trainer = build_trainer(config, info, steps_per_epoch, strategy)
@@ -199,7 +202,7 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
       "history": history,
   }
   if chief:
-    labels = data.read_train_labels(config.data)[:info.num_train]
+    labels = example_lookup.read_train_labels(config.data)[:info.num_train]
     np.save(os.path.join(out, "train_labels.npy"), labels)
     eps_table = trainer.eps_table.numpy()
     if adaptive:
@@ -240,7 +243,7 @@ def write_run_plots(config: Config, out: str, eps_table: np.ndarray,
         per_255=per_255)
     smallest, largest = plots.extreme_indices(eps_table, k)
     ids = np.concatenate([smallest, largest])
-    images, image_labels = data.train_examples_by_index(config.data, ids)
+    images, image_labels = example_lookup.train_examples_by_index(config.data, ids)
     written["eps_extremes"] = plots.plot_eps_extremes_grid(
         images, eps_table[ids], os.path.join(plot_dir, "eps_extremes.png"), k=k,
         labels=image_labels, per_255=per_255)

@@ -34,10 +34,15 @@ flags.DEFINE_float("holdout_fraction", _D.holdout_fraction, "Test fraction held 
 flags.DEFINE_bool("augment", _D.augment, "Pad-4 random crop + horizontal flip (CIFAR-style).")
 flags.DEFINE_integer("batch_size", _D.batch_size, "Global training batch size.")
 flags.DEFINE_integer("eval_batch_size", _D.eval_batch_size, "Global evaluation batch size.")
-flags.DEFINE_integer("shuffle_buffer", _D.shuffle_buffer, "Shuffle buffer (examples).")
+flags.DEFINE_integer("shuffle_buffer", _D.shuffle_buffer, "Shuffle buffer in examples; 0: auto (the whole training set, ImageNet 50,000).")
 flags.DEFINE_integer("max_train_examples", 0, "Use only the first N training examples (0: all).")
 flags.DEFINE_integer("max_test_examples", 0, "Use only the first N test examples (0: all).")
 flags.DEFINE_integer("image_size", _D.image_size, "ImageNet crop size.")
+flags.DEFINE_integer("num_classes", _D.num_classes, "Number of classes; 0: from the dataset (a label outside it is an error).")
+flags.DEFINE_string("synthetic_like", _D.synthetic_like, "For --dataset=synthetic: take image shape and classes from digits, mnist, cifar10, cifar100 or imagenet2012.")
+flags.DEFINE_list("synthetic_shape", [], "For --dataset=synthetic: H,W,C overriding --synthetic_like's shape.")
+flags.DEFINE_integer("synthetic_train_examples", _D.synthetic_train_examples, "For --dataset=synthetic: training examples.")
+flags.DEFINE_integer("synthetic_test_examples", _D.synthetic_test_examples, "For --dataset=synthetic: test examples.")
 # Model.
 flags.DEFINE_string("model", _M.name, f"One of {', '.join(cfg.MODELS)}.")
 flags.DEFINE_integer("wrn_depth", _M.depth, "WideResNet depth (28, 32, 34).")
@@ -93,7 +98,8 @@ HELP_GROUPS = (
     ("Data", ("dataset", "data_dir", "manual_dir", "npz_path", "download",
               "holdout_fraction", "augment", "batch_size", "eval_batch_size",
               "shuffle_buffer", "max_train_examples", "max_test_examples",
-              "image_size")),
+              "image_size", "num_classes", "synthetic_like", "synthetic_shape",
+              "synthetic_train_examples", "synthetic_test_examples")),
     ("Model", ("model", "wrn_depth", "wrn_width", "sync_batchnorm", "dropout")),
     ("Method (radius schedule)", ("method", "eps", "warmup_epochs", "gamma",
                                   "beta", "eps_max", "cheap_beta",
@@ -147,7 +153,11 @@ def config_from_flags(f: flags.FlagValues = flags.FLAGS) -> cfg.Config:
           shuffle_buffer=f.shuffle_buffer,
           max_train_examples=f.max_train_examples,
           max_eval_examples=f.max_test_examples, image_size=f.image_size,
-          seed=f.seed),
+          seed=f.seed, num_classes=f.num_classes,
+          synthetic_like=f.synthetic_like,
+          synthetic_shape=_int_list("synthetic_shape", f.synthetic_shape),
+          synthetic_train_examples=f.synthetic_train_examples,
+          synthetic_test_examples=f.synthetic_test_examples),
       model=cfg.ModelConfig(name=f.model, depth=f.wrn_depth, width=f.wrn_width,
                             sync_batchnorm=f.sync_batchnorm, dropout=f.dropout),
       attack=cfg.AttackConfig(

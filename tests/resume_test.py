@@ -3,12 +3,11 @@
 The end-to-end test kills a run (SIGKILL) in the middle of the epoch after
 its first checkpoint, restarts it with the same flags and checks that it
 resumes and finishes with the same eps table, weights and optimizer step as
-an uninterrupted run. That comparison is exact only because the runs use
-`--shuffle_buffer=1` (the same example order every epoch): with shuffling,
-the reshuffle order of epoch e depends on how often the pipeline has been
-iterated in the process, which a restarted process does not reproduce. The
-in-process test checks the restored state itself (weights, optimizer slots
-and step, eps table, epoch) against what was saved.
+an uninterrupted run: once with `--shuffle_buffer=1` (the same example order
+every epoch), once with the default whole-set shuffle and `--augment`, whose
+order and crops/flips are pure functions of (seed, epoch) and (seed, example
+id, epoch). The in-process test checks the restored state itself (weights,
+optimizer slots and step, eps table, epoch) against what was saved.
 """
 
 import json
@@ -39,12 +38,12 @@ ARGS = [
 TIMEOUT = 180
 
 
-def _start(output_dir: str) -> subprocess.Popen:
+def _start(output_dir: str, extra=()) -> subprocess.Popen:
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
              PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
   env.pop("TF_CONFIG", None)
   return subprocess.Popen(
-      [sys.executable, "-m", "iaat_tf.main", *ARGS, f"--output_dir={output_dir}"],
+      [sys.executable, "-m", "iaat_tf.main", *ARGS, *extra, f"--output_dir={output_dir}"],
       cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
       text=True)
 
@@ -73,9 +72,19 @@ def _results(output_dir: str) -> dict:
 
 
 def test_killed_run_resumes_and_matches_an_uninterrupted_run(tmp_path):
+  _kill_resume_and_compare(tmp_path)
+
+
+def test_killed_augmented_shuffled_run_resumes_exactly(tmp_path):
+  # Default (whole-set) shuffle and stateless crops/flips keyed by
+  # (seed, example id, epoch): the restarted process sees the same batches.
+  _kill_resume_and_compare(tmp_path, ["--augment", "--shuffle_buffer=0"])
+
+
+def _kill_resume_and_compare(tmp_path, extra=()):
   reference_dir, run_dir = str(tmp_path / "reference"), str(tmp_path / "run")
-  reference = _start(reference_dir)  # Runs alongside the interrupted run.
-  first = _start(run_dir)
+  reference = _start(reference_dir, extra)  # Runs alongside the interrupted run.
+  first = _start(run_dir, extra)
   checkpoint_file = os.path.join(run_dir, "checkpoints", "checkpoint")
   deadline = time.monotonic() + TIMEOUT
   while not os.path.exists(checkpoint_file):
@@ -90,7 +99,7 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_run(tmp_path):
   killed_at = int(_state(os.path.dirname(checkpoint_file))["epoch/.ATTRIBUTES/VARIABLE_VALUE"])
   assert 1 <= killed_at < EPOCHS, first_out[-2000:]
 
-  second_out = _wait(_start(run_dir))
+  second_out = _wait(_start(run_dir, extra))
   assert "resumed from" in second_out, second_out[-2000:]
   results = _results(run_dir)
   assert results["resumed_from_epoch"] == killed_at

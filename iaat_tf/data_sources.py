@@ -1,0 +1,420 @@
+"""Where examples come from: one small loader per dataset source, in a registry.
+
+A loader turns a `DataConfig` into a `Source`: the train and test splits as
+`(raw image, label)` datasets in a fixed order (position = example id), the
+number of classes, the image shape the model sees, and the per-example
+transforms from a raw image to float32 [0, 1] (`train_transform` also takes
+the example's stateless seed for augmentation). `data.py` turns a Source
+into keyed, shuffled, batched pipelines; `example_lookup.py` reads single
+training examples back from it for pictures.
+
+Sources (`LOADERS`):
+* `digits`: scikit-learn's bundled 8x8 digits (offline; fixed 80/20 split).
+* `npz`: a user file with `x`, `y` (optional `x_test`, `y_test`, `num_classes`).
+* `synthetic`: random images and labels, generated from (seed, split, id)
+  at the shape and class count of `--synthetic_like` (or `--synthetic_shape`,
+  `--num_classes`); for smoke tests of real models at real shapes.
+* `mnist`, `cifar10`, `cifar100`, `imagenet2012`: tensorflow-datasets.
+
+The number of classes comes from the dataset (tfds metadata, the digits,
+the synthetic table, `num_classes` in the npz) or `--num_classes`; a label
+outside it is a `DataError`.
+"""
+
+import dataclasses
+import os
+from typing import Callable, Optional, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from iaat_tf import augment
+from iaat_tf.config import DataConfig
+
+TFDS_SPLITS = {  # name -> (train split, test split)
+    "mnist": ("train", "test"),
+    "cifar10": ("train", "test"),
+    "cifar100": ("train", "test"),
+    "imagenet2012": ("train", "validation"),
+}
+# --synthetic_like: (image shape, classes) of the dataset synthetic data stands
+# in for; imagenet2012's shape is (--image_size, --image_size, 3).
+SYNTHETIC_LIKE = {
+    "digits": ((8, 8, 1), 10),
+    "mnist": ((28, 28, 1), 10),
+    "cifar10": ((32, 32, 3), 10),
+    "cifar100": ((32, 32, 3), 100),
+    "imagenet2012": (None, 1000),
+}
+# ImageNet's auto shuffle buffer, in encoded JPEGs (~110 KB each: ~5.5 GB).
+IMAGENET_SHUFFLE_BUFFER = 50_000
+_SPLIT_SEED = 20191018  # Fixed: the held-out split never depends on --seed.
+_SYNTHETIC_SALT = {"train": 0x5E7A, "test": 0x7E57}
+
+
+class DataError(ValueError):
+  """A user-facing data problem (missing directory, bad file); one line."""
+
+
+Transform = Callable[..., tf.Tensor]
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+  """One dataset's splits before keying, shuffling and batching.
+
+  `train`/`test` yield (raw image, label) in id order. `train_transform(raw,
+  seed)` and `eval_transform(raw)` give float32 [0, 1] images of
+  `image_shape`. `arrays` holds (x_train, y_train) of in-memory sources (for
+  direct lookups). `shuffle_buffer` is the auto (`--shuffle_buffer=0`) size.
+  """
+  name: str
+  train: tf.data.Dataset
+  test: tf.data.Dataset
+  num_classes: int
+  image_shape: Tuple[int, int, int]
+  num_train: int
+  num_test: int
+  train_transform: Transform
+  eval_transform: Transform
+  cache: bool
+  shuffle_buffer: int
+  arrays: Optional[Tuple[np.ndarray, np.ndarray]] = None
+
+
+def _transforms(config: DataConfig, decode=lambda im: im):
+  """Generic (train, eval) transforms: unit range, optional pad-crop-flip."""
+  def eval_transform(raw):
+    return augment.to_unit_float(decode(raw))
+
+  def train_transform(raw, seed):
+    image = eval_transform(raw)
+    return augment.pad_crop_flip(image, seed) if config.augment else image
+  return train_transform, eval_transform
+
+
+# -- class counts --------------------------------------------------------------
+
+def _declared_classes(config: DataConfig, dataset_classes: int, what: str) -> int:
+  """The dataset's class count, checked against --num_classes if given."""
+  if config.num_classes and config.num_classes != dataset_classes:
+    raise DataError(f"--num_classes={config.num_classes} disagrees with the "
+                    f"{dataset_classes} classes of {what}")
+  return int(dataset_classes)
+
+
+def check_labels(labels: np.ndarray, num_classes: int, name: str, where: str) -> None:
+  """DataError if a label is outside [0, num_classes)."""
+  bad = labels[(labels < 0) | (labels >= num_classes)]
+  if bad.size:
+    raise DataError(f"{where}: {name} holds label {int(bad[0])} outside the "
+                    f"{num_classes} classes 0..{num_classes - 1} ({bad.size} "
+                    f"such labels; set num_classes in the npz or --num_classes "
+                    f"if the data has more classes)")
+
+
+def _array_classes(config: DataConfig, npz_classes, y: np.ndarray,
+                   y_test: np.ndarray, where: str) -> int:
+  """Declared (npz `num_classes`, --num_classes) or inferred class count.
+
+  Inferred (max label + 1) only if every class id below it occurs in the
+  training labels: a stray large label is an error, not a bigger model.
+  """
+  declared = None
+  if npz_classes is not None:
+    declared = _declared_classes(config, npz_classes, where)
+  elif config.num_classes:
+    declared = config.num_classes
+  if declared is None:
+    inferred = int(max(y.max(initial=0), y_test.max(initial=0))) + 1
+    present = np.unique(y)
+    if len(present) != inferred:
+      missing = sorted(set(range(inferred)) - set(present.tolist()))
+      raise DataError(
+          f"{where}: labels go up to {inferred - 1} but the training labels use "
+          f"only {len(present)} distinct ids (e.g. no {missing[0]}); put "
+          f"num_classes in the npz or pass --num_classes")
+    declared = inferred
+  if declared < 2:
+    raise DataError(f"{where}: {declared} class(es); need at least 2")
+  check_labels(y, declared, "y", where)
+  check_labels(y_test, declared, "y_test", where)
+  return declared
+
+
+# -- array sources -------------------------------------------------------------
+
+def holdout_split(num_examples: int, fraction: float):
+  """A fixed (train, test) index split of range(num_examples)."""
+  order = np.random.RandomState(_SPLIT_SEED).permutation(num_examples)
+  num_test = max(1, int(round(num_examples * fraction)))
+  return np.sort(order[num_test:]), np.sort(order[:num_test])
+
+
+def load_digits_arrays(holdout_fraction: float = 0.2):
+  """scikit-learn's digits as ([N,8,8,1] float32 in [0,1], int64 labels)."""
+  from sklearn.datasets import load_digits  # pylint: disable=g-import-not-at-top
+  digits = load_digits()
+  x = (digits.images / 16.0).astype(np.float32)[..., None]
+  y = digits.target.astype(np.int64)
+  train, test = holdout_split(len(y), holdout_fraction)
+  return (x[train], y[train]), (x[test], y[test]), 10
+
+
+def _images_to_unit_range(x: np.ndarray, name: str, path: str) -> np.ndarray:
+  if x.ndim == 3:
+    x = x[..., None]
+  if x.ndim != 4 or x.shape[-1] not in (1, 3):
+    raise DataError(f"{path}: {name} must have shape [N, H, W] or [N, H, W, C] "
+                    f"with C in (1, 3), got {list(x.shape)}")
+  if x.dtype == np.uint8:
+    return x.astype(np.float32) / 255.0
+  if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+    raise DataError(f"{path}: {name} must be uint8 or float, got {x.dtype}")
+  x = x.astype(np.float32)
+  if x.size:
+    nan, inf = int(np.isnan(x).sum()), int(np.isinf(x).sum())
+    if nan or inf:
+      raise DataError(f"{path}: {name} holds {nan} NaN and {inf} Inf values; "
+                      f"images must be finite, uint8 (0..255) or float in [0, 1]")
+    if x.min() < 0.0 or x.max() > 1.0:
+      raise DataError(f"{path}: {name} must be uint8 (0..255) or float in [0, 1]; "
+                      f"got values in [{x.min():g}, {x.max():g}]")
+  return x
+
+
+def _labels(y: np.ndarray, n: int, name: str, path: str) -> np.ndarray:
+  y = np.asarray(y)
+  if y.ndim != 1 or len(y) != n:
+    raise DataError(f"{path}: {name} must have shape [{n}] (one label per image), "
+                    f"got {list(y.shape)}")
+  if not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
+    raise DataError(f"{path}: {name} must hold non-negative integer class ids")
+  return y.astype(np.int64)
+
+
+def _npz_num_classes(arrays: dict, path: str):
+  if "num_classes" not in arrays:
+    return None
+  value = np.asarray(arrays["num_classes"])
+  if value.size != 1 or not np.issubdtype(value.dtype, np.integer):
+    raise DataError(f"{path}: num_classes must be one integer, got "
+                    f"{value.dtype} of shape {list(value.shape)}")
+  return int(value.reshape(()))
+
+
+def load_npz_arrays(path: str, holdout_fraction: float = 0.2,
+                    config: DataConfig = DataConfig()):
+  """Reads and validates a user `.npz` (x, y[, x_test, y_test, num_classes])."""
+  if not os.path.isfile(path):
+    raise DataError(f"--npz_path={path} does not exist")
+  try:
+    with np.load(path, allow_pickle=False) as f:
+      arrays = {k: f[k] for k in f.files}
+  except Exception as e:  # zipfile/pickle/format errors: all user input.
+    raise DataError(f"--npz_path={path} is not a readable .npz file ({e})") from e
+  for key in ("x", "y"):
+    if key not in arrays:
+      raise DataError(f"{path}: missing array {key!r} (found {sorted(arrays)})")
+  x = _images_to_unit_range(arrays["x"], "x", path)
+  y = _labels(arrays["y"], len(x), "y", path)
+  if ("x_test" in arrays) != ("y_test" in arrays):
+    raise DataError(f"{path}: give both x_test and y_test, or neither")
+  if "x_test" in arrays:
+    x_test = _images_to_unit_range(arrays["x_test"], "x_test", path)
+    y_test = _labels(arrays["y_test"], len(x_test), "y_test", path)
+    if x_test.shape[1:] != x.shape[1:]:
+      raise DataError(f"{path}: x_test images {list(x_test.shape[1:])} differ "
+                      f"from x images {list(x.shape[1:])}")
+  else:
+    if len(x) < 2:
+      raise DataError(f"{path}: need at least 2 examples to hold out a test split")
+    train, test = holdout_split(len(x), holdout_fraction)
+    x, y, x_test, y_test = x[train], y[train], x[test], y[test]
+  num_classes = _array_classes(config, _npz_num_classes(arrays, path), y, y_test, path)
+  return (x, y), (x_test, y_test), num_classes
+
+
+def _array_source(config: DataConfig, name: str, train, test, num_classes) -> Source:
+  (x, y), (xt, yt) = train, test
+  if config.max_train_examples:
+    x, y = x[:config.max_train_examples], y[:config.max_train_examples]
+  if config.max_eval_examples:
+    xt, yt = xt[:config.max_eval_examples], yt[:config.max_eval_examples]
+  train_transform, eval_transform = _transforms(config)
+  return Source(
+      name=name, train=tf.data.Dataset.from_tensor_slices((x, y)),
+      test=tf.data.Dataset.from_tensor_slices((xt, yt)),
+      num_classes=int(num_classes), image_shape=tuple(int(d) for d in x.shape[1:]),
+      num_train=len(x), num_test=len(xt), train_transform=train_transform,
+      eval_transform=eval_transform, cache=True, shuffle_buffer=max(1, len(x)),
+      arrays=(x, y))
+
+
+def load_digits(config: DataConfig, encoded: bool = False) -> Source:
+  del encoded
+  train, test, classes = load_digits_arrays(config.holdout_fraction)
+  classes = _declared_classes(config, classes, "digits")
+  return _array_source(config, "digits", train, test, classes)
+
+
+def load_npz(config: DataConfig, encoded: bool = False) -> Source:
+  del encoded
+  train, test, classes = load_npz_arrays(config.npz_path, config.holdout_fraction,
+                                         config)
+  return _array_source(config, "npz", train, test, classes)
+
+
+# -- synthetic -----------------------------------------------------------------
+
+def synthetic_spec(config: DataConfig):
+  """(image shape, classes) of `--dataset=synthetic`."""
+  if config.synthetic_like not in SYNTHETIC_LIKE:
+    raise DataError(f"unknown --synthetic_like={config.synthetic_like!r}; choose "
+                    f"one of {', '.join(SYNTHETIC_LIKE)}")
+  shape, classes = SYNTHETIC_LIKE[config.synthetic_like]
+  if shape is None:
+    shape = (config.image_size, config.image_size, 3)
+  if config.synthetic_shape:
+    shape = tuple(config.synthetic_shape)
+  if len(shape) != 3 or shape[-1] not in (1, 3) or min(shape) < 1:
+    raise DataError(f"--synthetic_shape={','.join(map(str, shape))} must be "
+                    "H,W,C with C in (1, 3)")
+  classes = config.num_classes or classes
+  if classes < 2:
+    raise DataError(f"--num_classes={classes}: need at least 2 classes")
+  return tuple(int(d) for d in shape), int(classes)
+
+
+def load_synthetic(config: DataConfig, encoded: bool = False) -> Source:
+  """Uniform random images and labels, a pure function of (seed, split, id).
+
+  The raw "image" is the example's stateless seed; the transforms draw the
+  pixels from it, so shuffling moves seeds, not images.
+  """
+  del encoded
+  shape, classes = synthetic_spec(config)
+  num_train, num_test = config.synthetic_train_examples, config.synthetic_test_examples
+  if config.max_train_examples:
+    num_train = min(num_train, config.max_train_examples)
+  if config.max_eval_examples:
+    num_test = min(num_test, config.max_eval_examples)
+  if num_train < 1 or num_test < 1:
+    raise DataError("--synthetic_train_examples and --synthetic_test_examples "
+                    "must be >= 1")
+
+  def split(name: str, n: int) -> tf.data.Dataset:
+    base = tf.constant([int(config.seed), _SYNTHETIC_SALT[name]], tf.int64)
+
+    def example(index):
+      seed = tf.random.experimental.stateless_fold_in(base, index)
+      label = tf.random.stateless_uniform([], seed=seed[::-1], minval=0,
+                                          maxval=classes, dtype=tf.int64)
+      return seed, label
+    return tf.data.Dataset.range(n).map(example)
+
+  def eval_transform(seed):
+    return tf.random.stateless_uniform(shape, seed=seed, dtype=tf.float32)
+
+  def train_transform(seed, augment_seed):
+    image = eval_transform(seed)
+    return augment.pad_crop_flip(image, augment_seed) if config.augment else image
+
+  return Source(
+      name="synthetic", train=split("train", num_train), test=split("test", num_test),
+      num_classes=classes, image_shape=shape, num_train=num_train,
+      num_test=num_test, train_transform=train_transform,
+      eval_transform=eval_transform, cache=False, shuffle_buffer=num_train)
+
+
+# -- tfds ----------------------------------------------------------------------
+
+def _num_examples(ds: tf.data.Dataset, info, split: str) -> int:
+  """The split's size: from the dataset, else tfds metadata, else a count."""
+  n = int(ds.cardinality().numpy())
+  if n >= 0:
+    return n
+  try:
+    return int(info.splits[split].num_examples)
+  except KeyError:
+    return int(ds.reduce(np.int64(0), lambda count, _: count + 1).numpy())
+
+
+def load_tfds(config: DataConfig, encoded: bool = False) -> Source:
+  """A tensorflow-datasets source from --data_dir.
+
+  With `encoded` (and always for ImageNet) images stay encoded bytes until
+  the transforms decode them: cheap label scans, and ImageNet's shuffle
+  buffer holds JPEGs instead of decoded images.
+  """
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  name = config.dataset
+  if config.data_dir and not config.download and not os.path.isdir(config.data_dir):
+    raise DataError(f"--data_dir={config.data_dir} does not exist (pass the "
+                    f"directory holding tfds data, or --download)")
+  imagenet = name == "imagenet2012"
+  skip_decoding = encoded or imagenet
+  train_split, test_split = TFDS_SPLITS[name]
+  kwargs = {}
+  if skip_decoding:
+    kwargs["decoders"] = {"image": tfds.decode.SkipDecoding()}
+  if config.manual_dir:
+    kwargs["download_and_prepare_kwargs"] = {
+        "download_config": tfds.download.DownloadConfig(manual_dir=config.manual_dir)}
+  try:
+    (train, test), info = tfds.load(
+        name, split=[train_split, test_split], data_dir=config.data_dir,
+        download=config.download, as_supervised=True, shuffle_files=False,
+        with_info=True, **kwargs)
+  except Exception as e:  # tfds raises AssertionError/DatasetNotFoundError/...
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    raise DataError(f"could not load tfds dataset {name!r} from --data_dir="
+                    f"{config.data_dir}: {first}") from e
+  classes = _declared_classes(config, info.features["label"].num_classes,
+                              f"tfds {name}")
+  shape = tuple(info.features["image"].shape)
+  channels = int(shape[-1])
+  num_train = _num_examples(train, info, train_split)
+  num_test = _num_examples(test, info, test_split)
+  if config.max_train_examples:
+    train, num_train = train.take(config.max_train_examples), min(
+        num_train, config.max_train_examples)
+  if config.max_eval_examples:
+    test, num_test = test.take(config.max_eval_examples), min(
+        num_test, config.max_eval_examples)
+
+  decode = lambda im: im
+  if skip_decoding:
+    decode = lambda im: tf.ensure_shape(
+        tf.io.decode_image(im, channels=channels, expand_animations=False),
+        [None, None, channels])
+  if imagenet:
+    size = config.image_size
+    shape = (size, size, 3)
+    train_transform = lambda raw, seed: augment.imagenet_train_crop(
+        decode(raw), size, seed)
+    eval_transform = lambda raw: augment.imagenet_eval_crop(decode(raw), size)
+  else:
+    train_transform, eval_transform = _transforms(config, decode)
+  return Source(
+      name=name, train=train, test=test, num_classes=classes,
+      image_shape=tuple(int(d) for d in shape), num_train=num_train,
+      num_test=num_test, train_transform=train_transform,
+      eval_transform=eval_transform, cache=not imagenet,
+      shuffle_buffer=min(num_train, IMAGENET_SHUFFLE_BUFFER) if imagenet else num_train)
+
+
+LOADERS = {
+    "digits": load_digits,
+    "npz": load_npz,
+    "synthetic": load_synthetic,
+    **{name: load_tfds for name in TFDS_SPLITS},
+}
+
+
+def load_source(config: DataConfig, encoded: bool = False) -> Source:
+  """The `Source` named by `config.dataset` (see LOADERS)."""
+  loader = LOADERS.get(config.dataset)
+  if loader is None:
+    raise DataError(f"unknown dataset {config.dataset!r}")
+  return loader(config, encoded=encoded)
