@@ -80,7 +80,7 @@ def build_trainer(config: Config, info: data.DatasetInfo, steps_per_epoch: int,
         classifier, info.num_train, config.method,
         dataclasses.replace(config.attack, jit_compile=(
             config.attack.jit_compile or config.train.jit_compile == "attack")),
-        evaluation=config.eval, seed=config.seed)
+        evaluation=config.eval, seed=config.seed, steps_per_epoch=steps_per_epoch)
     # jit_compile is always explicit: Keras' default "auto" would XLA-compile
     # the whole step on a single GPU.
     trainer.compile(
