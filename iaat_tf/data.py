@@ -19,7 +19,7 @@ Sources:
 import dataclasses
 import functools
 import os
-from typing import Callable, Tuple
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -47,6 +47,7 @@ class DatasetInfo:
   image_shape: Tuple[int, int, int]
   num_train: int
   num_test: int
+  num_validation: int = 0  # Held out of the training split (early stopping).
 
 
 @dataclasses.dataclass
@@ -62,6 +63,7 @@ class Datasets:
   test: tf.data.Dataset
   info: DatasetInfo
   train_epochs: Callable[[int, int], tf.data.Dataset]
+  validation: Optional[tf.data.Dataset] = None  # With validation_fraction > 0.
 
 
 # -- array sources -----------------------------------------------------------
@@ -71,6 +73,42 @@ def holdout_split(num_examples: int, fraction: float):
   order = np.random.RandomState(_SPLIT_SEED).permutation(num_examples)
   num_test = max(1, int(round(num_examples * fraction)))
   return np.sort(order[num_test:]), np.sort(order[:num_test])
+
+
+def split_validation(source: tf.data.Dataset, num_train: int, fraction: float):
+  """Holds `fraction` of the first `num_train` training examples out.
+
+  The held-out ids are fixed by example position (`holdout_split`'s fixed
+  permutation), independent of --seed. Returns (training source, validation
+  source, ids of the kept examples in the original split); both sources
+  yield (image, label) and are enumerated again downstream, so training ids
+  stay dense 0..len(kept)-1 for the eps table.
+  """
+  kept, held = holdout_split(num_train, fraction)
+  is_held = tf.constant(np.isin(np.arange(num_train), held))
+  keyed = source.take(num_train).enumerate()
+
+  def pick(want: bool, count: int) -> tf.data.Dataset:
+    def selected(i, example):
+      del example
+      return tf.equal(is_held[i], want)
+
+    def drop_index(i, example):
+      del i
+      return example
+
+    # Known sizes keep Keras' epoch bookkeeping exact.
+    return keyed.filter(selected).map(drop_index).apply(
+        tf.data.experimental.assert_cardinality(count))
+
+  return pick(False, len(kept)), pick(True, len(held)), kept
+
+
+def _kept_train_ids(config: DataConfig, num_train: int) -> np.ndarray:
+  """Original ids of the training examples left after the validation split."""
+  if not config.validation_fraction:
+    return np.arange(num_train)
+  return holdout_split(num_train, config.validation_fraction)[0]
 
 
 def load_digits_arrays(holdout_fraction: float = 0.2):
@@ -322,6 +360,11 @@ def load_datasets(config: DataConfig) -> Datasets:
       shape = (config.image_size, config.image_size, 3)
   else:
     raise DataError(f"unknown dataset {name!r}")
+  validation_src, num_validation = None, 0
+  if config.validation_fraction:
+    train_src, validation_src, kept = split_validation(
+        train_src, num_train, config.validation_fraction)
+    num_train, num_validation = len(kept), num_train - len(kept)
 
   if name == "imagenet2012":
     train_pre = lambda im: imagenet_train_crop(im, config.image_size)
@@ -336,11 +379,16 @@ def load_datasets(config: DataConfig) -> Datasets:
   test = build_pipeline(test_src, training=False, config=config,
                         preprocess=test_pre, cache=cache,
                         limit=config.max_eval_examples if name in TFDS_DATASETS else 0)
+  validation = None
+  if validation_src is not None:
+    validation = build_pipeline(validation_src, training=False, config=config,
+                                preprocess=test_pre, cache=cache)
   info = DatasetInfo(name=name, num_classes=int(num_classes),
                      image_shape=tuple(int(d) for d in shape),
-                     num_train=int(num_train), num_test=int(num_test))
+                     num_train=int(num_train), num_test=int(num_test),
+                     num_validation=int(num_validation))
   return Datasets(train=train_epochs(0, 1), test=test, info=info,
-                  train_epochs=train_epochs)
+                  train_epochs=train_epochs, validation=validation)
 
 
 def _train_arrays(config: DataConfig):
@@ -362,7 +410,11 @@ def train_examples_by_index(config: DataConfig, indices: np.ndarray):
   indices = np.asarray(indices, np.int64)
   if config.dataset in ("digits", "npz"):
     x, y = _train_arrays(config)
+    indices = _kept_train_ids(config, len(y))[indices]
     return x[indices], y[indices]
+  if config.validation_fraction:  # Training ids -> ids in the tfds split.
+    num_train = len(read_train_labels(dataclasses.replace(config, validation_fraction=0.0)))
+    indices = _kept_train_ids(config, num_train)[indices]
   pre = ((lambda im: imagenet_eval_crop(im, config.image_size))
          if config.dataset == "imagenet2012" else to_unit_float)
   wanted = {int(i): k for k, i in enumerate(indices)}
@@ -398,6 +450,8 @@ def _encoded_train_source(config: DataConfig):
 def read_train_labels(config: DataConfig) -> np.ndarray:
   """Label of every training example, by index (one pass over the labels)."""
   if config.dataset in ("digits", "npz"):
-    return _train_arrays(config)[1]
-  ds = _encoded_train_source(config)[0].map(lambda im, label: label)
-  return np.fromiter(ds.as_numpy_iterator(), dtype=np.int64)
+    labels = _train_arrays(config)[1]
+  else:
+    ds = _encoded_train_source(config)[0].map(lambda im, label: label)
+    labels = np.fromiter(ds.as_numpy_iterator(), dtype=np.int64)
+  return labels[_kept_train_ids(config, len(labels))]

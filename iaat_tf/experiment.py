@@ -28,7 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from iaat_tf import adaptive_model, data, export, models, plots, training
+from iaat_tf import adaptive_model, data, early_stopping, export, models, plots, training
 from iaat_tf.config import Config, ConfigError, validate
 
 RESUME_KEYS = ("data", "model", "method")
@@ -138,6 +138,13 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
                                 append=True),
       keras.callbacks.TerminateOnNaN(),
   ]
+  # Robust early stopping: validate on the held-out training examples and
+  # keep the best weights (saved before the epoch's resume checkpoint).
+  best_dir = training.worker_dir(out, strategy, "best_checkpoint")
+  validation_data = datasets.test.take(eval_batches)
+  if datasets.validation is not None:
+    validation_data = datasets.validation
+    callbacks.insert(3, early_stopping.BestCheckpoint(best_dir))
   start = time.perf_counter()
   history = {}
   if initial_epoch < config.train.epochs:
@@ -145,12 +152,19 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
         datasets.train_epochs(initial_epoch, config.train.epochs),
         steps_per_epoch=steps_per_epoch,
         epochs=config.train.epochs, initial_epoch=initial_epoch,
-        validation_data=datasets.test.take(eval_batches),
+        validation_data=validation_data,
         validation_freq=config.eval.every_epochs, callbacks=callbacks,
         verbose=config.train.verbose, shuffle=False)
     history = training.history_to_lists(fit.history)
   train_seconds = time.perf_counter() - start
 
+  best = None
+  if datasets.validation is not None:
+    best = early_stopping.read_state(best_dir)
+    if best is not None and config.export_model == "best":
+      early_stopping.restore_best_weights(trainer.classifier, best_dir)
+      log(f"iaat_tf: restored the best validation weights (epoch {best['epoch']}, "
+          f"val PGD {best['value']:.4f})")
   log("iaat_tf: final evaluation on the test split "
       f"(clean + PGD-{config.eval.steps} at eps={config.eval.eps:.5f})")
   final = trainer.evaluate(datasets.test, verbose=config.train.verbose,
@@ -173,6 +187,12 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
                 "eval_pgd_steps": config.eval.steps},
       "history": history,
   }
+  if best is not None:
+    results["early_stopping"] = {
+        "best_epoch": best["epoch"], "monitor": best["monitor"],
+        "best_value": best["value"], "best_metrics": best["metrics"],
+        "num_validation": info.num_validation,
+        "final_weights": config.export_model}
   if chief:
     labels = data.read_train_labels(config.data)[:info.num_train]
     np.save(os.path.join(out, "eps_table.npy"), eps_table)
