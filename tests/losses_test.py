@@ -141,3 +141,31 @@ def test_per_example_normal_is_standard_normal_and_finite():
   z = kl_attack.per_example_normal([64, 32, 32, 1], tf.range(64), 5).numpy()
   assert np.isfinite(z).all()
   assert abs(z.mean()) < 0.02 and abs(z.std() - 1.0) < 0.02
+
+
+def test_trades_and_mart_train_under_mixed_bfloat16():
+  """Half-precision classifier: logits are cast to float32 before every loss."""
+  from iaat_tf import models  # pylint: disable=g-import-not-at-top
+  keras.mixed_precision.set_global_policy("mixed_bfloat16")
+  try:
+    rng = np.random.RandomState(0)
+    x = rng.rand(16, 8, 8, 1).astype(np.float32)
+    y = rng.randint(0, 3, 16)
+    ds = tf.data.Dataset.from_tensor_slices(
+        ({"image": x, "index": np.arange(16)}, y)).batch(8)
+    for loss in ("trades", "mart"):
+      keras.utils.set_random_seed(0)
+      classifier = models.small_cnn((8, 8, 1), 3, (0.5,), (0.25,))
+      trainer = adaptive_model.AdversarialTrainer(
+          classifier, 16, MethodConfig(method="iaat", eps=0.1, warmup_epochs=0,
+                                       loss=loss),
+          AttackConfig(steps=2, step_ratio=0.25, min_step=0.01))
+      trainer.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
+      before = [w.numpy() for w in classifier.trainable_weights]
+      history = trainer.fit(ds, epochs=1, verbose=0).history
+      assert np.isfinite(history["loss"][0]) and history["loss"][0] > 0
+      assert trainer.eps_table.dtype == tf.float32
+      assert any(np.abs(a - b.numpy()).max() > 0
+                 for a, b in zip(before, classifier.trainable_weights))
+  finally:
+    keras.mixed_precision.set_global_policy("float32")
