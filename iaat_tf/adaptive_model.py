@@ -90,6 +90,13 @@ class AdversarialTrainer(keras.Model):
     self._attack_fn = batch_steps.make_pgd(
         self._attack_logits, attack, seed=seed,
         jit_compile=True if attack.jit_compile else None)
+    # TRADES' training attack, compiled like the PGD one.
+    self._kl_attack_fn = tf.function(
+        lambda images, eps, index, step: kl_attack.kl_attack(
+            self._attack_logits, images, eps, steps=attack.steps,
+            step_size=attacks.pgd_step_size(eps, attack.step_ratio, attack.min_step),
+            index=index, step=step, salt=batch_steps.SALT_TRAIN, seed=seed),
+        jit_compile=True if attack.jit_compile else None, reduce_retracing=True)
 
   # -- Keras plumbing -------------------------------------------------------
 
@@ -144,11 +151,7 @@ class AdversarialTrainer(keras.Model):
     if self.method_config.loss != "trades":
       return self._attack_fn(images, labels, eps, index, step,
                              batch_steps.SALT_TRAIN)
-    a = self.attack_config
-    return kl_attack.kl_attack(
-        self._attack_logits, images, eps, steps=a.steps,
-        step_size=attacks.pgd_step_size(eps, a.step_ratio, a.min_step),
-        index=index, step=step, salt=batch_steps.SALT_TRAIN, seed=self.seed)
+    return self._kl_attack_fn(images, eps, index, step)
 
   def training_loss(self, images, x_train, labels, clean_ok):
     """(scalar loss, per-example logits of the trained-on batch).
