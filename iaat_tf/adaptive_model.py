@@ -17,6 +17,15 @@ adds, per the method in `MethodConfig`:
 
 During the first `warmup_epochs` both IAAT variants train at `eps` for
 clean-correct examples (0 for the rest) and store that radius in the table.
+`eps_ramp_epochs` ramps that radius (and pgd_at's) linearly from 0, per step.
+
+The loss (`MethodConfig.loss`, `losses.py`) is orthogonal to the radius
+rule: `ce` trains on PGD examples (today's), `trades` on TRADES' KL attack
+(`kl_attack.py`) with CE(clean) + beta * KL(clean || adv), `mart` on PGD
+examples with MART's loss. Radius probes always use cross-entropy PGD. Under
+IAAT the S+/S- split is the same for every loss: S- examples train on their
+clean image, so TRADES' and MART's KL terms vanish for them (their loss is
+TRADES' clean CE, or MART's boosted CE on the clean image).
 
 The step is composed of the plain functions in `batch_steps.py` (radius
 arithmetic in `radius.py`, the table in `eps_table.py`), which custom
@@ -31,6 +40,9 @@ import tensorflow as tf
 
 from iaat_tf import attacks
 from iaat_tf import batch_steps
+from iaat_tf import kl_attack
+from iaat_tf import losses
+from iaat_tf import radius
 from iaat_tf.config import AttackConfig, EvalConfig, MethodConfig
 from iaat_tf.eps_table import EpsTable
 
@@ -55,7 +67,8 @@ class AdversarialTrainer(keras.Model):
 
   def __init__(self, classifier: keras.Model, num_train_examples: int,
                method: MethodConfig, attack: AttackConfig,
-               evaluation: Optional[EvalConfig] = None, seed: int = 0, **kwargs):
+               evaluation: Optional[EvalConfig] = None, seed: int = 0,
+               steps_per_epoch: int = 0, **kwargs):
     super().__init__(**kwargs)
     self.classifier = classifier
     self.method_config = method
@@ -63,6 +76,9 @@ class AdversarialTrainer(keras.Model):
     self.eval_config = evaluation or EvalConfig()
     self.seed = seed
     self.num_train_examples = int(num_train_examples)
+    if method.eps_ramp_epochs and steps_per_epoch <= 0:
+      raise ValueError("eps_ramp_epochs needs steps_per_epoch > 0")
+    self.ramp_steps = method.eps_ramp_epochs * int(steps_per_epoch)
     self.radii = EpsTable(self.num_train_examples)
     # A raw tf.Variable: tracked by tf.train.Checkpoint, not a Keras weight.
     self.eps_table = self.radii.variable
@@ -78,6 +94,13 @@ class AdversarialTrainer(keras.Model):
     self._attack_fn = batch_steps.make_pgd(
         self._attack_logits, attack, seed=seed,
         jit_compile=True if attack.jit_compile else None)
+    # TRADES' training attack, compiled like the PGD one.
+    self._kl_attack_fn = tf.function(
+        lambda images, eps, index, step: kl_attack.kl_attack(
+            self._attack_logits, images, eps, steps=attack.steps,
+            step_size=attacks.pgd_step_size(eps, attack.step_ratio, attack.min_step),
+            index=index, step=step, salt=batch_steps.SALT_TRAIN, seed=seed),
+        jit_compile=True if attack.jit_compile else None, reduce_retracing=True)
 
   # -- Keras plumbing -------------------------------------------------------
 
@@ -144,15 +167,29 @@ class AdversarialTrainer(keras.Model):
 
   # -- training -------------------------------------------------------------
 
+  def craft_training_images(self, images, labels, eps, index, step):
+    """The training attack of the loss: KL attack (trades) or CE PGD."""
+    if self.method_config.loss != "trades":
+      return self._attack_fn(images, labels, eps, index, step,
+                             batch_steps.SALT_TRAIN)
+    return self._kl_attack_fn(images, eps, index, step)
+
   def training_loss(self, images, x_train, labels, clean_ok):
     """(scalar loss, per-example logits of the trained-on batch).
 
-    Cross-entropy on `x_train` (adversarial for S+, clean for S-), in
-    training mode, plus the classifier's regularisation losses.
+    The configured loss (`losses.py`) on `x_train` (adversarial for S+,
+    clean for S-), in training mode; trades and mart also run the clean
+    images. The regularisation losses are added by `train_step`.
     """
-    del images, clean_ok  # Used by other losses.
+    del clean_ok  # S- already trains on its clean image (x_train).
+    method = self.method_config
     logits = tf.cast(self.classifier(x_train, training=True), tf.float32)
-    loss = tf.reduce_mean(attacks.cross_entropy_loss(logits, labels))
+    clean_logits = None
+    if losses.needs_clean_logits(method.loss):
+      clean_logits = tf.cast(self.classifier(images, training=True), tf.float32)
+    beta = method.mart_beta if method.loss == "mart" else method.trades_beta
+    loss = tf.reduce_mean(losses.per_example_loss(
+        method.loss, clean_logits, logits, labels, beta))
     return loss, logits
 
   def train_step(self, data):
@@ -173,11 +210,15 @@ class AdversarialTrainer(keras.Model):
     eps_train = batch_steps.choose_radii(
         self._attack_fn, self._attack_logits, images, labels, index, stored,
         clean_ok, method, step=step, in_warmup=in_warmup)
+    if self.ramp_steps and method.method == "pgd_at":
+      eps_train = eps_train * radius.ramp_factor(step, self.ramp_steps)
+    elif self.ramp_steps and adaptive:  # The warmup radius only.
+      eps_train = tf.where(in_warmup, radius.ramp_factor(step, self.ramp_steps)
+                           * eps_train, eps_train)
     if method.method == "standard":
       x_train = images
     else:
-      x_adv = self._attack_fn(images, labels, eps_train, index, step,
-                              batch_steps.SALT_TRAIN)
+      x_adv = self.craft_training_images(images, labels, eps_train, index, step)
       x_train = batch_steps.training_images(
           images, x_adv, clean_ok if adaptive else None)
 

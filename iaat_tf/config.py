@@ -20,6 +20,8 @@ PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 JIT_MODES = ("none", "attack", "step")  # What --jit_compile XLA-compiles.
 CHEAP_SIGNALS = ("inference", "train_forward")
 WEIGHT_DECAY_TYPES = ("coupled", "decoupled")
+LOSSES = ("ce", "trades", "mart")  # The training loss, orthogonal to --method.
+EXPORT_MODELS = ("best", "last")  # With --validation_fraction: which weights.
 
 
 class ConfigError(ValueError):
@@ -47,6 +49,8 @@ class DataConfig:
   synthetic_shape: Tuple[int, ...] = ()  # () : from synthetic_like.
   synthetic_train_examples: int = 1024
   synthetic_test_examples: int = 256
+  # Held out of the training split for early stopping (0: none).
+  validation_fraction: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +87,14 @@ class MethodConfig:
   # the adversarial batch (like Algorithm 2), or the training forward pass.
   cheap_beta: float = 0.0
   cheap_signal: str = "inference"
+  # The training loss (losses.py) and its weights; the radius rules above
+  # are unchanged by it.
+  loss: str = "ce"
+  trades_beta: float = 6.0
+  mart_beta: float = 6.0
+  # Linear ramp of the training radius from 0 to eps over these epochs (per
+  # step), for pgd_at and the IAAT warmup (0: none).
+  eps_ramp_epochs: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,6 +141,7 @@ class Config:
   seed: int = 0
   export: bool = True
   overwrite: bool = False  # Start over in a non-empty output_dir.
+  export_model: str = "best"  # With a validation split: best or last weights.
 
   def to_dict(self):
     return dataclasses.asdict(self)
@@ -168,6 +181,7 @@ def validate(config: Config) -> Config:
       ("precision", t.precision, PRECISIONS),
       ("jit_compile", t.jit_compile, JIT_MODES),
       ("cheap_signal", me.cheap_signal, CHEAP_SIGNALS),
+      ("loss", me.loss, LOSSES), ("export_model", config.export_model, EXPORT_MODELS),
       ("optimizer", t.optimizer, ("sgd", "adam")),
       ("weight_decay_type", t.weight_decay_type, WEIGHT_DECAY_TYPES)):
     _check(value in choices,
@@ -187,6 +201,16 @@ def validate(config: Config) -> Config:
          f"under --strategy={t.strategy} is a cross-replica step that XLA "
          "cannot compile); use --jit_compile=attack")
   _check(me.warmup_epochs >= 0, "--warmup_epochs must be >= 0")
+  _check(me.trades_beta >= 0 and me.mart_beta >= 0,
+         "--trades_beta and --mart_beta must be >= 0")
+  _check(me.eps_ramp_epochs >= 0, "--eps_ramp_epochs must be >= 0")
+  _check(not (me.method in ("iaat", "iaat_cheap") and
+              me.eps_ramp_epochs > me.warmup_epochs),
+         f"--eps_ramp_epochs={me.eps_ramp_epochs} is longer than "
+         f"--warmup_epochs={me.warmup_epochs}: under {me.method} the ramp "
+         "applies to the warmup radius only")
+  _check(0.0 <= d.validation_fraction < 1.0,
+         f"--validation_fraction={d.validation_fraction} must be in [0, 1) (0: none)")
   _check(a.steps >= 1, f"--pgd_steps={a.steps} must be >= 1")
   _check(e.steps >= 1, f"--eval_pgd_steps={e.steps} must be >= 1")
   _check(a.step_ratio > 0, f"--pgd_step_ratio={a.step_ratio} must be > 0")

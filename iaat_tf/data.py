@@ -17,7 +17,7 @@ examples are read back by `example_lookup.py`.
 
 import dataclasses
 import functools
-from typing import Callable, Tuple
+from typing import Callable, Optional, Tuple
 
 import tensorflow as tf
 
@@ -40,12 +40,15 @@ class DatasetInfo:
   image_shape: Tuple[int, int, int]
   num_train: int
   num_test: int
+  num_validation: int = 0  # Held out of the training split (early stopping).
 
   def describe(self) -> str:
     """One line for the run log, e.g. 'cifar10: 10 classes, 32x32x3, ...'."""
     shape = "x".join(str(d) for d in self.image_shape)
+    held = (f" / {self.num_validation} validation (held out of train)"
+            if self.num_validation else "")
     return (f"{self.name}: {self.num_classes} classes, {shape} images, "
-            f"{self.num_train} train / {self.num_test} test")
+            f"{self.num_train} train / {self.num_test} test{held}")
 
 
 @dataclasses.dataclass
@@ -61,6 +64,7 @@ class Datasets:
   test: tf.data.Dataset
   info: DatasetInfo
   train_epochs: Callable[[int, int], tf.data.Dataset]
+  validation: Optional[tf.data.Dataset] = None  # With validation_fraction > 0.
 
 
 def _keyed(ds: tf.data.Dataset) -> tf.data.Dataset:
@@ -96,15 +100,23 @@ def _example(index, image, label):
           tf.cast(label, tf.int64))
 
 
+def eval_pipeline(raw: tf.data.Dataset, source: data_sources.Source,
+                  config: DataConfig) -> tf.data.Dataset:
+  """Batched, un-augmented ({image, index}, label) batches of (raw, label) pairs."""
+  keyed = _keyed(raw)
+  if source.cache:
+    keyed = keyed.cache()
+  keyed = keyed.map(lambda i, image, y: _example(i, source.eval_transform(image), y),
+                    num_parallel_calls=AUTOTUNE)
+  return _with_options(keyed.batch(config.eval_batch_size))
+
+
 def build_pipelines(source: data_sources.Source, config: DataConfig):
   """(test dataset, train_epochs(start, end)) from a Source."""
-  keyed_train, keyed_test = _keyed(source.train), _keyed(source.test)
+  keyed_train = _keyed(source.train)
   if source.cache:
-    keyed_train, keyed_test = keyed_train.cache(), keyed_test.cache()
-  test = keyed_test.map(
-      lambda i, raw, y: _example(i, source.eval_transform(raw), y),
-      num_parallel_calls=AUTOTUNE)
-  test = _with_options(test.batch(config.eval_batch_size))
+    keyed_train = keyed_train.cache()
+  test = eval_pipeline(source.test, source, config)
   buffer = shuffle_buffer_size(config, source)
 
   def one_epoch(epoch: int) -> tf.data.Dataset:
@@ -129,12 +141,19 @@ def build_pipelines(source: data_sources.Source, config: DataConfig):
 def load_datasets(config: DataConfig) -> Datasets:
   """Builds the train and test pipelines named by `config.dataset`."""
   source = data_sources.load_source(config)
+  source, held_out = data_sources.split_validation(source,
+                                                   config.validation_fraction)
   if source.num_train < config.batch_size:
     raise DataError(f"--batch_size={config.batch_size} is larger than the "
                     f"{source.num_train} training examples")
   test, train_epochs = build_pipelines(source, config)
+  validation = None
+  if held_out is not None:
+    validation = eval_pipeline(held_out, source, config)
   info = DatasetInfo(name=source.name, num_classes=int(source.num_classes),
                      image_shape=tuple(int(d) for d in source.image_shape),
-                     num_train=int(source.num_train), num_test=int(source.num_test))
+                     num_train=int(source.num_train), num_test=int(source.num_test),
+                     num_validation=(0 if held_out is None else
+                                     int(held_out.cardinality())))
   return Datasets(train=train_epochs(0, 1), test=test, info=info,
-                  train_epochs=train_epochs)
+                  train_epochs=train_epochs, validation=validation)

@@ -418,3 +418,34 @@ def load_source(config: DataConfig, encoded: bool = False) -> Source:
   if loader is None:
     raise DataError(f"unknown dataset {config.dataset!r}")
   return loader(config, encoded=encoded)
+
+
+def split_validation(source: Source, fraction: float
+                     ) -> Tuple[Source, Optional[tf.data.Dataset]]:
+  """Holds `fraction` of the training split out for robust early stopping.
+
+  The held-out ids are fixed by example position (`holdout_split`'s fixed
+  permutation), independent of --seed. Returns the source with only the
+  kept training examples (in id order, so they are enumerated again
+  downstream and training ids stay dense 0..n-1 for the eps table) and the
+  held-out (raw image, label) dataset; (source, None) when fraction is 0.
+  """
+  if not fraction:
+    return source, None
+  kept, held = holdout_split(source.num_train, fraction)
+  is_held = tf.constant(np.isin(np.arange(source.num_train), held))
+  keyed = source.train.enumerate()
+
+  def pick(want: bool, count: int) -> tf.data.Dataset:
+    chosen = keyed.filter(lambda i, example: tf.equal(is_held[i], want))
+    # Known sizes keep Keras' epoch bookkeeping exact.
+    return chosen.map(lambda i, example: example).apply(
+        tf.data.experimental.assert_cardinality(count))
+
+  arrays = None
+  if source.arrays is not None:
+    x, y = source.arrays
+    arrays = (x[kept], y[kept])
+  train = dataclasses.replace(source, train=pick(False, len(kept)),
+                              num_train=len(kept), arrays=arrays)
+  return train, pick(True, len(held))

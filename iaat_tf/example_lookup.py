@@ -14,13 +14,19 @@ from iaat_tf.config import DataConfig
 from iaat_tf.data_sources import DataError
 
 
+def _training_source(config: DataConfig) -> data_sources.Source:
+  """The training split as the run trained on it (validation ids held out)."""
+  source = data_sources.load_source(config, encoded=True)
+  return data_sources.split_validation(source, config.validation_fraction)[0]
+
+
 def train_examples_by_index(config: DataConfig, indices: np.ndarray):
   """(images [M,H,W,C] in [0,1], labels [M]) of the given training ids.
 
   Images are the un-augmented originals (ImageNet: the central eval crop).
   """
   indices = np.asarray(indices, np.int64)
-  source = data_sources.load_source(config, encoded=True)
+  source = _training_source(config)
   if source.arrays is not None:
     x, y = source.arrays
     return x[indices], y[indices]
@@ -46,7 +52,7 @@ def train_examples_by_index(config: DataConfig, indices: np.ndarray):
 
 def read_train_labels(config: DataConfig) -> np.ndarray:
   """Label of every training example, by index (one pass over the labels)."""
-  source = data_sources.load_source(config, encoded=True)
+  source = _training_source(config)
   if source.arrays is not None:
     return source.arrays[1]
   labels = source.train.map(lambda raw, label: label)

@@ -34,8 +34,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from iaat_tf import (adaptive_model, callbacks, data, example_lookup, export,
-                     models, plots, run_io, training)
+from iaat_tf import (adaptive_model, callbacks, data, early_stopping,
+                     example_lookup, export, models, plots, run_io, training)
 from iaat_tf.config import Config, ConfigError, validate
 
 RESUME_KEYS = run_io.RESUME_KEYS
@@ -81,7 +81,7 @@ def build_trainer(config: Config, info: data.DatasetInfo, steps_per_epoch: int,
         classifier, info.num_train, config.method,
         dataclasses.replace(config.attack, jit_compile=(
             config.attack.jit_compile or config.train.jit_compile == "attack")),
-        evaluation=config.eval, seed=config.seed)
+        evaluation=config.eval, seed=config.seed, steps_per_epoch=steps_per_epoch)
     # jit_compile is always explicit: Keras' default "auto" would XLA-compile
     # the whole step on a single GPU.
     trainer.compile(
@@ -150,9 +150,15 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
   adaptive = config.method.method in ADAPTIVE_METHODS
   fit_verbose, summary, bar = _progress_mode(config.train.verbose)
   history_path = training.worker_dir(out, strategy, run_io.HISTORY)
+  # Robust early stopping: validate on the held-out training examples and
+  # keep the best weights (saved before the epoch's resume checkpoint).
+  best_dir = training.worker_dir(out, strategy, "best_checkpoint")
   if initial_epoch < config.train.epochs:
     eval_batches = max(1, math.ceil(config.eval.max_examples /
                                     config.data.eval_batch_size))
+    validation_data = datasets.test.take(eval_batches)
+    if datasets.validation is not None:
+      validation_data = datasets.validation
     epoch_callbacks = [
         training.EpochCallback(),
         callbacks.EpochTimer(steps_per_epoch * config.data.batch_size),
@@ -167,6 +173,8 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
         # The bar ends its line before the epoch's summary line is printed.
         *([callbacks.BatchProgressBar()] if bar else []),
         *([callbacks.EpochSummary(config.train.epochs, log)] if summary else []),
+        *([early_stopping.BestCheckpoint(best_dir)]
+          if datasets.validation is not None else []),
         training.CheckpointCallback(manager),
         keras.callbacks.TerminateOnNaN(),
     ]
@@ -174,12 +182,19 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
         datasets.train_epochs(initial_epoch, config.train.epochs),
         steps_per_epoch=steps_per_epoch,
         epochs=config.train.epochs, initial_epoch=initial_epoch,
-        validation_data=datasets.test.take(eval_batches),
+        validation_data=validation_data,
         validation_freq=config.eval.every_epochs, callbacks=epoch_callbacks,
         verbose=fit_verbose, shuffle=False)
   history = run_io.history_columns(run_io.read_history(history_path))
   train_seconds = float(sum(s for s in history.get("epoch_seconds", []) if s))
 
+  best = None
+  if datasets.validation is not None:
+    best = early_stopping.read_state(best_dir)
+    if best is not None and config.export_model == "best":
+      early_stopping.restore_best_weights(trainer.classifier, best_dir)
+      log(f"iaat_tf: restored the best validation weights (epoch {best['epoch']}, "
+          f"val PGD {best['value']:.4f})")
   log("iaat_tf: final evaluation on the test split "
       f"(clean + PGD-{config.eval.steps} at eps={config.eval.eps:.5f})")
   final = trainer.evaluate(datasets.test, verbose=1 if bar else fit_verbose,
@@ -201,6 +216,12 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
                 "eval_pgd_steps": config.eval.steps},
       "history": history,
   }
+  if best is not None:
+    results["early_stopping"] = {
+        "best_epoch": best["epoch"], "monitor": best["monitor"],
+        "best_value": best["value"], "best_metrics": best["metrics"],
+        "num_validation": info.num_validation,
+        "final_weights": config.export_model}
   if chief:
     labels = example_lookup.read_train_labels(config.data)[:info.num_train]
     np.save(os.path.join(out, "train_labels.npy"), labels)

@@ -24,6 +24,7 @@ flags.DEFINE_integer("seed", 0, "Global seed (weights, shuffling, attack noise).
 flags.DEFINE_bool("export", True, "Export the classifier as a SavedModel at the end.")
 flags.DEFINE_bool("overwrite", False, "Delete what --output_dir holds and train from scratch "
                   "(default: resume an unfinished run; leave a finished one untouched).")
+flags.DEFINE_string("export_model", "best", "With --validation_fraction: export (and test) the best-validation weights (best) or the last ones (last).")
 # Data.
 flags.DEFINE_string("dataset", _D.dataset, f"One of {', '.join(cfg.DATASETS)}.")
 flags.DEFINE_string("data_dir", None, "tfds data directory (mnist/cifar/imagenet).")
@@ -43,6 +44,7 @@ flags.DEFINE_string("synthetic_like", _D.synthetic_like, "For --dataset=syntheti
 flags.DEFINE_list("synthetic_shape", [], "For --dataset=synthetic: H,W,C overriding --synthetic_like's shape.")
 flags.DEFINE_integer("synthetic_train_examples", _D.synthetic_train_examples, "For --dataset=synthetic: training examples.")
 flags.DEFINE_integer("synthetic_test_examples", _D.synthetic_test_examples, "For --dataset=synthetic: test examples.")
+flags.DEFINE_float("validation_fraction", _D.validation_fraction, "Hold out this fraction of the training split (fixed by example id, not --seed) for robust early stopping (0: none).")
 # Model.
 flags.DEFINE_string("model", _M.name, f"One of {', '.join(cfg.MODELS)}.")
 flags.DEFINE_integer("wrn_depth", _M.depth, "WideResNet depth (28, 32, 34).")
@@ -58,6 +60,10 @@ flags.DEFINE_float("beta", _ME.beta, "IAAT: weight of the new radius in eps <- b
 flags.DEFINE_string("eps_max", "1", "IAAT: upper clip of every radius.")
 flags.DEFINE_float("cheap_beta", _ME.cheap_beta, "iaat_cheap: smoothing weight of the new radius (0: none, the paper's rule).")
 flags.DEFINE_string("cheap_signal", _ME.cheap_signal, "iaat_cheap: judge the training attack's outcome in an inference-mode forward pass (inference) or from the training forward pass (train_forward, free).")
+flags.DEFINE_string("loss", _ME.loss, "Training loss: ce (on the adversarial example), trades or mart; any --method.")
+flags.DEFINE_float("trades_beta", _ME.trades_beta, "TRADES: weight of KL(clean || adversarial).")
+flags.DEFINE_float("mart_beta", _ME.mart_beta, "MART: weight of the misclassification-weighted KL.")
+flags.DEFINE_integer("eps_ramp_epochs", _ME.eps_ramp_epochs, "Ramp the training radius linearly (per step) from 0 to --eps over N epochs (pgd_at, IAAT warmup; 0: none).")
 # Training attack.
 flags.DEFINE_integer("pgd_steps", _A.steps, "PGD steps (k) in training attacks.")
 flags.DEFINE_float("pgd_step_ratio", _A.step_ratio, "PGD step = max(eps * ratio, pgd_min_step).")
@@ -103,7 +109,8 @@ HELP_GROUPS = (
     ("Model", ("model", "wrn_depth", "wrn_width", "sync_batchnorm", "dropout")),
     ("Method (radius schedule)", ("method", "eps", "warmup_epochs", "gamma",
                                   "beta", "eps_max", "cheap_beta",
-                                  "cheap_signal")),
+                                  "cheap_signal", "eps_ramp_epochs")),
+    ("Loss", ("loss", "trades_beta", "mart_beta")),
     ("Training attack (PGD)", ("pgd_steps", "pgd_step_ratio", "pgd_min_step",
                                "pgd_random_start", "attack_bn_mode",
                                "jit_compile")),
@@ -116,6 +123,7 @@ HELP_GROUPS = (
     ("Evaluation during and after training", (
         "eval_eps", "eval_pgd_steps", "eval_step_size", "eval_every_epochs",
         "val_examples")),
+    ("Robust early stopping", ("validation_fraction", "export_model")),
 )
 
 
@@ -145,6 +153,7 @@ def config_from_flags(f: flags.FlagValues = flags.FLAGS) -> cfg.Config:
       seed=f.seed,
       export=f.export,
       overwrite=f.overwrite,
+      export_model=f.export_model,
       data=cfg.DataConfig(
           dataset=f.dataset, data_dir=_path(f.data_dir), manual_dir=_path(f.manual_dir),
           npz_path=_path(f.npz_path), download=f.download,
@@ -157,7 +166,8 @@ def config_from_flags(f: flags.FlagValues = flags.FLAGS) -> cfg.Config:
           synthetic_like=f.synthetic_like,
           synthetic_shape=_int_list("synthetic_shape", f.synthetic_shape),
           synthetic_train_examples=f.synthetic_train_examples,
-          synthetic_test_examples=f.synthetic_test_examples),
+          synthetic_test_examples=f.synthetic_test_examples,
+          validation_fraction=f.validation_fraction),
       model=cfg.ModelConfig(name=f.model, depth=f.wrn_depth, width=f.wrn_width,
                             sync_batchnorm=f.sync_batchnorm, dropout=f.dropout),
       attack=cfg.AttackConfig(
@@ -169,7 +179,9 @@ def config_from_flags(f: flags.FlagValues = flags.FLAGS) -> cfg.Config:
           method=f.method, eps=parse_radius("eps", f.eps),
           warmup_epochs=f.warmup_epochs, gamma=parse_radius("gamma", f.gamma),
           beta=f.beta, eps_max=parse_radius("eps_max", f.eps_max),
-          cheap_beta=f.cheap_beta, cheap_signal=f.cheap_signal),
+          cheap_beta=f.cheap_beta, cheap_signal=f.cheap_signal,
+          loss=f.loss, trades_beta=f.trades_beta, mart_beta=f.mart_beta,
+          eps_ramp_epochs=f.eps_ramp_epochs),
       train=cfg.TrainConfig(
           epochs=f.epochs, optimizer=f.optimizer, learning_rate=f.learning_rate,
           momentum=f.momentum, weight_decay=f.weight_decay,

@@ -92,3 +92,13 @@ def cheap_update(stored: tf.Tensor, attack_failed: tf.Tensor,
   if beta is not None:
     selected = smooth(stored, selected, beta)
   return clip(selected, eps_max)
+
+
+def ramp_factor(step, ramp_steps: int) -> tf.Tensor:
+  """min(1, step / ramp_steps): the linear radius ramp (1 when ramp_steps <= 0).
+
+  `step` is the optimizer step (0 at the first batch, whose radius is 0).
+  """
+  if ramp_steps <= 0:
+    return tf.constant(1.0, tf.float32)
+  return tf.minimum(_f32(step) / float(ramp_steps), 1.0)

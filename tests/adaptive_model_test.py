@@ -125,16 +125,16 @@ def test_call_ignores_the_index_and_accepts_plain_images():
   np.testing.assert_allclose(a, b)
 
 
-def _train_on_strategy(strategy, method, x, y):
+def _train_on_strategy(strategy, method, x, y, loss="ce", ramp=0):
   with strategy.scope():
     keras.utils.set_random_seed(0)
     classifier = models.small_cnn(SHAPE, CLASSES, (0.5,), (0.25,))
     trainer = adaptive_model.AdversarialTrainer(
         classifier, N,
         MethodConfig(method=method, eps=0.1, warmup_epochs=1, gamma=0.03,
-                     beta=0.5, eps_max=0.3),
+                     beta=0.5, eps_max=0.3, loss=loss, eps_ramp_epochs=ramp),
         AttackConfig(steps=3, step_ratio=0.25, min_step=0.01, random_start=True),
-        seed=3)
+        seed=3, steps_per_epoch=N // 16)
     trainer.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
   trainer.fit(_dataset(x, y, 16, shuffle_seed=11), epochs=3, verbose=0,
               callbacks=[_SetEpoch()])
@@ -161,3 +161,23 @@ def test_one_and_two_replicas_give_the_same_eps_table_and_weights(method):
     keras.utils.set_random_seed(0)
     init = models.small_cnn(SHAPE, CLASSES, (0.5,), (0.25,)).weights
   assert max(np.abs(a.numpy() - b).max() for a, b in zip(init, weights1)) > 1e-3
+
+
+@pytest.mark.parametrize("method,loss,ramp", [("iaat", "trades", 1),
+                                              ("pgd_at", "trades", 1),
+                                              ("iaat_cheap", "mart", 0)])
+def test_one_and_two_replicas_agree_with_trades_mart_and_ramp(method, loss, ramp):
+  devices = tf.config.list_logical_devices("CPU")
+  x, y = _arrays(seed=4)
+  one = tf.distribute.OneDeviceStrategy(devices[0].name)
+  two = tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+  table1, weights1 = _train_on_strategy(one, method, x, y, loss, ramp)
+  table2, weights2 = _train_on_strategy(two, method, x, y, loss, ramp)
+  np.testing.assert_allclose(table1, table2, atol=1e-6)
+  for w1, w2 in zip(weights1, weights2):
+    np.testing.assert_allclose(w1, w2, atol=1e-5)
+  if method != "pgd_at":
+    assert (table1 > 0).any()
+  # The loss changes training: the weights differ from cross-entropy's.
+  _, weights_ce = _train_on_strategy(one, method, x, y, "ce", ramp)
+  assert max(np.abs(a - b).max() for a, b in zip(weights1, weights_ce)) > 1e-4
