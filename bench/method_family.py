@@ -9,7 +9,8 @@ For every seed, trains (same model, data and epochs as flags/quickstart.flags):
   iaat                                 flags/quickstart.flags
   iaat_trades                          flags/quickstart_iaat_trades.flags
 
-(`--runs=` picks a subset; `mart` and `iaat_mart` are available too), then
+(`--runs=` picks a subset; `iaat_cheap`, `mart` and `iaat_mart` are
+available too), then
 evaluates each on the full test split at eps 0.2 with the project's
 strongest evaluation, AutoAttack standard (APGD-CE, APGD-T, FAB-T, Square),
 and with the PGD/APGD suite's per-example worst case (PGD-CE, PGD-margin,
@@ -43,6 +44,7 @@ RUNS = {  # name -> flags after --flagfile
     "pgd_at_0.3": ["--flagfile=flags/quickstart_pgd_at.flags", "--eps=0.3"],
     "trades": ["--flagfile=flags/quickstart_trades.flags"],
     "iaat": ["--flagfile=flags/quickstart.flags"],
+    "iaat_cheap": ["--flagfile=flags/quickstart.flags", "--method=iaat_cheap"],
     "iaat_trades": ["--flagfile=flags/quickstart_iaat_trades.flags"],
     "mart": ["--flagfile=flags/quickstart_pgd_at.flags", "--loss=mart"],
     "iaat_mart": ["--flagfile=flags/quickstart.flags", "--loss=mart"],
