@@ -441,3 +441,7 @@ def evaluate_selected(run_dir: str, options: EvalOptions,
   if "autoattack" in options.attacks:
     out["autoattack"] = autoattack_run(run_dir, options, log)
   return out
+
+
+if __name__ == "__main__":
+  cli.call(PROG, main, _ARGV)
