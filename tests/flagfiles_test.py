@@ -67,7 +67,7 @@ def smoke_args(path: str, output_dir: str) -> list:
       f"--synthetic_train_examples={2 * batch}",
       f"--synthetic_test_examples={batch}",
       f"--batch_size={batch}", f"--eval_batch_size={batch}",
-      f"--eval_max_examples={batch}", "--epochs=1", "--warmup_epochs=0",
+      f"--val_examples={batch}", "--epochs=1", "--warmup_epochs=0",
       "--pgd_steps=1", "--eval_pgd_steps=1", "--export=false", "--verbose=2",
       f"--output_dir={output_dir}",
   ]
