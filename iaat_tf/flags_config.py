@@ -51,6 +51,13 @@ flags.DEFINE_float("beta", _ME.beta, "IAAT: weight of the new radius in eps <- b
 flags.DEFINE_string("eps_max", "1", "IAAT: upper clip of every radius.")
 flags.DEFINE_float("cheap_beta", _ME.cheap_beta, "iaat_cheap: smoothing weight of the new radius (0: none, the paper's rule).")
 flags.DEFINE_string("cheap_signal", _ME.cheap_signal, "iaat_cheap: judge the training attack's outcome in an inference-mode forward pass (inference) or from the training forward pass (train_forward, free).")
+# Algorithm 2's probes (README "Speed"; defaults: the exact algorithm).
+flags.DEFINE_string("alg2_preset", "exact", "iaat: Algorithm 2's probes, exact (both probes are the training attack) or fast (the measured fast setting, see README 'Speed'); the probe_* flags below override a preset's values.")
+flags.DEFINE_integer("probe_steps", _ME.probe_steps, "iaat: PGD steps of each probe attack (0: --pgd_steps).")
+flags.DEFINE_float("probe_step_ratio", _ME.probe_step_ratio, "iaat: probe step = max(eps * ratio, pgd_min_step) (0: --pgd_step_ratio).")
+flags.DEFINE_bool("probe_batched", _ME.probe_batched, "iaat: run both probes as one attack on a doubled batch.")
+flags.DEFINE_string("probe_early_stop", _ME.probe_early_stop, "iaat: none (exact), batch (stop a probe once every example is misclassified) or example (also drop misclassified examples from the probe each step).")
+flags.DEFINE_bool("probe_only_needed", _ME.probe_only_needed, "iaat: probe only the examples whose outcome Algorithm 2 uses (clean-correct; the probe at eps only where eps+gamma broke).")
 # Training attack.
 flags.DEFINE_integer("pgd_steps", _A.steps, "PGD steps (k) in training attacks.")
 flags.DEFINE_float("pgd_step_ratio", _A.step_ratio, "PGD step = max(eps * ratio, pgd_min_step).")
@@ -93,6 +100,16 @@ def _jit_mode(value: str) -> str:
   return legacy.get(str(value).lower(), str(value))
 
 
+def _probe_settings(f: flags.FlagValues) -> dict:
+  """MethodConfig's probe_* fields: the preset, overridden by explicit flags."""
+  values = cfg.alg2_preset(f.alg2_preset, f.pgd_steps, f.pgd_step_ratio)
+  for name in ("probe_steps", "probe_step_ratio", "probe_batched",
+               "probe_early_stop", "probe_only_needed"):
+    if f[name].present or name not in values:
+      values[name] = f[name].value
+  return values
+
+
 def _path(value):
   return os.path.expanduser(value) if value else value
 
@@ -125,7 +142,8 @@ def config_from_flags(f: flags.FlagValues = flags.FLAGS) -> cfg.Config:
           method=f.method, eps=parse_radius("eps", f.eps),
           warmup_epochs=f.warmup_epochs, gamma=parse_radius("gamma", f.gamma),
           beta=f.beta, eps_max=parse_radius("eps_max", f.eps_max),
-          cheap_beta=f.cheap_beta, cheap_signal=f.cheap_signal),
+          cheap_beta=f.cheap_beta, cheap_signal=f.cheap_signal,
+          **_probe_settings(f)),
       train=cfg.TrainConfig(
           epochs=f.epochs, optimizer=f.optimizer, learning_rate=f.learning_rate,
           momentum=f.momentum, weight_decay=f.weight_decay,
