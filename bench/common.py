@@ -265,11 +265,11 @@ class Timed:
 
 def time_group(group: Group, log) -> dict:
   """Warms up every variant, then times them round-robin; memory per group."""
-  reset_ok = reset_peak_rss()
-  reset_device_peak()
   rss_before = status_mb("VmRSS")
   timed, failed = [], []
   for variant in group.variants:
+    variant_reset = reset_peak_rss()
+    reset_device_peak()
     try:
       t = Timed(group.spec, variant)
     except (tf.errors.OpError, ValueError, RuntimeError) as e:  # e.g. XLA refuses.
@@ -277,6 +277,9 @@ def time_group(group: Group, log) -> dict:
       log(f"  FAIL {group.spec.key:14s} {variant.label:34s} {message}")
       failed.append({"model": group.spec.key, "label": variant.label, "error": message})
       continue
+    # Peak memory while building and warming up this variant (3 steps).
+    t.memory = {"peak_rss_mb": status_mb("VmHWM") if variant_reset else None,
+                "device": device_memory()}
     t.plan(group.repeat_seconds, group.max_steps)
     log(f"  warm {group.spec.key:14s} {variant.label:34s} "
         f"{t.estimate * 1000:9.1f} ms/step (first calls {t.first_call_seconds:.1f}s)")
@@ -284,14 +287,17 @@ def time_group(group: Group, log) -> dict:
   for _ in range(group.repeats):
     for t in timed:
       t.repeat()
-  results = [t.result() for t in timed]
+  results = []
+  for t in timed:
+    results.append({**t.result(), "section": group.section,
+                    "warmup_peak_rss_mb": t.memory["peak_rss_mb"],
+                    "warmup_device_memory": t.memory["device"]})
   for r in results:
-    r["section"] = group.section
     log(f"  {r['model']:14s} {r['label']:34s} {r['step_seconds_median'] * 1000:9.1f} ms/step "
         f"{r['images_per_second']:9.1f} img/s  (x{r['repeats']} of {r['steps_per_repeat']} steps)")
   memory = {"rss_before_mb": rss_before,
-            "peak_rss_mb": status_mb("VmHWM") if reset_ok else None,
-            "peak_rss_note": "" if reset_ok else "could not reset VmHWM; see maxrss",
+            "peak_rss_mb": max((r["warmup_peak_rss_mb"] or 0 for r in results), default=None),
+            "peak_rss_note": "largest peak of a variant's build + warmup (VmHWM)",
             "maxrss_mb_so_far": maxrss_mb(), "device_memory": device_memory()}
   del timed
   keras.backend.clear_session()
