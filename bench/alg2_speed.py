@@ -10,11 +10,16 @@ decided early, so they are timed twice: on a fresh model with random labels
 ("random": most examples are misclassified, the favourable case) and in the
 "robust" state (every example clean-correct, no attack can succeed: every
 probe runs all its steps on the whole batch, the worst case). Their real cost
-in training lies in between; bench/ALG2_FIDELITY.md reports it on the quick
-start.
+in training lies in between. (In the robust state `probe_only_needed` also skips the probe at
+`stored`, since no +gamma probe succeeds: the variant with only fewer probe
+steps, no early stop, is the data-independent upper bound.) With `--alg2_run_dir=RUN` (a finished quick-start run, e.g. from
+bench/alg2_fidelity.py) it also times the "trained" state: that run's
+weights, eps table and training data with the learning rate at 0, i.e. the
+decisions Algorithm 2 really faces at the end of training.
 """
 
-from typing import List
+import math
+from typing import List, Optional
 
 from bench import common
 from bench.common import Group, ModelSpec, Variant
@@ -56,15 +61,37 @@ def variants(k: int, full: bool = True) -> List[Variant]:
   return out
 
 
-def plan(quick: bool) -> List[Group]:
+def early_stop_options(k: int, p: int, ratio: float = RATIO) -> tuple:
+  """Probes of p steps covering the attack's distance, early stop, only needed."""
+  return tuple(sorted({"probe_steps": p, "probe_step_ratio": ratio * k / p,
+                       "probe_early_stop": "example", "probe_only_needed": True}.items()))
+
+
+def trained_variants(k: int, run_dir: str) -> List[Variant]:
+  """End-of-training decisions of a quick-start run (real data, real radii)."""
+  kw = dict(state="trained", run_dir=run_dir)
+  out = [Variant("pgd_at", k, name="pgd_at trained", **kw),
+         Variant("iaat", k, name="alg2 exact trained", **kw)]
+  for p in sorted({max(1, round(k / 3)), math.ceil(k / 2), k}):
+    out.append(Variant("iaat", k, method_options=early_stop_options(k, p, 0.25),
+                       name=f"alg2 p={p} early_stop trained", **kw))
+  return out
+
+
+def plan(quick: bool, run_dir: Optional[str] = None) -> List[Group]:
   digits = ModelSpec("small_cnn_8x8", ModelConfig("small_cnn"), (8, 8, 1), 64, "digits")
+  trained = []
+  if run_dir:
+    trained = [Group(digits, trained_variants(k, run_dir), repeats=3 if quick else 7,
+                     repeat_seconds=0.2 if quick else 0.5, section="alg2")
+               for k in ((5,) if quick else (5, 10))]
   if quick:
     return [Group(digits, variants(5, full=False), repeats=3, repeat_seconds=0.2,
-                  section="alg2")]
+                  section="alg2")] + trained
   cnn32 = ModelSpec("small_cnn_32x32", ModelConfig("small_cnn"), (32, 32, 3), 128, "cifar10")
   wrn = ModelSpec("wrn_16_2_32x32", ModelConfig("wide_resnet", depth=16, width=2),
                   (32, 32, 3), 32, "cifar10")
-  return [
+  return trained + [
       Group(digits, variants(5), repeats=5, repeat_seconds=0.5, section="alg2"),
       Group(cnn32, variants(10), repeats=3, repeat_seconds=1.0, max_steps=3,
             section="alg2"),
@@ -81,7 +108,7 @@ def ratios(rows: List[dict]) -> List[dict]:
       continue
     pgd = next((p for p in rows if p.get("section") == "alg2" and p["method"] == "pgd_at"
                 and p["model"] == r["model"] and p["k"] == r["k"]
-                and p["state"] == r["state"]), None)
+                and p["state"] == r["state"] and p["batch"] == r["batch"]), None)
     if pgd is None:
       continue
     value = r["step_seconds_median"] / pgd["step_seconds_median"]
@@ -111,8 +138,8 @@ def report_lines(rows: List[dict]) -> List[str]:
   return lines + [""]
 
 
-def run(quick: bool, log) -> dict:
-  groups = [common.time_group(g, log) for g in plan(quick)]
+def run(quick: bool, log, run_dir: Optional[str] = None) -> dict:
+  groups = [common.time_group(g, log) for g in plan(quick, run_dir)]
   rows = [r for g in groups for r in g["results"]]
   table = ratios(rows)
   for t in table:
@@ -123,4 +150,6 @@ def run(quick: bool, log) -> dict:
 
 if __name__ == "__main__":
   import sys  # pylint: disable=g-import-not-at-top
-  result = run("--quick" in sys.argv, lambda s: print(s, flush=True))
+  dirs = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--run_dir=")]
+  result = run("--quick" in sys.argv, lambda s: print(s, flush=True),
+               dirs[0] if dirs else None)

@@ -15,8 +15,9 @@ Sections (each a module of bench/):
   python bench/benchmark.py --from_json bench/results.json   # re-render RESULTS.md
 
 Writes OUTPUT_DIR/RESULTS.md and OUTPUT_DIR/results.json (machine
-description and every measurement); with a GPU present the files are
-RESULTS_GPU.md and results_gpu.json, so CPU and GPU results sit side by side.
+description and every measurement; `--output_name` changes the base name);
+with a GPU present the files are RESULTS_GPU.md and results_gpu.json, so CPU
+and GPU results sit side by side.
 """
 
 import argparse
@@ -44,19 +45,26 @@ def main(argv=None) -> int:
   parser.add_argument("--output_dir", default=None,
                       help="Where to write the results (default: bench/, or a new temporary "
                       "directory with --quick).")
+  parser.add_argument("--output_name", default="RESULTS",
+                      help="Base name of the outputs: NAME.md and name.json (lower case), "
+                      "with a _GPU / _gpu suffix when a GPU is present.")
   parser.add_argument("--real_batch", type=int, default=None,
                       help="Batch of the real-model section (default: 4 / 2 on a CPU, the "
                       "flagfiles' 256 / 512 on a GPU).")
   parser.add_argument("--real_k", type=int, default=None,
                       help="PGD steps of the real-model section (default: the flagfiles').")
+  parser.add_argument("--alg2_run_dir", default=None,
+                      help="A finished quick-start run (e.g. bench/alg2_fidelity.py's "
+                      "exact_seed0): also time Algorithm 2 on its end-of-training state.")
   parser.add_argument("--from_json", default=None,
                       help="Only re-render the Markdown (next to the file) from a results JSON.")
   args = parser.parse_args(argv)
   if args.from_json:
     with open(args.from_json) as f:
       payload = json.load(f)
-    name = "RESULTS_GPU.md" if payload["machine"].get("gpus") else "RESULTS.md"
-    report.write(os.path.join(os.path.dirname(os.path.abspath(args.from_json)), name), payload)
+    base = os.path.splitext(os.path.basename(args.from_json))[0].upper()
+    report.write(os.path.join(os.path.dirname(os.path.abspath(args.from_json)),
+                              base + ".md"), payload)
     return 0
   sections = [s for s in args.sections.split(",") if s]
   unknown = sorted(set(sections) - set(SECTIONS))
@@ -82,7 +90,7 @@ def main(argv=None) -> int:
     payload["ratios"], k_main = result["ratios"], result["k"]
   if "alg2" in sections:
     log("alg2:")
-    result = alg2_speed.run(args.quick, log)
+    result = alg2_speed.run(args.quick, log, args.alg2_run_dir)
     payload["train_steps"] += result["rows"]
     payload["groups"] += result["groups"]
     payload["alg2"] = {"ratios": result["ratios"]}
@@ -106,8 +114,8 @@ def main(argv=None) -> int:
   payload["total_seconds"] = time.perf_counter() - start
   payload["notes"] = report.notes(payload)
   gpu = payload["machine"]["gpus"] > 0
-  json_name, md_name = ("results_gpu.json", "RESULTS_GPU.md") if gpu else (
-      "results.json", "RESULTS.md")
+  base = args.output_name + ("_GPU" if gpu else "")
+  json_name, md_name = base.lower() + ".json", base + ".md"
   with open(os.path.join(out, json_name), "w") as f:
     json.dump(payload, f, indent=2)
     f.write("\n")

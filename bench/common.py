@@ -63,6 +63,7 @@ class Variant:
   method_options: Tuple[Tuple[str, object], ...] = ()
   state: str = "random"
   name: str = ""
+  run_dir: str = ""  # state "trained": a finished run's checkpoint, eps table, data.
 
   @property
   def label(self) -> str:
@@ -71,7 +72,7 @@ class Variant:
     extra = (f" xla-{self.jit}" if self.jit != "none" else "") + (
         f" spe={self.steps_per_execution}" if self.steps_per_execution > 1 else "") + (
         f" {self.precision}" if self.precision != "float32" else "") + (
-        " robust" if self.state == "robust" else "")
+        f" {self.state}" if self.state != "random" else "")
     return f"{self.method} k={self.k}{extra}"
 
 
@@ -182,6 +183,17 @@ def _make_robust(classifier: keras.Model) -> None:
   last.bias.assign(bias)
 
 
+def _run_config(run_dir: str):
+  from iaat_tf import config as cfg  # pylint: disable=g-import-not-at-top
+  import json  # pylint: disable=g-import-not-at-top
+  with open(os.path.join(run_dir, "config.json")) as f:
+    return cfg.from_dict(json.load(f))
+
+
+def _run_num_train(run_dir: str) -> int:
+  return int(np.load(os.path.join(run_dir, "eps_table.npy")).shape[0])
+
+
 def build_trainer(spec: ModelSpec, variant: Variant, num_examples: int,
                   learning_rate: float = 0.01):
   keras.utils.set_random_seed(0)
@@ -191,12 +203,20 @@ def build_trainer(spec: ModelSpec, variant: Variant, num_examples: int,
                                          spec.dataset)
     if variant.state == "robust":
       _make_robust(classifier)
-      learning_rate = 0.0  # Keep the state: every example stays robust.
+    if variant.state != "random":
+      learning_rate = 0.0  # Keep the state (robust, or a trained run's).
     # warmup_epochs=0: `iaat` runs Algorithm 2 from the first step.
     method = MethodConfig(method=variant.method, eps=8 / 255, warmup_epochs=0,
                           gamma=2 / 255, **dict(variant.method_options))
     attack = AttackConfig(steps=variant.k, step_ratio=0.25, min_step=2 / 255,
                           jit_compile=variant.jit == "attack")
+    if variant.state == "trained":  # The run's radius settings and attack.
+      num_examples = _run_num_train(variant.run_dir)
+      run_config = _run_config(variant.run_dir)
+      method = dataclasses.replace(run_config.method, method=variant.method,
+                                   warmup_epochs=0, **dict(variant.method_options))
+      attack = dataclasses.replace(run_config.attack, steps=variant.k,
+                                   jit_compile=variant.jit == "attack")
     trainer = adaptive_model.AdversarialTrainer(classifier, num_examples, method, attack)
     if variant.method in ("iaat", "iaat_cheap"):
       trainer.eps_table.assign(tf.fill([num_examples], 8 / 255))
@@ -208,6 +228,22 @@ def build_trainer(spec: ModelSpec, variant: Variant, num_examples: int,
   return trainer
 
 
+def trained_state(trainer, spec: ModelSpec, run_dir: str) -> tf.data.Dataset:
+  """Loads a finished run's weights and eps table; returns its training batches.
+
+  The learning rate is 0 (see build_trainer), so every timed step sees the
+  end-of-training decisions of that run.
+  """
+  from iaat_tf import data  # pylint: disable=g-import-not-at-top
+  run_config = _run_config(run_dir)
+  tf.train.Checkpoint(classifier=trainer.classifier).restore(
+      tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))).expect_partial()
+  table = np.load(os.path.join(run_dir, "eps_table.npy"))
+  trainer.eps_table.assign(table)
+  datasets = data.load_datasets(dataclasses.replace(run_config.data, batch_size=spec.batch))
+  return datasets.train.repeat()
+
+
 class Timed:
   """One variant's trainer, iterator and timings."""
 
@@ -216,6 +252,8 @@ class Timed:
     ds = random_batches(spec, robust=variant.state == "robust")
     start = time.perf_counter()
     self.trainer = build_trainer(spec, variant, spec.batch * 4)
+    if variant.state == "trained":
+      ds = trained_state(self.trainer, spec, variant.run_dir)
     with warnings.catch_warnings():
       warnings.simplefilter("ignore")
       self.trainer.fit(ds, steps_per_epoch=variant.steps_per_execution, epochs=1,

@@ -26,20 +26,22 @@ class ConfigError(ValueError):
   """A user-facing configuration problem; its message is one line."""
 
 
-def alg2_preset(name: str, attack_steps: int, attack_step_ratio: float) -> dict:
+def alg2_preset(name: str, attack_steps: int, attack_step_ratio: float,
+                probe_steps: Optional[int] = None) -> dict:
   """MethodConfig probe_* values of an Algorithm 2 preset for a k-step attack.
 
   exact: both probes are the training attack. fast: probes of
-  max(1, round(k / 3)) steps covering the same distance (k * step_ratio
-  radii) that stop per example once misclassified, run only on the
-  examples whose outcome Algorithm 2 uses.
+  max(1, round(k / 3)) steps (or `probe_steps`) covering the same distance
+  as the attack (k * step_ratio radii), that stop per example once
+  misclassified and run only on the examples whose outcome Algorithm 2
+  uses. Measured in bench/ALG2_FIDELITY.md and bench/RESULTS_ALG2.md.
   """
   if name not in ALG2_PRESETS:
     raise ConfigError(f"unknown --alg2_preset={name!r}; choose one of "
                       f"{', '.join(ALG2_PRESETS)}")
   if name == "exact":
     return {}
-  steps = max(1, round(attack_steps / 3))
+  steps = probe_steps or max(1, round(attack_steps / 3))
   return {"probe_steps": steps,
           "probe_step_ratio": attack_step_ratio * attack_steps / steps,
           "probe_early_stop": "example", "probe_only_needed": True}

@@ -102,7 +102,9 @@ def _jit_mode(value: str) -> str:
 
 def _probe_settings(f: flags.FlagValues) -> dict:
   """MethodConfig's probe_* fields: the preset, overridden by explicit flags."""
-  values = cfg.alg2_preset(f.alg2_preset, f.pgd_steps, f.pgd_step_ratio)
+  # An explicit --probe_steps keeps the preset's rule for the step size.
+  values = cfg.alg2_preset(f.alg2_preset, f.pgd_steps, f.pgd_step_ratio,
+                           f.probe_steps if f["probe_steps"].present else None)
   for name in ("probe_steps", "probe_step_ratio", "probe_batched",
                "probe_early_stop", "probe_only_needed"):
     if f[name].present or name not in values:

@@ -141,6 +141,7 @@ def test_preset_flag_and_explicit_overrides():
                  "--pgd_step_ratio=0.2", "--alg2_preset=fast", "--probe_steps=4"])
     method = flags_config.config_from_flags(flags.FLAGS).method
   assert method.probe_steps == 4  # explicit flag wins
+  assert method.probe_step_ratio == pytest.approx(0.2 * 10 / 4)  # same distance
   assert method.probe_only_needed and method.probe_early_stop == "example"
   with flagsaver.flagsaver():
     flags.FLAGS(["main", "--output_dir=/tmp/x"])
