@@ -112,7 +112,12 @@ def ratios(rows: List[dict]) -> List[dict]:
     if pgd is None:
       continue
     value = r["step_seconds_median"] / pgd["step_seconds_median"]
+    preset = alg2_preset("fast", r["k"], RATIO)
+    is_preset = (set(r["method_options"]) == set(preset) and all(
+        abs(r["method_options"][key] - v) < 1e-6 if isinstance(v, float)
+        else r["method_options"][key] == v for key, v in preset.items()))
     out.append({"model": r["model"], "k": r["k"], "variant": r["name"],
+                "is_fast_preset": is_preset,
                 "state": r["state"], "options": r["method_options"], "value": value,
                 "target": f"<= {TARGET}", "ok": value <= TARGET})
   return out
@@ -124,15 +129,23 @@ def report_lines(rows: List[dict]) -> List[str]:
     return []
   lines = ["## Algorithm 2 vs PGD-AT (probe options)", "",
            "Step time of Algorithm 2 / PGD-AT at the same k, one round-robin run per "
-           "model. `random`: fresh model, random labels (early stop and skipping "
-           "help most); `robust`: no attack can succeed (their worst case). "
-           f"Target <= {TARGET}. Fidelity of the fast preset: bench/ALG2_FIDELITY.md.", "",
+           "model. `trained`: a finished quick-start run's weights, eps table and "
+           "data at learning rate 0 (the decisions of real training); `random`: fresh "
+           "model, random labels (most examples misclassified: skipping helps most); "
+           "`robust`: no attack can succeed (no early stop; see the module docstring). "
+           "(preset) marks `--alg2_preset=fast`. "
+           f"Target <= {TARGET}. Fidelity of the fast preset: bench/ALG2_FIDELITY.md. "
+           "`probe_steps=N` alone (no early stop, no skipping) is the fast preset's "
+           "data-independent upper bound. Groups whose steps take seconds were timed with "
+           "one step per repeat on a shared machine: expect +-15% there (a ratio below 1 "
+           "is noise: the probes are not free).", "",
            "| model | k | variant | state | step / PGD-AT | ms/step | target met |",
            "|---|---:|---|---|---:|---:|---|"]
   for t in table:
     row = next(r for r in rows if r.get("section") == "alg2" and r["model"] == t["model"]
                and r["name"] == t["variant"] and r["k"] == t["k"])
-    lines.append(f"| {t['model']} | {t['k']} | {t['variant']} | {t['state']} | "
+    name = t["variant"] + (" (preset)" if t["is_fast_preset"] else "")
+    lines.append(f"| {t['model']} | {t['k']} | {name} | {t['state']} | "
                  f"{t['value']:.2f} | {row['step_seconds_median'] * 1e3:.1f} | "
                  f"{'yes' if t['ok'] else '**no**'} |")
   return lines + [""]

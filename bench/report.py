@@ -35,9 +35,10 @@ def _headline(payload: dict) -> List[str]:
       met = {True: " (target met)", False: " (**target missed**)", None: ""}[r["ok"]]
       lines.append(f"- {r['model']}, k={r['k']}: {r['name']} = {r['value']:.3f}; "
                    f"{r['target']}{met}")
-  for t in payload.get("alg2", {}).get("ratios", []):
-    if t["variant"] in ("alg2 fast", "alg2 fast robust"):
-      lines.append(f"- {t['model']}, k={t['k']}: Algorithm 2 `--alg2_preset=fast` / PGD-AT "
+  for t in alg2_speed.ratios(payload.get("train_steps", [])):
+    if t.get("is_fast_preset") or t["variant"] == "alg2 exact trained":
+      which = "exact" if t["variant"].startswith("alg2 exact") else "`--alg2_preset=fast`"
+      lines.append(f"- {t['model']}, k={t['k']}: Algorithm 2 {which} / PGD-AT "
                    f"= {t['value']:.2f} ({t['state']} state); target <= "
                    f"{alg2_speed.TARGET}{' (met)' if t['ok'] else ' (**missed**)'}")
   pipes = [r for r in payload.get("pipeline_ratios", [])]
