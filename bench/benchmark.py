@@ -62,6 +62,7 @@ def main(argv=None) -> int:
   if args.from_json:
     with open(args.from_json) as f:
       payload = json.load(f)
+    payload["notes"] = report.notes(payload)
     base = os.path.splitext(os.path.basename(args.from_json))[0].upper()
     report.write(os.path.join(os.path.dirname(os.path.abspath(args.from_json)),
                               base + ".md"), payload)

@@ -119,7 +119,11 @@ def gpu_names() -> List[str]:
 
 
 def device_memory() -> Dict[str, object]:
-  """TensorFlow's allocator statistics: the GPU's when present, else the CPU's."""
+  """TensorFlow's allocator statistics: the GPU's when present, else the CPU's.
+
+  On a CPU this counts TensorFlow's tensors only, not the whole process
+  (see the peak RSS for that).
+  """
   device = "GPU:0" if gpu_names() else "CPU:0"
   try:
     info = tf.config.experimental.get_memory_info(device)
@@ -132,7 +136,8 @@ def device_memory() -> Dict[str, object]:
 
 
 def reset_device_peak() -> None:
-  for device in ("GPU:0",) if gpu_names() else ():
+  """Resets the peak of TensorFlow's allocator (GPU:0, else CPU:0)."""
+  for device in ("GPU:0",) if gpu_names() else ("CPU:0",):
     try:
       tf.config.experimental.reset_memory_stats(device)
     except (ValueError, RuntimeError):

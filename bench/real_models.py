@@ -78,7 +78,8 @@ def ratios(rows: List[dict]) -> List[dict]:
                 "x_clean": r["step_seconds_median"] / c,
                 "x_ideal": r["step_seconds_median"] / ((r["k"] + 1) * c),
                 "peak_rss_mb": r.get("warmup_peak_rss_mb"),
-                "device_peak_mb": (r.get("warmup_device_memory") or {}).get("peak_mb")})
+                "device_peak_mb": (r.get("warmup_device_memory") or {}).get("peak_mb"),
+                "device": (r.get("warmup_device_memory") or {}).get("device")})
   return out
 
 
@@ -89,10 +90,11 @@ def report_lines(rows: List[dict], failed: List[dict]) -> List[str]:
   lines = ["## Shipped models at real input shapes", "",
            "Random in-memory batches (small batches on a CPU). `x clean`: step time / "
            "a `standard` step; `x ideal`: step time / ((k+1) x a clean step), the cost "
-           "of k+1 forward-backward passes per adversarial example. Peak RSS / device "
-           "memory: while building and warming up the configuration.", "",
+           "of k+1 forward-backward passes per adversarial example. Peak RSS and "
+           "TensorFlow's allocator peak (GPU:0 with a GPU, else CPU:0: tensors only): "
+           "while building and warming up the configuration.", "",
            "| model | batch | k | variant | ms/step | images/s | x clean | x ideal | "
-           "peak RSS MB | device peak MB |",
+           "peak RSS MB | TF allocator peak MB |",
            "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
   for t in table:
     lines.append(f"| {t['model']} | {t['batch']} | {t['k']} | {t['label']} | "

@@ -89,7 +89,7 @@ def _memory(payload: dict) -> List[str]:
     return []
   lines = ["## Memory", "",
            "| section | model group | variants | RSS before (MB) | peak RSS (MB) | "
-           "device peak (MB) |", "|---|---|---:|---:|---:|---:|"]
+           "TF allocator peak (MB) |", "|---|---|---:|---:|---:|---:|"]
   for g in groups:
     mem = g["memory"]
     device = mem.get("device_memory", {})
@@ -97,13 +97,14 @@ def _memory(payload: dict) -> List[str]:
                        for r in g["results"]), default=0) or None
     lines.append(f"| {g.get('section', '')} | {g['model']} | {len(g['results'])} | "
                  f"{fmt(mem['rss_before_mb'], 0)} | {fmt(mem['peak_rss_mb'], 0)} | "
-                 f"{fmt(peak_device, 0) if device.get('device', '').startswith('GPU') else 'n/a (CPU)'} |")
+                 f"{fmt(peak_device, 0)} {device.get('device', '')} |")
   lines += ["", f"Process peak (`resource.getrusage` maxrss): "
             f"{payload['memory']['maxrss_mb']:.0f} MB. Peak RSS is the kernel's VmHWM, reset "
             "before each configuration is built and warmed up (absolute process RSS: "
-            "TensorFlow keeps earlier configurations' memory pooled). Device memory is "
-            "`tf.config.experimental.get_memory_info('GPU:0')['peak']`, reset per "
-            "configuration (GPU only).", ""]
+            "TensorFlow keeps earlier configurations' memory pooled). TF allocator peak: "
+            "`tf.config.experimental.get_memory_info(device)['peak']` (GPU:0 with a GPU, "
+            "else CPU:0, tensors only), reset per configuration; the largest in the group.",
+            ""]
   return lines
 
 

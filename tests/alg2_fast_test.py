@@ -6,6 +6,10 @@ options that must not change Algorithm 2's decisions are compared exactly.
 """
 
 import dataclasses
+import json
+import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -14,7 +18,7 @@ import tensorflow as tf
 from absl import flags
 from absl.testing import flagsaver
 
-from iaat_tf import adaptive_model, batch_steps, flags_config, radius
+from iaat_tf import batch_steps, flags_config, radius
 from iaat_tf.config import (AttackConfig, Config, ConfigError, MethodConfig,
                             TrainConfig, alg2_preset, validate)
 
@@ -159,33 +163,60 @@ def test_subset_probes_are_refused_under_whole_step_xla():
     validate(dataclasses.replace(config, method=MethodConfig(probe_early_stop="soon")))
 
 
-def _train(strategy, x, y):
+_REPLICAS_SCRIPT = r"""
+import json, sys
+import numpy as np, tensorflow as tf
+cpus = tf.config.list_physical_devices("CPU")
+tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras
+from iaat_tf import adaptive_model
+from iaat_tf.config import AttackConfig, MethodConfig, alg2_preset
+
+N, SHAPE, CLASSES = 48, (6, 6, 1), 3
+rng = np.random.RandomState(4)
+x = rng.rand(N, *SHAPE).astype(np.float32)
+y = rng.randint(0, CLASSES, N).astype(np.int64)
+
+
+class SetEpoch(keras.callbacks.Callback):
+  def on_epoch_begin(self, epoch, logs=None):
+    self.model.epoch.assign(epoch)
+
+
+def train(strategy):
   with strategy.scope():
     keras.utils.set_random_seed(0)
+    classifier = keras.Sequential([keras.Input(SHAPE), keras.layers.Flatten(),
+                                   keras.layers.Dense(16, activation="relu"),
+                                   keras.layers.Dense(CLASSES)])
     trainer = adaptive_model.AdversarialTrainer(
-        _classifier(), N,
+        classifier, N,
         MethodConfig(method="iaat", eps=0.1, warmup_epochs=1, gamma=0.03, beta=0.5,
                      eps_max=0.3, **alg2_preset("fast", 3, 0.25)),
         AttackConfig(steps=3, step_ratio=0.25, min_step=0.01), seed=3)
-    trainer.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
-                    jit_compile=False)
-
-  class SetEpoch(keras.callbacks.Callback):
-    def on_epoch_begin(self, epoch, logs=None):
-      self.model.epoch.assign(epoch)
-
+    trainer.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), jit_compile=False)
   ds = tf.data.Dataset.from_tensor_slices(({"image": x, "index": np.arange(N)}, y))
   trainer.fit(ds.shuffle(N, seed=11).batch(16, drop_remainder=True), epochs=3,
               verbose=0, callbacks=[SetEpoch()])
   return trainer.eps_table.numpy()
 
 
+devices = tf.config.list_logical_devices("CPU")
+one = train(tf.distribute.OneDeviceStrategy(devices[0].name))
+two = train(tf.distribute.MirroredStrategy([d.name for d in devices[:2]]))
+print(json.dumps({"one": one.tolist(), "two": two.tolist()}))
+"""
+
+
 def test_fast_preset_one_and_two_replicas_give_the_same_eps_table():
-  devices = tf.config.list_logical_devices("CPU")
-  rng = np.random.RandomState(4)
-  x = rng.rand(N, *SHAPE).astype(np.float32)
-  y = rng.randint(0, CLASSES, N).astype(np.int64)
-  one = _train(tf.distribute.OneDeviceStrategy(devices[0].name), x, y)
-  two = _train(tf.distribute.MirroredStrategy([d.name for d in devices[:2]]), x, y)
+  # A fresh process: MirroredStrategy collectives of different models clash
+  # within one process (other test files train mirrored models too).
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  proc = subprocess.run([sys.executable, "-c", _REPLICAS_SCRIPT], cwd=repo,
+                        capture_output=True, text=True, timeout=300,
+                        env={**os.environ, "PYTHONPATH": repo, "TF_CPP_MIN_LOG_LEVEL": "2"})
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  tables = json.loads(proc.stdout.strip().splitlines()[-1])
+  one, two = np.array(tables["one"]), np.array(tables["two"])
   np.testing.assert_allclose(one, two, atol=1e-6)
   assert len(np.unique(np.round(one, 4))) > 2  # Radii moved apart after warmup.
