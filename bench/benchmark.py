@@ -9,10 +9,15 @@ Sections (each a module of bench/):
   eval          robustness evaluation cost per 1,000 examples (AutoAttack hook)
   pipeline      the real input pipelines (needs step_time for its ratios)
 
-  python bench/benchmark.py                 # every section (long on a CPU)
-  python bench/benchmark.py --quick         # smoke run of every section, to a temp dir
+  python bench/benchmark.py --alg2_run_dir=RUN   # every section (about an hour
+                                            # on 2 CPU cores: the real models dominate)
+  python bench/benchmark.py --quick         # smoke run of every section (~3 min), to a temp dir
   python bench/benchmark.py --sections=alg2 --output_dir=/tmp/b
   python bench/benchmark.py --from_json bench/results.json   # re-render RESULTS.md
+
+RUN is a finished exact quick-start run (`python -m iaat_tf.main
+--flagfile=flags/quickstart.flags --output_dir=RUN`), used by the alg2
+section to time Algorithm 2 on real end-of-training decisions.
 
 Writes OUTPUT_DIR/RESULTS.md and OUTPUT_DIR/results.json (machine
 description and every measurement; `--output_name` changes the base name);
