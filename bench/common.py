@@ -180,7 +180,7 @@ def random_batches(spec: ModelSpec, num_batches: int = 4,
   return ds.batch(spec.batch, drop_remainder=True).cache().repeat()
 
 
-def _make_robust(classifier: keras.Model) -> None:
+def make_robust(classifier: keras.Model) -> None:
   """Adds 1e4 to class 0's logit bias: nothing can flip class 0."""
   last = next(l for l in reversed(classifier.layers) if getattr(l, "bias", None) is not None)
   bias = last.bias.numpy()
@@ -207,7 +207,7 @@ def build_trainer(spec: ModelSpec, variant: Variant, num_examples: int,
     classifier = models.build_classifier(spec.model, spec.shape, spec.num_classes,
                                          spec.dataset)
     if variant.state == "robust":
-      _make_robust(classifier)
+      make_robust(classifier)
     if variant.state != "random":
       learning_rate = 0.0  # Keep the state (robust, or a trained run's).
     # warmup_epochs=0: `iaat` runs Algorithm 2 from the first step.

@@ -45,7 +45,7 @@ def _robust_classifier(spec: ModelSpec):
   keras.utils.set_random_seed(0)
   classifier = models.build_classifier(spec.model, spec.shape, spec.num_classes,
                                        spec.dataset)
-  common._make_robust(classifier)  # pylint: disable=protected-access
+  common.make_robust(classifier)
   return classifier
 
 
