@@ -52,7 +52,9 @@ def make_pgd(logits_fn: attacks.LogitsFn, attack: AttackConfig, seed: int = 0,
   Returns craft(images, labels, eps, index, step, salt): k signed steps of
   size max(eps * step_ratio, min_step), random start keyed by (index, step,
   salt, seed). `jit_compile=True` XLA-compiles it; None leaves the choice to
-  an enclosing function (e.g. a whole-step XLA train function).
+  an enclosing function (e.g. a whole-step XLA train function). The attack
+  settings ride along as `craft.attack_config`, `craft.seed` and
+  `craft.jit_compile` (Algorithm 2's fast probes read them).
   """
 
   def craft(images, labels, eps, index, step, salt):
@@ -63,8 +65,11 @@ def make_pgd(logits_fn: attacks.LogitsFn, attack: AttackConfig, seed: int = 0,
         seed=seed)
 
   if jit_compile is None:
-    return tf.function(craft, reduce_retracing=True)
-  return tf.function(craft, jit_compile=jit_compile, reduce_retracing=True)
+    fn = tf.function(craft, reduce_retracing=True)
+  else:
+    fn = tf.function(craft, jit_compile=jit_compile, reduce_retracing=True)
+  fn.attack_config, fn.seed, fn.jit_compile = attack, seed, jit_compile
+  return fn
 
 
 def clean_correct(logits_fn: attacks.LogitsFn, images: tf.Tensor,
@@ -80,15 +85,230 @@ def attack_fails(craft: CraftFn, logits_fn: attacks.LogitsFn, images, labels,
   return attacks.is_correct(logits_fn(x_adv), labels)
 
 
+# -- Algorithm 2's probes ------------------------------------------------------
+#
+# The exact algorithm (the default) runs both probes with the training
+# attack (`craft`). The options in `MethodConfig` (probe_steps, probe_batched,
+# probe_early_stop, probe_only_needed) switch to `probe_fails` below, which
+# keeps the same random start (keyed by index, step, salt, seed) and the same
+# step-size rule.
+
+def is_exact_algorithm2(method: MethodConfig, attack: AttackConfig | None = None) -> bool:
+  """True when no probe option departs from the exact Algorithm 2."""
+  steps_same = method.probe_steps in (0, None) or (
+      attack is not None and method.probe_steps == attack.steps)
+  return (steps_same and not method.probe_batched and
+          method.probe_early_stop == "none" and not method.probe_only_needed
+          and method.probe_step_ratio == 0)
+
+
+def random_start(images, eps, index, step, salt: int, seed: int,
+                 enabled: bool = True) -> tf.Tensor:
+  """The PGD start of `attacks.pgd_attack` (same noise, same clipping)."""
+  images = tf.convert_to_tensor(images, tf.float32)
+  if not enabled:
+    return images
+  eps_b = attacks.broadcast_eps(eps, images)
+  noise = attacks.per_example_uniform(tf.shape(images), index, step, salt, seed)
+  x = images + (2.0 * noise - 1.0) * eps_b
+  return tf.clip_by_value(x, tf.maximum(images - eps_b, 0.0),
+                          tf.minimum(images + eps_b, 1.0))
+
+
+def _pgd_from(logits_fn, images, labels, x, eps, step_size, steps):
+  """`steps` PGD steps from `x` (the loop of `attacks.pgd_attack`)."""
+  eps_b = attacks.broadcast_eps(eps, images)
+  step_b = attacks.broadcast_eps(step_size, images)
+  lower = tf.maximum(images - eps_b, 0.0)
+  upper = tf.minimum(images + eps_b, 1.0)
+
+  def body(i, x):
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      total = tf.reduce_sum(attacks.cross_entropy_loss(logits_fn(x), labels))
+    grad = tape.gradient(total, x)
+    return i + 1, tf.clip_by_value(x + step_b * tf.sign(grad), lower, upper)
+
+  _, x = tf.while_loop(lambda i, _: i < steps, body, (tf.constant(0), x),
+                       maximum_iterations=steps)
+  return tf.stop_gradient(x)
+
+
+def _rows(x, idx):
+  return tf.gather(x, idx)
+
+
+def _per_row(mask, x):
+  """[B] bool -> broadcastable against x ([B, ...])."""
+  return tf.reshape(mask, tf.concat([[-1], tf.ones([tf.rank(x) - 1], tf.int32)], 0))
+
+
+def _probe_final(logits_fn, images, labels, x0, eps, step_size, steps, needed):
+  """Exact probe semantics: correct at the last iterate. Only `needed` rows run."""
+  def run(images, labels, x0, eps, step_size):
+    x = _pgd_from(logits_fn, images, labels, x0, eps, step_size, steps)
+    return attacks.is_correct(logits_fn(x), labels)
+
+  if needed is None:
+    return run(images, labels, x0, eps, step_size)
+  idx = tf.where(needed)[:, 0]
+  batch = tf.shape(labels, out_type=tf.int64)[:1]
+
+  def subset():
+    fails = run(*[_rows(t, idx) for t in (images, labels, x0, eps, step_size)])
+    return tf.scatter_nd(idx[:, None], fails, batch)
+
+  return tf.cond(tf.size(idx) > 0, subset, lambda: tf.zeros(batch, tf.bool))
+
+
+def _probe_early_stop(logits_fn, images, labels, x0, eps, step_size, steps,
+                      needed, per_example: bool):
+  """Early-stopping probe: an example is decided once misclassified.
+
+  An example counts as broken (the attack succeeded) when any iterate, the
+  random start included, is misclassified. `per_example=False` ("batch")
+  runs the whole batch each step and stops when every example is decided
+  (static shapes, XLA-friendly); `per_example=True` ("example") runs only the
+  undecided examples each step (dynamic shapes). Rows outside `needed` start
+  decided and are never run; their result is meaningless.
+  """
+  eps_b = attacks.broadcast_eps(eps, images)
+  step_b = attacks.broadcast_eps(step_size, images)
+  lower = tf.maximum(images - eps_b, 0.0)
+  upper = tf.minimum(images + eps_b, 1.0)
+  batch = tf.shape(labels, out_type=tf.int64)
+  decided = tf.zeros(batch, tf.bool) if needed is None else ~needed
+  broken = tf.zeros(batch, tf.bool)
+
+  def grad_and_wrong(x, y):
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      logits = logits_fn(x)
+      total = tf.reduce_sum(attacks.cross_entropy_loss(logits, y))
+    return tape.gradient(total, x), ~attacks.is_correct(logits, y)
+
+  def body(i, x, decided, broken):
+    if per_example:
+      idx = tf.where(~decided)[:, 0]
+      x_a = tf.gather(x, idx)
+      grad, wrong = grad_and_wrong(x_a, tf.gather(labels, idx))
+      x_new = tf.clip_by_value(x_a + tf.gather(step_b, idx) * tf.sign(grad),
+                               tf.gather(lower, idx), tf.gather(upper, idx))
+      # Broken rows keep the iterate that broke them.
+      x_new = tf.where(_per_row(wrong, x_a), x_a, x_new)
+      x = tf.tensor_scatter_nd_update(x, idx[:, None], x_new)
+      wrong_full = tf.scatter_nd(idx[:, None], wrong, batch)
+    else:
+      grad, wrong_full = grad_and_wrong(x, labels)
+      wrong_full = wrong_full & ~decided
+      x_new = tf.clip_by_value(x + step_b * tf.sign(grad), lower, upper)
+      x = tf.where(_per_row(decided | wrong_full, x), x, x_new)
+    return i + 1, x, decided | wrong_full, broken | wrong_full
+
+  cond = lambda i, x, decided, broken: (i < steps) & ~tf.reduce_all(decided)
+  _, x, decided, broken = tf.while_loop(
+      cond, body, (tf.constant(0), x0, decided, broken),
+      maximum_iterations=steps)
+
+  def last_check():  # The final iterate of the undecided examples.
+    idx = tf.where(~decided)[:, 0]
+    wrong = ~attacks.is_correct(logits_fn(tf.gather(x, idx)),
+                                tf.gather(labels, idx))
+    return broken | tf.scatter_nd(idx[:, None], wrong, batch)
+
+  if per_example:
+    broken = tf.cond(tf.reduce_all(decided), lambda: broken, last_check)
+  else:
+    broken = tf.cond(tf.reduce_all(decided), lambda: broken,
+                     lambda: broken | (~decided & ~attacks.is_correct(
+                         logits_fn(x), labels)))
+  return ~broken
+
+
+def probe_fails(logits_fn: attacks.LogitsFn, images, labels, x0, eps,
+                attack: AttackConfig, method: MethodConfig,
+                needed=None) -> tf.Tensor:
+  """[B] bool: still correct under a probe attack at `eps` started from `x0`.
+
+  The probe runs `method.probe_steps` steps (0: the attack's k) of size
+  max(eps * ratio, min_step) (ratio: `method.probe_step_ratio`, 0: the
+  attack's), stopping early per `method.probe_early_stop`. `needed` ([B]
+  bool or None) limits the work to the examples whose result is used.
+  """
+  steps = method.probe_steps or attack.steps
+  ratio = method.probe_step_ratio or attack.step_ratio
+  eps = tf.cast(eps, tf.float32)
+  step_size = attacks.pgd_step_size(eps, ratio, attack.min_step)
+  if method.probe_early_stop == "none":
+    return _probe_final(logits_fn, images, labels, x0, eps, step_size, steps,
+                        needed)
+  return _probe_early_stop(logits_fn, images, labels, x0, eps, step_size, steps,
+                           needed, per_example=method.probe_early_stop == "example")
+
+
+def _probe_settings(craft: CraftFn):
+  attack = getattr(craft, "attack_config", None)
+  if attack is None:
+    raise ValueError("Algorithm 2's probe options need a craft function made "
+                     "by batch_steps.make_pgd (it carries the attack settings)")
+  return attack, getattr(craft, "seed", 0)
+
+
+def fast_probes(craft: CraftFn, logits_fn: attacks.LogitsFn, images, labels,
+                index, stored, clean_ok, method: MethodConfig, step):
+  """(up_fails, same_fails) of Algorithm 2 with the probe options on.
+
+  probe_batched: both probes in one call on the doubled batch [x; x] with
+  radii [stored + gamma; stored] (random starts keyed as in the exact
+  algorithm). probe_only_needed: the +gamma probe runs on clean-correct
+  examples only and the probe at `stored` only where the +gamma probe
+  succeeded (Algorithm 2 ignores the other results); with probe_batched,
+  both run on clean-correct examples.
+  """
+  attack, seed = _probe_settings(craft)
+  images = tf.convert_to_tensor(images, tf.float32)
+  stored = tf.cast(stored, tf.float32)
+  up_eps = stored + method.gamma
+  x_up = random_start(images, up_eps, index, step, SALT_PROBE_UP, seed,
+                      attack.random_start)
+  x_same = random_start(images, stored, index, step, SALT_PROBE_SAME, seed,
+                        attack.random_start)
+  needed = clean_ok if method.probe_only_needed else None
+  if method.probe_batched:
+    both = lambda t: tf.concat([t, t], 0)
+    fails = probe_fails(
+        logits_fn, both(images), both(labels), tf.concat([x_up, x_same], 0),
+        tf.concat([up_eps, stored], 0), attack, method,
+        needed=None if needed is None else both(needed))
+    up_fails, same_fails = tf.split(fails, 2)
+    return up_fails, same_fails
+  up_fails = probe_fails(logits_fn, images, labels, x_up, up_eps, attack,
+                         method, needed=needed)
+  same_needed = None if needed is None else needed & ~up_fails
+  same_fails = probe_fails(logits_fn, images, labels, x_same, stored, attack,
+                           method, needed=same_needed)
+  return up_fails, same_fails
+
+
 def algorithm2_radii(craft: CraftFn, logits_fn: attacks.LogitsFn, images,
                      labels, index, stored, clean_ok, method: MethodConfig,
                      step) -> tf.Tensor:
-  """Algorithm 2: probe at stored + gamma and at stored, then `radius` rules."""
+  """Algorithm 2: probe at stored + gamma and at stored, then `radius` rules.
+
+  With the default `MethodConfig` both probes are the training attack
+  (`craft`), as in the authors' code; the probe options (see `fast_probes`)
+  trade exactness for speed.
+  """
   gamma = method.gamma
-  up_fails = attack_fails(craft, logits_fn, images, labels, stored + gamma,
-                          index, step, SALT_PROBE_UP)
-  same_fails = attack_fails(craft, logits_fn, images, labels, stored, index,
-                            step, SALT_PROBE_SAME)
+  if is_exact_algorithm2(method, getattr(craft, "attack_config", None)):
+    up_fails = attack_fails(craft, logits_fn, images, labels, stored + gamma,
+                            index, step, SALT_PROBE_UP)
+    same_fails = attack_fails(craft, logits_fn, images, labels, stored, index,
+                              step, SALT_PROBE_SAME)
+  else:
+    labels = tf.cast(labels, tf.int32)
+    up_fails, same_fails = fast_probes(craft, logits_fn, images, labels, index,
+                                       stored, clean_ok, method, step)
   return radius.algorithm2_update(stored, up_fails, same_fails, clean_ok,
                                   gamma=gamma, beta=method.beta,
                                   eps_max=method.eps_max)

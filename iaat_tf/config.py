@@ -22,10 +22,34 @@ CHEAP_SIGNALS = ("inference", "train_forward")
 WEIGHT_DECAY_TYPES = ("coupled", "decoupled")
 LOSSES = ("ce", "trades", "mart")  # The training loss, orthogonal to --method.
 EXPORT_MODELS = ("best", "last")  # With --validation_fraction: which weights.
+PROBE_EARLY_STOP = ("none", "batch", "example")
+# --alg2_preset (README "Speed", bench/ALG2_FIDELITY.md).
+ALG2_PRESETS = ("exact", "fast")
 
 
 class ConfigError(ValueError):
   """A user-facing configuration problem; its message is one line."""
+
+
+def alg2_preset(name: str, attack_steps: int, attack_step_ratio: float,
+                probe_steps: Optional[int] = None) -> dict:
+  """MethodConfig probe_* values of an Algorithm 2 preset for a k-step attack.
+
+  exact: both probes are the training attack. fast: probes of
+  max(1, round(k / 3)) steps (or `probe_steps`) covering the same distance
+  as the attack (k * step_ratio radii), that stop per example once
+  misclassified and run only on the examples whose outcome Algorithm 2
+  uses. Measured in bench/ALG2_FIDELITY.md and bench/RESULTS_ALG2.md.
+  """
+  if name not in ALG2_PRESETS:
+    raise ConfigError(f"unknown --alg2_preset={name!r}; choose one of "
+                      f"{', '.join(ALG2_PRESETS)}")
+  if name == "exact":
+    return {}
+  steps = probe_steps or max(1, round(attack_steps / 3))
+  return {"probe_steps": steps,
+          "probe_step_ratio": attack_step_ratio * attack_steps / steps,
+          "probe_early_stop": "example", "probe_only_needed": True}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +119,13 @@ class MethodConfig:
   # Linear ramp of the training radius from 0 to eps over these epochs (per
   # step), for pgd_at and the IAAT warmup (0: none).
   eps_ramp_epochs: int = 0
+  # Algorithm 2's two probe attacks (batch_steps.fast_probes). The defaults
+  # are the exact algorithm: both probes are the training attack.
+  probe_steps: int = 0  # PGD steps of each probe (0: the attack's k).
+  probe_step_ratio: float = 0.0  # Probe step = eps * ratio (0: the attack's).
+  probe_batched: bool = False  # Both probes as one call on a doubled batch.
+  probe_early_stop: str = "none"  # none | batch | example (PROBE_EARLY_STOP).
+  probe_only_needed: bool = False  # Probe only examples whose result is used.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,6 +213,7 @@ def validate(config: Config) -> Config:
       ("jit_compile", t.jit_compile, JIT_MODES),
       ("cheap_signal", me.cheap_signal, CHEAP_SIGNALS),
       ("loss", me.loss, LOSSES), ("export_model", config.export_model, EXPORT_MODELS),
+      ("probe_early_stop", me.probe_early_stop, PROBE_EARLY_STOP),
       ("optimizer", t.optimizer, ("sgd", "adam")),
       ("weight_decay_type", t.weight_decay_type, WEIGHT_DECAY_TYPES)):
     _check(value in choices,
@@ -211,6 +243,15 @@ def validate(config: Config) -> Config:
          "applies to the warmup radius only")
   _check(0.0 <= d.validation_fraction < 1.0,
          f"--validation_fraction={d.validation_fraction} must be in [0, 1) (0: none)")
+  _check(me.probe_steps >= 0, f"--probe_steps={me.probe_steps} must be >= 0 "
+         "(0: the training attack's --pgd_steps)")
+  _check(me.probe_step_ratio >= 0,
+         f"--probe_step_ratio={me.probe_step_ratio} must be >= 0 (0: --pgd_step_ratio)")
+  _check(not (t.jit_compile == "step" and (
+      me.probe_early_stop == "example" or me.probe_only_needed)),
+         "--probe_early_stop=example and --probe_only_needed run the probes on "
+         "a data-dependent subset of the batch, which --jit_compile=step cannot "
+         "compile; use --jit_compile=attack or none, or --probe_early_stop=batch")
   _check(a.steps >= 1, f"--pgd_steps={a.steps} must be >= 1")
   _check(e.steps >= 1, f"--eval_pgd_steps={e.steps} must be >= 1")
   _check(a.step_ratio > 0, f"--pgd_step_ratio={a.step_ratio} must be > 0")

@@ -64,6 +64,13 @@ flags.DEFINE_string("loss", _ME.loss, "Training loss: ce (on the adversarial exa
 flags.DEFINE_float("trades_beta", _ME.trades_beta, "TRADES: weight of KL(clean || adversarial).")
 flags.DEFINE_float("mart_beta", _ME.mart_beta, "MART: weight of the misclassification-weighted KL.")
 flags.DEFINE_integer("eps_ramp_epochs", _ME.eps_ramp_epochs, "Ramp the training radius linearly (per step) from 0 to --eps over N epochs (pgd_at, IAAT warmup; 0: none).")
+# Algorithm 2's probes (README "Speed"; defaults: the exact algorithm).
+flags.DEFINE_string("alg2_preset", "exact", "iaat: Algorithm 2's probes, exact (both probes are the training attack) or fast (the measured fast setting, see README 'Speed'); the probe_* flags below override a preset's values.")
+flags.DEFINE_integer("probe_steps", _ME.probe_steps, "iaat: PGD steps of each probe attack (0: --pgd_steps).")
+flags.DEFINE_float("probe_step_ratio", _ME.probe_step_ratio, "iaat: probe step = max(eps * ratio, pgd_min_step) (0: --pgd_step_ratio).")
+flags.DEFINE_bool("probe_batched", _ME.probe_batched, "iaat: run both probes as one attack on a doubled batch.")
+flags.DEFINE_string("probe_early_stop", _ME.probe_early_stop, "iaat: none (exact), batch (stop a probe once every example is misclassified) or example (also drop misclassified examples from the probe each step).")
+flags.DEFINE_bool("probe_only_needed", _ME.probe_only_needed, "iaat: probe only the examples whose outcome Algorithm 2 uses (clean-correct; the probe at eps only where eps+gamma broke).")
 # Training attack.
 flags.DEFINE_integer("pgd_steps", _A.steps, "PGD steps (k) in training attacks.")
 flags.DEFINE_float("pgd_step_ratio", _A.step_ratio, "PGD step = max(eps * ratio, pgd_min_step).")
@@ -110,6 +117,9 @@ HELP_GROUPS = (
     ("Method (radius schedule)", ("method", "eps", "warmup_epochs", "gamma",
                                   "beta", "eps_max", "cheap_beta",
                                   "cheap_signal", "eps_ramp_epochs")),
+    ("Algorithm 2's probes (speed)", ("alg2_preset", "probe_steps",
+                                      "probe_step_ratio", "probe_batched",
+                                      "probe_early_stop", "probe_only_needed")),
     ("Loss", ("loss", "trades_beta", "mart_beta")),
     ("Training attack (PGD)", ("pgd_steps", "pgd_step_ratio", "pgd_min_step",
                                "pgd_random_start", "attack_bn_mode",
@@ -138,6 +148,18 @@ def _jit_mode(value: str) -> str:
   """--jit_compile value; the old boolean spellings map to none / attack."""
   legacy = {"false": "none", "0": "none", "true": "attack", "1": "attack"}
   return legacy.get(str(value).lower(), str(value))
+
+
+def _probe_settings(f: flags.FlagValues) -> dict:
+  """MethodConfig's probe_* fields: the preset, overridden by explicit flags."""
+  # An explicit --probe_steps keeps the preset's rule for the step size.
+  values = cfg.alg2_preset(f.alg2_preset, f.pgd_steps, f.pgd_step_ratio,
+                           f.probe_steps if f["probe_steps"].present else None)
+  for name in ("probe_steps", "probe_step_ratio", "probe_batched",
+               "probe_early_stop", "probe_only_needed"):
+    if f[name].present or name not in values:
+      values[name] = f[name].value
+  return values
 
 
 def _path(value):
@@ -181,7 +203,7 @@ def config_from_flags(f: flags.FlagValues = flags.FLAGS) -> cfg.Config:
           beta=f.beta, eps_max=parse_radius("eps_max", f.eps_max),
           cheap_beta=f.cheap_beta, cheap_signal=f.cheap_signal,
           loss=f.loss, trades_beta=f.trades_beta, mart_beta=f.mart_beta,
-          eps_ramp_epochs=f.eps_ramp_epochs),
+          eps_ramp_epochs=f.eps_ramp_epochs, **_probe_settings(f)),
       train=cfg.TrainConfig(
           epochs=f.epochs, optimizer=f.optimizer, learning_rate=f.learning_rate,
           momentum=f.momentum, weight_decay=f.weight_decay,
