@@ -16,6 +16,7 @@ precision-safe gradient (e.g. loss scaling for float16) can replace it.
 import tensorflow as tf
 
 from iaat_tf import attacks
+from iaat_tf import gradients
 from iaat_tf import losses
 
 START_SCALE = 0.001  # TRADES: x + 0.001 * randn.
@@ -30,11 +31,15 @@ def per_example_normal(shape, index, step, salt: int = 0, seed: int = 0) -> tf.T
 
 def kl_input_gradient(logits_fn: attacks.LogitsFn, x: tf.Tensor,
                       clean_logits: tf.Tensor) -> tf.Tensor:
-  """d/dx of sum_b KL(p_clean[b] || p(x)[b]), clean logits held fixed."""
-  with tf.GradientTape() as tape:
-    tape.watch(x)
-    total = tf.reduce_sum(losses.kl_divergence(clean_logits, logits_fn(x)))
-  return tape.gradient(total, x)
+  """d/dx of KL(p_clean[b] || p(x)[b]) per example, clean logits held fixed.
+
+  Through `gradients.value_and_gradient`, so it does not underflow under
+  mixed_float16 (the signs are what the attack uses).
+  """
+  _, _, grad = gradients.value_and_gradient(
+      logits_fn, x, lambda logits: losses.kl_divergence(clean_logits, logits),
+      exact_scale=False)
+  return grad
 
 
 def kl_attack(logits_fn: attacks.LogitsFn, images: tf.Tensor, eps: tf.Tensor, *,
