@@ -9,7 +9,7 @@ For every seed, trains (same model, data and epochs as flags/quickstart.flags):
   iaat                                 flags/quickstart.flags
   iaat_trades                          flags/quickstart_iaat_trades.flags
 
-(`--runs=` picks a subset; `iaat_cheap`, `mart` and `iaat_mart` are
+(`--runs=` picks a subset; `iaat_cheap`, `iaat_fast`, `mart` and `iaat_mart` are
 available too), then
 evaluates each on the full test split at eps 0.2 with the project's
 strongest evaluation, AutoAttack standard (APGD-CE, APGD-T, FAB-T, Square),
@@ -45,6 +45,7 @@ RUNS = {  # name -> flags after --flagfile
     "trades": ["--flagfile=flags/quickstart_trades.flags"],
     "iaat": ["--flagfile=flags/quickstart.flags"],
     "iaat_cheap": ["--flagfile=flags/quickstart.flags", "--method=iaat_cheap"],
+    "iaat_fast": ["--flagfile=flags/quickstart.flags", "--alg2_preset=fast"],
     "iaat_trades": ["--flagfile=flags/quickstart_iaat_trades.flags"],
     "mart": ["--flagfile=flags/quickstart_pgd_at.flags", "--loss=mart"],
     "iaat_mart": ["--flagfile=flags/quickstart.flags", "--loss=mart"],
