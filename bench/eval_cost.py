@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from bench import common
 from bench.common import ModelSpec
-from iaat_tf import batch_steps, models, robustness
+from iaat_tf import autoattack, batch_steps, models, robustness
 from iaat_tf.config import ModelConfig
 
 EPS = 8 / 255
@@ -33,11 +33,14 @@ def robustness_suite(logits_fn, dataset, eps):
                                         apgd_iters=100)
 
 
+def autoattack_standard(logits_fn, dataset, eps):
+  return autoattack.run_standard(logits_fn, dataset, eps=eps)
+
+
 # name -> (logits_fn, dataset, eps) -> result. None: not available yet.
 EVALUATIONS: Dict[str, Optional[Callable]] = {
     "robustness_suite (PGD-20 CE+margin, APGD-CE/DLR-100)": robustness_suite,
-    # TODO(lead): "autoattack": the AutoAttack entry point once it lands.
-    "autoattack": None,
+    "autoattack standard (APGD-CE, APGD-T, FAB-T, Square-5000)": autoattack_standard,
 }
 
 
