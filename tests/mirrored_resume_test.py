@@ -10,11 +10,11 @@ the example order the same in both processes.
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
-import tensorflow as tf
+
+from tests import main_process
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EPOCHS, TRAIN, BATCH = 4, 192, 64
@@ -30,31 +30,14 @@ TIMEOUT = 180
 
 
 def _start(output_dir: str) -> subprocess.Popen:
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
-             PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-  env.pop("TF_CONFIG", None)
-  return subprocess.Popen(
-      [sys.executable, "-m", "iaat_tf.main", *ARGS, f"--output_dir={output_dir}"],
-      cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-      text=True)
+  return main_process.start(ARGS, output_dir)
 
 
 def _wait(proc: subprocess.Popen) -> str:
-  try:
-    out, _ = proc.communicate(timeout=TIMEOUT)
-  except subprocess.TimeoutExpired:
-    proc.kill()
-    out, _ = proc.communicate()
-    raise AssertionError(f"timed out:\n{out[-4000:]}") from None
-  assert proc.returncode == 0, f"exit {proc.returncode}:\n{out[-4000:]}"
-  return out
+  return main_process.wait(proc, TIMEOUT)
 
 
-def _state(checkpoint_dir: str) -> dict:
-  reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(checkpoint_dir))
-  return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
-          if k.startswith(("classifier/", "eps_table/", "optimizer/", "epoch/"))
-          and not k.endswith("OBJECT_CONFIG_JSON")}
+_state = main_process.checkpoint_state
 
 
 def test_killed_mirrored_run_resumes_to_the_uninterrupted_result(tmp_path):
