@@ -20,6 +20,7 @@ APGD-CE, APGD-DLR) beside it (`python -m iaat_tf.evaluate
   OUT_DIR/seed<S>/<run>/          each run (results.json holds both)
   OUT_DIR/summary.json, summary.md clean, AutoAttack and worst-case accuracy
                                    per run: every seed and mean +- std
+  OUT_DIR/summary.png              clean vs AutoAttack accuracy, mean +- std
   OUT_DIR/pareto/                  python -m iaat_tf.pareto over all runs
 
 Finished runs (results.json with an "autoattack" entry) are skipped, so an
@@ -53,6 +54,11 @@ RUNS = {  # name -> flags after --flagfile
 DEFAULT_RUNS = ("pgd_at_0.1", "pgd_at_0.2", "pgd_at_0.3", "trades", "iaat",
                 "iaat_trades")
 REPORT_EPS = 0.2  # The quick start's evaluation radius.
+LABELS = {"pgd_at_0.1": "PGD-AT 0.1", "pgd_at_0.2": "PGD-AT 0.2",
+          "pgd_at_0.3": "PGD-AT 0.3", "trades": "TRADES 0.3",
+          "iaat": "IAAT (Alg. 2)", "iaat_fast": "IAAT (Alg. 2, fast probes)",
+          "iaat_cheap": "IAAT (cheap rule)", "iaat_trades": "IAAT + TRADES loss",
+          "mart": "MART 0.3", "iaat_mart": "IAAT + MART loss"}
 
 
 def _python(module: str, *args: str) -> None:
@@ -113,6 +119,42 @@ def summarise(table: dict, seeds) -> str:
   return "\n".join(lines) + "\n"
 
 
+def plot_means(table: dict, seeds, path: str) -> str:
+  """Clean vs AutoAttack accuracy, mean +- std over seeds, one point per run."""
+  from iaat_tf import plots  # pylint: disable=g-import-not-at-top
+  plt = plots.plt
+  fig, axes = plt.subplots(1, 2, figsize=(11.0, 4.6),
+                           gridspec_kw={"width_ratios": [1, 1.3]})
+  colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+  offsets = {"iaat_fast": (6, -12), "iaat_cheap": (-100, -12)}
+  for ax, zoom in zip(axes, (False, True)):
+    for n, (name, per_seed) in enumerate(table.items()):
+      aa = [100 * r["autoattack"] for r in per_seed.values()]
+      clean = [100 * r["clean"] for r in per_seed.values()]
+      (x, dx), (y, dy) = _mean_std(aa), _mean_std(clean)
+      if zoom and y < 80:
+        continue
+      marker = "o" if "iaat" in name else "s"
+      ax.errorbar(x, y, xerr=dx, yerr=dy, fmt=marker, capsize=3,
+                  color=colors[n % len(colors)], label=LABELS.get(name, name))
+      if zoom:
+        ax.annotate(LABELS.get(name, name), (x, y), textcoords="offset points",
+                    xytext=offsets.get(name, (6, 4)), fontsize=8)
+    ax.set_xlabel(f"AutoAttack robust accuracy at eps {REPORT_EPS} (%)")
+    ax.set_ylabel("clean accuracy (%)")
+    ax.grid(alpha=0.3)
+    if not zoom:
+      ax.set_xlim(0, 100)
+      ax.set_ylim(0, 100)
+      ax.set_title("all runs")
+    else:
+      ax.set_title("zoom: runs that learn")
+  axes[0].legend(loc="lower right", fontsize=7, frameon=False)
+  fig.suptitle(f"Digits quick start, {len(seeds)} seeds: mean +- std "
+               "(IAAT circles, uniform radius squares)")
+  return plots.save_figure(fig, path)
+
+
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--seeds", default="0", help="Comma-separated seeds.")
@@ -140,6 +182,7 @@ def main(argv=None) -> None:
     f.write(summary)
   with open(os.path.join(out, "summary.json"), "w") as f:
     json.dump({"seeds": seeds, "eps": REPORT_EPS, "runs": table}, f, indent=2)
+  plot_means(table, seeds, os.path.join(out, "summary.png"))
   run_dirs = sorted(glob.glob(os.path.join(out, "seed*", "*")))
   _python("iaat_tf.pareto", f"--runs={','.join(run_dirs)}",
           f"--out_dir={os.path.join(out, 'pareto')}")

@@ -201,6 +201,7 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
                            return_dict=True)
   results = {
       "method": config.method.method,
+      "loss": config.method.loss,
       "dataset": info.name,
       "model": config.model.name,
       "train_eps": config.method.eps,

@@ -29,6 +29,7 @@ from iaat_tf import cli, plots, run_io
 PROG = "iaat_tf.pareto"
 METHOD_NAMES = {"iaat": "IAAT", "iaat_cheap": "cheap IAAT",
                 "pgd_at": "PGD-AT", "standard": "standard training"}
+LOSS_NAMES = {"trades": "TRADES", "mart": "MART"}
 
 SCALE = 255.0
 CSV_FIELDS = ("name", "method", "train_eps", "clean_accuracy",
@@ -82,6 +83,7 @@ def read_run(run_dir: str, name: Optional[str] = None) -> dict:
     return {
         "name": name or os.path.basename(os.path.normpath(run_dir)),
         "method": str(results["method"]),
+        "loss": str(results.get("loss") or _config_loss(run_dir)),
         "train_eps": _number(results.get("train_eps", 0.0), "train_eps",
                              run_dir),
         "clean_accuracy": clean,
@@ -94,6 +96,14 @@ def read_run(run_dir: str, name: Optional[str] = None) -> dict:
   except (KeyError, TypeError, AttributeError) as e:
     raise ValueError(f"{run_dir}: malformed results.json (missing or bad "
                      f"field {e})") from None
+
+
+def _config_loss(run_dir: str) -> str:
+  """The training loss from config.json (runs whose results.json predate it)."""
+  try:
+    return str(run_io.read_config_dict(run_dir).get("method", {}).get("loss", "ce"))
+  except run_io.RunDirError:
+    return "ce"
 
 
 def _autoattack_accuracy(results: dict, eval_eps: float) -> Optional[float]:
@@ -167,6 +177,10 @@ def point_label(run: dict, per_255: bool = True) -> str:
   """Plot label of a run in words: 'PGD-AT at 8/255', 'IAAT, warmup 8/255'."""
   method = run["method"]
   name = METHOD_NAMES.get(method, method)
+  loss = run.get("loss", "ce")
+  if loss in LOSS_NAMES:  # PGD-AT's radius with another loss is that method.
+    name = (LOSS_NAMES[loss] if method == "pgd_at"
+            else f"{name} + {LOSS_NAMES[loss]} loss")
   if method == "standard":
     return name
   radius = plots.format_radius(run["train_eps"], per_255)
