@@ -355,6 +355,8 @@ def plot_robustness_curve(curves: Mapping[str, Sequence[Mapping[str, Any]]],
   all_eps = [p["eps"] for points in curves.values() for p in points]
   per_255 = uses_per_255(all_eps) if per_255 is None else per_255
   radius_axis(ax.xaxis, per_255, max(all_eps) if all_eps else 1.0)
+  if all_eps and len(set(all_eps)) == 1:  # One radius: show it from 0.
+    ax.set_xlim(0.0, 1.25 * all_eps[0] if all_eps[0] > 0 else 1.0)
   ax.set_xlabel(f"attack {RADIUS} (L-inf)")
   ax.set_ylabel("accuracy")
   ax.set_ylim(-0.02, 1.02)
