@@ -34,18 +34,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from iaat_tf import (adaptive_model, callbacks, data, early_stopping,
+from iaat_tf import (adaptive_model, batch_steps, callbacks, data, early_stopping,
                      example_lookup, export, models, plots, run_io, training)
 from iaat_tf.config import Config, ConfigError, validate
 
-RESUME_KEYS = run_io.RESUME_KEYS
-ADAPTIVE_METHODS = ("iaat", "iaat_cheap")
 # What a run writes into output_dir (and --overwrite deletes).
 OUTPUTS = ("config.json", "results.json", "history.csv", "eps_table.npy",
-           "train_labels.npy", "checkpoints", "tensorboard", "plots", "eval",
-           "saved_model")
-
-write_json = run_io.write_json  # Kept for callers of the old name.
+           "train_labels.npy", "checkpoints", "best_checkpoint", "tensorboard",
+           "plots", "eval", "saved_model")
 
 
 def _prepare_output_dir(path: str) -> None:
@@ -147,7 +143,7 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
     log(f"iaat_tf: resumed from {manager.latest_checkpoint} "
         f"(epoch {initial_epoch}/{config.train.epochs})")
 
-  adaptive = config.method.method in ADAPTIVE_METHODS
+  adaptive = config.method.method in batch_steps.ADAPTIVE_METHODS
   fit_verbose, summary, bar = _progress_mode(config.train.verbose)
   history_path = training.worker_dir(out, strategy, run_io.HISTORY)
   # Robust early stopping: validate on the held-out training examples and
@@ -255,7 +251,7 @@ def write_run_plots(config: Config, out: str, eps_table: np.ndarray,
   if history:
     written["history"] = plots.plot_training_history(
         history, os.path.join(plot_dir, "training_history.png"), per_255=per_255)
-  if config.method.method in ADAPTIVE_METHODS and eps_table.size:
+  if config.method.method in batch_steps.ADAPTIVE_METHODS and eps_table.size:
     written["eps_histogram"] = plots.plot_eps_histogram(
         eps_table, os.path.join(plot_dir, "eps_histogram.png"),
         title=f"Learned radii ({config.method.method}, {config.data.dataset})",

@@ -11,7 +11,6 @@ a killed run restarted with the same flags resumes where it stopped.
 import json
 import os
 import keras
-import numpy as np
 import tensorflow as tf
 
 from iaat_tf import optimizers
@@ -171,11 +170,6 @@ class CheckpointCallback(keras.callbacks.Callback):
   def on_epoch_end(self, epoch, logs=None):
     self.model.epoch.assign(epoch + 1)  # Finished epochs.
     self.manager.save(checkpoint_number=epoch + 1)
-
-
-def history_to_lists(history: dict) -> dict:
-  """Keras History.history -> JSON-able {key: [float, ...]}."""
-  return {k: [float(np.asarray(v)) for v in vs] for k, vs in history.items()}
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:

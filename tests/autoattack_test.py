@@ -3,11 +3,9 @@ masked gradients, and the sequence is consistent (per example, across seeds)."""
 
 import json
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from sklearn.datasets import load_digits
 
 from iaat_tf import autoattack, robustness
 
@@ -16,24 +14,9 @@ SMALL = dict(apgd_iters=20, fab_iters=20, square_queries=300, targets=3,
 
 
 @pytest.fixture(scope="module")
-def digits():
-  data = load_digits()
-  x = (data.images / 16.0).astype(np.float32)[..., None]
-  return x, data.target.astype(np.int64)
-
-
-@pytest.fixture(scope="module")
-def model(digits):
-  """An undefended MLP trained for a few epochs on the first 1,400 digits."""
-  x, y = digits
-  keras.utils.set_random_seed(0)
-  net = keras.Sequential([
-      keras.Input((8, 8, 1)), keras.layers.Flatten(),
-      keras.layers.Dense(64, activation="relu"), keras.layers.Dense(10)])
-  net.compile(keras.optimizers.Adam(1e-2),
-              keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-  net.fit(x[:1400], y[:1400], batch_size=128, epochs=15, verbose=0)
-  return net
+def model(digits_mlp):
+  """An undefended MLP trained on the first 1,400 digits (conftest.py)."""
+  return digits_mlp
 
 
 def _run(logits_fn, x, y, eps, **kwargs):

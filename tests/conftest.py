@@ -4,6 +4,8 @@
   run `MirroredStrategy` with 2 replicas on a CPU-only machine.
 * absl FLAGS (defined by iaat_tf.flags_config) marked as parsed, so flag
   defaults can be read and `flagsaver` used outside `app.run`.
+* Shared fixtures: scikit-learn's digits, and an undefended MLP trained on
+  them (the attack tests' target).
 """
 
 import os
@@ -12,6 +14,8 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import numpy as np  # pylint: disable=g-import-not-at-top
+import pytest  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 from absl import flags  # pylint: disable=g-import-not-at-top
 
@@ -25,3 +29,27 @@ except RuntimeError:  # Already initialised (e.g. imported twice).
 from iaat_tf import flags_config  # pylint: disable=g-import-not-at-top,unused-import
 
 flags.FLAGS.mark_as_parsed()
+
+
+@pytest.fixture(scope="session")
+def digits():
+  """(x [1797, 8, 8, 1] float32 in [0, 1], y int64) of scikit-learn's digits."""
+  from sklearn.datasets import load_digits  # pylint: disable=g-import-not-at-top
+  data = load_digits()
+  x = (data.images / 16.0).astype(np.float32)[..., None]
+  return x, data.target.astype(np.int64)
+
+
+@pytest.fixture(scope="session")
+def digits_mlp(digits):
+  """An undefended MLP trained for a few epochs on the first 1,400 digits."""
+  import keras  # pylint: disable=g-import-not-at-top
+  x, y = digits
+  keras.utils.set_random_seed(0)
+  net = keras.Sequential([
+      keras.Input((8, 8, 1)), keras.layers.Flatten(),
+      keras.layers.Dense(64, activation="relu"), keras.layers.Dense(10)])
+  net.compile(keras.optimizers.Adam(1e-2),
+              keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+  net.fit(x[:1400], y[:1400], batch_size=128, epochs=15, verbose=0)
+  return net

@@ -4,8 +4,10 @@ Shared by the kill-and-resume tests (resume_test.py, mirrored_resume_test.py).
 """
 
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import tensorflow as tf
 
@@ -41,3 +43,23 @@ def checkpoint_state(checkpoint_dir: str) -> dict:
   reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(checkpoint_dir))
   return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
           if k.startswith(CHECKPOINT_KEYS) and not k.endswith("OBJECT_CONFIG_JSON")}
+
+
+def kill_after_first_checkpoint(proc: subprocess.Popen, run_dir: str,
+                                timeout: float, settle: float) -> tuple:
+  """SIGKILLs `proc` `settle` s after its first checkpoint appears.
+
+  Returns (its output, the number of finished epochs in that checkpoint).
+  """
+  checkpoint_dir = os.path.join(run_dir, "checkpoints")
+  deadline = time.monotonic() + timeout
+  while not os.path.exists(os.path.join(checkpoint_dir, "checkpoint")):
+    assert proc.poll() is None, f"run ended early:\n{proc.communicate()[0][-4000:]}"
+    assert time.monotonic() < deadline, "no checkpoint appeared"
+    time.sleep(0.05)
+  time.sleep(settle)  # Into the next epoch.
+  proc.send_signal(signal.SIGKILL)
+  out, _ = proc.communicate()
+  assert proc.returncode == -signal.SIGKILL
+  epoch = checkpoint_state(checkpoint_dir)["epoch/.ATTRIBUTES/VARIABLE_VALUE"]
+  return out, int(epoch)

@@ -8,9 +8,7 @@ the example order the same in both processes.
 """
 
 import os
-import signal
 import subprocess
-import time
 
 import numpy as np
 
@@ -44,17 +42,8 @@ def test_killed_mirrored_run_resumes_to_the_uninterrupted_result(tmp_path):
   reference_dir, run_dir = str(tmp_path / "reference"), str(tmp_path / "run")
   reference = _start(reference_dir)
   first = _start(run_dir)
-  checkpoint_file = os.path.join(run_dir, "checkpoints", "checkpoint")
-  deadline = time.monotonic() + TIMEOUT
-  while not os.path.exists(checkpoint_file):
-    assert first.poll() is None, f"run ended early:\n{first.communicate()[0][-4000:]}"
-    assert time.monotonic() < deadline, "no checkpoint appeared"
-    time.sleep(0.05)
-  time.sleep(0.3)  # Into the next epoch.
-  first.send_signal(signal.SIGKILL)
-  first_out, _ = first.communicate()
-  assert first.returncode == -signal.SIGKILL
-  killed_at = int(_state(os.path.dirname(checkpoint_file))["epoch/.ATTRIBUTES/VARIABLE_VALUE"])
+  first_out, killed_at = main_process.kill_after_first_checkpoint(
+      first, run_dir, TIMEOUT, settle=0.3)
   assert 1 <= killed_at < EPOCHS, first_out[-2000:]
 
   second_out = _wait(_start(run_dir))

@@ -12,9 +12,7 @@ optimizer slots and step, eps table, epoch) against what was saved.
 
 import json
 import os
-import signal
 import subprocess
-import time
 
 import keras
 import numpy as np
@@ -68,18 +66,9 @@ def _kill_resume_and_compare(tmp_path, extra=()):
   reference_dir, run_dir = str(tmp_path / "reference"), str(tmp_path / "run")
   reference = _start(reference_dir, extra)  # Runs alongside the interrupted run.
   first = _start(run_dir, extra)
-  checkpoint_file = os.path.join(run_dir, "checkpoints", "checkpoint")
-  deadline = time.monotonic() + TIMEOUT
-  while not os.path.exists(checkpoint_file):
-    assert first.poll() is None, f"run ended early:\n{first.communicate()[0][-4000:]}"
-    assert time.monotonic() < deadline, "no checkpoint appeared"
-    time.sleep(0.05)
-  time.sleep(0.5)  # Into the next epoch (each takes a few seconds).
-  first.send_signal(signal.SIGKILL)
-  first_out, _ = first.communicate()
-  assert first.returncode == -signal.SIGKILL
+  first_out, killed_at = main_process.kill_after_first_checkpoint(
+      first, run_dir, TIMEOUT, settle=0.5)
   assert not os.path.exists(os.path.join(run_dir, "results.json"))
-  killed_at = int(_state(os.path.dirname(checkpoint_file))["epoch/.ATTRIBUTES/VARIABLE_VALUE"])
   assert 1 <= killed_at < EPOCHS, first_out[-2000:]
 
   second_out = _wait(_start(run_dir, extra))

@@ -2,11 +2,9 @@
 
 import json
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from sklearn.datasets import load_digits
 
 from iaat_tf import robustness
 
@@ -15,24 +13,9 @@ ATTACKS = ("pgd_ce", "pgd_margin", "apgd_ce", "apgd_dlr")
 
 
 @pytest.fixture(scope="module")
-def digits():
-  data = load_digits()
-  x = (data.images / 16.0).astype(np.float32)[..., None]
-  return x, data.target.astype(np.int64)
-
-
-@pytest.fixture(scope="module")
-def logits_fn(digits):
-  """A small MLP trained for a few epochs on the first 1,400 digits."""
-  x, y = digits
-  keras.utils.set_random_seed(0)
-  model = keras.Sequential([
-      keras.Input((8, 8, 1)), keras.layers.Flatten(),
-      keras.layers.Dense(64, activation="relu"), keras.layers.Dense(10)])
-  model.compile(keras.optimizers.Adam(1e-2),
-                keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-  model.fit(x[:1400], y[:1400], batch_size=128, epochs=15, verbose=0)
-  return lambda z: model(z, training=False)
+def logits_fn(digits_mlp):
+  """The digits MLP of conftest.py, in inference mode."""
+  return lambda z: digits_mlp(z, training=False)
 
 
 def _keyed_dataset(digits, n=300, batch=128):
