@@ -133,3 +133,15 @@ def test_run_exports_the_best_validation_epoch(tmp_path):
   assert total == 80
   np.testing.assert_allclose(correct / total, best["best_metrics"]["val_clean_acc"],
                              atol=1e-6)
+
+
+def test_overwrite_clears_the_saved_best(tmp_path):
+  # A stale best.json would otherwise survive --overwrite and be compared
+  # against (and restored by) the new run.
+  out = str(tmp_path)
+  best_dir = os.path.join(out, "best_checkpoint")
+  os.makedirs(best_dir)
+  with open(os.path.join(best_dir, "best.json"), "w") as f:
+    f.write("{}")
+  experiment._clear_outputs(out, chief=True, strategy=None)  # pylint: disable=protected-access
+  assert not os.path.exists(best_dir)
