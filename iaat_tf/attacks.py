@@ -148,29 +148,60 @@ def pgd_attack(logits_fn: LogitsFn,
   batch = tf.shape(images)[0]
   eps = tf.broadcast_to(tf.cast(eps, tf.float32), [batch])
   step_size = tf.broadcast_to(tf.cast(step_size, tf.float32), [batch])
-  eps_b = broadcast_eps(eps, images)
-  step_b = broadcast_eps(step_size, images)
-  loss_fn = LOSSES[loss]
-  lower = tf.maximum(images - eps_b, 0.0)
-  upper = tf.minimum(images + eps_b, 1.0)
-
   if random_start:
     if index is None:
       index = tf.range(batch, dtype=tf.int64)
-    noise = per_example_uniform(tf.shape(images), index, step, salt, seed)
-    x_adv = images + (2.0 * noise - 1.0) * eps_b
-    x_adv = tf.clip_by_value(x_adv, lower, upper)
+    x_adv = uniform_start(images, eps, index, step, salt, seed)
   else:
     x_adv = images
+  return pgd_from(logits_fn, images, labels, x_adv, eps, step_size, steps,
+                  loss=loss)
+
+
+def uniform_start(images: tf.Tensor, eps: tf.Tensor, index: tf.Tensor,
+                  step, salt: int, seed: int) -> tf.Tensor:
+  """PGD's random start: uniform in each example's ball (keyed), in [0, 1]."""
+  images = tf.convert_to_tensor(images, tf.float32)
+  eps_b = broadcast_eps(eps, images)
+  noise = per_example_uniform(tf.shape(images), index, step, salt, seed)
+  x = images + (2.0 * noise - 1.0) * eps_b
+  return tf.clip_by_value(x, tf.maximum(images - eps_b, 0.0),
+                          tf.minimum(images + eps_b, 1.0))
+
+
+def pgd_step(logits_fn: LogitsFn, x: tf.Tensor, labels: tf.Tensor,
+             step_b: tf.Tensor, lower: tf.Tensor, upper: tf.Tensor,
+             loss: str = "ce") -> tuple[tf.Tensor, tf.Tensor]:
+  """One signed-gradient step, projected to [lower, upper]: (x_new, logits at x).
+
+  The one PGD step of the package: every PGD loop (training attack,
+  Algorithm 2's probes and their early-stopping variants, evaluation) takes
+  it, so the input gradient is always `gradients.value_and_gradient` (safe
+  under mixed_float16). `step_b`, `lower`, `upper` broadcast against `x`.
+  """
+  loss_fn = LOSSES[loss]
+  logits, _, grad = gradients.value_and_gradient(
+      logits_fn, x, lambda z: loss_fn(z, labels), exact_scale=False)
+  x_new = tf.clip_by_value(x + step_b * tf.sign(grad), lower, upper)
+  return x_new, logits
+
+
+def pgd_from(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
+             x_start: tf.Tensor, eps: tf.Tensor, step_size: tf.Tensor,
+             steps: int, loss: str = "ce") -> tf.Tensor:
+  """`steps` PGD steps (`pgd_step`) from `x_start` inside each example's ball."""
+  images = tf.convert_to_tensor(images, tf.float32)
+  eps_b = broadcast_eps(eps, images)
+  step_b = broadcast_eps(step_size, images)
+  lower = tf.maximum(images - eps_b, 0.0)
+  upper = tf.minimum(images + eps_b, 1.0)
 
   def body(i, x):
-    _, _, grad = gradients.value_and_gradient(
-        logits_fn, x, lambda logits: loss_fn(logits, labels), exact_scale=False)
-    x = x + step_b * tf.sign(grad)
-    x = tf.clip_by_value(x, lower, upper)  # Project to the ball and [0, 1].
+    x, _ = pgd_step(logits_fn, x, labels, step_b, lower, upper, loss)
     return i + 1, x
 
-  _, x_adv = tf.while_loop(lambda i, _: i < steps, body, (tf.constant(0), x_adv),
+  _, x_adv = tf.while_loop(lambda i, _: i < steps, body,
+                           (tf.constant(0), tf.convert_to_tensor(x_start, tf.float32)),
                            maximum_iterations=steps)
   return tf.stop_gradient(x_adv)
 

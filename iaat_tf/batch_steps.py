@@ -108,30 +108,12 @@ def random_start(images, eps, index, step, salt: int, seed: int,
   images = tf.convert_to_tensor(images, tf.float32)
   if not enabled:
     return images
-  eps_b = attacks.broadcast_eps(eps, images)
-  noise = attacks.per_example_uniform(tf.shape(images), index, step, salt, seed)
-  x = images + (2.0 * noise - 1.0) * eps_b
-  return tf.clip_by_value(x, tf.maximum(images - eps_b, 0.0),
-                          tf.minimum(images + eps_b, 1.0))
+  return attacks.uniform_start(images, eps, index, step, salt, seed)
 
 
 def _pgd_from(logits_fn, images, labels, x, eps, step_size, steps):
-  """`steps` PGD steps from `x` (the loop of `attacks.pgd_attack`)."""
-  eps_b = attacks.broadcast_eps(eps, images)
-  step_b = attacks.broadcast_eps(step_size, images)
-  lower = tf.maximum(images - eps_b, 0.0)
-  upper = tf.minimum(images + eps_b, 1.0)
-
-  def body(i, x):
-    with tf.GradientTape() as tape:
-      tape.watch(x)
-      total = tf.reduce_sum(attacks.cross_entropy_loss(logits_fn(x), labels))
-    grad = tape.gradient(total, x)
-    return i + 1, tf.clip_by_value(x + step_b * tf.sign(grad), lower, upper)
-
-  _, x = tf.while_loop(lambda i, _: i < steps, body, (tf.constant(0), x),
-                       maximum_iterations=steps)
-  return tf.stop_gradient(x)
+  """`steps` PGD steps from `x`: the package's one PGD loop (`attacks.pgd_from`)."""
+  return attacks.pgd_from(logits_fn, images, labels, x, eps, step_size, steps)
 
 
 def _rows(x, idx):
@@ -180,28 +162,24 @@ def _probe_early_stop(logits_fn, images, labels, x0, eps, step_size, steps,
   decided = tf.zeros(batch, tf.bool) if needed is None else ~needed
   broken = tf.zeros(batch, tf.bool)
 
-  def grad_and_wrong(x, y):
-    with tf.GradientTape() as tape:
-      tape.watch(x)
-      logits = logits_fn(x)
-      total = tf.reduce_sum(attacks.cross_entropy_loss(logits, y))
-    return tape.gradient(total, x), ~attacks.is_correct(logits, y)
-
   def body(i, x, decided, broken):
+    # One PGD step (`attacks.pgd_step`); its logits (at the iterate before the
+    # step) decide which examples are already broken.
     if per_example:
       idx = tf.where(~decided)[:, 0]
       x_a = tf.gather(x, idx)
-      grad, wrong = grad_and_wrong(x_a, tf.gather(labels, idx))
-      x_new = tf.clip_by_value(x_a + tf.gather(step_b, idx) * tf.sign(grad),
-                               tf.gather(lower, idx), tf.gather(upper, idx))
+      y_a = tf.gather(labels, idx)
+      x_new, logits = attacks.pgd_step(
+          logits_fn, x_a, y_a, tf.gather(step_b, idx), tf.gather(lower, idx),
+          tf.gather(upper, idx))
+      wrong = ~attacks.is_correct(logits, y_a)
       # Broken rows keep the iterate that broke them.
       x_new = tf.where(_per_row(wrong, x_a), x_a, x_new)
       x = tf.tensor_scatter_nd_update(x, idx[:, None], x_new)
       wrong_full = tf.scatter_nd(idx[:, None], wrong, batch)
     else:
-      grad, wrong_full = grad_and_wrong(x, labels)
-      wrong_full = wrong_full & ~decided
-      x_new = tf.clip_by_value(x + step_b * tf.sign(grad), lower, upper)
+      x_new, logits = attacks.pgd_step(logits_fn, x, labels, step_b, lower, upper)
+      wrong_full = ~attacks.is_correct(logits, labels) & ~decided
       x = tf.where(_per_row(decided | wrong_full, x), x, x_new)
     return i + 1, x, decided | wrong_full, broken | wrong_full
 

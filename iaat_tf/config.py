@@ -12,7 +12,9 @@ from typing import Optional, Tuple
 DATASETS = ("digits", "mnist", "cifar10", "cifar100", "imagenet2012", "npz",
             "synthetic")
 SYNTHETIC_LIKE = ("digits", "mnist", "cifar10", "cifar100", "imagenet2012")
-MODELS = ("small_cnn", "wide_resnet", "resnet50")
+# wide_resnet: the standard WRN (Zagoruyko & Komodakis); authors_wrn: the IAAT
+# authors' modified WRN (authors_wrn.py), the network of the paper's numbers.
+MODELS = ("small_cnn", "wide_resnet", "authors_wrn", "resnet50")
 METHODS = ("standard", "pgd_at", "iaat", "iaat_cheap")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 BN_MODES = ("inference", "train")
@@ -267,6 +269,12 @@ def validate(config: Config) -> Config:
          f"--lr_boundaries={list(t.lr_boundaries)} must be increasing positive epochs")
   _check(t.steps_per_execution >= 1, "--steps_per_execution must be >= 1")
   _check(t.num_virtual_devices >= 0, "--num_virtual_devices must be >= 0")
+  if m.name == "authors_wrn":
+    _check(m.depth >= 8 and (m.depth - 2) % 6 == 0,
+           f"--wrn_depth={m.depth}: the authors' WRN depth must be 6n+2 "
+           "(32: 5 blocks per stage)")
+    _check(m.dropout == 0, "--model=authors_wrn has no dropout (their network "
+           "has none); use --dropout=0")
   _check(m.depth >= 10 and ((m.depth - 4) % 6 == 0 or (m.depth - 2) % 6 == 0),
          f"--wrn_depth={m.depth}: WideResNet depth must be 6n+4 (28, 34) "
          "or Madry's 6n+2 naming (32)")

@@ -46,8 +46,8 @@ flags.DEFINE_integer("synthetic_train_examples", _D.synthetic_train_examples, "F
 flags.DEFINE_integer("synthetic_test_examples", _D.synthetic_test_examples, "For --dataset=synthetic: test examples.")
 flags.DEFINE_float("validation_fraction", _D.validation_fraction, "Hold out this fraction of the training split (fixed by example id, not --seed) for robust early stopping (0: none).")
 # Model.
-flags.DEFINE_string("model", _M.name, f"One of {', '.join(cfg.MODELS)}.")
-flags.DEFINE_integer("wrn_depth", _M.depth, "WideResNet depth (28, 32, 34).")
+flags.DEFINE_string("model", _M.name, f"One of {', '.join(cfg.MODELS)} (wide_resnet: the standard WRN; authors_wrn: the IAAT authors' modified WRN, docs/DEPARTURES.md).")
+flags.DEFINE_integer("wrn_depth", _M.depth, "WideResNet depth (wide_resnet: 28, 32, 34; authors_wrn: 6n+2, e.g. 32).")
 flags.DEFINE_integer("wrn_width", _M.width, "WideResNet widening factor.")
 flags.DEFINE_bool("sync_batchnorm", _M.sync_batchnorm, "Synchronise BatchNorm statistics across replicas.")
 flags.DEFINE_float("dropout", _M.dropout, "Dropout rate (wide_resnet: inside each block; resnet50: before the logits).")

@@ -4,8 +4,12 @@ Every model starts with a fixed per-channel standardisation layer, so attacks
 and radii live in [0, 1] pixel space while the network sees normalised input.
 
 * `small_cnn`: a few conv layers, no BatchNorm (fast; tests, quick start).
-* `wide_resnet`: pre-activation WideResNet (Zagoruyko & Komodakis); depth
-  6n+4 (28, 34) or Madry's 6n+2 naming (32-10 is the n=5 network).
+* `wide_resnet`: the standard pre-activation WideResNet (Zagoruyko &
+  Komodakis); depth 6n+4 (28, 34) or Madry's 6n+2 naming (32-10 is the n=5
+  network). Not the IAAT authors' network.
+* `authors_wrn`: the IAAT authors' modified WRN (`authors_wrn.py`): 160-wide
+  stem, parameter-free BatchNorm, avg-pool/zero-channel shortcuts, 1x1-conv
+  head; standardises with their own constants, not `CHANNEL_STATS`.
 * `resnet50`: ResNet-50 v1.5 (torchvision's layout), random init, logits
   head; like `wide_resnet` it honours `sync_batchnorm` and `dropout` (before
   the logits), which `keras.applications.ResNet50` cannot.
@@ -16,6 +20,7 @@ from typing import Sequence
 import keras
 from keras import layers
 
+from iaat_tf import authors_wrn as authors_wrn_lib
 from iaat_tf.config import ModelConfig
 
 # Per-channel statistics of [0, 1] images, by dataset (others: 0.5 / 0.25).
@@ -163,6 +168,12 @@ def build_classifier(config: ModelConfig, input_shape, num_classes: int,
   if config.name == "wide_resnet":
     return wide_resnet(input_shape, num_classes, mean, std, config.depth,
                        config.width, config.sync_batchnorm, config.dropout)
+  if config.name == "authors_wrn":
+    if input_shape[-1] == 3:  # Their constants; other inputs: the dataset's.
+      mean, std = authors_wrn_lib.AUTHORS_MEAN, authors_wrn_lib.AUTHORS_STD
+    return authors_wrn_lib.authors_wrn(
+        input_shape, num_classes, config.depth, config.width, mean, std,
+        config.sync_batchnorm)
   if config.name == "resnet50":
     return resnet50(input_shape, num_classes, mean, std, config.sync_batchnorm,
                     config.dropout)

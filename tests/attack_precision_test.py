@@ -14,7 +14,8 @@ import pytest
 import tensorflow as tf
 from sklearn.datasets import load_digits
 
-from iaat_tf import apgd, attacks, gradients
+from iaat_tf import apgd, attacks, batch_steps, gradients
+from iaat_tf.config import AttackConfig, MethodConfig
 
 EPS = 0.12
 
@@ -100,3 +101,30 @@ def test_without_the_fix_float16_gradients_vanish(nets, monkeypatch):
                       gradients.unscaled_value_and_gradient)
   broken = _pgd(f16, x, y).sum() + _apgd(f16, x, y).sum()
   assert broken >= fixed + 10  # The float16 attack stalls without the fix.
+
+
+def _fast_probe(fn, x, y, early_stop="example"):
+  """Algorithm 2's fast probe (--alg2_preset=fast's kind): True = still correct."""
+  x, y = tf.constant(x), tf.constant(y, tf.int32)
+  eps = tf.fill([len(x)], EPS)
+  index = tf.range(len(x), dtype=tf.int64)
+  x0 = batch_steps.random_start(x, eps, index, 0, attacks.Salt.PROBE_UP, 0)
+  method = MethodConfig(method="iaat", probe_steps=10, probe_step_ratio=0.25,
+                        probe_early_stop=early_stop, probe_only_needed=True)
+  return batch_steps.probe_fails(fn, x, y, x0, eps, AttackConfig(steps=10),
+                                 method).numpy()
+
+
+@pytest.mark.parametrize("early_stop", ["example", "batch"])
+def test_fast_probes_keep_their_strength_in_float16(nets, early_stop, monkeypatch):
+  f32, f16, x, y = nets
+  clean = attacks.is_correct(f32(x), y).numpy().sum()
+  fails32 = _fast_probe(f32, x, y, early_stop).sum()
+  fails16 = _fast_probe(f16, x, y, early_stop).sum()
+  assert fails32 < clean - 10  # The probe breaks examples...
+  assert abs(int(fails16) - int(fails32)) <= 2  # ...equally in float16.
+  # A probe loop with the naive tape gradient stalls on confident examples:
+  # they "survive" the probe, so Algorithm 2 would grow their radii.
+  monkeypatch.setattr(gradients, "value_and_gradient",
+                      gradients.unscaled_value_and_gradient)
+  assert _fast_probe(f16, x, y, early_stop).sum() >= fails16 + 10
