@@ -9,8 +9,8 @@ For every seed, trains (same model, data and epochs as flags/quickstart.flags):
   iaat                                 flags/quickstart.flags
   iaat_trades                          flags/quickstart_iaat_trades.flags
 
-(`--runs=` picks a subset; `iaat_cheap`, `iaat_fast`, `mart` and `iaat_mart` are
-available too), then
+(`--runs=` picks a subset; `iaat_cheap`, `iaat_fast`, `mart`, `iaat_mart` and
+`iaat_sminus_adv` (the authors' code's S- rule) are available too), then
 evaluates each on the full test split at eps 0.2 with the project's
 strongest evaluation, AutoAttack standard (APGD-CE, APGD-T, FAB-T, Square),
 and with the PGD/APGD suite's per-example worst case (PGD-CE, PGD-margin,
@@ -50,6 +50,8 @@ RUNS = {  # name -> flags after --flagfile
     "iaat_trades": ["--flagfile=flags/quickstart_iaat_trades.flags"],
     "mart": ["--flagfile=flags/quickstart_pgd_at.flags", "--loss=mart"],
     "iaat_mart": ["--flagfile=flags/quickstart.flags", "--loss=mart"],
+    # The authors' code's S- rule (S- train on the attack at 0.9 p).
+    "iaat_sminus_adv": ["--flagfile=flags/quickstart.flags", "--s_minus=adversarial"],
 }
 DEFAULT_RUNS = ("pgd_at_0.1", "pgd_at_0.2", "pgd_at_0.3", "trades", "iaat",
                 "iaat_trades")
@@ -58,7 +60,8 @@ LABELS = {"pgd_at_0.1": "PGD-AT 0.1", "pgd_at_0.2": "PGD-AT 0.2",
           "pgd_at_0.3": "PGD-AT 0.3", "trades": "TRADES 0.3",
           "iaat": "IAAT (Alg. 2)", "iaat_fast": "IAAT (Alg. 2, fast probes)",
           "iaat_cheap": "IAAT (cheap rule)", "iaat_trades": "IAAT + TRADES loss",
-          "mart": "MART 0.3", "iaat_mart": "IAAT + MART loss"}
+          "mart": "MART 0.3", "iaat_mart": "IAAT + MART loss",
+          "iaat_sminus_adv": "IAAT, S- adversarial (authors' code)"}
 
 
 def _python(module: str, *args: str) -> None:

@@ -5,11 +5,14 @@ adds, per the method in `MethodConfig`:
 
 * `standard`: clean training.
 * `pgd_at`: Madry PGD adversarial training at one radius `eps`.
-* `iaat`: Instance Adaptive Adversarial Training (ALGORITHM.md, Algorithm 2):
+* `iaat`: Instance Adaptive Adversarial Training (docs/ALGORITHM.md, Algorithm 2):
   each example's radius lives in an `EpsTable` indexed by the example's stable
   id, chosen per batch by two extra PGD attacks at eps and eps + gamma,
-  smoothed, and trained on; clean-misclassified examples (S-) get the clean
-  loss and radius 0.
+  smoothed, and trained on. Clean-misclassified examples (S-) have their new
+  radius zeroed before the smoothing (so the table keeps (1 - beta) p) and
+  train on the clean image (`s_minus="clean"`, the paper's Algorithm 1), or
+  on the training attack at that stored radius (`s_minus="adversarial"`, the
+  authors' code; docs/DEPARTURES.md).
 * `iaat_cheap`: the paper's cheap rule: train at the stored radius and move it
   by +gamma if that training attack failed, -gamma if it succeeded (no
   smoothing unless `cheap_beta` > 0). The outcome is judged in inference mode,
@@ -23,9 +26,10 @@ The loss (`MethodConfig.loss`, `losses.py`) is orthogonal to the radius
 rule: `ce` trains on PGD examples (today's), `trades` on TRADES' KL attack
 (`kl_attack.py`) with CE(clean) + beta * KL(clean || adv), `mart` on PGD
 examples with MART's loss. Radius probes always use cross-entropy PGD. Under
-IAAT the S+/S- split is the same for every loss: S- examples train on their
-clean image, so TRADES' and MART's KL terms vanish for them (their loss is
-TRADES' clean CE, or MART's boosted CE on the clean image).
+IAAT the S+/S- split is the same for every loss: with `s_minus="clean"` S-
+examples train on their clean image, so TRADES' and MART's KL terms vanish
+for them (their loss is TRADES' clean CE, or MART's boosted CE on the clean
+image).
 
 The step is composed of the plain functions in `batch_steps.py` (radius
 arithmetic in `radius.py`, the table in `eps_table.py`), which custom
@@ -98,7 +102,7 @@ class AdversarialTrainer(keras.Model):
     self._kl_attack_fn = tf.function(
         lambda images, eps, index, step: kl_attack.kl_attack(
             self._attack_logits, images, eps, steps=attack.steps,
-            step_size=attacks.pgd_step_size(eps, attack.step_ratio, attack.min_step),
+            step_size=attacks.pgd_step_size(eps, attack.ratio, attack.min_step),
             index=index, step=step, salt=batch_steps.SALT_TRAIN, seed=seed),
         jit_compile=True if attack.jit_compile else None, reduce_retracing=True)
 
@@ -177,11 +181,12 @@ class AdversarialTrainer(keras.Model):
   def training_loss(self, images, x_train, labels, clean_ok):
     """(scalar loss, per-example logits of the trained-on batch).
 
-    The configured loss (`losses.py`) on `x_train` (adversarial for S+,
-    clean for S-), in training mode; trades and mart also run the clean
-    images. The regularisation losses are added by `train_step`.
+    The configured loss (`losses.py`) on `x_train` (adversarial for S+;
+    for S- clean, or adversarial under `s_minus="adversarial"`), in training
+    mode; trades and mart also run the clean images. The regularisation
+    losses are added by `train_step`.
     """
-    del clean_ok  # S- already trains on its clean image (x_train).
+    del clean_ok  # The S- rule is already applied in x_train.
     method = self.method_config
     logits = tf.cast(self.classifier(x_train, training=True), tf.float32)
     clean_logits = None
@@ -215,12 +220,12 @@ class AdversarialTrainer(keras.Model):
     elif self.ramp_steps and adaptive:  # The warmup radius only.
       eps_train = tf.where(in_warmup, radius.ramp_factor(step, self.ramp_steps)
                            * eps_train, eps_train)
+    clean_rows = batch_steps.clean_for_s_minus(method, clean_ok)
     if method.method == "standard":
       x_train = images
     else:
       x_adv = self.craft_training_images(images, labels, eps_train, index, step)
-      x_train = batch_steps.training_images(
-          images, x_adv, clean_ok if adaptive else None)
+      x_train = batch_steps.training_images(images, x_adv, clean_rows)
 
     with tf.GradientTape() as tape:
       loss, logits = self.training_loss(images, x_train, labels, clean_ok)
@@ -246,7 +251,8 @@ class AdversarialTrainer(keras.Model):
     train_ok = attacks.is_correct(logits, labels)
     self.loss_tracker.update_state(loss)
     self.train_accuracy.update_state(tf.cast(train_ok, tf.float32))
-    self.eps_mean.update_state(eps_train)
+    # The radius actually trained at (0 for S- trained on the clean image).
+    self.eps_mean.update_state(batch_steps.trained_radii(eps_train, clean_rows))
     logs = {"loss": self.loss_tracker.result(),
             "train_acc": self.train_accuracy.result()}
     if clean_ok is not None:

@@ -7,7 +7,8 @@ A resumed run, another replica count or another batch order therefore sees
 exactly the same augmented images as an uninterrupted run.
 
 * `to_unit_float`: uint8 0..255 or float -> float32 in [0, 1].
-* `pad_crop_flip`: CIFAR-style zero-pad by 4, random crop back, random flip.
+* `pad_crop_flip`: CIFAR-style pad by 4 (zeros, or reflection as in the
+  authors' code), random crop back, random flip.
 * `imagenet_train_crop` / `imagenet_eval_crop`: Inception-style
   random-resized crop + flip, and the resize + central crop for evaluation.
 """
@@ -30,11 +31,19 @@ def to_unit_float(image: tf.Tensor) -> tf.Tensor:
   return tf.cast(image, tf.float32)
 
 
-def pad_crop_flip(image: tf.Tensor, seed: tf.Tensor, pad: int = 4) -> tf.Tensor:
-  """Zero-pad by `pad`, crop back to the original size, maybe flip (keyed)."""
+PAD_MODES = {"zeros": "CONSTANT", "reflect": "REFLECT"}
+
+
+def pad_crop_flip(image: tf.Tensor, seed: tf.Tensor, pad: int = 4,
+                  mode: str = "zeros") -> tf.Tensor:
+  """Pad by `pad`, crop back to the original size, maybe flip (keyed).
+
+  `mode` "reflect" mirrors without repeating the edge, like torchvision's
+  `T.Pad(4, padding_mode="reflect")`; "zeros" pads with 0.
+  """
   crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
   shape = tf.shape(image)
-  padded = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]])
+  padded = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]], mode=PAD_MODES[mode])
   image = tf.image.stateless_random_crop(padded, shape, seed=crop_seed)
   return tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
 

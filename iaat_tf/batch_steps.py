@@ -60,7 +60,7 @@ def make_pgd(logits_fn: attacks.LogitsFn, attack: AttackConfig, seed: int = 0,
   def craft(images, labels, eps, index, step, salt):
     return attacks.pgd_attack(
         logits_fn, images, labels, eps, steps=attack.steps,
-        step_size=attacks.pgd_step_size(eps, attack.step_ratio, attack.min_step),
+        step_size=attacks.pgd_step_size(eps, attack.ratio, attack.min_step),
         random_start=attack.random_start, index=index, step=step, salt=salt,
         seed=seed)
 
@@ -214,7 +214,7 @@ def probe_fails(logits_fn: attacks.LogitsFn, images, labels, x0, eps,
   bool or None) limits the work to the examples whose result is used.
   """
   steps = method.probe_steps or attack.steps
-  ratio = method.probe_step_ratio or attack.step_ratio
+  ratio = method.probe_step_ratio or attack.ratio
   eps = tf.cast(eps, tf.float32)
   step_size = attacks.pgd_step_size(eps, ratio, attack.min_step)
   if method.probe_early_stop == "none":
@@ -327,10 +327,36 @@ def choose_radii(craft: CraftFn, logits_fn: attacks.LogitsFn, images, labels,
 
 def training_images(images: tf.Tensor, x_adv: tf.Tensor,
                     clean_ok: tf.Tensor | None) -> tf.Tensor:
-  """Algorithm 1, line 10: adversarial images for S+, clean images for S-."""
+  """Algorithm 1, line 10: adversarial images for S+, clean images for S-.
+
+  `clean_ok=None` keeps every adversarial image (pgd_at, and iaat with
+  `s_minus="adversarial"`, the authors' code).
+  """
   if clean_ok is None:
     return x_adv
   return tf.where(tf.reshape(clean_ok, [-1, 1, 1, 1]), x_adv, images)
+
+
+def clean_for_s_minus(method: MethodConfig, clean_ok: tf.Tensor | None
+                      ) -> tf.Tensor | None:
+  """The `clean_ok` to pass to `training_images` under `method`.
+
+  Adaptive methods with `s_minus="clean"` (the paper) train S- on the clean
+  image; pgd_at, standard and `s_minus="adversarial"` (the authors' code:
+  S- trains on the attack at the radius stored for it) keep the attack.
+  """
+  if method.method in ADAPTIVE_METHODS and method.s_minus == "clean":
+    return clean_ok
+  return None
+
+
+def trained_radii(eps_train: tf.Tensor, clean_for_s_minus_: tf.Tensor | None
+                  ) -> tf.Tensor:
+  """[B] the radius each example was trained at: 0 where it trained clean."""
+  eps_train = tf.cast(eps_train, tf.float32)
+  if clean_for_s_minus_ is None:
+    return eps_train
+  return eps_train * tf.cast(clean_for_s_minus_, tf.float32)
 
 
 def radii_to_store(method: MethodConfig, eps_train, stored, clean_ok,

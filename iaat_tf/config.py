@@ -21,6 +21,13 @@ BN_MODES = ("inference", "train")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 JIT_MODES = ("none", "attack", "step")  # What --jit_compile XLA-compiles.
 CHEAP_SIGNALS = ("inference", "train_forward")
+# What clean-misclassified examples (S-) train on under iaat: "clean", their
+# clean image (the paper, Algorithm 1 line 10); "adversarial", the training
+# attack at the radius Algorithm 2 stored for them (0.9 p with beta 0.1), as
+# the authors' code does (docs/DEPARTURES.md).
+S_MINUS_RULES = ("clean", "adversarial")
+# --augment_pad: the crop's padding; the authors' code pads by reflection.
+AUGMENT_PADS = ("zeros", "reflect")
 WEIGHT_DECAY_TYPES = ("coupled", "decoupled")
 LOSSES = ("ce", "trades", "mart")  # The training loss, orthogonal to --method.
 EXPORT_MODELS = ("best", "last")  # With --validation_fraction: which weights.
@@ -63,6 +70,7 @@ class DataConfig:
   download: bool = False
   holdout_fraction: float = 0.2
   augment: bool = False
+  augment_pad: str = "zeros"  # zeros | reflect (AUGMENT_PADS).
   batch_size: int = 128
   eval_batch_size: int = 256
   shuffle_buffer: int = 0  # 0: auto (whole training set; ImageNet 50k JPEGs)
@@ -90,18 +98,27 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class AttackConfig:
-  """PGD used during training (k steps, step = max(eps * ratio, min_step))."""
+  """PGD used during training (k steps, step = max(eps * ratio, min_step)).
+
+  `step_ratio` 0 (the default) ties the step to k as the authors' code does:
+  ratio = 2 / k, i.e. step = max(eps / (0.5 k), min_step) (0.2 at k = 10).
+  """
   steps: int = 10
-  step_ratio: float = 0.2
+  step_ratio: float = 0.0
   min_step: float = 2.0 / 255
   random_start: bool = True
   bn_mode: str = "inference"  # BatchNorm mode while attacking.
   jit_compile: bool = False  # XLA on the attack function alone.
 
+  @property
+  def ratio(self) -> float:
+    """The step ratio in force: `step_ratio`, or 2 / steps when it is 0."""
+    return self.step_ratio if self.step_ratio > 0 else 2.0 / self.steps
+
 
 @dataclasses.dataclass(frozen=True)
 class MethodConfig:
-  """The training method and IAAT's radius schedule (ALGORITHM.md)."""
+  """The training method and IAAT's radius schedule (docs/ALGORITHM.md)."""
   method: str = "iaat"
   eps: float = 8.0 / 255  # PGD-AT radius; IAAT's warmup radius eps_w.
   warmup_epochs: int = 10
@@ -113,6 +130,9 @@ class MethodConfig:
   # the adversarial batch (like Algorithm 2), or the training forward pass.
   cheap_beta: float = 0.0
   cheap_signal: str = "inference"
+  # iaat: what S- examples train on (S_MINUS_RULES): the paper's clean image,
+  # or the authors' code's adversarial example at their stored radius.
+  s_minus: str = "clean"
   # The training loss (losses.py) and its weights; the radius rules above
   # are unchanged by it.
   loss: str = "ce"
@@ -214,6 +234,8 @@ def validate(config: Config) -> Config:
       ("precision", t.precision, PRECISIONS),
       ("jit_compile", t.jit_compile, JIT_MODES),
       ("cheap_signal", me.cheap_signal, CHEAP_SIGNALS),
+      ("s_minus", me.s_minus, S_MINUS_RULES),
+      ("augment_pad", d.augment_pad, AUGMENT_PADS),
       ("loss", me.loss, LOSSES), ("export_model", config.export_model, EXPORT_MODELS),
       ("probe_early_stop", me.probe_early_stop, PROBE_EARLY_STOP),
       ("optimizer", t.optimizer, ("sgd", "adam")),
@@ -256,7 +278,12 @@ def validate(config: Config) -> Config:
          "compile; use --jit_compile=attack or none, or --probe_early_stop=batch")
   _check(a.steps >= 1, f"--pgd_steps={a.steps} must be >= 1")
   _check(e.steps >= 1, f"--eval_pgd_steps={e.steps} must be >= 1")
-  _check(a.step_ratio > 0, f"--pgd_step_ratio={a.step_ratio} must be > 0")
+  _check(a.step_ratio >= 0, f"--pgd_step_ratio={a.step_ratio} must be >= 0 "
+         "(0: 2/k, the authors' rule)")
+  _check(not (me.s_minus == "adversarial" and me.method != "iaat"),
+         f"--s_minus=adversarial is the authors' Algorithm 2 code (--method=iaat); "
+         f"under --method={me.method} clean-misclassified examples have radius 0, "
+         "so use --s_minus=clean"),
   _check(t.epochs >= 1, f"--epochs={t.epochs} must be >= 1")
   _check(t.learning_rate > 0, f"--learning_rate={t.learning_rate} must be > 0")
   _check(t.weight_decay >= 0, f"--weight_decay={t.weight_decay} must be >= 0")

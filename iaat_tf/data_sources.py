@@ -89,7 +89,8 @@ def _transforms(config: DataConfig, decode=lambda im: im):
 
   def train_transform(raw, seed):
     image = eval_transform(raw)
-    return augment.pad_crop_flip(image, seed) if config.augment else image
+    return (augment.pad_crop_flip(image, seed, mode=config.augment_pad)
+            if config.augment else image)
   return train_transform, eval_transform
 
 
@@ -318,7 +319,8 @@ def load_synthetic(config: DataConfig, encoded: bool = False) -> Source:
 
   def train_transform(seed, augment_seed):
     image = eval_transform(seed)
-    return augment.pad_crop_flip(image, augment_seed) if config.augment else image
+    return (augment.pad_crop_flip(image, augment_seed, mode=config.augment_pad)
+            if config.augment else image)
 
   return Source(
       name="synthetic", train=split("train", num_train), test=split("test", num_test),

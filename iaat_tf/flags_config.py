@@ -33,6 +33,7 @@ flags.DEFINE_string("npz_path", None, "For --dataset=npz: file with x, y[, x_tes
 flags.DEFINE_bool("download", False, "Let tfds download/prepare missing data.")
 flags.DEFINE_float("holdout_fraction", _D.holdout_fraction, "Test fraction held out (digits, npz without a test split).")
 flags.DEFINE_bool("augment", _D.augment, "Pad-4 random crop + horizontal flip (CIFAR-style).")
+flags.DEFINE_string("augment_pad", _D.augment_pad, "--augment's padding: zeros or reflect (the authors' code: T.Pad(4, padding_mode='reflect')).")
 flags.DEFINE_integer("batch_size", _D.batch_size, "Global training batch size.")
 flags.DEFINE_integer("eval_batch_size", _D.eval_batch_size, "Global evaluation batch size.")
 flags.DEFINE_integer("shuffle_buffer", _D.shuffle_buffer, "Shuffle buffer in examples; 0: auto (the whole training set, ImageNet 50,000).")
@@ -59,6 +60,7 @@ flags.DEFINE_string("gamma", "1.9/255", "IAAT: radius step.")
 flags.DEFINE_float("beta", _ME.beta, "IAAT: weight of the new radius in eps <- beta*new + (1-beta)*old.")
 flags.DEFINE_string("eps_max", "1", "IAAT: upper clip of every radius.")
 flags.DEFINE_float("cheap_beta", _ME.cheap_beta, "iaat_cheap: smoothing weight of the new radius (0: none, the paper's rule).")
+flags.DEFINE_string("s_minus", _ME.s_minus, "iaat: what clean-misclassified examples train on: clean (their clean image, the paper's Algorithm 1) or adversarial (the training attack at their stored radius, as the authors' code does).")
 flags.DEFINE_string("cheap_signal", _ME.cheap_signal, "iaat_cheap: judge the training attack's outcome in an inference-mode forward pass (inference) or from the training forward pass (train_forward, free).")
 flags.DEFINE_string("loss", _ME.loss, "Training loss: ce (on the adversarial example), trades or mart; any --method.")
 flags.DEFINE_float("trades_beta", _ME.trades_beta, "TRADES: weight of KL(clean || adversarial).")
@@ -73,7 +75,7 @@ flags.DEFINE_string("probe_early_stop", _ME.probe_early_stop, "iaat: none (exact
 flags.DEFINE_bool("probe_only_needed", _ME.probe_only_needed, "iaat: probe only the examples whose outcome Algorithm 2 uses (clean-correct; the probe at eps only where eps+gamma broke).")
 # Training attack.
 flags.DEFINE_integer("pgd_steps", _A.steps, "PGD steps (k) in training attacks.")
-flags.DEFINE_float("pgd_step_ratio", _A.step_ratio, "PGD step = max(eps * ratio, pgd_min_step).")
+flags.DEFINE_float("pgd_step_ratio", _A.step_ratio, "PGD step = max(eps * ratio, pgd_min_step); 0 (default): ratio 2/k, the authors' max(eps / (0.5 k), 2/255) rule.")
 flags.DEFINE_string("pgd_min_step", "2/255", "Smallest PGD step size.")
 flags.DEFINE_bool("pgd_random_start", _A.random_start, "Uniform random start in the eps ball.")
 flags.DEFINE_string("attack_bn_mode", _A.bn_mode, "BatchNorm mode while attacking: inference (default) or train (authors' code).")
@@ -109,13 +111,13 @@ flags.DEFINE_integer("val_examples", _E.max_examples, "Test examples in the per-
 HELP_GROUPS = (
     ("Run", ("output_dir", "overwrite", "seed", "export", "verbose", "debug")),
     ("Data", ("dataset", "data_dir", "manual_dir", "npz_path", "download",
-              "holdout_fraction", "augment", "batch_size", "eval_batch_size",
+              "holdout_fraction", "augment", "augment_pad", "batch_size", "eval_batch_size",
               "shuffle_buffer", "max_train_examples", "max_test_examples",
               "image_size", "num_classes", "synthetic_like", "synthetic_shape",
               "synthetic_train_examples", "synthetic_test_examples")),
     ("Model", ("model", "wrn_depth", "wrn_width", "sync_batchnorm", "dropout")),
     ("Method (radius schedule)", ("method", "eps", "warmup_epochs", "gamma",
-                                  "beta", "eps_max", "cheap_beta",
+                                  "beta", "eps_max", "s_minus", "cheap_beta",
                                   "cheap_signal", "eps_ramp_epochs")),
     ("Algorithm 2's probes (speed)", ("alg2_preset", "probe_steps",
                                       "probe_step_ratio", "probe_batched",
@@ -153,7 +155,8 @@ def _jit_mode(value: str) -> str:
 def _probe_settings(f: flags.FlagValues) -> dict:
   """MethodConfig's probe_* fields: the preset, overridden by explicit flags."""
   # An explicit --probe_steps keeps the preset's rule for the step size.
-  values = cfg.alg2_preset(f.alg2_preset, f.pgd_steps, f.pgd_step_ratio,
+  ratio = f.pgd_step_ratio if f.pgd_step_ratio > 0 else 2.0 / max(f.pgd_steps, 1)
+  values = cfg.alg2_preset(f.alg2_preset, f.pgd_steps, ratio,
                            f.probe_steps if f["probe_steps"].present else None)
   for name in ("probe_steps", "probe_step_ratio", "probe_batched",
                "probe_early_stop", "probe_only_needed"):
@@ -180,6 +183,7 @@ def config_from_flags(f: flags.FlagValues = flags.FLAGS) -> cfg.Config:
           dataset=f.dataset, data_dir=_path(f.data_dir), manual_dir=_path(f.manual_dir),
           npz_path=_path(f.npz_path), download=f.download,
           holdout_fraction=f.holdout_fraction, augment=f.augment,
+          augment_pad=f.augment_pad,
           batch_size=f.batch_size, eval_batch_size=f.eval_batch_size,
           shuffle_buffer=f.shuffle_buffer,
           max_train_examples=f.max_train_examples,
@@ -202,6 +206,7 @@ def config_from_flags(f: flags.FlagValues = flags.FLAGS) -> cfg.Config:
           warmup_epochs=f.warmup_epochs, gamma=parse_radius("gamma", f.gamma),
           beta=f.beta, eps_max=parse_radius("eps_max", f.eps_max),
           cheap_beta=f.cheap_beta, cheap_signal=f.cheap_signal,
+          s_minus=f.s_minus,
           loss=f.loss, trades_beta=f.trades_beta, mart_beta=f.mart_beta,
           eps_ramp_epochs=f.eps_ramp_epochs, **_probe_settings(f)),
       train=cfg.TrainConfig(

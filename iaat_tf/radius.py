@@ -6,7 +6,7 @@ builds a model, runs an attack or touches the eps table: the trainer (and any
 custom training loop) runs the attacks, passes their outcomes in, and writes
 the result with `eps_table.EpsTable`.
 
-The rules (ALGORITHM.md):
+The rules (docs/ALGORITHM.md):
 
 * Warmup: every clean-correct example trains at the uniform radius `eps_w`,
   the others at 0 (their loss is the clean loss).

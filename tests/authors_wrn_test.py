@@ -113,3 +113,19 @@ def test_model_registry_builds_it_with_their_normalisation():
   assert logits.shape == (2, 10)
   with pytest.raises(ValueError, match="6n\\+2"):
     authors_wrn.authors_wrn((32, 32, 3), 10, depth=28)
+
+
+@pytest.mark.parametrize("mode,moves", [("inference", False), ("train", True)])
+def test_train_mode_attacks_update_running_statistics(mode, moves):
+  """--attack_bn_mode=train: every attack forward pass updates BatchNorm's
+  running statistics, as the authors' train-mode attacks do."""
+  from iaat_tf import attacks, batch_steps  # pylint: disable=g-import-not-at-top
+  keras.utils.set_random_seed(0)
+  model = authors_wrn.authors_wrn((8, 8, 3), 3, depth=8, width=1)
+  x = np.random.RandomState(0).rand(4, 8, 8, 3).astype(np.float32)
+  bn = model.get_layer("bn")
+  before = bn.moving_mean.numpy().copy()
+  attacks.pgd_attack(batch_steps.attack_logits_fn(model, mode), x,
+                     np.zeros(4, np.int64), 0.03, steps=2, step_size=0.01,
+                     index=np.arange(4))
+  assert (np.abs(bn.moving_mean.numpy() - before).max() > 1e-3) == moves
