@@ -105,7 +105,11 @@ LOSSES = {"ce": cross_entropy_loss, "margin": margin_loss}
 
 
 def pgd_step_size(eps: tf.Tensor, step_ratio: float, min_step: float) -> tf.Tensor:
-  """The step size rule of the IAAT authors' code: max(eps * ratio, min_step)."""
+  """max(eps * ratio, min_step) per example.
+
+  With ratio = 2 / k (`AttackConfig.ratio` when `step_ratio` is 0) this is
+  the IAAT authors' max(eps / (0.5 k), 2/255) at min_step = 2/255.
+  """
   return tf.maximum(eps * step_ratio, min_step)
 
 
