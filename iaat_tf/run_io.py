@@ -15,7 +15,7 @@ import os
 import tempfile
 from typing import Mapping, Optional, Sequence
 
-from iaat_tf.config import Config, ConfigError
+from iaat_tf.config import Config, ConfigError, from_dict
 
 CONFIG = "config.json"
 RESULTS = "results.json"
@@ -169,6 +169,10 @@ def check_resume_compatible(config: Config) -> None:
     raise ConfigError(f"--output_dir={config.output_dir}: {e}; use a new "
                       "--output_dir or --overwrite") from None
   current = json.loads(json.dumps(config.to_dict()))
+  # A setting added after the run was saved reads as its default, which is
+  # how the older version ran (e.g. --augment_pad, --s_minus).
+  saved = json.loads(json.dumps(from_dict(
+      {"output_dir": config.output_dir, **saved}).to_dict()))
   for key in RESUME_KEYS:
     if key in saved and saved[key] != current[key]:
       raise ConfigError(

@@ -86,6 +86,19 @@ def test_finished_and_resume_checks(tmp_path):
     run_io.check_resume_compatible(other)
 
 
+def test_a_run_saved_before_a_setting_existed_resumes(tmp_path):
+  """Settings missing from an older config.json read as their defaults."""
+  config = cfg.Config(output_dir=str(tmp_path))
+  saved = json.loads(json.dumps(config.to_dict()))
+  del saved["data"]["augment_pad"], saved["method"]["s_minus"]
+  run_io.write_json(str(tmp_path / "config.json"), saved)
+  run_io.check_resume_compatible(config)  # The defaults: the old behaviour.
+  changed = cfg.Config(output_dir=str(tmp_path),
+                       method=cfg.MethodConfig(s_minus="adversarial"))
+  with pytest.raises(cfg.ConfigError, match="different method settings"):
+    run_io.check_resume_compatible(changed)
+
+
 def test_run_io_imports_no_tensorflow():
   import subprocess, sys  # pylint: disable=g-import-not-at-top,multiple-imports
   repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
