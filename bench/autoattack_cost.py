@@ -16,7 +16,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from iaat_tf import autoattack, data, export
+from iaat_tf import data
+from iaat_tf.evaluation import autoattack
+from iaat_tf.models import export
 from iaat_tf import config as cfg_lib
 
 

@@ -28,7 +28,8 @@ import keras  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-from iaat_tf import adaptive_model, models  # pylint: disable=g-import-not-at-top
+from iaat_tf import models  # pylint: disable=g-import-not-at-top
+from iaat_tf.training import adaptive_model  # pylint: disable=g-import-not-at-top
 from iaat_tf.config import AttackConfig, MethodConfig, ModelConfig  # pylint: disable=g-import-not-at-top
 
 METHODS = ("standard", "pgd_at", "iaat", "iaat_cheap")

@@ -21,7 +21,9 @@ import tensorflow as tf
 
 from bench import common
 from bench.common import ModelSpec
-from iaat_tf import autoattack, batch_steps, models, robustness
+from iaat_tf import models
+from iaat_tf.evaluation import autoattack, robustness
+from iaat_tf.training import batch_steps
 from iaat_tf.config import ModelConfig
 
 EPS = 8 / 255

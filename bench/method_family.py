@@ -124,7 +124,7 @@ def summarise(table: dict, seeds) -> str:
 
 def plot_means(table: dict, seeds, path: str) -> str:
   """Clean vs AutoAttack accuracy, mean +- std over seeds, one point per run."""
-  from iaat_tf import plots  # pylint: disable=g-import-not-at-top
+  from iaat_tf.reports import plots  # pylint: disable=g-import-not-at-top
   plt = plots.plt
   fig, axes = plt.subplots(1, 2, figsize=(11.0, 4.6),
                            gridspec_kw={"width_ratios": [1, 1.3]})

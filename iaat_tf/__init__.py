@@ -32,30 +32,30 @@ from typing import TYPE_CHECKING
 # To publish a name, add one line here (and to the TYPE_CHECKING block).
 _LAZY = {
     # Training.
-    "AdversarialTrainer": ("iaat_tf.adaptive_model", "AdversarialTrainer"),
+    "AdversarialTrainer": ("iaat_tf.training.adaptive_model", "AdversarialTrainer"),
     "MethodConfig": ("iaat_tf.config", "MethodConfig"),
     "AttackConfig": ("iaat_tf.config", "AttackConfig"),
     "EvalConfig": ("iaat_tf.config", "EvalConfig"),
     "ConfigError": ("iaat_tf.config", "ConfigError"),
     # Data.
-    "with_example_ids": ("iaat_tf.example_ids", "with_example_ids"),
-    "num_examples": ("iaat_tf.example_ids", "num_examples"),
-    "ExampleIdError": ("iaat_tf.example_ids", "ExampleIdError"),
+    "with_example_ids": ("iaat_tf.data.example_ids", "with_example_ids"),
+    "num_examples": ("iaat_tf.data.example_ids", "num_examples"),
+    "ExampleIdError": ("iaat_tf.data.example_ids", "ExampleIdError"),
     # Attacks.
     "pgd_attack": ("iaat_tf.attacks", "pgd_attack"),
-    "apgd_attack": ("iaat_tf.apgd", "apgd_attack"),
-    "ApgdOptions": ("iaat_tf.apgd", "ApgdOptions"),
+    "apgd_attack": ("iaat_tf.attacks.apgd", "apgd_attack"),
+    "ApgdOptions": ("iaat_tf.attacks.apgd", "ApgdOptions"),
     # Evaluation and export.
-    "run_autoattack": ("iaat_tf.autoattack", "run_standard"),
-    "AutoAttackOptions": ("iaat_tf.autoattack", "AutoAttackOptions"),
-    "evaluate_robustness": ("iaat_tf.robustness", "evaluate_robustness"),
-    "gradient_masking_report": ("iaat_tf.robustness", "gradient_masking_report"),
-    "export_classifier": ("iaat_tf.export", "export_classifier"),
-    "load_classifier": ("iaat_tf.export", "load_classifier"),
+    "run_autoattack": ("iaat_tf.evaluation.autoattack", "run_standard"),
+    "AutoAttackOptions": ("iaat_tf.evaluation.autoattack", "AutoAttackOptions"),
+    "evaluate_robustness": ("iaat_tf.evaluation.robustness", "evaluate_robustness"),
+    "gradient_masking_report": ("iaat_tf.evaluation.robustness", "gradient_masking_report"),
+    "export_classifier": ("iaat_tf.models.export", "export_classifier"),
+    "load_classifier": ("iaat_tf.models.export", "load_classifier"),
     # Custom training loops.
-    "EpsTable": ("iaat_tf.eps_table", "EpsTable"),
-    "batch_steps": ("iaat_tf.batch_steps", None),
-    "radius": ("iaat_tf.radius", None),
+    "EpsTable": ("iaat_tf.training.eps_table", "EpsTable"),
+    "batch_steps": ("iaat_tf.training.batch_steps", None),
+    "radius": ("iaat_tf.training.radius", None),
     "attacks": ("iaat_tf.attacks", None),
 }
 
@@ -78,15 +78,16 @@ def __dir__():
 
 
 if TYPE_CHECKING:  # For type checkers and IDEs; never executed.
-  from iaat_tf import attacks, batch_steps, radius  # noqa: F401
-  from iaat_tf.adaptive_model import AdversarialTrainer  # noqa: F401
-  from iaat_tf.apgd import ApgdOptions, apgd_attack  # noqa: F401
-  from iaat_tf.autoattack import AutoAttackOptions  # noqa: F401
-  from iaat_tf.autoattack import run_standard as run_autoattack  # noqa: F401
+  from iaat_tf import attacks  # noqa: F401
+  from iaat_tf.training import batch_steps, radius  # noqa: F401
+  from iaat_tf.training.adaptive_model import AdversarialTrainer  # noqa: F401
+  from iaat_tf.attacks.apgd import ApgdOptions, apgd_attack  # noqa: F401
+  from iaat_tf.evaluation.autoattack import AutoAttackOptions  # noqa: F401
+  from iaat_tf.evaluation.autoattack import run_standard as run_autoattack  # noqa: F401
   from iaat_tf.config import (AttackConfig, ConfigError, EvalConfig,  # noqa: F401
                               MethodConfig)
-  from iaat_tf.eps_table import EpsTable  # noqa: F401
-  from iaat_tf.example_ids import (ExampleIdError, num_examples,  # noqa: F401
+  from iaat_tf.training.eps_table import EpsTable  # noqa: F401
+  from iaat_tf.data.example_ids import (ExampleIdError, num_examples,  # noqa: F401
                                    with_example_ids)
-  from iaat_tf.export import export_classifier, load_classifier  # noqa: F401
-  from iaat_tf.robustness import evaluate_robustness, gradient_masking_report  # noqa: F401
+  from iaat_tf.models.export import export_classifier, load_classifier  # noqa: F401
+  from iaat_tf.evaluation.robustness import evaluate_robustness, gradient_masking_report  # noqa: F401

@@ -194,7 +194,10 @@ if __name__ == "__main__":
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-from iaat_tf import autoattack, data, export, models, plots, robustness  # pylint: disable=g-import-not-at-top,wrong-import-position
+from iaat_tf import data, models  # pylint: disable=g-import-not-at-top,wrong-import-position
+from iaat_tf.evaluation import autoattack, robustness  # pylint: disable=g-import-not-at-top,wrong-import-position
+from iaat_tf.models import export  # pylint: disable=g-import-not-at-top,wrong-import-position
+from iaat_tf.reports import plots  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def load_run_config(run_dir: str) -> cfg.Config:

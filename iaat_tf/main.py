@@ -9,7 +9,8 @@ exit 2 (cli.py); TensorFlow's start-up lines are hidden unless `--debug`.
 
 from absl import flags
 
-from iaat_tf import cli, flags_config, run_io
+from iaat_tf import cli, run_io
+from iaat_tf.cli import flags_config
 from iaat_tf.config import ConfigError
 
 FLAGS = flags.FLAGS
@@ -44,7 +45,8 @@ def main(argv) -> None:
       return
   # Imported late: parsing flags and reporting their errors needs no TF.
   cli.import_tensorflow(debug=cli.debug())
-  from iaat_tf import data, experiment  # pylint: disable=g-import-not-at-top
+  from iaat_tf import data  # pylint: disable=g-import-not-at-top
+  from iaat_tf.cli import experiment  # pylint: disable=g-import-not-at-top
   try:
     experiment.run(config)
   except (ConfigError, data.DataError) as e:

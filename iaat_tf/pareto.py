@@ -24,7 +24,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from iaat_tf import cli, plots, run_io
+from iaat_tf import cli, run_io
+from iaat_tf.reports import plots
 
 PROG = "iaat_tf.pareto"
 METHOD_NAMES = {"iaat": "IAAT", "iaat_cheap": "cheap IAAT",

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from iaat_tf import adaptive_model, attacks, models
+from iaat_tf import attacks, models
+from iaat_tf.training import adaptive_model
 from iaat_tf.config import AttackConfig, MethodConfig
 
 N, SHAPE, CLASSES = 48, (6, 6, 1), 3

@@ -18,7 +18,8 @@ import tensorflow as tf
 from absl import flags
 from absl.testing import flagsaver
 
-from iaat_tf import batch_steps, flags_config, radius
+from iaat_tf.cli import flags_config
+from iaat_tf.training import batch_steps, radius
 from iaat_tf.config import (AttackConfig, Config, ConfigError, MethodConfig,
                             TrainConfig, alg2_preset, validate)
 
@@ -169,7 +170,7 @@ import numpy as np, tensorflow as tf
 cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras
-from iaat_tf import adaptive_model
+from iaat_tf.training import adaptive_model
 from iaat_tf.config import AttackConfig, MethodConfig, alg2_preset
 
 N, SHAPE, CLASSES = 48, (6, 6, 1), 3

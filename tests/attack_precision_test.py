@@ -14,7 +14,9 @@ import pytest
 import tensorflow as tf
 from sklearn.datasets import load_digits
 
-from iaat_tf import apgd, attacks, batch_steps, gradients
+from iaat_tf import attacks
+from iaat_tf.attacks import apgd, gradients
+from iaat_tf.training import batch_steps
 from iaat_tf.config import AttackConfig, MethodConfig
 
 EPS = 0.12

@@ -10,7 +10,8 @@ import keras
 import numpy as np
 import pytest
 
-from iaat_tf import authors_wrn, models
+from iaat_tf import models
+from iaat_tf.models import authors_wrn
 from iaat_tf.config import ModelConfig
 
 
@@ -119,7 +120,8 @@ def test_model_registry_builds_it_with_their_normalisation():
 def test_train_mode_attacks_update_running_statistics(mode, moves):
   """--attack_bn_mode=train: every attack forward pass updates BatchNorm's
   running statistics, as the authors' train-mode attacks do."""
-  from iaat_tf import attacks, batch_steps  # pylint: disable=g-import-not-at-top
+  from iaat_tf import attacks  # pylint: disable=g-import-not-at-top
+  from iaat_tf.training import batch_steps  # pylint: disable=g-import-not-at-top
   keras.utils.set_random_seed(0)
   model = authors_wrn.authors_wrn((8, 8, 3), 3, depth=8, width=1)
   x = np.random.RandomState(0).rand(4, 8, 8, 3).astype(np.float32)

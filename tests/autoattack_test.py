@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from iaat_tf import autoattack, robustness
+from iaat_tf.evaluation import autoattack, robustness
 
 SMALL = dict(apgd_iters=20, fab_iters=20, square_queries=300, targets=3,
              batch_size=64)

@@ -19,8 +19,8 @@ def _listed_files(text):
 def test_every_python_file_is_in_build():
   listed = _listed_files(_build_text())
   files = {os.path.relpath(p, REPO) for pattern in
-           ("iaat_tf/*.py", "tests/*.py", "bench/*.py")
-           for p in glob.glob(os.path.join(REPO, pattern))}
+           ("iaat_tf/**/*.py", "tests/*.py", "bench/*.py")
+           for p in glob.glob(os.path.join(REPO, pattern), recursive=True)}
   # Bazel's runfiles add empty tests/__init__.py and bench/__init__.py.
   files = {f for f in files
            if not (f.endswith("__init__.py") and not f.startswith("iaat_tf/"))}

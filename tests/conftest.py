@@ -2,7 +2,7 @@
 
 * Two logical CPU devices, configured before TensorFlow starts, so tests can
   run `MirroredStrategy` with 2 replicas on a CPU-only machine.
-* absl FLAGS (defined by iaat_tf.flags_config) marked as parsed, so flag
+* absl FLAGS (defined by iaat_tf.cli.flags_config) marked as parsed, so flag
   defaults can be read and `flagsaver` used outside `app.run`.
 * Shared fixtures: scikit-learn's digits, and an undefended MLP trained on
   them (the attack tests' target).
@@ -26,7 +26,7 @@ try:
 except RuntimeError:  # Already initialised (e.g. imported twice).
   pass
 
-from iaat_tf import flags_config  # pylint: disable=g-import-not-at-top,unused-import
+from iaat_tf.cli import flags_config  # pylint: disable=g-import-not-at-top,unused-import
 
 flags.FLAGS.mark_as_parsed()
 

@@ -7,7 +7,9 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from iaat_tf import augment, config, data, data_sources, example_lookup
+from iaat_tf import config, data
+from iaat_tf.data import augment, data_sources
+from iaat_tf.reports import example_lookup
 from iaat_tf.config import DataConfig
 
 

@@ -8,7 +8,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from iaat_tf import data, early_stopping, example_lookup, experiment
+from iaat_tf import data
+from iaat_tf.cli import experiment
+from iaat_tf.reports import example_lookup
+from iaat_tf.training import early_stopping
 from iaat_tf.config import (AttackConfig, Config, DataConfig, EvalConfig,
                             MethodConfig, TrainConfig)
 

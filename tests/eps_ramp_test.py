@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from iaat_tf import adaptive_model, experiment, radius
+from iaat_tf.cli import experiment
+from iaat_tf.training import adaptive_model, radius
 from iaat_tf.config import (AttackConfig, Config, ConfigError, DataConfig,
                             EvalConfig, MethodConfig, TrainConfig, validate)
 

@@ -7,7 +7,8 @@ import os
 import pytest
 
 from iaat_tf import config as cfg
-from iaat_tf import evaluate, experiment, pareto
+from iaat_tf import evaluate, pareto
+from iaat_tf.cli import experiment
 
 
 @pytest.fixture(scope="module")

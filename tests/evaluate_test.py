@@ -10,7 +10,8 @@ import pytest
 import tensorflow_datasets as tfds
 
 from iaat_tf import config as cfg
-from iaat_tf import evaluate, experiment
+from iaat_tf import evaluate
+from iaat_tf.cli import experiment
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -134,8 +135,8 @@ def test_evaluate_keeps_other_results_and_imports_no_training_stack(digits_run, 
   assert after["autoattack"] == {"kept": True}
   assert after["history"] == results["history"] and "robustness" in after
   code = ("import sys; import iaat_tf.evaluate; "
-          "print(sorted(m for m in ('iaat_tf.experiment', 'iaat_tf.training', "
-          "'iaat_tf.adaptive_model') if m in sys.modules))")
+          "print(sorted(m for m in ('iaat_tf.cli.experiment', 'iaat_tf.training.runtime', "
+          "'iaat_tf.training.adaptive_model') if m in sys.modules))")
   out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                        text=True, timeout=120, check=True,
                        env=dict(os.environ, PYTHONPATH=REPO))

@@ -4,7 +4,7 @@ import numpy as np
 import tensorflow as tf
 from scipy.optimize import linprog
 
-from iaat_tf import fab
+from iaat_tf.attacks import fab
 
 
 def test_minimal_linf_step_matches_a_linear_program():

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from iaat_tf import adaptive_model, kl_attack, losses
+from iaat_tf.attacks import kl_attack
+from iaat_tf.training import adaptive_model, losses
 from iaat_tf.config import AttackConfig, MethodConfig
 
 # Two examples, three classes, given as probabilities (logits = log p).

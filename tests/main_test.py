@@ -13,7 +13,8 @@ import tensorflow_datasets as tfds
 from absl import flags
 from absl.testing import flagsaver
 
-from iaat_tf import flags_config, main
+from iaat_tf import main
+from iaat_tf.cli import flags_config
 
 FLAGS = flags.FLAGS
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -301,7 +302,7 @@ def test_quick_start_is_quiet_and_a_rerun_changes_nothing(tmp_path):
 
 
 def test_pgd_at_reports_the_radius_it_trained_at(tmp_path):
-  from iaat_tf import experiment  # pylint: disable=g-import-not-at-top
+  from iaat_tf.cli import experiment  # pylint: disable=g-import-not-at-top
   from iaat_tf import config as cfg  # pylint: disable=g-import-not-at-top
   out = tmp_path / "pgd"
   config = cfg.Config(

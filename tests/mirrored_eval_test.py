@@ -24,7 +24,8 @@ cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras
 import numpy as np
-from iaat_tf import adaptive_model, models
+from iaat_tf import models
+from iaat_tf.training import adaptive_model
 from iaat_tf.config import AttackConfig, EvalConfig, MethodConfig
 
 rng = np.random.RandomState(0)

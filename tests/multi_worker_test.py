@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from iaat_tf import training
+from iaat_tf.training import runtime
 from iaat_tf.config import ConfigError, TrainConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -149,16 +149,16 @@ class _FakeStrategy:
 ])
 def test_is_chief_and_worker_dir(cluster, task, chief, scratch, tmp_path):
   strategy = _FakeStrategy(cluster, *task)
-  assert training.is_chief(strategy) == chief
+  assert runtime.is_chief(strategy) == chief
   out = str(tmp_path)
   expected = os.path.join(out, scratch, "ckpt") if scratch else os.path.join(out, "ckpt")
-  assert training.worker_dir(out, strategy, "ckpt") == expected
+  assert runtime.worker_dir(out, strategy, "ckpt") == expected
   assert os.path.isdir(os.path.dirname(expected))  # Ready for files.
 
 
 def test_single_process_strategies_are_chief():
-  assert training.is_chief(tf.distribute.get_strategy())
-  assert (training.worker_dir("out", tf.distribute.get_strategy(), "x") ==
+  assert runtime.is_chief(tf.distribute.get_strategy())
+  assert (runtime.worker_dir("out", tf.distribute.get_strategy(), "x") ==
           os.path.join("out", "x"))
 
 
@@ -170,5 +170,5 @@ def test_single_process_strategies_are_chief():
 def test_bad_tf_config_is_a_one_line_config_error(tf_config, monkeypatch):
   monkeypatch.setenv("TF_CONFIG", tf_config)
   with pytest.raises(ConfigError, match="TF_CONFIG") as e:
-    training.make_strategy(TrainConfig(strategy="multi_worker"))
+    runtime.make_strategy(TrainConfig(strategy="multi_worker"))
   assert "\n" not in str(e.value)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from iaat_tf import optimizers, training
+from iaat_tf.training import optimizers, runtime
 from iaat_tf.config import Config, ConfigError, TrainConfig, validate
 
 LR, MOMENTUM, WD, DECAY = 0.1, 0.9, 0.05, 0.2
@@ -82,7 +82,7 @@ def _config(**kwargs):
 
 def test_default_sgd_is_pytorchs_coupled_l2_across_an_lr_boundary():
   x, y, params = _problem()
-  optimizer = training.make_optimizer(_config(), steps_per_epoch=1)
+  optimizer = runtime.make_optimizer(_config(), steps_per_epoch=1)
   assert isinstance(optimizer, optimizers.CoupledDecaySGD)
   got = _run(optimizer, x, y, params)
   want = _pytorch_sgd(x, y, params)
@@ -96,7 +96,7 @@ def test_default_sgd_is_pytorchs_coupled_l2_across_an_lr_boundary():
 def test_coupled_decay_is_added_to_the_unscaled_gradient_under_loss_scaling():
   x, y, params = _problem()
   optimizer = keras.optimizers.LossScaleOptimizer(
-      training.make_optimizer(_config(), steps_per_epoch=1), initial_scale=2.0 ** 12)
+      runtime.make_optimizer(_config(), steps_per_epoch=1), initial_scale=2.0 ** 12)
   got = _run(optimizer, x, y, params, loss_scale=True)
   for g, w in zip(got, _pytorch_sgd(x, y, params)):
     np.testing.assert_allclose(g, w, atol=1e-6, rtol=0)
@@ -104,7 +104,7 @@ def test_coupled_decay_is_added_to_the_unscaled_gradient_under_loss_scaling():
 
 def test_decoupled_option_is_keras_weight_decay():
   x, y, params = _problem()
-  optimizer = training.make_optimizer(_config(weight_decay_type="decoupled"),
+  optimizer = runtime.make_optimizer(_config(weight_decay_type="decoupled"),
                                       steps_per_epoch=1)
   assert type(optimizer) is keras.optimizers.SGD
   got = _run(optimizer, x, y, params)
@@ -115,7 +115,7 @@ def test_decoupled_option_is_keras_weight_decay():
 def test_coupled_adam_is_adam_on_the_l2_gradient():
   x, y, params = _problem()
   config = TrainConfig(optimizer="adam", learning_rate=0.01, weight_decay=WD)
-  optimizer = training.make_optimizer(config, steps_per_epoch=1)
+  optimizer = runtime.make_optimizer(config, steps_per_epoch=1)
   assert isinstance(optimizer, optimizers.CoupledDecayAdam)
   got = _run(optimizer, x, y, params)
   # NumPy Adam (Keras' epsilon placement) on g + wd * w.

@@ -1,4 +1,4 @@
-"""iaat_tf.plots: every plot writes a real PNG; statistics are correct."""
+"""iaat_tf.reports.plots: every plot writes a real PNG; statistics are correct."""
 
 import json
 import os
@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from iaat_tf import plots
+from iaat_tf.reports import plots
 
 
 def _assert_png(path):

@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from iaat_tf import adaptive_model, experiment, models
+from iaat_tf import models
+from iaat_tf.cli import experiment
+from iaat_tf.training import adaptive_model
 from iaat_tf.config import (AttackConfig, Config, DataConfig, EvalConfig,
                             MethodConfig, TrainConfig)
 

@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from iaat_tf import radius
+from iaat_tf.training import radius
 
 STORED = tf.constant([0.10, 0.10, 0.10, 0.10, 0.49, 0.01])
 CLEAN_OK = tf.constant([True, True, True, False, True, True])

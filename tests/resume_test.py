@@ -19,7 +19,9 @@ import numpy as np
 import tensorflow as tf
 
 from tests import main_process
-from iaat_tf import data, experiment, training
+from iaat_tf import data
+from iaat_tf.cli import experiment
+from iaat_tf.training import runtime
 from iaat_tf.config import (AttackConfig, Config, DataConfig, MethodConfig,
                             TrainConfig)
 
@@ -124,7 +126,7 @@ def _trainer_and_manager(config: Config, seed: int):
   trainer = experiment.build_trainer(config, datasets.info, steps,
                                      tf.distribute.get_strategy())
   manager = tf.train.CheckpointManager(
-      training.make_checkpoint(trainer), os.path.join(config.output_dir, "ckpt"),
+      runtime.make_checkpoint(trainer), os.path.join(config.output_dir, "ckpt"),
       max_to_keep=2)
   return trainer, manager, datasets, steps
 
@@ -132,7 +134,7 @@ def _trainer_and_manager(config: Config, seed: int):
 def test_restore_latest_brings_back_everything_saved(tmp_path):
   config = _small_config(str(tmp_path))
   trainer, manager, datasets, steps = _trainer_and_manager(config, seed=0)
-  callbacks = [training.EpochCallback(), training.CheckpointCallback(manager)]
+  callbacks = [runtime.EpochCallback(), runtime.CheckpointCallback(manager)]
   trainer.fit(datasets.train, epochs=2, callbacks=callbacks, verbose=0)
   saved = _snapshot(trainer)
   assert saved["epoch"] == 2 and saved["iterations"] == 2 * steps
@@ -141,7 +143,7 @@ def test_restore_latest_brings_back_everything_saved(tmp_path):
   # A fresh process would build from another initialisation: it must all be replaced.
   fresh, fresh_manager, datasets, _ = _trainer_and_manager(config, seed=1)
   assert not np.array_equal(fresh.classifier.weights[1].numpy(), saved["weights"][1])
-  assert training.restore_latest(fresh, fresh_manager) == 2
+  assert runtime.restore_latest(fresh, fresh_manager) == 2
   restored = _snapshot(fresh)
   assert restored["epoch"] == 2 and restored["iterations"] == 2 * steps
   np.testing.assert_array_equal(restored["eps_table"], saved["eps_table"])
@@ -154,7 +156,7 @@ def test_restore_latest_brings_back_everything_saved(tmp_path):
   # Training continues from the restored step, and the first epoch after the
   # resume reads the restored radii (the warmup is over: epoch 2 adapts).
   fresh.fit(datasets.train, epochs=3, initial_epoch=2,
-            callbacks=[training.EpochCallback(), training.CheckpointCallback(fresh_manager)],
+            callbacks=[runtime.EpochCallback(), runtime.CheckpointCallback(fresh_manager)],
             verbose=0)
   assert int(fresh.optimizer.iterations.numpy()) == 3 * steps
   assert fresh_manager.latest_checkpoint.endswith("ckpt-3")

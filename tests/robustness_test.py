@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from iaat_tf import robustness
+from iaat_tf.evaluation import robustness
 
 EPS = [0.0, 0.02, 0.05, 0.1, 0.3]
 ATTACKS = ("pgd_ce", "pgd_margin", "apgd_ce", "apgd_dlr")

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from iaat_tf import adaptive_model, attacks
+from iaat_tf import attacks
+from iaat_tf.training import adaptive_model
 from iaat_tf.config import AttackConfig, ConfigError, Config, MethodConfig, validate
 
 N, SHAPE, CLASSES = 32, (4, 4, 1), 3

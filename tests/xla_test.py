@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from iaat_tf import adaptive_model, config as cfg
+from iaat_tf import config as cfg
+from iaat_tf.training import adaptive_model
 from iaat_tf.config import AttackConfig, MethodConfig
 
 N, SHAPE, CLASSES, BATCH = 32, (6, 6, 1), 3, 8

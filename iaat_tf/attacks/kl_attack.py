@@ -16,8 +16,7 @@ precision-safe gradient (e.g. loss scaling for float16) can replace it.
 import tensorflow as tf
 
 from iaat_tf import attacks
-from iaat_tf import gradients
-from iaat_tf import losses
+from iaat_tf.attacks import gradients, objectives
 
 START_SCALE = 0.001  # TRADES: x + 0.001 * randn.
 
@@ -37,7 +36,7 @@ def kl_input_gradient(logits_fn: attacks.LogitsFn, x: tf.Tensor,
   mixed_float16 (the signs are what the attack uses).
   """
   _, _, grad = gradients.value_and_gradient(
-      logits_fn, x, lambda logits: losses.kl_divergence(clean_logits, logits),
+      logits_fn, x, lambda logits: objectives.kl_divergence(clean_logits, logits),
       exact_scale=False)
   return grad
 

@@ -25,8 +25,9 @@ from typing import Callable
 import tensorflow as tf
 
 from iaat_tf import attacks
-from iaat_tf import radius
+from iaat_tf.training import radius
 from iaat_tf.config import AttackConfig, MethodConfig
+from iaat_tf.tensors import rows
 
 # (images, labels, eps, index, step, salt) -> adversarial images.
 CraftFn = Callable[..., tf.Tensor]
@@ -116,13 +117,8 @@ def _pgd_from(logits_fn, images, labels, x, eps, step_size, steps):
   return attacks.pgd_from(logits_fn, images, labels, x, eps, step_size, steps)
 
 
-def _rows(x, idx):
+def _take(x, idx):
   return tf.gather(x, idx)
-
-
-def _per_row(mask, x):
-  """[B] bool -> broadcastable against x ([B, ...])."""
-  return tf.reshape(mask, tf.concat([[-1], tf.ones([tf.rank(x) - 1], tf.int32)], 0))
 
 
 def _probe_final(logits_fn, images, labels, x0, eps, step_size, steps, needed):
@@ -137,7 +133,7 @@ def _probe_final(logits_fn, images, labels, x0, eps, step_size, steps, needed):
   batch = tf.shape(labels, out_type=tf.int64)[:1]
 
   def subset():
-    fails = run(*[_rows(t, idx) for t in (images, labels, x0, eps, step_size)])
+    fails = run(*[_take(t, idx) for t in (images, labels, x0, eps, step_size)])
     return tf.scatter_nd(idx[:, None], fails, batch)
 
   return tf.cond(tf.size(idx) > 0, subset, lambda: tf.zeros(batch, tf.bool))
@@ -174,13 +170,13 @@ def _probe_early_stop(logits_fn, images, labels, x0, eps, step_size, steps,
           tf.gather(upper, idx))
       wrong = ~attacks.is_correct(logits, y_a)
       # Broken rows keep the iterate that broke them.
-      x_new = tf.where(_per_row(wrong, x_a), x_a, x_new)
+      x_new = tf.where(rows(wrong, x_a), x_a, x_new)
       x = tf.tensor_scatter_nd_update(x, idx[:, None], x_new)
       wrong_full = tf.scatter_nd(idx[:, None], wrong, batch)
     else:
       x_new, logits = attacks.pgd_step(logits_fn, x, labels, step_b, lower, upper)
       wrong_full = ~attacks.is_correct(logits, labels) & ~decided
-      x = tf.where(_per_row(decided | wrong_full, x), x, x_new)
+      x = tf.where(rows(decided | wrong_full, x), x, x_new)
     return i + 1, x, decided | wrong_full, broken | wrong_full
 
   cond = lambda i, x, decided, broken: (i < steps) & ~tf.reduce_all(decided)

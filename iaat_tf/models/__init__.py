@@ -20,7 +20,7 @@ from typing import Sequence
 import keras
 from keras import layers
 
-from iaat_tf import authors_wrn as authors_wrn_lib
+from iaat_tf.models import authors_wrn as authors_wrn_lib
 from iaat_tf.config import ModelConfig
 
 # Per-channel statistics of [0, 1] images, by dataset (others: 0.5 / 0.25).

@@ -17,43 +17,28 @@ The constants 1e-12, 1.0001 and 1.0000001 are those of the MART code.
 
 import tensorflow as tf
 
-LOSSES = ("ce", "trades", "mart")
-
-
-def _f32(x) -> tf.Tensor:
-  return tf.cast(x, tf.float32)
-
-
-def cross_entropy(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
-  """[B] softmax cross-entropy."""
-  return tf.nn.sparse_softmax_cross_entropy_with_logits(
-      labels=tf.cast(labels, tf.int32), logits=_f32(logits))
-
-
-def kl_divergence(clean_logits: tf.Tensor, adv_logits: tf.Tensor) -> tf.Tensor:
-  """[B] KL(p_clean || p_adv) = sum_j p_clean[j] (log p_clean[j] - log p_adv[j])."""
-  log_clean = tf.nn.log_softmax(_f32(clean_logits), axis=-1)
-  log_adv = tf.nn.log_softmax(_f32(adv_logits), axis=-1)
-  return tf.reduce_sum(tf.exp(log_clean) * (log_clean - log_adv), axis=-1)
+from iaat_tf.attacks.objectives import cross_entropy_loss, kl_divergence
+from iaat_tf.config import LOSSES
+from iaat_tf.tensors import f32
 
 
 def ce_loss(clean_logits: tf.Tensor, adv_logits: tf.Tensor, labels: tf.Tensor,
             beta: float = 0.0) -> tf.Tensor:
   """[B] cross-entropy on the adversarial example (clean logits unused)."""
   del clean_logits, beta
-  return cross_entropy(adv_logits, labels)
+  return cross_entropy_loss(adv_logits, labels)
 
 
 def trades_loss(clean_logits: tf.Tensor, adv_logits: tf.Tensor,
                 labels: tf.Tensor, beta: float) -> tf.Tensor:
   """[B] TRADES: CE(clean) + beta * KL(p_clean || p_adv)."""
-  return cross_entropy(clean_logits, labels) + beta * kl_divergence(
+  return cross_entropy_loss(clean_logits, labels) + beta * kl_divergence(
       clean_logits, adv_logits)
 
 
 def boosted_cross_entropy(adv_logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
   """[B] MART's BCE: CE(adv) - log(1.0001 - p_adv[y']), y' the top wrong class."""
-  adv_logits = _f32(adv_logits)
+  adv_logits = f32(adv_logits)
   labels = tf.cast(labels, tf.int32)
   probs = tf.nn.softmax(adv_logits, axis=-1)
   num_classes = tf.shape(probs)[-1]
@@ -61,13 +46,13 @@ def boosted_cross_entropy(adv_logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor
   # The most likely class other than y (MART: argsort's top two).
   top_wrong = tf.argmax(probs - 2.0 * onehot, axis=-1, output_type=tf.int32)
   p_wrong = tf.reduce_sum(tf.one_hot(top_wrong, num_classes) * probs, axis=-1)
-  return cross_entropy(adv_logits, labels) - tf.math.log(1.0001 - p_wrong + 1e-12)
+  return cross_entropy_loss(adv_logits, labels) - tf.math.log(1.0001 - p_wrong + 1e-12)
 
 
 def mart_loss(clean_logits: tf.Tensor, adv_logits: tf.Tensor, labels: tf.Tensor,
               beta: float) -> tf.Tensor:
   """[B] MART: BCE(adv) + beta * KL(p_clean || p_adv) * (1 - p_clean[y])."""
-  clean_logits, adv_logits = _f32(clean_logits), _f32(adv_logits)
+  clean_logits, adv_logits = f32(clean_logits), f32(adv_logits)
   labels = tf.cast(labels, tf.int32)
   clean_probs = tf.nn.softmax(clean_logits, axis=-1)
   p_true = tf.gather(clean_probs, labels, axis=-1, batch_dims=1)

@@ -12,7 +12,10 @@ from typing import Callable
 
 import tensorflow as tf
 
-from iaat_tf import gradients
+from iaat_tf.attacks import gradients
+from iaat_tf.attacks.objectives import (UNTARGETED, cross_entropy_loss,  # noqa: F401
+                                        margin_loss)
+from iaat_tf.tensors import rows
 
 LogitsFn = Callable[[tf.Tensor], tf.Tensor]
 
@@ -79,29 +82,8 @@ def per_example_uniform(shape: tf.Tensor, index: tf.Tensor, step: tf.Tensor,
 
 
 def broadcast_eps(eps: tf.Tensor, images: tf.Tensor) -> tf.Tensor:
-  """Reshapes per-example radii [B] to [B, 1, 1, 1] (any rank) for NHWC math."""
-  eps = tf.cast(eps, images.dtype)
-  rank = images.shape.rank if images.shape.rank is not None else tf.rank(images)
-  return tf.reshape(eps, tf.concat([[-1], tf.ones([rank - 1], tf.int32)], 0))
-
-
-def cross_entropy_loss(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
-  """Per-example softmax cross-entropy on float32 logits."""
-  return tf.nn.sparse_softmax_cross_entropy_with_logits(
-      labels=tf.cast(labels, tf.int32), logits=tf.cast(logits, tf.float32))
-
-
-def margin_loss(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
-  """Per-example CW margin: max_{j != y} z_j - z_y (positive = misclassified)."""
-  logits = tf.cast(logits, tf.float32)
-  num_classes = tf.shape(logits)[-1]
-  onehot = tf.one_hot(tf.cast(labels, tf.int32), num_classes, dtype=tf.float32)
-  true_logit = tf.reduce_sum(onehot * logits, axis=-1)
-  other = tf.reduce_max(logits - onehot * 1e9, axis=-1)
-  return other - true_logit
-
-
-LOSSES = {"ce": cross_entropy_loss, "margin": margin_loss}
+  """Per-example radii [B] as [B, 1, 1, 1] (any rank) in `images`' dtype."""
+  return rows(tf.cast(eps, images.dtype), images)
 
 
 def pgd_step_size(eps: tf.Tensor, step_ratio: float, min_step: float) -> tf.Tensor:
@@ -183,7 +165,7 @@ def pgd_step(logits_fn: LogitsFn, x: tf.Tensor, labels: tf.Tensor,
   it, so the input gradient is always `gradients.value_and_gradient` (safe
   under mixed_float16). `step_b`, `lower`, `upper` broadcast against `x`.
   """
-  loss_fn = LOSSES[loss]
+  loss_fn = UNTARGETED[loss]
   logits, _, grad = gradients.value_and_gradient(
       logits_fn, x, lambda z: loss_fn(z, labels), exact_scale=False)
   x_new = tf.clip_by_value(x + step_b * tf.sign(grad), lower, upper)

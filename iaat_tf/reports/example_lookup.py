@@ -9,9 +9,9 @@ encoded and only the requested ones decoded.
 import numpy as np
 import tensorflow as tf
 
-from iaat_tf import data_sources
+from iaat_tf.data import data_sources
 from iaat_tf.config import DataConfig
-from iaat_tf.data_sources import DataError
+from iaat_tf.data.data_sources import DataError
 
 
 def _training_source(config: DataConfig) -> data_sources.Source:

@@ -43,12 +43,12 @@ import keras
 import tensorflow as tf
 
 from iaat_tf import attacks
-from iaat_tf import batch_steps
-from iaat_tf import kl_attack
-from iaat_tf import losses
-from iaat_tf import radius
+from iaat_tf.training import batch_steps
+from iaat_tf.attacks import kl_attack
+from iaat_tf.training import losses
+from iaat_tf.training import radius
 from iaat_tf.config import AttackConfig, EvalConfig, MethodConfig
-from iaat_tf.eps_table import EpsTable
+from iaat_tf.training.eps_table import EpsTable
 
 def _images(inputs):
   return inputs["image"] if isinstance(inputs, dict) else inputs

@@ -24,7 +24,7 @@ from typing import NamedTuple
 import tensorflow as tf
 
 from iaat_tf import attacks
-from iaat_tf import gradients
+from iaat_tf.attacks import gradients
 
 LogitsFn = attacks.LogitsFn
 NOT_FOUND = 1e10  # The distance reported when no misclassified point was found.

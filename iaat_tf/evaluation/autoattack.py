@@ -29,11 +29,11 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from iaat_tf import apgd
+from iaat_tf.attacks import apgd
 from iaat_tf import attacks
-from iaat_tf import fab
-from iaat_tf import robustness
-from iaat_tf import square
+from iaat_tf.attacks import fab
+from iaat_tf.evaluation import robustness
+from iaat_tf.attacks import square
 
 LogitsFn = attacks.LogitsFn
 APGD_CE, APGD_T, FAB_T, SQUARE = "apgd-ce", "apgd-t", "fab-t", "square"

@@ -28,7 +28,7 @@ from typing import Callable, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from iaat_tf import augment
+from iaat_tf.data import augment
 from iaat_tf.config import DataConfig
 
 TFDS_SPLITS = {  # name -> (train split, test split)

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from iaat_tf import apgd
+from iaat_tf.attacks import apgd, objectives
 from iaat_tf import attacks
 
 LogitsFn = attacks.LogitsFn
@@ -161,7 +161,7 @@ def evaluate_robustness(logits_fn: LogitsFn,
     pgd_steps: PGD iterations.
     pgd_step_size: PGD step; default 2.5 * eps / pgd_steps per radius.
     restarts: PGD random restarts; an example must survive all of them.
-    losses: PGD losses, among attacks.LOSSES ("ce", "margin"); each gives a
+    losses: PGD objectives, among objectives.UNTARGETED ("ce", "margin", "dlr"); each gives a
       "pgd_<loss>" column.
     apgd: also run APGD-CE and APGD-DLR ("apgd_ce", "apgd_dlr" columns; DLR
       is skipped for fewer than 3 classes).
@@ -177,9 +177,9 @@ def evaluate_robustness(logits_fn: LogitsFn,
   """
   losses = tuple(losses)
   for loss in losses:
-    if loss not in attacks.LOSSES:
+    if loss not in objectives.UNTARGETED:
       raise ValueError(f"Unknown PGD loss {loss!r}; expected one of "
-                       f"{sorted(attacks.LOSSES)}.")
+                       f"{sorted(objectives.UNTARGETED)}.")
   if pgd_steps < 1 or restarts < 1 or apgd_iters < 1:
     raise ValueError("pgd_steps, restarts and apgd_iters must be >= 1.")
   eps_values = [float(e) for e in eps_list]

@@ -19,14 +19,10 @@ from typing import Callable
 
 import tensorflow as tf
 
+from iaat_tf.tensors import rows
+
 LogitsFn = Callable[[tf.Tensor], tf.Tensor]
 Objective = Callable[[tf.Tensor], tf.Tensor]  # float32 logits [B, K] -> [B]
-
-
-def _rows(values: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
-  """Reshapes [B] to [B, 1, ..., 1] with the rank of `like`."""
-  rank = like.shape.rank if like.shape.rank is not None else tf.rank(like)
-  return tf.reshape(values, tf.concat([[-1], tf.ones([rank - 1], tf.int32)], 0))
 
 
 def value_and_gradient(logits_fn: LogitsFn, images: tf.Tensor,
@@ -64,7 +60,7 @@ def value_and_gradient(logits_fn: LogitsFn, images: tf.Tensor,
     grad = tf.zeros_like(images)
   grad = tf.cast(grad, tf.float32)
   if exact_scale:
-    grad = grad * _rows(scale, grad)
+    grad = grad * rows(scale, grad)
   return logits, values, grad
 
 

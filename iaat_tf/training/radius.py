@@ -23,14 +23,12 @@ The rules (docs/ALGORITHM.md):
 
 import tensorflow as tf
 
-
-def _f32(x) -> tf.Tensor:
-  return tf.cast(x, tf.float32)
+from iaat_tf.tensors import f32
 
 
 def warmup(eps_w: float, clean_ok: tf.Tensor) -> tf.Tensor:
   """[B] radii during warmup: eps_w for clean-correct examples, else 0."""
-  return eps_w * _f32(clean_ok)
+  return eps_w * f32(clean_ok)
 
 
 def algorithm2_choice(stored: tf.Tensor, up_fails: tf.Tensor,
@@ -43,7 +41,7 @@ def algorithm2_choice(stored: tf.Tensor, up_fails: tf.Tensor,
     same_fails: [B] bool, the attack at p failed.
     gamma: the radius step.
   """
-  stored = _f32(stored)
+  stored = f32(stored)
   return tf.where(up_fails, stored + gamma,
                   tf.where(same_fails, stored, stored - gamma))
 
@@ -51,23 +49,23 @@ def algorithm2_choice(stored: tf.Tensor, up_fails: tf.Tensor,
 def cheap_choice(stored: tf.Tensor, attack_failed: tf.Tensor,
                  gamma: float) -> tf.Tensor:
   """The paper's cheap rule: p + gamma after a failed attack, else p - gamma."""
-  stored = _f32(stored)
+  stored = f32(stored)
   return stored + tf.where(attack_failed, gamma, -gamma)
 
 
 def zero_if_misclassified(selected: tf.Tensor, clean_ok: tf.Tensor) -> tf.Tensor:
   """max(selected * clean_ok, 0): clean-misclassified examples get radius 0."""
-  return tf.maximum(_f32(selected) * _f32(clean_ok), 0.0)
+  return tf.maximum(f32(selected) * f32(clean_ok), 0.0)
 
 
 def smooth(stored: tf.Tensor, selected: tf.Tensor, beta: float) -> tf.Tensor:
   """The authors' EMA: beta * new + (1 - beta) * old (beta weighs the new radius)."""
-  return beta * _f32(selected) + (1.0 - beta) * _f32(stored)
+  return beta * f32(selected) + (1.0 - beta) * f32(stored)
 
 
 def clip(eps: tf.Tensor, eps_max: float) -> tf.Tensor:
   """Clips radii to [0, eps_max]."""
-  return tf.clip_by_value(_f32(eps), 0.0, eps_max)
+  return tf.clip_by_value(f32(eps), 0.0, eps_max)
 
 
 def algorithm2_update(stored: tf.Tensor, up_fails: tf.Tensor,
@@ -101,4 +99,4 @@ def ramp_factor(step, ramp_steps: int) -> tf.Tensor:
   """
   if ramp_steps <= 0:
     return tf.constant(1.0, tf.float32)
-  return tf.minimum(_f32(step) / float(ramp_steps), 1.0)
+  return tf.minimum(f32(step) / float(ramp_steps), 1.0)

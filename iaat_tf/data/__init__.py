@@ -21,10 +21,10 @@ from typing import Callable, Optional, Tuple
 
 import tensorflow as tf
 
-from iaat_tf import augment, data_sources
+from iaat_tf.data import augment, data_sources
 from iaat_tf.config import DataConfig
 # Re-exported: the public names other modules and users import from here.
-from iaat_tf.data_sources import (DataError, holdout_split,  # pylint: disable=unused-import
+from iaat_tf.data.data_sources import (DataError, holdout_split,  # pylint: disable=unused-import
                                   load_digits_arrays, load_npz_arrays)
 
 AUTOTUNE = tf.data.AUTOTUNE

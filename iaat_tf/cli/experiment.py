@@ -34,8 +34,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from iaat_tf import (adaptive_model, batch_steps, callbacks, data, early_stopping,
-                     example_lookup, export, models, plots, run_io, training)
+from iaat_tf import data, models, run_io
+from iaat_tf.cli import callbacks
+from iaat_tf.models import export
+from iaat_tf.reports import example_lookup, plots
+from iaat_tf.training import adaptive_model, batch_steps, early_stopping, runtime
 from iaat_tf.config import Config, ConfigError, validate
 
 # What a run writes into output_dir (and --overwrite deletes).
@@ -63,7 +66,7 @@ def _clear_outputs(out: str, chief: bool, strategy) -> None:
     elif os.path.exists(path):
       os.remove(path)
   if not chief:
-    shutil.rmtree(os.path.dirname(training.worker_dir(out, strategy, "x")),
+    shutil.rmtree(os.path.dirname(runtime.worker_dir(out, strategy, "x")),
                   ignore_errors=True)
 
 
@@ -81,7 +84,7 @@ def build_trainer(config: Config, info: data.DatasetInfo, steps_per_epoch: int,
     # jit_compile is always explicit: Keras' default "auto" would XLA-compile
     # the whole step on a single GPU.
     trainer.compile(
-        optimizer=training.make_optimizer(config.train, steps_per_epoch),
+        optimizer=runtime.make_optimizer(config.train, steps_per_epoch),
         steps_per_execution=config.train.steps_per_execution,
         jit_compile=config.train.jit_compile == "step")
     # Built here, not by the first step: a first step that creates the
@@ -109,13 +112,13 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
     if done is not None:
       log(run_io.finished_message(config, done))
       return done
-  training.configure_devices(config.train)
-  strategy = training.make_strategy(config.train)
+  runtime.configure_devices(config.train)
+  strategy = runtime.make_strategy(config.train)
   replicas = strategy.num_replicas_in_sync
   if config.data.batch_size % replicas:
     raise ConfigError(f"--batch_size={config.data.batch_size} must be divisible "
                       f"by the {replicas} replicas")
-  training.set_precision(config.train)
+  runtime.set_precision(config.train)
   keras.utils.set_random_seed(config.seed)
 
   datasets = data.load_datasets(config.data)  # Fails before anything is written.
@@ -125,7 +128,7 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
     raise ConfigError(f"--batch_size={config.data.batch_size} is larger than the "
                       f"{info.num_train} training examples")
   _prepare_output_dir(out)
-  chief = training.is_chief(strategy)
+  chief = runtime.is_chief(strategy)
   if config.overwrite:
     _clear_outputs(out, chief, strategy)
   if chief:
@@ -134,21 +137,21 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
       f"{config.model.name}, {replicas} replica(s), {steps_per_epoch} steps/epoch")
 
   trainer = build_trainer(config, info, steps_per_epoch, strategy)
-  checkpoint = training.make_checkpoint(trainer)
+  checkpoint = runtime.make_checkpoint(trainer)
   manager = tf.train.CheckpointManager(
-      checkpoint, training.worker_dir(out, strategy, "checkpoints"),
+      checkpoint, runtime.worker_dir(out, strategy, "checkpoints"),
       max_to_keep=config.train.keep_checkpoints)
-  initial_epoch = training.restore_latest(trainer, manager)
+  initial_epoch = runtime.restore_latest(trainer, manager)
   if initial_epoch:
     log(f"iaat_tf: resumed from {manager.latest_checkpoint} "
         f"(epoch {initial_epoch}/{config.train.epochs})")
 
   adaptive = config.method.method in batch_steps.ADAPTIVE_METHODS
   fit_verbose, summary, bar = _progress_mode(config.train.verbose)
-  history_path = training.worker_dir(out, strategy, run_io.HISTORY)
+  history_path = runtime.worker_dir(out, strategy, run_io.HISTORY)
   # Robust early stopping: validate on the held-out training examples and
   # keep the best weights (saved before the epoch's resume checkpoint).
-  best_dir = training.worker_dir(out, strategy, "best_checkpoint")
+  best_dir = runtime.worker_dir(out, strategy, "best_checkpoint")
   if initial_epoch < config.train.epochs:
     eval_batches = max(1, math.ceil(config.eval.max_examples /
                                     config.data.eval_batch_size))
@@ -156,7 +159,7 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
     if datasets.validation is not None:
       validation_data = datasets.validation
     epoch_callbacks = [
-        training.EpochCallback(),
+        runtime.EpochCallback(),
         callbacks.EpochTimer(steps_per_epoch * config.data.batch_size),
         callbacks.LearningRateLogger(),
         *([callbacks.EpsTableLogger()] if adaptive else []),
@@ -171,7 +174,7 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
         *([callbacks.EpochSummary(config.train.epochs, log)] if summary else []),
         *([early_stopping.BestCheckpoint(best_dir)]
           if datasets.validation is not None else []),
-        training.CheckpointCallback(manager),
+        runtime.CheckpointCallback(manager),
         keras.callbacks.TerminateOnNaN(),
     ]
     trainer.fit(

@@ -18,6 +18,8 @@ shuffle before this call, no random `take`). Augment *after* this call.
 
 import tensorflow as tf
 
+from iaat_tf.data.augment import to_unit_float
+
 IMAGE, INDEX, LABEL = "image", "index", "label"
 
 
@@ -74,13 +76,6 @@ def _check_unbatched(image_spec, label_spec) -> None:
     raise ExampleIdError(
         f"with_example_ids: labels must be integer class ids, got "
         f"{label_spec.dtype.name}")
-
-
-def to_unit_float(image: tf.Tensor) -> tf.Tensor:
-  """uint8 images -> float32 in [0, 1]; other dtypes are cast to float32."""
-  if image.dtype == tf.uint8:
-    return tf.cast(image, tf.float32) / 255.0
-  return tf.cast(image, tf.float32)
 
 
 def with_example_ids(dataset: tf.data.Dataset) -> tf.data.Dataset:

@@ -37,60 +37,12 @@ from typing import Callable, NamedTuple, Optional
 import tensorflow as tf
 
 from iaat_tf import attacks
-from iaat_tf import gradients
+from iaat_tf.attacks import gradients, objectives
 
 LogitsFn = attacks.LogitsFn
-LossFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 
 MOMENTUM = 0.75
 RHO = 0.75
-
-
-def dlr_loss(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
-  """Per-example DLR loss (Croce & Hein 2020, Eq. 6); needs >= 3 classes.
-
-  Positive exactly when the example is misclassified; invariant to shifting
-  and (positive) scaling of the logits.
-  """
-  logits = tf.cast(logits, tf.float32)
-  labels = tf.cast(labels, tf.int32)
-  num_classes = logits.shape[-1]
-  if num_classes is not None and num_classes < 3:
-    raise ValueError(f"The DLR loss needs >= 3 classes, got {num_classes}.")
-  top, top_index = tf.math.top_k(logits, k=3)
-  true_logit = tf.gather(logits, labels[:, None], batch_dims=1)[:, 0]
-  true_is_top = tf.equal(top_index[:, 0], labels)
-  best_other = tf.where(true_is_top, top[:, 1], top[:, 0])
-  return -(true_logit - best_other) / (top[:, 0] - top[:, 2] + 1e-12)
-
-
-def dlr_targeted_loss(logits: tf.Tensor, labels: tf.Tensor,
-                      targets: tf.Tensor) -> tf.Tensor:
-  """AutoAttack's targeted DLR loss; needs >= 4 classes."""
-  logits = tf.cast(logits, tf.float32)
-  num_classes = logits.shape[-1]
-  if num_classes is not None and num_classes < 4:
-    raise ValueError(
-        f"The targeted DLR loss needs >= 4 classes, got {num_classes}.")
-  top = tf.math.top_k(logits, k=4).values
-  true_logit = tf.gather(logits, tf.cast(labels, tf.int32)[:, None],
-                         batch_dims=1)[:, 0]
-  target_logit = tf.gather(logits, tf.cast(targets, tf.int32)[:, None],
-                           batch_dims=1)[:, 0]
-  return -(true_logit - target_logit) / (
-      top[:, 0] - 0.5 * (top[:, 2] + top[:, 3]) + 1e-12)
-
-
-def ce_targeted_loss(logits: tf.Tensor, labels: tf.Tensor,
-                     targets: tf.Tensor) -> tf.Tensor:
-  """-CE towards the target class (the targeted loss for < 4 classes)."""
-  del labels
-  return -attacks.cross_entropy_loss(logits, targets)
-
-
-LOSSES: dict[str, LossFn] = {"ce": attacks.cross_entropy_loss, "dlr": dlr_loss}
-TARGETED_LOSSES = {"dlr-targeted": dlr_targeted_loss,
-                   "ce-targeted": ce_targeted_loss}
 
 
 def target_classes(logits: tf.Tensor, rank: int | tf.Tensor) -> tf.Tensor:
@@ -138,13 +90,13 @@ class ApgdOptions:
     if self.n_iter < 1 or self.restarts < 1:
       raise ValueError(f"n_iter and restarts must be >= 1, got {self.n_iter}, "
                        f"{self.restarts}.")
-    if self.loss not in LOSSES and self.loss not in TARGETED_LOSSES:
+    if self.loss not in objectives.UNTARGETED and self.loss not in objectives.TARGETED:
       raise ValueError(f"Unknown APGD loss {self.loss!r}; expected one of "
-                       f"{sorted(LOSSES) + sorted(TARGETED_LOSSES)}.")
+                       f"{sorted(objectives.UNTARGETED) + sorted(objectives.TARGETED)}.")
 
   @property
   def targeted(self) -> bool:
-    return self.loss in TARGETED_LOSSES
+    return self.loss in objectives.TARGETED
 
 
 class ApgdResult(NamedTuple):
@@ -290,10 +242,10 @@ def _attack_graph(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
   batch = tf.shape(images)[0]
   eps = tf.broadcast_to(tf.cast(eps, tf.float32), [batch])
   if options.targeted:
-    loss_fn = TARGETED_LOSSES[options.loss]
+    loss_fn = objectives.TARGETED[options.loss]
     objective = lambda logits: loss_fn(logits, labels, targets)
   else:
-    loss_fn = LOSSES[options.loss]
+    loss_fn = objectives.UNTARGETED[options.loss]
     objective = lambda logits: loss_fn(logits, labels)
   result = None
   for r in range(options.restarts):

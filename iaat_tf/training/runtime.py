@@ -13,7 +13,7 @@ import os
 import keras
 import tensorflow as tf
 
-from iaat_tf import optimizers
+from iaat_tf.training import optimizers
 from iaat_tf.config import ConfigError, TrainConfig
 
 
