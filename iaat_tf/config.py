@@ -1,6 +1,6 @@
 """The typed run configuration, and its validation.
 
-`main.py` builds one `Config` from absl FLAGS (in `flags_config.py`); every
+`main.py` builds one `Config` from absl FLAGS (in `cli/flags_config.py`); every
 library module receives the part it needs as a frozen dataclass and never
 reads FLAGS. `validate()` turns every bad setting into a `ConfigError` with a
 one-line message before anything is written to disk.

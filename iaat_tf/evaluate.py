@@ -31,11 +31,10 @@ the training stack (run directory I/O is in run_io.py).
 
 import dataclasses
 import os
-import sys
-import time
 from typing import Callable, Optional, Sequence
 
 from iaat_tf import cli, run_io
+from iaat_tf.cli.progress import ProgressLine  # pylint: disable=unused-import
 from iaat_tf import config as cfg
 
 PROG = "iaat_tf.evaluate"
@@ -191,13 +190,12 @@ if __name__ == "__main__":
   cli.import_tensorflow(debug=cli.debug())
 
 # The evaluation itself (TensorFlow).
-import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from iaat_tf import data, models  # pylint: disable=g-import-not-at-top,wrong-import-position
-from iaat_tf.evaluation import autoattack, robustness  # pylint: disable=g-import-not-at-top,wrong-import-position
+from iaat_tf.evaluation import autoattack, corruptions, robustness  # pylint: disable=g-import-not-at-top,wrong-import-position
 from iaat_tf.models import export  # pylint: disable=g-import-not-at-top,wrong-import-position
-from iaat_tf.reports import plots  # pylint: disable=g-import-not-at-top,wrong-import-position
+from iaat_tf.reports import curves, plots  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def load_run_config(run_dir: str) -> cfg.Config:
@@ -241,7 +239,6 @@ def default_eps_list(eval_eps: float) -> list:
 def corruption_accuracy(logits_fn, config: cfg.Config, options: EvalOptions,
                         log: Callable[[str], None]) -> dict:
   """Clean accuracy on tfds `cifar10_corrupted` configs, when present."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   if config.data.dataset != "cifar10":
     return {"available": False,
             "message": f"CIFAR-10-C applies to cifar10 runs, not {config.data.dataset}"}
@@ -250,66 +247,11 @@ def corruption_accuracy(logits_fn, config: cfg.Config, options: EvalOptions,
   if unknown:
     raise EvaluationError(f"unknown CIFAR-10-C corruption(s) {unknown}; "
                           f"choose from {', '.join(CIFAR10_C_CORRUPTIONS)}")
-  data_dir = options.data_dir or config.data.data_dir
-  results, missing = {}, []
-  for name in names:
-    for severity in options.severities:
-      key = f"{name}_{severity}"
-      try:
-        ds = tfds.load(f"cifar10_corrupted/{key}", split="test",
-                       data_dir=data_dir, download=False, as_supervised=True)
-      except Exception:  # Not prepared under data_dir.
-        missing.append(key)
-        continue
-      if options.max_examples:
-        ds = ds.take(options.max_examples)
-      correct = total = 0
-      for images, labels in ds.batch(options.batch_size or config.data.eval_batch_size):
-        logits = logits_fn(tf.cast(images, tf.float32) / 255.0)
-        correct += int(tf.reduce_sum(tf.cast(
-            tf.argmax(logits, -1) == tf.cast(labels, tf.int64), tf.int32)))
-        total += int(labels.shape[0])
-      results[key] = correct / max(total, 1)
-      log(f"evaluate: CIFAR-10-C {key}: {results[key]:.4f}")
-  out = {"available": bool(results), "accuracy": results,
-         "mean_accuracy": float(np.mean(list(results.values()))) if results else None}
-  if missing:
-    out["missing"] = missing
-    out["message"] = (f"{len(missing)} CIFAR-10-C config(s) not found under "
-                      f"--data_dir={data_dir} (tfds cifar10_corrupted; prepare them "
-                      "with `tfds build cifar10_corrupted`)")
-    log(f"evaluate: {out['message']}")
-  return out
-
-
-class ProgressLine:
-  """progress(done, total) for robustness.evaluate_robustness, with an ETA.
-
-  On a terminal one line is rewritten in place; in a log, a line at every
-  tenth of the work (and the last batch).
-  """
-
-  def __init__(self, total: int, log: Callable[[str], None],
-               tty: Optional[bool] = None):
-    self.total, self.log = total, log
-    self.tty = sys.stdout.isatty() if tty is None else tty
-    self.start = time.perf_counter()
-    self.shown = 0
-
-  def __call__(self, done: int, total: Optional[int] = None) -> None:
-    total = total or self.total
-    elapsed = time.perf_counter() - self.start
-    eta = elapsed / max(done, 1) * max(total - done, 0)
-    text = (f"evaluate: batch {done}/{total} ({100 * done // max(total, 1)}%), "
-            f"{elapsed:.0f}s elapsed, ETA {eta:.0f}s")
-    if self.tty and self.log is print:
-      end = "\n" if done >= total else ""
-      print("\r" + text, end=end, flush=True)
-      return
-    tenth = 10 * done // max(total, 1)
-    if tenth > self.shown or done >= total:
-      self.shown = tenth
-      self.log(text)
+  return corruptions.corruption_accuracy(
+      logits_fn, names, options.severities,
+      data_dir=options.data_dir or config.data.data_dir,
+      max_examples=options.max_examples,
+      batch_size=options.batch_size or config.data.eval_batch_size, log=log)
 
 
 def evaluate_run(run_dir: str, options: EvalOptions = EvalOptions(),
@@ -353,7 +295,7 @@ def evaluate_run(run_dir: str, options: EvalOptions = EvalOptions(),
       "gradient_masking_warnings": warnings,
   }
   name = os.path.basename(os.path.normpath(run_dir))
-  payload["plot"] = plots.plot_robustness_curve(
+  payload["plot"] = curves.plot_robustness_curve(
       {name: payload["curve"]}, os.path.join(out_dir, "robustness_curve.png"),
       per_255=plots.uses_per_255([config.eval.eps]))
   if options.corruptions:
@@ -422,7 +364,7 @@ def autoattack_run(run_dir: str, options: EvalOptions = EvalOptions(),
     curve = run_io.read_json(curve_path).get("curve")
     if curve:
       name = os.path.basename(os.path.normpath(run_dir))
-      payload["plot"] = plots.plot_robustness_curve(
+      payload["plot"] = curves.plot_robustness_curve(
           {name: curve}, os.path.join(out_dir, "robustness_curve.png"),
           autoattack={name: (eps, report.robust_accuracy)})
   after = ", ".join(f"{k} {v:.4f}" for k, v in report.accuracy_after.items())

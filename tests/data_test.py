@@ -345,3 +345,11 @@ def test_config_rejects_bad_synthetic_and_shuffle_settings():
       (DataConfig(num_classes=1), "--num_classes=1 must be >= 2")):
     with pytest.raises(config.ConfigError, match=message):
       config.validate(dataclasses.replace(base, data=data_cfg))
+
+
+def test_a_file_that_is_not_an_npz_archive_is_named_so(tmp_path):
+  path = tmp_path / "x.npz"
+  path.write_bytes(b"\x80\x04 not a zip archive")
+  with pytest.raises(data.DataError, match="not a readable .npz archive") as e:
+    data.load_npz_arrays(str(path))
+  assert "pickled" not in str(e.value)

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from iaat_tf.reports import plots
+from iaat_tf.reports import curves, plots
 
 
 def _assert_png(path):
@@ -98,14 +98,14 @@ def _curve(scale):
 
 
 def test_robustness_curve(tmp_path):
-  _assert_png(plots.plot_robustness_curve({"iaat": _curve(0.9)},
+  _assert_png(curves.plot_robustness_curve({"iaat": _curve(0.9)},
                                           str(tmp_path / "one.png")))
   pgd_only = [{"eps": p["eps"], "pgd_ce": p["pgd_ce"]} for p in _curve(0.8)]
-  _assert_png(plots.plot_robustness_curve(
+  _assert_png(curves.plot_robustness_curve(
       {"iaat": _curve(0.9), "pgd_at": pgd_only}, str(tmp_path / "two.png"),
       detail_run="iaat"))
   with pytest.raises(ValueError):
-    plots.plot_robustness_curve({}, str(tmp_path / "none.png"))
+    curves.plot_robustness_curve({}, str(tmp_path / "none.png"))
 
 
 def test_training_history(tmp_path):
@@ -113,8 +113,8 @@ def test_training_history(tmp_path):
              "clean_acc": [0.35, 0.5, 0.62], "eps_mean": [0.01, 0.02, 0.025],
              "val_clean_acc": [0.3, 0.4, 0.5], "val_pgd_acc": [0.1, 0.2, 0.3],
              "epoch_seconds": [3.0, 2.9, 3.1]}
-  _assert_png(plots.plot_training_history(history, str(tmp_path / "h.png")))
-  _assert_png(plots.plot_training_history({"loss": [1.0]},
+  _assert_png(curves.plot_training_history(history, str(tmp_path / "h.png")))
+  _assert_png(curves.plot_training_history({"loss": [1.0]},
                                           str(tmp_path / "h1.png")))
 
 
@@ -161,7 +161,7 @@ def test_pictures_with_labels_gaps_and_normal_file_mode(tmp_path):
   history = {"epoch": [1, 2, 3], "loss": [2.0, 1.5, 1.2],
              "val_pgd_acc": [None, 0.2, None], "learning_rate": [0.1, 0.1, 0.02],
              "eps_table_zero_frac": [0.5, 0.2, 0.1], "eps_mean": [0.3, 0.2, 0.25]}
-  path = plots.plot_training_history(history, str(tmp_path / "h.png"), per_255=False)
+  path = curves.plot_training_history(history, str(tmp_path / "h.png"), per_255=False)
   _assert_png(path)
   hist = plots.plot_eps_histogram(eps, str(tmp_path / "e.png"), eps_reference=0.3)
   mask = os.umask(0)

@@ -37,7 +37,7 @@ import tensorflow as tf
 from iaat_tf import data, models, run_io
 from iaat_tf.cli import callbacks
 from iaat_tf.models import export
-from iaat_tf.reports import example_lookup, plots
+from iaat_tf.reports import curves, example_lookup, plots
 from iaat_tf.training import adaptive_model, batch_steps, early_stopping, runtime
 from iaat_tf.config import Config, ConfigError, validate
 
@@ -252,7 +252,7 @@ def write_run_plots(config: Config, out: str, eps_table: np.ndarray,
   written = {}
   per_255 = plots.uses_per_255([config.method.eps])  # The units of --eps.
   if history:
-    written["history"] = plots.plot_training_history(
+    written["history"] = curves.plot_training_history(
         history, os.path.join(plot_dir, "training_history.png"), per_255=per_255)
   if config.method.method in batch_steps.ADAPTIVE_METHODS and eps_table.size:
     written["eps_histogram"] = plots.plot_eps_histogram(

@@ -24,8 +24,8 @@ import tensorflow as tf
 from iaat_tf.data import augment, data_sources
 from iaat_tf.config import DataConfig
 # Re-exported: the public names other modules and users import from here.
-from iaat_tf.data.data_sources import (DataError, holdout_split,  # pylint: disable=unused-import
-                                  load_digits_arrays, load_npz_arrays)
+from iaat_tf.data.arrays import (DataError, holdout_split,  # pylint: disable=unused-import
+                                 load_digits_arrays, load_npz_arrays)
 
 AUTOTUNE = tf.data.AUTOTUNE
 TFDS_DATASETS = data_sources.TFDS_SPLITS
