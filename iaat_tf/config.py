@@ -32,7 +32,7 @@ WEIGHT_DECAY_TYPES = ("coupled", "decoupled")
 LOSSES = ("ce", "trades", "mart")  # The training loss, orthogonal to --method.
 EXPORT_MODELS = ("best", "last")  # With --validation_fraction: which weights.
 PROBE_EARLY_STOP = ("none", "batch", "example")
-# --alg2_preset (README "Speed", bench/ALG2_FIDELITY.md).
+# --alg2_preset (docs/speed.md, bench/ALG2_FIDELITY.md).
 ALG2_PRESETS = ("exact", "fast")
 
 

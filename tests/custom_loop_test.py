@@ -1,8 +1,10 @@
-"""The README's custom training loop reproduces `fit`'s eps table and weights.
+"""docs/python_api.md's custom training loop reproduces `fit`'s eps table and weights.
 
 Same data, initial weights, batch order and seed; 3 epochs, the first one
 warmup, so both the warmup and the adaptive radius rules are compared.
 """
+
+import os
 
 import keras
 import numpy as np
@@ -13,7 +15,8 @@ from sklearn.datasets import load_digits
 import iaat_tf
 from tests import readme_snippets
 
-HEADING = "### Custom training loops"
+HEADING = "## Custom training loops"
+PAGE = os.path.join(readme_snippets.REPO, "docs", "python_api.md")
 N, BATCH, EPOCHS = 192, 32, 3
 METHOD = dict(eps=0.1, warmup_epochs=1, gamma=0.03, beta=0.5, eps_max=0.3)
 ATTACK = iaat_tf.AttackConfig(steps=3, step_ratio=0.25, min_step=0.01)
@@ -57,7 +60,7 @@ def test_readme_loop_matches_fit(name):
     all_epochs = all_epochs.concatenate(batches_of_epoch(epoch))
   trainer.fit(all_epochs, epochs=EPOCHS, steps_per_epoch=N // BATCH, verbose=0)
 
-  loop = readme_snippets.run_block(HEADING)
+  loop = readme_snippets.run_block(HEADING, path=PAGE)
   loop_classifier = _classifier()
   table = loop["train"](loop_classifier, _optimizer(), batches_of_epoch, N,
                         method, ATTACK, EPOCHS)

@@ -1,14 +1,14 @@
-"""Reads code blocks out of README.md, so tests can run the documented code."""
+"""Reads code blocks out of README.md and docs/, so tests run the documented code."""
 
 import os
 
-README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                      "README.md")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+README = os.path.join(REPO, "README.md")
 
 
-def python_block(heading: str) -> str:
-  """The first ```python block after the line `heading` in README.md."""
-  with open(README) as f:
+def python_block(heading: str, path: str = README) -> str:
+  """The first ```python block after the line `heading` in `path` (README.md)."""
+  with open(path) as f:
     lines = f.read().splitlines()
   start = lines.index(heading)  # ValueError: the README lost its section.
   opening = lines.index("```python", start)
@@ -16,8 +16,9 @@ def python_block(heading: str) -> str:
   return "\n".join(lines[opening + 1:closing]) + "\n"
 
 
-def run_block(heading: str, namespace: dict | None = None) -> dict:
+def run_block(heading: str, namespace: dict | None = None, path: str = README) -> dict:
   """Executes the block; returns the names it defined."""
   namespace = {"__name__": "readme_snippet"} if namespace is None else namespace
-  exec(compile(python_block(heading), f"README.md ({heading})", "exec"), namespace)  # pylint: disable=exec-used
+  where = f"{os.path.relpath(path, REPO)} ({heading})"
+  exec(compile(python_block(heading, path), where, "exec"), namespace)  # pylint: disable=exec-used
   return namespace

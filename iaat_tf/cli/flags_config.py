@@ -66,8 +66,8 @@ flags.DEFINE_string("loss", _ME.loss, "Training loss: ce (on the adversarial exa
 flags.DEFINE_float("trades_beta", _ME.trades_beta, "TRADES: weight of KL(clean || adversarial).")
 flags.DEFINE_float("mart_beta", _ME.mart_beta, "MART: weight of the misclassification-weighted KL.")
 flags.DEFINE_integer("eps_ramp_epochs", _ME.eps_ramp_epochs, "Ramp the training radius linearly (per step) from 0 to --eps over N epochs (pgd_at, IAAT warmup; 0: none).")
-# Algorithm 2's probes (README "Speed"; defaults: the exact algorithm).
-flags.DEFINE_string("alg2_preset", "exact", "iaat: Algorithm 2's probes, exact (both probes are the training attack) or fast (the measured fast setting, see README 'Speed'); the probe_* flags below override a preset's values.")
+# Algorithm 2's probes (docs/speed.md; defaults: the exact algorithm).
+flags.DEFINE_string("alg2_preset", "exact", "iaat: Algorithm 2's probes, exact (both probes are the training attack) or fast (the measured fast setting, see docs/speed.md); the probe_* flags below override a preset's values.")
 flags.DEFINE_integer("probe_steps", _ME.probe_steps, "iaat: PGD steps of each probe attack (0: --pgd_steps).")
 flags.DEFINE_float("probe_step_ratio", _ME.probe_step_ratio, "iaat: probe step = max(eps * ratio, pgd_min_step) (0: --pgd_step_ratio).")
 flags.DEFINE_bool("probe_batched", _ME.probe_batched, "iaat: run both probes as one attack on a doubled batch.")

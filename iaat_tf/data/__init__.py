@@ -91,7 +91,7 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 
 def shuffle_buffer_size(config: DataConfig, source: data_sources.Source) -> int:
-  """--shuffle_buffer, or with 0 (auto) the source's choice (see README)."""
+  """--shuffle_buffer, or with 0 (auto) the source's choice (see docs/data.md)."""
   return config.shuffle_buffer or source.shuffle_buffer
 
 

@@ -1,7 +1,7 @@
 """The per-batch pieces of adversarial training, as plain functions.
 
 `AdversarialTrainer.train_step` is these functions composed; a custom
-training loop can call them directly (see README, "Custom training loops"):
+training loop can call them directly (see docs/python_api.md):
 
     craft = batch_steps.make_pgd(logits_fn, attack_config, seed=0)
     clean_ok = batch_steps.clean_correct(logits_fn, images, labels)
