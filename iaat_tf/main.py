@@ -55,7 +55,7 @@ def main(argv) -> None:
 
 def run() -> None:
   cli.run(PROG, main, summary=SUMMARY, groups=flags_config.HELP_GROUPS,
-          errors=(ConfigError,))
+          errors=(ConfigError, run_io.TrainingDiverged))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,10 @@ HISTORY = "history.csv"
 RESUME_KEYS = ("data", "model", "method")  # What a resumed run must share.
 
 
+class TrainingDiverged(RuntimeError):
+  """Training produced a NaN or Inf loss; the run stops with one line."""
+
+
 class RunDirError(ValueError):
   """A run directory that is missing, incomplete or malformed; one line."""
 

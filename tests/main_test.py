@@ -2,6 +2,7 @@
 
 import glob
 import json
+import re
 import os
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import tensorflow_datasets as tfds
 from absl import flags
 from absl.testing import flagsaver
 
-from iaat_tf import main
+from iaat_tf import main, run_io
 from iaat_tf.cli import flags_config
 
 FLAGS = flags.FLAGS
@@ -110,6 +111,9 @@ BAD_INPUTS = {
     "missing_output_dir": (["--output_dir="], "--output_dir is required"),
     "sync_bn_in_attacks": (["--sync_batchnorm", "--attack_bn_mode=train"],
                            "is not supported"),
+    "image_size_on_digits": (["--image_size=32"], "--image_size applies to imagenet2012 only"),
+    "s_minus_with_cheap": (["--method=iaat_cheap", "--s_minus=adversarial"],
+                           "--s_minus=adversarial is the authors' Algorithm 2 code"),
 }
 
 
@@ -320,3 +324,36 @@ def test_pgd_at_reports_the_radius_it_trained_at(tmp_path):
   assert not (out / "eps_table.npy").exists()  # No table is learned.
   assert "eps_table_mean" not in results["history"]
   assert results["history"]["eps_mean"] == [pytest.approx(0.1)]
+
+
+def test_a_diverging_run_stops_with_one_line_and_keeps_no_nan_epoch(tmp_path):
+  """The NaN check runs once per epoch (no per-batch host sync) and stops
+  before history.csv and the checkpoint record the diverged epoch."""
+  out = tmp_path / "nan"
+  with flagsaver.flagsaver(
+      dataset="digits", model="small_cnn", method="pgd_at", eps="0.1",
+      learning_rate=1e30, epochs=4, batch_size=64, max_train_examples=128,
+      pgd_steps=1, eval_pgd_steps=1, val_examples=64, output_dir=str(out),
+      verbose=0, export=False):
+    with pytest.raises(run_io.TrainingDiverged) as raised:
+      main.main(["iaat_tf.main"])
+  message = str(raised.value)
+  assert "\n" not in message
+  bad = int(re.search(r"training diverged: the loss of epoch (\d+) is", message).group(1))
+  rows = run_io.read_history(str(out / "history.csv"))
+  assert len(rows) == bad - 1
+  assert all(np.isfinite(r["loss"]) for r in rows)
+  saved = os.listdir(out / "checkpoints") if (out / "checkpoints").exists() else []
+  assert not any(name.startswith(f"ckpt-{bad}.") for name in saved)
+  assert bad == 1 or any(name.startswith(f"ckpt-{bad - 1}.") for name in saved)
+
+
+def test_warmup_as_long_as_the_run_is_said(tmp_path, capsys):
+  with flagsaver.flagsaver(
+      dataset="digits", model="small_cnn", method="iaat", warmup_epochs=3,
+      epochs=1, batch_size=64, max_train_examples=128, pgd_steps=1,
+      eval_pgd_steps=1, val_examples=64, output_dir=str(tmp_path / "w"),
+      verbose=0, export=False):
+    main.main(["iaat_tf.main"])
+  out = capsys.readouterr().out
+  assert "--warmup_epochs=3 >= --epochs=1: every epoch is warmup" in out

@@ -27,7 +27,8 @@ integer iterations: the first window is max(int(0.22 n), 1) iterations, each
 next window is 0.03 n shorter, but at least max(int(0.06 n), 1) — that is,
 p_0 = 0, p_1 = 0.22, p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06).
 At a checkpoint an example's step is halved (and it restarts from its best
-point) if fewer than rho = 0.75 of the steps in the window raised its loss, or
+point) if at most rho = 0.75 of the steps in the window raised its loss (the
+reference's `<=` in `check_oscillation`), or
 if neither its step size nor its best loss changed since the last checkpoint.
 """
 
@@ -69,8 +70,8 @@ class ApgdOptions:
     then `apgd_attack` needs `targets`).
   restarts: independent runs from different random starts; an example is
     robust only if it survives all of them.
-  rho: the fraction of loss increases per window below which the step is
-    halved.
+  rho: the step is halved when at most this fraction of a window's steps
+    raised the loss.
   random_start: start at a random corner-scaled point of the ball (noise
     keyed by the example index); False starts at the clean image.
   salt, seed: mixed into the noise (see `attacks.per_example_uniform`);
@@ -169,8 +170,8 @@ def _single_run(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
     return per_example, grad, attacks.is_correct(logits, labels)
 
   loss0, grad0, correct0 = loss_grad_correct(x0)
-  # Per iteration: the number of loss increases below which to halve the
-  # step (rho * window) at a checkpoint, or -1 for no checkpoint.
+  # Per iteration: the number of loss increases at or below which to halve
+  # the step (rho * window) at a checkpoint, or -1 for no checkpoint.
   thresholds = [-1.0] * n_iter
   for i, window in checkpoint_schedule(n_iter):
     thresholds[i] = rho * window
@@ -197,7 +198,7 @@ def _single_run(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
 
     threshold = thresholds[i]
     is_check = threshold >= 0.0
-    oscillating = increases < threshold
+    oscillating = increases <= threshold  # The reference's `t <= k * k3`.
     stalled = tf.logical_and(tf.logical_not(reduced_last),
                              loss_best_last >= loss_best)
     reduce = tf.logical_and(is_check, tf.logical_or(oscillating, stalled))

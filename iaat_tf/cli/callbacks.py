@@ -39,6 +39,25 @@ def _numeric(logs: Optional[Mapping]) -> dict:
   return out
 
 
+class StopOnNaN(keras.callbacks.Callback):
+  """Ends the run when an epoch's loss is NaN or Inf, checked once per epoch.
+
+  Keras' `TerminateOnNaN` reads the loss on the host after every batch, which
+  makes `fit` synchronise at every step; the epoch's mean loss is already
+  NaN/Inf once one batch was. Put it before the history writer and the
+  checkpoint: it raises `run_io.TrainingDiverged` before either records the
+  epoch, so the last checkpoint is the last finite epoch.
+  """
+
+  def on_epoch_end(self, epoch, logs=None):
+    loss = (logs or {}).get("loss")
+    if loss is not None and not np.isfinite(float(loss)):
+      raise run_io.TrainingDiverged(
+          f"training diverged: the loss of epoch {epoch + 1} is {float(loss)}; "
+          f"the checkpoint of epoch {epoch} is kept (lower --learning_rate, or "
+          "raise --warmup_epochs / --eps_ramp_epochs)")
+
+
 class EpochTimer(keras.callbacks.Callback):
   """Adds the epoch's wall time and training images/s to the logs."""
 

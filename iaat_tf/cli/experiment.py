@@ -135,6 +135,11 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
     run_io.write_json(os.path.join(out, run_io.CONFIG), config.to_dict())
   log(f"iaat_tf: {config.method.method} on {info.describe()}; "
       f"{config.model.name}, {replicas} replica(s), {steps_per_epoch} steps/epoch")
+  if (config.method.method in batch_steps.ADAPTIVE_METHODS and
+      config.method.warmup_epochs >= config.train.epochs):
+    log(f"iaat_tf: note: --warmup_epochs={config.method.warmup_epochs} >= "
+        f"--epochs={config.train.epochs}: every epoch is warmup, so this run "
+        f"trains at --eps like PGD-AT and no radius adapts")
 
   trainer = build_trainer(config, info, steps_per_epoch, strategy)
   checkpoint = runtime.make_checkpoint(trainer)
@@ -160,6 +165,7 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
       validation_data = datasets.validation
     epoch_callbacks = [
         runtime.EpochCallback(),
+        callbacks.StopOnNaN(),  # Before history and checkpoint: see its doc.
         callbacks.EpochTimer(steps_per_epoch * config.data.batch_size),
         callbacks.LearningRateLogger(),
         *([callbacks.EpsTableLogger()] if adaptive else []),
@@ -175,7 +181,6 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
         *([early_stopping.BestCheckpoint(best_dir)]
           if datasets.validation is not None else []),
         runtime.CheckpointCallback(manager),
-        keras.callbacks.TerminateOnNaN(),
     ]
     trainer.fit(
         datasets.train_epochs(initial_epoch, config.train.epochs),

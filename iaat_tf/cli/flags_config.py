@@ -173,6 +173,11 @@ def config_from_flags(f: flags.FlagValues = flags.FLAGS) -> cfg.Config:
   """Builds and validates the run's `Config` from parsed flags."""
   if not f.output_dir:
     raise ConfigError("--output_dir is required")
+  imagenet_shaped = f.dataset == "imagenet2012" or (
+      f.dataset == "synthetic" and f.synthetic_like == "imagenet2012")
+  if f["image_size"].present and not imagenet_shaped:
+    raise ConfigError(f"--image_size applies to imagenet2012 only; --dataset="
+                      f"{f.dataset} keeps its images' own size")
   config = cfg.Config(
       output_dir=_path(f.output_dir),
       seed=f.seed,
