@@ -105,3 +105,19 @@ def test_square_sees_through_masked_gradients(model, digits):
   warnings = robustness.gradient_masking_report(with_square.to_dict())
   assert any("square" in w and "masked" in w for w in warnings), warnings
   assert not robustness.gradient_masking_report(plain.to_dict())
+
+
+def test_square_queries_only_unbroken_examples_with_the_same_result(model, digits):
+  """Like the reference, Square stops querying broken examples; every draw is
+  keyed by (example id, query), so the results do not change."""
+  from iaat_tf.attacks import square  # pylint: disable=g-import-not-at-top
+  x, y = digits[0][1400:1480], digits[1][1400:1480]
+  fn = lambda z: tf.cast(model(z, training=False), tf.float32)
+  run = lambda only: tf.function(lambda: square.square_attack(
+      fn, x, y, 0.12, n_queries=200, index=np.arange(1400, 1480),
+      only_unbroken=only))()
+  subset, full = run(True), run(False)
+  robust = subset.robust.numpy()
+  assert 5 <= robust.sum() <= len(y) - 5  # Some broke early, some held.
+  np.testing.assert_array_equal(robust, full.robust.numpy())
+  np.testing.assert_array_equal(subset.adversarial.numpy(), full.adversarial.numpy())

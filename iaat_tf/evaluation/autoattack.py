@@ -212,7 +212,8 @@ def _attack_functions(logits_fn: LogitsFn, options: AutoAttackOptions,
     del targets, rank
     return square.square_attack(
         logits_fn, images, labels, eps, n_queries=options.square_queries,
-        p_init=options.square_p_init, index=index, seed=seed).robust
+        p_init=options.square_p_init, index=index, seed=seed,
+        only_unbroken=not options.jit_compile).robust
 
   fns = {APGD_CE: apgd_ce, APGD_T: apgd_t, FAB_T: fab_t, SQUARE: square_}
   return {name: tf.function(fn, jit_compile=options.jit_compile,
