@@ -29,6 +29,10 @@ S_MINUS_RULES = ("clean", "adversarial")
 # --augment_pad: the crop's padding; the authors' code pads by reflection.
 AUGMENT_PADS = ("zeros", "reflect")
 WEIGHT_DECAY_TYPES = ("coupled", "decoupled")
+# --lr_schedule: step (x lr_decay at each of lr_boundaries, or constant),
+# cosine (per step to 0 over the run), onecycle (linear 0 -> lr at 40% of the
+# steps -> 0, the fast adversarial training schedule of Wong et al. 2020).
+LR_SCHEDULES = ("step", "cosine", "onecycle")
 LOSSES = ("ce", "trades", "mart")  # The training loss, orthogonal to --method.
 EXPORT_MODELS = ("best", "last")  # With --validation_fraction: which weights.
 PROBE_EARLY_STOP = ("none", "batch", "example")
@@ -162,6 +166,7 @@ class TrainConfig:
   weight_decay_type: str = "coupled"
   lr_boundaries: Tuple[int, ...] = ()  # epochs at which lr *= lr_decay
   lr_decay: float = 0.2
+  lr_schedule: str = "step"  # LR_SCHEDULES
   strategy: str = "default"
   num_virtual_devices: int = 0  # >0: split the CPU into N devices (tests).
   precision: str = "float32"
@@ -239,7 +244,8 @@ def validate(config: Config) -> Config:
       ("loss", me.loss, LOSSES), ("export_model", config.export_model, EXPORT_MODELS),
       ("probe_early_stop", me.probe_early_stop, PROBE_EARLY_STOP),
       ("optimizer", t.optimizer, ("sgd", "adam")),
-      ("weight_decay_type", t.weight_decay_type, WEIGHT_DECAY_TYPES)):
+      ("weight_decay_type", t.weight_decay_type, WEIGHT_DECAY_TYPES),
+      ("lr_schedule", t.lr_schedule, LR_SCHEDULES)):
     _check(value in choices,
            f"unknown --{flag}={value!r}; choose one of {', '.join(choices)}")
   for name, value in (("eps", me.eps), ("eps_max", me.eps_max),
@@ -295,6 +301,8 @@ def validate(config: Config) -> Config:
          list(t.lr_boundaries) == sorted(t.lr_boundaries),
          f"--lr_boundaries={list(t.lr_boundaries)} must be increasing positive epochs")
   _check(t.steps_per_execution >= 1, "--steps_per_execution must be >= 1")
+  _check(not (t.lr_boundaries and t.lr_schedule != "step"),
+         f"--lr_boundaries applies to --lr_schedule=step, not {t.lr_schedule}")
   _check(t.num_virtual_devices >= 0, "--num_virtual_devices must be >= 0")
   if m.name == "authors_wrn":
     _check(m.depth >= 8 and (m.depth - 2) % 6 == 0,

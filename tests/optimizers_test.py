@@ -142,3 +142,27 @@ def test_unknown_weight_decay_type_is_a_config_error():
 def test_negative_weight_decay_is_a_config_error():
   with pytest.raises(ConfigError, match="--weight_decay=-0.1 must be >= 0"):
     validate(Config(output_dir="x", train=TrainConfig(weight_decay=-0.1)))
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "onecycle"])
+def test_cosine_and_onecycle_schedules_per_step(schedule):
+  config = TrainConfig(learning_rate=0.2, epochs=5, lr_schedule=schedule)
+  steps_per_epoch = 4
+  total = 20
+  lr = runtime.learning_rate(config, steps_per_epoch)
+  t = np.arange(total + 1)
+  if schedule == "cosine":  # CosineAnnealingLR stepped per iteration, eta_min 0.
+    expected = 0.1 * (1 + np.cos(np.pi * t / total))
+  else:  # Wong et al.: np.interp(t, [0, 2/5 T, T], [0, lr_max, 0]).
+    expected = np.interp(t, [0, 0.4 * total, total], [0, 0.2, 0])
+  got = np.array([float(lr(step)) for step in t])
+  np.testing.assert_allclose(got, expected, atol=1e-6)
+  optimizer = runtime.make_optimizer(config, steps_per_epoch)
+  assert float(np.asarray(optimizer.learning_rate)) == pytest.approx(expected[0], abs=1e-7)
+
+
+def test_lr_boundaries_only_with_the_step_schedule():
+  with pytest.raises(ConfigError, match="--lr_boundaries applies to --lr_schedule=step"):
+    validate(Config(output_dir="x", train=TrainConfig(lr_boundaries=(3,), lr_schedule="cosine")))
+  with pytest.raises(ConfigError, match="unknown --lr_schedule"):
+    validate(Config(output_dir="x", train=TrainConfig(lr_schedule="linear")))

@@ -92,6 +92,7 @@ flags.DEFINE_string("weight_decay_type", _T.weight_decay_type,
                     "the step (Keras' weight_decay; with adam this is AdamW).")
 flags.DEFINE_list("lr_boundaries", [], "Epochs at which lr *= lr_decay, e.g. 70,90,100.")
 flags.DEFINE_float("lr_decay", _T.lr_decay, "Learning-rate factor at each boundary.")
+flags.DEFINE_string("lr_schedule", _T.lr_schedule, "step (x --lr_decay at each --lr_boundaries epoch; constant without them), cosine (per step from --learning_rate to 0 over the run) or onecycle (linear 0 -> --learning_rate at 40% of the steps -> 0, as in fast adversarial training).")
 flags.DEFINE_string("strategy", _T.strategy, f"One of {', '.join(cfg.STRATEGIES)}.")
 flags.DEFINE_integer("num_virtual_devices", 0, "Split the CPU into N logical devices (testing mirrored).")
 flags.DEFINE_string("precision", _T.precision, f"One of {', '.join(cfg.PRECISIONS)}.")
@@ -129,7 +130,7 @@ HELP_GROUPS = (
     ("Optimisation and devices", ("epochs", "optimizer", "learning_rate",
                                   "momentum", "weight_decay",
                                   "weight_decay_type", "lr_boundaries",
-                                  "lr_decay", "strategy", "num_virtual_devices",
+                                  "lr_decay", "lr_schedule", "strategy", "num_virtual_devices",
                                   "precision", "steps_per_execution",
                                   "keep_checkpoints")),
     ("Evaluation during and after training", (
@@ -219,7 +220,7 @@ def config_from_flags(f: flags.FlagValues = flags.FLAGS) -> cfg.Config:
           momentum=f.momentum, weight_decay=f.weight_decay,
           weight_decay_type=f.weight_decay_type,
           lr_boundaries=_int_list("lr_boundaries", f.lr_boundaries),
-          lr_decay=f.lr_decay, strategy=f.strategy,
+          lr_decay=f.lr_decay, lr_schedule=f.lr_schedule, strategy=f.strategy,
           num_virtual_devices=f.num_virtual_devices, precision=f.precision,
           jit_compile=_jit_mode(f.jit_compile),
           steps_per_execution=f.steps_per_execution,

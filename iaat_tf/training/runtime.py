@@ -104,21 +104,53 @@ def set_precision(config: TrainConfig) -> None:
   keras.mixed_precision.set_global_policy(config.precision)
 
 
-def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-  """SGD+momentum (or Adam) with lr *= lr_decay from each boundary epoch on.
+class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
+  """Linear 0 -> `peak` over the first 40% of `total_steps`, then -> 0.
 
-  `weight_decay_type=coupled` (default) is PyTorch's L2 decay, the authors'
-  recipe (`optimizers.CoupledDecaySGD` / `CoupledDecayAdam`); `decoupled` is
-  Keras' own `weight_decay` (AdamW with adam).
+  The piecewise-linear cycle of fast adversarial training (Wong et al. 2020:
+  np.interp(t, [0, 2/5 T, T], [0, lr_max, 0])), per optimizer step.
   """
+
+  def __init__(self, peak: float, total_steps: int):
+    self.peak, self.total_steps = float(peak), int(total_steps)
+
+  def __call__(self, step):
+    t = tf.cast(step, tf.float32)
+    rise = 0.4 * self.total_steps
+    up = self.peak * t / rise
+    down = self.peak * (self.total_steps - t) / (self.total_steps - rise)
+    return tf.maximum(tf.where(t <= rise, up, down), 0.0)
+
+  def get_config(self):
+    return {"peak": self.peak, "total_steps": self.total_steps}
+
+
+def learning_rate(config: TrainConfig, steps_per_epoch: int):
+  """The learning rate (a float or a per-step schedule) of `config`."""
   lr = config.learning_rate
+  total = max(1, config.epochs * steps_per_epoch)
+  if config.lr_schedule == "cosine":
+    return keras.optimizers.schedules.CosineDecay(lr, decay_steps=total, alpha=0.0)
+  if config.lr_schedule == "onecycle":
+    return OneCycle(lr, total)
   if config.lr_boundaries:
     # The schedule sees the 0-based step and keeps values[0] while step <=
     # boundary: the first step of epoch b (step b * steps_per_epoch) must
     # already use the decayed rate, as PyTorch's MultiStepLR does.
     boundaries = [int(b) * steps_per_epoch - 1 for b in config.lr_boundaries]
     values = [lr * config.lr_decay ** i for i in range(len(boundaries) + 1)]
-    lr = keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+    return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+  return lr
+
+
+def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+  """SGD+momentum (or Adam) with the learning rate of `learning_rate()`.
+
+  `weight_decay_type=coupled` (default) is PyTorch's L2 decay, the authors'
+  recipe (`optimizers.CoupledDecaySGD` / `CoupledDecayAdam`); `decoupled` is
+  Keras' own `weight_decay` (AdamW with adam).
+  """
+  lr = learning_rate(config, steps_per_epoch)
   if config.weight_decay_type == "coupled":
     if config.optimizer == "sgd":
       return optimizers.CoupledDecaySGD(lr, momentum=config.momentum,
