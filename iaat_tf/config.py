@@ -116,8 +116,11 @@ class AttackConfig:
 
   @property
   def ratio(self) -> float:
-    """The step ratio in force: `step_ratio`, or 2 / steps when it is 0."""
-    return self.step_ratio if self.step_ratio > 0 else 2.0 / self.steps
+    """The step ratio in force: `step_ratio`, or 2 / steps when it is 0.
+
+    Safe before validation (steps < 1 is refused by `validate`).
+    """
+    return self.step_ratio if self.step_ratio > 0 else 2.0 / max(self.steps, 1)
 
 
 @dataclasses.dataclass(frozen=True)

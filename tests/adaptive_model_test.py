@@ -126,20 +126,28 @@ def test_call_ignores_the_index_and_accepts_plain_images():
   np.testing.assert_allclose(a, b)
 
 
-def _train_on_strategy(strategy, method, x, y, loss="ce", ramp=0):
+def _trainer_on(strategy, method, loss, ramp, s_minus="clean"):
   with strategy.scope():
     keras.utils.set_random_seed(0)
     classifier = models.small_cnn(SHAPE, CLASSES, (0.5,), (0.25,))
     trainer = adaptive_model.AdversarialTrainer(
         classifier, N,
         MethodConfig(method=method, eps=0.1, warmup_epochs=1, gamma=0.03,
-                     beta=0.5, eps_max=0.3, loss=loss, eps_ramp_epochs=ramp),
+                     beta=0.5, eps_max=0.3, loss=loss, eps_ramp_epochs=ramp,
+                     s_minus=s_minus),
         AttackConfig(steps=3, step_ratio=0.25, min_step=0.01, random_start=True),
         seed=3, steps_per_epoch=N // 16)
-    trainer.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
+    trainer.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
+                    jit_compile=False)
+    trainer.optimizer.build(classifier.trainable_variables)
+  return trainer
+
+
+def _train_on_strategy(strategy, method, x, y, loss="ce", ramp=0):
+  trainer = _trainer_on(strategy, method, loss, ramp)
   trainer.fit(_dataset(x, y, 16, shuffle_seed=11), epochs=3, verbose=0,
               callbacks=[_SetEpoch()])
-  return trainer.eps_table.numpy(), [w.numpy() for w in classifier.weights]
+  return trainer.eps_table.numpy(), [w.numpy() for w in trainer.classifier.weights]
 
 
 @pytest.mark.parametrize("method", ["iaat", "iaat_cheap", "pgd_at"])
@@ -162,23 +170,6 @@ def test_one_and_two_replicas_give_the_same_eps_table_and_weights(method):
     keras.utils.set_random_seed(0)
     init = models.small_cnn(SHAPE, CLASSES, (0.5,), (0.25,)).weights
   assert max(np.abs(a.numpy() - b).max() for a, b in zip(init, weights1)) > 1e-3
-
-
-def _trainer_on(strategy, method, loss, ramp, s_minus="clean"):
-  with strategy.scope():
-    keras.utils.set_random_seed(0)
-    classifier = models.small_cnn(SHAPE, CLASSES, (0.5,), (0.25,))
-    trainer = adaptive_model.AdversarialTrainer(
-        classifier, N,
-        MethodConfig(method=method, eps=0.1, warmup_epochs=1, gamma=0.03,
-                     beta=0.5, eps_max=0.3, loss=loss, eps_ramp_epochs=ramp,
-                     s_minus=s_minus),
-        AttackConfig(steps=3, step_ratio=0.25, min_step=0.01, random_start=True),
-        seed=3, steps_per_epoch=N // 16)
-    trainer.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
-                    jit_compile=False)
-    trainer.optimizer.build(classifier.trainable_variables)
-  return trainer
 
 
 def _copy_state(source, target):

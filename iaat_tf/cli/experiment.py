@@ -135,8 +135,8 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
     run_io.write_json(os.path.join(out, run_io.CONFIG), config.to_dict())
   log(f"iaat_tf: {config.method.method} on {info.describe()}; "
       f"{config.model.name}, {replicas} replica(s), {steps_per_epoch} steps/epoch")
-  if (config.method.method in batch_steps.ADAPTIVE_METHODS and
-      config.method.warmup_epochs >= config.train.epochs):
+  adaptive = config.method.method in batch_steps.ADAPTIVE_METHODS
+  if adaptive and config.method.warmup_epochs >= config.train.epochs:
     log(f"iaat_tf: note: --warmup_epochs={config.method.warmup_epochs} >= "
         f"--epochs={config.train.epochs}: every epoch is warmup, so this run "
         f"trains at --eps like PGD-AT and no radius adapts")
@@ -151,7 +151,6 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
     log(f"iaat_tf: resumed from {manager.latest_checkpoint} "
         f"(epoch {initial_epoch}/{config.train.epochs})")
 
-  adaptive = config.method.method in batch_steps.ADAPTIVE_METHODS
   fit_verbose, summary, bar = _progress_mode(config.train.verbose)
   history_path = runtime.worker_dir(out, strategy, run_io.HISTORY)
   # Robust early stopping: validate on the held-out training examples and

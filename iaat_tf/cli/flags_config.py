@@ -153,11 +153,10 @@ def _jit_mode(value: str) -> str:
   return legacy.get(str(value).lower(), str(value))
 
 
-def _probe_settings(f: flags.FlagValues) -> dict:
+def _probe_settings(f: flags.FlagValues, attack: cfg.AttackConfig) -> dict:
   """MethodConfig's probe_* fields: the preset, overridden by explicit flags."""
   # An explicit --probe_steps keeps the preset's rule for the step size.
-  ratio = f.pgd_step_ratio if f.pgd_step_ratio > 0 else 2.0 / max(f.pgd_steps, 1)
-  values = cfg.alg2_preset(f.alg2_preset, f.pgd_steps, ratio,
+  values = cfg.alg2_preset(f.alg2_preset, attack.steps, attack.ratio,
                            f.probe_steps if f["probe_steps"].present else None)
   for name in ("probe_steps", "probe_step_ratio", "probe_batched",
                "probe_early_stop", "probe_only_needed"):
@@ -179,6 +178,11 @@ def config_from_flags(f: flags.FlagValues = flags.FLAGS) -> cfg.Config:
   if f["image_size"].present and not imagenet_shaped:
     raise ConfigError(f"--image_size applies to imagenet2012 only; --dataset="
                       f"{f.dataset} keeps its images' own size")
+  attack = cfg.AttackConfig(
+      steps=f.pgd_steps, step_ratio=f.pgd_step_ratio,
+      min_step=parse_radius("pgd_min_step", f.pgd_min_step),
+      random_start=f.pgd_random_start, bn_mode=f.attack_bn_mode,
+      jit_compile=_jit_mode(f.jit_compile) == "attack")
   config = cfg.Config(
       output_dir=_path(f.output_dir),
       seed=f.seed,
@@ -202,11 +206,7 @@ def config_from_flags(f: flags.FlagValues = flags.FLAGS) -> cfg.Config:
           validation_fraction=f.validation_fraction),
       model=cfg.ModelConfig(name=f.model, depth=f.wrn_depth, width=f.wrn_width,
                             sync_batchnorm=f.sync_batchnorm, dropout=f.dropout),
-      attack=cfg.AttackConfig(
-          steps=f.pgd_steps, step_ratio=f.pgd_step_ratio,
-          min_step=parse_radius("pgd_min_step", f.pgd_min_step),
-          random_start=f.pgd_random_start, bn_mode=f.attack_bn_mode,
-          jit_compile=_jit_mode(f.jit_compile) == "attack"),
+      attack=attack,
       method=cfg.MethodConfig(
           method=f.method, eps=parse_radius("eps", f.eps),
           warmup_epochs=f.warmup_epochs, gamma=parse_radius("gamma", f.gamma),
@@ -214,7 +214,7 @@ def config_from_flags(f: flags.FlagValues = flags.FLAGS) -> cfg.Config:
           cheap_beta=f.cheap_beta, cheap_signal=f.cheap_signal,
           s_minus=f.s_minus,
           loss=f.loss, trades_beta=f.trades_beta, mart_beta=f.mart_beta,
-          eps_ramp_epochs=f.eps_ramp_epochs, **_probe_settings(f)),
+          eps_ramp_epochs=f.eps_ramp_epochs, **_probe_settings(f, attack)),
       train=cfg.TrainConfig(
           epochs=f.epochs, optimizer=f.optimizer, learning_rate=f.learning_rate,
           momentum=f.momentum, weight_decay=f.weight_decay,

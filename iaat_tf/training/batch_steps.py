@@ -112,11 +112,6 @@ def random_start(images, eps, index, step, salt: int, seed: int,
   return attacks.uniform_start(images, eps, index, step, salt, seed)
 
 
-def _pgd_from(logits_fn, images, labels, x, eps, step_size, steps):
-  """`steps` PGD steps from `x`: the package's one PGD loop (`attacks.pgd_from`)."""
-  return attacks.pgd_from(logits_fn, images, labels, x, eps, step_size, steps)
-
-
 def _take(x, idx):
   return tf.gather(x, idx)
 
@@ -124,7 +119,7 @@ def _take(x, idx):
 def _probe_final(logits_fn, images, labels, x0, eps, step_size, steps, needed):
   """Exact probe semantics: correct at the last iterate. Only `needed` rows run."""
   def run(images, labels, x0, eps, step_size):
-    x = _pgd_from(logits_fn, images, labels, x0, eps, step_size, steps)
+    x = attacks.pgd_from(logits_fn, images, labels, x0, eps, step_size, steps)
     return attacks.is_correct(logits_fn(x), labels)
 
   if needed is None:
