@@ -55,11 +55,11 @@ def square_attack(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
   `only_unbroken` (the default) queries only the examples still correctly
   classified, as the reference does. Results are the same, because every
   draw is keyed by example id and query. It saves the forward passes of
-  broken examples (1.37x and 1.55x in two runs on a WideResNet-10-4 at
-  32x32) at the cost of a gather and scatter per query, which can outweigh
-  the saving on tiny models (1.30x and 0.70x on the 8x8 quick-start CNN;
-  bench/SQUARE_COST.md). Its shapes depend on the data, so XLA
-  (`jit_compile=True`) needs False.
+  broken examples at the cost of a gather and scatter per query: 1.37x
+  faster on a WideResNet-10-4 at 32x32 and 1.30x on the 8x8 quick-start CNN
+  in one run on a busy 2-core machine (bench/SQUARE_COST.md); on models
+  that tiny the bookkeeping can cost as much as it saves. Its shapes depend
+  on the data, so XLA (`jit_compile=True`) needs False.
   """
   if n_queries < 0:
     raise ValueError(f"n_queries must be >= 0, got {n_queries}.")
