@@ -19,9 +19,13 @@ radius is always on the curve.
 
 With `--attacks=autoattack` (part of the CLI default `autoattack,suite`) it
 also runs AutoAttack standard (APGD-CE, APGD-T, FAB-T, Square; autoattack.py)
-at the run's eval eps on the whole test split (`--aa_max_examples`), writes
-`autoattack.json` next to robustness.json, adds it to results.json under
-"autoattack", and marks the point on the robustness curve.
+at the run's eval eps on the whole test split (imagenet2012: the first 5,000
+validation images, as RobustBench; `--aa_max_examples`), writes
+`autoattack.json` and `autoattack_examples.csv` (each example's id, label and
+the attack that broke it) next to robustness.json, adds the JSON to
+results.json under "autoattack", and marks the point on the robustness curve.
+Both stream the split (host memory holds one batch per device, not the
+split); `--strategy=mirrored` spreads every batch over the local GPUs.
 
 Run as a command, the flags, `--run_dir` and config.json are checked before
 TensorFlow loads: `--help` and bad input answer at once, bad input as one
@@ -31,138 +35,23 @@ the training stack (run directory I/O is in run_io.py).
 
 import dataclasses
 import os
-from typing import Callable, Optional, Sequence
+from typing import Callable
 
 from iaat_tf import cli, run_io
+from iaat_tf.cli import eval_flags
+from iaat_tf.cli.eval_flags import EvalOptions, EvaluationError  # Public here too.
 from iaat_tf.cli.progress import ProgressLine  # pylint: disable=unused-import
 from iaat_tf import config as cfg
 
 PROG = "iaat_tf.evaluate"
+IMAGENET_AA_EXAMPLES = 5000  # RobustBench: the first 5,000 validation images.
+AA_EXAMPLES = "autoattack_examples.csv"  # Per example: id, label, outcome.
 
 CIFAR10_C_CORRUPTIONS = (
     "brightness", "contrast", "defocus_blur", "elastic", "fog", "frost",
     "frosted_glass_blur", "gaussian_blur", "gaussian_noise", "impulse_noise",
     "jpeg_compression", "motion_blur", "pixelate", "saturate", "shot_noise",
     "snow", "spatter", "speckle_noise", "zoom_blur")
-
-
-class EvaluationError(ValueError):
-  """A user-facing problem with the run directory or options; one line."""
-
-
-@dataclasses.dataclass(frozen=True)
-class EvalOptions:
-  source: str = "saved_model"  # or "checkpoint"
-  eps_list: Sequence[float] = ()  # empty: 0, eval_eps/2, eval_eps, 2*eval_eps
-  pgd_steps: int = 20
-  restarts: int = 1
-  losses: Sequence[str] = ("ce", "margin")
-  apgd: bool = True
-  apgd_iters: int = 100
-  max_examples: int = 1000  # 0: the whole test split
-  batch_size: int = 0  # 0: the run's eval batch size
-  data_dir: Optional[str] = None  # overrides the run's
-  corruptions: Sequence[str] = ()  # CIFAR-10-C corruption names, or ("all",)
-  severities: Sequence[int] = (1, 2, 3, 4, 5)
-  out_dir: Optional[str] = None
-  jit_compile: bool = False
-  # AutoAttack (see `autoattack_run`); the CLI runs it by default.
-  attacks: Sequence[str] = ("suite",)  # "suite" and/or "autoattack"
-  aa_eps: Optional[float] = None  # None: the run's eval eps
-  aa_max_examples: int = 0  # 0: the whole test split
-  aa_apgd_iters: int = 100
-  aa_targets: int = 9
-  aa_fab_iters: int = 100
-  aa_square_queries: int = 5000
-  aa_batch_size: int = 0  # 0: --batch_size, else the run's eval batch size
-
-
-# -- command line (no TensorFlow needed) ------------------------------------------
-
-SUMMARY = """\
-Measures the robustness of a finished training run: clean accuracy and
-PGD / APGD accuracy at every radius, with the per-example worst case. Writes
-RUN_DIR/eval/ (or --out_dir) and adds the curve to RUN_DIR/results.json."""
-HELP_GROUPS = (
-    ("Run", ("run_dir", "source", "out_dir", "data_dir")),
-    ("Attacks", ("attacks", "eps_list", "pgd_steps", "restarts", "losses",
-                 "apgd", "apgd_iters", "jit_compile")),
-    ("AutoAttack", ("aa_eps", "aa_max_examples", "aa_apgd_iters", "aa_targets",
-                    "aa_fab_iters", "aa_square_queries", "aa_batch_size")),
-    ("Examples", ("num_examples", "batch_size")),
-    ("CIFAR-10-C", ("corruptions", "severities")),
-    ("Output", ("debug",)),
-)
-
-
-def _define_flags():
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  flags.DEFINE_string("run_dir", None, "A training run's --output_dir.")
-  flags.DEFINE_enum("source", "saved_model", ["saved_model", "checkpoint"],
-                    "Evaluate the exported SavedModel or the latest checkpoint.")
-  flags.DEFINE_list("eps_list", [], "Radii, e.g. 0,2/255,4/255,8/255 (default: "
-                    "0, eval_eps/2, eval_eps, 2*eval_eps).")
-  flags.DEFINE_integer("pgd_steps", 20, "PGD steps.")
-  flags.DEFINE_integer("restarts", 1, "PGD random restarts.")
-  flags.DEFINE_list("losses", ["ce", "margin"], "PGD losses (ce, margin).")
-  flags.DEFINE_bool("apgd", True, "Also run APGD-CE and APGD-DLR.")
-  flags.DEFINE_integer("apgd_iters", 100, "APGD iterations.")
-  flags.DEFINE_integer("num_examples", 1000, "Test examples to evaluate (0: all).")
-  flags.DEFINE_integer("batch_size", 0, "Batch size (0: the run's).")
-  flags.DEFINE_string("data_dir", None, "Override the run's tfds --data_dir.")
-  flags.DEFINE_list("corruptions", [], "CIFAR-10-C corruptions, or 'all'.")
-  flags.DEFINE_list("severities", ["1", "2", "3", "4", "5"], "CIFAR-10-C severities.")
-  flags.DEFINE_string("out_dir", None, "Output directory (default RUN_DIR/eval).")
-  flags.DEFINE_bool("jit_compile", False, "XLA-compile the attacks.")
-  flags.DEFINE_list("attacks", ["autoattack", "suite"],
-                    "autoattack (AutoAttack standard: APGD-CE, APGD-T, FAB-T, "
-                    "Square at the run's eval eps) and/or suite (PGD/APGD curve).")
-  flags.DEFINE_string("aa_eps", None, "AutoAttack radius, e.g. 8/255 (default: the run's eval eps).")
-  flags.DEFINE_integer("aa_max_examples", 0, "AutoAttack test examples (0: all).")
-  flags.DEFINE_integer("aa_apgd_iters", 100, "AutoAttack APGD-CE/APGD-T iterations.")
-  flags.DEFINE_integer("aa_targets", 9, "AutoAttack APGD-T/FAB-T target classes.")
-  flags.DEFINE_integer("aa_fab_iters", 100, "AutoAttack FAB-T iterations.")
-  flags.DEFINE_integer("aa_square_queries", 5000, "AutoAttack Square queries.")
-  flags.DEFINE_integer("aa_batch_size", 0, "AutoAttack batch size (0: --batch_size).")
-
-
-def _options_from_flags(f) -> EvalOptions:
-  try:
-    severities = tuple(int(s) for s in f.severities)
-  except ValueError:
-    raise EvaluationError(f"--severities={','.join(f.severities)} must be integers 1-5") from None
-  eps_list = tuple(cfg.parse_radius("eps_list", e) for e in f.eps_list)
-  for eps in eps_list:
-    if not 0.0 <= eps <= 1.0:
-      raise EvaluationError(f"eps {eps} in --eps_list is outside [0, 1]")
-  unknown = sorted(set(f.losses) - {"ce", "margin"})
-  if unknown:
-    raise EvaluationError(f"unknown --losses {','.join(unknown)}; use ce, margin")
-  if f.num_examples < 0 or f.batch_size < 0:
-    raise EvaluationError("--num_examples and --batch_size must be >= 0")
-  attacks = tuple(f.attacks)
-  unknown = sorted(set(attacks) - {"suite", "autoattack"})
-  if unknown or not attacks:
-    raise EvaluationError(f"--attacks must name suite and/or autoattack, got "
-                          f"{','.join(attacks) or '(none)'}")
-  aa_eps = None if f.aa_eps is None else cfg.parse_radius("aa_eps", f.aa_eps)
-  if aa_eps is not None and not 0.0 <= aa_eps <= 1.0:
-    raise EvaluationError(f"--aa_eps={f.aa_eps} is outside [0, 1]")
-  if min(f.aa_max_examples, f.aa_batch_size) < 0 or min(
-      f.aa_apgd_iters, f.aa_targets, f.aa_fab_iters, f.aa_square_queries) < 1:
-    raise EvaluationError("--aa_* counts must be >= 1 (examples and batch "
-                          "size >= 0)")
-  return EvalOptions(
-      source=f.source, eps_list=eps_list,
-      pgd_steps=f.pgd_steps, restarts=f.restarts, losses=tuple(f.losses),
-      apgd=f.apgd, apgd_iters=f.apgd_iters, max_examples=f.num_examples,
-      batch_size=f.batch_size, data_dir=f.data_dir,
-      corruptions=tuple(f.corruptions), severities=severities,
-      out_dir=f.out_dir, jit_compile=f.jit_compile,
-      attacks=attacks, aa_eps=aa_eps,
-      aa_max_examples=f.aa_max_examples, aa_apgd_iters=f.aa_apgd_iters,
-      aa_targets=f.aa_targets, aa_fab_iters=f.aa_fab_iters,
-      aa_square_queries=f.aa_square_queries, aa_batch_size=f.aa_batch_size)
 
 
 def _checked_options(argv) -> EvalOptions:
@@ -173,7 +62,7 @@ def _checked_options(argv) -> EvalOptions:
     raise EvaluationError(f"unexpected arguments {' '.join(argv[1:])!r}")
   if not f.run_dir:
     raise EvaluationError("--run_dir is required")
-  options = _options_from_flags(f)
+  options = eval_flags.options_from_flags(f)
   run_io.check_run_dir(f.run_dir)
   return options
 
@@ -184,8 +73,9 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
-  _ARGV = cli.start(PROG, summary=SUMMARY, groups=HELP_GROUPS,
-                    define_flags=_define_flags)
+  _ARGV = cli.start(PROG, summary=eval_flags.SUMMARY,
+                    groups=eval_flags.HELP_GROUPS,
+                    define_flags=eval_flags.define_flags)
   cli.call(PROG, _checked_options, _ARGV)  # Fails fast, before TF loads.
   cli.import_tensorflow(debug=cli.debug())
 
@@ -203,6 +93,21 @@ def load_run_config(run_dir: str) -> cfg.Config:
     return cfg.from_dict(run_io.read_config_dict(run_dir))
   except run_io.RunDirError as e:
     raise EvaluationError(str(e)) from None
+
+
+_STRATEGIES = {}
+
+
+def strategy_for(options: EvalOptions) -> tf.distribute.Strategy:
+  """The (cached) strategy the attacks spread over (evaluation/replicas.py)."""
+  key = (options.strategy, options.num_virtual_devices)
+  if key not in _STRATEGIES:
+    from iaat_tf.training import runtime  # pylint: disable=g-import-not-at-top
+    train = cfg.TrainConfig(strategy=options.strategy,
+                            num_virtual_devices=options.num_virtual_devices)
+    runtime.configure_devices(train)
+    _STRATEGIES[key] = runtime.make_strategy(train)
+  return _STRATEGIES[key]
 
 
 def classifier_from_checkpoint(config: cfg.Config, info: data.DatasetInfo,
@@ -258,12 +163,14 @@ def evaluate_run(run_dir: str, options: EvalOptions = EvalOptions(),
                  log: Callable[[str], None] = print) -> dict:
   """Evaluates a run directory; returns the robustness.json payload."""
   config = load_run_config(run_dir)
+  strategy = strategy_for(options)  # Before any op: it may split the CPU.
   data_cfg = dataclasses.replace(
       config.data, augment=False, max_eval_examples=options.max_examples,
       data_dir=options.data_dir or config.data.data_dir,
       eval_batch_size=options.batch_size or config.data.eval_batch_size)
   datasets = data.load_datasets(data_cfg)
-  logits_fn = logits_function(config, datasets.info, run_dir, options.source)
+  with strategy.scope():
+    logits_fn = logits_function(config, datasets.info, run_dir, options.source)
   eps_list = sorted(set(options.eps_list) | {config.eval.eps}) if options.eps_list \
       else default_eps_list(config.eval.eps)
   for eps in eps_list:
@@ -278,7 +185,7 @@ def evaluate_run(run_dir: str, options: EvalOptions = EvalOptions(),
       logits_fn, datasets.test, eps_list, pgd_steps=options.pgd_steps,
       restarts=options.restarts, losses=tuple(options.losses),
       apgd=options.apgd, apgd_iters=options.apgd_iters, seed=config.seed,
-      progress=progress, jit_compile=options.jit_compile)
+      progress=progress, jit_compile=options.jit_compile, strategy=strategy)
   warnings = robustness.gradient_masking_report(report)
   for w in warnings:
     log(f"evaluate: WARNING (possible gradient masking): {w}")
@@ -329,14 +236,19 @@ def autoattack_run(run_dir: str, options: EvalOptions = EvalOptions(),
   if not os.path.isdir(run_dir):
     raise EvaluationError(f"--run_dir={run_dir} does not exist")
   config = load_run_config(run_dir)
+  strategy = strategy_for(options)  # Before any op: it may split the CPU.
   batch_size = (options.aa_batch_size or options.batch_size
                 or config.data.eval_batch_size)
+  limit = options.aa_max_examples
+  if limit is None:  # RobustBench's ImageNet subset size; all of a small split.
+    limit = IMAGENET_AA_EXAMPLES if config.data.dataset == "imagenet2012" else 0
   data_cfg = dataclasses.replace(
-      config.data, augment=False, max_eval_examples=options.aa_max_examples,
+      config.data, augment=False, max_eval_examples=limit,
       data_dir=options.data_dir or config.data.data_dir,
       eval_batch_size=batch_size)
   datasets = data.load_datasets(data_cfg)
-  logits_fn = logits_function(config, datasets.info, run_dir, options.source)
+  with strategy.scope():
+    logits_fn = logits_function(config, datasets.info, run_dir, options.source)
   eps = config.eval.eps if options.aa_eps is None else options.aa_eps
   if not 0.0 <= eps <= 1.0:
     raise EvaluationError(f"--aa_eps={eps} is outside [0, 1]")
@@ -345,17 +257,22 @@ def autoattack_run(run_dir: str, options: EvalOptions = EvalOptions(),
       fab_iters=options.aa_fab_iters, square_queries=options.aa_square_queries,
       batch_size=batch_size, seed=config.seed, jit_compile=options.jit_compile)
   log(f"evaluate: AutoAttack ({', '.join(aa_options.attacks)}) at eps "
-      f"{eps:.4g} on {datasets.info.num_test} test examples")
+      f"{eps:.4g} on {datasets.info.num_test} test examples, "
+      f"{strategy.num_replicas_in_sync} device(s)")
   report = autoattack.run_standard(
       logits_fn, datasets.test, eps=eps, options=aa_options,
-      dataset=config.data.dataset,
+      dataset=config.data.dataset, strategy=strategy,
+      num_examples=datasets.info.num_test,
       progress=lambda p: log(f"evaluate: {p.line()}"))
-  payload = {"run_dir": run_dir, "source": options.source, **report.to_dict()}
+  payload = {"run_dir": run_dir, "source": options.source, **report.to_dict(),
+             "examples_file": AA_EXAMPLES}
   payload["gradient_masking_warnings"] = report.masking_warnings()
   for w in payload["gradient_masking_warnings"]:
     log(f"evaluate: WARNING (possible gradient masking): {w}")
   out_dir = options.out_dir or os.path.join(run_dir, "eval")
   os.makedirs(out_dir, exist_ok=True)
+  run_io.write_csv(os.path.join(out_dir, AA_EXAMPLES),
+                   autoattack.AutoAttackReport.EXAMPLE_FIELDS, report.example_rows())
   run_io.write_json(os.path.join(out_dir, "autoattack.json"), payload)
   run_io.update_results(run_dir, autoattack={k: v for k, v in payload.items()
                                              if k != "run_dir"})

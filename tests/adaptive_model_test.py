@@ -37,11 +37,6 @@ def _classifier(seed=0):
                            keras.layers.Dense(CLASSES)])
 
 
-class _SetEpoch(keras.callbacks.Callback):
-
-  def on_epoch_begin(self, epoch, logs=None):
-    self.model.epoch.assign(epoch)
-
 
 def _frozen_trainer(method, warmup=1):
   trainer = adaptive_model.AdversarialTrainer(
@@ -60,8 +55,7 @@ def _clean_correct(trainer, x, y):
 def test_warmup_writes_eps_w_for_clean_correct_at_the_right_index():
   x, y = _arrays()
   trainer = _frozen_trainer("iaat", warmup=1)
-  trainer.fit(_dataset(x, y, 8, shuffle_seed=3), epochs=1, verbose=0,
-              callbacks=[_SetEpoch()])
+  trainer.fit(_dataset(x, y, 8, shuffle_seed=3), epochs=1, verbose=0)
   expected = 0.05 * _clean_correct(trainer, x, y)
   np.testing.assert_allclose(trainer.eps_table.numpy(), expected, atol=1e-7)
   assert 0 < expected.sum() < 0.05 * N  # A mix of S+ and S-.
@@ -71,8 +65,7 @@ def test_warmup_writes_eps_w_for_clean_correct_at_the_right_index():
 def test_adaptive_epoch_updates_land_at_shuffled_indices(method):
   x, y = _arrays()
   trainer = _frozen_trainer(method, warmup=1)
-  trainer.fit(_dataset(x, y, 8, shuffle_seed=5), epochs=2, verbose=0,
-              callbacks=[_SetEpoch()])
+  trainer.fit(_dataset(x, y, 8, shuffle_seed=5), epochs=2, verbose=0)
   clean_ok = _clean_correct(trainer, x, y)
   stored = tf.constant(0.05 * clean_ok, tf.float32)  # Table after warmup.
   index = tf.range(N, dtype=tf.int64)
@@ -145,8 +138,7 @@ def _trainer_on(strategy, method, loss, ramp, s_minus="clean"):
 
 def _train_on_strategy(strategy, method, x, y, loss="ce", ramp=0):
   trainer = _trainer_on(strategy, method, loss, ramp)
-  trainer.fit(_dataset(x, y, 16, shuffle_seed=11), epochs=3, verbose=0,
-              callbacks=[_SetEpoch()])
+  trainer.fit(_dataset(x, y, 16, shuffle_seed=11), epochs=3, verbose=0)
   return trainer.eps_table.numpy(), [w.numpy() for w in trainer.classifier.weights]
 
 

@@ -179,10 +179,6 @@ x = rng.rand(N, *SHAPE).astype(np.float32)
 y = rng.randint(0, CLASSES, N).astype(np.int64)
 
 
-class SetEpoch(keras.callbacks.Callback):
-  def on_epoch_begin(self, epoch, logs=None):
-    self.model.epoch.assign(epoch)
-
 
 def train(strategy):
   with strategy.scope():
@@ -198,7 +194,7 @@ def train(strategy):
     trainer.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), jit_compile=False)
   ds = tf.data.Dataset.from_tensor_slices(({"image": x, "index": np.arange(N)}, y))
   trainer.fit(ds.shuffle(N, seed=11).batch(16, drop_remainder=True), epochs=3,
-              verbose=0, callbacks=[SetEpoch()])
+              verbose=0)
   return trainer.eps_table.numpy()
 
 

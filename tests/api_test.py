@@ -101,22 +101,46 @@ class _Epochs(keras.callbacks.Callback):
     self.seen.append(int(self.model.epoch.numpy()))
 
 
-@pytest.mark.parametrize("positional", [False, True])
-def test_fit_sets_the_epoch_before_user_callbacks(positional):
-  x, y = _images(8), np.arange(8) % 2
-  ds = iaat_tf.with_example_ids(tf.data.Dataset.from_tensor_slices((x, y))).batch(4)
+def _epoch_trainer(steps_per_epoch=0):
   keras.utils.set_random_seed(0)
   classifier = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
                                  keras.layers.Dense(2)])
   trainer = iaat_tf.AdversarialTrainer(
       classifier, 8, iaat_tf.MethodConfig(method="iaat_cheap", eps=0.1,
                                           warmup_epochs=1, gamma=0.05),
-      iaat_tf.AttackConfig(steps=1))
+      iaat_tf.AttackConfig(steps=1), steps_per_epoch=steps_per_epoch)
   trainer.compile(optimizer=keras.optimizers.SGD(0.0), jit_compile=False)
+  return trainer
+
+
+@pytest.mark.parametrize("positional", [False, True])
+def test_the_epoch_is_derived_from_the_step_count(positional):
+  """trainer.epoch = iterations // steps per epoch (here the dataset's
+  length) + the offset of fit's initial_epoch: no callback sets it."""
+  x, y = _images(8), np.arange(8) % 2
+  ds = iaat_tf.with_example_ids(tf.data.Dataset.from_tensor_slices((x, y))).batch(4)
+  trainer = _epoch_trainer()
   spy = _Epochs()
   if positional:
     trainer.fit(ds, None, None, 3, 0, [spy])
   else:
     trainer.fit(ds, epochs=3, verbose=0, callbacks=[spy], initial_epoch=1)
   assert spy.seen == ([0, 1, 2] if positional else [1, 2])
+  assert int(trainer.epoch.numpy()) == 3  # Epochs run (incl. the offset).
+  assert int(trainer.optimizer.iterations.numpy()) == (6 if positional else 4)
+
+
+def test_the_epoch_needs_steps_per_epoch_when_the_length_is_unknown():
+  x, y = _images(8), np.arange(8) % 2
+  ds = iaat_tf.with_example_ids(tf.data.Dataset.from_tensor_slices((x, y)))
+  ds = ds.filter(lambda inputs, label: True).batch(4)  # Unknown length.
+  trainer = _epoch_trainer()
+  with pytest.raises(ValueError, match="pass steps_per_epoch="):
+    trainer.fit(ds, epochs=2, verbose=0)
+  spy = _Epochs()
+  trainer.fit(ds.repeat(), epochs=2, verbose=0, callbacks=[spy], steps_per_epoch=2)
+  assert spy.seen == [0, 1]
+  # Or given to the trainer once.
+  trainer = _epoch_trainer(steps_per_epoch=2)
+  trainer.fit(ds.repeat(), epochs=2, verbose=0, steps_per_epoch=2)
   assert int(trainer.epoch.numpy()) == 2

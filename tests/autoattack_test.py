@@ -41,11 +41,12 @@ def sequence_and_singles(model, digits):
   full = _run(fn, x, y, 0.08)
   singles = {a: _run(fn, x, y, 0.08, attacks=(a,)) for a in autoattack.STANDARD}
   other_seed = _run(fn, x, y, 0.08, seed=1)
-  return full, singles, other_seed
+  small_chunks = _run(fn, x, y, 0.08, batch_size=16)
+  return full, singles, other_seed, small_chunks
 
 
 def test_sequence_is_below_clean_and_every_single_attack(sequence_and_singles):
-  full, singles, _ = sequence_and_singles
+  full, singles, _, _ = sequence_and_singles
   assert 0.0 < full.robust_accuracy < full.clean_accuracy
   assert not np.any(full.robust & ~full.clean_correct)
   after = list(full.accuracy_after.values())
@@ -59,8 +60,19 @@ def test_sequence_is_below_clean_and_every_single_attack(sequence_and_singles):
 
 
 def test_another_seed_does_not_raise_accuracy(sequence_and_singles):
-  full, _, other_seed = sequence_and_singles
+  full, _, other_seed, _ = sequence_and_singles
   assert abs(other_seed.robust.sum() - full.robust.sum()) <= 3
+
+
+def test_chunks_of_another_size_give_the_same_per_example_results(
+    sequence_and_singles):
+  """Chunks of 64 + 16 examples vs 5 of 16: the same outcome per example."""
+  full, _, _, small_chunks = sequence_and_singles
+  for name in autoattack.STANDARD:
+    np.testing.assert_array_equal(full.robust_after[name],
+                                  small_chunks.robust_after[name], err_msg=name)
+  assert list(full.broken_by) == list(small_chunks.broken_by)
+  assert set(full.broken_by) - {"", "clean"}  # Attacks did break examples.
 
 
 def test_report_json_and_progress(model, digits):
@@ -80,9 +92,19 @@ def test_report_json_and_progress(model, digits):
   assert data["robust_accuracy"] <= data["clean_accuracy"]
   assert "tensorflow" in data["versions"]
   assert {p.attack for p in lines} <= set(autoattack.STANDARD)
-  assert lines and lines[0].attack == "apgd-ce" and lines[0].total == 30 - (
-      30 - int(report.clean_correct.sum()))
-  assert "ETA" in lines[0].line()
+  # Chunks of 16 examples stream through the whole sequence in turn.
+  assert lines[0].attack == "apgd-ce" and lines[0].chunk == (0, 16)
+  assert [p.done for p in lines if p.attack == "square"] == [16, 30]
+  assert lines[-1].chunk == (16, 30) and lines[-1].total is None
+  assert lines[-1].robust_left == int(report.robust.sum())
+  assert "examples 16-30" in lines[-1].line()
+  rows = report.example_rows()
+  assert [r["index"] for r in rows] == list(range(30))
+  assert [r["label"] for r in rows] == list(y)
+  for r in rows:
+    assert (r["broken_by"] == "") == bool(r["robust"])
+    assert (r["broken_by"] == "clean") == (not r["clean_correct"])
+    assert r["broken_by"] in ("", "clean", *autoattack.STANDARD)
 
 
 def test_bad_options_are_refused():

@@ -12,7 +12,7 @@ import time
 import tensorflow as tf
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CHECKPOINT_KEYS = ("classifier/", "eps_table/", "optimizer/", "epoch/")
+CHECKPOINT_KEYS = ("classifier/", "eps_table/", "optimizer/")
 
 
 def start(args, output_dir: str) -> subprocess.Popen:
@@ -61,5 +61,6 @@ def kill_after_first_checkpoint(proc: subprocess.Popen, run_dir: str,
   proc.send_signal(signal.SIGKILL)
   out, _ = proc.communicate()
   assert proc.returncode == -signal.SIGKILL
-  epoch = checkpoint_state(checkpoint_dir)["epoch/.ATTRIBUTES/VARIABLE_VALUE"]
+  # Checkpoints are numbered by finished epochs (ckpt-N).
+  epoch = tf.train.latest_checkpoint(checkpoint_dir).rsplit("-", 1)[1]
   return out, int(epoch)

@@ -134,7 +134,7 @@ def _trainer_and_manager(config: Config, seed: int):
 def test_restore_latest_brings_back_everything_saved(tmp_path):
   config = _small_config(str(tmp_path))
   trainer, manager, datasets, steps = _trainer_and_manager(config, seed=0)
-  callbacks = [runtime.EpochCallback(), runtime.CheckpointCallback(manager)]
+  callbacks = [runtime.CheckpointCallback(manager)]
   trainer.fit(datasets.train, epochs=2, callbacks=callbacks, verbose=0)
   saved = _snapshot(trainer)
   assert saved["epoch"] == 2 and saved["iterations"] == 2 * steps
@@ -156,7 +156,7 @@ def test_restore_latest_brings_back_everything_saved(tmp_path):
   # Training continues from the restored step, and the first epoch after the
   # resume reads the restored radii (the warmup is over: epoch 2 adapts).
   fresh.fit(datasets.train, epochs=3, initial_epoch=2,
-            callbacks=[runtime.EpochCallback(), runtime.CheckpointCallback(fresh_manager)],
+            callbacks=[runtime.CheckpointCallback(fresh_manager)],
             verbose=0)
   assert int(fresh.optimizer.iterations.numpy()) == 3 * steps
   assert fresh_manager.latest_checkpoint.endswith("ckpt-3")

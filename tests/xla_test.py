@@ -17,11 +17,6 @@ from iaat_tf.config import AttackConfig, MethodConfig
 N, SHAPE, CLASSES, BATCH = 32, (6, 6, 1), 3, 8
 
 
-class _SetEpoch(keras.callbacks.Callback):
-
-  def on_epoch_begin(self, epoch, logs=None):
-    self.model.epoch.assign(epoch)
-
 
 def _train(method: str, jit_compile: bool):
   keras.utils.set_random_seed(0)  # Before the dataset: fixes its shuffle order.
@@ -40,7 +35,7 @@ def _train(method: str, jit_compile: bool):
       AttackConfig(steps=3, step_ratio=0.25, min_step=0.01), seed=2)
   trainer.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
                   jit_compile=jit_compile)
-  history = trainer.fit(ds, epochs=3, verbose=0, callbacks=[_SetEpoch()])
+  history = trainer.fit(ds, epochs=3, verbose=0)
   return (trainer.eps_table.numpy(), [w.numpy() for w in classifier.weights],
           history.history)
 

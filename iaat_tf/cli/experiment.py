@@ -7,7 +7,7 @@ output directory), resumes from the newest checkpoint in
 accuracy on the test split, exports the classifier as a SavedModel and writes:
 
   output_dir/config.json      the run's settings
-  output_dir/checkpoints/     classifier + optimizer + eps table + epoch
+  output_dir/checkpoints/     classifier + optimizer (its step gives the epoch) + eps table
   output_dir/history.csv      per-epoch logs, epochs from 1 (kept across resumes)
   output_dir/tensorboard/     every per-epoch value (train/, validation/), the
                               learning rate, images/s, the eps-table histogram
@@ -68,6 +68,25 @@ def _clear_outputs(out: str, chief: bool, strategy) -> None:
   if not chief:
     shutil.rmtree(os.path.dirname(runtime.worker_dir(out, strategy, "x")),
                   ignore_errors=True)
+
+
+def training_input(datasets: data.Datasets, config: Config,
+                   strategy: tf.distribute.Strategy, initial_epoch: int):
+  """The epochs to train, as `fit` takes them.
+
+  Under --strategy=multi_worker each worker builds its own pipeline holding
+  only its replicas' slices of every global batch, cut before decoding
+  (`data.WorkerShard`); otherwise one pipeline of global batches, split over
+  the local replicas by Keras.
+  """
+  if config.train.strategy != "multi_worker":
+    return datasets.train_epochs(initial_epoch, config.train.epochs)
+
+  def worker_pipeline(context: tf.distribute.InputContext):
+    return datasets.train_epochs(initial_epoch, config.train.epochs, data.WorkerShard(
+        context.num_input_pipelines, context.input_pipeline_id,
+        context.get_per_replica_batch_size(config.data.batch_size)))
+  return strategy.distribute_datasets_from_function(worker_pipeline)
 
 
 def build_trainer(config: Config, info: data.DatasetInfo, steps_per_epoch: int,
@@ -163,7 +182,6 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
     if datasets.validation is not None:
       validation_data = datasets.validation
     epoch_callbacks = [
-        runtime.EpochCallback(),
         callbacks.StopOnNaN(),  # Before history and checkpoint: see its doc.
         callbacks.EpochTimer(steps_per_epoch * config.data.batch_size),
         callbacks.LearningRateLogger(),
@@ -182,7 +200,7 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
         runtime.CheckpointCallback(manager),
     ]
     trainer.fit(
-        datasets.train_epochs(initial_epoch, config.train.epochs),
+        training_input(datasets, config, strategy, initial_epoch),
         steps_per_epoch=steps_per_epoch,
         epochs=config.train.epochs, initial_epoch=initial_epoch,
         validation_data=validation_data,

@@ -10,6 +10,12 @@ Epoch e's order is a function of (seed, e) only, and its augmentation a
 function of (seed, example id, e) (stateless ops, `augment.py`): a resumed
 run sees the same augmented batches as an uninterrupted one.
 
+Under several workers, `train_epochs(..., shard=WorkerShard(...))` gives one
+worker its replicas' slices of every global batch, taken *before* the images
+are decoded and augmented: each worker decodes only its own examples, and
+every replica still gets exactly the examples (ids, crops, flips) it would
+get from the one global pipeline.
+
 Where the examples come from (digits, npz, synthetic, tfds datasets) is one
 loader per source in `data_sources.py`; pictures of single training
 examples are read back by `example_lookup.py`.
@@ -29,8 +35,19 @@ from iaat_tf.data.arrays import (DataError, holdout_split,  # pylint: disable=un
 
 AUTOTUNE = tf.data.AUTOTUNE
 TFDS_DATASETS = data_sources.TFDS_SPLITS
-__all__ = ["DataError", "DatasetInfo", "Datasets", "epoch_seed", "holdout_split",
-           "load_datasets", "load_digits_arrays", "load_npz_arrays"]
+__all__ = ["DataError", "DatasetInfo", "Datasets", "WorkerShard", "epoch_seed",
+           "holdout_split", "load_datasets", "load_digits_arrays", "load_npz_arrays"]
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerShard:
+  """One worker's part of every global batch: the contiguous slice
+  [worker_index, worker_index + 1) * batch / num_workers, yielded as
+  per-replica batches of `replica_batch` (its local replicas in order), as
+  `tf.distribute`'s `distribute_datasets_from_function` expects."""
+  num_workers: int
+  worker_index: int
+  replica_batch: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +80,7 @@ class Datasets:
   train: tf.data.Dataset
   test: tf.data.Dataset
   info: DatasetInfo
-  train_epochs: Callable[[int, int], tf.data.Dataset]
+  train_epochs: Callable[..., tf.data.Dataset]  # (start, end, shard=None)
   validation: Optional[tf.data.Dataset] = None  # With validation_fraction > 0.
 
 
@@ -72,12 +89,14 @@ def _keyed(ds: tf.data.Dataset) -> tf.data.Dataset:
   return ds.enumerate().map(lambda i, ex: (i, ex[0], ex[1]))
 
 
-def _with_options(ds: tf.data.Dataset) -> tf.data.Dataset:
+def _with_options(ds: tf.data.Dataset, sharded: bool = False) -> tf.data.Dataset:
   options = tf.data.Options()
-  # Every worker reads the same enumerated examples, then splits each batch:
-  # the index stays the global example id under multi-worker training.
+  # Unsharded: every worker reads the same enumerated examples, then splits
+  # each batch, so the index stays the global example id. Sharded
+  # (WorkerShard) pipelines already hold only this worker's examples.
   options.experimental_distribute.auto_shard_policy = (
-      tf.data.experimental.AutoShardPolicy.DATA)
+      tf.data.experimental.AutoShardPolicy.OFF if sharded
+      else tf.data.experimental.AutoShardPolicy.DATA)
   return ds.with_options(options).prefetch(AUTOTUNE)
 
 
@@ -119,21 +138,36 @@ def build_pipelines(source: data_sources.Source, config: DataConfig):
   test = eval_pipeline(source.test, source, config)
   buffer = shuffle_buffer_size(config, source)
 
-  def one_epoch(epoch: int) -> tf.data.Dataset:
+  def one_epoch(epoch: int, shard: Optional[WorkerShard]) -> tf.data.Dataset:
     def transform(index, raw, label):
       seed = augment.example_seed(config.seed, index, epoch)
       return _example(index, source.train_transform(raw, seed), label)
     shuffled = keyed_train.shuffle(buffer, seed=epoch_seed(config.seed, epoch),
                                    reshuffle_each_iteration=False)
+    batch = config.batch_size
+    if shard is not None:  # This worker's slice of each global batch, raw.
+      part = batch // shard.num_workers
+      lo = shard.worker_index * part
+      shuffled = shuffled.batch(batch, drop_remainder=True).map(
+          lambda i, raw, y: (i[lo:lo + part], raw[lo:lo + part], y[lo:lo + part])
+      ).unbatch()
+      batch = shard.replica_batch
     shuffled = shuffled.map(transform, num_parallel_calls=AUTOTUNE)
     # Full batches: static shapes for XLA and equal replica shares.
-    return shuffled.batch(config.batch_size, drop_remainder=True)
+    return shuffled.batch(batch, drop_remainder=True)
 
-  def epochs(start: int, end: int) -> tf.data.Dataset:
+  def epochs(start: int, end: int,
+             shard: Optional[WorkerShard] = None) -> tf.data.Dataset:
     if end <= start:
       raise ValueError(f"empty epoch range [{start}, {end})")
+    if shard is not None and (config.batch_size % shard.num_workers or (
+        config.batch_size // shard.num_workers) % shard.replica_batch):
+      raise DataError(f"--batch_size={config.batch_size} does not split into "
+                      f"{shard.num_workers} worker(s) of {shard.replica_batch}"
+                      f"-example replica batches")
     return _with_options(functools.reduce(
-        lambda a, b: a.concatenate(b), [one_epoch(e) for e in range(start, end)]))
+        lambda a, b: a.concatenate(b),
+        [one_epoch(e, shard) for e in range(start, end)]), sharded=shard is not None)
 
   return test, epochs
 

@@ -10,7 +10,9 @@ exactly the same augmented images as an uninterrupted run.
 * `pad_crop_flip`: CIFAR-style pad by 4 (zeros, or reflection as in the
   authors' code), random crop back, random flip.
 * `imagenet_train_crop` / `imagenet_eval_crop`: Inception-style
-  random-resized crop + flip, and the resize + central crop for evaluation.
+  random-resized crop + flip, and the resize + central crop for evaluation;
+  `imagenet_train_crop_encoded` takes the encoded bytes and decodes only the
+  crop (`decode_and_crop_jpeg`).
 """
 
 import tensorflow as tf
@@ -48,18 +50,57 @@ def pad_crop_flip(image: tf.Tensor, seed: tf.Tensor, pad: int = 4,
   return tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
 
 
-def imagenet_train_crop(image: tf.Tensor, size: int, seed: tf.Tensor) -> tf.Tensor:
-  """Random-resized crop (area 8%-100%, aspect 3/4-4/3) and flip, [0,1] out."""
-  box_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-  begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
-      tf.shape(image), tf.zeros([1, 0, 4], tf.float32), seed=box_seed,
+def _random_box(shape: tf.Tensor, seed: tf.Tensor):
+  """Inception's random box (area 8%-100%, aspect 3/4-4/3) for an image of
+  `shape` [H, W, C]: (begin [3], size [3]), a pure function of (shape, seed)."""
+  begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+      shape, tf.zeros([1, 0, 4], tf.float32), seed=seed,
       min_object_covered=0.1, aspect_ratio_range=(3 / 4, 4 / 3),
       area_range=(0.08, 1.0), max_attempts=10,
       use_image_if_no_bounding_boxes=True)
-  image = tf.slice(image, begin, crop_size)
-  image = tf.image.resize(to_unit_float(image), [size, size], antialias=True)
+  return begin, size
+
+
+def _resize_and_flip(crop: tf.Tensor, size: int, flip_seed: tf.Tensor) -> tf.Tensor:
+  image = tf.image.resize(to_unit_float(crop), [size, size], antialias=True)
   image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
   return tf.clip_by_value(image, 0.0, 1.0)
+
+
+def imagenet_train_crop(image: tf.Tensor, size: int, seed: tf.Tensor) -> tf.Tensor:
+  """Random-resized crop (area 8%-100%, aspect 3/4-4/3) and flip, [0,1] out."""
+  box_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+  begin, crop_size = _random_box(tf.shape(image), box_seed)
+  return _resize_and_flip(tf.slice(image, begin, crop_size), size, flip_seed)
+
+
+def imagenet_train_crop_encoded(encoded: tf.Tensor, size: int, seed: tf.Tensor,
+                                channels: int = 3) -> tf.Tensor:
+  """`imagenet_train_crop` of encoded image bytes, decoding only the crop.
+
+  JPEGs (all of tfds' imagenet2012) are decoded with `decode_and_crop_jpeg`
+  over the same box (the box depends only on the image's shape, read from
+  the header, and the seed); other formats are decoded whole, then cropped.
+  The decoded crop equals the crop of the whole decode except, at times, in
+  its first or last pixel column (libjpeg upsamples chroma at the window's
+  edge; tests/imagenet_pipeline_test.py), as in every pipeline that uses
+  `decode_and_crop_jpeg`.
+  """
+  box_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+
+  def jpeg():
+    begin, crop_size = _random_box(tf.io.extract_jpeg_shape(encoded), box_seed)
+    window = tf.stack([begin[0], begin[1], crop_size[0], crop_size[1]])
+    return tf.image.decode_and_crop_jpeg(encoded, window, channels=channels)
+
+  def other():
+    image = tf.io.decode_image(encoded, channels=channels, expand_animations=False)
+    begin, crop_size = _random_box(tf.shape(image), box_seed)
+    return tf.slice(image, begin, crop_size)
+
+  crop = tf.ensure_shape(tf.cond(tf.io.is_jpeg(encoded), jpeg, other),
+                         [None, None, channels])
+  return _resize_and_flip(crop, size, flip_seed)
 
 
 def imagenet_eval_crop(image: tf.Tensor, size: int) -> tf.Tensor:

@@ -13,18 +13,20 @@ AutoAttack's standard settings.
 
 `logits_fn` is any images -> logits callable (a Keras model in inference mode,
 a SavedModel's `serve`); images are float32 NHWC in [0, 1]. Attacks are
-batched (`batch_size`), their random starts are keyed by the example id, so
-an example's result does not depend on which batch it is in, and input
-gradients are mixed-precision safe (`gradients.py`). Runs on one device: under
-a MirroredStrategy, call it outside the strategy (attacks are evaluation
-only; data-parallel sharding is not implemented).
+batched (`batch_size` per replica), their random starts are keyed by the
+example id, so an example's result does not depend on which batch, chunk or
+replica it is in, and input gradients are mixed-precision safe
+(`gradients.py`). The examples stream (host memory holds one chunk, not the
+split) and each chunk is spread over the strategy's replicas
+(`replicas.py`). The report keeps, per example, its id, label, clean
+correctness and the attack that broke it (`example_rows`).
 """
 
 import dataclasses
 import math
 import platform
 import time
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -33,6 +35,7 @@ from iaat_tf.attacks import apgd
 from iaat_tf import attacks
 from iaat_tf.attacks import fab
 from iaat_tf.evaluation import robustness
+from iaat_tf.evaluation.replicas import Replicas
 from iaat_tf.attacks import square
 
 LogitsFn = attacks.LogitsFn
@@ -68,22 +71,25 @@ class AutoAttackOptions:
 
 @dataclasses.dataclass(frozen=True)
 class AttackProgress:
-  """What a progress callback receives after every batch of an attack."""
+  """What a progress callback receives after every attack pass of a chunk."""
   attack: str
   pass_index: int  # 0-based target rank - 1 for targeted attacks, else 0.
   passes: int
-  done: int  # Examples done in this pass.
-  total: int  # Examples attacked in this pass.
-  robust_left: int  # Examples still robust overall.
-  elapsed: float  # Seconds since this attack started.
-  eta: float  # Estimated seconds left for this attack.
+  done: int  # Examples through the whole sequence so far.
+  total: Optional[int]  # Examples in all (None: unknown).
+  robust_left: int  # Examples read so far that are still robust.
+  elapsed: float  # Seconds since the evaluation started.
+  eta: float  # Estimated seconds left (nan: unknown).
+  chunk: tuple[int, int] = (0, 0)  # The chunk's examples [start, end).
 
   def line(self) -> str:
     target = (f" target {self.pass_index + 1}/{self.passes}"
               if self.passes > 1 else "")
-    return (f"{self.attack}{target}: {self.done}/{self.total} attacked, "
-            f"{self.robust_left} robust left, {self.elapsed:.0f}s elapsed, "
-            f"ETA {self.eta:.0f}s")
+    of = f" of {self.total}" if self.total else ""
+    eta = f", ETA {self.eta:.0f}s" if math.isfinite(self.eta) else ""
+    return (f"{self.attack}{target} on examples {self.chunk[0]}-"
+            f"{self.chunk[1]}{of}: {self.done} done, {self.robust_left} "
+            f"robust so far, {self.elapsed:.0f}s elapsed{eta}")
 
 
 ProgressFn = Callable[[AttackProgress], None]
@@ -95,7 +101,9 @@ class AutoAttackReport:
 
   accuracy_after: attack -> robust accuracy after it (and all before it),
     in sequence order. seconds: attack -> wall time. robust_after: attack ->
-    [N] bool masks; clean_correct, robust and index are [N] arrays.
+    [N] bool masks; clean_correct, robust, index (example ids), labels and
+    broken_by ("" robust, "clean" misclassified, else the first attack that
+    broke it) are [N] arrays in the order read.
   """
   eps: float
   num_examples: int
@@ -110,6 +118,19 @@ class AutoAttackReport:
   robust_after: dict[str, np.ndarray] = dataclasses.field(
       default_factory=dict, repr=False)
   index: np.ndarray = dataclasses.field(default=None, repr=False)
+  labels: np.ndarray = dataclasses.field(default=None, repr=False)
+  broken_by: np.ndarray = dataclasses.field(default=None, repr=False)
+
+  EXAMPLE_FIELDS = ("index", "label", "clean_correct", "robust", "broken_by")
+
+  def example_rows(self) -> list[dict[str, Any]]:
+    """One row per example (`EXAMPLE_FIELDS`), in the order read: two
+    evaluations (or two methods) compare example by example on `index`."""
+    return [{"index": int(i), "label": int(l), "clean_correct": int(c),
+             "robust": int(r), "broken_by": b}
+            for i, l, c, r, b in zip(self.index, self.labels,
+                                     self.clean_correct, self.robust,
+                                     self.broken_by)]
 
   def masking_warnings(self) -> list[str]:
     return robustness.sequence_masking_report(self.to_dict(versions=False))
@@ -146,37 +167,39 @@ def package_versions() -> dict[str, str]:
           "python": platform.python_version()}
 
 
-def _materialise(images, labels, index) -> tuple[np.ndarray, np.ndarray,
-                                                 np.ndarray]:
-  """(images, labels, index) as numpy arrays from arrays or a dataset."""
-  if isinstance(images, tf.data.Dataset):
-    if labels is not None:
-      raise ValueError("Pass labels inside the dataset, not as `labels`.")
-    xs, ys, ids, offset = [], [], [], 0
-    for x, y in images:
-      batch_images, batch_index = robustness.split_inputs(x, offset)
-      xs.append(batch_images.numpy())
-      ys.append(np.asarray(y))
-      ids.append(batch_index.numpy())
-      offset += len(ys[-1])
-    if not xs:
-      raise ValueError("The dataset is empty.")
-    return (np.concatenate(xs).astype(np.float32), np.concatenate(ys),
-            np.concatenate(ids).astype(np.int64))
-  if labels is None:
-    raise ValueError("`labels` is required with an image array.")
-  x = np.asarray(images, np.float32)
-  y = np.asarray(labels)
-  if len(x) != len(y):
-    raise ValueError(f"{len(x)} images but {len(y)} labels.")
-  idx = (np.arange(len(x), dtype=np.int64) if index is None
-         else np.asarray(index, np.int64))
-  return x, y, idx
-
-
-def _bucket(n: int, batch_size: int) -> int:
-  """Pads partial batches to a power of two (bounded retracing and XLA shapes)."""
-  return min(batch_size, max(8, 1 << (n - 1).bit_length()))
+def _chunks(images, labels, index, size: int
+            ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+  """(images, labels, ids) in chunks of `size` examples, from arrays or a
+  dataset read lazily (at most one chunk plus one batch in host memory)."""
+  if not isinstance(images, tf.data.Dataset):
+    if labels is None:
+      raise ValueError("`labels` is required with an image array.")
+    x, y = np.asarray(images), np.asarray(labels)
+    if len(x) != len(y):
+      raise ValueError(f"{len(x)} images but {len(y)} labels.")
+    idx = (np.arange(len(x), dtype=np.int64) if index is None
+           else np.asarray(index, np.int64))
+    for i in range(0, len(x), size):
+      yield (np.asarray(x[i:i + size], np.float32), y[i:i + size],
+             idx[i:i + size])
+    return
+  if labels is not None:
+    raise ValueError("Pass labels inside the dataset, not as `labels`.")
+  parts, held, offset = [], 0, 0
+  for x, y in images:
+    batch_images, batch_index = robustness.split_inputs(x, offset)
+    part = (batch_images.numpy(), np.asarray(y), batch_index.numpy())
+    offset += len(part[1])
+    parts.append(part)
+    held += len(part[1])
+    while held >= size:
+      joined = [np.concatenate(a) for a in zip(*parts)]
+      yield joined[0][:size], joined[1][:size], joined[2][:size]
+      parts = [tuple(a[size:] for a in joined)]
+      held -= size
+  if held:
+    joined = [np.concatenate(a) for a in zip(*parts)]
+    yield joined[0], joined[1], joined[2].astype(np.int64)
 
 
 def _attack_functions(logits_fn: LogitsFn, options: AutoAttackOptions,
@@ -229,74 +252,111 @@ def run_standard(logits_fn: LogitsFn,
                  options: AutoAttackOptions = AutoAttackOptions(),
                  index=None,
                  dataset: str = "",
-                 progress: Optional[ProgressFn] = None) -> AutoAttackReport:
+                 progress: Optional[ProgressFn] = None,
+                 strategy: Optional[tf.distribute.Strategy] = None,
+                 num_examples: Optional[int] = None) -> AutoAttackReport:
   """Runs the AutoAttack sequence at L-inf radius `eps`.
+
+  The examples stream: a chunk of `batch_size` x replicas examples is read,
+  attacked by the whole sequence (each attack on the chunk's examples still
+  robust) and dropped; only per-example results are kept. An example's
+  result does not depend on its chunk, its batch or its replica (random
+  starts keyed by its id), so this equals running each attack over the
+  whole split, as the reference does.
 
   Args:
     logits_fn: images -> logits (inference mode), e.g. a Keras model or
       `tf.saved_model.load(path).serve`.
     images: [N, H, W, C] float32 in [0, 1], or a tf.data.Dataset of
-      (images or {"image", "index"}, labels) batches (labels then None). The
-      examples are held in host memory.
+      (images or {"image", "index"}, labels) batches (labels then None).
     labels: [N] int class ids (with an image array).
     eps: the L-inf radius.
     options: an `AutoAttackOptions` (attacks, counts, batch size, seed).
     index: [N] stable example ids keying the random starts (default
       0..N-1, or the dataset's "index" feature).
     dataset: a name for the report.
-    progress: called with an `AttackProgress` after every batch.
+    progress: called with an `AttackProgress` after every attack of a chunk.
+    strategy: spread each chunk over its replicas (default: the current
+      strategy); `batch_size` is per replica. Build `logits_fn`'s model in
+      its scope.
+    num_examples: the number of examples, for progress (when `images` is a
+      dataset).
 
   Returns:
-    An `AutoAttackReport` with per-example masks.
+    An `AutoAttackReport` with per-example results.
   """
   if not (math.isfinite(eps) and 0.0 <= eps <= 1.0):
     raise ValueError(f"eps must be in [0, 1], got {eps}.")
-  x, y, idx = _materialise(images, labels, index)
-  n = len(x)
+  replicas = Replicas(strategy)
   bs = options.batch_size
+  if num_examples is None and not isinstance(images, tf.data.Dataset):
+    num_examples = len(images)
   logits_call = tf.function(lambda z: tf.cast(logits_fn(z), tf.float32),
                             reduce_retracing=True)
-  logit_parts = [logits_call(tf.constant(x[i:i + bs])).numpy()
-                 for i in range(0, n, bs)]
-  clean_logits = np.concatenate(logit_parts) if logit_parts else np.zeros([0, 1])
-  num_classes = clean_logits.shape[-1]
-  clean = clean_logits.argmax(-1) == y
-  n_targets = max(1, min(options.targets, num_classes - 1))
-  order = np.argsort(-clean_logits, axis=-1, kind="stable")
-  fns = _attack_functions(logits_fn, options, num_classes)
-
-  robust = clean.copy()
-  accuracy_after, seconds, robust_after = {}, {}, {}
-  for name in options.attacks:
-    passes = n_targets if name in TARGETED else 1
-    start = time.time()
-    for p in range(passes):
-      todo = np.flatnonzero(robust)
-      for b in range(0, len(todo), bs):
-        rows = todo[b:b + bs]
-        padded = np.concatenate(
-            [rows, np.repeat(rows[:1], _bucket(len(rows), bs) - len(rows))])
-        ok = fns[name](
-            tf.constant(x[padded]), tf.constant(y[padded], tf.int64),
-            tf.fill([len(padded)], tf.constant(eps, tf.float32)),
-            tf.constant(idx[padded]),
-            tf.constant(order[padded, p + 1], tf.int32),
-            tf.constant(p + 1, tf.int64)).numpy()[:len(rows)]
-        robust[rows] &= ok
+  fns = None
+  seconds = {name: 0.0 for name in options.attacks}
+  parts = []  # Per chunk: (ids, labels, clean, robust after each attack).
+  done, robust_so_far, start = 0, 0, time.time()
+  chunk = bs * replicas.count
+  for x, y, idx in _chunks(images, labels, index, chunk):
+    clean_logits = replicas.map(logits_call, [x], cap=chunk)
+    num_classes = clean_logits.shape[-1]
+    if fns is None:
+      fns = _attack_functions(logits_fn, options, num_classes)
+      n_targets = max(1, min(options.targets, num_classes - 1))
+    clean = clean_logits.argmax(-1) == y
+    order = np.argsort(-clean_logits, axis=-1, kind="stable")
+    robust = clean.copy()
+    after = {}
+    eps_rows = np.full(len(y), eps, np.float32)
+    for name in options.attacks:
+      passes = n_targets if name in TARGETED else 1
+      attack_start = time.time()
+      for p in range(passes):
+        rows = np.flatnonzero(robust)
+        if len(rows):
+          ok = replicas.map(
+              fns[name], [x[rows], y[rows].astype(np.int64), eps_rows[rows],
+                          idx[rows], order[rows, p + 1].astype(np.int32)],
+              shared=[np.int64(p + 1)], cap=chunk)
+          robust[rows] &= ok
         if progress is not None:
+          last = name == options.attacks[-1] and p == passes - 1
+          finished = done + (len(y) if last else 0)
           elapsed = time.time() - start
-          fraction = (p + (b + len(rows)) / len(todo)) / passes
+          eta = (elapsed * (num_examples - finished) / finished
+                 if num_examples and finished else float("nan"))
           progress(AttackProgress(
-              attack=name, pass_index=p, passes=passes, done=b + len(rows),
-              total=len(todo), robust_left=int(robust.sum()),
-              elapsed=elapsed, eta=elapsed * (1 - fraction) / fraction))
-    seconds[name] = time.time() - start
-    accuracy_after[name] = float(robust.mean()) if n else 0.0
-    robust_after[name] = robust.copy()
+              attack=name, pass_index=p, passes=passes, done=finished,
+              total=num_examples, robust_left=robust_so_far + int(robust.sum()),
+              elapsed=elapsed, eta=eta, chunk=(done, done + len(y))))
+      seconds[name] += time.time() - attack_start
+      after[name] = robust.copy()
+    del x  # Only per-example results outlive the chunk.
+    parts.append((idx, y, clean, after))
+    done += len(y)
+    robust_so_far += int(robust.sum())
+  return _report(parts, options, eps, dataset, seconds)
+
+
+def _report(parts, options, eps, dataset, seconds) -> AutoAttackReport:
+  """The report from per-chunk (ids, labels, clean, {attack: robust})."""
+  if not parts:
+    raise ValueError("The dataset is empty.")
+  idx, y, clean = (np.concatenate([p[i] for p in parts]) for i in range(3))
+  robust_after = {name: np.concatenate([p[3][name] for p in parts])
+                  for name in options.attacks}
+  robust = robust_after[options.attacks[-1]]
+  broken_by = np.where(clean, "", "clean").astype(object)
+  still = clean.copy()
+  for name in options.attacks:
+    broken_by[still & ~robust_after[name]] = name
+    still &= robust_after[name]
+  n = len(y)
   return AutoAttackReport(
       eps=float(eps), num_examples=n,
-      clean_accuracy=float(clean.mean()) if n else 0.0,
-      robust_accuracy=float(robust.mean()) if n else 0.0,
-      accuracy_after=accuracy_after, seconds=seconds, options=options,
-      dataset=dataset, clean_correct=clean, robust=robust,
-      robust_after=robust_after, index=idx)
+      clean_accuracy=float(clean.mean()), robust_accuracy=float(robust.mean()),
+      accuracy_after={k: float(v.mean()) for k, v in robust_after.items()},
+      seconds=seconds, options=options, dataset=dataset, clean_correct=clean,
+      robust=robust, robust_after=robust_after, index=idx.astype(np.int64),
+      labels=y, broken_by=broken_by)

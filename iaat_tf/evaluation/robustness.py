@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from iaat_tf.attacks import apgd, objectives
 from iaat_tf import attacks
+from iaat_tf.evaluation.replicas import Replicas
 
 LogitsFn = attacks.LogitsFn
 ProgressFn = Callable[[int, Optional[int]], None]  # (batches done, total or None)
@@ -151,7 +152,9 @@ def evaluate_robustness(logits_fn: LogitsFn,
                         max_batches: Optional[int] = None,
                         seed: int = 0,
                         progress: Optional[ProgressFn] = None,
-                        jit_compile: bool = False) -> RobustnessReport:
+                        jit_compile: bool = False,
+                        strategy: Optional[tf.distribute.Strategy] = None
+                        ) -> RobustnessReport:
   """Clean, PGD, APGD and worst-case accuracy at every radius of `eps_list`.
 
   Args:
@@ -171,6 +174,8 @@ def evaluate_robustness(logits_fn: LogitsFn,
     progress: called as progress(batches_done, total_or_None) after each
       batch.
     jit_compile: XLA-compile the attacks.
+    strategy: spread each batch over its replicas (default: the current
+      strategy; `replicas.py`). Build `logits_fn`'s model in its scope.
 
   Returns:
     A `RobustnessReport`, with the per-example masks.
@@ -197,20 +202,24 @@ def evaluate_robustness(logits_fn: LogitsFn,
   apgd_fns: dict[str, Callable[..., tf.Tensor]] = {}
 
   total = _total_batches(dataset, max_batches)
+  replicas = Replicas(strategy)
   clean_masks, index_parts = [], []
   masks: list[dict[str, list[np.ndarray]]] = [{} for _ in eps_values]
-  offset = 0
-  done = 0
+  offset = done = cap = 0
   for x, labels in dataset:
     if max_batches is not None and done >= max_batches:
       break
     images, index = split_inputs(x, offset)
-    labels = tf.cast(labels, tf.int64)
-    batch = int(images.shape[0])
+    images, index = images.numpy(), index.numpy()
+    labels = np.asarray(labels).astype(np.int64)
+    batch = len(labels)
     offset += batch
-    clean = clean_fn(images, labels).numpy()
+    if not batch:
+      continue
+    cap = max(cap, batch)  # Pad a partial last batch to the full size.
+    clean = replicas.map(clean_fn, [images, labels], cap=cap)
     clean_masks.append(clean)
-    index_parts.append(index.numpy())
+    index_parts.append(index)
     if apgd and not apgd_fns:
       num_classes = int(logits_fn(images[:1]).shape[-1])
       apgd_losses = ("ce", "dlr") if num_classes >= 3 else ("ce",)
@@ -218,15 +227,14 @@ def evaluate_robustness(logits_fn: LogitsFn,
                                       seed=seed, jit_compile=jit_compile)
                   for loss in apgd_losses}
     for j, eps in enumerate(eps_values):
-      eps_vec = tf.fill([batch], tf.constant(eps, tf.float32))
+      rows = [images, labels, np.full([batch], eps, np.float32), index]
       for loss, fn in pgd_fns.items():
         ok = clean.copy()
         for r in range(restarts):
-          ok &= fn(images, labels, eps_vec, index,
-                   tf.constant(r, tf.int64)).numpy()
+          ok &= replicas.map(fn, rows, shared=[np.int64(r)], cap=cap)
         masks[j].setdefault(f"pgd_{loss}", []).append(ok)
       for loss, fn in apgd_fns.items():
-        ok = clean & fn(images, labels, eps_vec, index).numpy()
+        ok = clean & replicas.map(fn, rows, cap=cap)
         masks[j].setdefault(f"apgd_{loss}", []).append(ok)
     done += 1
     if progress is not None:

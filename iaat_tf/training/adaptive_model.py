@@ -37,6 +37,7 @@ training loops can call directly. Only the classifier is exported; the table
 lives in checkpoints (`trainer.eps_table` is its variable).
 """
 
+import inspect
 from typing import Optional
 
 import keras
@@ -54,11 +55,16 @@ def _images(inputs):
   return inputs["image"] if isinstance(inputs, dict) else inputs
 
 
-class _TrackEpoch(keras.callbacks.Callback):
-  """Sets `trainer.epoch` at each epoch's start (IAAT's warmup reads it)."""
-
-  def on_epoch_begin(self, epoch, logs=None):
-    self.model.epoch.assign(epoch)
+def _num_steps(x, batch_size) -> int:
+  """Batches per pass over `x` (0 if unknown): a dataset's cardinality, or
+  ceil(examples / batch_size) for arrays (Keras' default batch size, 32)."""
+  if isinstance(x, tf.data.Dataset):
+    n = int(x.cardinality().numpy())
+    return n if n > 0 else 0
+  leaves = tf.nest.flatten(x) if x is not None else []
+  if leaves and hasattr(leaves[0], "shape") and leaves[0].shape:
+    return -(-int(leaves[0].shape[0]) // int(batch_size or 32))
+  return 0
 
 
 class AdversarialTrainer(keras.Model):
@@ -86,8 +92,14 @@ class AdversarialTrainer(keras.Model):
     self.radii = EpsTable(self.num_train_examples)
     # A raw tf.Variable: tracked by tf.train.Checkpoint, not a Keras weight.
     self.eps_table = self.radii.variable
-    self.epoch = tf.Variable(
-        0, dtype=tf.int64, trainable=False, name="epoch",
+    # The running epoch is derived in the graph from the optimizer's step
+    # (see `epoch`); these two hold steps per epoch and fit's resume offset.
+    self._steps_per_epoch = tf.Variable(
+        max(0, int(steps_per_epoch)), dtype=tf.int64, trainable=False,
+        name="steps_per_epoch",
+        aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+    self._epoch_offset = tf.Variable(
+        0, dtype=tf.int64, trainable=False, name="epoch_offset",
         aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
     self.loss_tracker = keras.metrics.Mean(name="loss")
     self.train_accuracy = keras.metrics.Mean(name="train_acc")
@@ -108,21 +120,47 @@ class AdversarialTrainer(keras.Model):
 
   # -- Keras plumbing -------------------------------------------------------
 
-  def fit(self, *args, **kwargs):
-    """`keras.Model.fit`, which also keeps `self.epoch` = the running epoch.
+  @property
+  def epoch(self) -> tf.Tensor:
+    """The running epoch (int64), derived from the optimizer's step count:
+    iterations // steps_per_epoch + the offset `fit(initial_epoch=)` asks for.
 
-    A callback that sets it at every epoch's start comes first in the
-    callback list, so `fit(..., epochs=E)` (and `initial_epoch=` on resume)
-    runs the warmup epochs without further set-up.
+    Restoring the optimizer (as the CLI's checkpoints do) restores it; after
+    `fit` it is the number of epochs run. Under dynamic loss scaling a
+    skipped (non-finite) step does not count, as for the learning-rate
+    schedule.
     """
-    args = list(args)
-    x = args[0] if args else kwargs.get("x")
-    if isinstance(x, tf.data.Dataset) and len(args) < 9:  # shuffle: 9th.
-      kwargs.setdefault("shuffle", False)  # Ignored for datasets; quiet.
-    if len(args) > 5:  # fit(x, y, batch_size, epochs, verbose, callbacks, ...)
-      args[5] = [_TrackEpoch(), *(args[5] or [])]
-    else:
-      kwargs["callbacks"] = [_TrackEpoch(), *(kwargs.get("callbacks") or [])]
+    steps = tf.maximum(self._steps_per_epoch, 1)
+    iterations = self.optimizer.iterations if self.optimizer is not None else 0
+    return tf.cast(iterations, tf.int64) // steps + self._epoch_offset
+
+  def fit(self, *args, **kwargs):
+    """`keras.Model.fit`; first learns how to count epochs (`epoch`).
+
+    Steps per epoch come from fit's `steps_per_epoch`, else the trainer's,
+    else the length of `x`. The offset makes `epoch` equal `initial_epoch`
+    at the first step. The arguments go to Keras as given (with
+    `shuffle=False` for a dataset unless given: Keras ignores it there).
+    """
+    given = inspect.signature(keras.Model.fit).bind(self, *args, **kwargs).arguments
+    steps = (int(given.get("steps_per_epoch") or 0)
+             or int(self._steps_per_epoch.numpy())
+             or _num_steps(given.get("x"), given.get("batch_size")))
+    method = self.method_config
+    if (not steps and method.warmup_epochs > 0
+        and method.method in batch_steps.ADAPTIVE_METHODS):
+      raise ValueError(
+          "AdversarialTrainer: the warmup counts epochs, but the number of "
+          "steps per epoch is unknown (a dataset of unknown length): pass "
+          "steps_per_epoch= to the trainer or to fit")
+    self._steps_per_epoch.assign(steps)
+    done = 0
+    if self.optimizer is not None:  # Else Keras' own "compile first" error.
+      done = int(self.optimizer.iterations.numpy()) // max(steps, 1)
+    self._epoch_offset.assign(int(given.get("initial_epoch") or 0) - done)
+    if isinstance(given.get("x"), (tf.data.Dataset, tf.distribute.DistributedDataset)
+                  ) and "shuffle" not in given:
+      kwargs["shuffle"] = False  # Ignored for datasets: spares Keras' warning.
     return super().fit(*args, **kwargs)
 
   def call(self, inputs, training=False):

@@ -1,11 +1,12 @@
 """Training plumbing: devices, distribution strategy, optimizer, checkpoints.
 
 Callbacks that report a run (history, TensorBoard, console) are in
-callbacks.py; the two here drive training state (epoch, checkpoints).
+callbacks.py; the one here saves training state (checkpoints).
 
 Checkpoints (`tf.train.CheckpointManager`) hold the classifier, the optimizer
-(with its step counter), the eps table and the number of finished epochs, so
-a killed run restarted with the same flags resumes where it stopped.
+(with its step counter, from which the trainer derives the epoch) and the eps
+table, so a killed run restarted with the same flags resumes where it
+stopped.
 """
 
 import json
@@ -163,11 +164,11 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizer
 
 
 def make_checkpoint(trainer) -> tf.train.Checkpoint:
-  """Everything needed to resume: weights, optimizer, eps table, epoch."""
+  """Everything needed to resume: weights, optimizer (its step count gives
+  the epoch, `AdversarialTrainer.epoch`) and eps table."""
   return tf.train.Checkpoint(classifier=trainer.classifier,
                              optimizer=trainer.optimizer,
-                             eps_table=trainer.eps_table,
-                             epoch=trainer.epoch)
+                             eps_table=trainer.eps_table)
 
 
 def restore_latest(trainer, manager: tf.train.CheckpointManager) -> int:
@@ -182,14 +183,9 @@ def restore_latest(trainer, manager: tf.train.CheckpointManager) -> int:
     trainer.optimizer.build(trainer.classifier.trainable_variables)
     manager.checkpoint.restore(
         manager.latest_checkpoint).assert_existing_objects_matched()
-  return int(trainer.epoch.numpy())
-
-
-class EpochCallback(keras.callbacks.Callback):
-  """Tells the trainer which epoch runs (IAAT's warmup depends on it)."""
-
-  def on_epoch_begin(self, epoch, logs=None):
-    self.model.epoch.assign(epoch)
+  # Numbered by finished epochs (CheckpointCallback). Not trainer.epoch: a
+  # step that dynamic loss scaling skipped does not count there.
+  return int(manager.latest_checkpoint.rsplit("-", 1)[1])
 
 
 class CheckpointCallback(keras.callbacks.Callback):
@@ -200,7 +196,6 @@ class CheckpointCallback(keras.callbacks.Callback):
     self.manager = manager
 
   def on_epoch_end(self, epoch, logs=None):
-    self.model.epoch.assign(epoch + 1)  # Finished epochs.
     self.manager.save(checkpoint_number=epoch + 1)
 
 

@@ -1,0 +1,136 @@
+"""The evaluation command's options: `EvalOptions`, built from its flags in one place.
+
+`iaat_tf.evaluate` defines its flags here (`define_flags`), checks them
+without TensorFlow (`options_from_flags`: bad values raise `EvaluationError`,
+shown as one line) and passes the typed options to the library.
+"""
+
+import dataclasses
+from typing import Optional, Sequence
+
+from iaat_tf import config as cfg
+
+
+class EvaluationError(ValueError):
+  """A user-facing problem with the run directory or options; one line."""
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalOptions:
+  source: str = "saved_model"  # or "checkpoint"
+  eps_list: Sequence[float] = ()  # empty: 0, eval_eps/2, eval_eps, 2*eval_eps
+  pgd_steps: int = 20
+  restarts: int = 1
+  losses: Sequence[str] = ("ce", "margin")
+  apgd: bool = True
+  apgd_iters: int = 100
+  max_examples: int = 1000  # 0: the whole test split
+  batch_size: int = 0  # 0: the run's eval batch size
+  data_dir: Optional[str] = None  # overrides the run's
+  corruptions: Sequence[str] = ()  # CIFAR-10-C corruption names, or ("all",)
+  severities: Sequence[int] = (1, 2, 3, 4, 5)
+  out_dir: Optional[str] = None
+  jit_compile: bool = False
+  # AutoAttack (see `autoattack_run`); the CLI runs it by default.
+  attacks: Sequence[str] = ("suite",)  # "suite" and/or "autoattack"
+  aa_eps: Optional[float] = None  # None: the run's eval eps
+  aa_max_examples: Optional[int] = None  # 0: all; None: 5,000 on ImageNet, else all
+  aa_apgd_iters: int = 100
+  aa_targets: int = 9
+  aa_fab_iters: int = 100
+  aa_square_queries: int = 5000
+  aa_batch_size: int = 0  # 0: --batch_size, else the run's eval batch size
+  strategy: str = "default"  # or "mirrored": attack batches spread over devices
+  num_virtual_devices: int = 0  # Split the CPU (tests)
+
+
+SUMMARY = """\
+Measures the robustness of a finished training run: clean accuracy and
+PGD / APGD accuracy at every radius, with the per-example worst case. Writes
+RUN_DIR/eval/ (or --out_dir) and adds the curve to RUN_DIR/results.json."""
+HELP_GROUPS = (
+    ("Run", ("run_dir", "source", "out_dir", "data_dir")),
+    ("Attacks", ("attacks", "eps_list", "pgd_steps", "restarts", "losses",
+                 "apgd", "apgd_iters", "jit_compile")),
+    ("AutoAttack", ("aa_eps", "aa_max_examples", "aa_apgd_iters", "aa_targets",
+                    "aa_fab_iters", "aa_square_queries", "aa_batch_size")),
+    ("Examples", ("num_examples", "batch_size")),
+    ("Devices", ("strategy", "num_virtual_devices")),
+    ("CIFAR-10-C", ("corruptions", "severities")),
+    ("Output", ("debug",)),
+)
+
+
+def define_flags():
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  flags.DEFINE_string("run_dir", None, "A training run's --output_dir.")
+  flags.DEFINE_enum("source", "saved_model", ["saved_model", "checkpoint"],
+                    "Evaluate the exported SavedModel or the latest checkpoint.")
+  flags.DEFINE_list("eps_list", [], "Radii, e.g. 0,2/255,4/255,8/255 (default: "
+                    "0, eval_eps/2, eval_eps, 2*eval_eps).")
+  flags.DEFINE_integer("pgd_steps", 20, "PGD steps.")
+  flags.DEFINE_integer("restarts", 1, "PGD random restarts.")
+  flags.DEFINE_list("losses", ["ce", "margin"], "PGD losses (ce, margin).")
+  flags.DEFINE_bool("apgd", True, "Also run APGD-CE and APGD-DLR.")
+  flags.DEFINE_integer("apgd_iters", 100, "APGD iterations.")
+  flags.DEFINE_integer("num_examples", 1000, "Test examples to evaluate (0: all).")
+  flags.DEFINE_integer("batch_size", 0, "Batch size (0: the run's).")
+  flags.DEFINE_string("data_dir", None, "Override the run's tfds --data_dir.")
+  flags.DEFINE_list("corruptions", [], "CIFAR-10-C corruptions, or 'all'.")
+  flags.DEFINE_list("severities", ["1", "2", "3", "4", "5"], "CIFAR-10-C severities.")
+  flags.DEFINE_string("out_dir", None, "Output directory (default RUN_DIR/eval).")
+  flags.DEFINE_bool("jit_compile", False, "XLA-compile the attacks.")
+  flags.DEFINE_list("attacks", ["autoattack", "suite"],
+                    "autoattack (AutoAttack standard: APGD-CE, APGD-T, FAB-T, "
+                    "Square at the run's eval eps) and/or suite (PGD/APGD curve).")
+  flags.DEFINE_string("aa_eps", None, "AutoAttack radius, e.g. 8/255 (default: the run's eval eps).")
+  flags.DEFINE_integer("aa_max_examples", None, "AutoAttack test examples (0: all; "
+                       "default all, 5000 for imagenet2012 as RobustBench).")
+  flags.DEFINE_integer("aa_apgd_iters", 100, "AutoAttack APGD-CE/APGD-T iterations.")
+  flags.DEFINE_integer("aa_targets", 9, "AutoAttack APGD-T/FAB-T target classes.")
+  flags.DEFINE_integer("aa_fab_iters", 100, "AutoAttack FAB-T iterations.")
+  flags.DEFINE_integer("aa_square_queries", 5000, "AutoAttack Square queries.")
+  flags.DEFINE_integer("aa_batch_size", 0, "AutoAttack batch size per device (0: --batch_size).")
+  flags.DEFINE_enum("strategy", "default", ["default", "mirrored"],
+                    "mirrored: spread attack batches over the local GPUs.")
+  flags.DEFINE_integer("num_virtual_devices", 0, "Split the CPU into this many devices (tests).")
+
+
+def options_from_flags(f) -> EvalOptions:
+  try:
+    severities = tuple(int(s) for s in f.severities)
+  except ValueError:
+    raise EvaluationError(f"--severities={','.join(f.severities)} must be integers 1-5") from None
+  eps_list = tuple(cfg.parse_radius("eps_list", e) for e in f.eps_list)
+  for eps in eps_list:
+    if not 0.0 <= eps <= 1.0:
+      raise EvaluationError(f"eps {eps} in --eps_list is outside [0, 1]")
+  unknown = sorted(set(f.losses) - {"ce", "margin"})
+  if unknown:
+    raise EvaluationError(f"unknown --losses {','.join(unknown)}; use ce, margin")
+  if f.num_examples < 0 or f.batch_size < 0:
+    raise EvaluationError("--num_examples and --batch_size must be >= 0")
+  attacks = tuple(f.attacks)
+  unknown = sorted(set(attacks) - {"suite", "autoattack"})
+  if unknown or not attacks:
+    raise EvaluationError(f"--attacks must name suite and/or autoattack, got "
+                          f"{','.join(attacks) or '(none)'}")
+  aa_eps = None if f.aa_eps is None else cfg.parse_radius("aa_eps", f.aa_eps)
+  if aa_eps is not None and not 0.0 <= aa_eps <= 1.0:
+    raise EvaluationError(f"--aa_eps={f.aa_eps} is outside [0, 1]")
+  if min(f.aa_max_examples or 0, f.aa_batch_size, f.num_virtual_devices) < 0 or min(
+      f.aa_apgd_iters, f.aa_targets, f.aa_fab_iters, f.aa_square_queries) < 1:
+    raise EvaluationError("--aa_* counts must be >= 1 (examples and batch "
+                          "size >= 0)")
+  return EvalOptions(
+      source=f.source, eps_list=eps_list,
+      pgd_steps=f.pgd_steps, restarts=f.restarts, losses=tuple(f.losses),
+      apgd=f.apgd, apgd_iters=f.apgd_iters, max_examples=f.num_examples,
+      batch_size=f.batch_size, data_dir=f.data_dir,
+      corruptions=tuple(f.corruptions), severities=severities,
+      out_dir=f.out_dir, jit_compile=f.jit_compile,
+      attacks=attacks, aa_eps=aa_eps,
+      aa_max_examples=f.aa_max_examples, aa_apgd_iters=f.aa_apgd_iters,
+      aa_targets=f.aa_targets, aa_fab_iters=f.aa_fab_iters,
+      aa_square_queries=f.aa_square_queries, aa_batch_size=f.aa_batch_size,
+      strategy=f.strategy, num_virtual_devices=f.num_virtual_devices)
