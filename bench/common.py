@@ -65,6 +65,7 @@ class Variant:
   state: str = "random"
   name: str = ""
   run_dir: str = ""  # state "trained": a finished run's checkpoint, eps table, data.
+  attack: str = "pgd"  # The training attack: pgd (k steps) or fgsm_rs (k = 1).
 
   @property
   def label(self) -> str:
@@ -74,6 +75,8 @@ class Variant:
         f" spe={self.steps_per_execution}" if self.steps_per_execution > 1 else "") + (
         f" {self.precision}" if self.precision != "float32" else "") + (
         f" {self.state}" if self.state != "random" else "")
+    if self.attack != "pgd":
+      return f"{self.method} {self.attack}{extra}"
     return f"{self.method} k={self.k}{extra}"
 
 
@@ -216,6 +219,8 @@ def build_trainer(spec: ModelSpec, variant: Variant, num_examples: int,
                           gamma=2 / 255, **dict(variant.method_options))
     attack = AttackConfig(steps=variant.k, step_ratio=0.25, min_step=2 / 255,
                           jit_compile=variant.jit == "attack")
+    if variant.attack == "fgsm_rs":
+      attack = AttackConfig.fgsm_rs(jit_compile=variant.jit == "attack")
     if variant.state == "trained":  # The run's radius settings and attack.
       num_examples = _run_num_train(variant.run_dir)
       run_config = _run_config(variant.run_dir)

@@ -9,8 +9,11 @@ For every seed, trains (same model, data and epochs as flags/quickstart.flags):
   iaat                                 flags/quickstart.flags
   iaat_trades                          flags/quickstart_iaat_trades.flags
 
-(`--runs=` picks a subset; `iaat_cheap`, `iaat_fast`, `mart`, `iaat_mart` and
-`iaat_sminus_adv` (the authors' code's S- rule) are available too), then
+(`--runs=` picks a subset; `iaat_cheap`, `iaat_fast`, `mart`, `iaat_mart`,
+`iaat_sminus_adv` (the authors' code's S- rule), `fgsm_rs` and `iaat_fgsm`
+(single-step training: flags/quickstart_fgsm_rs.flags and
+flags/quickstart_iaat_fgsm.flags), `pgd_at_0.2_ema` and `iaat_ema` (the
+weight average, `--ema_decay=0.99 --export_model=ema`) are available too), then
 evaluates each on the full test split at eps 0.2 with the project's
 strongest evaluation, AutoAttack standard (APGD-CE, APGD-T, FAB-T, Square),
 and with the PGD/APGD suite's per-example worst case (PGD-CE, PGD-margin,
@@ -52,6 +55,14 @@ RUNS = {  # name -> flags after --flagfile
     "iaat_mart": ["--flagfile=flags/quickstart.flags", "--loss=mart"],
     # The authors' code's S- rule (S- train on the attack at 0.9 p).
     "iaat_sminus_adv": ["--flagfile=flags/quickstart.flags", "--s_minus=adversarial"],
+    # Fast (single-step) training: FGSM-RS, and the cheap IAAT rule on it.
+    "fgsm_rs": ["--flagfile=flags/quickstart_fgsm_rs.flags"],
+    "iaat_fgsm": ["--flagfile=flags/quickstart_iaat_fgsm.flags"],
+    # The weight average (decay 0.99: ~340 steps in the quick start), exported.
+    "pgd_at_0.2_ema": ["--flagfile=flags/quickstart_pgd_at.flags", "--eps=0.2",
+                       "--ema_decay=0.99", "--export_model=ema"],
+    "iaat_ema": ["--flagfile=flags/quickstart.flags", "--ema_decay=0.99",
+                 "--export_model=ema"],
 }
 DEFAULT_RUNS = ("pgd_at_0.1", "pgd_at_0.2", "pgd_at_0.3", "trades", "iaat",
                 "iaat_trades")
@@ -61,7 +72,10 @@ LABELS = {"pgd_at_0.1": "PGD-AT 0.1", "pgd_at_0.2": "PGD-AT 0.2",
           "iaat": "IAAT (Alg. 2)", "iaat_fast": "IAAT (Alg. 2, fast probes)",
           "iaat_cheap": "IAAT (cheap rule)", "iaat_trades": "IAAT + TRADES loss",
           "mart": "MART 0.3", "iaat_mart": "IAAT + MART loss",
-          "iaat_sminus_adv": "IAAT, S- adversarial (authors' code)"}
+          "iaat_sminus_adv": "IAAT, S- adversarial (authors' code)",
+          "fgsm_rs": "FGSM-RS 0.2", "iaat_fgsm": "IAAT (cheap rule) on FGSM-RS",
+          "pgd_at_0.2_ema": "PGD-AT 0.2, weight average",
+          "iaat_ema": "IAAT (Alg. 2), weight average"}
 
 
 def _python(module: str, *args: str) -> None:

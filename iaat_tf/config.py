@@ -34,7 +34,17 @@ WEIGHT_DECAY_TYPES = ("coupled", "decoupled")
 # steps -> 0, the fast adversarial training schedule of Wong et al. 2020).
 LR_SCHEDULES = ("step", "cosine", "onecycle")
 LOSSES = ("ce", "trades", "mart")  # The training loss, orthogonal to --method.
-EXPORT_MODELS = ("best", "last")  # With --validation_fraction: which weights.
+# --train_attack: pgd (k steps, the --pgd_* flags) or fgsm_rs, FGSM with a
+# random start (Wong et al. 2020, "Fast is better than free"): a uniform
+# start in the eps ball, one step of 1.25 eps, projected back (FGSM_RS).
+TRAIN_ATTACKS = ("pgd", "fgsm_rs")
+FGSM_RS = {"steps": 1, "step_ratio": 1.25, "min_step": 0.0, "random_start": True}
+FAST_METHODS = ("pgd_at", "iaat_cheap")  # What fgsm_rs trains with.
+# Which weights are exported (and tested): best (with --validation_fraction:
+# the best-validation epoch's), last (the final raw weights), ema (the final
+# weight average, --ema_decay).
+EXPORT_MODELS = ("best", "last", "ema")
+EARLY_STOPPING_WEIGHTS = ("raw", "ema")  # What robust early stopping watches.
 PROBE_EARLY_STOP = ("none", "batch", "example")
 # --alg2_preset (docs/speed.md, bench/ALG2_FIDELITY.md).
 ALG2_PRESETS = ("exact", "fast")
@@ -113,6 +123,12 @@ class AttackConfig:
   random_start: bool = True
   bn_mode: str = "inference"  # BatchNorm mode while attacking.
   jit_compile: bool = False  # XLA on the attack function alone.
+  name: str = "pgd"  # TRAIN_ATTACKS; "fgsm_rs" is PGD with the FGSM_RS values.
+
+  @classmethod
+  def fgsm_rs(cls, **kwargs) -> "AttackConfig":
+    """FGSM with a random start (FGSM_RS), e.g. AttackConfig.fgsm_rs(bn_mode=...)."""
+    return cls(name="fgsm_rs", **{**FGSM_RS, **kwargs})
 
   @property
   def ratio(self) -> float:
@@ -170,6 +186,7 @@ class TrainConfig:
   lr_boundaries: Tuple[int, ...] = ()  # epochs at which lr *= lr_decay
   lr_decay: float = 0.2
   lr_schedule: str = "step"  # LR_SCHEDULES
+  ema_decay: float = 0.0  # Weight average (weight_average.py); 0: off.
   strategy: str = "default"
   num_virtual_devices: int = 0  # >0: split the CPU into N devices (tests).
   precision: str = "float32"
@@ -202,7 +219,8 @@ class Config:
   seed: int = 0
   export: bool = True
   overwrite: bool = False  # Start over in a non-empty output_dir.
-  export_model: str = "best"  # With a validation split: best or last weights.
+  export_model: str = "best"  # EXPORT_MODELS
+  early_stopping_weights: str = "raw"  # EARLY_STOPPING_WEIGHTS
 
   def to_dict(self):
     return dataclasses.asdict(self)
@@ -245,6 +263,9 @@ def validate(config: Config) -> Config:
       ("s_minus", me.s_minus, S_MINUS_RULES),
       ("augment_pad", d.augment_pad, AUGMENT_PADS),
       ("loss", me.loss, LOSSES), ("export_model", config.export_model, EXPORT_MODELS),
+      ("train_attack", a.name, TRAIN_ATTACKS),
+      ("early_stopping_weights", config.early_stopping_weights,
+       EARLY_STOPPING_WEIGHTS),
       ("probe_early_stop", me.probe_early_stop, PROBE_EARLY_STOP),
       ("optimizer", t.optimizer, ("sgd", "adam")),
       ("weight_decay_type", t.weight_decay_type, WEIGHT_DECAY_TYPES),
@@ -286,6 +307,22 @@ def validate(config: Config) -> Config:
          "a data-dependent subset of the batch, which --jit_compile=step cannot "
          "compile; use --jit_compile=attack or none, or --probe_early_stop=batch")
   _check(a.steps >= 1, f"--pgd_steps={a.steps} must be >= 1")
+  _check(0.0 <= t.ema_decay < 1.0, f"--ema_decay={t.ema_decay} must be in [0, 1) (0: off)")
+  _check(t.ema_decay > 0 or "ema" not in (config.export_model,
+                                          config.early_stopping_weights),
+         "--export_model=ema and --early_stopping_weights=ema need a weight "
+         "average: set --ema_decay (e.g. 0.999)")
+  _check(config.early_stopping_weights == "raw" or d.validation_fraction > 0,
+         "--early_stopping_weights=ema watches the held-out validation split: "
+         "set --validation_fraction")
+  if a.name == "fgsm_rs":
+    _check(all(getattr(a, k) == v for k, v in FGSM_RS.items()),
+           f"an fgsm_rs attack is {FGSM_RS}; build it with AttackConfig.fgsm_rs()")
+    _check(me.method in FAST_METHODS,
+           f"--train_attack=fgsm_rs trains --method={' or '.join(FAST_METHODS)} "
+           f"(pgd_at: FGSM-RS; iaat_cheap: the cheap rule on it), not {me.method}")
+    _check(me.loss == "ce", f"--train_attack=fgsm_rs is a cross-entropy attack; "
+           f"--loss={me.loss} crafts its own")
   _check(e.steps >= 1, f"--eval_pgd_steps={e.steps} must be >= 1")
   _check(a.step_ratio >= 0, f"--pgd_step_ratio={a.step_ratio} must be >= 0 "
          "(0: 2/k, the authors' rule)")

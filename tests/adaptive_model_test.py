@@ -119,7 +119,11 @@ def test_call_ignores_the_index_and_accepts_plain_images():
   np.testing.assert_allclose(a, b)
 
 
-def _trainer_on(strategy, method, loss, ramp, s_minus="clean"):
+PGD3 = AttackConfig(steps=3, step_ratio=0.25, min_step=0.01, random_start=True)
+
+
+def _trainer_on(strategy, method, loss, ramp, s_minus="clean", attack=PGD3,
+                ema_decay=0.0):
   with strategy.scope():
     keras.utils.set_random_seed(0)
     classifier = models.small_cnn(SHAPE, CLASSES, (0.5,), (0.25,))
@@ -128,8 +132,7 @@ def _trainer_on(strategy, method, loss, ramp, s_minus="clean"):
         MethodConfig(method=method, eps=0.1, warmup_epochs=1, gamma=0.03,
                      beta=0.5, eps_max=0.3, loss=loss, eps_ramp_epochs=ramp,
                      s_minus=s_minus),
-        AttackConfig(steps=3, step_ratio=0.25, min_step=0.01, random_start=True),
-        seed=3, steps_per_epoch=N // 16)
+        attack, seed=3, steps_per_epoch=N // 16, ema_decay=ema_decay)
     trainer.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
                     jit_compile=False)
     trainer.optimizer.build(classifier.trainable_variables)
@@ -171,6 +174,9 @@ def _copy_state(source, target):
   for dst, src in zip(target.optimizer.variables, source.optimizer.variables):
     dst.assign(src.numpy())
   target.eps_table.assign(source.eps_table.numpy())
+  if source.weight_average is not None:
+    for dst, src in zip(target.weight_average.average, source.weight_average.average):
+      dst.assign(src.numpy())
 
 
 def _epochs_of_batches(x, y, epochs):
@@ -178,11 +184,14 @@ def _epochs_of_batches(x, y, epochs):
   return [list(ds) for _ in range(epochs)]
 
 
-@pytest.mark.parametrize("method,loss,ramp,s_minus", [
-    ("iaat", "trades", 1, "clean"), ("pgd_at", "trades", 1, "clean"),
-    ("iaat_cheap", "mart", 0, "clean"), ("iaat", "ce", 0, "adversarial"),
-    ("iaat", "trades", 0, "adversarial")])
-def test_one_and_two_replicas_agree_step_by_step(method, loss, ramp, s_minus):
+@pytest.mark.parametrize("method,loss,ramp,s_minus,attack", [
+    ("iaat", "trades", 1, "clean", PGD3), ("pgd_at", "trades", 1, "clean", PGD3),
+    ("iaat_cheap", "mart", 0, "clean", PGD3), ("iaat", "ce", 0, "adversarial", PGD3),
+    ("iaat", "trades", 0, "adversarial", PGD3),
+    ("iaat_cheap", "ce", 1, "clean", AttackConfig.fgsm_rs())],
+    ids=["iaat-trades-ramp", "pgd_at-trades-ramp", "cheap-mart", "iaat-sminus_adv",
+         "iaat-trades-sminus_adv", "cheap-fgsm_rs-ramp"])
+def test_one_and_two_replicas_agree_step_by_step(method, loss, ramp, s_minus, attack):
   """Every step (warmup, ramp, adaptation, KL attack, table write) computes
   the same on 1 and 2 replicas, each step started from the same state.
 
@@ -201,10 +210,11 @@ def test_one_and_two_replicas_agree_step_by_step(method, loss, ramp, s_minus):
   """
   devices = tf.config.list_logical_devices("CPU")
   x, y = _arrays(seed=4)
+  # With a weight average (--ema_decay), compared like the weights.
   one = _trainer_on(tf.distribute.OneDeviceStrategy(devices[0].name),
-                    method, loss, ramp, s_minus)
+                    method, loss, ramp, s_minus, attack, ema_decay=0.9)
   two = _trainer_on(tf.distribute.MirroredStrategy([d.name for d in devices[:2]]),
-                    method, loss, ramp, s_minus)
+                    method, loss, ramp, s_minus, attack, ema_decay=0.9)
   start = [w.numpy() for w in one.classifier.weights]
   for epoch, batches in enumerate(_epochs_of_batches(x, y, 3)):
     for batch in batches:
@@ -216,6 +226,8 @@ def test_one_and_two_replicas_agree_step_by_step(method, loss, ramp, s_minus):
                                  atol=1e-6)
       for w1, w2 in zip(one.classifier.weights, two.classifier.weights):
         np.testing.assert_allclose(w1.numpy(), w2.numpy(), atol=1e-5)
+      for a1, a2 in zip(one.weight_average.average, two.weight_average.average):
+        np.testing.assert_allclose(a1.numpy(), a2.numpy(), atol=1e-5)
   assert int(one.optimizer.iterations.numpy()) == 9
   if method != "pgd_at":
     assert (one.eps_table.numpy() > 0).any()

@@ -116,6 +116,11 @@ BAD_INPUTS = {
     "image_size_on_digits": (["--image_size=32"], "--image_size applies to imagenet2012 only"),
     "s_minus_with_cheap": (["--method=iaat_cheap", "--s_minus=adversarial"],
                            "--s_minus=adversarial is the authors' Algorithm 2 code"),
+    "fgsm_rs_with_alg2": (["--method=iaat", "--train_attack=fgsm_rs"],
+                          "--train_attack=fgsm_rs trains --method=pgd_at or iaat_cheap"),
+    "fgsm_rs_with_trades": (["--method=pgd_at", "--train_attack=fgsm_rs",
+                             "--loss=trades"], "is a cross-entropy attack"),
+    "unknown_train_attack": (["--train_attack=fgsm"], "unknown --train_attack='fgsm'"),
 }
 
 

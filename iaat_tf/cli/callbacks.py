@@ -11,6 +11,11 @@
   settings as text.
 * `EpochSummary` prints one short line per epoch; `BatchProgressBar` is
   Keras' progress bar within an epoch, showing only the running loss.
+* `AverageValidation` validates the weight average (--ema_decay) beside the
+  raw weights (val_ema_clean_acc, val_ema_pgd_acc).
+* `OverfittingWatch` flags catastrophic overfitting (training/overfitting.py)
+  in the epoch's logs (`catastrophic_overfitting` 1 from the epoch it is
+  found on), so the epoch line and history.csv say so.
 """
 
 import json
@@ -22,10 +27,12 @@ import numpy as np
 import tensorflow as tf
 
 from iaat_tf import run_io
+from iaat_tf.training import overfitting
 
 SUMMARY_KEYS = (  # (log key, label) printed by EpochSummary when present.
     ("loss", "loss"), ("train_acc", "train_acc"), ("clean_acc", "clean_acc"),
     ("val_clean_acc", "val_clean_acc"), ("val_pgd_acc", "val_pgd_acc"),
+    ("val_ema_clean_acc", "val_ema_clean_acc"), ("val_ema_pgd_acc", "val_ema_pgd_acc"),
     ("eps_mean", "eps_mean"))
 
 
@@ -115,6 +122,61 @@ class HistoryWriter(keras.callbacks.Callback):
     run_io.write_csv(self.path, ["epoch", *keys], rows)
 
 
+class AverageValidation(keras.callbacks.Callback):
+  """After each validated epoch, validates the weight average too.
+
+  Swaps the average in (`WeightAverage.swap`), evaluates `validation_data`
+  and swaps back, adding `val_ema_clean_acc` and `val_ema_pgd_acc` to the
+  epoch's logs (next to the raw weights' `val_*`).
+  """
+
+  def __init__(self, validation_data):
+    super().__init__()
+    self.validation_data = validation_data
+
+  def on_epoch_end(self, epoch, logs=None):
+    if logs is None or "val_pgd_acc" not in logs:
+      return
+    average = self.model.weight_average
+    average.swap()
+    try:
+      result = self.model.evaluate(self.validation_data, verbose=0, return_dict=True)
+    finally:
+      average.swap()
+    logs["val_ema_clean_acc"] = float(result["clean_acc"])
+    logs["val_ema_pgd_acc"] = float(result["pgd_acc"])
+
+
+class OverfittingWatch(keras.callbacks.Callback):
+  """Checks each validated epoch for catastrophic overfitting (once found,
+  logs it and marks every later epoch). Place it before the writers."""
+
+  KEY = "catastrophic_overfitting"
+
+  def __init__(self, history_path: str, initial_epoch: int = 0,
+               log: Callable[[str], None] = print):
+    super().__init__()
+    self.history_path = history_path
+    self.initial_epoch = initial_epoch
+    self.log = log
+    self.rows, self.found = [], None
+
+  def on_train_begin(self, logs=None):
+    self.rows = [r for r in run_io.read_history(self.history_path)
+                 if 1 <= r.get("epoch", 0) <= self.initial_epoch]
+    self.found = overfitting.detect(self.rows)
+
+  def on_epoch_end(self, epoch, logs=None):
+    if logs is None:
+      return
+    self.rows.append({"epoch": epoch + 1, **_numeric(logs)})
+    if self.found is None:
+      self.found = overfitting.detect(self.rows)
+      if self.found is not None:
+        self.log(f"iaat_tf: WARNING: {overfitting.message(self.found)}")
+    logs[self.KEY] = float(self.found is not None)
+
+
 class TensorBoardLogger(keras.callbacks.Callback):
   """Per-epoch scalars (train/ and validation/), eps histogram, settings text."""
 
@@ -168,6 +230,8 @@ class EpochSummary(keras.callbacks.Callback):
       parts.append(f"{values['epoch_seconds']:.1f}s")
     if "images_per_second" in values:
       parts.append(f"{values['images_per_second']:.0f} img/s")
+    if values.get(OverfittingWatch.KEY):
+      parts.append("CATASTROPHIC OVERFITTING")
     self.log(" - ".join(parts))
 
 

@@ -38,7 +38,8 @@ from iaat_tf import data, models, run_io
 from iaat_tf.cli import callbacks
 from iaat_tf.models import export
 from iaat_tf.reports import curves, example_lookup, plots
-from iaat_tf.training import adaptive_model, batch_steps, early_stopping, runtime
+from iaat_tf.training import (adaptive_model, batch_steps, early_stopping,
+                              overfitting, runtime)
 from iaat_tf.config import Config, ConfigError, validate
 
 # What a run writes into output_dir (and --overwrite deletes).
@@ -99,7 +100,8 @@ def build_trainer(config: Config, info: data.DatasetInfo, steps_per_epoch: int,
         classifier, info.num_train, config.method,
         dataclasses.replace(config.attack, jit_compile=(
             config.attack.jit_compile or config.train.jit_compile == "attack")),
-        evaluation=config.eval, seed=config.seed, steps_per_epoch=steps_per_epoch)
+        evaluation=config.eval, seed=config.seed, steps_per_epoch=steps_per_epoch,
+        ema_decay=config.train.ema_decay)
     # jit_compile is always explicit: Keras' default "auto" would XLA-compile
     # the whole step on a single GPU.
     trainer.compile(
@@ -186,6 +188,10 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
         callbacks.EpochTimer(steps_per_epoch * config.data.batch_size),
         callbacks.LearningRateLogger(),
         *([callbacks.EpsTableLogger()] if adaptive else []),
+        # The weight average's validation (val_ema_*), before every reader.
+        *([callbacks.AverageValidation(validation_data)]
+          if trainer.weight_average is not None else []),
+        callbacks.OverfittingWatch(history_path, initial_epoch, log),
         # history.csv before the checkpoint: rows past the checkpoint are
         # dropped on resume, so history and checkpoint always agree.
         callbacks.HistoryWriter(history_path, initial_epoch),
@@ -195,7 +201,8 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
         # The bar ends its line before the epoch's summary line is printed.
         *([callbacks.BatchProgressBar()] if bar else []),
         *([callbacks.EpochSummary(config.train.epochs, log)] if summary else []),
-        *([early_stopping.BestCheckpoint(best_dir)]
+        *([early_stopping.BestCheckpoint(
+            best_dir, average=config.early_stopping_weights == "ema")]
           if datasets.validation is not None else []),
         runtime.CheckpointCallback(manager),
     ]
@@ -206,7 +213,8 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
         validation_data=validation_data,
         validation_freq=config.eval.every_epochs, callbacks=epoch_callbacks,
         verbose=fit_verbose, shuffle=False)
-  history = run_io.history_columns(run_io.read_history(history_path))
+  history_rows = run_io.read_history(history_path)
+  history = run_io.history_columns(history_rows)
   train_seconds = float(sum(s for s in history.get("epoch_seconds", []) if s))
 
   best = None
@@ -215,7 +223,11 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
     if best is not None and config.export_model == "best":
       early_stopping.restore_best_weights(trainer.classifier, best_dir)
       log(f"iaat_tf: restored the best validation weights (epoch {best['epoch']}, "
-          f"val PGD {best['value']:.4f})")
+          f"{best['monitor']} {best['value']:.4f})")
+  if config.export_model == "ema":  # The final weight average replaces the raw.
+    trainer.weight_average.swap()
+    log(f"iaat_tf: testing and exporting the weight average (decay "
+        f"{config.train.ema_decay})")
   log("iaat_tf: final evaluation on the test split "
       f"(clean + PGD-{config.eval.steps} at eps={config.eval.eps:.5f})")
   final = trainer.evaluate(datasets.test, verbose=1 if bar else fit_verbose,
@@ -237,6 +249,14 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
                 "eval_eps": config.eval.eps,
                 "eval_pgd_steps": config.eval.steps},
       "history": history,
+      # The first collapse of validation PGD accuracy with clean accuracy
+      # held (training/overfitting.py), or None.
+      "catastrophic_overfitting": overfitting.detect(history_rows),
+      "train_attack": config.attack.name,
+      # The weights `final` measured and the SavedModel holds.
+      "weights": ("best" if best is not None and config.export_model == "best"
+                  else "ema" if config.export_model == "ema" else "last"),
+      "ema_decay": config.train.ema_decay,
   }
   if best is not None:
     results["early_stopping"] = {

@@ -24,7 +24,8 @@ flags.DEFINE_integer("seed", 0, "Global seed (weights, shuffling, attack noise).
 flags.DEFINE_bool("export", True, "Export the classifier as a SavedModel at the end.")
 flags.DEFINE_bool("overwrite", False, "Delete what --output_dir holds and train from scratch "
                   "(default: resume an unfinished run; leave a finished one untouched).")
-flags.DEFINE_string("export_model", "best", "With --validation_fraction: export (and test) the best-validation weights (best) or the last ones (last).")
+flags.DEFINE_string("export_model", "best", "Weights to export (and test): best (with --validation_fraction: the best-validation epoch's; else the last), last (the final weights) or ema (the final weight average, --ema_decay).")
+flags.DEFINE_string("early_stopping_weights", "raw", "With --validation_fraction: the weights whose validation PGD accuracy picks the best epoch, raw or ema (the weight average; it is then what is saved as best).")
 # Data.
 flags.DEFINE_string("dataset", _D.dataset, f"One of {', '.join(cfg.DATASETS)}.")
 flags.DEFINE_string("data_dir", None, "tfds data directory (mnist/cifar/imagenet).")
@@ -74,6 +75,7 @@ flags.DEFINE_bool("probe_batched", _ME.probe_batched, "iaat: run both probes as 
 flags.DEFINE_string("probe_early_stop", _ME.probe_early_stop, "iaat: none (exact), batch (stop a probe once every example is misclassified) or example (also drop misclassified examples from the probe each step).")
 flags.DEFINE_bool("probe_only_needed", _ME.probe_only_needed, "iaat: probe only the examples whose outcome Algorithm 2 uses (clean-correct; the probe at eps only where eps+gamma broke).")
 # Training attack.
+flags.DEFINE_string("train_attack", _A.name, "pgd (--pgd_steps steps; the --pgd_* flags) or fgsm_rs (FGSM with a random start, Wong et al. 2020: uniform start in the ball, one step of 1.25 eps; replaces --pgd_steps, --pgd_step_ratio, --pgd_min_step and --pgd_random_start). fgsm_rs trains --method=pgd_at (FGSM-RS) or iaat_cheap (adaptive radii at one attack step).")
 flags.DEFINE_integer("pgd_steps", _A.steps, "PGD steps (k) in training attacks.")
 flags.DEFINE_float("pgd_step_ratio", _A.step_ratio, "PGD step = max(eps * ratio, pgd_min_step); 0 (default): ratio 2/k, the authors' max(eps / (0.5 k), 2/255) rule.")
 flags.DEFINE_string("pgd_min_step", "2/255", "Smallest PGD step size.")
@@ -92,6 +94,7 @@ flags.DEFINE_string("weight_decay_type", _T.weight_decay_type,
                     "the step (Keras' weight_decay; with adam this is AdamW).")
 flags.DEFINE_list("lr_boundaries", [], "Epochs at which lr *= lr_decay, e.g. 70,90,100.")
 flags.DEFINE_float("lr_decay", _T.lr_decay, "Learning-rate factor at each boundary.")
+flags.DEFINE_float("ema_decay", _T.ema_decay, "Keep an exponential moving average of the weights with this decay (e.g. 0.999; 0: off), evaluated each validated epoch beside the raw weights (val_ema_*).")
 flags.DEFINE_string("lr_schedule", _T.lr_schedule, "step (x --lr_decay at each --lr_boundaries epoch; constant without them), cosine (per step from --learning_rate to 0 over the run) or onecycle (linear 0 -> --learning_rate at 40% of the steps -> 0, as in fast adversarial training).")
 flags.DEFINE_string("strategy", _T.strategy, f"One of {', '.join(cfg.STRATEGIES)}.")
 flags.DEFINE_integer("num_virtual_devices", 0, "Split the CPU into N logical devices (testing mirrored).")
@@ -124,9 +127,9 @@ HELP_GROUPS = (
                                       "probe_step_ratio", "probe_batched",
                                       "probe_early_stop", "probe_only_needed")),
     ("Loss", ("loss", "trades_beta", "mart_beta")),
-    ("Training attack (PGD)", ("pgd_steps", "pgd_step_ratio", "pgd_min_step",
-                               "pgd_random_start", "attack_bn_mode",
-                               "jit_compile")),
+    ("Training attack", ("train_attack", "pgd_steps", "pgd_step_ratio",
+                         "pgd_min_step", "pgd_random_start", "attack_bn_mode",
+                         "jit_compile")),
     ("Optimisation and devices", ("epochs", "optimizer", "learning_rate",
                                   "momentum", "weight_decay",
                                   "weight_decay_type", "lr_boundaries",
@@ -136,7 +139,9 @@ HELP_GROUPS = (
     ("Evaluation during and after training", (
         "eval_eps", "eval_pgd_steps", "eval_step_size", "eval_every_epochs",
         "val_examples")),
-    ("Robust early stopping", ("validation_fraction", "export_model")),
+    ("Robust early stopping, weight average", (
+        "validation_fraction", "export_model", "early_stopping_weights",
+        "ema_decay")),
 )
 
 
@@ -182,13 +187,17 @@ def config_from_flags(f: flags.FlagValues = flags.FLAGS) -> cfg.Config:
       steps=f.pgd_steps, step_ratio=f.pgd_step_ratio,
       min_step=parse_radius("pgd_min_step", f.pgd_min_step),
       random_start=f.pgd_random_start, bn_mode=f.attack_bn_mode,
-      jit_compile=_jit_mode(f.jit_compile) == "attack")
+      jit_compile=_jit_mode(f.jit_compile) == "attack", name=f.train_attack)
+  if f.train_attack == "fgsm_rs":  # Its own step rule (config.FGSM_RS).
+    attack = cfg.AttackConfig.fgsm_rs(bn_mode=attack.bn_mode,
+                                      jit_compile=attack.jit_compile)
   config = cfg.Config(
       output_dir=_path(f.output_dir),
       seed=f.seed,
       export=f.export,
       overwrite=f.overwrite,
       export_model=f.export_model,
+      early_stopping_weights=f.early_stopping_weights,
       data=cfg.DataConfig(
           dataset=f.dataset, data_dir=_path(f.data_dir), manual_dir=_path(f.manual_dir),
           npz_path=_path(f.npz_path), download=f.download,
@@ -220,7 +229,8 @@ def config_from_flags(f: flags.FlagValues = flags.FLAGS) -> cfg.Config:
           momentum=f.momentum, weight_decay=f.weight_decay,
           weight_decay_type=f.weight_decay_type,
           lr_boundaries=_int_list("lr_boundaries", f.lr_boundaries),
-          lr_decay=f.lr_decay, lr_schedule=f.lr_schedule, strategy=f.strategy,
+          lr_decay=f.lr_decay, lr_schedule=f.lr_schedule, ema_decay=f.ema_decay,
+          strategy=f.strategy,
           num_virtual_devices=f.num_virtual_devices, precision=f.precision,
           jit_compile=_jit_mode(f.jit_compile),
           steps_per_execution=f.steps_per_execution,

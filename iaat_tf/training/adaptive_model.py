@@ -50,6 +50,7 @@ from iaat_tf.training import losses
 from iaat_tf.training import radius
 from iaat_tf.config import AttackConfig, EvalConfig, MethodConfig
 from iaat_tf.training.eps_table import EpsTable
+from iaat_tf.training.weight_average import WeightAverage
 
 def _images(inputs):
   return inputs["image"] if isinstance(inputs, dict) else inputs
@@ -78,7 +79,7 @@ class AdversarialTrainer(keras.Model):
   def __init__(self, classifier: keras.Model, num_train_examples: int,
                method: MethodConfig, attack: AttackConfig,
                evaluation: Optional[EvalConfig] = None, seed: int = 0,
-               steps_per_epoch: int = 0, **kwargs):
+               steps_per_epoch: int = 0, ema_decay: float = 0.0, **kwargs):
     super().__init__(**kwargs)
     self.classifier = classifier
     self.method_config = method
@@ -90,6 +91,10 @@ class AdversarialTrainer(keras.Model):
       raise ValueError("eps_ramp_epochs needs steps_per_epoch > 0")
     self.ramp_steps = method.eps_ramp_epochs * int(steps_per_epoch)
     self.radii = EpsTable(self.num_train_examples)
+    # --ema_decay: a moving average of the classifier's weights, updated
+    # after every optimizer step (weight_average.py); None when off.
+    self.weight_average = (WeightAverage(classifier, ema_decay)
+                           if ema_decay > 0 else None)
     # A raw tf.Variable: tracked by tf.train.Checkpoint, not a Keras weight.
     self.eps_table = self.radii.variable
     # The running epoch is derived in the graph from the optimizer's step
@@ -281,6 +286,8 @@ class AdversarialTrainer(keras.Model):
     variables = self.classifier.trainable_variables
     grads = tape.gradient(scaled, variables)
     self.optimizer.apply_gradients(zip(grads, variables))
+    if self.weight_average is not None:
+      self.weight_average.update(self.optimizer.iterations)
 
     if adaptive:
       self.radii.write(index, batch_steps.radii_to_store(

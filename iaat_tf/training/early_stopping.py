@@ -57,12 +57,17 @@ def restore_best_weights(classifier: keras.Model, directory: str) -> Optional[di
 
 
 class BestCheckpoint(keras.callbacks.Callback):
-  """Saves the classifier whenever `monitor` reaches a new maximum."""
+  """Saves the classifier whenever `monitor` reaches a new maximum.
 
-  def __init__(self, directory: str, monitor: str = "val_pgd_acc"):
+  `average=True` watches the weight average (`val_ema_pgd_acc`, from the
+  AverageValidation callback before this one) and saves the average.
+  """
+
+  def __init__(self, directory: str, monitor: str = "", average: bool = False):
     super().__init__()
     self.directory = directory
-    self.monitor = monitor
+    self.average = average
+    self.monitor = monitor or ("val_ema_pgd_acc" if average else "val_pgd_acc")
     os.makedirs(directory, exist_ok=True)
     state = read_state(directory)  # Resume: compare against the saved best.
     self.best = None if state is None else state
@@ -78,8 +83,14 @@ class BestCheckpoint(keras.callbacks.Callback):
     self.save(epoch, value, logs)
 
   def save(self, epoch: int, value: float, logs: dict) -> None:
-    tf.train.Checkpoint(classifier=self.model.classifier).write(
-        os.path.join(self.directory, WEIGHTS_PREFIX))
+    if self.average:
+      self.model.weight_average.swap()
+    try:
+      tf.train.Checkpoint(classifier=self.model.classifier).write(
+          os.path.join(self.directory, WEIGHTS_PREFIX))
+    finally:
+      if self.average:
+        self.model.weight_average.swap()
     state = {"epoch": int(epoch) + 1,  # 1-based, like history rows.
              "monitor": self.monitor, "value": value,
              "metrics": {k: float(v) for k, v in logs.items()

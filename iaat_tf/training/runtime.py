@@ -165,10 +165,12 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizer
 
 def make_checkpoint(trainer) -> tf.train.Checkpoint:
   """Everything needed to resume: weights, optimizer (its step count gives
-  the epoch, `AdversarialTrainer.epoch`) and eps table."""
+  the epoch, `AdversarialTrainer.epoch`), eps table and weight average."""
+  extra = ({} if trainer.weight_average is None
+           else {"weight_average": trainer.weight_average})
   return tf.train.Checkpoint(classifier=trainer.classifier,
                              optimizer=trainer.optimizer,
-                             eps_table=trainer.eps_table)
+                             eps_table=trainer.eps_table, **extra)
 
 
 def restore_latest(trainer, manager: tf.train.CheckpointManager) -> int:
