@@ -11,6 +11,8 @@ import time
 
 import tensorflow as tf
 
+from iaat_tf.training import runtime
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHECKPOINT_KEYS = ("classifier/", "eps_table/", "optimizer/")
 
@@ -61,6 +63,4 @@ def kill_after_first_checkpoint(proc: subprocess.Popen, run_dir: str,
   proc.send_signal(signal.SIGKILL)
   out, _ = proc.communicate()
   assert proc.returncode == -signal.SIGKILL
-  # Checkpoints are numbered by finished epochs (ckpt-N).
-  epoch = tf.train.latest_checkpoint(checkpoint_dir).rsplit("-", 1)[1]
-  return out, int(epoch)
+  return out, runtime.finished_epochs(tf.train.latest_checkpoint(checkpoint_dir))

@@ -125,8 +125,8 @@ class HistoryWriter(keras.callbacks.Callback):
 class AverageValidation(keras.callbacks.Callback):
   """After each validated epoch, validates the weight average too.
 
-  Swaps the average in (`WeightAverage.swap`), evaluates `validation_data`
-  and swaps back, adding `val_ema_clean_acc` and `val_ema_pgd_acc` to the
+  Evaluates `validation_data` with the average in the classifier
+  (`WeightAverage.swapped`), adding `val_ema_clean_acc` and `val_ema_pgd_acc` to the
   epoch's logs (next to the raw weights' `val_*`).
   """
 
@@ -137,12 +137,8 @@ class AverageValidation(keras.callbacks.Callback):
   def on_epoch_end(self, epoch, logs=None):
     if logs is None or "val_pgd_acc" not in logs:
       return
-    average = self.model.weight_average
-    average.swap()
-    try:
+    with self.model.weight_average.swapped():
       result = self.model.evaluate(self.validation_data, verbose=0, return_dict=True)
-    finally:
-      average.swap()
     logs["val_ema_clean_acc"] = float(result["clean_acc"])
     logs["val_ema_pgd_acc"] = float(result["pgd_acc"])
 

@@ -199,7 +199,7 @@ def _chunks(images, labels, index, size: int
       held -= size
   if held:
     joined = [np.concatenate(a) for a in zip(*parts)]
-    yield joined[0], joined[1], joined[2].astype(np.int64)
+    yield joined[0], joined[1], joined[2]
 
 
 def _attack_functions(logits_fn: LogitsFn, options: AutoAttackOptions,

@@ -13,6 +13,7 @@ against it. Put this callback before the resume checkpoint callback: the
 best weights of epoch e are then on disk before epoch e counts as finished.
 """
 
+import contextlib
 import json
 import os
 from typing import Optional
@@ -83,14 +84,10 @@ class BestCheckpoint(keras.callbacks.Callback):
     self.save(epoch, value, logs)
 
   def save(self, epoch: int, value: float, logs: dict) -> None:
-    if self.average:
-      self.model.weight_average.swap()
-    try:
+    with (self.model.weight_average.swapped() if self.average
+          else contextlib.nullcontext()):
       tf.train.Checkpoint(classifier=self.model.classifier).write(
           os.path.join(self.directory, WEIGHTS_PREFIX))
-    finally:
-      if self.average:
-        self.model.weight_average.swap()
     state = {"epoch": int(epoch) + 1,  # 1-based, like history rows.
              "monitor": self.monitor, "value": value,
              "metrics": {k: float(v) for k, v in logs.items()

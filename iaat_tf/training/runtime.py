@@ -185,9 +185,15 @@ def restore_latest(trainer, manager: tf.train.CheckpointManager) -> int:
     trainer.optimizer.build(trainer.classifier.trainable_variables)
     manager.checkpoint.restore(
         manager.latest_checkpoint).assert_existing_objects_matched()
-  # Numbered by finished epochs (CheckpointCallback). Not trainer.epoch: a
-  # step that dynamic loss scaling skipped does not count there.
-  return int(manager.latest_checkpoint.rsplit("-", 1)[1])
+  # Not trainer.epoch: a step that dynamic loss scaling skipped does not
+  # count there.
+  return finished_epochs(manager.latest_checkpoint)
+
+
+def finished_epochs(checkpoint_path: str) -> int:
+  """The finished epochs a checkpoint holds: CheckpointCallback numbers
+  checkpoints by them (".../ckpt-3" -> 3)."""
+  return int(checkpoint_path.rsplit("-", 1)[1])
 
 
 class CheckpointCallback(keras.callbacks.Callback):

@@ -12,9 +12,12 @@ average does not stay near the initialisation early in training. Under a
 distribution strategy the update is one cross-replica step (`merge_call`)
 and the average is mirrored like the weights, so 1 and N replicas keep the
 same average. `swap()` exchanges the classifier's weights with the average
-(exactly; twice restores both), which is how the average is evaluated,
-saved as the best weights, or exported.
+(exactly; twice restores both), which is how the average is exported;
+`with average.swapped():` holds it in the classifier for a block (to
+evaluate or save it) and puts the raw weights back, also on an error.
 """
+
+import contextlib
 
 import tensorflow as tf
 
@@ -58,3 +61,12 @@ class WeightAverage(tf.Module):
       held = tf.identity(tf.convert_to_tensor(weight))
       weight.assign(tf.cast(tf.convert_to_tensor(average), weight.dtype))
       average.assign(tf.cast(held, average.dtype))
+
+  @contextlib.contextmanager
+  def swapped(self):
+    """The average in the classifier for the block, the raw weights after."""
+    self.swap()
+    try:
+      yield
+    finally:
+      self.swap()
