@@ -13,8 +13,11 @@ For every seed, trains (same model, data and epochs as flags/quickstart.flags):
 `iaat_sminus_adv` (the authors' code's S- rule), `fgsm_rs` and `iaat_fgsm`
 (single-step training: flags/quickstart_fgsm_rs.flags and
 flags/quickstart_iaat_fgsm.flags), `pgd_at_0.2_ema` and `iaat_ema` (the
-weight average, `--ema_decay=0.99 --export_model=ema`) are available too), then
-evaluates each on the full test split at eps 0.2 with the project's
+weight average, `--ema_decay=0.99 --export_model=ema`), and the L2 threat
+model's `l2_pgd_at_0.5`, `l2_pgd_at_1.0`, `l2_pgd_at_1.5` and `l2_iaat`
+(flags/quickstart_pgd_at_l2.flags, flags/quickstart_l2.flags) are available
+too), then evaluates each on the full test split at eps 0.2 (L2 runs: L2
+eps 1.0) with the project's
 strongest evaluation, AutoAttack standard (APGD-CE, APGD-T, FAB-T, Square),
 and with the PGD/APGD suite's per-example worst case (PGD-CE, PGD-margin,
 APGD-CE, APGD-DLR) beside it (`python -m iaat_tf.evaluate
@@ -24,7 +27,8 @@ APGD-CE, APGD-DLR) beside it (`python -m iaat_tf.evaluate
   OUT_DIR/summary.json, summary.md clean, AutoAttack and worst-case accuracy
                                    per run: every seed and mean +- std
   OUT_DIR/summary.png              clean vs AutoAttack accuracy, mean +- std
-  OUT_DIR/pareto/                  python -m iaat_tf.pareto over all runs
+  OUT_DIR/pareto/, pareto_l2/      python -m iaat_tf.pareto over the L-inf
+                                   runs, and over the L2 runs
 
 Finished runs (results.json with an "autoattack" entry) are skipped, so an
 interrupted comparison continues where it stopped. Every step is a separate
@@ -63,10 +67,20 @@ RUNS = {  # name -> flags after --flagfile
                        "--ema_decay=0.99", "--export_model=ema"],
     "iaat_ema": ["--flagfile=flags/quickstart.flags", "--ema_decay=0.99",
                  "--export_model=ema"],
+    # The L2 threat model (every radius of the L-inf files x5).
+    "l2_pgd_at_0.5": ["--flagfile=flags/quickstart_pgd_at_l2.flags", "--eps=0.5"],
+    "l2_pgd_at_1.0": ["--flagfile=flags/quickstart_pgd_at_l2.flags"],
+    "l2_pgd_at_1.5": ["--flagfile=flags/quickstart_pgd_at_l2.flags", "--eps=1.5"],
+    "l2_iaat": ["--flagfile=flags/quickstart_l2.flags"],
 }
 DEFAULT_RUNS = ("pgd_at_0.1", "pgd_at_0.2", "pgd_at_0.3", "trades", "iaat",
                 "iaat_trades")
 REPORT_EPS = 0.2  # The quick start's evaluation radius.
+L2_REPORT_EPS = 1.0  # The L2 quick start's.
+
+
+def report_eps(name: str) -> float:
+  return L2_REPORT_EPS if name.startswith("l2_") else REPORT_EPS
 LABELS = {"pgd_at_0.1": "PGD-AT 0.1", "pgd_at_0.2": "PGD-AT 0.2",
           "pgd_at_0.3": "PGD-AT 0.3", "trades": "TRADES 0.3",
           "iaat": "IAAT (Alg. 2)", "iaat_fast": "IAAT (Alg. 2, fast probes)",
@@ -75,7 +89,9 @@ LABELS = {"pgd_at_0.1": "PGD-AT 0.1", "pgd_at_0.2": "PGD-AT 0.2",
           "iaat_sminus_adv": "IAAT, S- adversarial (authors' code)",
           "fgsm_rs": "FGSM-RS 0.2", "iaat_fgsm": "IAAT (cheap rule) on FGSM-RS",
           "pgd_at_0.2_ema": "PGD-AT 0.2, weight average",
-          "iaat_ema": "IAAT (Alg. 2), weight average"}
+          "iaat_ema": "IAAT (Alg. 2), weight average",
+          "l2_pgd_at_0.5": "L2 PGD-AT 0.5", "l2_pgd_at_1.0": "L2 PGD-AT 1.0", "l2_pgd_at_1.5": "L2 PGD-AT 1.5",
+          "l2_iaat": "L2 IAAT (Alg. 2)"}
 
 
 def _python(module: str, *args: str) -> None:
@@ -97,11 +113,11 @@ def run_one(name: str, seed: int, run_dir: str) -> dict:
   if "autoattack" not in _results(run_dir):
     _python("iaat_tf.main", *RUNS[name], f"--seed={seed}",
             f"--output_dir={run_dir}", "--verbose=0")
-    _python("iaat_tf.evaluate", f"--run_dir={run_dir}", f"--eps_list={REPORT_EPS}",
+    _python("iaat_tf.evaluate", f"--run_dir={run_dir}", f"--eps_list={report_eps(name)}",
             "--num_examples=0", "--attacks=autoattack,suite")
   results = _results(run_dir)
   point = next(p for p in results["robustness"]["curve"]
-               if abs(p["eps"] - REPORT_EPS) < 1e-9)
+               if abs(p["eps"] - report_eps(name)) < 1e-9)
   return {"clean": results["robustness"]["clean_accuracy"],
           "autoattack": results["autoattack"]["robust_accuracy"],
           "worst_case": point["worst_case"],
@@ -113,9 +129,17 @@ def _mean_std(values):
           statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
+def _radius_text(names) -> str:
+  """Where the runs were evaluated: L-inf 0.2, L2 1.0, or both."""
+  l2 = [n.startswith("l2_") for n in names]
+  if all(l2):
+    return f"L2 eps {L2_REPORT_EPS}"
+  return f"eps {REPORT_EPS}" + (f" (l2_ runs: L2 eps {L2_REPORT_EPS})" if any(l2) else "")
+
+
 def summarise(table: dict, seeds) -> str:
   lines = [f"Digits quick start, {len(seeds)} seed(s) ({', '.join(map(str, seeds))}); "
-           f"full 359-image test split at eps {REPORT_EPS}: AutoAttack standard "
+           f"full 359-image test split at {_radius_text(table)}: AutoAttack standard "
            "robust accuracy, and the worst case over PGD-CE/margin and "
            "APGD-CE/DLR (python -m iaat_tf.evaluate --attacks=autoattack,suite).",
            "", "| run | clean | AutoAttack | worst case (PGD/APGD) | train s |",
@@ -157,7 +181,7 @@ def plot_means(table: dict, seeds, path: str) -> str:
       if zoom:
         ax.annotate(LABELS.get(name, name), (x, y), textcoords="offset points",
                     xytext=offsets.get(name, (6, 4)), fontsize=8)
-    ax.set_xlabel(f"AutoAttack robust accuracy at eps {REPORT_EPS} (%)")
+    ax.set_xlabel(f"AutoAttack robust accuracy at {_radius_text(table)} (%)")
     ax.set_ylabel("clean accuracy (%)")
     ax.grid(alpha=0.3)
     if not zoom:
@@ -198,11 +222,15 @@ def main(argv=None) -> None:
   with open(os.path.join(out, "summary.md"), "w") as f:
     f.write(summary)
   with open(os.path.join(out, "summary.json"), "w") as f:
-    json.dump({"seeds": seeds, "eps": REPORT_EPS, "runs": table}, f, indent=2)
+    json.dump({"seeds": seeds, "eps": REPORT_EPS, "l2_eps": L2_REPORT_EPS,
+               "runs": table}, f, indent=2)
   plot_means(table, seeds, os.path.join(out, "summary.png"))
   run_dirs = sorted(glob.glob(os.path.join(out, "seed*", "*")))
-  _python("iaat_tf.pareto", f"--runs={','.join(run_dirs)}",
-          f"--out_dir={os.path.join(out, 'pareto')}")
+  for norm, dirs in (("", [d for d in run_dirs if not os.path.basename(d).startswith("l2_")]),
+                     ("_l2", [d for d in run_dirs if os.path.basename(d).startswith("l2_")])):
+    if dirs:  # One threat model per Pareto plot.
+      _python("iaat_tf.pareto", f"--runs={','.join(dirs)}",
+              f"--out_dir={os.path.join(out, 'pareto' + norm)}")
   print(summary)
 
 

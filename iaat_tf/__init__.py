@@ -4,13 +4,15 @@ The names a user needs, importable from the package:
 
 * Training: `AdversarialTrainer` (a `keras.Model` wrapping your classifier;
   `compile`, then `fit` on ({"image", "index"}, label) batches), configured
-  by `MethodConfig` (method, radius schedule), `AttackConfig` (training PGD)
+  by `MethodConfig` (method, radius schedule), `AttackConfig` (training PGD;
+  `norm="linf"` or `"l2"`, the threat model, whose units every radius is in)
   and `EvalConfig` (validation PGD).
 * Data: `with_example_ids(dataset)` keys any unbatched (image, label)
   `tf.data.Dataset` by a stable example id (the eps table's index);
   `num_examples(dataset)` sizes the table.
 * Attacks on any `logits_fn(images) -> logits`: `pgd_attack`, `apgd_attack`
-  (APGD-CE / APGD-DLR / APGD-T, configured by `ApgdOptions`).
+  (APGD-CE / APGD-DLR / APGD-T, configured by `ApgdOptions`), L-inf or L2
+  (`norm=`).
 * Evaluation: `run_autoattack` (AutoAttack standard: APGD-CE, APGD-T, FAB-T,
   Square; `AutoAttackOptions`), `evaluate_robustness` (clean, PGD, APGD and
   worst-case accuracy at several radii), `gradient_masking_report`.

@@ -46,6 +46,10 @@ FAST_METHODS = ("pgd_at", "iaat_cheap")  # What fgsm_rs trains with.
 EXPORT_MODELS = ("best", "last", "ema")
 EARLY_STOPPING_WEIGHTS = ("raw", "ema")  # What robust early stopping watches.
 PROBE_EARLY_STOP = ("none", "batch", "example")
+# --norm: the threat model of every training attack and of validation
+# (attacks/norms.py); radii, gamma, eps_max and step sizes are in its units
+# (the flags' defaults per norm: cli/flags_config.RADIUS_DEFAULTS).
+NORMS = ("linf", "l2")
 # --alg2_preset (docs/speed.md, bench/ALG2_FIDELITY.md).
 ALG2_PRESETS = ("exact", "fast")
 
@@ -124,6 +128,7 @@ class AttackConfig:
   bn_mode: str = "inference"  # BatchNorm mode while attacking.
   jit_compile: bool = False  # XLA on the attack function alone.
   name: str = "pgd"  # TRAIN_ATTACKS; "fgsm_rs" is PGD with the FGSM_RS values.
+  norm: str = "linf"  # NORMS: the training attacks' and validation's ball.
 
   @classmethod
   def fgsm_rs(cls, **kwargs) -> "AttackConfig":
@@ -242,10 +247,14 @@ def _check(condition: bool, message: str) -> None:
     raise ConfigError(message)
 
 
-def _check_eps(name: str, value: float) -> None:
+def _check_eps(name: str, value: float, norm: str = "linf") -> None:
+  if norm == "l2":  # Any L2 length is a radius; only eps_max may be inf.
+    _check(value >= 0 and (value < float("inf") or name == "eps_max"),
+           f"--{name}={value} is out of range: an L2 radius is >= 0 and finite")
+    return
   _check(0.0 <= value <= 1.0,
          f"--{name}={value} is out of range: radii are on [0, 1] images, "
-         f"so use 0 <= {name} <= 1 (e.g. 8/255 = {8/255:.5f})")
+         f"so use 0 <= {name} <= 1 (e.g. 8/255 = {8/255:.5f}; L2 radii need --norm=l2)")
 
 
 def validate(config: Config) -> Config:
@@ -269,27 +278,29 @@ def validate(config: Config) -> Config:
       ("probe_early_stop", me.probe_early_stop, PROBE_EARLY_STOP),
       ("optimizer", t.optimizer, ("sgd", "adam")),
       ("weight_decay_type", t.weight_decay_type, WEIGHT_DECAY_TYPES),
-      ("lr_schedule", t.lr_schedule, LR_SCHEDULES)):
+      ("lr_schedule", t.lr_schedule, LR_SCHEDULES), ("norm", a.norm, NORMS)):
     _check(value in choices,
            f"unknown --{flag}={value!r}; choose one of {', '.join(choices)}")
   for name, value in (("eps", me.eps), ("eps_max", me.eps_max),
                       ("gamma", me.gamma), ("eval_eps", e.eps),
                       ("pgd_min_step", a.min_step),
                       ("eval_step_size", e.step_size)):
-    _check_eps(name, value)
+    _check_eps(name, value, a.norm if a.norm in NORMS else "linf")
   _check(me.eps <= me.eps_max,
          f"--eps={me.eps} is larger than --eps_max={me.eps_max}")
-  _check(0.0 <= me.beta <= 1.0, f"--beta={me.beta} must be in [0, 1]")
-  _check(0.0 <= me.cheap_beta <= 1.0,
-         f"--cheap_beta={me.cheap_beta} must be in [0, 1] (0: no smoothing)")
+  for name, value in (("beta", me.beta), ("cheap_beta", me.cheap_beta)):
+    _check(0.0 <= value <= 1.0, f"--{name}={value} must be in [0, 1]")
   _check(not (t.jit_compile == "step" and t.strategy != "default"),
          f"--jit_compile=step needs --strategy=default (the eps-table write "
          f"under --strategy={t.strategy} is a cross-replica step that XLA "
          "cannot compile); use --jit_compile=attack")
-  _check(me.warmup_epochs >= 0, "--warmup_epochs must be >= 0")
-  _check(me.trades_beta >= 0 and me.mart_beta >= 0,
-         "--trades_beta and --mart_beta must be >= 0")
-  _check(me.eps_ramp_epochs >= 0, "--eps_ramp_epochs must be >= 0")
+  for name, value in (("warmup_epochs", me.warmup_epochs), ("trades_beta", me.trades_beta),
+                      ("mart_beta", me.mart_beta), ("eps_ramp_epochs", me.eps_ramp_epochs),
+                      ("num_virtual_devices", t.num_virtual_devices),
+                      ("shuffle_buffer", d.shuffle_buffer), ("probe_steps", me.probe_steps),
+                      ("probe_step_ratio", me.probe_step_ratio),
+                      ("pgd_step_ratio", a.step_ratio), ("weight_decay", t.weight_decay)):
+    _check(value >= 0, f"--{name}={value} must be >= 0")
   _check(not (me.method in ("iaat", "iaat_cheap") and
               me.eps_ramp_epochs > me.warmup_epochs),
          f"--eps_ramp_epochs={me.eps_ramp_epochs} is longer than "
@@ -297,16 +308,11 @@ def validate(config: Config) -> Config:
          "applies to the warmup radius only")
   _check(0.0 <= d.validation_fraction < 1.0,
          f"--validation_fraction={d.validation_fraction} must be in [0, 1) (0: none)")
-  _check(me.probe_steps >= 0, f"--probe_steps={me.probe_steps} must be >= 0 "
-         "(0: the training attack's --pgd_steps)")
-  _check(me.probe_step_ratio >= 0,
-         f"--probe_step_ratio={me.probe_step_ratio} must be >= 0 (0: --pgd_step_ratio)")
   _check(not (t.jit_compile == "step" and (
       me.probe_early_stop == "example" or me.probe_only_needed)),
          "--probe_early_stop=example and --probe_only_needed run the probes on "
          "a data-dependent subset of the batch, which --jit_compile=step cannot "
          "compile; use --jit_compile=attack or none, or --probe_early_stop=batch")
-  _check(a.steps >= 1, f"--pgd_steps={a.steps} must be >= 1")
   _check(0.0 <= t.ema_decay < 1.0, f"--ema_decay={t.ema_decay} must be in [0, 1) (0: off)")
   _check(t.ema_decay > 0 or "ema" not in (config.export_model,
                                           config.early_stopping_weights),
@@ -323,27 +329,24 @@ def validate(config: Config) -> Config:
            f"(pgd_at: FGSM-RS; iaat_cheap: the cheap rule on it), not {me.method}")
     _check(me.loss == "ce", f"--train_attack=fgsm_rs is a cross-entropy attack; "
            f"--loss={me.loss} crafts its own")
-  _check(e.steps >= 1, f"--eval_pgd_steps={e.steps} must be >= 1")
-  _check(a.step_ratio >= 0, f"--pgd_step_ratio={a.step_ratio} must be >= 0 "
-         "(0: 2/k, the authors' rule)")
   _check(not (me.s_minus == "adversarial" and me.method != "iaat"),
          f"--s_minus=adversarial is the authors' Algorithm 2 code (--method=iaat); "
          f"under --method={me.method} clean-misclassified examples have radius 0, "
          "so use --s_minus=clean"),
-  _check(t.epochs >= 1, f"--epochs={t.epochs} must be >= 1")
   _check(t.learning_rate > 0, f"--learning_rate={t.learning_rate} must be > 0")
-  _check(t.weight_decay >= 0, f"--weight_decay={t.weight_decay} must be >= 0")
-  _check(d.batch_size >= 1 and d.eval_batch_size >= 1,
-         "--batch_size and --eval_batch_size must be >= 1")
+  for name, value in (("epochs", t.epochs), ("pgd_steps", a.steps),
+                      ("eval_pgd_steps", e.steps), ("batch_size", d.batch_size),
+                      ("eval_batch_size", d.eval_batch_size),
+                      ("steps_per_execution", t.steps_per_execution),
+                      ("wrn_width", m.width)):
+    _check(value >= 1, f"--{name}={value} must be >= 1")
   _check(0.0 < d.holdout_fraction < 1.0,
          f"--holdout_fraction={d.holdout_fraction} must be in (0, 1)")
   _check(all(b > 0 for b in t.lr_boundaries) and
          list(t.lr_boundaries) == sorted(t.lr_boundaries),
          f"--lr_boundaries={list(t.lr_boundaries)} must be increasing positive epochs")
-  _check(t.steps_per_execution >= 1, "--steps_per_execution must be >= 1")
   _check(not (t.lr_boundaries and t.lr_schedule != "step"),
          f"--lr_boundaries applies to --lr_schedule=step, not {t.lr_schedule}")
-  _check(t.num_virtual_devices >= 0, "--num_virtual_devices must be >= 0")
   if m.name == "authors_wrn":
     _check(m.depth >= 8 and (m.depth - 2) % 6 == 0,
            f"--wrn_depth={m.depth}: the authors' WRN depth must be 6n+2 "
@@ -353,27 +356,24 @@ def validate(config: Config) -> Config:
   _check(m.depth >= 10 and ((m.depth - 4) % 6 == 0 or (m.depth - 2) % 6 == 0),
          f"--wrn_depth={m.depth}: WideResNet depth must be 6n+4 (28, 34) "
          "or Madry's 6n+2 naming (32)")
-  _check(m.width >= 1, "--wrn_width must be >= 1")
   _check(not (m.sync_batchnorm and a.bn_mode == "train"),
          "--sync_batchnorm with --attack_bn_mode=train is not supported "
          "(cross-replica BatchNorm inside the attack loop); use "
          "--attack_bn_mode=inference")
-  _check(d.shuffle_buffer >= 0, "--shuffle_buffer must be >= 0 (0: auto)")
   _check(d.num_classes == 0 or d.num_classes >= 2,
          f"--num_classes={d.num_classes} must be >= 2 (or 0: from the dataset)")
   if d.dataset == "synthetic":
     _check(d.synthetic_like in SYNTHETIC_LIKE,
            f"unknown --synthetic_like={d.synthetic_like!r}; choose one of "
            f"{', '.join(SYNTHETIC_LIKE)}")
-    _check(d.synthetic_train_examples >= 1 and d.synthetic_test_examples >= 1,
+    _check(min(d.synthetic_train_examples, d.synthetic_test_examples) >= 1,
            "--synthetic_train_examples and --synthetic_test_examples must be >= 1")
     _check(not d.synthetic_shape or (
         len(d.synthetic_shape) == 3 and d.synthetic_shape[-1] in (1, 3)
         and min(d.synthetic_shape) >= 1),
            f"--synthetic_shape={','.join(map(str, d.synthetic_shape))} must be "
            "H,W,C with C in (1, 3)")
-  if d.dataset == "npz":
-    _check(bool(d.npz_path), "--dataset=npz needs --npz_path=FILE.npz")
+  _check(d.dataset != "npz" or bool(d.npz_path), "--dataset=npz needs --npz_path=FILE.npz")
   if d.dataset in ("mnist", "cifar10", "cifar100", "imagenet2012"):
     _check(bool(d.data_dir) or d.download,
            f"--dataset={d.dataset} reads tfds data: pass --data_dir=DIR "

@@ -40,6 +40,7 @@ from typing import Callable
 from iaat_tf import cli, run_io
 from iaat_tf.cli import eval_flags
 from iaat_tf.cli.eval_flags import EvalOptions, EvaluationError  # Public here too.
+from iaat_tf.cli.eval_flags import threat_model
 from iaat_tf.cli.progress import ProgressLine  # pylint: disable=unused-import
 from iaat_tf import config as cfg
 
@@ -171,21 +172,23 @@ def evaluate_run(run_dir: str, options: EvalOptions = EvalOptions(),
   datasets = data.load_datasets(data_cfg)
   with strategy.scope():
     logits_fn = logits_function(config, datasets.info, run_dir, options.source)
-  eps_list = sorted(set(options.eps_list) | {config.eval.eps}) if options.eps_list \
-      else default_eps_list(config.eval.eps)
-  for eps in eps_list:
-    if not 0.0 <= eps <= 1.0:
-      raise EvaluationError(f"eps {eps} in --eps_list is outside [0, 1]")
+  norm, run_eps = threat_model(options, config.attack.norm, config.eval.eps)
+  if norm != config.attack.norm:  # The run's radius is in other units.
+    eps_list = sorted(set(options.eps_list))
+  else:
+    eps_list = sorted(set(options.eps_list) | {run_eps}) if options.eps_list \
+        else default_eps_list(run_eps)
 
   total = -(-datasets.info.num_test // data_cfg.eval_batch_size)
   log(f"evaluate: {run_dir} ({options.source}), {datasets.info.num_test} test "
-      f"examples, eps {', '.join(f'{e:.4g}' for e in eps_list)}")
+      f"examples, {norm} eps {', '.join(f'{e:.4g}' for e in eps_list)}")
   progress = ProgressLine(total, log)
   report = robustness.evaluate_robustness(
       logits_fn, datasets.test, eps_list, pgd_steps=options.pgd_steps,
       restarts=options.restarts, losses=tuple(options.losses),
       apgd=options.apgd, apgd_iters=options.apgd_iters, seed=config.seed,
-      progress=progress, jit_compile=options.jit_compile, strategy=strategy)
+      progress=progress, jit_compile=options.jit_compile, strategy=strategy,
+      norm=norm)
   warnings = robustness.gradient_masking_report(report)
   for w in warnings:
     log(f"evaluate: WARNING (possible gradient masking): {w}")
@@ -204,7 +207,7 @@ def evaluate_run(run_dir: str, options: EvalOptions = EvalOptions(),
   name = os.path.basename(os.path.normpath(run_dir))
   payload["plot"] = curves.plot_robustness_curve(
       {name: payload["curve"]}, os.path.join(out_dir, "robustness_curve.png"),
-      per_255=plots.uses_per_255([config.eval.eps]))
+      per_255=norm == "linf" and plots.uses_per_255([run_eps]), norm=norm)
   if options.corruptions:
     corr = corruption_accuracy(logits_fn, config, options, log)
     run_io.write_json(os.path.join(out_dir, "corruptions.json"), corr)
@@ -225,7 +228,7 @@ def evaluate_run(run_dir: str, options: EvalOptions = EvalOptions(),
 
 def autoattack_run(run_dir: str, options: EvalOptions = EvalOptions(),
                    log: Callable[[str], None] = print) -> dict:
-  """AutoAttack (standard, L-inf) on a run's test split.
+  """AutoAttack (standard, in the run's norm or `options.norm`) on a run's test split.
 
   Writes `<out_dir>/autoattack.json` (RobustBench-style: dataset, norm, eps,
   n_examples, clean and robust accuracy, accuracy after each attack, seconds
@@ -249,14 +252,14 @@ def autoattack_run(run_dir: str, options: EvalOptions = EvalOptions(),
   datasets = data.load_datasets(data_cfg)
   with strategy.scope():
     logits_fn = logits_function(config, datasets.info, run_dir, options.source)
-  eps = config.eval.eps if options.aa_eps is None else options.aa_eps
-  if not 0.0 <= eps <= 1.0:
-    raise EvaluationError(f"--aa_eps={eps} is outside [0, 1]")
-  aa_options = autoattack.AutoAttackOptions(
+  norm, eps = threat_model(dataclasses.replace(options, attacks=("autoattack",)),
+                           config.attack.norm, config.eval.eps)
+  eps = eps if options.aa_eps is None else options.aa_eps
+  aa_options = autoattack.AutoAttackOptions(norm=norm,
       apgd_iters=options.aa_apgd_iters, targets=options.aa_targets,
       fab_iters=options.aa_fab_iters, square_queries=options.aa_square_queries,
       batch_size=batch_size, seed=config.seed, jit_compile=options.jit_compile)
-  log(f"evaluate: AutoAttack ({', '.join(aa_options.attacks)}) at eps "
+  log(f"evaluate: AutoAttack ({', '.join(aa_options.attacks)}) at {norm} eps "
       f"{eps:.4g} on {datasets.info.num_test} test examples, "
       f"{strategy.num_replicas_in_sync} device(s)")
   report = autoattack.run_standard(
@@ -283,7 +286,7 @@ def autoattack_run(run_dir: str, options: EvalOptions = EvalOptions(),
       name = os.path.basename(os.path.normpath(run_dir))
       payload["plot"] = curves.plot_robustness_curve(
           {name: curve}, os.path.join(out_dir, "robustness_curve.png"),
-          autoattack={name: (eps, report.robust_accuracy)})
+          autoattack={name: (eps, report.robust_accuracy)}, norm=norm)
   after = ", ".join(f"{k} {v:.4f}" for k, v in report.accuracy_after.items())
   log(f"evaluate: AutoAttack clean {report.clean_accuracy:.4f}, robust "
       f"{report.robust_accuracy:.4f} (after {after})")

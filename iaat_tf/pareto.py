@@ -11,7 +11,10 @@ A run's robust accuracy is its AutoAttack robust accuracy at the final eval
 eps (results.json "autoattack", from `iaat_tf.evaluate --attacks=autoattack`)
 when *every* compared run has one; otherwise the `worst_case` accuracy of its
 robustness curve at the final eval eps when results.json has one, else
-`final.pgd_accuracy`, and the plot's axis says which.
+`final.pgd_accuracy`, and the plot's axis says which. Every compared run
+must have one threat model (results.json "norm", linf or l2): radii and
+robust accuracies of different norms are not comparable, so mixing them is
+refused, and an AutoAttack of another norm than the run's is not used.
 Errors (e.g. a missing results.json) are reported by the CLI as one line
 `iaat_tf.pareto: error: ...` on stderr with exit code 2 (cli.py). Importing
 this module defines no absl flags and imports no TensorFlow.
@@ -33,8 +36,9 @@ METHOD_NAMES = {"iaat": "IAAT", "iaat_cheap": "cheap IAAT",
 LOSS_NAMES = {"trades": "TRADES", "mart": "MART"}
 
 SCALE = 255.0
-CSV_FIELDS = ("name", "method", "train_eps", "clean_accuracy",
+CSV_FIELDS = ("name", "method", "norm", "train_eps", "clean_accuracy",
               "robust_accuracy", "on_front")
+_AA_NORMS = {"Linf": "linf", "L2": "l2"}  # autoattack.json's spelling.
 _STYLES = {  # method -> (marker, colour)
     "iaat": ("o", "tab:red"),
     "iaat_cheap": ("D", "tab:orange"),
@@ -81,10 +85,12 @@ def read_run(run_dir: str, name: Optional[str] = None) -> dict:
     eval_eps = _number(final.get("eval_eps", math.nan), "final.eval_eps",
                        run_dir)
     robust, source = _robust_accuracy(results, eval_eps, run_dir)
+    norm = str(results.get("norm") or _config_value(run_dir, "attack", "norm", "linf"))
     return {
         "name": name or os.path.basename(os.path.normpath(run_dir)),
         "method": str(results["method"]),
-        "loss": str(results.get("loss") or _config_loss(run_dir)),
+        "loss": str(results.get("loss") or _config_value(run_dir, "method", "loss", "ce")),
+        "norm": norm,
         "train_eps": _number(results.get("train_eps", 0.0), "train_eps",
                              run_dir),
         "clean_accuracy": clean,
@@ -92,25 +98,27 @@ def read_run(run_dir: str, name: Optional[str] = None) -> dict:
         "robust_source": source,
         "eval_eps": eval_eps,
         "run_dir": run_dir,
-        "autoattack_accuracy": _autoattack_accuracy(results, eval_eps),
+        "autoattack_accuracy": _autoattack_accuracy(results, eval_eps, norm),
     }
   except (KeyError, TypeError, AttributeError) as e:
     raise ValueError(f"{run_dir}: malformed results.json (missing or bad "
                      f"field {e})") from None
 
 
-def _config_loss(run_dir: str) -> str:
-  """The training loss from config.json (runs whose results.json predate it)."""
+def _config_value(run_dir: str, section: str, key: str, default: str) -> str:
+  """A setting from config.json (for runs whose results.json predate it)."""
   try:
-    return str(run_io.read_config_dict(run_dir).get("method", {}).get("loss", "ce"))
+    return str(run_io.read_config_dict(run_dir).get(section, {}).get(key, default))
   except run_io.RunDirError:
-    return "ce"
+    return default
 
 
-def _autoattack_accuracy(results: dict, eval_eps: float) -> Optional[float]:
-  """AutoAttack robust accuracy at the eval eps, or None when not measured."""
+def _autoattack_accuracy(results: dict, eval_eps: float,
+                         norm: str) -> Optional[float]:
+  """AutoAttack robust accuracy at the eval eps and the run's norm, or None."""
   aa = results.get("autoattack")
   if (isinstance(aa, dict) and isinstance(aa.get("robust_accuracy"), (int, float))
+      and _AA_NORMS.get(aa.get("norm", "Linf")) == norm
       and abs(float(aa.get("eps", math.nan)) - eval_eps) <= _EPS_MATCH_TOL):
     return float(aa["robust_accuracy"])
   return None
@@ -151,6 +159,14 @@ def collect_runs(run_dirs: Sequence[str]) -> list[dict]:
   for run_dir, base in zip(run_dirs, basenames):
     name = base if basenames.count(base) == 1 else os.path.normpath(run_dir)
     runs.append(read_run(run_dir, name))
+  by_norm = {}
+  for run in runs:
+    by_norm.setdefault(run["norm"], []).append(run["name"])
+  if len(by_norm) > 1:
+    parts = " and ".join(f"{n} ({', '.join(names[:3])}{'...' if len(names) > 3 else ''})"
+                         for n, names in sorted(by_norm.items()))
+    raise ValueError(f"the runs use different threat models, {parts}: compare "
+                     "one --norm at a time")
   return runs
 
 
@@ -194,9 +210,11 @@ def robust_axis_label(runs: Sequence[dict]) -> str:
   """Which robustness number the x axis shows, and at which radius."""
   sources = {r["robust_source"] for r in runs}
   radii = sorted({r["eval_eps"] for r in runs if not math.isnan(r["eval_eps"])})
-  per_255 = plots.uses_per_255(radii) if radii else False
-  at = (f" at eps {plots.format_radius(radii[0], per_255)}" if len(radii) == 1
-        else " at each run's eval eps")
+  norm = runs[0].get("norm", "linf") if runs else "linf"
+  per_255 = norm == "linf" and bool(radii) and plots.uses_per_255(radii)
+  unit = "L2" if norm == "l2" else "L-inf"
+  at = (f" at {unit} eps {plots.format_radius(radii[0], per_255)}" if len(radii) == 1
+        else f" at each run's {unit} eval eps")
   if sources == {"autoattack"}:
     what = "AutoAttack robust accuracy (standard)"
   elif sources == {"worst_case"}:
@@ -209,7 +227,7 @@ def robust_axis_label(runs: Sequence[dict]) -> str:
 
 
 def _write_csv(runs: Sequence[dict], front: set, path: str) -> str:
-  rows = [{"name": run["name"], "method": run["method"],
+  rows = [{"name": run["name"], "method": run["method"], "norm": run.get("norm", "linf"),
            "train_eps": repr(run["train_eps"]),
            "clean_accuracy": repr(run["clean_accuracy"]),
            "robust_accuracy": repr(run["robust_accuracy"]),
@@ -221,7 +239,8 @@ def _plot(runs: Sequence[dict], front: list[int], path: str,
           xlabel: str) -> str:
   plt = plots.plt
   fig, ax = plt.subplots(figsize=(7.0, 5.0))
-  per_255 = plots.uses_per_255([r["train_eps"] for r in runs])
+  per_255 = (runs[0].get("norm", "linf") == "linf"
+             and plots.uses_per_255([r["train_eps"] for r in runs]))
   # Each point carries a short number; the legend says in words what it is
   # (numbers stay readable when runs lie close together).
   order = sorted(range(len(runs)), key=lambda i: (-runs[i]["clean_accuracy"],

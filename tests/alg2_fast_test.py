@@ -36,14 +36,18 @@ def _classifier(seed=0):
                            keras.layers.Dense(CLASSES)])
 
 
-@pytest.fixture(scope="module")
-def batch():
+@pytest.fixture(scope="module", params=["linf", "l2"])
+def batch(request):
+  """Every test runs in both norms (L2 radii 4x larger: a ball of similar
+  strength on these 36-pixel images)."""
   rng = np.random.RandomState(0)
   x = rng.rand(N, *SHAPE).astype(np.float32)
   y = rng.randint(0, CLASSES, N).astype(np.int32)
   logits_fn = batch_steps.attack_logits_fn(_classifier())
-  craft = batch_steps.make_pgd(logits_fn, ATTACK, seed=3)
-  stored = tf.constant(rng.rand(N).astype(np.float32) * 0.3)
+  norm = request.param
+  craft = batch_steps.make_pgd(logits_fn, dataclasses.replace(ATTACK, norm=norm), seed=3)
+  scale = 4.0 if norm == "l2" else 1.0
+  stored = tf.constant(rng.rand(N).astype(np.float32) * 0.3 * scale)
   index = tf.range(100, 100 + N, dtype=tf.int64)
   clean_ok = batch_steps.clean_correct(logits_fn, x, y)
   return craft, logits_fn, x, y, index, stored, clean_ok

@@ -68,6 +68,22 @@ def _apgd(fn, x, y):
   return result.robust.numpy()
 
 
+L2_EPS = 1.0  # On 64 pixels, an L2 ball of similar strength.
+
+
+def _pgd_l2(fn, x, y):
+  x_adv = attacks.pgd_attack(fn, x, y, np.full([len(x)], L2_EPS, np.float32),
+                             steps=10, step_size=L2_EPS / 4,
+                             index=np.arange(len(x)), norm="l2")
+  return attacks.is_correct(fn(x_adv), y).numpy()
+
+
+def _apgd_l2(fn, x, y):
+  result = apgd.apgd_attack(fn, x, y, np.full([len(x)], L2_EPS, np.float32),
+                            n_iter=20, index=np.arange(len(x)), norm="l2")
+  return result.robust.numpy()
+
+
 def test_the_examples_are_confident(nets):
   f32, _, x, y = nets
   logits = f32(x).numpy()
@@ -76,7 +92,8 @@ def test_the_examples_are_confident(nets):
   assert np.mean(top2[:, 1] - top2[:, 0] > 20.0) > 0.5  # p_other < 2e-9.
 
 
-@pytest.mark.parametrize("attack", [_pgd, _apgd], ids=["pgd", "apgd"])
+@pytest.mark.parametrize("attack", [_pgd, _apgd, _pgd_l2, _apgd_l2],
+                         ids=["pgd", "apgd", "pgd_l2", "apgd_l2"])
 def test_float16_attacks_match_float32(nets, attack):
   f32, f16, x, y = nets
   clean = attacks.is_correct(f32(x), y).numpy().sum()

@@ -1,5 +1,6 @@
-"""AutoAttack: each attack breaks an undefended model, Square sees through
-masked gradients, and the sequence is consistent (per example, across seeds)."""
+"""AutoAttack (L-inf and L2): each attack breaks an undefended model, Square
+sees through masked gradients, and the sequence is consistent (per example,
+across seeds)."""
 
 import json
 
@@ -25,13 +26,31 @@ def _run(logits_fn, x, y, eps, **kwargs):
                                  index=np.arange(1400, 1400 + len(x)))
 
 
+@pytest.mark.parametrize("norm,eps", [("linf", 0.3), ("l2", 2.5)])
 @pytest.mark.parametrize("attack", autoattack.STANDARD)
-def test_each_attack_alone_breaks_an_undefended_model(model, digits, attack):
+def test_each_attack_alone_breaks_an_undefended_model(model, digits, attack, norm, eps):
   x, y = digits[0][1400:1460], digits[1][1400:1460]
-  report = _run(lambda z: model(z, training=False), x, y, 0.3,
-                attacks=(attack,))
+  report = _run(lambda z: model(z, training=False), x, y, eps,
+                attacks=(attack,), norm=norm)
   assert report.clean_accuracy > 0.9
   assert report.robust_accuracy <= 1 / 60
+  assert report.to_dict(versions=False)["norm"] == {"linf": "Linf", "l2": "L2"}[norm]
+
+
+def test_l2_sequence_is_at_most_every_single_attack(model, digits):
+  x, y = digits[0][1400:1480], digits[1][1400:1480]
+  fn = lambda z: model(z, training=False)
+  full = _run(fn, x, y, 0.8, norm="l2")
+  assert 0.0 < full.robust_accuracy < full.clean_accuracy
+  after = list(full.accuracy_after.values())
+  assert after == sorted(after, reverse=True)
+  for name in autoattack.STANDARD:
+    single = _run(fn, x, y, 0.8, attacks=(name,), norm="l2")
+    assert not np.any(full.robust & ~single.robust), name
+    assert full.robust_accuracy <= single.robust_accuracy
+  # An L2-sized radius is refused under L-inf (radii there are on [0, 1]).
+  with pytest.raises(ValueError, match="eps must be in"):
+    _run(fn, x, y, 1.5)
 
 
 @pytest.fixture(scope="module")

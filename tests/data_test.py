@@ -341,7 +341,7 @@ def test_config_rejects_bad_synthetic_and_shuffle_settings():
   for data_cfg, message in (
       (DataConfig(dataset="synthetic", synthetic_like="svhn"), "unknown --synthetic_like"),
       (DataConfig(dataset="synthetic", synthetic_shape=(4, 4)), "must be H,W,C"),
-      (DataConfig(shuffle_buffer=-1), "--shuffle_buffer must be >= 0"),
+      (DataConfig(shuffle_buffer=-1), "--shuffle_buffer=-1 must be >= 0"),
       (DataConfig(num_classes=1), "--num_classes=1 must be >= 2")):
     with pytest.raises(config.ConfigError, match=message):
       config.validate(dataclasses.replace(base, data=data_cfg))

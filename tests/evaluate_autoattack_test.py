@@ -1,9 +1,10 @@
-"""AutoAttack through `iaat_tf.evaluate` and `iaat_tf.pareto` on a tiny run."""
+"""AutoAttack through `iaat_tf.evaluate` and `iaat_tf.pareto` on tiny runs (L-inf, L2)."""
 
 import dataclasses
 import json
 import os
 
+import numpy as np
 import pytest
 
 from iaat_tf import config as cfg
@@ -74,3 +75,57 @@ def test_unknown_attack_selection_is_refused(digits_run):
   with pytest.raises(evaluate.EvaluationError, match="--attacks"):
     evaluate.evaluate_selected(
         digits_run, dataclasses.replace(SMALL, attacks=("pgd",)))
+
+
+@pytest.fixture(scope="module")
+def digits_l2_run(tmp_path_factory):
+  """A tiny L2 IAAT run: radii, gamma and steps in L2 units."""
+  out = tmp_path_factory.mktemp("runs") / "digits_iaat_l2"
+  config = cfg.Config(
+      output_dir=str(out),
+      data=cfg.DataConfig(batch_size=64, max_train_examples=512,
+                          max_eval_examples=64),
+      method=cfg.MethodConfig(method="iaat", eps=0.5, gamma=0.12, warmup_epochs=1,
+                              eps_max=float("inf")),
+      attack=cfg.AttackConfig(steps=2, min_step=0.125, norm="l2"),
+      train=cfg.TrainConfig(epochs=2, learning_rate=0.05, verbose=0),
+      eval=cfg.EvalConfig(eps=0.5, steps=2, step_size=0.25, max_examples=64))
+  experiment.run(config, log=lambda _: None)
+  return str(out)
+
+
+def test_an_l2_run_is_evaluated_in_l2_throughout(digits_l2_run, digits_run):
+  with open(os.path.join(digits_l2_run, "results.json")) as f:
+    results = json.load(f)
+  assert results["norm"] == "l2" and results["train_eps"] == 0.5
+  # IAAT adapted the radii in L2 units, beyond what an L-inf table could hold.
+  table = np.load(os.path.join(digits_l2_run, "eps_table.npy"))
+  assert len(np.unique(table)) > 3 and table.max() > 0.5
+  lines = []
+  out = evaluate.evaluate_selected(
+      digits_l2_run, dataclasses.replace(SMALL, eps_list=()), log=lines.append)
+  assert out["autoattack"]["norm"] == "L2"
+  assert out["autoattack"]["eps"] == pytest.approx(0.5)
+  assert out["autoattack"]["settings"]["norm"] == "l2"
+  assert out["robustness"]["norm"] == "l2"
+  assert [p["eps"] for p in out["robustness"]["curve"]] == [0.0, 0.25, 0.5, 1.0]
+  assert any("l2 eps" in line for line in lines)
+  # The Pareto tool reads the norm, uses the L2 AutoAttack, and refuses to
+  # put L-inf and L2 runs on one plot.
+  runs = pareto.collect_runs([digits_l2_run])
+  chosen, label = pareto.choose_metric(runs)
+  assert runs[0]["norm"] == "l2" and "AutoAttack" in label and "L2" in label
+  with pytest.raises(ValueError, match="different threat models"):
+    pareto.collect_runs([digits_l2_run, digits_run])
+
+
+def test_another_norm_than_the_runs_needs_radii_in_its_units(digits_run):
+  with pytest.raises(evaluate.EvaluationError, match="--norm=l2 differs from the run's linf"):
+    evaluate.autoattack_run(digits_run, dataclasses.replace(SMALL, norm="l2"))
+  with pytest.raises(evaluate.EvaluationError, match="L2 radii need --norm=l2"):
+    evaluate.autoattack_run(digits_run, dataclasses.replace(SMALL, aa_eps=1.5))
+  out = evaluate.autoattack_run(
+      digits_run, dataclasses.replace(SMALL, norm="l2", aa_eps=1.0,
+                                      out_dir=os.path.join(digits_run, "eval_l2")),
+      log=lambda _: None)
+  assert out["norm"] == "L2" and out["eps"] == 1.0

@@ -121,6 +121,9 @@ BAD_INPUTS = {
     "fgsm_rs_with_trades": (["--method=pgd_at", "--train_attack=fgsm_rs",
                              "--loss=trades"], "is a cross-entropy attack"),
     "unknown_train_attack": (["--train_attack=fgsm"], "unknown --train_attack='fgsm'"),
+    "unknown_norm": (["--norm=l1"], "unknown --norm='l1'"),
+    "l2_radius_under_linf": (["--eps=2", "--eps_max=2"], "L2 radii need --norm=l2"),
+    "negative_l2_radius": (["--norm=l2", "--gamma=-0.1"], "an L2 radius is >= 0"),
 }
 
 
@@ -213,7 +216,8 @@ def test_help_lists_grouped_flags_without_tensorflow(tmp_path):
   env = _no_tensorflow_env(tmp_path)
   for module, expected in (
       ("iaat_tf.main", ["Data:", "Method (radius schedule):", "--max_test_examples",
-                        "--val_examples", "--overwrite", "--debug", "[default: 8/255]"]),
+                        "--val_examples", "--overwrite", "--debug",
+                        "[default: 8/255 (linf), 0.5 (l2)]", "--norm"]),
       ("iaat_tf.evaluate", ["Attacks:", "--num_examples", "[default: 1000]"]),
       ("iaat_tf.pareto", ["Pareto plot:", "--runs", "--out_dir"])):
     result = _cli(module, ["--help"], env, tmp_path)

@@ -41,7 +41,8 @@ def test_report_shape_progress_and_json(report):
   assert report.progress_calls == [(1, 3), (2, 3), (3, 3)]
   np.testing.assert_array_equal(report.index, np.arange(1400, 1700))
   as_dict = json.loads(json.dumps(report.to_dict()))
-  assert set(as_dict) == {"clean_accuracy", "num_examples", "curve"}
+  assert set(as_dict) == {"norm", "clean_accuracy", "num_examples", "curve"}
+  assert as_dict["norm"] == "linf"
   assert [p["eps"] for p in as_dict["curve"]] == EPS
   for point in as_dict["curve"]:
     assert set(point) == {"eps", *ATTACKS, "worst_case"}

@@ -1,10 +1,12 @@
-"""L-infinity PGD with a per-example radius, and the attack's random start.
+"""PGD with a per-example radius (L-inf or L2), and the attack's random start.
 
 Everything here is pure TensorFlow math on a `logits_fn(images) -> logits`
 callable, so the same code serves training (inside `train_step`), evaluation
 and tests. Images are float32 in [0, 1], NHWC; `eps` is one radius per example.
 The classifier is expected to be called in inference mode by `logits_fn`
 (BatchNorm uses moving statistics), on logits (never softmax outputs).
+`norm` ("linf" or "l2") picks the threat model; its geometry (step
+direction, projection, random start) is `norms.py`.
 """
 
 import enum
@@ -12,7 +14,7 @@ from typing import Callable
 
 import tensorflow as tf
 
-from iaat_tf.attacks import gradients
+from iaat_tf.attacks import gradients, norms
 from iaat_tf.attacks.objectives import (UNTARGETED, cross_entropy_loss,  # noqa: F401
                                         margin_loss)
 from iaat_tf.tensors import rows
@@ -81,6 +83,13 @@ def per_example_uniform(shape: tf.Tensor, index: tf.Tensor, step: tf.Tensor,
   return tf.reshape(u, shape)
 
 
+def per_example_normal(shape, index, step, salt: int = 0, seed: int = 0) -> tf.Tensor:
+  """Standard normal noise of `shape`, a pure function of (index, step, salt, seed)."""
+  u = per_example_uniform(shape, index, step, salt, seed)
+  # u is a multiple of 2**-24 in [0, 1): shift half a bin to stay off 0.
+  return tf.math.ndtri(u + 2.0 ** -25)
+
+
 def broadcast_eps(eps: tf.Tensor, images: tf.Tensor) -> tf.Tensor:
   """Per-example radii [B] as [B, 1, 1, 1] (any rank) in `images`' dtype."""
   return rows(tf.cast(eps, images.dtype), images)
@@ -107,27 +116,32 @@ def pgd_attack(logits_fn: LogitsFn,
                step: tf.Tensor | int = 0,
                salt: int = 0,
                seed: int = 0,
-               loss: str = "ce") -> tf.Tensor:
-  """Projected gradient ascent on `loss` inside each example's L-inf ball.
+               loss: str = "ce",
+               norm: str = "linf") -> tf.Tensor:
+  """Projected gradient ascent on `loss` inside each example's `norm` ball.
 
   Args:
     logits_fn: images -> logits (run the classifier in inference mode).
     images: [B, H, W, C] float32 in [0, 1].
     labels: [B] int class ids.
     eps: [B] per-example radii (a scalar is broadcast).
-    steps: number of signed-gradient steps (k).
-    step_size: [B] or scalar step size.
-    random_start: start uniformly in [-eps, eps] (noise keyed by `index`).
+    steps: number of steps (k): signed gradient (linf) or L2-normalised
+      gradient (l2).
+    step_size: [B] or scalar step size (the step's length in `norm`).
+    random_start: start at a random point of the ball (`norms.Ball.start`;
+      noise keyed by `index`).
     index: [B] stable example ids; required for `random_start` (defaults to
       the position in the batch, which is only stable for fixed batches).
     step, salt, seed: mixed into the random start (see `per_example_uniform`).
     loss: "ce" (cross-entropy) or "margin" (CW margin).
+    norm: "linf" or "l2" (`norms.NORMS`).
 
   The input gradient is `gradients.value_and_gradient`, so the attack keeps
   its strength under mixed_float16.
 
   Returns:
-    Adversarial images, with |x_adv - x| <= eps per example and in [0, 1].
+    Adversarial images, with |x_adv - x| <= eps (in `norm`) per example and
+    in [0, 1].
     Gradients do not flow back through the attack.
   """
   images = tf.convert_to_tensor(images, tf.float32)
@@ -137,53 +151,56 @@ def pgd_attack(logits_fn: LogitsFn,
   if random_start:
     if index is None:
       index = tf.range(batch, dtype=tf.int64)
-    x_adv = uniform_start(images, eps, index, step, salt, seed)
+    x_adv = uniform_start(images, eps, index, step, salt, seed, norm)
   else:
     x_adv = images
   return pgd_from(logits_fn, images, labels, x_adv, eps, step_size, steps,
-                  loss=loss)
+                  loss=loss, norm=norm)
 
 
 def uniform_start(images: tf.Tensor, eps: tf.Tensor, index: tf.Tensor,
-                  step, salt: int, seed: int) -> tf.Tensor:
-  """PGD's random start: uniform in each example's ball (keyed), in [0, 1]."""
+                  step, salt: int, seed: int, norm: str = "linf") -> tf.Tensor:
+  """PGD's random start in each example's ball (keyed noise), in [0, 1].
+
+  linf: uniform in the cube; l2: uniform on the sphere (`norms.Ball.start`).
+  """
   images = tf.convert_to_tensor(images, tf.float32)
-  eps_b = broadcast_eps(eps, images)
-  noise = per_example_uniform(tf.shape(images), index, step, salt, seed)
-  x = images + (2.0 * noise - 1.0) * eps_b
-  return tf.clip_by_value(x, tf.maximum(images - eps_b, 0.0),
-                          tf.minimum(images + eps_b, 1.0))
+  ball = norms.Ball(images, eps, norm)
+  shape = tf.shape(images)
+  if norm == "l2":
+    return ball.start(None, per_example_normal(shape, index, step, salt, seed))
+  return ball.start(per_example_uniform(shape, index, step, salt, seed))
 
 
 def pgd_step(logits_fn: LogitsFn, x: tf.Tensor, labels: tf.Tensor,
-             step_b: tf.Tensor, lower: tf.Tensor, upper: tf.Tensor,
+             step_b: tf.Tensor, ball: norms.Ball,
              loss: str = "ce") -> tuple[tf.Tensor, tf.Tensor]:
-  """One signed-gradient step, projected to [lower, upper]: (x_new, logits at x).
+  """One steepest-ascent step, projected to `ball`: (x_new, logits at x).
 
   The one PGD step of the package: every PGD loop (training attack,
   Algorithm 2's probes and their early-stopping variants, evaluation) takes
   it, so the input gradient is always `gradients.value_and_gradient` (safe
-  under mixed_float16). `step_b`, `lower`, `upper` broadcast against `x`.
+  under mixed_float16). `step_b` broadcasts against `x`; the ball's norm
+  sets the direction (sign or L2-normalised gradient).
   """
   loss_fn = UNTARGETED[loss]
+  # The L2 direction needs the gradient's true direction: the per-example
+  # rescaling of `exact_scale=False` is a positive factor, so it is kept.
   logits, _, grad = gradients.value_and_gradient(
       logits_fn, x, lambda z: loss_fn(z, labels), exact_scale=False)
-  x_new = tf.clip_by_value(x + step_b * tf.sign(grad), lower, upper)
-  return x_new, logits
+  return ball.step(x, grad, step_b), logits
 
 
 def pgd_from(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
              x_start: tf.Tensor, eps: tf.Tensor, step_size: tf.Tensor,
-             steps: int, loss: str = "ce") -> tf.Tensor:
+             steps: int, loss: str = "ce", norm: str = "linf") -> tf.Tensor:
   """`steps` PGD steps (`pgd_step`) from `x_start` inside each example's ball."""
   images = tf.convert_to_tensor(images, tf.float32)
-  eps_b = broadcast_eps(eps, images)
+  ball = norms.Ball(images, eps, norm)
   step_b = broadcast_eps(step_size, images)
-  lower = tf.maximum(images - eps_b, 0.0)
-  upper = tf.minimum(images + eps_b, 1.0)
 
   def body(i, x):
-    x, _ = pgd_step(logits_fn, x, labels, step_b, lower, upper, loss)
+    x, _ = pgd_step(logits_fn, x, labels, step_b, ball, loss)
     return i + 1, x
 
   _, x_adv = tf.while_loop(lambda i, _: i < steps, body,

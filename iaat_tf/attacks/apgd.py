@@ -1,4 +1,4 @@
-"""APGD (Croce & Hein, 2020): L-inf Auto-PGD with per-example radii, for evaluation.
+"""APGD (Croce & Hein, 2020): L-inf and L2 Auto-PGD with per-example radii.
 
 APGD is PGD without a step-size hyper-parameter: it starts with a step of
 2 * eps, adds momentum (alpha = 0.75), and at checkpoints halves the step of
@@ -30,6 +30,11 @@ At a checkpoint an example's step is halved (and it restarts from its best
 point) if at most rho = 0.75 of the steps in the window raised its loss (the
 reference's `<=` in `check_oscillation`), or
 if neither its step size nor its best loss changed since the last checkpoint.
+
+`norm="l2"` is the reference's L2 version: the start x + eps * t / |t|_2
+with t Gaussian, steps along the L2-normalised gradient, and projection
+`norms.Ball.project` (the reference's formula); step size and checkpoints
+as for L-inf.
 """
 
 import dataclasses
@@ -38,7 +43,7 @@ from typing import Callable, NamedTuple, Optional
 import tensorflow as tf
 
 from iaat_tf import attacks
-from iaat_tf.attacks import gradients, objectives
+from iaat_tf.attacks import gradients, norms, objectives
 
 LogitsFn = attacks.LogitsFn
 
@@ -77,6 +82,7 @@ class ApgdOptions:
   salt, seed: mixed into the noise (see `attacks.per_example_uniform`);
     restart r uses salt + Salt.RESTART_STRIDE * r.
   jit_compile: XLA-compile when `apgd_attack` is called eagerly.
+  norm: "linf" or "l2", the ball (`norms.NORMS`).
   """
   n_iter: int = 100
   loss: str = "ce"
@@ -86,8 +92,10 @@ class ApgdOptions:
   salt: int = 0
   seed: int = 0
   jit_compile: bool = False
+  norm: str = "linf"
 
   def __post_init__(self):
+    norms.check_norm(self.norm)
     if self.n_iter < 1 or self.restarts < 1:
       raise ValueError(f"n_iter and restarts must be >= 1, got {self.n_iter}, "
                        f"{self.restarts}.")
@@ -140,31 +148,36 @@ def _where_rows(cond: tf.Tensor, a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
 
 
 def _random_start(images: tf.Tensor, eps_b: tf.Tensor, index: tf.Tensor,
-                  step: tf.Tensor | int, salt: int, seed: int) -> tf.Tensor:
-  """The reference start: x + eps * t / max|t|, t uniform in [-1, 1]."""
-  t = 2.0 * attacks.per_example_uniform(tf.shape(images), index, step, salt,
-                                        seed) - 1.0
-  t_max = tf.reduce_max(tf.abs(tf.reshape(t, [tf.shape(t)[0], -1])), axis=1)
-  t_max = attacks.broadcast_eps(tf.maximum(t_max, 1e-12), images)
-  return images + eps_b * t / t_max
+                  step: tf.Tensor | int, salt: int, seed: int,
+                  norm: str) -> tf.Tensor:
+  """The reference start: x + eps * t / |t|, t uniform in [-1, 1] and |t| its
+  max (linf), or t standard normal and |t| its L2 norm (l2)."""
+  if norm == "l2":
+    t = attacks.per_example_normal(tf.shape(images), index, step, salt, seed)
+    size = norms.l2_norm(t)
+  else:
+    t = 2.0 * attacks.per_example_uniform(tf.shape(images), index, step, salt,
+                                          seed) - 1.0
+    size = tf.reduce_max(tf.abs(tf.reshape(t, [tf.shape(t)[0], -1])), axis=1)
+  return images + eps_b * t / attacks.broadcast_eps(tf.maximum(size, 1e-12), images)
 
 
 def _single_run(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
                 eps: tf.Tensor, *, n_iter: int,
                 objective: Callable[[tf.Tensor], tf.Tensor], rho: float,
                 random_start: bool, index: tf.Tensor, step: tf.Tensor | int,
-                salt: int, seed: int) -> ApgdResult:
+                salt: int, seed: int, norm: str = "linf") -> ApgdResult:
   """One APGD run (no restarts); see the module docstring."""
-  eps_b = attacks.broadcast_eps(eps, images)
-  lower = tf.maximum(images - eps_b, 0.0)
-  upper = tf.minimum(images + eps_b, 1.0)
+  ball = norms.Ball(images, eps, norm)
   x0 = images
   if random_start:
-    x0 = _random_start(images, eps_b, index, step, salt, seed)
-  x0 = tf.clip_by_value(x0, lower, upper)
+    x0 = _random_start(images, ball.eps_b, index, step, salt, seed, norm)
+  # The reference clamps its start to [0, 1] (L-inf: also to the ball,
+  # where it already is up to rounding).
+  x0 = ball.project(x0) if norm == "linf" else tf.clip_by_value(x0, 0.0, 1.0)
 
   def loss_grad_correct(x):
-    # Only the gradient's sign is used: no need for its exact scale.
+    # Only the gradient's direction is used: no need for its exact scale.
     logits, per_example, grad = gradients.value_and_gradient(
         logits_fn, x, objective, exact_scale=False)
     return per_example, grad, attacks.is_correct(logits, labels)
@@ -183,9 +196,8 @@ def _single_run(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
     alpha = tf.where(i > 0, MOMENTUM, 1.0)
     step_b = attacks.broadcast_eps(step_size, images)
     momentum = x - x_old
-    z = tf.clip_by_value(x + step_b * tf.sign(grad), lower, upper)
-    x_new = tf.clip_by_value(x + alpha * (z - x) + (1.0 - alpha) * momentum,
-                             lower, upper)
+    z = ball.step(x, grad, step_b)
+    x_new = ball.project(x + alpha * (z - x) + (1.0 - alpha) * momentum)
     loss, grad_new, correct = loss_grad_correct(x_new)
 
     x_best_adv = _where_rows(correct, x_best_adv, x_new)
@@ -255,7 +267,7 @@ def _attack_graph(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
         objective=objective, rho=options.rho,
         random_start=options.random_start, index=index, step=step,
         salt=int(options.salt) + attacks.Salt.RESTART_STRIDE * r,
-        seed=options.seed)
+        seed=options.seed, norm=options.norm)
     result = run if result is None else _merge(result, run)
   return result
 
@@ -270,7 +282,7 @@ def apgd_attack(logits_fn: LogitsFn,
                 step: tf.Tensor | int = 0,
                 targets: Optional[tf.Tensor] = None,
                 **overrides) -> ApgdResult:
-  """APGD inside each example's L-inf ball: the one entry point.
+  """APGD inside each example's ball (`options.norm`): the one entry point.
 
   Args:
     logits_fn: images -> logits (run the classifier in inference mode).

@@ -1,11 +1,12 @@
-"""FAB-T (Croce & Hein, 2020): targeted L-inf Fast Adaptive Boundary attack.
+"""FAB-T (Croce & Hein, 2020): targeted Fast Adaptive Boundary attack, L-inf or L2.
 
-FAB looks for the *smallest* L-inf perturbation that changes the decision.
-At each iteration it linearises the boundary between the true class y and a
-target class t at the current point x1 (z_y - z_t and its input gradient),
-computes the minimal L-inf step onto that hyperplane inside the [0, 1] box
+FAB looks for the *smallest* perturbation (in `norm`) that changes the
+decision. At each iteration it linearises the boundary between the true
+class y and a target class t at the current point x1 (z_y - z_t and its
+input gradient), computes the minimal step onto that hyperplane inside the
+[0, 1] box
 from x1 (d1) and from the clean image x0 (d2), and moves to a convex
-combination of the two (weight alpha = |d1| / (|d1| + |d2|), at most
+combination of the two (weight alpha = |d1| / (|d1| + |d2|) in the norm, at most
 alpha_max) with overshoot eta. When the new point is misclassified it is
 recorded if it is the closest so far, and pulled back towards x0 by beta.
 An example is broken at radius eps when the closest misclassified point
@@ -13,7 +14,9 @@ found is within eps (AutoAttack's success rule).
 
 AutoAttack's standard FAB-T: 100 iterations, targets = the 9 classes with
 the highest clean logits after the top one, alpha_max 0.1, eta 1.05,
-beta 0.9, one run per target starting at the clean image (no randomness).
+beta 0.9, one run per target starting at the clean image (no randomness),
+for both norms. The minimal steps are exact solves (`minimal_linf_step`,
+`minimal_l2_step`), as the reference's projections are.
 Everything is graph math on a `logits_fn(images) -> logits` callable;
 gradients come from `gradients.value_and_gradient` (mixed-precision safe).
 """
@@ -24,7 +27,7 @@ from typing import NamedTuple
 import tensorflow as tf
 
 from iaat_tf import attacks
-from iaat_tf.attacks import gradients
+from iaat_tf.attacks import gradients, norms
 
 LogitsFn = attacks.LogitsFn
 NOT_FOUND = 1e10  # The distance reported when no misclassified point was found.
@@ -37,56 +40,78 @@ class FabOptions:
   alpha_max: float = 0.1
   eta: float = 1.05
   beta: float = 0.9
+  norm: str = "linf"  # "linf" or "l2" (norms.NORMS).
 
   def __post_init__(self):
+    norms.check_norm(self.norm)
     if self.n_iter < 1:
       raise ValueError(f"FAB n_iter must be >= 1, got {self.n_iter}.")
 
 
 class FabResult(NamedTuple):
   """adversarial: the closest misclassified point found (the clean image where
-  none was found); distance: its L-inf distance (NOT_FOUND where none)."""
+  none was found); distance: its distance in the options' norm (NOT_FOUND
+  where none)."""
   adversarial: tf.Tensor
   distance: tf.Tensor
 
 
-def minimal_linf_step(points: tf.Tensor, w: tf.Tensor,
-                      change: tf.Tensor) -> tf.Tensor:
-  """The smallest-L-inf d with w . d = change and points + d in [0, 1].
+def _minimal_step(points: tf.Tensor, w: tf.Tensor, change: tf.Tensor,
+                  l2: bool) -> tf.Tensor:
+  """The smallest d (L-inf, or L2 when `l2`) with w . d = change and
+  points + d in [0, 1] (points, w [B, N]; change [B]).
 
-  Args:
-    points: [B, N] in [0, 1].
-    w: [B, N] hyperplane normals.
-    change: [B] the required change of w . z.
-
-  With radius lam, the largest reachable change is
-  g(lam) = sum_i |w_i| min(lam, room_i), room_i being the distance to the box
-  edge in the helpful direction; g is piecewise linear and nondecreasing, so
-  the exact lam solves g(lam) = |change| on one segment between sorted rooms.
-  When no lam works (the box is in the way) d goes to the box corner.
+  Moving along each pixel's helpful direction (the sign of w_i * change),
+  pixel i goes min(lam s_i, room_i), room_i being its distance to the box
+  edge and s_i its speed: 1 (L-inf: a cube of radius lam) or |w_i| (L2: the
+  minimiser is the clipped multiple of w). The reachable change
+  g(lam) = sum_i |w_i| min(lam s_i, room_i) is piecewise linear and
+  nondecreasing with breakpoints room_i / s_i, so the exact lam solves
+  g(lam) = |change| on one segment between sorted breakpoints. When no lam
+  works (the box is in the way) d goes to the box corner.
   """
-  direction = tf.sign(change)[:, None]
-  w = w * direction
+  w = w * tf.sign(change)[:, None]
   target = tf.abs(change)
   room = tf.where(w > 0, 1.0 - points, tf.where(w < 0, points,
                                                 tf.zeros_like(points)))
   weight = tf.abs(w)
-  order = tf.argsort(room, axis=-1)
-  room_sorted = tf.gather(room, order, batch_dims=1)
-  weight_sorted = tf.gather(weight, order, batch_dims=1)
-  saturated = tf.math.cumsum(weight_sorted * room_sorted, axis=-1,
-                             exclusive=True)
-  free = tf.reduce_sum(weight_sorted, -1, keepdims=True) - tf.math.cumsum(
-      weight_sorted, axis=-1, exclusive=True)
-  reach = saturated + room_sorted * free  # g at each sorted room; nondecreasing.
+  speed = weight if l2 else tf.ones_like(weight)
+  # A pixel that cannot move has its breakpoint beyond every other one.
+  breaks = tf.where(speed > 0, room / tf.maximum(speed, 1e-30),
+                    tf.fill(tf.shape(room), 3e38))
+  order = tf.argsort(breaks, axis=-1)
+  breaks_sorted, weight_sorted, room_sorted, speed_sorted = (
+      tf.gather(t, order, batch_dims=1) for t in (breaks, weight, room, speed))
+  saturated = tf.math.cumsum(weight_sorted * room_sorted, axis=-1, exclusive=True)
+  rate = weight_sorted * speed_sorted
+  free = tf.reduce_sum(rate, -1, keepdims=True) - tf.math.cumsum(
+      rate, axis=-1, exclusive=True)
+  free = tf.maximum(free, 0.0)  # Rounding of the running sums.
+  # g at each sorted breakpoint; nondecreasing.
+  reach = saturated + tf.where(free > 0, breaks_sorted * free, 0.0)
   k = tf.searchsorted(reach, target[:, None], side="left")[:, 0]
   n = tf.shape(points)[1]
   feasible = k < n
   k = tf.minimum(k, n - 1)
   lam = (target - tf.gather(saturated, k[:, None], batch_dims=1)[:, 0]) / (
       tf.maximum(tf.gather(free, k[:, None], batch_dims=1)[:, 0], 1e-30))
-  lam = tf.where(feasible, tf.maximum(lam, 0.0), tf.ones_like(lam))
-  return tf.sign(w) * tf.minimum(lam[:, None], room)
+  lam = tf.where(feasible, tf.maximum(lam, 0.0), tf.fill(tf.shape(lam), 3e38))
+  return tf.sign(w) * tf.minimum(lam[:, None] * speed, room)
+
+
+def minimal_linf_step(points: tf.Tensor, w: tf.Tensor,
+                      change: tf.Tensor) -> tf.Tensor:
+  """The smallest-L-inf d with w . d = change and points + d in [0, 1]."""
+  return _minimal_step(points, w, change, l2=False)
+
+
+def minimal_l2_step(points: tf.Tensor, w: tf.Tensor,
+                    change: tf.Tensor) -> tf.Tensor:
+  """The smallest-L2 d with w . d = change and points + d in [0, 1]."""
+  return _minimal_step(points, w, change, l2=True)
+
+
+MINIMAL_STEP = {"linf": minimal_linf_step, "l2": minimal_l2_step}
 
 
 def _flat(x: tf.Tensor) -> tf.Tensor:
@@ -108,22 +133,24 @@ def fab_targeted(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
     target = tf.gather(logits, targets[:, None], batch_dims=1)[:, 0]
     return true - target
 
+  minimal_step = MINIMAL_STEP[options.norm]
+
   def body(i, x1, adv, best):
     _, df, dg = gradients.value_and_gradient(logits_fn, x1, objective)
     w = _flat(dg)
     x1_flat = _flat(x1)
-    d1 = minimal_linf_step(x1_flat, w, -df)
-    d2 = minimal_linf_step(
+    d1 = minimal_step(x1_flat, w, -df)
+    d2 = minimal_step(
         x0_flat, w, -df + tf.reduce_sum(w * (x1_flat - x0_flat), -1))
-    a1 = tf.maximum(tf.reduce_max(tf.abs(d1), -1), 1e-8)[:, None]
-    a2 = tf.maximum(tf.reduce_max(tf.abs(d2), -1), 1e-8)[:, None]
+    a1 = tf.maximum(norms.size(d1, options.norm), 1e-8)[:, None]
+    a2 = tf.maximum(norms.size(d2, options.norm), 1e-8)[:, None]
     alpha = tf.clip_by_value(a1 / (a1 + a2), 0.0, options.alpha_max)
     x_new = tf.clip_by_value(
         (x1_flat + options.eta * d1) * (1.0 - alpha)
         + (x0_flat + options.eta * d2) * alpha, 0.0, 1.0)
     x_new = tf.reshape(x_new, shape)
     fooled = tf.logical_not(attacks.is_correct(logits_fn(x_new), labels))
-    dist = tf.reduce_max(tf.abs(_flat(x_new) - x0_flat), -1)
+    dist = norms.size(_flat(x_new) - x0_flat, options.norm)
     better = tf.logical_and(fooled, dist < best)
     rows = attacks.broadcast_eps(tf.cast(better, tf.float32), x0) > 0
     adv = tf.where(rows, x_new, adv)

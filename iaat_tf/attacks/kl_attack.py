@@ -9,6 +9,14 @@ is a stateless draw keyed by (example id, step, salt, seed) like
 the start is projected to the ball (a radius-0 example stays clean, so its
 KL term is 0).
 
+`norm="l2"` takes L2-normalised gradient steps and projects onto the L2
+ball (`norms.Ball`), the steps of TRADES' own `distance='l_2'` branch
+(there an SGD step on delta of the normalised gradient, clamp to [0, 1],
+renorm to eps); its step size there is 2 eps / k, which is the default
+ratio here too. Two differences from that branch: the projection scales
+before it clips (TRADES clips, then scales; both stay feasible), and a
+zero gradient gives a zero step (TRADES draws Gaussian noise instead).
+
 The input gradient is one small function, `kl_input_gradient`, so a
 precision-safe gradient (e.g. loss scaling for float16) can replace it.
 """
@@ -16,16 +24,10 @@ precision-safe gradient (e.g. loss scaling for float16) can replace it.
 import tensorflow as tf
 
 from iaat_tf import attacks
-from iaat_tf.attacks import gradients, objectives
+from iaat_tf.attacks import gradients, norms, objectives
+from iaat_tf.attacks import per_example_normal  # noqa: F401  (public here too)
 
 START_SCALE = 0.001  # TRADES: x + 0.001 * randn.
-
-
-def per_example_normal(shape, index, step, salt: int = 0, seed: int = 0) -> tf.Tensor:
-  """Standard normal noise of `shape`, a pure function of (index, step, salt, seed)."""
-  u = attacks.per_example_uniform(shape, index, step, salt, seed)
-  # u is a multiple of 2**-24 in [0, 1): shift half a bin to stay off 0.
-  return tf.math.ndtri(u + 2.0 ** -25)
 
 
 def kl_input_gradient(logits_fn: attacks.LogitsFn, x: tf.Tensor,
@@ -44,8 +46,8 @@ def kl_input_gradient(logits_fn: attacks.LogitsFn, x: tf.Tensor,
 def kl_attack(logits_fn: attacks.LogitsFn, images: tf.Tensor, eps: tf.Tensor, *,
               steps: int, step_size: tf.Tensor, index: tf.Tensor | None = None,
               step=0, salt: int = 0, seed: int = 0,
-              gradient_fn=kl_input_gradient) -> tf.Tensor:
-  """TRADES' adversarial images: |x_adv - x| <= eps per example, in [0, 1].
+              gradient_fn=kl_input_gradient, norm: str = "linf") -> tf.Tensor:
+  """TRADES' adversarial images: |x_adv - x| <= eps (in `norm`), in [0, 1].
 
   Args:
     logits_fn: images -> float32 logits (inference mode, like every attack).
@@ -53,26 +55,24 @@ def kl_attack(logits_fn: attacks.LogitsFn, images: tf.Tensor, eps: tf.Tensor, *,
     eps, step_size: [B] per-example radii and step sizes (scalars broadcast).
     index, step, salt, seed: key of the Gaussian start.
     gradient_fn: (logits_fn, x, clean_logits) -> input gradient.
+    norm: "linf" or "l2" (`norms.NORMS`).
   Labels are not needed: the attack moves away from the clean prediction.
   Gradients do not flow back through the attack.
   """
   images = tf.convert_to_tensor(images, tf.float32)
   batch = tf.shape(images)[0]
-  eps_b = attacks.broadcast_eps(tf.broadcast_to(tf.cast(eps, tf.float32), [batch]), images)
+  ball = norms.Ball(images, tf.broadcast_to(tf.cast(eps, tf.float32), [batch]), norm)
   step_b = attacks.broadcast_eps(
       tf.broadcast_to(tf.cast(step_size, tf.float32), [batch]), images)
-  lower = tf.maximum(images - eps_b, 0.0)
-  upper = tf.minimum(images + eps_b, 1.0)
   clean_logits = tf.stop_gradient(tf.cast(logits_fn(images), tf.float32))
   if index is None:
     index = tf.range(batch, dtype=tf.int64)
   noise = per_example_normal(tf.shape(images), index, step, salt, seed)
-  x_adv = tf.clip_by_value(images + START_SCALE * noise, lower, upper)
+  x_adv = ball.project(images + START_SCALE * noise)
 
   def body(i, x):
     grad = gradient_fn(logits_fn, x, clean_logits)
-    x = tf.clip_by_value(x + step_b * tf.sign(grad), lower, upper)
-    return i + 1, x
+    return i + 1, ball.step(x, grad, step_b)
 
   _, x_adv = tf.while_loop(lambda i, _: i < steps, body, (tf.constant(0), x_adv),
                            maximum_iterations=steps)

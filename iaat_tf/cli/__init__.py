@@ -76,7 +76,9 @@ def format_help(prog: str, summary: str, groups: HelpGroups) -> str:
     for name in names:
       flag = flags.FLAGS[name]
       default = flag.default
-      if isinstance(default, bool):
+      if getattr(flag, "shown_default", None):  # e.g. a per-norm default.
+        shown = flag.shown_default
+      elif isinstance(default, bool):
         shown = str(default).lower()
       elif isinstance(default, (list, tuple)):
         shown = ",".join(str(v) for v in default) or "(none)"

@@ -42,6 +42,31 @@ class EvalOptions:
   aa_batch_size: int = 0  # 0: --batch_size, else the run's eval batch size
   strategy: str = "default"  # or "mirrored": attack batches spread over devices
   num_virtual_devices: int = 0  # Split the CPU (tests)
+  norm: Optional[str] = None  # "linf" or "l2"; None: the run's --norm
+
+
+def threat_model(options: EvalOptions, run_norm: str, run_eps: float
+                 ) -> tuple[str, float]:
+  """(norm, default radius) of an evaluation, or EvaluationError.
+
+  The norm is --norm, else the run's. Another norm than the run's has no
+  default radius (the run's is in other units): --aa_eps and --eps_list
+  must then say which radii to attack at.
+  """
+  norm = options.norm or run_norm
+  if norm != run_norm and (
+      ("autoattack" in options.attacks and options.aa_eps is None) or
+      ("suite" in options.attacks and not options.eps_list)):
+    raise EvaluationError(
+        f"--norm={norm} differs from the run's {run_norm}, whose radius "
+        f"{run_eps:.4g} is in {run_norm} units: pass --aa_eps and --eps_list in "
+        f"{norm} units (e.g. 0.5 for l2, 8/255 for linf)")
+  radii = list(options.eps_list) + ([options.aa_eps] if options.aa_eps is not None else [])
+  for eps in radii:
+    if norm == "linf" and not 0.0 <= eps <= 1.0:
+      raise EvaluationError(f"radius {eps} is outside [0, 1] (L-inf on [0, 1] "
+                            "images; L2 radii need --norm=l2)")
+  return norm, run_eps
 
 
 SUMMARY = """\
@@ -50,7 +75,7 @@ PGD / APGD accuracy at every radius, with the per-example worst case. Writes
 RUN_DIR/eval/ (or --out_dir) and adds the curve to RUN_DIR/results.json."""
 HELP_GROUPS = (
     ("Run", ("run_dir", "source", "out_dir", "data_dir")),
-    ("Attacks", ("attacks", "eps_list", "pgd_steps", "restarts", "losses",
+    ("Attacks", ("attacks", "norm", "eps_list", "pgd_steps", "restarts", "losses",
                  "apgd", "apgd_iters", "jit_compile")),
     ("AutoAttack", ("aa_eps", "aa_max_examples", "aa_apgd_iters", "aa_targets",
                     "aa_fab_iters", "aa_square_queries", "aa_batch_size")),
@@ -66,6 +91,9 @@ def define_flags():
   flags.DEFINE_string("run_dir", None, "A training run's --output_dir.")
   flags.DEFINE_enum("source", "saved_model", ["saved_model", "checkpoint"],
                     "Evaluate the exported SavedModel or the latest checkpoint.")
+  flags.DEFINE_enum("norm", None, list(cfg.NORMS), "Threat model of both "
+                    "evaluations (default: the run's --norm; another norm needs "
+                    "--aa_eps and --eps_list in its units).")
   flags.DEFINE_list("eps_list", [], "Radii, e.g. 0,2/255,4/255,8/255 (default: "
                     "0, eval_eps/2, eval_eps, 2*eval_eps).")
   flags.DEFINE_integer("pgd_steps", 20, "PGD steps.")
@@ -103,8 +131,8 @@ def options_from_flags(f) -> EvalOptions:
     raise EvaluationError(f"--severities={','.join(f.severities)} must be integers 1-5") from None
   eps_list = tuple(cfg.parse_radius("eps_list", e) for e in f.eps_list)
   for eps in eps_list:
-    if not 0.0 <= eps <= 1.0:
-      raise EvaluationError(f"eps {eps} in --eps_list is outside [0, 1]")
+    if not 0.0 <= eps < float("inf"):
+      raise EvaluationError(f"eps {eps} in --eps_list must be finite and >= 0")
   unknown = sorted(set(f.losses) - {"ce", "margin"})
   if unknown:
     raise EvaluationError(f"unknown --losses {','.join(unknown)}; use ce, margin")
@@ -116,8 +144,8 @@ def options_from_flags(f) -> EvalOptions:
     raise EvaluationError(f"--attacks must name suite and/or autoattack, got "
                           f"{','.join(attacks) or '(none)'}")
   aa_eps = None if f.aa_eps is None else cfg.parse_radius("aa_eps", f.aa_eps)
-  if aa_eps is not None and not 0.0 <= aa_eps <= 1.0:
-    raise EvaluationError(f"--aa_eps={f.aa_eps} is outside [0, 1]")
+  if aa_eps is not None and not 0.0 <= aa_eps < float("inf"):
+    raise EvaluationError(f"--aa_eps={f.aa_eps} must be finite and >= 0")
   if min(f.aa_max_examples or 0, f.aa_batch_size, f.num_virtual_devices) < 0 or min(
       f.aa_apgd_iters, f.aa_targets, f.aa_fab_iters, f.aa_square_queries) < 1:
     raise EvaluationError("--aa_* counts must be >= 1 (examples and batch "
@@ -133,4 +161,4 @@ def options_from_flags(f) -> EvalOptions:
       aa_max_examples=f.aa_max_examples, aa_apgd_iters=f.aa_apgd_iters,
       aa_targets=f.aa_targets, aa_fab_iters=f.aa_fab_iters,
       aa_square_queries=f.aa_square_queries, aa_batch_size=f.aa_batch_size,
-      strategy=f.strategy, num_virtual_devices=f.num_virtual_devices)
+      strategy=f.strategy, num_virtual_devices=f.num_virtual_devices, norm=f.norm)

@@ -229,7 +229,7 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
     log(f"iaat_tf: testing and exporting the weight average (decay "
         f"{config.train.ema_decay})")
   log("iaat_tf: final evaluation on the test split "
-      f"(clean + PGD-{config.eval.steps} at eps={config.eval.eps:.5f})")
+      f"(clean + {config.attack.norm} PGD-{config.eval.steps} at eps={config.eval.eps:.5f})")
   final = trainer.evaluate(datasets.test, verbose=1 if bar else fit_verbose,
                            return_dict=True)
   results = {
@@ -238,6 +238,7 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
       "dataset": info.name,
       "model": config.model.name,
       "train_eps": config.method.eps,
+      "norm": config.attack.norm,  # The units of every radius here.
       "num_train": info.num_train,
       "num_test": info.num_test,
       "replicas": replicas,
@@ -292,18 +293,20 @@ def write_run_plots(config: Config, out: str, eps_table: np.ndarray,
   plot_dir = os.path.join(out, "plots")
   os.makedirs(plot_dir, exist_ok=True)
   written = {}
-  per_255 = plots.uses_per_255([config.method.eps])  # The units of --eps.
+  norm = config.attack.norm  # The units of --eps.
+  per_255 = norm == "linf" and plots.uses_per_255([config.method.eps])
   if history:
     written["history"] = curves.plot_training_history(
-        history, os.path.join(plot_dir, "training_history.png"), per_255=per_255)
+        history, os.path.join(plot_dir, "training_history.png"), per_255=per_255,
+        norm=norm)
   if config.method.method in batch_steps.ADAPTIVE_METHODS and eps_table.size:
     written["eps_histogram"] = plots.plot_eps_histogram(
         eps_table, os.path.join(plot_dir, "eps_histogram.png"),
         title=f"Learned radii ({config.method.method}, {config.data.dataset})",
-        eps_reference=config.method.eps, per_255=per_255)
+        eps_reference=config.method.eps, per_255=per_255, norm=norm)
     written["eps_per_class"] = plots.plot_eps_per_class(
         eps_table, labels, os.path.join(plot_dir, "eps_per_class.png"),
-        per_255=per_255)
+        per_255=per_255, norm=norm)
     smallest, largest = plots.extreme_indices(eps_table, k)
     ids = np.concatenate([smallest, largest])
     images, image_labels = example_lookup.train_examples_by_index(config.data, ids)

@@ -18,6 +18,19 @@ _ME = cfg.MethodConfig()
 _T = cfg.TrainConfig()
 _E = cfg.EvalConfig()
 
+# The radius flags' defaults under each --norm. L2 is RobustBench's 0.5
+# track; its gamma and step sizes are the L-inf ones scaled by 0.5 / (8/255)
+# (gamma 1.9/255 -> 0.12, 2/255 -> 0.125 = 2.5 eps / 10); no radius cap.
+RADIUS_DEFAULTS = {
+    "linf": {"eps": "8/255", "gamma": "1.9/255", "eps_max": "1",
+             "pgd_min_step": "2/255", "eval_eps": "8/255", "eval_step_size": "2/255"},
+    "l2": {"eps": "0.5", "gamma": "0.12", "eps_max": "inf",
+           "pgd_min_step": "0.125", "eval_eps": "0.5", "eval_step_size": "0.125"}}
+
+
+def _radius_help(name: str, text: str) -> str:
+  return f"{text} In --norm's units."
+
 # Run.
 flags.DEFINE_string("output_dir", None, "Directory for checkpoints, SavedModel, results.")
 flags.DEFINE_integer("seed", 0, "Global seed (weights, shuffling, attack noise).")
@@ -55,11 +68,12 @@ flags.DEFINE_bool("sync_batchnorm", _M.sync_batchnorm, "Synchronise BatchNorm st
 flags.DEFINE_float("dropout", _M.dropout, "Dropout rate (wide_resnet: inside each block; resnet50: before the logits).")
 # Method.
 flags.DEFINE_string("method", _ME.method, f"One of {', '.join(cfg.METHODS)}.")
-flags.DEFINE_string("eps", "8/255", "PGD-AT radius; IAAT warmup radius eps_w.")
+flags.DEFINE_string("norm", _A.norm, "Threat model of every training attack and of validation: linf or l2 (radii, gamma, eps_max and step sizes in its units; docs/methods.md).")
+flags.DEFINE_string("eps", None, _radius_help("eps", "PGD-AT radius; IAAT warmup radius eps_w."))
 flags.DEFINE_integer("warmup_epochs", _ME.warmup_epochs, "IAAT: epochs at uniform eps before adapting.")
-flags.DEFINE_string("gamma", "1.9/255", "IAAT: radius step.")
+flags.DEFINE_string("gamma", None, _radius_help("gamma", "IAAT: radius step."))
 flags.DEFINE_float("beta", _ME.beta, "IAAT: weight of the new radius in eps <- beta*new + (1-beta)*old.")
-flags.DEFINE_string("eps_max", "1", "IAAT: upper clip of every radius.")
+flags.DEFINE_string("eps_max", None, _radius_help("eps_max", "IAAT: upper clip of every radius (inf: none)."))
 flags.DEFINE_float("cheap_beta", _ME.cheap_beta, "iaat_cheap: smoothing weight of the new radius (0: none, the paper's rule).")
 flags.DEFINE_string("s_minus", _ME.s_minus, "iaat: what clean-misclassified examples train on: clean (their clean image, the paper's Algorithm 1) or adversarial (the training attack at their stored radius, as the authors' code does).")
 flags.DEFINE_string("cheap_signal", _ME.cheap_signal, "iaat_cheap: judge the training attack's outcome in an inference-mode forward pass (inference) or from the training forward pass (train_forward, free).")
@@ -78,7 +92,7 @@ flags.DEFINE_bool("probe_only_needed", _ME.probe_only_needed, "iaat: probe only 
 flags.DEFINE_string("train_attack", _A.name, "pgd (--pgd_steps steps; the --pgd_* flags) or fgsm_rs (FGSM with a random start, Wong et al. 2020: uniform start in the ball, one step of 1.25 eps; replaces --pgd_steps, --pgd_step_ratio, --pgd_min_step and --pgd_random_start). fgsm_rs trains --method=pgd_at (FGSM-RS) or iaat_cheap (adaptive radii at one attack step).")
 flags.DEFINE_integer("pgd_steps", _A.steps, "PGD steps (k) in training attacks.")
 flags.DEFINE_float("pgd_step_ratio", _A.step_ratio, "PGD step = max(eps * ratio, pgd_min_step); 0 (default): ratio 2/k, the authors' max(eps / (0.5 k), 2/255) rule.")
-flags.DEFINE_string("pgd_min_step", "2/255", "Smallest PGD step size.")
+flags.DEFINE_string("pgd_min_step", None, _radius_help("pgd_min_step", "Smallest PGD step size."))
 flags.DEFINE_bool("pgd_random_start", _A.random_start, "Uniform random start in the eps ball.")
 flags.DEFINE_string("attack_bn_mode", _A.bn_mode, "BatchNorm mode while attacking: inference (default) or train (authors' code).")
 flags.DEFINE_string("jit_compile", _T.jit_compile, "XLA: none, attack (the PGD function), or step (the whole train step; --strategy=default only).")
@@ -104,12 +118,16 @@ flags.DEFINE_integer("keep_checkpoints", _T.keep_checkpoints, "Checkpoints kept.
 flags.DEFINE_integer("verbose", 1, "0: silent; 1: a summary line per epoch (plus Keras' "
                      "progress bar on a terminal); 2: Keras' line with every metric.")
 # Evaluation.
-flags.DEFINE_string("eval_eps", "8/255", "Radius of the PGD evaluation.")
+flags.DEFINE_string("eval_eps", None, _radius_help("eval_eps", "Radius of the PGD validation."))
 flags.DEFINE_integer("eval_pgd_steps", _E.steps, "PGD steps in evaluation.")
-flags.DEFINE_string("eval_step_size", "2/255", "PGD step size in evaluation.")
+flags.DEFINE_string("eval_step_size", None, _radius_help("eval_step_size", "PGD step size in validation."))
 flags.DEFINE_integer("eval_every_epochs", _E.every_epochs, "Validate every N epochs.")
 flags.DEFINE_integer("val_examples", _E.max_examples, "Test examples in the per-epoch validation.")
 
+
+for _name in RADIUS_DEFAULTS["linf"]:  # --help shows both norms' defaults.
+  flags.FLAGS[_name].shown_default = (f"{RADIUS_DEFAULTS['linf'][_name]} (linf), "
+                                      f"{RADIUS_DEFAULTS['l2'][_name]} (l2)")
 
 # --help prints the flags in these groups (tests check every flag is in one).
 HELP_GROUPS = (
@@ -120,7 +138,7 @@ HELP_GROUPS = (
               "image_size", "num_classes", "synthetic_like", "synthetic_shape",
               "synthetic_train_examples", "synthetic_test_examples")),
     ("Model", ("model", "wrn_depth", "wrn_width", "sync_batchnorm", "dropout")),
-    ("Method (radius schedule)", ("method", "eps", "warmup_epochs", "gamma",
+    ("Method (radius schedule)", ("method", "norm", "eps", "warmup_epochs", "gamma",
                                   "beta", "eps_max", "s_minus", "cheap_beta",
                                   "cheap_signal", "eps_ramp_epochs")),
     ("Algorithm 2's probes (speed)", ("alg2_preset", "probe_steps",
@@ -183,13 +201,21 @@ def config_from_flags(f: flags.FlagValues = flags.FLAGS) -> cfg.Config:
   if f["image_size"].present and not imagenet_shaped:
     raise ConfigError(f"--image_size applies to imagenet2012 only; --dataset="
                       f"{f.dataset} keeps its images' own size")
+  if f.norm not in cfg.NORMS:
+    raise ConfigError(f"unknown --norm={f.norm!r}; choose one of {', '.join(cfg.NORMS)}")
+
+  def radius(name):  # A radius flag, or its default under --norm.
+    value = f[name].value
+    return parse_radius(name, RADIUS_DEFAULTS[f.norm][name] if value is None else value)
+
   attack = cfg.AttackConfig(
       steps=f.pgd_steps, step_ratio=f.pgd_step_ratio,
-      min_step=parse_radius("pgd_min_step", f.pgd_min_step),
+      min_step=radius("pgd_min_step"),
       random_start=f.pgd_random_start, bn_mode=f.attack_bn_mode,
-      jit_compile=_jit_mode(f.jit_compile) == "attack", name=f.train_attack)
+      jit_compile=_jit_mode(f.jit_compile) == "attack", name=f.train_attack,
+      norm=f.norm)
   if f.train_attack == "fgsm_rs":  # Its own step rule (config.FGSM_RS).
-    attack = cfg.AttackConfig.fgsm_rs(bn_mode=attack.bn_mode,
+    attack = cfg.AttackConfig.fgsm_rs(bn_mode=attack.bn_mode, norm=f.norm,
                                       jit_compile=attack.jit_compile)
   config = cfg.Config(
       output_dir=_path(f.output_dir),
@@ -217,9 +243,9 @@ def config_from_flags(f: flags.FlagValues = flags.FLAGS) -> cfg.Config:
                             sync_batchnorm=f.sync_batchnorm, dropout=f.dropout),
       attack=attack,
       method=cfg.MethodConfig(
-          method=f.method, eps=parse_radius("eps", f.eps),
-          warmup_epochs=f.warmup_epochs, gamma=parse_radius("gamma", f.gamma),
-          beta=f.beta, eps_max=parse_radius("eps_max", f.eps_max),
+          method=f.method, eps=radius("eps"),
+          warmup_epochs=f.warmup_epochs, gamma=radius("gamma"),
+          beta=f.beta, eps_max=radius("eps_max"),
           cheap_beta=f.cheap_beta, cheap_signal=f.cheap_signal,
           s_minus=f.s_minus,
           loss=f.loss, trades_beta=f.trades_beta, mart_beta=f.mart_beta,
@@ -236,8 +262,8 @@ def config_from_flags(f: flags.FlagValues = flags.FLAGS) -> cfg.Config:
           steps_per_execution=f.steps_per_execution,
           keep_checkpoints=f.keep_checkpoints, verbose=f.verbose),
       eval=cfg.EvalConfig(
-          eps=parse_radius("eval_eps", f.eval_eps), steps=f.eval_pgd_steps,
-          step_size=parse_radius("eval_step_size", f.eval_step_size),
+          eps=radius("eval_eps"), steps=f.eval_pgd_steps,
+          step_size=radius("eval_step_size"),
           every_epochs=f.eval_every_epochs, max_examples=f.val_examples),
   )
   return cfg.validate(config)

@@ -1,7 +1,9 @@
-"""AutoAttack "standard" (Croce & Hein, 2020), L-inf, native in TensorFlow.
+"""AutoAttack "standard" (Croce & Hein, 2020), L-inf or L2, native in TensorFlow.
 
     report = autoattack.run_standard(logits_fn, images, labels, eps=8 / 255)
     print(report.robust_accuracy, report.to_dict())
+    l2 = autoattack.run_standard(logits_fn, images, labels, eps=0.5,
+                                 options=AutoAttackOptions(norm="l2"))
 
 The standard sequence is APGD-CE, APGD-T (targeted DLR loss, the 9 most
 likely wrong classes), FAB-T (9 targets) and Square (5,000 queries,
@@ -9,7 +11,9 @@ gradient-free). Each attack runs only on the examples that are still robust,
 and an example is robust iff it is correctly classified when clean and
 survived every attack; the report keeps these per-example masks. Iteration
 and query counts are options (tests use small ones); the defaults are
-AutoAttack's standard settings.
+AutoAttack's standard settings, the same for both norms (as in the
+reference's `set_version("standard")`); `norm` selects every attack's L2
+version.
 
 `logits_fn` is any images -> logits callable (a Keras model in inference mode,
 a SavedModel's `serve`); images are float32 NHWC in [0, 1]. Attacks are
@@ -33,7 +37,7 @@ import tensorflow as tf
 
 from iaat_tf.attacks import apgd
 from iaat_tf import attacks
-from iaat_tf.attacks import fab
+from iaat_tf.attacks import fab, norms
 from iaat_tf.evaluation import robustness
 from iaat_tf.evaluation.replicas import Replicas
 from iaat_tf.attacks import square
@@ -42,6 +46,7 @@ LogitsFn = attacks.LogitsFn
 APGD_CE, APGD_T, FAB_T, SQUARE = "apgd-ce", "apgd-t", "fab-t", "square"
 STANDARD = (APGD_CE, APGD_T, FAB_T, SQUARE)
 TARGETED = (APGD_T, FAB_T)
+REPORT_NORMS = {"linf": "Linf", "l2": "L2"}  # RobustBench's spelling.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,8 +61,10 @@ class AutoAttackOptions:
   batch_size: int = 500
   seed: int = 0
   jit_compile: bool = False
+  norm: str = "linf"  # "linf" or "l2": every attack's threat model.
 
   def __post_init__(self):
+    norms.check_norm(self.norm)
     unknown = [a for a in self.attacks if a not in STANDARD]
     if unknown or not self.attacks:
       raise ValueError(f"Unknown AutoAttack attack(s) {unknown or '(none)'}; "
@@ -138,7 +145,8 @@ class AutoAttackReport:
   def to_dict(self, versions: bool = True) -> dict[str, Any]:
     """JSON-serialisable, in RobustBench's spirit."""
     out = {
-        "dataset": self.dataset, "norm": "Linf", "eps": float(self.eps),
+        "dataset": self.dataset, "norm": REPORT_NORMS[self.options.norm],
+        "eps": float(self.eps),
         "n_examples": int(self.num_examples),
         "clean_accuracy": float(self.clean_accuracy),
         "robust_accuracy": float(self.robust_accuracy),
@@ -206,12 +214,13 @@ def _attack_functions(logits_fn: LogitsFn, options: AutoAttackOptions,
                       num_classes: int) -> dict[str, Callable[..., tf.Tensor]]:
   """attack -> tf.function (images, labels, eps, index, targets, rank) -> robust."""
   seed = options.seed
+  norm = options.norm
   ce = apgd.ApgdOptions(n_iter=options.apgd_iters, loss="ce",
-                        salt=attacks.Salt.AA_APGD_CE, seed=seed)
+                        salt=attacks.Salt.AA_APGD_CE, seed=seed, norm=norm)
   targeted = apgd.ApgdOptions(n_iter=options.apgd_iters,
                               loss=apgd.targeted_loss_for(num_classes),
-                              salt=attacks.Salt.AA_APGD_T, seed=seed)
-  fab_options = fab.FabOptions(n_iter=options.fab_iters)
+                              salt=attacks.Salt.AA_APGD_T, seed=seed, norm=norm)
+  fab_options = fab.FabOptions(n_iter=options.fab_iters, norm=norm)
 
   def final(x_adv, labels):
     return attacks.is_correct(logits_fn(x_adv), labels)
@@ -236,7 +245,7 @@ def _attack_functions(logits_fn: LogitsFn, options: AutoAttackOptions,
     return square.square_attack(
         logits_fn, images, labels, eps, n_queries=options.square_queries,
         p_init=options.square_p_init, index=index, seed=seed,
-        only_unbroken=not options.jit_compile).robust
+        only_unbroken=not options.jit_compile, norm=norm).robust
 
   fns = {APGD_CE: apgd_ce, APGD_T: apgd_t, FAB_T: fab_t, SQUARE: square_}
   return {name: tf.function(fn, jit_compile=options.jit_compile,
@@ -255,7 +264,7 @@ def run_standard(logits_fn: LogitsFn,
                  progress: Optional[ProgressFn] = None,
                  strategy: Optional[tf.distribute.Strategy] = None,
                  num_examples: Optional[int] = None) -> AutoAttackReport:
-  """Runs the AutoAttack sequence at L-inf radius `eps`.
+  """Runs the AutoAttack sequence at radius `eps` in `options.norm`.
 
   The examples stream: a chunk of `batch_size` x replicas examples is read,
   attacked by the whole sequence (each attack on the chunk's examples still
@@ -270,8 +279,8 @@ def run_standard(logits_fn: LogitsFn,
     images: [N, H, W, C] float32 in [0, 1], or a tf.data.Dataset of
       (images or {"image", "index"}, labels) batches (labels then None).
     labels: [N] int class ids (with an image array).
-    eps: the L-inf radius.
-    options: an `AutoAttackOptions` (attacks, counts, batch size, seed).
+    eps: the radius (in `options.norm`: L-inf on [0, 1], or L2).
+    options: an `AutoAttackOptions` (norm, attacks, counts, batch size, seed).
     index: [N] stable example ids keying the random starts (default
       0..N-1, or the dataset's "index" feature).
     dataset: a name for the report.
@@ -285,8 +294,9 @@ def run_standard(logits_fn: LogitsFn,
   Returns:
     An `AutoAttackReport` with per-example results.
   """
-  if not (math.isfinite(eps) and 0.0 <= eps <= 1.0):
-    raise ValueError(f"eps must be in [0, 1], got {eps}.")
+  if not (math.isfinite(eps) and 0.0 <= eps and (options.norm == "l2" or eps <= 1.0)):
+    raise ValueError(f"eps must be in [0, 1] (linf) or finite and >= 0 (l2), "
+                     f"got {eps} under {options.norm}.")
   replicas = Replicas(strategy)
   bs = options.batch_size
   if num_examples is None and not isinstance(images, tf.data.Dataset):

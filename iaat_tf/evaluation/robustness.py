@@ -1,15 +1,13 @@
 """Robust-accuracy curves (PGD, APGD-CE, APGD-DLR, worst case) and masking checks.
 
-`evaluate_robustness` attacks every example of a dataset at several L-inf
-radii and accumulates per-example correctness masks, so the worst case (an
+`evaluate_robustness` attacks every example of a dataset at several radii
+(L-inf or L2, `norm`) and accumulates per-example correctness masks, so the worst case (an
 example survives *every* attack at that radius) is exact, not a bound.
 Following AutoAttack's convention, an example counts as robust to an attack
 only if it is also classified correctly when clean, so no attack accuracy can
 exceed the clean accuracy.
 
-`gradient_masking_report` reads a report and lists the usual signs that the
-attacks were fooled by the model (obfuscated gradients) rather than the model
-being robust.
+`gradient_masking_report` lists the usual signs of obfuscated gradients.
 """
 
 import dataclasses
@@ -63,14 +61,15 @@ class RobustnessReport:
   clean_accuracy: float
   num_examples: int
   curve: list[RobustnessPoint]
+  norm: str = "linf"
   clean_correct: np.ndarray = dataclasses.field(
       default_factory=lambda: np.zeros([0], bool), repr=False)
   index: np.ndarray = dataclasses.field(
       default_factory=lambda: np.zeros([0], np.int64), repr=False)
 
   def to_dict(self) -> dict[str, Any]:
-    """JSON-serialisable: {"clean_accuracy", "num_examples", "curve": [...]}."""
-    return {"clean_accuracy": float(self.clean_accuracy),
+    """JSON-serialisable: {"norm", "clean_accuracy", "num_examples", "curve": [...]}."""
+    return {"norm": self.norm, "clean_accuracy": float(self.clean_accuracy),
             "num_examples": int(self.num_examples),
             "curve": [point.to_dict() for point in self.curve]}
 
@@ -101,7 +100,7 @@ def _total_batches(dataset: tf.data.Dataset,
 
 def _make_pgd_fn(logits_fn: LogitsFn, *, loss: str, steps: int,
                  step_size: Optional[float], seed: int,
-                 jit_compile: bool) -> Callable[..., tf.Tensor]:
+                 jit_compile: bool, norm: str) -> Callable[..., tf.Tensor]:
   """tf.function (images, labels, eps, index, restart) -> [B] bool correct.
 
   The step is `step_size`, or 2.5 * eps / steps per example when None.
@@ -113,17 +112,17 @@ def _make_pgd_fn(logits_fn: LogitsFn, *, loss: str, steps: int,
     x_adv = attacks.pgd_attack(logits_fn, images, labels, eps, steps=steps,
                                step_size=size, random_start=True, index=index,
                                step=restart, salt=attacks.Salt.EVAL_PGD, seed=seed,
-                               loss=loss)
+                               loss=loss, norm=norm)
     return attacks.is_correct(logits_fn(x_adv), labels)
 
   return tf.function(run, jit_compile=jit_compile, reduce_retracing=True)
 
 
 def _make_apgd_fn(logits_fn: LogitsFn, *, loss: str, n_iter: int, seed: int,
-                  jit_compile: bool) -> Callable[..., tf.Tensor]:
+                  jit_compile: bool, norm: str) -> Callable[..., tf.Tensor]:
   """tf.function (images, labels, eps, index) -> [B] bool correct."""
   options = apgd.ApgdOptions(n_iter=n_iter, loss=loss, salt=_APGD_SALT[loss],
-                             seed=seed)
+                             seed=seed, norm=norm)
 
   def run(images, labels, eps, index):
     result = apgd.apgd_attack(logits_fn, images, labels, eps, options,
@@ -153,14 +152,15 @@ def evaluate_robustness(logits_fn: LogitsFn,
                         seed: int = 0,
                         progress: Optional[ProgressFn] = None,
                         jit_compile: bool = False,
-                        strategy: Optional[tf.distribute.Strategy] = None
-                        ) -> RobustnessReport:
+                        strategy: Optional[tf.distribute.Strategy] = None,
+                        norm: str = "linf") -> RobustnessReport:
   """Clean, PGD, APGD and worst-case accuracy at every radius of `eps_list`.
 
   Args:
     logits_fn: images -> logits (run the classifier in inference mode).
     dataset: batches of (x, label), x an image batch or {"image", "index"}.
-    eps_list: L-inf radii (images in [0, 1]), e.g. [0, 2/255, 4/255, 8/255].
+    eps_list: radii in `norm` (images in [0, 1]), e.g. [0, 2/255, 4/255,
+      8/255] (linf) or [0, 0.25, 0.5] (l2).
     pgd_steps: PGD iterations.
     pgd_step_size: PGD step; default 2.5 * eps / pgd_steps per radius.
     restarts: PGD random restarts; an example must survive all of them.
@@ -176,6 +176,7 @@ def evaluate_robustness(logits_fn: LogitsFn,
     jit_compile: XLA-compile the attacks.
     strategy: spread each batch over its replicas (default: the current
       strategy; `replicas.py`). Build `logits_fn`'s model in its scope.
+    norm: "linf" or "l2": every attack's ball.
 
   Returns:
     A `RobustnessReport`, with the per-example masks.
@@ -194,7 +195,7 @@ def evaluate_robustness(logits_fn: LogitsFn,
   pgd_fns = {
       loss: _make_pgd_fn(logits_fn, loss=loss, steps=pgd_steps,
                          step_size=pgd_step_size, seed=seed,
-                         jit_compile=jit_compile)
+                         jit_compile=jit_compile, norm=norm)
       for loss in losses}
   clean_fn = tf.function(
       lambda images, labels: attacks.is_correct(logits_fn(images), labels),
@@ -224,7 +225,7 @@ def evaluate_robustness(logits_fn: LogitsFn,
       num_classes = int(logits_fn(images[:1]).shape[-1])
       apgd_losses = ("ce", "dlr") if num_classes >= 3 else ("ce",)
       apgd_fns = {loss: _make_apgd_fn(logits_fn, loss=loss, n_iter=apgd_iters,
-                                      seed=seed, jit_compile=jit_compile)
+                                      seed=seed, jit_compile=jit_compile, norm=norm)
                   for loss in apgd_losses}
     for j, eps in enumerate(eps_values):
       rows = [images, labels, np.full([batch], eps, np.float32), index]
@@ -256,7 +257,7 @@ def evaluate_robustness(logits_fn: LogitsFn,
         worst_case=_accuracy(worst), correct=correct))
   return RobustnessReport(
       clean_accuracy=_accuracy(clean_correct),
-      num_examples=int(clean_correct.size), curve=curve,
+      num_examples=int(clean_correct.size), curve=curve, norm=norm,
       clean_correct=clean_correct,
       index=(np.concatenate(index_parts) if index_parts
              else np.zeros([0], np.int64)))
@@ -279,16 +280,15 @@ def gradient_masking_report(report: RobustnessReport | Mapping[str, Any],
                             *,
                             tolerance_examples: int = 1,
                             apgd_gap: float = 0.02,
-                            large_eps: float = 0.25,
+                            large_eps: Optional[float] = None,
                             large_eps_max_accuracy: float = 0.05) -> list[str]:
   """Human-readable signs of gradient masking in a report (empty: none found).
 
   Accepts a `RobustnessReport` or its `to_dict()` form. The checks:
 
-  1. Attack above clean: an attack's accuracy exceeds the clean accuracy. An
-     attack can only remove correct examples, so this means the attack
-     (not the model) failed. `evaluate_robustness` gates attacks on clean
-     correctness, so this fires on reports from other sources or bugs.
+  1. Attack above clean: an attack's accuracy exceeds the clean accuracy: the
+     attack (not the model) failed. `evaluate_robustness` gates attacks on
+     clean correctness, so this fires on reports from elsewhere, or bugs.
   2. Non-monotone curve: an accuracy column rises with eps, above its minimum
      at any smaller eps by more than `tolerance_examples` examples. A larger
      ball contains the smaller one, so a working attack can only do better.
@@ -298,22 +298,21 @@ def gradient_masking_report(report: RobustnessReport | Mapping[str, Any],
      loss surface that fools one step schedule (e.g. noisy gradients).
   4. Not broken at a huge radius: the largest eps is >= `large_eps` and the
      worst-case (else the lowest) accuracy is still above
-     `large_eps_max_accuracy`. On natural images (CIFAR, ImageNet) a ball
-     of 0.25 on [0, 1] destroys the class content, so surviving it means the
-     attacks are blind. Caveat: adversarially trained MNIST models are
-     genuinely robust at 0.3; raise `large_eps` (0.5 turns any image into
-     mid-grey) for such data.
+     `large_eps_max_accuracy`. On natural images an L-inf ball of 0.25 (the
+     default under linf; L2 reports have no default, as the huge L2 radius
+     depends on the image size) destroys the class content. Caveat:
+     adversarially trained MNIST models are genuinely robust at 0.3.
 
-  A worst case far below every single attack is *not* flagged: different
-  attacks finding different examples is normal.
-
-  An AutoAttack report (`autoattack.AutoAttackReport.to_dict()`) is checked
-  by `sequence_masking_report` instead.
+  A worst case far below every single attack is *not* flagged (attacks
+  finding different examples is normal). An AutoAttack report is checked by
+  `sequence_masking_report` instead.
   """
   if isinstance(report, Mapping) and "accuracy_after_attack" in report:
     return sequence_masking_report(report,
                                    tolerance_examples=tolerance_examples)
   clean, num_examples, curve = _curve_dicts(report)
+  norm = getattr(report, "norm", None) or dict(report).get("norm", "linf")
+  large_eps = (0.25 if norm == "linf" else math.inf) if large_eps is None else large_eps
   warnings: list[str] = []
   tol = tolerance_examples / max(num_examples, 1) + 1e-9
 
@@ -375,9 +374,8 @@ def sequence_masking_report(report: Mapping[str, Any], *,
   1. An accuracy after an attack above the clean accuracy, or rising along
      the sequence (each attack only removes examples): a bug.
   2. The gradient-free attack (Square) breaks more than `gradient_free_gap`
-     of the examples (and more than `tolerance_examples`) that survived
-     every gradient attack before it: the gradients are likely masked, and
-     the gradient attacks' numbers overstate robustness.
+     (and `tolerance_examples`) of the examples that survived every gradient
+     attack before it: the gradients are likely masked.
   """
   clean = float(report["clean_accuracy"])
   num_examples = max(int(report.get("n_examples", 1)), 1)

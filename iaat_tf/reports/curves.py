@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 from matplotlib.ticker import MaxNLocator  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 
-from iaat_tf.reports.plots import save_figure, uses_per_255, radius_axis, RADIUS  # pylint: disable=g-import-not-at-top
+from iaat_tf.reports.plots import save_figure, uses_per_255, radius_axis, RADIUS, radius_units  # pylint: disable=g-import-not-at-top
 
 
 _MAIN_ATTACKS = ("worst_case", "pgd_ce")
@@ -38,8 +38,8 @@ def plot_robustness_curve(curves: Mapping[str, Sequence[Mapping[str, Any]]],
                           path: str,
                           detail_run: Optional[str] = None,
                           per_255: Optional[bool] = None,
-                          autoattack: Optional[Mapping[str, Any]] = None
-                          ) -> str:
+                          autoattack: Optional[Mapping[str, Any]] = None,
+                          norm: str = "linf") -> str:
   """Accuracy vs radius: one solid line per run, dashed per-attack lines.
 
   `autoattack` optionally maps run name -> (eps, AutoAttack robust accuracy),
@@ -78,11 +78,11 @@ def plot_robustness_curve(curves: Mapping[str, Sequence[Mapping[str, Any]]],
       ax.plot([aa_eps], [aa_acc], "*", color=color, markersize=12,
               markeredgecolor="black", label=f"{name} AutoAttack")
   all_eps = [p["eps"] for points in curves.values() for p in points]
-  per_255 = uses_per_255(all_eps) if per_255 is None else per_255
+  per_255 = (norm == "linf" and uses_per_255(all_eps)) if per_255 is None else per_255
   radius_axis(ax.xaxis, per_255, max(all_eps) if all_eps else 1.0)
   if all_eps and len(set(all_eps)) == 1:  # One radius: show it from 0.
     ax.set_xlim(0.0, 1.25 * all_eps[0] if all_eps[0] > 0 else 1.0)
-  ax.set_xlabel(f"attack {RADIUS} (L-inf)")
+  ax.set_xlabel(f"attack {RADIUS} ({radius_units(norm)})")
   ax.set_ylabel("accuracy")
   ax.set_ylim(-0.02, 1.02)
   ax.grid(alpha=0.3)
@@ -113,7 +113,8 @@ _LEGEND = {  # Curve names readers understand (keys are history.csv columns).
 
 
 def plot_training_history(history: Mapping[str, Sequence[float]],
-                          path: str, per_255: Optional[bool] = None) -> str:
+                          path: str, per_255: Optional[bool] = None,
+                          norm: str = "linf") -> str:
   """Per-epoch curves from history.csv columns, one panel per quantity.
 
   Panels: loss, accuracy (every *acc key), radius (eps_mean,
@@ -145,7 +146,7 @@ def plot_training_history(history: Mapping[str, Sequence[float]],
   radii = [columns[k] for _, _, keys in panels for k in keys
            if k in ("eps_mean", "eps_table_mean")]
   if per_255 is None:
-    per_255 = bool(radii) and uses_per_255(*radii)
+    per_255 = norm == "linf" and bool(radii) and uses_per_255(*radii)
   cols = min(3, len(panels))
   rows = -(-len(panels) // cols)
   fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.9 * rows),
@@ -170,6 +171,7 @@ def plot_training_history(history: Mapping[str, Sequence[float]],
     if title == "Radius":
       top = max(float(np.nanmax(columns[k])) for k in keys)
       radius_axis(ax.yaxis, per_255, top)
+      ax.set_ylabel(f"{ylabel} ({'L2' if norm == 'l2' else 'L-inf'})")
     ax.grid(alpha=0.3)
     if len(keys) > 1:  # Below the panel, never over the curves.
       ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22),

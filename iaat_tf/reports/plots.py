@@ -31,6 +31,11 @@ from iaat_tf import run_io  # pylint: disable=g-import-not-at-top
 SCALE = 255.0  # Radii up to PER_255_MAX are labelled in 1/255 steps.
 PER_255_MAX = 48 / 255
 RADIUS = "radius eps"
+
+
+def radius_units(norm: str = "linf") -> str:
+  """What a radius measures under `norm` ("linf" or "l2"), for axis labels."""
+  return "L2 norm" if norm == "l2" else "L-inf, fraction of the [0, 1] pixel range"
 _QUANTILES = (0.1, 0.25, 0.75, 0.9)
 
 
@@ -166,7 +171,7 @@ def plot_eps_histogram(eps_table: Any,
                        title: Optional[str] = None,
                        eps_reference: Optional[float] = None,
                        reference_label: str = "warmup radius",
-                       per_255: Optional[bool] = None) -> str:
+                       per_255: Optional[bool] = None, norm: str = "linf") -> str:
   """Histogram of radii; optional line at a reference radius.
 
   The reference is IAAT's warmup radius eps_w (`--eps`) by default; pass
@@ -174,7 +179,8 @@ def plot_eps_histogram(eps_table: Any,
   """
   eps = _as_eps(eps_table)
   if per_255 is None:
-    per_255 = uses_per_255(eps, [] if eps_reference is None else [eps_reference])
+    per_255 = norm == "linf" and uses_per_255(
+        eps, [] if eps_reference is None else [eps_reference])
   fmt = lambda v: format_radius(v, per_255)
   fig, ax = plt.subplots(figsize=(6.4, 4.0))
   bins = int(min(50, max(10, math.sqrt(eps.size))))
@@ -190,7 +196,7 @@ def plot_eps_histogram(eps_table: Any,
     ax.axvline(ref, color="tab:red", linestyle="--",
                label=f"{reference_label} {fmt(ref)}")
   radius_axis(ax.xaxis, per_255, top)
-  ax.set_xlabel(f"per-example {RADIUS} (fraction of the [0, 1] pixel range)")
+  ax.set_xlabel(f"per-example {RADIUS} ({radius_units(norm)})")
   ax.set_ylabel("number of training examples")
   ax.set_title(title or f"Per-example radii (N={eps.size})")
   ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9,
@@ -202,14 +208,14 @@ def plot_eps_per_class(eps_table: Any,
                        labels: Any,
                        path: str,
                        class_names: Optional[Sequence[str]] = None,
-                       per_255: Optional[bool] = None) -> str:
+                       per_255: Optional[bool] = None, norm: str = "linf") -> str:
   """Bar chart of the mean radius per class."""
   eps = _as_eps(eps_table)
   labels = _as_labels(labels, eps.shape[0])
   num_classes = (len(class_names) if class_names is not None
                  else int(labels.max()) + 1)
   means = eps_per_class(eps, labels, num_classes)
-  per_255 = uses_per_255(eps) if per_255 is None else per_255
+  per_255 = (norm == "linf" and uses_per_255(eps)) if per_255 is None else per_255
   names = (list(class_names) if class_names is not None
            else [str(c) for c in range(num_classes)])
   fig, ax = plt.subplots(figsize=(max(6.4, 0.5 * num_classes), 4.0))
@@ -225,7 +231,7 @@ def plot_eps_per_class(eps_table: Any,
   ax.set_xticklabels(names, rotation=45 if num_classes > 10 else 0,
                      ha="right" if num_classes > 10 else "center")
   ax.set_xlabel("class")
-  ax.set_ylabel(f"mean {RADIUS}")
+  ax.set_ylabel(f"mean {RADIUS} ({'L2' if norm == 'l2' else 'L-inf'})")
   ax.set_title("Mean per-example radius by class")
   ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9,
             frameon=False)

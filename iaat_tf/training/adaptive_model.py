@@ -120,7 +120,8 @@ class AdversarialTrainer(keras.Model):
         lambda images, eps, index, step: kl_attack.kl_attack(
             self._attack_logits, images, eps, steps=attack.steps,
             step_size=attacks.pgd_step_size(eps, attack.ratio, attack.min_step),
-            index=index, step=step, salt=batch_steps.SALT_TRAIN, seed=seed),
+            index=index, step=step, salt=batch_steps.SALT_TRAIN, seed=seed,
+            norm=attack.norm),
         jit_compile=True if attack.jit_compile else None, reduce_retracing=True)
 
   # -- Keras plumbing -------------------------------------------------------
@@ -309,6 +310,9 @@ class AdversarialTrainer(keras.Model):
   def test_step(self, data):
     """Clean and PGD accuracy (eval radius, inference-mode BatchNorm).
 
+    The PGD is in the training attack's norm (`AttackConfig.norm`): one
+    run has one threat model.
+
     Metrics are updated per example, and a replica whose share of the last
     partial batch is empty skips the model (convolutions reject an empty
     batch), so it contributes nothing instead of failing or a NaN mean.
@@ -328,7 +332,8 @@ class AdversarialTrainer(keras.Model):
       x_adv = attacks.pgd_attack(
           logits_fn, images, labels, tf.fill(tf.shape(labels), e.eps),
           steps=e.steps, step_size=e.step_size, random_start=True, index=index,
-          step=0, salt=attacks.Salt.VALIDATION, seed=self.seed)
+          step=0, salt=attacks.Salt.VALIDATION, seed=self.seed,
+          norm=self.attack_config.norm)
       return (attacks.cross_entropy_loss(logits, labels),
               tf.cast(attacks.is_correct(logits, labels), tf.float32),
               tf.cast(attacks.is_correct(logits_fn(x_adv), labels), tf.float32))

@@ -50,9 +50,9 @@ def make_pgd(logits_fn: attacks.LogitsFn, attack: AttackConfig, seed: int = 0,
              jit_compile: bool | None = None) -> CraftFn:
   """A tf.function crafting PGD examples with the training attack's settings.
 
-  Returns craft(images, labels, eps, index, step, salt): k signed steps of
-  size max(eps * step_ratio, min_step), random start keyed by (index, step,
-  salt, seed). `jit_compile=True` XLA-compiles it; None leaves the choice to
+  Returns craft(images, labels, eps, index, step, salt): k steps (in
+  `attack.norm`) of size max(eps * step_ratio, min_step), random start keyed
+  by (index, step, salt, seed). `jit_compile=True` XLA-compiles it; None leaves the choice to
   an enclosing function (e.g. a whole-step XLA train function). The attack
   settings ride along as `craft.attack_config`, `craft.seed` and
   `craft.jit_compile` (Algorithm 2's fast probes read them).
@@ -63,7 +63,7 @@ def make_pgd(logits_fn: attacks.LogitsFn, attack: AttackConfig, seed: int = 0,
         logits_fn, images, labels, eps, steps=attack.steps,
         step_size=attacks.pgd_step_size(eps, attack.ratio, attack.min_step),
         random_start=attack.random_start, index=index, step=step, salt=salt,
-        seed=seed)
+        seed=seed, norm=attack.norm)
 
   if jit_compile is None:
     fn = tf.function(craft, reduce_retracing=True)
@@ -104,22 +104,24 @@ def is_exact_algorithm2(method: MethodConfig, attack: AttackConfig | None = None
 
 
 def random_start(images, eps, index, step, salt: int, seed: int,
-                 enabled: bool = True) -> tf.Tensor:
+                 enabled: bool = True, norm: str = "linf") -> tf.Tensor:
   """The PGD start of `attacks.pgd_attack` (same noise, same clipping)."""
   images = tf.convert_to_tensor(images, tf.float32)
   if not enabled:
     return images
-  return attacks.uniform_start(images, eps, index, step, salt, seed)
+  return attacks.uniform_start(images, eps, index, step, salt, seed, norm)
 
 
 def _take(x, idx):
   return tf.gather(x, idx)
 
 
-def _probe_final(logits_fn, images, labels, x0, eps, step_size, steps, needed):
+def _probe_final(logits_fn, images, labels, x0, eps, step_size, steps, needed,
+                 norm):
   """Exact probe semantics: correct at the last iterate. Only `needed` rows run."""
   def run(images, labels, x0, eps, step_size):
-    x = attacks.pgd_from(logits_fn, images, labels, x0, eps, step_size, steps)
+    x = attacks.pgd_from(logits_fn, images, labels, x0, eps, step_size, steps,
+                         norm=norm)
     return attacks.is_correct(logits_fn(x), labels)
 
   if needed is None:
@@ -135,7 +137,7 @@ def _probe_final(logits_fn, images, labels, x0, eps, step_size, steps, needed):
 
 
 def _probe_early_stop(logits_fn, images, labels, x0, eps, step_size, steps,
-                      needed, per_example: bool):
+                      needed, per_example: bool, norm: str):
   """Early-stopping probe: an example is decided once misclassified.
 
   An example counts as broken (the attack succeeded) when any iterate, the
@@ -145,10 +147,8 @@ def _probe_early_stop(logits_fn, images, labels, x0, eps, step_size, steps,
   undecided examples each step (dynamic shapes). Rows outside `needed` start
   decided and are never run; their result is meaningless.
   """
-  eps_b = attacks.broadcast_eps(eps, images)
+  ball = attacks.norms.Ball(images, eps, norm)
   step_b = attacks.broadcast_eps(step_size, images)
-  lower = tf.maximum(images - eps_b, 0.0)
-  upper = tf.minimum(images + eps_b, 1.0)
   batch = tf.shape(labels, out_type=tf.int64)
   decided = tf.zeros(batch, tf.bool) if needed is None else ~needed
   broken = tf.zeros(batch, tf.bool)
@@ -161,15 +161,14 @@ def _probe_early_stop(logits_fn, images, labels, x0, eps, step_size, steps,
       x_a = tf.gather(x, idx)
       y_a = tf.gather(labels, idx)
       x_new, logits = attacks.pgd_step(
-          logits_fn, x_a, y_a, tf.gather(step_b, idx), tf.gather(lower, idx),
-          tf.gather(upper, idx))
+          logits_fn, x_a, y_a, tf.gather(step_b, idx), ball.take(idx))
       wrong = ~attacks.is_correct(logits, y_a)
       # Broken rows keep the iterate that broke them.
       x_new = tf.where(rows(wrong, x_a), x_a, x_new)
       x = tf.tensor_scatter_nd_update(x, idx[:, None], x_new)
       wrong_full = tf.scatter_nd(idx[:, None], wrong, batch)
     else:
-      x_new, logits = attacks.pgd_step(logits_fn, x, labels, step_b, lower, upper)
+      x_new, logits = attacks.pgd_step(logits_fn, x, labels, step_b, ball)
       wrong_full = ~attacks.is_correct(logits, labels) & ~decided
       x = tf.where(rows(decided | wrong_full, x), x, x_new)
     return i + 1, x, decided | wrong_full, broken | wrong_full
@@ -210,9 +209,10 @@ def probe_fails(logits_fn: attacks.LogitsFn, images, labels, x0, eps,
   step_size = attacks.pgd_step_size(eps, ratio, attack.min_step)
   if method.probe_early_stop == "none":
     return _probe_final(logits_fn, images, labels, x0, eps, step_size, steps,
-                        needed)
+                        needed, attack.norm)
   return _probe_early_stop(logits_fn, images, labels, x0, eps, step_size, steps,
-                           needed, per_example=method.probe_early_stop == "example")
+                           needed, per_example=method.probe_early_stop == "example",
+                           norm=attack.norm)
 
 
 def _probe_settings(craft: CraftFn):
@@ -239,9 +239,9 @@ def fast_probes(craft: CraftFn, logits_fn: attacks.LogitsFn, images, labels,
   stored = tf.cast(stored, tf.float32)
   up_eps = stored + method.gamma
   x_up = random_start(images, up_eps, index, step, SALT_PROBE_UP, seed,
-                      attack.random_start)
+                      attack.random_start, attack.norm)
   x_same = random_start(images, stored, index, step, SALT_PROBE_SAME, seed,
-                        attack.random_start)
+                        attack.random_start, attack.norm)
   needed = clean_ok if method.probe_only_needed else None
   if method.probe_batched:
     both = lambda t: tf.concat([t, t], 0)
