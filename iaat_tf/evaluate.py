@@ -138,8 +138,19 @@ def logits_function(config: cfg.Config, info: data.DatasetInfo, run_dir: str,
   raise EvaluationError(f"unknown --source={source!r}; use saved_model or checkpoint")
 
 
-def default_eps_list(eval_eps: float) -> list:
-  return sorted({0.0, eval_eps / 2, eval_eps, min(1.0, 2 * eval_eps)})
+def _where(run_dir: str, options: EvalOptions, name: str, norm: str,
+           run_norm: str) -> tuple[str, str]:
+  """(output directory, results.json key) of an evaluation. In another norm
+  than the run's, both get the norm as a suffix (eval_l2/, "autoattack_l2"),
+  so they never overwrite the run's own-norm results (which pareto reads)."""
+  suffix = "" if norm == run_norm else f"_{norm}"
+  return (options.out_dir or os.path.join(run_dir, "eval" + suffix)), name + suffix
+
+
+def default_eps_list(eval_eps: float, norm: str = "linf") -> list:
+  """0, eps/2, eps, 2 eps (L-inf: at most 1, the whole pixel range)."""
+  top = min(1.0, 2 * eval_eps) if norm == "linf" else 2 * eval_eps
+  return sorted({0.0, eval_eps / 2, eval_eps, top})
 
 
 def corruption_accuracy(logits_fn, config: cfg.Config, options: EvalOptions,
@@ -177,7 +188,7 @@ def evaluate_run(run_dir: str, options: EvalOptions = EvalOptions(),
     eps_list = sorted(set(options.eps_list))
   else:
     eps_list = sorted(set(options.eps_list) | {run_eps}) if options.eps_list \
-        else default_eps_list(run_eps)
+        else default_eps_list(run_eps, norm)
 
   total = -(-datasets.info.num_test // data_cfg.eval_batch_size)
   log(f"evaluate: {run_dir} ({options.source}), {datasets.info.num_test} test "
@@ -193,7 +204,7 @@ def evaluate_run(run_dir: str, options: EvalOptions = EvalOptions(),
   for w in warnings:
     log(f"evaluate: WARNING (possible gradient masking): {w}")
 
-  out_dir = options.out_dir or os.path.join(run_dir, "eval")
+  out_dir, key = _where(run_dir, options, "robustness", norm, config.attack.norm)
   os.makedirs(out_dir, exist_ok=True)
   payload = {
       "run_dir": run_dir, "source": options.source,
@@ -214,9 +225,9 @@ def evaluate_run(run_dir: str, options: EvalOptions = EvalOptions(),
     payload["corruptions"] = corr
   run_io.write_json(os.path.join(out_dir, "robustness.json"), payload)
 
-  run_io.update_results(run_dir, robustness={
-      k: payload[k] for k in ("source", "clean_accuracy", "num_examples", "curve",
-                              "gradient_masking_warnings", "settings")})
+  run_io.update_results(run_dir, **{key: {
+      k: payload[k] for k in ("source", "norm", "clean_accuracy", "num_examples",
+                              "curve", "gradient_masking_warnings", "settings")}})
   for point in payload["curve"]:
     cols = ", ".join(f"{k} {v:.4f}" for k, v in point.items() if k != "eps")
     log(f"evaluate: eps {point['eps']:.4g}: {cols}")
@@ -234,7 +245,9 @@ def autoattack_run(run_dir: str, options: EvalOptions = EvalOptions(),
   n_examples, clean and robust accuracy, accuracy after each attack, seconds
   per attack, package versions), adds it to the run's results.json under
   "autoattack" and, when robustness.json exists, redraws the robustness
-  curve with the AutoAttack point. Returns the JSON payload.
+  curve with the AutoAttack point. In another norm than the run's the
+  directory is eval_<norm>/ and the key "autoattack_<norm>" (`_where`).
+  Returns the JSON payload.
   """
   if not os.path.isdir(run_dir):
     raise EvaluationError(f"--run_dir={run_dir} does not exist")
@@ -272,13 +285,13 @@ def autoattack_run(run_dir: str, options: EvalOptions = EvalOptions(),
   payload["gradient_masking_warnings"] = report.masking_warnings()
   for w in payload["gradient_masking_warnings"]:
     log(f"evaluate: WARNING (possible gradient masking): {w}")
-  out_dir = options.out_dir or os.path.join(run_dir, "eval")
+  out_dir, key = _where(run_dir, options, "autoattack", norm, config.attack.norm)
   os.makedirs(out_dir, exist_ok=True)
   run_io.write_csv(os.path.join(out_dir, AA_EXAMPLES),
                    autoattack.AutoAttackReport.EXAMPLE_FIELDS, report.example_rows())
   run_io.write_json(os.path.join(out_dir, "autoattack.json"), payload)
-  run_io.update_results(run_dir, autoattack={k: v for k, v in payload.items()
-                                             if k != "run_dir"})
+  run_io.update_results(run_dir, **{key: {k: v for k, v in payload.items()
+                                         if k != "run_dir"}})
   curve_path = os.path.join(out_dir, "robustness.json")
   if os.path.isfile(curve_path):
     curve = run_io.read_json(curve_path).get("curve")

@@ -125,7 +125,11 @@ def test_another_norm_than_the_runs_needs_radii_in_its_units(digits_run):
   with pytest.raises(evaluate.EvaluationError, match="L2 radii need --norm=l2"):
     evaluate.autoattack_run(digits_run, dataclasses.replace(SMALL, aa_eps=1.5))
   out = evaluate.autoattack_run(
-      digits_run, dataclasses.replace(SMALL, norm="l2", aa_eps=1.0,
-                                      out_dir=os.path.join(digits_run, "eval_l2")),
-      log=lambda _: None)
+      digits_run, dataclasses.replace(SMALL, norm="l2", aa_eps=1.0), log=lambda _: None)
   assert out["norm"] == "L2" and out["eps"] == 1.0
+  # Beside the run's own-norm evaluation, never over it.
+  assert os.path.isfile(os.path.join(digits_run, "eval_l2", "autoattack.json"))
+  with open(os.path.join(digits_run, "results.json")) as f:
+    results = json.load(f)
+  assert results["autoattack_l2"]["norm"] == "L2"
+  assert results.get("autoattack", {"norm": "Linf"})["norm"] == "Linf"
