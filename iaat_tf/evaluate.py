@@ -183,7 +183,8 @@ def evaluate_run(run_dir: str, options: EvalOptions = EvalOptions(),
   datasets = data.load_datasets(data_cfg)
   with strategy.scope():
     logits_fn = logits_function(config, datasets.info, run_dir, options.source)
-  norm, run_eps = threat_model(options, config.attack.norm, config.eval.eps)
+  run_eps = config.eval.eps
+  norm = threat_model(options, config.attack.norm, run_eps)
   if norm != config.attack.norm:  # The run's radius is in other units.
     eps_list = sorted(set(options.eps_list))
   else:
@@ -218,7 +219,7 @@ def evaluate_run(run_dir: str, options: EvalOptions = EvalOptions(),
   name = os.path.basename(os.path.normpath(run_dir))
   payload["plot"] = curves.plot_robustness_curve(
       {name: payload["curve"]}, os.path.join(out_dir, "robustness_curve.png"),
-      per_255=norm == "linf" and plots.uses_per_255([run_eps]), norm=norm)
+      per_255=plots.uses_per_255([run_eps], norm=norm), norm=norm)
   if options.corruptions:
     corr = corruption_accuracy(logits_fn, config, options, log)
     run_io.write_json(os.path.join(out_dir, "corruptions.json"), corr)
@@ -265,9 +266,9 @@ def autoattack_run(run_dir: str, options: EvalOptions = EvalOptions(),
   datasets = data.load_datasets(data_cfg)
   with strategy.scope():
     logits_fn = logits_function(config, datasets.info, run_dir, options.source)
-  norm, eps = threat_model(dataclasses.replace(options, attacks=("autoattack",)),
-                           config.attack.norm, config.eval.eps)
-  eps = eps if options.aa_eps is None else options.aa_eps
+  norm = threat_model(dataclasses.replace(options, attacks=("autoattack",)),
+                      config.attack.norm, config.eval.eps)
+  eps = config.eval.eps if options.aa_eps is None else options.aa_eps
   aa_options = autoattack.AutoAttackOptions(norm=norm,
       apgd_iters=options.aa_apgd_iters, targets=options.aa_targets,
       fab_iters=options.aa_fab_iters, square_queries=options.aa_square_queries,

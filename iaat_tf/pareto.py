@@ -206,13 +206,18 @@ def point_label(run: dict, per_255: bool = True) -> str:
   return f"{name} at {radius}"
 
 
+def _norm(runs: Sequence[dict]) -> str:
+  """The runs' one threat model (`collect_runs` refuses a mix)."""
+  return runs[0].get("norm", "linf") if runs else "linf"
+
+
 def robust_axis_label(runs: Sequence[dict]) -> str:
   """Which robustness number the x axis shows, and at which radius."""
   sources = {r["robust_source"] for r in runs}
   radii = sorted({r["eval_eps"] for r in runs if not math.isnan(r["eval_eps"])})
-  norm = runs[0].get("norm", "linf") if runs else "linf"
-  per_255 = norm == "linf" and bool(radii) and plots.uses_per_255(radii)
-  unit = "L2" if norm == "l2" else "L-inf"
+  norm = _norm(runs)
+  per_255 = bool(radii) and plots.uses_per_255(radii, norm=norm)
+  unit = plots.norm_label(norm)
   at = (f" at {unit} eps {plots.format_radius(radii[0], per_255)}" if len(radii) == 1
         else f" at each run's {unit} eval eps")
   if sources == {"autoattack"}:
@@ -239,8 +244,7 @@ def _plot(runs: Sequence[dict], front: list[int], path: str,
           xlabel: str) -> str:
   plt = plots.plt
   fig, ax = plt.subplots(figsize=(7.0, 5.0))
-  per_255 = (runs[0].get("norm", "linf") == "linf"
-             and plots.uses_per_255([r["train_eps"] for r in runs]))
+  per_255 = plots.uses_per_255([r["train_eps"] for r in runs], norm=_norm(runs))
   # Each point carries a short number; the legend says in words what it is
   # (numbers stay readable when runs lie close together).
   order = sorted(range(len(runs)), key=lambda i: (-runs[i]["clean_accuracy"],

@@ -12,19 +12,26 @@ from iaat_tf import evaluate, pareto
 from iaat_tf.cli import experiment
 
 
-@pytest.fixture(scope="module")
-def digits_run(tmp_path_factory):
-  out = tmp_path_factory.mktemp("runs") / "digits_pgd"
+def _tiny_digits_run(out, method, attack, epochs, eval_eps, eval_step) -> str:
+  """Trains a tiny digits run (512 examples, 64 test) into `out`."""
   config = cfg.Config(
       output_dir=str(out),
       data=cfg.DataConfig(batch_size=64, max_train_examples=512,
                           max_eval_examples=64),
-      method=cfg.MethodConfig(method="pgd_at", eps=0.1),
-      attack=cfg.AttackConfig(steps=2, step_ratio=0.5, min_step=0.01),
-      train=cfg.TrainConfig(epochs=1, learning_rate=0.05, verbose=0),
-      eval=cfg.EvalConfig(eps=0.1, steps=2, step_size=0.05, max_examples=64))
+      method=method, attack=attack,
+      train=cfg.TrainConfig(epochs=epochs, learning_rate=0.05, verbose=0),
+      eval=cfg.EvalConfig(eps=eval_eps, steps=2, step_size=eval_step, max_examples=64))
   experiment.run(config, log=lambda _: None)
   return str(out)
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+  return _tiny_digits_run(
+      tmp_path_factory.mktemp("runs") / "digits_pgd",
+      cfg.MethodConfig(method="pgd_at", eps=0.1),
+      cfg.AttackConfig(steps=2, step_ratio=0.5, min_step=0.01),
+      epochs=1, eval_eps=0.1, eval_step=0.05)
 
 
 SMALL = evaluate.EvalOptions(
@@ -80,18 +87,12 @@ def test_unknown_attack_selection_is_refused(digits_run):
 @pytest.fixture(scope="module")
 def digits_l2_run(tmp_path_factory):
   """A tiny L2 IAAT run: radii, gamma and steps in L2 units."""
-  out = tmp_path_factory.mktemp("runs") / "digits_iaat_l2"
-  config = cfg.Config(
-      output_dir=str(out),
-      data=cfg.DataConfig(batch_size=64, max_train_examples=512,
-                          max_eval_examples=64),
-      method=cfg.MethodConfig(method="iaat", eps=0.5, gamma=0.12, warmup_epochs=1,
-                              eps_max=float("inf")),
-      attack=cfg.AttackConfig(steps=2, min_step=0.125, norm="l2"),
-      train=cfg.TrainConfig(epochs=2, learning_rate=0.05, verbose=0),
-      eval=cfg.EvalConfig(eps=0.5, steps=2, step_size=0.25, max_examples=64))
-  experiment.run(config, log=lambda _: None)
-  return str(out)
+  return _tiny_digits_run(
+      tmp_path_factory.mktemp("runs") / "digits_iaat_l2",
+      cfg.MethodConfig(method="iaat", eps=0.5, gamma=0.12, warmup_epochs=1,
+                       eps_max=float("inf")),
+      cfg.AttackConfig(steps=2, min_step=0.125, norm="l2"),
+      epochs=2, eval_eps=0.5, eval_step=0.25)
 
 
 def test_an_l2_run_is_evaluated_in_l2_throughout(digits_l2_run, digits_run):

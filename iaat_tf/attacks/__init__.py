@@ -165,11 +165,9 @@ def uniform_start(images: tf.Tensor, eps: tf.Tensor, index: tf.Tensor,
   linf: uniform in the cube; l2: uniform on the sphere (`norms.Ball.start`).
   """
   images = tf.convert_to_tensor(images, tf.float32)
-  ball = norms.Ball(images, eps, norm)
-  shape = tf.shape(images)
-  if norm == "l2":
-    return ball.start(None, per_example_normal(shape, index, step, salt, seed))
-  return ball.start(per_example_uniform(shape, index, step, salt, seed))
+  draw = per_example_normal if norm == "l2" else per_example_uniform
+  return norms.Ball(images, eps, norm).start(
+      draw(tf.shape(images), index, step, salt, seed))
 
 
 def pgd_step(logits_fn: LogitsFn, x: tf.Tensor, labels: tf.Tensor,

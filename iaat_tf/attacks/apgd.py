@@ -32,9 +32,9 @@ reference's `<=` in `check_oscillation`), or
 if neither its step size nor its best loss changed since the last checkpoint.
 
 `norm="l2"` is the reference's L2 version: the start x + eps * t / |t|_2
-with t Gaussian, steps along the L2-normalised gradient, and projection
-`norms.Ball.project` (the reference's formula); step size and checkpoints
-as for L-inf.
+with t Gaussian (`attacks.uniform_start`, the L2 PGD start), steps along
+the L2-normalised gradient, and projection `norms.Ball.project` (the
+reference's formula); step size and checkpoints as for L-inf.
 """
 
 import dataclasses
@@ -148,18 +148,13 @@ def _where_rows(cond: tf.Tensor, a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
 
 
 def _random_start(images: tf.Tensor, eps_b: tf.Tensor, index: tf.Tensor,
-                  step: tf.Tensor | int, salt: int, seed: int,
-                  norm: str) -> tf.Tensor:
-  """The reference start: x + eps * t / |t|, t uniform in [-1, 1] and |t| its
-  max (linf), or t standard normal and |t| its L2 norm (l2)."""
-  if norm == "l2":
-    t = attacks.per_example_normal(tf.shape(images), index, step, salt, seed)
-    size = norms.l2_norm(t)
-  else:
-    t = 2.0 * attacks.per_example_uniform(tf.shape(images), index, step, salt,
-                                          seed) - 1.0
-    size = tf.reduce_max(tf.abs(tf.reshape(t, [tf.shape(t)[0], -1])), axis=1)
-  return images + eps_b * t / attacks.broadcast_eps(tf.maximum(size, 1e-12), images)
+                  step: tf.Tensor | int, salt: int, seed: int) -> tf.Tensor:
+  """The reference's L-inf start: x + eps * t / max|t|, t uniform in [-1, 1]."""
+  t = 2.0 * attacks.per_example_uniform(tf.shape(images), index, step, salt,
+                                        seed) - 1.0
+  t_max = tf.reduce_max(tf.abs(tf.reshape(t, [tf.shape(t)[0], -1])), axis=1)
+  t_max = attacks.broadcast_eps(tf.maximum(t_max, 1e-12), images)
+  return images + eps_b * t / t_max
 
 
 def _single_run(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
@@ -170,11 +165,11 @@ def _single_run(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
   """One APGD run (no restarts); see the module docstring."""
   ball = norms.Ball(images, eps, norm)
   x0 = images
-  if random_start:
-    x0 = _random_start(images, ball.eps_b, index, step, salt, seed, norm)
-  # The reference clamps its start to [0, 1] (L-inf: also to the ball,
-  # where it already is up to rounding).
-  x0 = ball.project(x0) if norm == "linf" else tf.clip_by_value(x0, 0.0, 1.0)
+  if random_start and norm == "l2":  # On the sphere, clipped to [0, 1].
+    x0 = attacks.uniform_start(images, eps, index, step, salt, seed, norm)
+  elif random_start:
+    x0 = _random_start(images, ball.eps_b, index, step, salt, seed)
+  x0 = ball.project(x0)
 
   def loss_grad_correct(x):
     # Only the gradient's direction is used: no need for its exact scale.

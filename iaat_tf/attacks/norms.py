@@ -93,12 +93,12 @@ class Ball:
     """One projected steepest-ascent step of per-example length `step_b`."""
     return self.project(x + step_b * direction(grad, self.norm))
 
-  def start(self, uniform: tf.Tensor, normal: tf.Tensor | None = None) -> tf.Tensor:
-    """A random start from noise: uniform [0, 1) (linf) or N(0, 1) (l2) draws.
-
-    linf: x0 + (2u - 1) eps; l2: x0 + eps * n / |n|_2; both projected.
-    """
+  def start(self, noise: tf.Tensor) -> tf.Tensor:
+    """A random start from `noise` like the images: uniform [0, 1) draws u
+    under linf (x0 + (2u - 1) eps), standard normal draws n under l2
+    (x0 + eps n / |n|_2); projected. `attacks.uniform_start` draws the
+    right kind."""
     if self.norm == "linf":
-      return self.project(self.images + (2.0 * uniform - 1.0) * self.eps_b)
-    unit = normal / rows(l2_norm(normal) + _TINY, normal)
+      return self.project(self.images + (2.0 * noise - 1.0) * self.eps_b)
+    unit = noise / rows(l2_norm(noise) + _TINY, noise)
     return self.project(self.images + self.eps_b * unit)

@@ -34,6 +34,7 @@ import tensorflow as tf
 
 from iaat_tf import attacks
 from iaat_tf.attacks import norms
+from iaat_tf.tensors import rows
 
 LogitsFn = attacks.LogitsFn
 SCHEDULE = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
@@ -109,6 +110,28 @@ def _signs(u):
   return tf.where(u < 0.5, -1.0, 1.0)
 
 
+def _corner(u: tf.Tensor, size, side) -> tf.Tensor:
+  """[n] a window's first row (or column) from uniform draws: any of the
+  size - side + 1 positions."""
+  return tf.minimum(tf.cast(u * tf.cast(size - side + 1, tf.float32), tf.int32),
+                    size - side)
+
+
+def _window(top, left, side, height: int, width: int) -> tf.Tensor:
+  """[n, H, W, 1] bool: the side x side window at (top, left) of each row."""
+  r = tf.range(height)[None, :, None, None]
+  c = tf.range(width)[None, None, :, None]
+  top, left = tf.reshape(top, [-1, 1, 1, 1]), tf.reshape(left, [-1, 1, 1, 1])
+  return (r >= top) & (r < top + side) & (c >= left) & (c < left + side)
+
+
+def _rescaled(images, delta, eps_b) -> tf.Tensor:
+  """images + delta rescaled to L2 norm eps, clipped to [0, 1] (the
+  reference's `clamp(x + normalize(delta) * eps, 0, 1)`)."""
+  unit = delta / (rows(norms.l2_norm(delta), delta) + 1e-12)
+  return tf.clip_by_value(images + unit * eps_b, 0.0, 1.0)
+
+
 def l2_start(images: tf.Tensor, eps_b: tf.Tensor, index: tf.Tensor, salt: int,
              seed: int) -> tf.Tensor:
   """The reference's L2 start: a grid of eta(h // 5) tiles, random channel
@@ -127,8 +150,7 @@ def l2_start(images: tf.Tensor, eps_b: tf.Tensor, index: tf.Tensor, salt: int,
     tile = _place(pattern, top * ones, left * ones, s, u[:, k, 0] > 0.5,
                   height, width)
     delta += tile * _signs(u[:, k, 1:])[:, None, None, :]
-  return tf.clip_by_value(images + delta / (norms.l2_norm(delta)[:, None, None, None]
-                                            + 1e-12) * eps_b, 0.0, 1.0)
+  return _rescaled(images, delta, eps_b)
 
 
 def l2_proposal(images, x_best, eps_b, side, u) -> tf.Tensor:
@@ -139,27 +161,21 @@ def l2_proposal(images, x_best, eps_b, side, u) -> tf.Tensor:
   """
   height, width = images.shape[1], images.shape[2]
   channels = tf.shape(images)[3]
-  hw = lambda v, size: tf.minimum(tf.cast(v * tf.cast(size - side + 1, tf.float32),
-                                          tf.int32), size - side)
-  top1, left1 = hw(u[:, 0], height), hw(u[:, 1], width)
-  top2, left2 = hw(u[:, 2], height), hw(u[:, 3], width)
-  ones = tf.ones([side, side])
-  w1 = _place(ones, top1, left1, side, tf.zeros_like(top1, tf.bool), height, width) > 0
-  w2 = _place(ones, top2, left2, side, tf.zeros_like(top2, tf.bool), height, width) > 0
+  top1, left1 = _corner(u[:, 0], height, side), _corner(u[:, 1], width, side)
+  w1 = _window(top1, left1, side, height, width)
+  w2 = _window(_corner(u[:, 2], height, side), _corner(u[:, 3], width, side), side,
+               height, width)
   delta = x_best - images
   per_channel = lambda t: tf.sqrt(tf.reduce_sum(tf.square(t), axis=[1, 2], keepdims=True))
   in_w1 = tf.where(w1, delta, 0.0)
   budget = tf.maximum(tf.square(eps_b) - tf.square(
-      norms.l2_norm(delta)[:, None, None, None]), 0.0) / tf.cast(channels, tf.float32)
+      rows(norms.l2_norm(delta), delta)), 0.0) / tf.cast(channels, tf.float32)
   budget += tf.square(per_channel(tf.where(w1 | w2, delta, 0.0)))
   fresh = _place(eta(side, min(height, width)), top1, left1, side, u[:, 4] > 0.5,
                  height, width)
   new = fresh * _signs(u[:, 5:])[:, None, None, :] + in_w1 / (1e-12 + per_channel(in_w1))
   new = new / (1e-12 + per_channel(new)) * tf.sqrt(budget)
-  delta = tf.where(w1, new, tf.where(w2, 0.0, delta))
-  return tf.clip_by_value(
-      images + delta / (norms.l2_norm(delta)[:, None, None, None] + 1e-12) * eps_b,
-      0.0, 1.0)
+  return _rescaled(images, tf.where(w1, new, tf.where(w2, 0.0, delta)), eps_b)
 
 
 def square_attack(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
@@ -193,8 +209,6 @@ def square_attack(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
   eps_b = attacks.broadcast_eps(eps, images)
   area = tf.cast(height * width, tf.float32)
   side_max = tf.minimum(height, width)
-  rows = tf.range(height)[None, :, None, None]
-  cols = tf.range(width)[None, None, :, None]
   if norm == "l2":
     if None in images.shape[1:]:
       raise ValueError("the L2 Square attack needs a static image shape")
@@ -213,13 +227,8 @@ def square_attack(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
     side = tf.clip_by_value(side, 1, side_max)
     u = attacks.per_example_uniform(tf.stack([n, 2 + channels]), index,
                                     i + 1, salt, seed)
-    top = tf.cast(u[:, 0] * tf.cast(height - side + 1, tf.float32), tf.int32)
-    left = tf.cast(u[:, 1] * tf.cast(width - side + 1, tf.float32), tf.int32)
-    top = tf.minimum(top, height - side)[:, None, None, None]
-    left = tf.minimum(left, width - side)[:, None, None, None]
-    window = tf.logical_and(
-        tf.logical_and(rows >= top, rows < top + side),
-        tf.logical_and(cols >= left, cols < left + side))
+    window = _window(_corner(u[:, 0], height, side), _corner(u[:, 1], width, side),
+                     side, height, width)
     sign = tf.reshape(_signs(u[:, 2:]), [n, 1, 1, channels])
     x_new = tf.where(window, x_best + 2.0 * eps_b * sign, x_best)
     return tf.clip_by_value(x_new, tf.maximum(x0 - eps_b, 0.0),

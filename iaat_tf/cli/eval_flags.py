@@ -45,9 +45,8 @@ class EvalOptions:
   norm: Optional[str] = None  # "linf" or "l2"; None: the run's --norm
 
 
-def threat_model(options: EvalOptions, run_norm: str, run_eps: float
-                 ) -> tuple[str, float]:
-  """(norm, default radius) of an evaluation, or EvaluationError.
+def threat_model(options: EvalOptions, run_norm: str, run_eps: float) -> str:
+  """The norm of an evaluation, or EvaluationError (`run_eps`: for the message).
 
   The norm is --norm, else the run's. Another norm than the run's has no
   default radius (the run's is in other units): --aa_eps and --eps_list
@@ -66,7 +65,7 @@ def threat_model(options: EvalOptions, run_norm: str, run_eps: float
     if norm == "linf" and not 0.0 <= eps <= 1.0:
       raise EvaluationError(f"radius {eps} is outside [0, 1] (L-inf on [0, 1] "
                             "images; L2 radii need --norm=l2)")
-  return norm, run_eps
+  return norm
 
 
 SUMMARY = """\

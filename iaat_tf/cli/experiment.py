@@ -294,7 +294,7 @@ def write_run_plots(config: Config, out: str, eps_table: np.ndarray,
   os.makedirs(plot_dir, exist_ok=True)
   written = {}
   norm = config.attack.norm  # The units of --eps.
-  per_255 = norm == "linf" and plots.uses_per_255([config.method.eps])
+  per_255 = plots.uses_per_255([config.method.eps], norm=norm)
   if history:
     written["history"] = curves.plot_training_history(
         history, os.path.join(plot_dir, "training_history.png"), per_255=per_255,

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 from matplotlib.ticker import MaxNLocator  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 
-from iaat_tf.reports.plots import save_figure, uses_per_255, radius_axis, RADIUS, radius_units  # pylint: disable=g-import-not-at-top
+from iaat_tf.reports.plots import save_figure, uses_per_255, radius_axis, RADIUS, radius_units, norm_label  # pylint: disable=g-import-not-at-top
 
 
 _MAIN_ATTACKS = ("worst_case", "pgd_ce")
@@ -78,7 +78,7 @@ def plot_robustness_curve(curves: Mapping[str, Sequence[Mapping[str, Any]]],
       ax.plot([aa_eps], [aa_acc], "*", color=color, markersize=12,
               markeredgecolor="black", label=f"{name} AutoAttack")
   all_eps = [p["eps"] for points in curves.values() for p in points]
-  per_255 = (norm == "linf" and uses_per_255(all_eps)) if per_255 is None else per_255
+  per_255 = uses_per_255(all_eps, norm=norm) if per_255 is None else per_255
   radius_axis(ax.xaxis, per_255, max(all_eps) if all_eps else 1.0)
   if all_eps and len(set(all_eps)) == 1:  # One radius: show it from 0.
     ax.set_xlim(0.0, 1.25 * all_eps[0] if all_eps[0] > 0 else 1.0)
@@ -146,7 +146,7 @@ def plot_training_history(history: Mapping[str, Sequence[float]],
   radii = [columns[k] for _, _, keys in panels for k in keys
            if k in ("eps_mean", "eps_table_mean")]
   if per_255 is None:
-    per_255 = norm == "linf" and bool(radii) and uses_per_255(*radii)
+    per_255 = bool(radii) and uses_per_255(*radii, norm=norm)
   cols = min(3, len(panels))
   rows = -(-len(panels) // cols)
   fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.9 * rows),
@@ -171,7 +171,7 @@ def plot_training_history(history: Mapping[str, Sequence[float]],
     if title == "Radius":
       top = max(float(np.nanmax(columns[k])) for k in keys)
       radius_axis(ax.yaxis, per_255, top)
-      ax.set_ylabel(f"{ylabel} ({'L2' if norm == 'l2' else 'L-inf'})")
+      ax.set_ylabel(f"{ylabel} ({norm_label(norm)})")
     ax.grid(alpha=0.3)
     if len(keys) > 1:  # Below the panel, never over the curves.
       ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22),

@@ -33,8 +33,13 @@ PER_255_MAX = 48 / 255
 RADIUS = "radius eps"
 
 
+def norm_label(norm: str = "linf") -> str:
+  """A norm ("linf" or "l2") as labels write it: L-inf or L2."""
+  return "L2" if norm == "l2" else "L-inf"
+
+
 def radius_units(norm: str = "linf") -> str:
-  """What a radius measures under `norm` ("linf" or "l2"), for axis labels."""
+  """What a radius measures under `norm`, for axis labels."""
   return "L2 norm" if norm == "l2" else "L-inf, fraction of the [0, 1] pixel range"
 _QUANTILES = (0.1, 0.25, 0.75, 0.9)
 
@@ -62,8 +67,11 @@ def format_radius(value: float, per_255: bool) -> str:
   return f"{value:.3g}"
 
 
-def uses_per_255(*values: Any) -> bool:
-  """True when every radius is small enough to read best as k/255."""
+def uses_per_255(*values: Any, norm: str = "linf") -> bool:
+  """True when every radius is small enough to read best as k/255 (L-inf
+  radii only: an L2 radius is no fraction of the pixel range)."""
+  if norm != "linf":
+    return False
   finite = [float(v) for v in np.concatenate(
       [np.asarray(v, dtype=np.float64).reshape(-1) for v in values])
             if np.isfinite(v)]
@@ -179,8 +187,8 @@ def plot_eps_histogram(eps_table: Any,
   """
   eps = _as_eps(eps_table)
   if per_255 is None:
-    per_255 = norm == "linf" and uses_per_255(
-        eps, [] if eps_reference is None else [eps_reference])
+    per_255 = uses_per_255(eps, [] if eps_reference is None else [eps_reference],
+                           norm=norm)
   fmt = lambda v: format_radius(v, per_255)
   fig, ax = plt.subplots(figsize=(6.4, 4.0))
   bins = int(min(50, max(10, math.sqrt(eps.size))))
@@ -215,7 +223,7 @@ def plot_eps_per_class(eps_table: Any,
   num_classes = (len(class_names) if class_names is not None
                  else int(labels.max()) + 1)
   means = eps_per_class(eps, labels, num_classes)
-  per_255 = (norm == "linf" and uses_per_255(eps)) if per_255 is None else per_255
+  per_255 = uses_per_255(eps, norm=norm) if per_255 is None else per_255
   names = (list(class_names) if class_names is not None
            else [str(c) for c in range(num_classes)])
   fig, ax = plt.subplots(figsize=(max(6.4, 0.5 * num_classes), 4.0))
@@ -231,7 +239,7 @@ def plot_eps_per_class(eps_table: Any,
   ax.set_xticklabels(names, rotation=45 if num_classes > 10 else 0,
                      ha="right" if num_classes > 10 else "center")
   ax.set_xlabel("class")
-  ax.set_ylabel(f"mean {RADIUS} ({'L2' if norm == 'l2' else 'L-inf'})")
+  ax.set_ylabel(f"mean {RADIUS} ({norm_label(norm)})")
   ax.set_title("Mean per-example radius by class")
   ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9,
             frameon=False)
