@@ -30,13 +30,17 @@ S_MINUS_RULES = ("clean", "adversarial")
 AUGMENT_PADS = ("zeros", "reflect")
 WEIGHT_DECAY_TYPES = ("coupled", "decoupled")
 # --lr_schedule: step (x lr_decay at each of lr_boundaries, or constant),
-# cosine (per step to 0 over the run), onecycle (linear 0 -> lr at 40% of the
-# steps -> 0, the fast adversarial training schedule of Wong et al. 2020).
-LR_SCHEDULES = ("step", "cosine", "onecycle")
+# cosine (per step to 0 over the run), onecycle (fast_adversarial's MNIST
+# script: linear 0 -> lr at 2/5 of the epochs -> 0), cyclic (their CIFAR
+# script: PyTorch's CyclicLR, 0 -> lr at half the steps -> 0, momentum
+# cycled 0.9 -> 0.8 -> 0.9); training/runtime.py.
+LR_SCHEDULES = ("step", "cosine", "onecycle", "cyclic")
 LOSSES = ("ce", "trades", "mart")  # The training loss, orthogonal to --method.
 # --train_attack: pgd (k steps, the --pgd_* flags) or fgsm_rs, FGSM with a
-# random start (Wong et al. 2020, "Fast is better than free"): a uniform
-# start in the eps ball, one step of 1.25 eps, projected back (FGSM_RS).
+# random start (Wong et al. 2020, "Fast is better than free"): a random start
+# (L-inf: uniform in the eps cube, as theirs; L2: on the eps sphere, ours),
+# one step of 1.25 eps, projected back (FGSM_RS). Their code attacks in
+# train mode: --attack_bn_mode=train; ours defaults to inference mode.
 TRAIN_ATTACKS = ("pgd", "fgsm_rs")
 FGSM_RS = {"steps": 1, "step_ratio": 1.25, "min_step": 0.0, "random_start": True}
 FAST_METHODS = ("pgd_at", "iaat_cheap")  # What fgsm_rs trains with.
@@ -257,6 +261,30 @@ def _check_eps(name: str, value: float, norm: str = "linf") -> None:
          f"so use 0 <= {name} <= 1 (e.g. 8/255 = {8/255:.5f}; L2 radii need --norm=l2)")
 
 
+def check_attack_bn_mode(attack: AttackConfig, method: MethodConfig) -> None:
+  """ConfigError for settings that train-mode BatchNorm attacks would change.
+
+  Under `--attack_bn_mode=train` a forward pass normalises with the
+  statistics of the batch it sees. The fast Algorithm 2 probes run it on a
+  subset (`probe_only_needed`, `probe_early_stop=example`) or on a doubled
+  batch (`probe_batched`): each example's outcome would depend on which
+  other examples are still undecided, and every such pass would move the
+  running statistics towards a subset's. Refused rather than silently
+  changing the experiment (the trainer calls this too).
+  """
+  if attack.bn_mode != "train" or method.method != "iaat":
+    return
+  subset = [name for name, on in (
+      ("--probe_only_needed", method.probe_only_needed),
+      ("--probe_early_stop=example", method.probe_early_stop == "example"),
+      ("--probe_batched", method.probe_batched)) if on]
+  _check(not subset,
+         f"{' and '.join(subset)} (e.g. --alg2_preset=fast) run BatchNorm on a "
+         "subset or a doubled batch, which --attack_bn_mode=train would make part "
+         "of every outcome and of the running statistics; use "
+         "--attack_bn_mode=inference or --alg2_preset=exact")
+
+
 def validate(config: Config) -> Config:
   """Raises ConfigError with a one-line message for any bad setting."""
   d, m, a, me, t, e = (config.data, config.model, config.attack,
@@ -345,6 +373,11 @@ def validate(config: Config) -> Config:
   _check(all(b > 0 for b in t.lr_boundaries) and
          list(t.lr_boundaries) == sorted(t.lr_boundaries),
          f"--lr_boundaries={list(t.lr_boundaries)} must be increasing positive epochs")
+  _check(t.lr_schedule != "cyclic" or (
+      t.optimizer == "sgd" and t.weight_decay_type == "coupled" and t.momentum >= 0.8),
+         "--lr_schedule=cyclic cycles SGD's momentum between 0.8 and --momentum "
+         "as PyTorch's CyclicLR: it needs --optimizer=sgd, "
+         "--weight_decay_type=coupled and --momentum >= 0.8")
   _check(not (t.lr_boundaries and t.lr_schedule != "step"),
          f"--lr_boundaries applies to --lr_schedule=step, not {t.lr_schedule}")
   if m.name == "authors_wrn":
@@ -356,6 +389,7 @@ def validate(config: Config) -> Config:
   _check(m.depth >= 10 and ((m.depth - 4) % 6 == 0 or (m.depth - 2) % 6 == 0),
          f"--wrn_depth={m.depth}: WideResNet depth must be 6n+4 (28, 34) "
          "or Madry's 6n+2 naming (32)")
+  check_attack_bn_mode(a, me)
   _check(not (m.sync_batchnorm and a.bn_mode == "train"),
          "--sync_batchnorm with --attack_bn_mode=train is not supported "
          "(cross-replica BatchNorm inside the attack loop); use "

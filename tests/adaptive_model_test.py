@@ -87,6 +87,39 @@ def test_adaptive_epoch_updates_land_at_shuffled_indices(method):
   assert np.all(table[~clean_ok] == 0.0)  # S-: radius 0 (with beta smoothing of 0).
 
 
+class _TrainModeCalls(keras.layers.Layer):
+  """Counts the forward passes that run in training mode (BatchNorm's mode)."""
+
+  def build(self, input_shape):
+    self.calls = self.add_weight(shape=(), initializer="zeros", trainable=False,
+                                 name="calls")
+
+  def call(self, x, training=False):
+    if training:
+      self.calls.assign_add(1.0)
+    return x
+
+
+@pytest.mark.parametrize("signal", ["inference", "train_forward"])
+def test_cheap_outcome_is_an_inference_mode_pass_under_train_mode_attacks(signal):
+  """--cheap_signal=inference under --attack_bn_mode=train: the outcome is a
+  true inference-mode pass (no running-statistics update), so a step has the
+  clean check, k attack steps and the training forward in train mode."""
+  keras.utils.set_random_seed(0)
+  counter = _TrainModeCalls()
+  classifier = keras.Sequential([keras.Input(SHAPE), counter, keras.layers.Flatten(),
+                                 keras.layers.Dense(CLASSES)])
+  steps = 3
+  trainer = adaptive_model.AdversarialTrainer(
+      classifier, N, MethodConfig(method="iaat_cheap", eps=0.05, warmup_epochs=0,
+                                  gamma=0.02, eps_max=0.5, cheap_signal=signal),
+      AttackConfig(steps=steps, step_ratio=0.25, min_step=0.01, bn_mode="train"))
+  trainer.compile(optimizer=keras.optimizers.SGD(0.0), jit_compile=False)
+  x, y = _arrays()
+  trainer.fit(_dataset(x, y, N, shuffle_seed=0), epochs=1, verbose=0)
+  assert float(counter.calls.numpy()) == 1 + steps + 1
+
+
 def test_select_eps_cheap_rule_and_clipping():
   trainer = _frozen_trainer("iaat_cheap")
   stored = tf.constant([0.1, 0.1, 0.49, 0.0])

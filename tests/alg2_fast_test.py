@@ -19,7 +19,7 @@ from absl import flags
 from absl.testing import flagsaver
 
 from iaat_tf.cli import flags_config
-from iaat_tf.training import batch_steps, radius
+from iaat_tf.training import adaptive_model, batch_steps, radius
 from iaat_tf.config import (AttackConfig, Config, ConfigError, MethodConfig,
                             TrainConfig, alg2_preset, validate)
 
@@ -166,6 +166,26 @@ def test_subset_probes_are_refused_under_whole_step_xla():
   validate(dataclasses.replace(config, method=MethodConfig(probe_early_stop="batch")))
   with pytest.raises(ConfigError, match="probe_early_stop"):
     validate(dataclasses.replace(config, method=MethodConfig(probe_early_stop="soon")))
+
+
+@pytest.mark.parametrize("probe", [
+    {"probe_only_needed": True}, {"probe_early_stop": "example"},
+    {"probe_batched": True}, "fast"])
+def test_subset_probes_are_refused_with_train_mode_batchnorm(probe):
+  """Train-mode BatchNorm on a subset or a doubled batch would make every
+  outcome depend on the other examples and bias the running statistics."""
+  attack = AttackConfig(bn_mode="train")
+  method = (MethodConfig(**alg2_preset("fast", 10, 0.2)) if probe == "fast"
+            else MethodConfig(**probe))
+  with pytest.raises(ConfigError, match="attack_bn_mode=train"):
+    validate(Config(output_dir="/tmp/x", attack=attack, method=method))
+  with pytest.raises(ConfigError, match="attack_bn_mode=inference"):
+    adaptive_model.AdversarialTrainer(keras.Sequential([keras.Input((4,)),
+                                                        keras.layers.Dense(2)]),
+                                      8, method, attack)
+  # Fewer probe steps on the whole batch, and inference mode, stay allowed.
+  validate(Config(output_dir="/tmp/x", attack=attack, method=MethodConfig(probe_steps=3)))
+  validate(Config(output_dir="/tmp/x", method=method))
 
 
 _REPLICAS_SCRIPT = r"""

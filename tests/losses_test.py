@@ -102,6 +102,44 @@ def test_trainer_training_loss_applies_the_configured_loss(loss, beta):
   np.testing.assert_allclose(got.numpy(), want.mean(), rtol=1e-4)
 
 
+@pytest.mark.parametrize("loss", ["trades", "mart"])
+def test_kl_term_is_masked_for_s_minus_under_the_clean_rule(loss):
+  """S- examples train on their clean image, but the two training-mode
+  forwards see different batches (BatchNorm statistics): without the mask
+  their KL term would be beta * KL(clean batch || mixed batch) > 0."""
+  keras.utils.set_random_seed(0)
+  classifier = keras.Sequential([
+      keras.Input((2, 2, 1)), keras.layers.Flatten(), keras.layers.Dense(6),
+      keras.layers.BatchNormalization(), keras.layers.Dense(3)])
+  trainer = adaptive_model.AdversarialTrainer(
+      classifier, 8, MethodConfig(method="iaat", loss=loss, trades_beta=6.0,
+                                  mart_beta=6.0, s_minus="clean"),
+      AttackConfig(steps=2))
+  rng = np.random.RandomState(1)
+  images = tf.constant(rng.rand(8, 2, 2, 1), tf.float32)
+  clean_ok = tf.constant([True, False] * 4)
+  # S+ rows adversarial, S- rows their clean image (training_images).
+  x_train = tf.where(tf.reshape(clean_ok, [-1, 1, 1, 1]),
+                     tf.clip_by_value(images + 0.3, 0.0, 1.0), images)
+  labels = tf.constant([0, 1, 2, 1, 0, 2, 1, 0])
+  got, _ = trainer.training_loss(images, x_train, labels, clean_ok)
+  clean = classifier(images, training=True).numpy().astype(np.float64)
+  adv = classifier(x_train, training=True).numpy().astype(np.float64)
+  softmax = lambda z: np.exp(z - z.max(1, keepdims=True)) / np.exp(
+      z - z.max(1, keepdims=True)).sum(1, keepdims=True)
+  pc, pa, y = softmax(clean), softmax(adv), labels.numpy()
+  kl = (pc * np.log(pc / pa)).sum(1)
+  s_minus = ~clean_ok.numpy()
+  assert kl[s_minus].min() > 1e-6  # What the mask removes is not 0.
+  if loss == "trades":
+    per_example = -np.log(pc[np.arange(8), y]) + 6.0 * kl * ~s_minus
+  else:
+    wrong = np.where(np.eye(3)[y] > 0, -1.0, pa).max(1)
+    per_example = (-np.log(pa[np.arange(8), y]) - np.log(1.0001 - wrong)
+                   + 6.0 * kl * (1.0000001 - pc[np.arange(8), y]) * ~s_minus)
+  np.testing.assert_allclose(got.numpy(), per_example.mean(), rtol=1e-4)
+
+
 def _linear_logits():
   w = tf.constant(np.random.RandomState(1).randn(16, 4), tf.float32)
   return lambda x: tf.matmul(tf.reshape(x, [-1, 16]), w)

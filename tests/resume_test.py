@@ -16,14 +16,15 @@ import subprocess
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from tests import main_process
 from iaat_tf import data
 from iaat_tf.cli import experiment
 from iaat_tf.training import runtime
-from iaat_tf.config import (AttackConfig, Config, DataConfig, MethodConfig,
-                            TrainConfig)
+from iaat_tf.config import (AttackConfig, Config, ConfigError, DataConfig,
+                            MethodConfig, TrainConfig)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EPOCHS, TRAIN, BATCH = 6, 640, 64
@@ -169,3 +170,31 @@ def test_restore_latest_brings_back_everything_saved(tmp_path):
   assert np.abs(moved).max() > 0
   assert np.all(np.abs(moved) <= beta * (saved["eps_table"] + gamma) + 1e-6)
   assert table.max() > 0.5 * config.method.eps > beta * gamma
+
+
+def test_a_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path):
+  """A checkpoint cut short (full disk, interrupted copy) costs one epoch and
+  one warning line; with no readable checkpoint left, one error line."""
+  config = _small_config(str(tmp_path))
+  trainer, manager, datasets, _ = _trainer_and_manager(config, seed=0)
+  trainer.fit(datasets.train, epochs=2, callbacks=[runtime.CheckpointCallback(manager)],
+              verbose=0)
+  first, last = manager.checkpoints
+  data_files = lambda prefix: [os.path.join(os.path.dirname(prefix), f)
+                               for f in os.listdir(os.path.dirname(prefix))
+                               if f.startswith(os.path.basename(prefix) + ".data")]
+  for path in data_files(last):
+    with open(path, "r+b") as f:
+      f.truncate(os.path.getsize(path) // 2)
+  lines = []
+  fresh, fresh_manager, _, _ = _trainer_and_manager(config, seed=1)
+  assert runtime.restore_latest(fresh, fresh_manager, lines.append) == 1
+  assert len(lines) == 1 and "WARNING" in lines[0] and last in lines[0]
+  assert first in lines[0] and "\n" not in lines[0]
+  for path in data_files(first):
+    with open(path, "r+b") as f:
+      f.truncate(10)
+  fresh, fresh_manager, _, _ = _trainer_and_manager(config, seed=1)
+  with pytest.raises(ConfigError, match="no readable checkpoint") as error:
+    runtime.restore_latest(fresh, fresh_manager, lines.append)
+  assert "--overwrite" in str(error.value) and "\n" not in str(error.value)

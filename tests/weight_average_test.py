@@ -35,6 +35,17 @@ def _trainer(decay=0.9):
   return trainer
 
 
+def test_an_unbuilt_classifier_is_refused():
+  """An unbuilt classifier has no weights yet: the average would be empty
+  and "EMA" evaluation and export would silently use the raw weights."""
+  unbuilt = keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(3)])
+  with pytest.raises(ValueError, match="needs a built classifier"):
+    adaptive_model.AdversarialTrainer(
+        unbuilt, N, MethodConfig(method="pgd_at", eps=0.1), AttackConfig(steps=2),
+        ema_decay=0.9)
+  assert _trainer().weight_average.average  # Built: every weight averaged.
+
+
 class _Record(keras.callbacks.Callback):
   def __init__(self):
     super().__init__()

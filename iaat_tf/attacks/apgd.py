@@ -30,6 +30,10 @@ At a checkpoint an example's step is halved (and it restarts from its best
 point) if at most rho = 0.75 of the steps in the window raised its loss (the
 reference's `<=` in `check_oscillation`), or
 if neither its step size nor its best loss changed since the last checkpoint.
+As in the reference, the first window's first comparison is the first
+step's loss against 0 (its `loss_steps[-1]`, not yet written), not against
+the start's loss. tests/golden_test.py checks every point visited against
+the reference's own run.
 
 `norm="l2"` is the reference's L2 version: the start x + eps * t / |t|_2
 with t Gaussian (`attacks.uniform_start`, the L2 PGD start), steps along
@@ -219,8 +223,11 @@ def _single_run(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
             loss_best, x_best_adv, robust, loss, increases, loss_best_last,
             reduced_last)
 
+  # loss_prev starts at 0, not at the start's loss: the reference's first
+  # window compares loss_steps[0] with loss_steps[-1], an entry not yet
+  # written (0), so its first comparison is "first step's loss > 0".
   state = (tf.constant(0), x0, x0, grad0, 2.0 * eps, x0, grad0, loss0, x0,
-           correct0, loss0, tf.zeros_like(loss0), loss0,
+           correct0, tf.zeros_like(loss0), tf.zeros_like(loss0), loss0,
            tf.ones_like(correct0))
   state = tf.while_loop(lambda i, *_: i < n_iter, body, state,
                         maximum_iterations=n_iter)

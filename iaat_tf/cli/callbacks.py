@@ -150,8 +150,9 @@ class OverfittingWatch(keras.callbacks.Callback):
   KEY = "catastrophic_overfitting"
 
   def __init__(self, history_path: str, initial_epoch: int = 0,
-               log: Callable[[str], None] = print):
+               log: Callable[[str], None] = print, method: str = "pgd_at"):
     super().__init__()
+    self.method = method  # `standard` runs are never flagged.
     self.history_path = history_path
     self.initial_epoch = initial_epoch
     self.log = log
@@ -160,14 +161,14 @@ class OverfittingWatch(keras.callbacks.Callback):
   def on_train_begin(self, logs=None):
     self.rows = [r for r in run_io.read_history(self.history_path)
                  if 1 <= r.get("epoch", 0) <= self.initial_epoch]
-    self.found = overfitting.detect(self.rows)
+    self.found = overfitting.detect(self.rows, self.method)
 
   def on_epoch_end(self, epoch, logs=None):
     if logs is None:
       return
     self.rows.append({"epoch": epoch + 1, **_numeric(logs)})
     if self.found is None:
-      self.found = overfitting.detect(self.rows)
+      self.found = overfitting.detect(self.rows, self.method)
       if self.found is not None:
         self.log(f"iaat_tf: WARNING: {overfitting.message(self.found)}")
     logs[self.KEY] = float(self.found is not None)

@@ -167,9 +167,11 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
   manager = tf.train.CheckpointManager(
       checkpoint, runtime.worker_dir(out, strategy, "checkpoints"),
       max_to_keep=config.train.keep_checkpoints)
-  initial_epoch = runtime.restore_latest(trainer, manager)
+  initial_epoch = runtime.restore_latest(trainer, manager, log)
   if initial_epoch:
-    log(f"iaat_tf: resumed from {manager.latest_checkpoint} "
+    restored = [p for p in manager.checkpoints
+                if runtime.finished_epochs(p) == initial_epoch][-1]
+    log(f"iaat_tf: resumed from {restored} "
         f"(epoch {initial_epoch}/{config.train.epochs})")
 
   fit_verbose, summary, bar = _progress_mode(config.train.verbose)
@@ -191,7 +193,8 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
         # The weight average's validation (val_ema_*), before every reader.
         *([callbacks.AverageValidation(validation_data)]
           if trainer.weight_average is not None else []),
-        callbacks.OverfittingWatch(history_path, initial_epoch, log),
+        callbacks.OverfittingWatch(history_path, initial_epoch, log,
+                                   method=config.method.method),
         # history.csv before the checkpoint: rows past the checkpoint are
         # dropped on resume, so history and checkpoint always agree.
         callbacks.HistoryWriter(history_path, initial_epoch),
@@ -252,7 +255,8 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
       "history": history,
       # The first collapse of validation PGD accuracy with clean accuracy
       # held (training/overfitting.py), or None.
-      "catastrophic_overfitting": overfitting.detect(history_rows),
+      "catastrophic_overfitting": overfitting.detect(history_rows,
+                                                     config.method.method),
       "train_attack": config.attack.name,
       # The weights `final` measured and the SavedModel holds.
       "weights": ("best" if best is not None and config.export_model == "best"

@@ -89,7 +89,7 @@ flags.DEFINE_bool("probe_batched", _ME.probe_batched, "iaat: run both probes as 
 flags.DEFINE_string("probe_early_stop", _ME.probe_early_stop, "iaat: none (exact), batch (stop a probe once every example is misclassified) or example (also drop misclassified examples from the probe each step).")
 flags.DEFINE_bool("probe_only_needed", _ME.probe_only_needed, "iaat: probe only the examples whose outcome Algorithm 2 uses (clean-correct; the probe at eps only where eps+gamma broke).")
 # Training attack.
-flags.DEFINE_string("train_attack", _A.name, "pgd (--pgd_steps steps; the --pgd_* flags) or fgsm_rs (FGSM with a random start, Wong et al. 2020: uniform start in the ball, one step of 1.25 eps; replaces --pgd_steps, --pgd_step_ratio, --pgd_min_step and --pgd_random_start). fgsm_rs trains --method=pgd_at (FGSM-RS) or iaat_cheap (adaptive radii at one attack step).")
+flags.DEFINE_string("train_attack", _A.name, "pgd (--pgd_steps steps; the --pgd_* flags) or fgsm_rs (FGSM with a random start, Wong et al. 2020: uniform start in the L-inf ball, on the sphere under --norm=l2; one step of 1.25 eps; BatchNorm per --attack_bn_mode, theirs is train; replaces --pgd_steps, --pgd_step_ratio, --pgd_min_step and --pgd_random_start). fgsm_rs trains --method=pgd_at (FGSM-RS) or iaat_cheap (adaptive radii at one attack step).")
 flags.DEFINE_integer("pgd_steps", _A.steps, "PGD steps (k) in training attacks.")
 flags.DEFINE_float("pgd_step_ratio", _A.step_ratio, "PGD step = max(eps * ratio, pgd_min_step); 0 (default): ratio 2/k, the authors' max(eps / (0.5 k), 2/255) rule.")
 flags.DEFINE_string("pgd_min_step", None, _radius_help("pgd_min_step", "Smallest PGD step size."))
@@ -109,7 +109,7 @@ flags.DEFINE_string("weight_decay_type", _T.weight_decay_type,
 flags.DEFINE_list("lr_boundaries", [], "Epochs at which lr *= lr_decay, e.g. 70,90,100.")
 flags.DEFINE_float("lr_decay", _T.lr_decay, "Learning-rate factor at each boundary.")
 flags.DEFINE_float("ema_decay", _T.ema_decay, "Keep an exponential moving average of the weights with this decay (e.g. 0.999; 0: off), evaluated each validated epoch beside the raw weights (val_ema_*).")
-flags.DEFINE_string("lr_schedule", _T.lr_schedule, "step (x --lr_decay at each --lr_boundaries epoch; constant without them), cosine (per step from --learning_rate to 0 over the run) or onecycle (linear 0 -> --learning_rate at 40% of the steps -> 0, as in fast adversarial training).")
+flags.DEFINE_string("lr_schedule", _T.lr_schedule, "step (x --lr_decay at each --lr_boundaries epoch; constant without them), cosine (per step from --learning_rate to 0 over the run), onecycle (fast_adversarial's MNIST cycle: linear 0 -> --learning_rate at 2/5 of the epochs -> 0) or cyclic (their CIFAR cycle, PyTorch's CyclicLR: 0 -> --learning_rate at half the steps -> 0, SGD momentum cycled --momentum -> 0.8 -> --momentum).")
 flags.DEFINE_string("strategy", _T.strategy, f"One of {', '.join(cfg.STRATEGIES)}.")
 flags.DEFINE_integer("num_virtual_devices", 0, "Split the CPU into N logical devices (testing mirrored).")
 flags.DEFINE_string("precision", _T.precision, f"One of {', '.join(cfg.PRECISIONS)}.")

@@ -15,8 +15,10 @@ adds, per the method in `MethodConfig`:
   authors' code; docs/DEPARTURES.md).
 * `iaat_cheap`: the paper's cheap rule: train at the stored radius and move it
   by +gamma if that training attack failed, -gamma if it succeeded (no
-  smoothing unless `cheap_beta` > 0). The outcome is judged in inference mode,
-  like Algorithm 2's probes.
+  smoothing unless `cheap_beta` > 0). The outcome is judged by an
+  inference-mode forward pass (BatchNorm's running statistics, whatever
+  `attack.bn_mode` is; `cheap_signal="train_forward"` reads the training
+  forward pass instead).
 
 During the first `warmup_epochs` both IAAT variants train at `eps` for
 clean-correct examples (0 for the rest) and store that radius in the table.
@@ -27,9 +29,9 @@ rule: `ce` trains on PGD examples (today's), `trades` on TRADES' KL attack
 (`kl_attack.py`) with CE(clean) + beta * KL(clean || adv), `mart` on PGD
 examples with MART's loss. Radius probes always use cross-entropy PGD. Under
 IAAT the S+/S- split is the same for every loss: with `s_minus="clean"` S-
-examples train on their clean image, so TRADES' and MART's KL terms vanish
-for them (their loss is TRADES' clean CE, or MART's boosted CE on the clean
-image).
+examples train on their clean image and their KL term is masked (their loss
+is TRADES' clean CE, or MART's boosted CE on the clean image; unmasked, the
+two training-mode forwards on different batches would make it non-zero).
 
 The step is composed of the plain functions in `batch_steps.py` (radius
 arithmetic in `radius.py`, the table in `eps_table.py`), which custom
@@ -48,7 +50,8 @@ from iaat_tf.training import batch_steps
 from iaat_tf.attacks import kl_attack
 from iaat_tf.training import losses
 from iaat_tf.training import radius
-from iaat_tf.config import AttackConfig, EvalConfig, MethodConfig
+from iaat_tf.config import (AttackConfig, EvalConfig, MethodConfig,
+                            check_attack_bn_mode)
 from iaat_tf.training.eps_table import EpsTable
 from iaat_tf.training.weight_average import WeightAverage
 
@@ -81,6 +84,7 @@ class AdversarialTrainer(keras.Model):
                evaluation: Optional[EvalConfig] = None, seed: int = 0,
                steps_per_epoch: int = 0, ema_decay: float = 0.0, **kwargs):
     super().__init__(**kwargs)
+    check_attack_bn_mode(attack, method)
     self.classifier = classifier
     self.method_config = method
     self.attack_config = attack
@@ -112,6 +116,9 @@ class AdversarialTrainer(keras.Model):
     self.eps_mean = keras.metrics.Mean(name="eps_mean")
     self.robust_accuracy = keras.metrics.Mean(name="pgd_acc")
     self._attack_logits = batch_steps.attack_logits_fn(classifier, attack.bn_mode)
+    # iaat_cheap's outcome is judged in inference mode whatever the attack's
+    # BatchNorm mode (a train-mode pass would also move the running statistics).
+    self._inference_logits = batch_steps.attack_logits_fn(classifier, "inference")
     self._attack_fn = batch_steps.make_pgd(
         self._attack_logits, attack, seed=seed,
         jit_compile=True if attack.jit_compile else None)
@@ -229,14 +236,22 @@ class AdversarialTrainer(keras.Model):
     for S- clean, or adversarial under `s_minus="adversarial"`), in training
     mode; trades and mart also run the clean images. The regularisation
     losses are added by `train_step`.
+
+    With `s_minus="clean"` an S- example's x_train is its clean image, but
+    the two training-mode forwards see different batches (BatchNorm batch
+    statistics, dropout), so TRADES'/MART's KL term between them would not
+    be 0: it is masked for S- rows, whose loss is then TRADES' CE(clean) or
+    MART's boosted CE on the clean image, exactly.
     """
-    del clean_ok  # The S- rule is already applied in x_train.
     method = self.method_config
     logits = tf.cast(self.classifier(x_train, training=True), tf.float32)
     clean_logits = None
     if losses.needs_clean_logits(method.loss):
       clean_logits = tf.cast(self.classifier(images, training=True), tf.float32)
     beta = method.mart_beta if method.loss == "mart" else method.trades_beta
+    clean_rows = batch_steps.clean_for_s_minus(method, clean_ok)
+    if clean_logits is not None and clean_rows is not None:
+      beta = beta * tf.cast(clean_rows, tf.float32)  # No KL term for S-.
     loss = tf.reduce_mean(losses.per_example_loss(
         method.loss, clean_logits, logits, labels, beta))
     return loss, logits
@@ -283,7 +298,7 @@ class AdversarialTrainer(keras.Model):
     # iaat_cheap: the training attack's outcome against the model it
     # attacked, so judged before this step's update.
     attack_failed = batch_steps.cheap_outcome(
-        method, self._attack_logits, x_train, labels, logits)
+        method, self._inference_logits, x_train, labels, logits)
     variables = self.classifier.trainable_variables
     grads = tape.gradient(scaled, variables)
     self.optimizer.apply_gradients(zip(grads, variables))

@@ -41,9 +41,19 @@ SALT_PROBE_SAME = attacks.Salt.PROBE_SAME
 
 
 def attack_logits_fn(classifier, bn_mode: str = "inference") -> attacks.LogitsFn:
-  """images -> float32 logits, BatchNorm in `bn_mode` ("inference" or "train")."""
+  """images -> float32 logits, BatchNorm in `bn_mode` ("inference" or "train").
+
+  A train-mode function is marked `couples_batch` (batch statistics couple
+  the examples), so `gradients.value_and_gradient` takes the batch loss's
+  gradient with one batch-wide scale instead of per-example ones.
+  """
   training = bn_mode == "train"
-  return lambda images: tf.cast(classifier(images, training=training), tf.float32)
+
+  def logits_fn(images):
+    return tf.cast(classifier(images, training=training), tf.float32)
+
+  logits_fn.couples_batch = training
+  return logits_fn
 
 
 def make_pgd(logits_fn: attacks.LogitsFn, attack: AttackConfig, seed: int = 0,
@@ -270,10 +280,14 @@ def algorithm2_radii(craft: CraftFn, logits_fn: attacks.LogitsFn, images,
   """
   gamma = method.gamma
   if is_exact_algorithm2(method, getattr(craft, "attack_config", None)):
-    up_fails = attack_fails(craft, logits_fn, images, labels, stored + gamma,
-                            index, step, SALT_PROBE_UP)
-    same_fails = attack_fails(craft, logits_fn, images, labels, stored, index,
-                              step, SALT_PROBE_SAME)
+    # The authors' order (epsilon_select): the attack at the stored radius,
+    # the one at stored + gamma, then one forward pass on each. Outcomes do
+    # not depend on it; under train-mode BatchNorm the running statistics
+    # (updated by every pass) do.
+    x_same = craft(images, labels, stored, index, step, SALT_PROBE_SAME)
+    x_up = craft(images, labels, stored + gamma, index, step, SALT_PROBE_UP)
+    same_fails = attacks.is_correct(logits_fn(x_same), labels)
+    up_fails = attacks.is_correct(logits_fn(x_up), labels)
   else:
     labels = tf.cast(labels, tf.int32)
     up_fails, same_fails = fast_probes(craft, logits_fn, images, labels, index,
@@ -377,10 +391,12 @@ def cheap_outcome(method: MethodConfig, logits_fn: attacks.LogitsFn,
 
   [B] bool: the training attack failed (the example stayed correct). Call
   it BEFORE the optimizer update, so the outcome is the attack's against the
-  model it attacked: an inference-mode forward pass on `x_train`
-  (`method.cheap_signal == "inference"`, the trainer's default, like
-  Algorithm 2's probes) or the training forward pass's logits
-  ("train_forward", free, but with BatchNorm batch statistics and dropout).
+  model it attacked: a forward pass of `logits_fn` on `x_train`
+  (`method.cheap_signal == "inference"`, the trainer's default; pass an
+  inference-mode `logits_fn`, as the trainer does whatever the attack's
+  BatchNorm mode, so the running statistics do not move) or the training
+  forward pass's logits ("train_forward", free, but with BatchNorm batch
+  statistics and dropout).
   """
   if method.method != "iaat_cheap":
     return None

@@ -30,11 +30,21 @@ from keras import ops
 class CoupledDecaySGD(keras.optimizers.SGD):
   """SGD with momentum and coupled L2 decay, exactly as torch.optim.SGD."""
 
-  def __init__(self, learning_rate=0.01, momentum: float = 0.0,
+  def __init__(self, learning_rate=0.01, momentum=0.0,
                l2_decay: float = 0.0, name: str = "coupled_decay_sgd", **kwargs):
-    super().__init__(learning_rate=learning_rate, momentum=momentum,
+    # `momentum` may be a per-step schedule (callable of the step, as
+    # PyTorch's CyclicLR cycles it): PyTorch's SGD reads the group's
+    # momentum at every step.
+    super().__init__(learning_rate=learning_rate,
+                     momentum=1.0 if callable(momentum) else momentum,
                      nesterov=False, weight_decay=None, name=name, **kwargs)
+    self.momentum_schedule = momentum if callable(momentum) else None
     self.l2_decay = float(l2_decay)
+
+  def _momentum(self, dtype):
+    if self.momentum_schedule is None:
+      return ops.cast(self.momentum, dtype)
+    return ops.cast(self.momentum_schedule(self.iterations), dtype)
 
   def update_step(self, gradient, variable, learning_rate):
     learning_rate = ops.cast(learning_rate, variable.dtype)
@@ -45,7 +55,7 @@ class CoupledDecaySGD(keras.optimizers.SGD):
     if self.momentum:
       buf = self.momentums[self._get_variable_index(variable)]
       self.assign(buf, ops.add(
-          ops.multiply(buf, ops.cast(self.momentum, variable.dtype)), direction))
+          ops.multiply(buf, self._momentum(variable.dtype)), direction))
       direction = buf
     self.assign_sub(variable, ops.multiply(direction, learning_rate))
 
@@ -53,6 +63,9 @@ class CoupledDecaySGD(keras.optimizers.SGD):
     config = super().get_config()
     config.pop("nesterov", None)
     config["l2_decay"] = self.l2_decay
+    if self.momentum_schedule is not None:
+      config["momentum"] = keras.optimizers.schedules.serialize(
+          self.momentum_schedule)
     return config
 
 

@@ -106,24 +106,67 @@ def set_precision(config: TrainConfig) -> None:
 
 
 class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
-  """Linear 0 -> `peak` over the first 40% of `total_steps`, then -> 0.
+  """fast_adversarial's MNIST cycle (MNIST/train_mnist.py), per optimizer step.
 
-  The piecewise-linear cycle of fast adversarial training (Wong et al. 2020:
-  np.interp(t, [0, 2/5 T, T], [0, lr_max, 0])), per optimizer step.
+  Their batch i of epoch e (0-based) trains at
+  np.interp(e + (i + 1) / N, [0, epochs * 2 // 5, epochs], [0, lr_max, 0])
+  (N batches per epoch; `epochs * 2 // 5` is integer division): linear from
+  0 up to `peak` at 2/5 of the run, then down to 0 at its last step. Step s
+  (0-based, Keras' iterations) is their (e, i) with s = e N + i.
   """
 
-  def __init__(self, peak: float, total_steps: int):
-    self.peak, self.total_steps = float(peak), int(total_steps)
+  def __init__(self, peak: float, epochs: int, steps_per_epoch: int):
+    self.peak, self.epochs = float(peak), int(epochs)
+    self.steps_per_epoch = max(1, int(steps_per_epoch))
 
   def __call__(self, step):
-    t = tf.cast(step, tf.float32)
-    rise = 0.4 * self.total_steps
+    t = (tf.cast(step, tf.float32) + 1.0) / self.steps_per_epoch  # In epochs.
+    rise = float(self.epochs * 2 // 5)
+    down = self.peak * (self.epochs - t) / (self.epochs - rise)
+    if rise <= 0:
+      return tf.maximum(down, 0.0)
     up = self.peak * t / rise
-    down = self.peak * (self.total_steps - t) / (self.total_steps - rise)
     return tf.maximum(tf.where(t <= rise, up, down), 0.0)
 
   def get_config(self):
-    return {"peak": self.peak, "total_steps": self.total_steps}
+    return {"peak": self.peak, "epochs": self.epochs,
+            "steps_per_epoch": self.steps_per_epoch}
+
+
+# PyTorch CyclicLR's momentum range (base_momentum, max_momentum defaults),
+# which fast_adversarial's CIFAR script cycles with --momentum 0.9.
+CYCLIC_BASE_MOMENTUM = 0.8
+
+
+class Cyclic(keras.optimizers.schedules.LearningRateSchedule):
+  """fast_adversarial's CIFAR cycle (CIFAR10/train_fgsm.py), per step.
+
+  Theirs: torch.optim.lr_scheduler.CyclicLR(opt, base_lr=0, max_lr=lr_max,
+  step_size_up=T / 2, step_size_down=T / 2) over T = epochs x N steps,
+  stepped after every batch. PyTorch's triangular formula at step s:
+  x = frac(s / T), scale = 2x for x <= 1/2 else 2(1 - x); the learning rate
+  is `low + (peak - low) * scale` (0 at the first step, the peak at T / 2).
+  The same object with `low`/`peak` set to the momentum's range, and
+  `inverse=True`, gives CyclicLR's momentum (cycle_momentum, on by default):
+  `peak - (peak - low) * scale`, 0.9 -> 0.8 -> 0.9.
+  """
+
+  def __init__(self, peak: float, total_steps: int, low: float = 0.0,
+               inverse: bool = False):
+    self.peak, self.low = float(peak), float(low)
+    self.total_steps, self.inverse = max(1, int(total_steps)), bool(inverse)
+
+  def __call__(self, step):
+    r = tf.cast(step, tf.float32) / self.total_steps
+    x = r - tf.floor(r)
+    scale = tf.where(x <= 0.5, 2.0 * x, 2.0 * (1.0 - x))
+    if self.inverse:
+      return self.peak - (self.peak - self.low) * scale
+    return self.low + (self.peak - self.low) * scale
+
+  def get_config(self):
+    return {"peak": self.peak, "total_steps": self.total_steps,
+            "low": self.low, "inverse": self.inverse}
 
 
 def learning_rate(config: TrainConfig, steps_per_epoch: int):
@@ -133,7 +176,9 @@ def learning_rate(config: TrainConfig, steps_per_epoch: int):
   if config.lr_schedule == "cosine":
     return keras.optimizers.schedules.CosineDecay(lr, decay_steps=total, alpha=0.0)
   if config.lr_schedule == "onecycle":
-    return OneCycle(lr, total)
+    return OneCycle(lr, config.epochs, steps_per_epoch)
+  if config.lr_schedule == "cyclic":
+    return Cyclic(lr, total)
   if config.lr_boundaries:
     # The schedule sees the 0-based step and keeps values[0] while step <=
     # boundary: the first step of epoch b (step b * steps_per_epoch) must
@@ -144,8 +189,17 @@ def learning_rate(config: TrainConfig, steps_per_epoch: int):
   return lr
 
 
+def momentum(config: TrainConfig, steps_per_epoch: int):
+  """The momentum: a float, or `--lr_schedule=cyclic`'s per-step cycle."""
+  if config.lr_schedule != "cyclic":
+    return config.momentum
+  return Cyclic(config.momentum, max(1, config.epochs * steps_per_epoch),
+                low=CYCLIC_BASE_MOMENTUM, inverse=True)
+
+
 def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-  """SGD+momentum (or Adam) with the learning rate of `learning_rate()`.
+  """SGD+momentum (or Adam) with the learning rate of `learning_rate()`
+  (and, for `--lr_schedule=cyclic`, the momentum of `momentum()`).
 
   `weight_decay_type=coupled` (default) is PyTorch's L2 decay, the authors'
   recipe (`optimizers.CoupledDecaySGD` / `CoupledDecayAdam`); `decoupled` is
@@ -154,8 +208,9 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizer
   lr = learning_rate(config, steps_per_epoch)
   if config.weight_decay_type == "coupled":
     if config.optimizer == "sgd":
-      return optimizers.CoupledDecaySGD(lr, momentum=config.momentum,
-                                        l2_decay=config.weight_decay)
+      return optimizers.CoupledDecaySGD(
+          lr, momentum=momentum(config, steps_per_epoch),
+          l2_decay=config.weight_decay)
     return optimizers.CoupledDecayAdam(lr, l2_decay=config.weight_decay)
   wd = config.weight_decay or None
   if config.optimizer == "sgd":
@@ -173,21 +228,40 @@ def make_checkpoint(trainer) -> tf.train.Checkpoint:
                              eps_table=trainer.eps_table, **extra)
 
 
-def restore_latest(trainer, manager: tf.train.CheckpointManager) -> int:
-  """Restores the newest checkpoint, if any; returns the finished epochs.
+def restore_latest(trainer, manager: tf.train.CheckpointManager,
+                   log=print) -> int:
+  """Restores the newest readable checkpoint, if any; returns the finished epochs.
 
   Runs in the trainer's distribution strategy scope, so the optimizer's slot
-  variables it builds are mirrored like the ones `fit` would create.
+  variables it builds are mirrored like the ones `fit` would create. A
+  checkpoint that cannot be read (a data file cut short by a full disk or a
+  copy) is skipped with one warning line naming it, and the one before it is
+  restored (the manager keeps `--keep_checkpoints`); if none can be read, a
+  one-line ConfigError says which file and what to do.
   """
   if not manager.latest_checkpoint:
     return 0
   with trainer.distribute_strategy.scope():
     trainer.optimizer.build(trainer.classifier.trainable_variables)
-    manager.checkpoint.restore(
-        manager.latest_checkpoint).assert_existing_objects_matched()
-  # Not trainer.epoch: a step that dynamic loss scaling skipped does not
-  # count there.
-  return finished_epochs(manager.latest_checkpoint)
+    failures = []
+    for path in reversed(manager.checkpoints):
+      try:
+        manager.checkpoint.restore(path).assert_existing_objects_matched()
+      except (tf.errors.OpError, ValueError, IndexError, AssertionError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        failures.append((path, reason))
+        continue
+      for bad, why in failures:
+        log(f"iaat_tf: WARNING: checkpoint {bad} is unreadable ({why[:200]}); "
+            f"resuming from {path} instead")
+      # Not trainer.epoch: a step that dynamic loss scaling skipped does not
+      # count there.
+      return finished_epochs(path)
+  bad, why = failures[0]
+  raise ConfigError(
+      f"no readable checkpoint in {os.path.dirname(bad)}: {bad} is unreadable "
+      f"({why[:200]}); rerun with --overwrite to start over, or restore the "
+      f"checkpoint files from a copy")
 
 
 def finished_epochs(checkpoint_path: str) -> int:

@@ -35,6 +35,11 @@ class WeightAverage(tf.Module):
     super().__init__(name="weight_average")
     if not 0.0 < decay < 1.0:
       raise ValueError(f"the weight-average decay must be in (0, 1), got {decay}")
+    if not classifier.weights:
+      raise ValueError(
+          "the weight average needs a built classifier: an unbuilt one has no "
+          "weights to average yet (build it with keras.Input, or call it once "
+          "on a batch, before creating the trainer)")
     self.decay = float(decay)
     self._weights = lambda: classifier.weights  # Not tracked twice.
     self.average = [
