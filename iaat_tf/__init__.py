@@ -18,6 +18,8 @@ The names a user needs, importable from the package:
   worst-case accuracy at several radii), `gradient_masking_report`.
 * Export: `export_classifier` (SavedModel, images -> logits) and
   `load_classifier` (a SavedModel back as a logits function).
+* Experiments: `flagfile(name)`, the path of a shipped flagfile
+  (`flagfile("quickstart")`); `__version__`.
 * Custom training loops: the module `batch_steps` (the per-batch pieces of
   `fit`'s train step as plain functions), `EpsTable` (the radius table) and
   `radius` (the radius rules as pure functions).
@@ -29,6 +31,8 @@ iaat_tf.main --help`) stay fast.
 
 import importlib
 from typing import TYPE_CHECKING
+
+from iaat_tf._version import __version__  # noqa: F401
 
 # Public name -> (module, attribute in it; None: the module itself).
 # To publish a name, add one line here (and to the TYPE_CHECKING block).
@@ -59,6 +63,8 @@ _LAZY = {
     "batch_steps": ("iaat_tf.training.batch_steps", None),
     "radius": ("iaat_tf.training.radius", None),
     "attacks": ("iaat_tf.attacks", None),
+    # The shipped experiments: flagfile("quickstart") is a path for --flagfile.
+    "flagfile": ("iaat_tf.cli.flagfiles", "flagfile"),
 }
 
 __all__ = sorted(_LAZY)
@@ -89,6 +95,7 @@ if TYPE_CHECKING:  # For type checkers and IDEs; never executed.
   from iaat_tf.config import (AttackConfig, ConfigError, EvalConfig,  # noqa: F401
                               MethodConfig)
   from iaat_tf.training.eps_table import EpsTable  # noqa: F401
+  from iaat_tf.cli.flagfiles import flagfile  # noqa: F401
   from iaat_tf.data.example_ids import (ExampleIdError, num_examples,  # noqa: F401
                                    with_example_ids)
   from iaat_tf.models.export import export_classifier, load_classifier  # noqa: F401

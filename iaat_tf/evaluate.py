@@ -27,6 +27,19 @@ results.json under "autoattack", and marks the point on the robustness curve.
 Both stream the split (host memory holds one batch per device, not the
 split); `--strategy=mirrored` spreads every batch over the local GPUs.
 
+A model this package did not train (any SavedModel with a signature from
+images to logits, e.g. `model.export()`, or a `.keras` file) is evaluated
+with AutoAttack on a dataset's test split:
+
+    python -m iaat_tf.evaluate --saved_model=DIR --dataset=cifar10 \
+        --data_dir=~/tensorflow_datasets --aa_eps=8/255 --out_dir=eval_mine
+
+(`--keras_model=FILE.keras`; `--input_range=0,255`, `--input_mean`,
+`--input_std` when the model expects them; `--norm=l2`). It writes the same
+autoattack.json and autoattack_examples.csv to `--out_dir` (default
+`eval_<model name>` in the current folder); evaluation/foreign.py refuses
+models whose outputs are not logits with one line.
+
 Run as a command, the flags, `--run_dir` and config.json are checked before
 TensorFlow loads: `--help` and bad input answer at once, bad input as one
 line `iaat_tf.evaluate: error: ...` with exit 2. This module never imports
@@ -61,16 +74,22 @@ def _checked_options(argv) -> EvalOptions:
   f = flags.FLAGS
   if len(argv) > 1:
     raise EvaluationError(f"unexpected arguments {' '.join(argv[1:])!r}")
-  if not f.run_dir:
-    raise EvaluationError("--run_dir is required")
   options = eval_flags.options_from_flags(f)
+  if options.foreign:
+    name = os.path.basename(os.path.normpath(options.saved_model or options.keras_model))
+    return dataclasses.replace(options, attacks=("autoattack",),
+                               out_dir=options.out_dir or f"eval_{name}")
   run_io.check_run_dir(f.run_dir)
   return options
 
 
 def main(argv) -> None:
   from absl import flags  # pylint: disable=g-import-not-at-top
-  evaluate_selected(flags.FLAGS.run_dir, _checked_options(argv))
+  options = _checked_options(argv)
+  if options.foreign:
+    autoattack_model(options)
+  else:
+    evaluate_selected(flags.FLAGS.run_dir, options)
 
 
 if __name__ == "__main__":
@@ -81,6 +100,7 @@ if __name__ == "__main__":
   cli.import_tensorflow(debug=cli.debug())
 
 # The evaluation itself (TensorFlow).
+import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from iaat_tf import data, models  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -281,16 +301,9 @@ def autoattack_run(run_dir: str, options: EvalOptions = EvalOptions(),
       dataset=config.data.dataset, strategy=strategy,
       num_examples=datasets.info.num_test,
       progress=lambda p: log(f"evaluate: {p.line()}"))
-  payload = {"run_dir": run_dir, "source": options.source, **report.to_dict(),
-             "examples_file": AA_EXAMPLES}
-  payload["gradient_masking_warnings"] = report.masking_warnings()
-  for w in payload["gradient_masking_warnings"]:
-    log(f"evaluate: WARNING (possible gradient masking): {w}")
   out_dir, key = _where(run_dir, options, "autoattack", norm, config.attack.norm)
-  os.makedirs(out_dir, exist_ok=True)
-  run_io.write_csv(os.path.join(out_dir, AA_EXAMPLES),
-                   autoattack.AutoAttackReport.EXAMPLE_FIELDS, report.example_rows())
-  run_io.write_json(os.path.join(out_dir, "autoattack.json"), payload)
+  payload = write_autoattack(report, out_dir, log, run_dir=run_dir,
+                             source=options.source)
   run_io.update_results(run_dir, **{key: {k: v for k, v in payload.items()
                                          if k != "run_dir"}})
   curve_path = os.path.join(out_dir, "robustness.json")
@@ -301,9 +314,99 @@ def autoattack_run(run_dir: str, options: EvalOptions = EvalOptions(),
       payload["plot"] = curves.plot_robustness_curve(
           {name: curve}, os.path.join(out_dir, "robustness_curve.png"),
           autoattack={name: (eps, report.robust_accuracy)}, norm=norm)
+  log_autoattack_summary(report, log)
+  return payload
+
+
+def write_autoattack(report, out_dir: str, log: Callable[[str], None],
+                     **header) -> dict:
+  """autoattack.json (`header` first) and autoattack_examples.csv in `out_dir`;
+  logs the gradient-masking warnings; returns the JSON payload."""
+  payload = {**header, **report.to_dict(), "examples_file": AA_EXAMPLES}
+  payload["gradient_masking_warnings"] = report.masking_warnings()
+  for w in payload["gradient_masking_warnings"]:
+    log(f"evaluate: WARNING (possible gradient masking): {w}")
+  os.makedirs(out_dir, exist_ok=True)
+  run_io.write_csv(os.path.join(out_dir, AA_EXAMPLES),
+                   autoattack.AutoAttackReport.EXAMPLE_FIELDS, report.example_rows())
+  run_io.write_json(os.path.join(out_dir, "autoattack.json"), payload)
+  return payload
+
+
+def log_autoattack_summary(report, log: Callable[[str], None]) -> None:
   after = ", ".join(f"{k} {v:.4f}" for k, v in report.accuracy_after.items())
   log(f"evaluate: AutoAttack clean {report.clean_accuracy:.4f}, robust "
       f"{report.robust_accuracy:.4f} (after {after})")
+
+
+def autoattack_model(options: EvalOptions, log: Callable[[str], None] = print) -> dict:
+  """AutoAttack on a model this package did not train (evaluation/foreign.py).
+
+  The model is `options.saved_model` or `options.keras_model`, attacked on
+  `options.dataset`'s test split at `options.aa_eps` (default: RobustBench's
+  8/255 for L-inf, 0.5 for L2) in `options.norm` (default L-inf). Writes
+  autoattack.json and autoattack_examples.csv to `options.out_dir`; returns
+  the JSON payload.
+  """
+  from iaat_tf.evaluation import foreign  # pylint: disable=g-import-not-at-top
+  norm = options.norm or "linf"
+  eps = eval_flags.DEFAULT_AA_EPS[norm] if options.aa_eps is None else options.aa_eps
+  threat_model(dataclasses.replace(options, attacks=("autoattack",), aa_eps=eps),
+               norm, eps)
+  if options.dataset in ("mnist", "cifar10", "cifar100", "imagenet2012") \
+      and not options.data_dir:
+    raise EvaluationError(f"--dataset={options.dataset} reads tfds data: pass "
+                          "--data_dir=DIR")
+  strategy = strategy_for(options)  # Before any op: it may split the CPU.
+  batch_size = options.aa_batch_size or options.batch_size or 256
+  limit = options.aa_max_examples
+  if limit is None:
+    limit = IMAGENET_AA_EXAMPLES if options.dataset == "imagenet2012" else 0
+  data_cfg = cfg.DataConfig(
+      dataset=options.dataset, data_dir=options.data_dir, npz_path=options.npz_path,
+      image_size=options.image_size, batch_size=1, max_eval_examples=limit,
+      eval_batch_size=batch_size)
+  try:
+    datasets = data.load_datasets(data_cfg)
+  except data.DataError as e:
+    raise EvaluationError(str(e)) from None
+  channels = datasets.info.image_shape[-1]
+  for name in ("input_mean", "input_std"):
+    values = getattr(options, name)
+    if values is not None and len(values) not in (1, channels):
+      raise EvaluationError(f"--{name} has {len(values)} values; the images have "
+                            f"{channels} channel(s)")
+  source = "saved_model" if options.saved_model else "keras_model"
+  path = options.saved_model or options.keras_model
+  what = f"--{source}={path}"
+  with strategy.scope():
+    logits_fn = foreign.load_logits_fn(
+        saved_model=options.saved_model, keras_model=options.keras_model,
+        input_range=options.input_range, mean=options.input_mean,
+        std=options.input_std, signature=options.signature)
+  first = next(iter(datasets.test))[0]
+  images = first["image"] if isinstance(first, dict) else first
+  foreign.check_logits(logits_fn, np.asarray(images)[:64],
+                       datasets.info.num_classes, what)
+  aa_options = autoattack.AutoAttackOptions(
+      norm=norm, apgd_iters=options.aa_apgd_iters, targets=options.aa_targets,
+      fab_iters=options.aa_fab_iters, square_queries=options.aa_square_queries,
+      batch_size=batch_size, seed=0, jit_compile=options.jit_compile)
+  log(f"evaluate: AutoAttack ({', '.join(aa_options.attacks)}) at {norm} eps "
+      f"{eps:.4g} on {datasets.info.num_test} {datasets.info.name} test examples, "
+      f"{what}, {strategy.num_replicas_in_sync} device(s)")
+  report = autoattack.run_standard(
+      logits_fn, datasets.test, eps=eps, options=aa_options,
+      dataset=datasets.info.name, strategy=strategy,
+      num_examples=datasets.info.num_test,
+      progress=lambda p: log(f"evaluate: {p.line()}"))
+  payload = write_autoattack(
+      report, options.out_dir, log, model=path, source=source,
+      input={"range": list(options.input_range),
+             "mean": None if options.input_mean is None else list(options.input_mean),
+             "std": None if options.input_std is None else list(options.input_std)})
+  log_autoattack_summary(report, log)
+  log(f"evaluate: wrote {options.out_dir}")
   return payload
 
 

@@ -107,7 +107,8 @@ BAD_INPUTS = {
     "missing_data_dir": (["--dataset=cifar10", "--data_dir=/nonexistent/tfds"],
                          "--data_dir=/nonexistent/tfds does not exist"),
     "no_data_dir": (["--dataset=cifar10"], "pass --data_dir"),
-    "missing_flagfile": (["--flagfile=nope.flags"], "Unable to open flagfile"),
+    "missing_flagfile": (["--flagfile=nope.flags"],
+                         "--flagfile=nope.flags: no such file, and no shipped flagfile"),
     "unknown_flag": (["--epochz=3"], "Unknown command line flag 'epochz'"),
     "bad_int": (["--epochs=ten"], "--epochs=ten"),
     "missing_output_dir": (["--output_dir="], "--output_dir is required"),
@@ -335,6 +336,17 @@ def test_pgd_at_reports_the_radius_it_trained_at(tmp_path):
   assert not (out / "eps_table.npy").exists()  # No table is learned.
   assert "eps_table_mean" not in results["history"]
   assert results["history"]["eps_mean"] == [pytest.approx(0.1)]
+  # Provenance: a reader of either file can tell which code made it.
+  import iaat_tf  # pylint: disable=g-import-not-at-top
+  from iaat_tf import provenance  # pylint: disable=g-import-not-at-top
+  with open(out / "config.json") as f:
+    saved = json.load(f)["provenance"]
+  checkout = provenance.git_commit()  # None outside a git checkout (Bazel).
+  for record in (saved, results["provenance"]):
+    assert record["iaat_tf"] == iaat_tf.__version__
+    assert record["git_commit"] == (checkout["commit"] if checkout else None)
+    assert record["tensorflow"] and record["keras"] and record["python"]
+    assert record["devices"]["CPU"] >= 1 and record["precision"] == "float32"
 
 
 def test_a_diverging_run_stops_with_one_line_and_keeps_no_nan_epoch(tmp_path):
@@ -357,6 +369,21 @@ def test_a_diverging_run_stops_with_one_line_and_keeps_no_nan_epoch(tmp_path):
   saved = os.listdir(out / "checkpoints") if (out / "checkpoints").exists() else []
   assert not any(name.startswith(f"ckpt-{bad}.") for name in saved)
   assert bad == 1 or any(name.startswith(f"ckpt-{bad - 1}.") for name in saved)
+
+
+def test_radii_that_cannot_recover_are_said_and_their_quantiles_kept(tmp_path, capsys):
+  with flagsaver.flagsaver(
+      dataset="digits", model="small_cnn", method="iaat", warmup_epochs=1,
+      epochs=2, eps="0.3", gamma="0.05", beta=0.3, batch_size=64,
+      max_train_examples=128, pgd_steps=1, eval_pgd_steps=1, val_examples=64,
+      output_dir=str(tmp_path / "r"), verbose=0, export=False):
+    main.main(["iaat_tf.main"])
+  out = capsys.readouterr().out
+  assert "note: after the warmup a radius grows by at most beta x gamma = 0.015" in out
+  with open(tmp_path / "r" / "history.csv") as f:
+    header = f.readline().strip().split(",")
+  assert {f"eps_table_q{q}" for q in (10, 25, 50, 75, 90)} <= set(header)
+  assert (tmp_path / "r" / "plots" / "eps_over_epochs.png").exists()
 
 
 def test_warmup_as_long_as_the_run_is_said(tmp_path, capsys):

@@ -153,8 +153,9 @@ def test_cosine_and_onecycle_schedules_per_step(schedule):
   t = np.arange(total + 1)
   if schedule == "cosine":  # CosineAnnealingLR stepped per iteration, eta_min 0.
     expected = 0.1 * (1 + np.cos(np.pi * t / total))
-  else:  # Wong et al.: np.interp(t, [0, 2/5 T, T], [0, lr_max, 0]).
-    expected = np.interp(t, [0, 0.4 * total, total], [0, 0.2, 0])
+  else:  # fast_adversarial's MNIST script: batch i of epoch e trains at
+    # np.interp(e + (i + 1) / N, [0, epochs * 2 // 5, epochs], [0, lr_max, 0]).
+    expected = np.interp((t + 1) / steps_per_epoch, [0, 5 * 2 // 5, 5], [0, 0.2, 0])
   got = np.array([float(lr(step)) for step in t])
   np.testing.assert_allclose(got, expected, atol=1e-6)
   optimizer = runtime.make_optimizer(config, steps_per_epoch)

@@ -168,3 +168,17 @@ def test_pictures_with_labels_gaps_and_normal_file_mode(tmp_path):
   os.umask(mask)
   for p in (grid, path, hist):
     assert os.stat(p).st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_eps_over_epochs_bands(tmp_path):
+  epochs = np.arange(1, 9)
+  table_q = {f"eps_table_q{q}": list(np.linspace(0.0, 0.05 * q / 50, 8))
+             for q in (10, 25, 50, 75, 90)}
+  history = {"epoch": list(epochs), "eps_table_mean": list(np.linspace(0, 0.05, 8)),
+             **table_q}
+  path = curves.plot_eps_over_epochs(history, str(tmp_path / "bands.png"),
+                                     warmup_eps=0.3, eval_eps=0.2, warmup_epochs=3)
+  assert os.path.getsize(path) > 10_000
+  # The quantiles share one panel of the training history (not five).
+  history_path = curves.plot_training_history(history, str(tmp_path / "h.png"))
+  assert os.path.getsize(history_path) > 10_000

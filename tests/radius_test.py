@@ -54,3 +54,26 @@ def test_smooth_weighs_the_new_radius_by_beta():
 def test_clip_bounds_to_zero_and_eps_max():
   got = radius.clip(tf.constant([-0.1, 0.2, 0.7]), 0.5).numpy()
   np.testing.assert_allclose(got, [0.0, 0.2, 0.5])
+
+
+def test_recovery_note_when_radii_at_zero_cannot_grow_back():
+  # The held-out digit task of issue 26: 7 epochs after the warmup at
+  # beta x gamma = 0.015 reach 0.105, far below the warmup radius 0.3.
+  note = radius.recovery_note("iaat", eps=0.3, gamma=0.05, beta=0.3,
+                              warmup_epochs=3, epochs=10)
+  assert "0.015 per epoch" in note and "0.105" in note and "--eps=0.3" in note
+  assert "\n" not in note
+  # The authors' CIFAR schedule has room: 100 x 0.1 x 1.9/255 > 8/255.
+  assert radius.recovery_note("iaat", eps=8 / 255, gamma=1.9 / 255, beta=0.1,
+                              warmup_epochs=10, epochs=110) is None
+  # The cheap rule moves by gamma, unsmoothed (unless cheap_beta).
+  assert radius.recovery_note("iaat_cheap", eps=0.3, gamma=0.05, beta=0.3,
+                              warmup_epochs=3, epochs=10) is None
+  assert "0.025 per epoch" in radius.recovery_note(
+      "iaat_cheap", eps=0.3, gamma=0.05, beta=0.3, warmup_epochs=3, epochs=10,
+      cheap_beta=0.5)
+  # Nothing to say when no epoch adapts, or for uniform radii.
+  assert radius.recovery_note("iaat", eps=0.3, gamma=0.05, beta=0.3,
+                              warmup_epochs=10, epochs=10) is None
+  assert radius.recovery_note("pgd_at", eps=0.3, gamma=0.05, beta=0.3,
+                              warmup_epochs=3, epochs=10) is None

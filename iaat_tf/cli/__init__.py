@@ -58,10 +58,19 @@ def _absl_error(prog: str, error: Exception) -> None:
 
 
 def parse_flags(prog: str, argv: Sequence[str]) -> list:
-  """absl parsing with one-line errors and exit 2 (bad flag, flagfile, value)."""
+  """absl parsing with one-line errors and exit 2 (bad flag, flagfile, value).
+
+  `--flagfile=` takes a path or a shipped flagfile's name (flagfiles.py).
+  """
   from absl import flags  # pylint: disable=g-import-not-at-top
+  from iaat_tf.cli import flagfiles  # pylint: disable=g-import-not-at-top
+  argv = list(argv)
   try:
-    return flags.FLAGS(list(argv))
+    argv = argv[:1] + flagfiles.expand(argv[1:])
+  except flagfiles.FlagfileError as e:
+    fail(prog, e)
+  try:
+    return flags.FLAGS(argv)
   except flags.Error as e:
     _absl_error(prog, e)
 
@@ -96,7 +105,8 @@ def format_help(prog: str, summary: str, groups: HelpGroups) -> str:
       lines.extend(" " * 30 + w for w in wrapped[1:])
     lines.append("")
   lines.append("Flags can also come from a file: --flagfile=FILE (one --flag=value "
-               "a line). Radii accept fractions such as 8/255.")
+               "a line), or a shipped experiment by name (--flagfile=quickstart). "
+               "Radii accept fractions such as 8/255.")
   return "\n".join(lines) + "\n"
 
 

@@ -92,13 +92,19 @@ class LearningRateLogger(keras.callbacks.Callback):
 
 
 class EpsTableLogger(keras.callbacks.Callback):
-  """Adds the eps table's mean and zero fraction to the logs (IAAT runs)."""
+  """Adds the eps table's mean, zero fraction and quantiles to the logs
+  (IAAT runs): `eps_table_q10`, `_q25`, `_q50`, `_q75`, `_q90`, so
+  history.csv shows how the radius distribution moves epoch by epoch."""
+
+  QUANTILES = (10, 25, 50, 75, 90)
 
   def on_epoch_end(self, epoch, logs=None):
     table = self.model.eps_table.numpy()
     if logs is not None:
       logs["eps_table_mean"] = float(table.mean())
       logs["eps_table_zero_frac"] = float((table == 0).mean())
+      for q, value in zip(self.QUANTILES, np.percentile(table, self.QUANTILES)):
+        logs[f"eps_table_q{q}"] = float(value)
 
 
 class HistoryWriter(keras.callbacks.Callback):

@@ -43,6 +43,22 @@ class EvalOptions:
   strategy: str = "default"  # or "mirrored": attack batches spread over devices
   num_virtual_devices: int = 0  # Split the CPU (tests)
   norm: Optional[str] = None  # "linf" or "l2"; None: the run's --norm
+  # A model this package did not train (instead of a run directory):
+  # evaluation/foreign.py. AutoAttack on `dataset`'s test split.
+  saved_model: Optional[str] = None
+  keras_model: Optional[str] = None
+  signature: Optional[str] = None  # None: `serve`, else serving_default.
+  dataset: Optional[str] = None
+  npz_path: Optional[str] = None
+  image_size: int = 224  # ImageNet only.
+  input_range: Sequence[float] = (0.0, 1.0)  # What the model takes.
+  input_mean: Optional[Sequence[float]] = None  # Subtracted after the range.
+  input_std: Optional[Sequence[float]] = None  # Divided after the mean.
+
+  @property
+  def foreign(self) -> bool:
+    """A model this package did not train (--saved_model / --keras_model)."""
+    return bool(self.saved_model or self.keras_model)
 
 
 def threat_model(options: EvalOptions, run_norm: str, run_eps: float) -> str:
@@ -71,9 +87,16 @@ def threat_model(options: EvalOptions, run_norm: str, run_eps: float) -> str:
 SUMMARY = """\
 Measures the robustness of a finished training run: clean accuracy and
 PGD / APGD accuracy at every radius, with the per-example worst case. Writes
-RUN_DIR/eval/ (or --out_dir) and adds the curve to RUN_DIR/results.json."""
+RUN_DIR/eval/ (or --out_dir) and adds the curve to RUN_DIR/results.json.
+Any other TensorFlow classifier (--saved_model=DIR or --keras_model=FILE.keras,
+with --dataset): AutoAttack at --aa_eps, written to --out_dir."""
+# Default AutoAttack radius of a model without a run (RobustBench's).
+DEFAULT_AA_EPS = {"linf": 8 / 255, "l2": 0.5}
 HELP_GROUPS = (
     ("Run", ("run_dir", "source", "out_dir", "data_dir")),
+    ("A model not trained here", ("saved_model", "keras_model", "signature",
+                                  "dataset", "npz_path", "image_size",
+                                  "input_range", "input_mean", "input_std")),
     ("Attacks", ("attacks", "norm", "eps_list", "pgd_steps", "restarts", "losses",
                  "apgd", "apgd_iters", "jit_compile")),
     ("AutoAttack", ("aa_eps", "aa_max_examples", "aa_apgd_iters", "aa_targets",
@@ -121,6 +144,22 @@ def define_flags():
   flags.DEFINE_enum("strategy", "default", ["default", "mirrored"],
                     "mirrored: spread attack batches over the local GPUs.")
   flags.DEFINE_integer("num_virtual_devices", 0, "Split the CPU into this many devices (tests).")
+  flags.DEFINE_string("saved_model", None, "Evaluate this SavedModel (any "
+                      "model: model.export(), tf.saved_model.save) instead of a run.")
+  flags.DEFINE_string("keras_model", None, "Evaluate this .keras file instead of a run.")
+  flags.DEFINE_string("signature", None, "The SavedModel's signature (default: "
+                      "its `serve` endpoint, else serving_default).")
+  flags.DEFINE_string("dataset", None, "With --saved_model/--keras_model: the "
+                      "test split to attack (" + ", ".join(
+                          d for d in cfg.DATASETS if d != "synthetic") + ").")
+  flags.DEFINE_string("npz_path", None, "With --dataset=npz: the .npz file.")
+  flags.DEFINE_integer("image_size", 224, "With --dataset=imagenet2012: the crop size.")
+  flags.DEFINE_list("input_range", ["0", "1"], "The pixel range the model "
+                    "takes, e.g. 0,255 (images are attacked in [0, 1]).")
+  flags.DEFINE_list("input_mean", None, "Per-channel mean the model expects "
+                    "subtracted (in --input_range units), e.g. 0.4914,0.4822,0.4465.")
+  flags.DEFINE_list("input_std", None, "Per-channel std the model expects "
+                    "divided by, after the mean.")
 
 
 def options_from_flags(f) -> EvalOptions:
@@ -149,8 +188,9 @@ def options_from_flags(f) -> EvalOptions:
       f.aa_apgd_iters, f.aa_targets, f.aa_fab_iters, f.aa_square_queries) < 1:
     raise EvaluationError("--aa_* counts must be >= 1 (examples and batch "
                           "size >= 0)")
+  foreign = _foreign_options(f)
   return EvalOptions(
-      source=f.source, eps_list=eps_list,
+      **foreign, source=f.source, eps_list=eps_list,
       pgd_steps=f.pgd_steps, restarts=f.restarts, losses=tuple(f.losses),
       apgd=f.apgd, apgd_iters=f.apgd_iters, max_examples=f.num_examples,
       batch_size=f.batch_size, data_dir=f.data_dir,
@@ -161,3 +201,54 @@ def options_from_flags(f) -> EvalOptions:
       aa_targets=f.aa_targets, aa_fab_iters=f.aa_fab_iters,
       aa_square_queries=f.aa_square_queries, aa_batch_size=f.aa_batch_size,
       strategy=f.strategy, num_virtual_devices=f.num_virtual_devices, norm=f.norm)
+
+
+def _floats(name: str, values) -> Optional[tuple]:
+  if values is None:
+    return None
+  try:
+    return tuple(float(v) for v in values)
+  except ValueError:
+    raise EvaluationError(f"--{name}={','.join(values)} must be numbers") from None
+
+
+def _foreign_options(f) -> dict:
+  """The options of a model this package did not train, checked."""
+  import os  # pylint: disable=g-import-not-at-top
+  sources = [n for n in ("run_dir", "saved_model", "keras_model") if f[n].value]
+  if len(sources) != 1:
+    raise EvaluationError("give exactly one of --run_dir (a training run), "
+                          "--saved_model=DIR or --keras_model=FILE.keras, got "
+                          + (", ".join(f"--{n}" for n in sources) or "none"))
+  values = {"saved_model": f.saved_model, "keras_model": f.keras_model,
+            "signature": f.signature, "dataset": f.dataset,
+            "npz_path": f.npz_path, "image_size": f.image_size,
+            "input_range": _floats("input_range", f.input_range),
+            "input_mean": _floats("input_mean", f.input_mean),
+            "input_std": _floats("input_std", f.input_std)}
+  if sources[0] == "run_dir":
+    return values
+  path = f.saved_model or f.keras_model
+  flag = "saved_model" if f.saved_model else "keras_model"
+  if not os.path.exists(path):
+    raise EvaluationError(f"--{flag}={path} does not exist")
+  if f.keras_model and not f.keras_model.endswith(".keras"):
+    raise EvaluationError(f"--keras_model={path} is not a .keras file (a "
+                          "SavedModel folder goes to --saved_model)")
+  choices = [d for d in cfg.DATASETS if d != "synthetic"]
+  if f.dataset not in choices:
+    raise EvaluationError(f"--{flag} needs --dataset, one of {', '.join(choices)}"
+                          + (f" (got {f.dataset!r})" if f.dataset else ""))
+  if f.dataset == "npz" and not f.npz_path:
+    raise EvaluationError("--dataset=npz needs --npz_path=FILE.npz")
+  low, high = values["input_range"] if len(values["input_range"]) == 2 else (0, 0)
+  if not high > low:
+    raise EvaluationError(f"--input_range={','.join(f.input_range)} must be "
+                          "two numbers, low < high (e.g. 0,255)")
+  if values["input_std"] and min(values["input_std"]) <= 0:
+    raise EvaluationError("--input_std values must be > 0")
+  if "suite" in f.attacks and f["attacks"].present:
+    raise EvaluationError("--attacks=suite (the PGD/APGD curve) reads a training "
+                          "run; a model from --saved_model/--keras_model gets "
+                          "--attacks=autoattack")
+  return values

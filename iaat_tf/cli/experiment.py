@@ -34,12 +34,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from iaat_tf import data, models, run_io
+from iaat_tf import data, models, provenance, run_io
 from iaat_tf.cli import callbacks
 from iaat_tf.models import export
 from iaat_tf.reports import curves, example_lookup, plots
 from iaat_tf.training import (adaptive_model, batch_steps, early_stopping,
-                              overfitting, runtime)
+                              overfitting, radius, runtime)
 from iaat_tf.config import Config, ConfigError, validate
 
 # What a run writes into output_dir (and --overwrite deletes).
@@ -153,7 +153,10 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
   if config.overwrite:
     _clear_outputs(out, chief, strategy)
   if chief:
-    run_io.write_json(os.path.join(out, run_io.CONFIG), config.to_dict())
+    run_io.write_json(os.path.join(out, run_io.CONFIG), {
+        **config.to_dict(),
+        # Which code ran it (read by no one when resuming: from_dict skips it).
+        "provenance": provenance.provenance(config.train.precision)})
   log(f"iaat_tf: {config.method.method} on {info.describe()}; "
       f"{config.model.name}, {replicas} replica(s), {steps_per_epoch} steps/epoch")
   adaptive = config.method.method in batch_steps.ADAPTIVE_METHODS
@@ -161,6 +164,13 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
     log(f"iaat_tf: note: --warmup_epochs={config.method.warmup_epochs} >= "
         f"--epochs={config.train.epochs}: every epoch is warmup, so this run "
         f"trains at --eps like PGD-AT and no radius adapts")
+  elif adaptive:
+    note = radius.recovery_note(
+        config.method.method, eps=config.method.eps, gamma=config.method.gamma,
+        beta=config.method.beta, warmup_epochs=config.method.warmup_epochs,
+        epochs=config.train.epochs, cheap_beta=config.method.cheap_beta)
+    if note:
+      log(f"iaat_tf: note: {note}")
 
   trainer = build_trainer(config, info, steps_per_epoch, strategy)
   checkpoint = runtime.make_checkpoint(trainer)
@@ -236,6 +246,7 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
   final = trainer.evaluate(datasets.test, verbose=1 if bar else fit_verbose,
                            return_dict=True)
   results = {
+      "provenance": provenance.provenance(config.train.precision),
       "method": config.method.method,
       "loss": config.method.loss,
       "dataset": info.name,
@@ -303,6 +314,11 @@ def write_run_plots(config: Config, out: str, eps_table: np.ndarray,
     written["history"] = curves.plot_training_history(
         history, os.path.join(plot_dir, "training_history.png"), per_255=per_255,
         norm=norm)
+    if any(k.startswith("eps_table_q") for k in history):
+      written["eps_over_epochs"] = curves.plot_eps_over_epochs(
+          history, os.path.join(plot_dir, "eps_over_epochs.png"),
+          warmup_eps=config.method.eps, eval_eps=config.eval.eps,
+          warmup_epochs=config.method.warmup_epochs, per_255=per_255, norm=norm)
   if config.method.method in batch_steps.ADAPTIVE_METHODS and eps_table.size:
     written["eps_histogram"] = plots.plot_eps_histogram(
         eps_table, os.path.join(plot_dir, "eps_histogram.png"),

@@ -28,7 +28,6 @@ correctness and the attack that broke it (`example_rows`).
 
 import dataclasses
 import math
-import platform
 import time
 from typing import Any, Callable, Iterator, Optional, Sequence
 
@@ -163,16 +162,10 @@ class AutoAttackReport:
     return out
 
 
-def package_versions() -> dict[str, str]:
-  import keras  # pylint: disable=g-import-not-at-top
-  try:
-    from importlib import metadata  # pylint: disable=g-import-not-at-top
-    iaat = metadata.version("iaat_tf")
-  except Exception:  # Not installed as a package (a source checkout).
-    iaat = "source"
-  return {"iaat_tf": iaat, "tensorflow": tf.__version__,
-          "keras": keras.__version__, "numpy": np.__version__,
-          "python": platform.python_version()}
+def package_versions() -> dict:
+  """Which code made the report (`iaat_tf.provenance`)."""
+  from iaat_tf import provenance  # pylint: disable=g-import-not-at-top
+  return provenance.provenance()
 
 
 def _chunks(images, labels, index, size: int

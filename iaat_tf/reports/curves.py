@@ -96,6 +96,7 @@ _PANELS = (  # (title, y label, test on the key)
     ("Loss", "cross-entropy", lambda k: "loss" in k),
     ("Accuracy", "accuracy", lambda k: k.endswith("acc")),
     ("Radius", f"mean {RADIUS}", lambda k: k in ("eps_mean", "eps_table_mean")),
+    ("Radius quantiles", RADIUS, lambda k: k.startswith("eps_table_q")),
     ("Examples at radius 0", "fraction of training examples",
      lambda k: k.endswith("zero_frac")),
     ("Learning rate", "learning rate", lambda k: k == "learning_rate"),
@@ -109,6 +110,7 @@ _LEGEND = {  # Curve names readers understand (keys are history.csv columns).
     "val_pgd_acc": "val_pgd_acc: validation, PGD",
     "eps_mean": "eps_mean: radius trained at",
     "eps_table_mean": "eps_table_mean: stored table",
+    **{f"eps_table_q{q}": f"{q}th percentile of the table" for q in (10, 25, 50, 75, 90)},
 }
 
 
@@ -168,7 +170,7 @@ def plot_training_history(history: Mapping[str, Sequence[float]],
       ax.set_ylim(-0.02, 1.02)
     if title == "Learning rate":
       ax.set_ylim(0.0, 1.15 * max(float(np.nanmax(columns[k])) for k in keys))
-    if title == "Radius":
+    if title in ("Radius", "Radius quantiles"):
       top = max(float(np.nanmax(columns[k])) for k in keys)
       radius_axis(ax.yaxis, per_255, top)
       ax.set_ylabel(f"{ylabel} ({norm_label(norm)})")
@@ -181,4 +183,46 @@ def plot_training_history(history: Mapping[str, Sequence[float]],
                    if keys[0] not in ("learning_rate", "images_per_second")
                    and title != keys[0] else title, fontsize=10)
   fig.suptitle("Training history")
+  return save_figure(fig, path)
+
+
+def plot_eps_over_epochs(history: Mapping[str, Sequence[float]], path: str, *,
+                         warmup_eps: float, eval_eps: float, warmup_epochs: int,
+                         per_255: Optional[bool] = None, norm: str = "linf") -> str:
+  """The learned radius distribution per epoch: 10-90% and 25-75% bands, the
+  median and the mean of the eps table, with the warmup radius, the
+  evaluation radius and the end of the warmup marked (history.csv's
+  eps_table_q* columns)."""
+  get = lambda k: np.asarray([np.nan if v is None else v for v in history[k]],
+                             dtype=np.float64)
+  q = {p: get(f"eps_table_q{p}") for p in (10, 25, 50, 75, 90)}
+  epochs = (get("epoch") if "epoch" in history
+            else np.arange(1, q[50].size + 1, dtype=np.float64))
+  if per_255 is None:
+    per_255 = uses_per_255([warmup_eps, eval_eps], norm=norm)
+  fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
+  ax.fill_between(epochs, q[10], q[90], alpha=0.18, color="tab:red",
+                  label="10-90% of examples")
+  ax.fill_between(epochs, q[25], q[75], alpha=0.35, color="tab:red",
+                  label="25-75%")
+  ax.plot(epochs, q[50], "-", color="tab:red", label="median")
+  if "eps_table_mean" in history:
+    ax.plot(epochs, get("eps_table_mean"), "--", color="tab:red", alpha=0.7,
+            label="mean")
+  ax.axhline(warmup_eps, color="tab:gray", lw=1, ls=":",
+             label=f"warmup radius {warmup_eps:.4g}")
+  ax.axhline(eval_eps, color="tab:blue", lw=1.2, ls="-.",
+             label=f"evaluation radius {eval_eps:.4g}")
+  if 0 < warmup_epochs < epochs.max():
+    ax.axvline(warmup_epochs + 0.5, color="black", lw=0.8, alpha=0.5)
+    ax.text(warmup_epochs + 0.6, ax.get_ylim()[1] * 0.97, "warmup ends",
+            fontsize=7, va="top")
+  top = float(np.nanmax([np.nanmax(q[90]), warmup_eps, eval_eps]))
+  radius_axis(ax.yaxis, per_255, top)
+  ax.set_ylabel(f"stored {RADIUS} ({norm_label(norm)})")
+  ax.set_xlabel("epoch")
+  ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+  ax.set_title("Learned radii over training", fontsize=10)
   return save_figure(fig, path)

@@ -100,3 +100,44 @@ def ramp_factor(step, ramp_steps: int) -> tf.Tensor:
   if ramp_steps <= 0:
     return tf.constant(1.0, tf.float32)
   return tf.minimum(f32(step) / float(ramp_steps), 1.0)
+
+
+def growth_per_epoch(method: str, gamma: float, beta: float,
+                     cheap_beta: float = 0.0) -> float:
+  """The most a radius can grow in one epoch after the warmup.
+
+  Each example's radius is updated once per epoch (once per pass over the
+  data). Algorithm 2 (`iaat`) moves it at most to stored + gamma and then
+  smooths: stored + beta * gamma. The cheap rule (`iaat_cheap`) adds gamma
+  (times `cheap_beta` when it smooths).
+  """
+  if method == "iaat":
+    return beta * gamma
+  if method == "iaat_cheap":
+    return gamma * (cheap_beta if cheap_beta > 0 else 1.0)
+  return 0.0
+
+
+def recovery_note(method: str, *, eps: float, gamma: float, beta: float,
+                  warmup_epochs: int, epochs: int,
+                  cheap_beta: float = 0.0) -> str | None:
+  """A one-line note when radii at 0 cannot grow back to the warmup radius.
+
+  The warmup stores `eps` only for examples that are correct when clean at
+  that moment; the others hold 0 when it ends (most of them early in a run
+  from scratch). After it a radius grows by at most `growth_per_epoch` per
+  epoch, so an example at 0 reaches at most (epochs - warmup) x growth. When
+  that is below `eps`, the run's radii are shaped by its length, not by
+  the examples: None otherwise.
+  """
+  left = epochs - warmup_epochs
+  growth = growth_per_epoch(method, gamma, beta, cheap_beta)
+  if left <= 0 or growth <= 0 or left * growth >= eps:
+    return None
+  rule = "beta x gamma" if method == "iaat" else "gamma"
+  return (f"after the warmup a radius grows by at most {rule} = {growth:.4g} "
+          f"per epoch (one update per example per epoch), so in the {left} "
+          f"epochs left a radius at 0 (every example misclassified when the "
+          f"warmup ends) reaches at most {left * growth:.4g}, below the "
+          f"warmup radius --eps={eps:.4g}: train longer (--epochs), raise "
+          f"--gamma or --beta, or shorten --warmup_epochs")

@@ -1,0 +1,136 @@
+"""Models this package did not train, as `images -> logits` functions to attack.
+
+`load_logits_fn` opens a SavedModel (any serving signature or endpoint that
+maps one image tensor to logits: `model.export()`, `tf.saved_model.save`, our
+own export) or a Keras `.keras` file, and wraps it so that it takes float32
+images in [0, 1], NHWC, as every attack here does: the model's own input
+range (`input_range`, e.g. (0, 255)) and normalisation (`mean`, `std`,
+applied after the range) are applied inside the function.
+
+`check_logits` runs the function once on real images and turns what would
+otherwise be a cryptic failure (or, worse, a meaningless result) into one
+line: a signature that does not take one image tensor, images of the wrong
+shape, outputs that are not [N, classes], and outputs that are
+probabilities (rows in [0, 1] summing to 1: AutoAttack's losses need
+logits; a softmax output would make every gradient-based attack weaker).
+"""
+
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+LogitsFn = Callable[[tf.Tensor], tf.Tensor]
+
+
+class ForeignModelError(ValueError):
+  """A model that cannot be evaluated as images -> logits (one line)."""
+
+
+def _saved_model_fn(path: str, signature: Optional[str]):
+  """(callable taking one image tensor, description) of a SavedModel."""
+  try:
+    loaded = tf.saved_model.load(path)
+  except (OSError, ValueError, tf.errors.OpError) as e:
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    raise ForeignModelError(f"--saved_model={path}: not a readable SavedModel "
+                            f"({first[:200]})") from None
+  signatures = dict(getattr(loaded, "signatures", {}) or {})
+  if signature is None and hasattr(loaded, "serve") and callable(loaded.serve):
+    endpoint = loaded.serve  # Keras' model.export() and our export_classifier.
+    return (lambda x: endpoint(x)), loaded, "serve"
+  name = signature or "serving_default"
+  if name not in signatures:
+    have = ", ".join(sorted(signatures)) or "none"
+    raise ForeignModelError(f"--saved_model={path}: no signature {name!r} "
+                            f"(signatures: {have}; choose one with --signature)")
+  fn = signatures[name]
+  _, kwargs = fn.structured_input_signature
+  tensors = {k: v for k, v in kwargs.items() if isinstance(v, tf.TensorSpec)}
+  if len(tensors) != 1:
+    raise ForeignModelError(
+        f"--saved_model={path}: signature {name!r} takes {len(tensors)} inputs "
+        f"({', '.join(sorted(tensors))}); evaluation needs one image input")
+  (key, spec), = tensors.items()
+  if spec.shape.rank not in (None, 4):
+    raise ForeignModelError(
+        f"--saved_model={path}: signature {name!r} input {key!r} has shape "
+        f"{spec.shape}, not images [N, H, W, C]")
+
+  def call(x):
+    out = fn(**{key: tf.cast(x, spec.dtype)})
+    if isinstance(out, dict):
+      if len(out) != 1:
+        raise ForeignModelError(
+            f"--saved_model={path}: signature {name!r} has {len(out)} outputs "
+            f"({', '.join(sorted(out))}); evaluation needs one logits output")
+      out = next(iter(out.values()))
+    return out
+
+  return call, loaded, name
+
+
+def load_logits_fn(*, saved_model: Optional[str] = None,
+                   keras_model: Optional[str] = None,
+                   input_range: Sequence[float] = (0.0, 1.0),
+                   mean: Optional[Sequence[float]] = None,
+                   std: Optional[Sequence[float]] = None,
+                   signature: Optional[str] = None) -> LogitsFn:
+  """images in [0, 1] -> float32 logits of a SavedModel or a .keras file."""
+  if (saved_model is None) == (keras_model is None):
+    raise ForeignModelError("give one of --saved_model and --keras_model")
+  if saved_model is not None:
+    call, keep_alive, _ = _saved_model_fn(saved_model, signature)
+  else:
+    import keras  # pylint: disable=g-import-not-at-top
+    try:
+      model = keras.saving.load_model(keras_model, compile=False)
+    except (OSError, ValueError, TypeError) as e:
+      first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+      raise ForeignModelError(f"--keras_model={keras_model}: cannot be loaded "
+                              f"({first[:200]})") from None
+    call, keep_alive = (lambda x: model(x, training=False)), model
+  low, high = (float(v) for v in input_range)
+  mean_t = None if mean is None else tf.constant(mean, tf.float32)
+  std_t = None if std is None else tf.constant(std, tf.float32)
+
+  def logits_fn(images):
+    x = tf.cast(images, tf.float32) * (high - low) + low
+    if mean_t is not None:
+      x = x - mean_t
+    if std_t is not None:
+      x = x / std_t
+    return tf.cast(call(x), tf.float32)
+
+  logits_fn.model = keep_alive  # Keeps the model's variables alive.
+  return logits_fn
+
+
+def check_logits(logits_fn: LogitsFn, images: np.ndarray, num_classes: int,
+                 what: str) -> None:
+  """ForeignModelError (one line) unless `logits_fn` maps `images` to logits."""
+  try:
+    out = logits_fn(tf.constant(images, tf.float32))
+  except ForeignModelError:
+    raise
+  except (ValueError, TypeError, tf.errors.InvalidArgumentError) as e:
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    raise ForeignModelError(
+        f"{what} does not take the dataset's images of shape "
+        f"{tuple(images.shape[1:])} ({first[:160]}); check --dataset "
+        "(and --image_size for ImageNet)") from None
+  out = np.asarray(out)
+  if out.ndim != 2 or out.shape[0] != len(images):
+    raise ForeignModelError(f"{what} maps {len(images)} images to outputs of "
+                            f"shape {out.shape}, not [N, classes] logits")
+  if out.shape[1] != num_classes:
+    raise ForeignModelError(f"{what} outputs {out.shape[1]} classes; the "
+                            f"dataset has {num_classes}")
+  if not np.all(np.isfinite(out)):
+    raise ForeignModelError(f"{what} outputs non-finite values on clean images")
+  if (out.min() >= 0.0 and out.max() <= 1.0
+      and np.allclose(out.sum(axis=1), 1.0, atol=1e-3)):
+    raise ForeignModelError(
+        f"{what} outputs probabilities (every row is in [0, 1] and sums to "
+        "1), not logits: AutoAttack's losses need logits; export the model "
+        "without its final softmax")
