@@ -289,18 +289,9 @@ def autoattack_run(run_dir: str, options: EvalOptions = EvalOptions(),
   norm = threat_model(dataclasses.replace(options, attacks=("autoattack",)),
                       config.attack.norm, config.eval.eps)
   eps = config.eval.eps if options.aa_eps is None else options.aa_eps
-  aa_options = autoattack.AutoAttackOptions(norm=norm,
-      apgd_iters=options.aa_apgd_iters, targets=options.aa_targets,
-      fab_iters=options.aa_fab_iters, square_queries=options.aa_square_queries,
-      batch_size=batch_size, seed=config.seed, jit_compile=options.jit_compile)
-  log(f"evaluate: AutoAttack ({', '.join(aa_options.attacks)}) at {norm} eps "
-      f"{eps:.4g} on {datasets.info.num_test} test examples, "
-      f"{strategy.num_replicas_in_sync} device(s)")
-  report = autoattack.run_standard(
-      logits_fn, datasets.test, eps=eps, options=aa_options,
-      dataset=config.data.dataset, strategy=strategy,
-      num_examples=datasets.info.num_test,
-      progress=lambda p: log(f"evaluate: {p.line()}"))
+  report = _autoattack(logits_fn, datasets, options, norm=norm, eps=eps,
+                       seed=config.seed, batch_size=batch_size, strategy=strategy,
+                       dataset=config.data.dataset, log=log)
   out_dir, key = _where(run_dir, options, "autoattack", norm, config.attack.norm)
   payload = write_autoattack(report, out_dir, log, run_dir=run_dir,
                              source=options.source)
@@ -316,6 +307,23 @@ def autoattack_run(run_dir: str, options: EvalOptions = EvalOptions(),
           autoattack={name: (eps, report.robust_accuracy)}, norm=norm)
   log_autoattack_summary(report, log)
   return payload
+
+
+def _autoattack(logits_fn, datasets, options: EvalOptions, *, norm: str,
+                eps: float, seed: int, batch_size: int, strategy, dataset: str,
+                log: Callable[[str], None], what: str = ""):
+  """AutoAttack standard with the options' counts on `datasets.test`."""
+  aa_options = autoattack.AutoAttackOptions(
+      norm=norm, apgd_iters=options.aa_apgd_iters, targets=options.aa_targets,
+      fab_iters=options.aa_fab_iters, square_queries=options.aa_square_queries,
+      batch_size=batch_size, seed=seed, jit_compile=options.jit_compile)
+  log(f"evaluate: AutoAttack ({', '.join(aa_options.attacks)}) at {norm} eps "
+      f"{eps:.4g} on {datasets.info.num_test} {dataset} test examples, "
+      f"{what + ', ' if what else ''}{strategy.num_replicas_in_sync} device(s)")
+  return autoattack.run_standard(
+      logits_fn, datasets.test, eps=eps, options=aa_options, dataset=dataset,
+      strategy=strategy, num_examples=datasets.info.num_test,
+      progress=lambda p: log(f"evaluate: {p.line()}"))
 
 
 def write_autoattack(report, out_dir: str, log: Callable[[str], None],
@@ -388,18 +396,9 @@ def autoattack_model(options: EvalOptions, log: Callable[[str], None] = print) -
   images = first["image"] if isinstance(first, dict) else first
   foreign.check_logits(logits_fn, np.asarray(images)[:64],
                        datasets.info.num_classes, what)
-  aa_options = autoattack.AutoAttackOptions(
-      norm=norm, apgd_iters=options.aa_apgd_iters, targets=options.aa_targets,
-      fab_iters=options.aa_fab_iters, square_queries=options.aa_square_queries,
-      batch_size=batch_size, seed=0, jit_compile=options.jit_compile)
-  log(f"evaluate: AutoAttack ({', '.join(aa_options.attacks)}) at {norm} eps "
-      f"{eps:.4g} on {datasets.info.num_test} {datasets.info.name} test examples, "
-      f"{what}, {strategy.num_replicas_in_sync} device(s)")
-  report = autoattack.run_standard(
-      logits_fn, datasets.test, eps=eps, options=aa_options,
-      dataset=datasets.info.name, strategy=strategy,
-      num_examples=datasets.info.num_test,
-      progress=lambda p: log(f"evaluate: {p.line()}"))
+  report = _autoattack(logits_fn, datasets, options, norm=norm, eps=eps, seed=0,
+                       batch_size=batch_size, strategy=strategy,
+                       dataset=datasets.info.name, log=log, what=what)
   payload = write_autoattack(
       report, options.out_dir, log, model=path, source=source,
       input={"range": list(options.input_range),
