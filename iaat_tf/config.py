@@ -62,6 +62,12 @@ class ConfigError(ValueError):
   """A user-facing configuration problem; its message is one line."""
 
 
+def first_line(error: BaseException) -> str:
+  """An exception's first message line (or its type's name), for one-line errors."""
+  text = str(error).strip()
+  return text.splitlines()[0] if text else type(error).__name__
+
+
 def alg2_preset(name: str, attack_steps: int, attack_step_ratio: float,
                 probe_steps: Optional[int] = None) -> dict:
   """MethodConfig probe_* values of an Algorithm 2 preset for a k-step attack.

@@ -32,7 +32,7 @@ from iaat_tf.data import augment
 from iaat_tf.data.arrays import (DataError, _array_classes, _declared_classes,  # pylint: disable=unused-import
                                  check_labels, holdout_split, load_digits_arrays,
                                  load_npz_arrays)
-from iaat_tf.config import DataConfig
+from iaat_tf.config import DataConfig, first_line
 
 TFDS_SPLITS = {  # name -> (train split, test split)
     "mnist": ("train", "test"),
@@ -227,7 +227,7 @@ def load_tfds(config: DataConfig, encoded: bool = False) -> Source:
         download=config.download, as_supervised=True, shuffle_files=False,
         with_info=True, **kwargs)
   except Exception as e:  # tfds raises AssertionError/DatasetNotFoundError/...
-    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    first = first_line(e)
     raise DataError(f"could not load tfds dataset {name!r} from --data_dir="
                     f"{config.data_dir}: {first}") from e
   classes = _declared_classes(config, info.features["label"].num_classes,

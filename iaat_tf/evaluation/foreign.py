@@ -20,6 +20,8 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
+from iaat_tf.config import first_line
+
 LogitsFn = Callable[[tf.Tensor], tf.Tensor]
 
 
@@ -32,7 +34,7 @@ def _saved_model_fn(path: str, signature: Optional[str]):
   try:
     loaded = tf.saved_model.load(path)
   except (OSError, ValueError, tf.errors.OpError) as e:
-    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    first = first_line(e)
     raise ForeignModelError(f"--saved_model={path}: not a readable SavedModel "
                             f"({first[:200]})") from None
   signatures = dict(getattr(loaded, "signatures", {}) or {})
@@ -86,7 +88,7 @@ def load_logits_fn(*, saved_model: Optional[str] = None,
     try:
       model = keras.saving.load_model(keras_model, compile=False)
     except (OSError, ValueError, TypeError) as e:
-      first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+      first = first_line(e)
       raise ForeignModelError(f"--keras_model={keras_model}: cannot be loaded "
                               f"({first[:200]})") from None
     call, keep_alive = (lambda x: model(x, training=False)), model
@@ -114,7 +116,7 @@ def check_logits(logits_fn: LogitsFn, images: np.ndarray, num_classes: int,
   except ForeignModelError:
     raise
   except (ValueError, TypeError, tf.errors.InvalidArgumentError) as e:
-    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    first = first_line(e)
     raise ForeignModelError(
         f"{what} does not take the dataset's images of shape "
         f"{tuple(images.shape[1:])} ({first[:160]}); check --dataset "

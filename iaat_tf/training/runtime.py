@@ -15,7 +15,7 @@ import keras
 import tensorflow as tf
 
 from iaat_tf.training import optimizers
-from iaat_tf.config import ConfigError, TrainConfig
+from iaat_tf.config import ConfigError, TrainConfig, first_line
 
 
 def configure_devices(config: TrainConfig) -> None:
@@ -248,7 +248,7 @@ def restore_latest(trainer, manager: tf.train.CheckpointManager,
       try:
         manager.checkpoint.restore(path).assert_existing_objects_matched()
       except (tf.errors.OpError, ValueError, IndexError, AssertionError) as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        reason = first_line(e)
         failures.append((path, reason))
         continue
       for bad, why in failures:
