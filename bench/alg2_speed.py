@@ -13,7 +13,7 @@ probe runs all its steps on the whole batch, the worst case). Their real cost
 in training lies in between. (In the robust state `probe_only_needed` also skips the probe at
 `stored`, since no +gamma probe succeeds: the variant with only fewer probe
 steps, no early stop, is the data-independent upper bound.) With `--alg2_run_dir=RUN` (a finished quick-start run, e.g. from
-bench/alg2_fidelity.py) it also times the "trained" state: that run's
+experiments/alg2_fidelity/alg2_fidelity.py) it also times the "trained" state: that run's
 weights, eps table and training data with the learning rate at 0, i.e. the
 decisions Algorithm 2 really faces at the end of training.
 """

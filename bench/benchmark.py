@@ -9,15 +9,16 @@ Sections (each a module of bench/):
   eval          robustness evaluation cost per 1,000 examples (AutoAttack hook)
   pipeline      the real input pipelines (needs step_time for its ratios)
 
-  python bench/benchmark.py --alg2_run_dir=RUN   # every section (about an hour
-                                            # on 2 CPU cores: the real models dominate)
+  python bench/benchmark.py                 # every section -> bench/RESULTS.md (about an
+                                            # hour on 2 CPU cores: the real models dominate)
   python bench/benchmark.py --quick         # smoke run of every section (~3 min), to a temp dir
   python bench/benchmark.py --sections=alg2 --output_dir=/tmp/b
   python bench/benchmark.py --from_json bench/results.json   # re-render RESULTS.md
 
-RUN is a finished exact quick-start run (`python -m iaat_tf.main
---flagfile=flags/quickstart.flags --output_dir=RUN`), used by the alg2
-section to time Algorithm 2 on real end-of-training decisions.
+The alg2 section also times Algorithm 2 on real end-of-training decisions:
+of a finished exact quick-start run, `--alg2_run_dir=RUN`, or (without it)
+one it trains first (`python -m iaat_tf.main --flagfile=flags/quickstart.flags`,
+about 30 s, in a temporary folder).
 
 Writes OUTPUT_DIR/RESULTS.md and OUTPUT_DIR/results.json (machine
 description and every measurement; `--output_name` changes the base name);
@@ -29,6 +30,7 @@ import argparse
 import datetime
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -59,7 +61,7 @@ def main(argv=None) -> int:
   parser.add_argument("--real_k", type=int, default=None,
                       help="PGD steps of the real-model section (default: the flagfiles').")
   parser.add_argument("--alg2_run_dir", default=None,
-                      help="A finished quick-start run (e.g. bench/alg2_fidelity.py's "
+                      help="A finished quick-start run (e.g. experiments/alg2_fidelity/alg2_fidelity.py's "
                       "exact_seed0): also time Algorithm 2 on its end-of-training state.")
   parser.add_argument("--from_json", default=None,
                       help="Only re-render the Markdown (next to the file) from a results JSON.")
@@ -96,7 +98,11 @@ def main(argv=None) -> int:
     payload["ratios"], k_main = result["ratios"], result["k"]
   if "alg2" in sections:
     log("alg2:")
-    result = alg2_speed.run(args.quick, log, args.alg2_run_dir)
+    run_dir = args.alg2_run_dir
+    if run_dir is None and not args.quick:
+      run_dir = _quickstart_run(log)
+    payload["alg2_run_dir"] = run_dir
+    result = alg2_speed.run(args.quick, log, run_dir)
     payload["train_steps"] += result["rows"]
     payload["groups"] += result["groups"]
     payload["alg2"] = {"ratios": result["ratios"]}
@@ -130,6 +136,17 @@ def main(argv=None) -> int:
     log(f"  {r['model']:16s} k={r['k']:<3d} {r['name']:52s} {r['value']:8.3f}  {r['target']}")
   log(f"wrote {out}/{md_name} and {json_name} in {payload['total_seconds']:.0f} s")
   return 0
+
+
+def _quickstart_run(log) -> str:
+  """Trains the exact quick start (about 30 s) for the alg2 section's trained state."""
+  run_dir = os.path.join(tempfile.mkdtemp(prefix="iaat_bench_qs_"), "quickstart")
+  log(f"  training the quick start for the trained-state timings: {run_dir}")
+  subprocess.run([sys.executable, "-m", "iaat_tf.main",
+                  "--flagfile=" + os.path.join(REPO, "flags", "quickstart.flags"),
+                  f"--output_dir={run_dir}", "--noexport", "--verbose=0"],
+                 cwd=REPO, check=True)
+  return run_dir
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 from iaat_tf import models  # pylint: disable=g-import-not-at-top
-from iaat_tf.training import adaptive_model  # pylint: disable=g-import-not-at-top
+from iaat_tf.training.trainer import AdversarialTrainer  # pylint: disable=g-import-not-at-top
 from iaat_tf.config import AttackConfig, MethodConfig, ModelConfig  # pylint: disable=g-import-not-at-top
 
 METHODS = ("standard", "pgd_at", "iaat", "iaat_cheap")
@@ -228,7 +228,7 @@ def build_trainer(spec: ModelSpec, variant: Variant, num_examples: int,
                                    warmup_epochs=0, **dict(variant.method_options))
       attack = dataclasses.replace(run_config.attack, steps=variant.k,
                                    jit_compile=variant.jit == "attack")
-    trainer = adaptive_model.AdversarialTrainer(classifier, num_examples, method, attack)
+    trainer = AdversarialTrainer(classifier, num_examples, method, attack)
     if variant.method in ("iaat", "iaat_cheap"):
       trainer.eps_table.assign(tf.fill([num_examples], 8 / 255))
     trainer.compile(optimizer=keras.optimizers.SGD(learning_rate, momentum=0.9),

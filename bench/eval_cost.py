@@ -36,7 +36,7 @@ def robustness_suite(logits_fn, dataset, eps):
 
 
 def autoattack_standard(logits_fn, dataset, eps):
-  return autoattack.run_standard(logits_fn, dataset, eps=eps)
+  return autoattack.run_autoattack(logits_fn, dataset, eps=eps)
 
 
 # name -> (logits_fn, dataset, eps) -> result. None: not available yet.

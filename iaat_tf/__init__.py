@@ -38,7 +38,7 @@ from iaat_tf._version import __version__  # noqa: F401
 # To publish a name, add one line here (and to the TYPE_CHECKING block).
 _LAZY = {
     # Training.
-    "AdversarialTrainer": ("iaat_tf.training.adaptive_model", "AdversarialTrainer"),
+    "AdversarialTrainer": ("iaat_tf.training.trainer", "AdversarialTrainer"),
     "MethodConfig": ("iaat_tf.config", "MethodConfig"),
     "AttackConfig": ("iaat_tf.config", "AttackConfig"),
     "EvalConfig": ("iaat_tf.config", "EvalConfig"),
@@ -52,7 +52,7 @@ _LAZY = {
     "apgd_attack": ("iaat_tf.attacks.apgd", "apgd_attack"),
     "ApgdOptions": ("iaat_tf.attacks.apgd", "ApgdOptions"),
     # Evaluation and export.
-    "run_autoattack": ("iaat_tf.evaluation.autoattack", "run_standard"),
+    "run_autoattack": ("iaat_tf.evaluation.autoattack", "run_autoattack"),
     "AutoAttackOptions": ("iaat_tf.evaluation.autoattack", "AutoAttackOptions"),
     "evaluate_robustness": ("iaat_tf.evaluation.robustness", "evaluate_robustness"),
     "gradient_masking_report": ("iaat_tf.evaluation.robustness", "gradient_masking_report"),
@@ -88,10 +88,10 @@ def __dir__():
 if TYPE_CHECKING:  # For type checkers and IDEs; never executed.
   from iaat_tf import attacks  # noqa: F401
   from iaat_tf.training import batch_steps, radius  # noqa: F401
-  from iaat_tf.training.adaptive_model import AdversarialTrainer  # noqa: F401
+  from iaat_tf.training.trainer import AdversarialTrainer  # noqa: F401
   from iaat_tf.attacks.apgd import ApgdOptions, apgd_attack  # noqa: F401
   from iaat_tf.evaluation.autoattack import AutoAttackOptions  # noqa: F401
-  from iaat_tf.evaluation.autoattack import run_standard as run_autoattack  # noqa: F401
+  from iaat_tf.evaluation.autoattack import run_autoattack  # noqa: F401
   from iaat_tf.config import (AttackConfig, ConfigError, EvalConfig,  # noqa: F401
                               MethodConfig)
   from iaat_tf.training.eps_table import EpsTable  # noqa: F401

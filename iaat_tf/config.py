@@ -54,8 +54,9 @@ PROBE_EARLY_STOP = ("none", "batch", "example")
 # (attacks/norms.py); radii, gamma, eps_max and step sizes are in its units
 # (the flags' defaults per norm: cli/flags_config.RADIUS_DEFAULTS).
 NORMS = ("linf", "l2")
-# --alg2_preset (docs/speed.md, bench/ALG2_FIDELITY.md).
+# --alg2_preset (docs/speed.md, experiments/alg2_fidelity/ALG2_FIDELITY.md).
 ALG2_PRESETS = ("exact", "fast")
+OPTIMIZERS = ("sgd", "adam")
 
 
 class ConfigError(ValueError):
@@ -76,7 +77,7 @@ def alg2_preset(name: str, attack_steps: int, attack_step_ratio: float,
   max(1, round(k / 3)) steps (or `probe_steps`) covering the same distance
   as the attack (k * step_ratio radii), that stop per example once
   misclassified and run only on the examples whose outcome Algorithm 2
-  uses. Measured in bench/ALG2_FIDELITY.md and bench/RESULTS_ALG2.md.
+  uses. Measured in experiments/alg2_fidelity/ALG2_FIDELITY.md and bench/RESULTS_ALG2.md.
   """
   if name not in ALG2_PRESETS:
     raise ConfigError(f"unknown --alg2_preset={name!r}; choose one of "
@@ -89,39 +90,95 @@ def alg2_preset(name: str, attack_steps: int, attack_step_ratio: float,
           "probe_early_stop": "example", "probe_only_needed": True}
 
 
+RUN, DATA, MODEL, METHOD, PROBES, LOSS, ATTACK, OPTIM, EVAL, EARLY = (
+    "Run", "Data", "Model", "Method (radius schedule)",
+    "Algorithm 2's probes (speed)", "Loss", "Training attack",
+    "Optimisation and devices", "Evaluation during and after training",
+    "Robust early stopping, weight average")
+# The --help groups, in the order they are printed (cli/flags_config.py).
+HELP_GROUP_ORDER = (RUN, DATA, MODEL, METHOD, PROBES, LOSS, ATTACK, OPTIM, EVAL, EARLY)
+
+
+def option(default, help: str, *, flag: Optional[str] = "",  # pylint: disable=redefined-builtin
+           group: str = "", minimum: Optional[float] = None, radius: bool = False,
+           path: bool = False, choices: Tuple[str, ...] = ()):
+  """A config field and its command-line flag, documented once.
+
+  `help` is the flag's help and the field's documentation. `flag` is the
+  flag's name ("" : the field's name; None: not a flag, set by other flags).
+  `group` is its --help group, `minimum` the smallest value `validate`
+  accepts, `choices` the values it accepts (a `Literal` type's values);
+  `radius` flags accept fractions (8/255) and default per --norm;
+  `path` flags expand ~.
+  """
+  return dataclasses.field(default=default, metadata={
+      "help": help, "flag": flag, "group": group, "minimum": minimum,
+      "radius": radius, "path": path, "choices": tuple(choices)})
+
+
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-  dataset: str = "digits"
-  data_dir: Optional[str] = None
-  manual_dir: Optional[str] = None  # ImageNet's downloaded tar files.
-  npz_path: Optional[str] = None
-  download: bool = False
-  holdout_fraction: float = 0.2
-  augment: bool = False
-  augment_pad: str = "zeros"  # zeros | reflect (AUGMENT_PADS).
-  batch_size: int = 128
-  eval_batch_size: int = 256
-  shuffle_buffer: int = 0  # 0: auto (whole training set; ImageNet 50k JPEGs)
-  max_train_examples: int = 0  # 0: all
-  max_eval_examples: int = 0  # --max_test_examples; 0: all
-  image_size: int = 224  # ImageNet only.
-  seed: int = 0
-  num_classes: int = 0  # 0: from the dataset (tfds info, npz, digits).
-  synthetic_like: str = "cifar10"  # Shape and classes of --dataset=synthetic.
-  synthetic_shape: Tuple[int, ...] = ()  # () : from synthetic_like.
-  synthetic_train_examples: int = 1024
-  synthetic_test_examples: int = 256
-  # Held out of the training split for early stopping (0: none).
-  validation_fraction: float = 0.0
+  """Where the examples come from and how they are batched."""
+  dataset: str = option("digits", f"One of {', '.join(DATASETS)}.", group=DATA,
+                        choices=DATASETS)
+  data_dir: Optional[str] = option(None, "tfds data directory (mnist/cifar/imagenet).",
+                                   group=DATA, path=True)
+  manual_dir: Optional[str] = option(None, "tfds manual_dir (ImageNet tar files).",
+                                     group=DATA, path=True)
+  npz_path: Optional[str] = option(
+      None, "For --dataset=npz: file with x, y[, x_test, y_test].", group=DATA, path=True)
+  download: bool = option(False, "Let tfds download/prepare missing data.", group=DATA)
+  holdout_fraction: float = option(
+      0.2, "Test fraction held out (digits, npz without a test split).", group=DATA)
+  augment: bool = option(False, "Pad-4 random crop + horizontal flip (CIFAR-style).",
+                         group=DATA)
+  augment_pad: str = option(
+      "zeros", "--augment's padding: zeros or reflect (the authors' code: "
+      "T.Pad(4, padding_mode='reflect')).", group=DATA, choices=AUGMENT_PADS)
+  batch_size: int = option(128, "Global training batch size.", group=DATA, minimum=1)
+  eval_batch_size: int = option(256, "Global evaluation batch size.", group=DATA, minimum=1)
+  shuffle_buffer: int = option(
+      0, "Shuffle buffer in examples; 0: auto (the whole training set, ImageNet 50,000).",
+      group=DATA, minimum=0)
+  max_train_examples: int = option(
+      0, "Use only the first N training examples (0: all).", group=DATA)
+  max_eval_examples: int = option(
+      0, "Use only the first N test examples (0: all).", flag="max_test_examples",
+      group=DATA)
+  image_size: int = option(224, "ImageNet crop size.", group=DATA)
+  seed: int = option(0, "Shuffling and augmentation seed (set from --seed).", flag=None)
+  num_classes: int = option(
+      0, "Number of classes; 0: from the dataset (a label outside it is an error).",
+      group=DATA)
+  synthetic_like: str = option(
+      "cifar10", "For --dataset=synthetic: take image shape and classes from "
+      "digits, mnist, cifar10, cifar100 or imagenet2012.", group=DATA)
+  synthetic_shape: Tuple[int, ...] = option(
+      (), "For --dataset=synthetic: H,W,C overriding --synthetic_like's shape.", group=DATA)
+  synthetic_train_examples: int = option(
+      1024, "For --dataset=synthetic: training examples.", group=DATA)
+  synthetic_test_examples: int = option(
+      256, "For --dataset=synthetic: test examples.", group=DATA)
+  validation_fraction: float = option(
+      0.0, "Hold out this fraction of the training split (fixed by example id, "
+      "not --seed) for robust early stopping (0: none).", group=EARLY)
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-  name: str = "small_cnn"
-  depth: int = 28
-  width: int = 10
-  sync_batchnorm: bool = False
-  dropout: float = 0.0
+  """The classifier (models/registry.py)."""
+  name: str = option(
+      "small_cnn", f"One of {', '.join(MODELS)} (wide_resnet: the standard WRN; "
+      "authors_wrn: the IAAT authors' modified WRN, docs/DEPARTURES.md).",
+      flag="model", group=MODEL, choices=MODELS)
+  depth: int = option(28, "WideResNet depth (wide_resnet: 28, 32, 34; authors_wrn: "
+                      "6n+2, e.g. 32).", flag="wrn_depth", group=MODEL)
+  width: int = option(10, "WideResNet widening factor.", flag="wrn_width", group=MODEL,
+                      minimum=1)
+  sync_batchnorm: bool = option(
+      False, "Synchronise BatchNorm statistics across replicas.", group=MODEL)
+  dropout: float = option(0.0, "Dropout rate (wide_resnet: inside each block; "
+                          "resnet50: before the logits).", group=MODEL)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,14 +188,34 @@ class AttackConfig:
   `step_ratio` 0 (the default) ties the step to k as the authors' code does:
   ratio = 2 / k, i.e. step = max(eps / (0.5 k), min_step) (0.2 at k = 10).
   """
-  steps: int = 10
-  step_ratio: float = 0.0
-  min_step: float = 2.0 / 255
-  random_start: bool = True
-  bn_mode: str = "inference"  # BatchNorm mode while attacking.
-  jit_compile: bool = False  # XLA on the attack function alone.
-  name: str = "pgd"  # TRAIN_ATTACKS; "fgsm_rs" is PGD with the FGSM_RS values.
-  norm: str = "linf"  # NORMS: the training attacks' and validation's ball.
+  steps: int = option(10, "PGD steps (k) in training attacks.", flag="pgd_steps",
+                      group=ATTACK, minimum=1)
+  step_ratio: float = option(
+      0.0, "PGD step = max(eps * ratio, pgd_min_step); 0 (default): ratio 2/k, the "
+      "authors' max(eps / (0.5 k), 2/255) rule.", flag="pgd_step_ratio", group=ATTACK,
+      minimum=0)
+  min_step: float = option(2.0 / 255, "Smallest PGD step size.", flag="pgd_min_step",
+                           group=ATTACK, radius=True)
+  random_start: bool = option(True, "Uniform random start in the eps ball.",
+                              flag="pgd_random_start", group=ATTACK)
+  bn_mode: str = option(
+      "inference", "BatchNorm mode while attacking: inference (default) or train "
+      "(authors' code).", flag="attack_bn_mode", group=ATTACK, choices=BN_MODES)
+  # XLA on the attack function alone: set by --jit_compile=attack.
+  jit_compile: bool = option(False, "XLA on the attack function (--jit_compile=attack).",
+                             flag=None)
+  name: str = option(
+      "pgd", "pgd (--pgd_steps steps; the --pgd_* flags) or fgsm_rs (FGSM with a "
+      "random start, Wong et al. 2020: uniform start in the L-inf ball, on the sphere "
+      "under --norm=l2; one step of 1.25 eps; BatchNorm per --attack_bn_mode, theirs "
+      "is train; replaces --pgd_steps, --pgd_step_ratio, --pgd_min_step and "
+      "--pgd_random_start). fgsm_rs trains --method=pgd_at (FGSM-RS) or iaat_cheap "
+      "(adaptive radii at one attack step).", flag="train_attack", group=ATTACK,
+      choices=TRAIN_ATTACKS)
+  norm: str = option(
+      "linf", "Threat model of every training attack and of validation: linf or l2 "
+      "(radii, gamma, eps_max and step sizes in its units; docs/methods.md).",
+      group=METHOD, choices=NORMS)
 
   @classmethod
   def fgsm_rs(cls, **kwargs) -> "AttackConfig":
@@ -157,88 +234,185 @@ class AttackConfig:
 @dataclasses.dataclass(frozen=True)
 class MethodConfig:
   """The training method and IAAT's radius schedule (docs/ALGORITHM.md)."""
-  method: str = "iaat"
-  eps: float = 8.0 / 255  # PGD-AT radius; IAAT's warmup radius eps_w.
-  warmup_epochs: int = 10
-  gamma: float = 1.9 / 255
-  beta: float = 0.1  # Weight of the newly selected radius in the EMA.
-  eps_max: float = 1.0
-  # iaat_cheap: smoothing weight of the new radius (0: none, the paper's rule)
-  # and where the attack's outcome is read: an inference-mode forward pass on
-  # the adversarial batch (like Algorithm 2), or the training forward pass.
-  cheap_beta: float = 0.0
-  cheap_signal: str = "inference"
-  # iaat: what S- examples train on (S_MINUS_RULES): the paper's clean image,
-  # or the authors' code's adversarial example at their stored radius.
-  s_minus: str = "clean"
-  # The training loss (losses.py) and its weights; the radius rules above
-  # are unchanged by it.
-  loss: str = "ce"
-  trades_beta: float = 6.0
-  mart_beta: float = 6.0
-  # Linear ramp of the training radius from 0 to eps over these epochs (per
-  # step), for pgd_at and the IAAT warmup (0: none).
-  eps_ramp_epochs: int = 0
+  method: str = option("iaat", f"One of {', '.join(METHODS)}.", group=METHOD,
+                       choices=METHODS)
+  eps: float = option(8.0 / 255, "PGD-AT radius; IAAT warmup radius eps_w.",
+                      group=METHOD, radius=True)
+  warmup_epochs: int = option(10, "IAAT: epochs at uniform eps before adapting.",
+                              group=METHOD, minimum=0)
+  gamma: float = option(1.9 / 255, "IAAT: radius step.", group=METHOD, radius=True)
+  beta: float = option(
+      0.1, "IAAT: weight of the new radius in eps <- beta*new + (1-beta)*old.",
+      group=METHOD)
+  eps_max: float = option(1.0, "IAAT: upper clip of every radius (inf: none).",
+                          group=METHOD, radius=True)
+  cheap_beta: float = option(
+      0.0, "iaat_cheap: smoothing weight of the new radius (0: none, the paper's rule).",
+      group=METHOD)
+  cheap_signal: str = option(
+      "inference", "iaat_cheap: judge the training attack's outcome in an "
+      "inference-mode forward pass (inference) or from the training forward pass "
+      "(train_forward, free).", group=METHOD, choices=CHEAP_SIGNALS)
+  s_minus: str = option(
+      "clean", "iaat: what clean-misclassified examples train on: clean (their clean "
+      "image, the paper's Algorithm 1) or adversarial (the training attack at their "
+      "stored radius, as the authors' code does).", group=METHOD, choices=S_MINUS_RULES)
+  loss: str = option("ce", "Training loss: ce (on the adversarial example), trades or "
+                     "mart; any --method.", group=LOSS, choices=LOSSES)
+  trades_beta: float = option(6.0, "TRADES: weight of KL(clean || adversarial).",
+                              group=LOSS, minimum=0)
+  mart_beta: float = option(6.0, "MART: weight of the misclassification-weighted KL.",
+                            group=LOSS, minimum=0)
+  eps_ramp_epochs: int = option(
+      0, "Ramp the training radius linearly (per step) from 0 to --eps over N epochs "
+      "(pgd_at, IAAT warmup; 0: none).", group=METHOD, minimum=0)
   # Algorithm 2's two probe attacks (batch_steps.fast_probes). The defaults
   # are the exact algorithm: both probes are the training attack.
-  probe_steps: int = 0  # PGD steps of each probe (0: the attack's k).
-  probe_step_ratio: float = 0.0  # Probe step = eps * ratio (0: the attack's).
-  probe_batched: bool = False  # Both probes as one call on a doubled batch.
-  probe_early_stop: str = "none"  # none | batch | example (PROBE_EARLY_STOP).
-  probe_only_needed: bool = False  # Probe only examples whose result is used.
+  probe_steps: int = option(0, "iaat: PGD steps of each probe attack (0: --pgd_steps).",
+                            group=PROBES, minimum=0)
+  probe_step_ratio: float = option(
+      0.0, "iaat: probe step = max(eps * ratio, pgd_min_step) (0: --pgd_step_ratio).",
+      group=PROBES, minimum=0)
+  probe_batched: bool = option(
+      False, "iaat: run both probes as one attack on a doubled batch.", group=PROBES)
+  probe_early_stop: str = option(
+      "none", "iaat: none (exact), batch (stop a probe once every example is "
+      "misclassified) or example (also drop misclassified examples from the probe "
+      "each step).", group=PROBES, choices=PROBE_EARLY_STOP)
+  probe_only_needed: bool = option(
+      False, "iaat: probe only the examples whose outcome Algorithm 2 uses "
+      "(clean-correct; the probe at eps only where eps+gamma broke).", group=PROBES)
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-  epochs: int = 10
-  optimizer: str = "sgd"
-  learning_rate: float = 0.1
-  momentum: float = 0.9
-  weight_decay: float = 5e-4
-  # coupled: PyTorch's L2 (wd * w added to the gradient before momentum, the
-  # authors' recipe); decoupled: Keras' / AdamW's (w -= lr * wd * w).
-  weight_decay_type: str = "coupled"
-  lr_boundaries: Tuple[int, ...] = ()  # epochs at which lr *= lr_decay
-  lr_decay: float = 0.2
-  lr_schedule: str = "step"  # LR_SCHEDULES
-  ema_decay: float = 0.0  # Weight average (weight_average.py); 0: off.
-  strategy: str = "default"
-  num_virtual_devices: int = 0  # >0: split the CPU into N devices (tests).
-  precision: str = "float32"
-  # XLA: "none", "attack" (the PGD function), "step" (the whole train step;
-  # default strategy only).
-  jit_compile: str = "none"
-  steps_per_execution: int = 1
-  keep_checkpoints: int = 3
-  verbose: int = 2
+  """Optimisation, devices and run-time settings."""
+  epochs: int = option(10, "Training epochs.", group=OPTIM, minimum=1)
+  optimizer: str = option("sgd", "sgd or adam.", group=OPTIM, choices=OPTIMIZERS)
+  learning_rate: float = option(0.1, "Initial learning rate.", group=OPTIM)
+  momentum: float = option(0.9, "SGD momentum.", group=OPTIM)
+  weight_decay: float = option(5e-4, "Weight decay (0: none); see --weight_decay_type.",
+                               group=OPTIM, minimum=0)
+  weight_decay_type: str = option(
+      "coupled", "coupled: PyTorch-style L2, wd*w added to the gradient before "
+      "momentum (the authors' recipe); decoupled: w -= lr*wd*w after the step (Keras' "
+      "weight_decay; with adam this is AdamW).", group=OPTIM, choices=WEIGHT_DECAY_TYPES)
+  lr_boundaries: Tuple[int, ...] = option(
+      (), "Epochs at which lr *= lr_decay, e.g. 70,90,100.", group=OPTIM)
+  lr_decay: float = option(0.2, "Learning-rate factor at each boundary.", group=OPTIM)
+  lr_warmup_epochs: int = option(
+      0, "Linear learning-rate warmup (Goyal et al. 2017, large-batch ImageNet): step "
+      "s of the first N epochs trains at --lr_schedule's rate x (s + 1) / (N x steps "
+      "per epoch) (0: none).", group=OPTIM, minimum=0)
+  lr_schedule: str = option(
+      "step", "step (x --lr_decay at each --lr_boundaries epoch; constant without "
+      "them), cosine (per step from --learning_rate to 0 over the run), onecycle "
+      "(fast_adversarial's MNIST cycle: linear 0 -> --learning_rate at 2/5 of the "
+      "epochs -> 0) or cyclic (their CIFAR cycle, PyTorch's CyclicLR: 0 -> "
+      "--learning_rate at half the steps -> 0, SGD momentum cycled --momentum -> 0.8 "
+      "-> --momentum).", group=OPTIM, choices=LR_SCHEDULES)
+  ema_decay: float = option(
+      0.0, "Keep an exponential moving average of the weights with this decay (e.g. "
+      "0.999; 0: off), evaluated each validated epoch beside the raw weights "
+      "(val_ema_*).", group=EARLY)
+  strategy: str = option("default", f"One of {', '.join(STRATEGIES)}.", group=OPTIM,
+                         choices=STRATEGIES)
+  num_virtual_devices: int = option(
+      0, "Split the CPU into N logical devices (testing mirrored).", group=OPTIM,
+      minimum=0)
+  precision: str = option("float32", f"One of {', '.join(PRECISIONS)}.", group=OPTIM,
+                          choices=PRECISIONS)
+  jit_compile: str = option(
+      "none", "XLA: none, attack (the PGD function), or step (the whole train step; "
+      "--strategy=default only).", group=ATTACK, choices=JIT_MODES)
+  steps_per_execution: int = option(1, "Train steps per tf.function call.", group=OPTIM,
+                                    minimum=1)
+  keep_checkpoints: int = option(3, "Checkpoints kept.", group=OPTIM)
+  verbose: int = option(
+      1, "0: silent; 1: a summary line per epoch (plus Keras' progress bar on a "
+      "terminal); 2: Keras' line with every metric.", group=RUN)
 
 
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
-  eps: float = 8.0 / 255
-  steps: int = 10
-  step_size: float = 2.0 / 255
-  every_epochs: int = 1
-  max_examples: int = 1000  # --val_examples: per-epoch PGD validation subset.
+  """The PGD validation during training and the final test."""
+  eps: float = option(8.0 / 255, "Radius of the PGD validation.", flag="eval_eps",
+                      group=EVAL, radius=True)
+  steps: int = option(10, "PGD steps in evaluation.", flag="eval_pgd_steps", group=EVAL,
+                      minimum=1)
+  step_size: float = option(2.0 / 255, "PGD step size in validation.",
+                            flag="eval_step_size", group=EVAL, radius=True)
+  every_epochs: int = option(1, "Validate every N epochs.", flag="eval_every_epochs",
+                             group=EVAL)
+  max_examples: int = option(1000, "Test examples in the per-epoch validation.",
+                             flag="val_examples", group=EVAL)
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-  output_dir: str
+  """One training run: where it writes, and every section's settings."""
+  output_dir: str = option(None, "Directory for checkpoints, SavedModel, results.",
+                           group=RUN, path=True)
   data: DataConfig = DataConfig()
   model: ModelConfig = ModelConfig()
   attack: AttackConfig = AttackConfig()
   method: MethodConfig = MethodConfig()
   train: TrainConfig = TrainConfig()
   eval: EvalConfig = EvalConfig()
-  seed: int = 0
-  export: bool = True
-  overwrite: bool = False  # Start over in a non-empty output_dir.
-  export_model: str = "best"  # EXPORT_MODELS
-  early_stopping_weights: str = "raw"  # EARLY_STOPPING_WEIGHTS
+  seed: int = option(0, "Global seed (weights, shuffling, attack noise).", group=RUN)
+  export: bool = option(True, "Export the classifier as a SavedModel at the end.",
+                        group=RUN)
+  overwrite: bool = option(
+      False, "Delete what --output_dir holds and train from scratch (default: resume "
+      "an unfinished run; leave a finished one untouched).", group=RUN)
+  export_model: str = option(
+      "best", "Weights to export (and test): best (with --validation_fraction: the "
+      "best-validation epoch's; else the last), last (the final weights) or ema (the "
+      "final weight average, --ema_decay).", group=EARLY, choices=EXPORT_MODELS)
+  early_stopping_weights: str = option(
+      "raw", "With --validation_fraction: the weights whose validation PGD accuracy "
+      "picks the best epoch, raw or ema (the weight average; it is then what is saved "
+      "as best).", group=EARLY, choices=EARLY_STOPPING_WEIGHTS)
 
   def to_dict(self):
     return dataclasses.asdict(self)
+
+
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "attack": AttackConfig,
+            "method": MethodConfig, "train": TrainConfig, "eval": EvalConfig}
+
+
+def _document_fields(cls) -> None:
+  """Appends each field's help (and flag) to the class docstring, so that
+  `help(iaat_tf.MethodConfig)` shows what the command line shows."""
+  lines = ["", "Fields (command-line flag in brackets):"]
+  for field in dataclasses.fields(cls):
+    if "help" not in field.metadata:
+      continue
+    flag = field.metadata["flag"]
+    flag = "" if flag is None else f" [--{flag or field.name}]"
+    lines.append(f"  {field.name}{flag}: {field.metadata['help']}")
+  cls.__doc__ = (cls.__doc__ or cls.__name__).rstrip() + "\n" + "\n".join(lines) + "\n"
+
+
+for _cls in (Config, *SECTIONS.values()):
+  _document_fields(_cls)
+
+
+def options_of(cls) -> list:
+  """(field, flag name) of every field of `cls` that is a flag."""
+  out = []
+  for field in dataclasses.fields(cls):
+    if "help" not in field.metadata or field.metadata["flag"] is None:
+      continue
+    out.append((field, field.metadata["flag"] or field.name))
+  return out
+
+
+def _sections(config: "Config"):
+  yield config
+  for name in SECTIONS:
+    yield getattr(config, name)
 
 
 def parse_radius(name: str, text: str) -> float:
@@ -296,25 +470,14 @@ def validate(config: Config) -> Config:
   d, m, a, me, t, e = (config.data, config.model, config.attack,
                        config.method, config.train, config.eval)
   _check(bool(config.output_dir), "--output_dir is required")
-  for flag, value, choices in (
-      ("dataset", d.dataset, DATASETS), ("model", m.name, MODELS),
-      ("method", me.method, METHODS), ("strategy", t.strategy, STRATEGIES),
-      ("attack_bn_mode", a.bn_mode, BN_MODES),
-      ("precision", t.precision, PRECISIONS),
-      ("jit_compile", t.jit_compile, JIT_MODES),
-      ("cheap_signal", me.cheap_signal, CHEAP_SIGNALS),
-      ("s_minus", me.s_minus, S_MINUS_RULES),
-      ("augment_pad", d.augment_pad, AUGMENT_PADS),
-      ("loss", me.loss, LOSSES), ("export_model", config.export_model, EXPORT_MODELS),
-      ("train_attack", a.name, TRAIN_ATTACKS),
-      ("early_stopping_weights", config.early_stopping_weights,
-       EARLY_STOPPING_WEIGHTS),
-      ("probe_early_stop", me.probe_early_stop, PROBE_EARLY_STOP),
-      ("optimizer", t.optimizer, ("sgd", "adam")),
-      ("weight_decay_type", t.weight_decay_type, WEIGHT_DECAY_TYPES),
-      ("lr_schedule", t.lr_schedule, LR_SCHEDULES), ("norm", a.norm, NORMS)):
-    _check(value in choices,
-           f"unknown --{flag}={value!r}; choose one of {', '.join(choices)}")
+  for section in _sections(config):  # Choices and minimums, from the fields.
+    for field, flag in options_of(type(section)):
+      value, meta = getattr(section, field.name), field.metadata
+      if meta["choices"]:
+        _check(value in meta["choices"], f"unknown --{flag}={value!r}; choose one "
+               f"of {', '.join(meta['choices'])}")
+      if meta["minimum"] is not None:
+        _check(value >= meta["minimum"], f"--{flag}={value} must be >= {meta['minimum']}")
   for name, value in (("eps", me.eps), ("eps_max", me.eps_max),
                       ("gamma", me.gamma), ("eval_eps", e.eps),
                       ("pgd_min_step", a.min_step),
@@ -328,13 +491,6 @@ def validate(config: Config) -> Config:
          f"--jit_compile=step needs --strategy=default (the eps-table write "
          f"under --strategy={t.strategy} is a cross-replica step that XLA "
          "cannot compile); use --jit_compile=attack")
-  for name, value in (("warmup_epochs", me.warmup_epochs), ("trades_beta", me.trades_beta),
-                      ("mart_beta", me.mart_beta), ("eps_ramp_epochs", me.eps_ramp_epochs),
-                      ("num_virtual_devices", t.num_virtual_devices),
-                      ("shuffle_buffer", d.shuffle_buffer), ("probe_steps", me.probe_steps),
-                      ("probe_step_ratio", me.probe_step_ratio),
-                      ("pgd_step_ratio", a.step_ratio), ("weight_decay", t.weight_decay)):
-    _check(value >= 0, f"--{name}={value} must be >= 0")
   _check(not (me.method in ("iaat", "iaat_cheap") and
               me.eps_ramp_epochs > me.warmup_epochs),
          f"--eps_ramp_epochs={me.eps_ramp_epochs} is longer than "
@@ -368,12 +524,6 @@ def validate(config: Config) -> Config:
          f"under --method={me.method} clean-misclassified examples have radius 0, "
          "so use --s_minus=clean"),
   _check(t.learning_rate > 0, f"--learning_rate={t.learning_rate} must be > 0")
-  for name, value in (("epochs", t.epochs), ("pgd_steps", a.steps),
-                      ("eval_pgd_steps", e.steps), ("batch_size", d.batch_size),
-                      ("eval_batch_size", d.eval_batch_size),
-                      ("steps_per_execution", t.steps_per_execution),
-                      ("wrn_width", m.width)):
-    _check(value >= 1, f"--{name}={value} must be >= 1")
   _check(0.0 < d.holdout_fraction < 1.0,
          f"--holdout_fraction={d.holdout_fraction} must be in (0, 1)")
   _check(all(b > 0 for b in t.lr_boundaries) and
@@ -423,8 +573,7 @@ def validate(config: Config) -> Config:
 
 def from_dict(values: dict) -> Config:
   """Rebuilds a Config from `Config.to_dict()` output (e.g. a run's config.json)."""
-  sections = {"data": DataConfig, "model": ModelConfig, "attack": AttackConfig,
-              "method": MethodConfig, "train": TrainConfig, "eval": EvalConfig}
+  sections = SECTIONS
   kwargs = {}
   for key, value in values.items():
     if key in sections:

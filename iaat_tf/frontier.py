@@ -25,7 +25,7 @@ not re-attacked. Writes to OUT_DIR:
                   frontier drawn; each setting's radii beside it
 
 The analysis is reports/frontier.py. Bad input is one line
-`iaat_tf.frontier: error: ...` with exit 2 (cli.py).
+`iaat_tf.frontier: error: ...` with exit 2 (cli/app.py).
 """
 
 import concurrent.futures
@@ -37,7 +37,8 @@ import threading
 import time
 from typing import Callable, Optional, Sequence
 
-from iaat_tf import cli, run_io
+from iaat_tf import run_io
+from iaat_tf.cli import app
 from iaat_tf import config as cfg
 
 PROG = "iaat_tf.frontier"
@@ -313,7 +314,7 @@ def main(argv) -> None:
 
 
 def run() -> None:
-  cli.run(PROG, main, summary=SUMMARY, groups=HELP_GROUPS,
+  app.run(PROG, main, summary=SUMMARY, groups=HELP_GROUPS,
           define_flags=_define_flags, errors=(ValueError, OSError))
 
 

@@ -4,12 +4,13 @@ Parses absl flags into a `Config` (flags_config.py), then runs
 `experiment.run`: model.fit with the adaptive trainer, evaluation, SavedModel
 export and results.json. `--help` lists the flags by group without loading
 TensorFlow. Bad input ends with one line `iaat_tf: error: ...` on stderr and
-exit 2 (cli.py); TensorFlow's start-up lines are hidden unless `--debug`.
+exit 2 (cli/app.py); TensorFlow's start-up lines are hidden unless `--debug`.
 """
 
 from absl import flags
 
-from iaat_tf import cli, run_io
+from iaat_tf import run_io
+from iaat_tf.cli import app
 from iaat_tf.cli import flags_config
 from iaat_tf.config import ConfigError
 
@@ -23,7 +24,7 @@ untouched (use --overwrite, or a new --output_dir, to train again)."""
 
 
 def fail(message: str) -> None:
-  cli.fail(PROG, message)
+  app.fail(PROG, message)
 
 
 def main(argv) -> None:
@@ -44,7 +45,7 @@ def main(argv) -> None:
       print(run_io.finished_message(config, done))
       return
   # Imported late: parsing flags and reporting their errors needs no TF.
-  cli.import_tensorflow(debug=cli.debug())
+  app.import_tensorflow(debug=app.debug())
   from iaat_tf import data  # pylint: disable=g-import-not-at-top
   from iaat_tf.cli import experiment  # pylint: disable=g-import-not-at-top
   try:
@@ -54,7 +55,7 @@ def main(argv) -> None:
 
 
 def run() -> None:
-  cli.run(PROG, main, summary=SUMMARY, groups=flags_config.HELP_GROUPS,
+  app.run(PROG, main, summary=SUMMARY, groups=flags_config.HELP_GROUPS,
           errors=(ConfigError, run_io.TrainingDiverged))
 
 

@@ -19,7 +19,8 @@ from absl import flags
 from absl.testing import flagsaver
 
 from iaat_tf.cli import flags_config
-from iaat_tf.training import adaptive_model, batch_steps, radius
+from iaat_tf.training import batch_steps, radius
+from iaat_tf.training.trainer import AdversarialTrainer
 from iaat_tf.config import (AttackConfig, Config, ConfigError, MethodConfig,
                             TrainConfig, alg2_preset, validate)
 
@@ -180,7 +181,7 @@ def test_subset_probes_are_refused_with_train_mode_batchnorm(probe):
   with pytest.raises(ConfigError, match="attack_bn_mode=train"):
     validate(Config(output_dir="/tmp/x", attack=attack, method=method))
   with pytest.raises(ConfigError, match="attack_bn_mode=inference"):
-    adaptive_model.AdversarialTrainer(keras.Sequential([keras.Input((4,)),
+    AdversarialTrainer(keras.Sequential([keras.Input((4,)),
                                                         keras.layers.Dense(2)]),
                                       8, method, attack)
   # Fewer probe steps on the whole batch, and inference mode, stay allowed.
@@ -194,7 +195,7 @@ import numpy as np, tensorflow as tf
 cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras
-from iaat_tf.training import adaptive_model
+from iaat_tf.training.trainer import AdversarialTrainer
 from iaat_tf.config import AttackConfig, MethodConfig, alg2_preset
 
 N, SHAPE, CLASSES = 48, (6, 6, 1), 3
@@ -210,7 +211,7 @@ def train(strategy):
     classifier = keras.Sequential([keras.Input(SHAPE), keras.layers.Flatten(),
                                    keras.layers.Dense(16, activation="relu"),
                                    keras.layers.Dense(CLASSES)])
-    trainer = adaptive_model.AdversarialTrainer(
+    trainer = AdversarialTrainer(
         classifier, N,
         MethodConfig(method="iaat", eps=0.1, warmup_epochs=1, gamma=0.03, beta=0.5,
                      eps_max=0.3, **alg2_preset("fast", 3, 0.25)),
@@ -229,6 +230,7 @@ print(json.dumps({"one": one.tolist(), "two": two.tolist()}))
 """
 
 
+@pytest.mark.slow
 def test_fast_preset_one_and_two_replicas_give_the_same_eps_table():
   # A fresh process: MirroredStrategy collectives of different models clash
   # within one process (other test files train mirrored models too).

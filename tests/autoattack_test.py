@@ -1,6 +1,6 @@
-"""AutoAttack (L-inf and L2): each attack breaks an undefended model, Square
-sees through masked gradients, and the sequence is consistent (per example,
-across seeds)."""
+"""AutoAttack (L-inf and L2): each attack breaks an undefended model, and the
+sequence is consistent (per example, across seeds). Square alone:
+square_test.py."""
 
 import json
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from iaat_tf.evaluation import autoattack, robustness
+from iaat_tf.evaluation import autoattack
 
 SMALL = dict(apgd_iters=20, fab_iters=20, square_queries=300, targets=3,
              batch_size=64)
@@ -22,10 +22,11 @@ def model(digits_mlp):
 
 def _run(logits_fn, x, y, eps, **kwargs):
   options = autoattack.AutoAttackOptions(**{**SMALL, **kwargs})
-  return autoattack.run_standard(logits_fn, x, y, eps, options=options,
+  return autoattack.run_autoattack(logits_fn, x, y, eps, options=options,
                                  index=np.arange(1400, 1400 + len(x)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("norm,eps", [("linf", 0.3), ("l2", 2.5)])
 @pytest.mark.parametrize("attack", autoattack.STANDARD)
 def test_each_attack_alone_breaks_an_undefended_model(model, digits, attack, norm, eps):
@@ -37,6 +38,7 @@ def test_each_attack_alone_breaks_an_undefended_model(model, digits, attack, nor
   assert report.to_dict(versions=False)["norm"] == {"linf": "Linf", "l2": "L2"}[norm]
 
 
+@pytest.mark.slow
 def test_l2_sequence_is_at_most_every_single_attack(model, digits):
   x, y = digits[0][1400:1448], digits[1][1400:1448]
   fn = lambda z: model(z, training=False)
@@ -64,6 +66,7 @@ def sequence_and_singles(model, digits):
   return full, singles, other_seed, small_chunks
 
 
+@pytest.mark.slow
 def test_sequence_is_below_clean_and_every_single_attack(sequence_and_singles):
   full, singles, _, _ = sequence_and_singles
   assert 0.0 < full.robust_accuracy < full.clean_accuracy
@@ -78,11 +81,13 @@ def test_sequence_is_below_clean_and_every_single_attack(sequence_and_singles):
     assert full.robust_after[name].mean() <= single.robust_accuracy
 
 
+@pytest.mark.slow
 def test_another_seed_does_not_raise_accuracy(sequence_and_singles):
   full, _, other_seed, _ = sequence_and_singles
   assert abs(other_seed.robust.sum() - full.robust.sum()) <= 3
 
 
+@pytest.mark.slow
 def test_chunks_of_another_size_give_the_same_per_example_results(
     sequence_and_singles):
   """Chunks of 64 + 16 examples vs 5 of 16: the same outcome per example."""
@@ -94,12 +99,13 @@ def test_chunks_of_another_size_give_the_same_per_example_results(
   assert set(full.broken_by) - {"", "clean"}  # Attacks did break examples.
 
 
+@pytest.mark.slow
 def test_report_json_and_progress(model, digits):
   x, y = digits[0][1400:1430], digits[1][1400:1430]
   dataset = tf.data.Dataset.from_tensor_slices(
       ({"image": x, "index": np.arange(30)}, y)).batch(16)
   lines = []
-  report = autoattack.run_standard(
+  report = autoattack.run_autoattack(
       lambda z: model(z, training=False), dataset, eps=0.05,
       options=autoattack.AutoAttackOptions(**{**SMALL, "batch_size": 16}),
       dataset="digits", progress=lambda p: lines.append(p))
@@ -130,35 +136,6 @@ def test_bad_options_are_refused():
   with pytest.raises(ValueError, match="Unknown AutoAttack"):
     autoattack.AutoAttackOptions(attacks=("pgd",))
   with pytest.raises(ValueError, match="eps"):
-    autoattack.run_standard(lambda z: z, np.zeros([1, 2, 2, 1]), [0], eps=2.0)
+    autoattack.run_autoattack(lambda z: z, np.zeros([1, 2, 2, 1]), [0], eps=2.0)
 
 
-def test_square_sees_through_masked_gradients(model, digits):
-  """Inputs rounded to a grid (zero gradient): gradient attacks are blind."""
-  x, y = digits[0][1400:1480], digits[1][1400:1480]
-  masked = lambda z: model(tf.round(z * 4.0) / 4.0, training=False)
-  eps = 0.16
-  gradient_only = _run(masked, x, y, eps, attacks=("apgd-ce", "apgd-t", "fab-t"))
-  with_square = _run(masked, x, y, eps, square_queries=1000)
-  plain = _run(lambda z: model(z, training=False), x, y, eps)
-  assert gradient_only.robust_accuracy > plain.robust_accuracy + 0.2
-  assert with_square.robust_accuracy < gradient_only.robust_accuracy - 0.15
-  warnings = robustness.gradient_masking_report(with_square.to_dict())
-  assert any("square" in w and "masked" in w for w in warnings), warnings
-  assert not robustness.gradient_masking_report(plain.to_dict())
-
-
-def test_square_queries_only_unbroken_examples_with_the_same_result(model, digits):
-  """Like the reference, Square stops querying broken examples; every draw is
-  keyed by (example id, query), so the results do not change."""
-  from iaat_tf.attacks import square  # pylint: disable=g-import-not-at-top
-  x, y = digits[0][1400:1480], digits[1][1400:1480]
-  fn = lambda z: tf.cast(model(z, training=False), tf.float32)
-  run = lambda only: tf.function(lambda: square.square_attack(
-      fn, x, y, 0.12, n_queries=200, index=np.arange(1400, 1480),
-      only_unbroken=only))()
-  subset, full = run(True), run(False)
-  robust = subset.robust.numpy()
-  assert 5 <= robust.sum() <= len(y) - 5  # Some broke early, some held.
-  np.testing.assert_array_equal(robust, full.robust.numpy())
-  np.testing.assert_array_equal(subset.adversarial.numpy(), full.adversarial.numpy())

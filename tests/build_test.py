@@ -1,37 +1,56 @@
-"""BUILD lists every module, test and script of the repository."""
+"""BUILD is exactly what tools/make_build.py generates from the import graph."""
 
-import glob
 import os
-import re
+import subprocess
+import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "tools"))
+
+import make_build  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 
 
-def _build_text():
+def test_build_equals_the_generators_output():
   with open(os.path.join(REPO, "BUILD")) as f:
-    return f.read()
+    assert f.read() == make_build.generate(), (
+        "BUILD is stale: run python tools/make_build.py")
 
 
-def _listed_files(text):
-  return set(re.findall(r'"((?:iaat_tf|tests|bench)/[\w/]+\.py)"', text))
+def test_every_python_file_has_a_target():
+  text = make_build.generate()
+  for path in make_build._python_files():  # pylint: disable=protected-access
+    if path.endswith("_test.py") and path.startswith("tests/"):
+      name = os.path.basename(path)[:-len("_test.py")]
+      assert (f'name = "{name}_test"' in text or f'name = "{name}_slow_test"' in text), path
+    else:
+      assert f'"{path}"' in text, path
 
 
-def test_every_python_file_is_in_build():
-  listed = _listed_files(_build_text())
-  files = {os.path.relpath(p, REPO) for pattern in
-           ("iaat_tf/**/*.py", "tests/*.py", "bench/*.py")
-           for p in glob.glob(os.path.join(REPO, pattern), recursive=True)}
-  # Bazel's runfiles add empty tests/__init__.py and bench/__init__.py.
-  files = {f for f in files
-           if not (f.endswith("__init__.py") and not f.startswith("iaat_tf/"))}
-  missing = sorted(files - listed)
-  assert not missing, f"add to BUILD: {missing}"
-  stale = sorted(listed - files)
-  assert not stale, f"BUILD names missing files: {stale}"
+def test_dependencies_follow_imports():
+  text = make_build.generate()
+  # The trainer imports batch_steps; the evaluation command its library.
+  trainer = text[text.index('name = "training_trainer"'):]
+  trainer = trainer[:trainer.index(")\n")]
+  assert '":training_batch_steps"' in trainer
+  evaluate = text[text.index('name = "evaluate"'):]
+  evaluate = evaluate[:evaluate.index(")\n")]
+  assert '":cli_evaluation_run"' in evaluate
 
 
-def test_every_test_file_has_a_py_test():
-  text = _build_text()
-  for path in glob.glob(os.path.join(REPO, "tests", "*_test.py")):
-    name = os.path.basename(path)[:-3]
-    assert f'name = "{name}"' in text, f"no py_test named {name}"
+def test_slow_tests_get_their_own_tagged_target():
+  text = make_build.generate()
+  stanza = text[text.index('name = "resume_slow_test"'):]
+  stanza = stanza[:stanza.index(")\n")]
+  assert '"slow"' in stanza and '"-m", "slow"' in stanza
+
+
+def test_check_mode_fails_on_a_stale_build(tmp_path):
+  stale = tmp_path / "BUILD"
+  stale.write_text("# stale\n")
+  result = subprocess.run(
+      [sys.executable, "-c",
+       "import sys, make_build; "
+       "sys.exit(make_build.main(['--check', '--build=' + sys.argv[1]]))", str(stale)],
+      cwd=os.path.join(REPO, "tools"), capture_output=True, text=True, timeout=60)
+  assert result.returncode == 1
+  assert "run python tools/make_build.py" in result.stderr

@@ -47,6 +47,7 @@ def _optimizer():
   return keras.optimizers.SGD(0.05, momentum=0.9)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["iaat", "iaat_cheap", "pgd_at"])
 def test_readme_loop_matches_fit(name):
   method = iaat_tf.MethodConfig(method=name, **METHOD)

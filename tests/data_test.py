@@ -8,7 +8,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from iaat_tf import config, data
-from iaat_tf.data import augment, data_sources
+from iaat_tf.data import augment, sources
 from iaat_tf.reports import example_lookup
 from iaat_tf.config import DataConfig
 
@@ -159,8 +159,8 @@ def test_imagenet_preprocessing_under_mock_data(tmp_path):
 # -- sources registry, synthetic data ------------------------------------------
 
 def test_every_configured_dataset_has_a_loader():
-  assert set(data_sources.LOADERS) == set(config.DATASETS)
-  assert set(data_sources.SYNTHETIC_LIKE) == set(config.SYNTHETIC_LIKE)
+  assert set(sources.LOADERS) == set(config.DATASETS)
+  assert set(sources.SYNTHETIC_LIKE) == set(config.SYNTHETIC_LIKE)
 
 
 @pytest.mark.parametrize("like, shape, classes", [
@@ -258,7 +258,7 @@ def test_auto_shuffle_buffer_shuffles_the_whole_in_memory_dataset():
   cfg = DataConfig(dataset="digits", batch_size=64)
   assert cfg.shuffle_buffer == 0
   d = data.load_datasets(cfg)
-  source = data_sources.load_source(cfg)
+  source = sources.load_source(cfg)
   assert data.shuffle_buffer_size(cfg, source) == d.info.num_train
   x, _ = next(iter(d.train))
   assert int(tf.reduce_max(x["index"])) > d.info.num_train // 2
@@ -271,9 +271,9 @@ def test_auto_shuffle_buffer_shuffles_the_whole_in_memory_dataset():
 def test_imagenet_auto_shuffle_buffer_is_the_documented_constant(tmp_path):
   with tfds.testing.mock_data(num_examples=6):
     cfg = DataConfig(dataset="imagenet2012", data_dir=str(tmp_path), image_size=32)
-    source = data_sources.load_source(cfg)
-  assert source.shuffle_buffer == min(6, data_sources.IMAGENET_SHUFFLE_BUFFER)
-  assert data_sources.IMAGENET_SHUFFLE_BUFFER == 50_000
+    source = sources.load_source(cfg)
+  assert source.shuffle_buffer == min(6, sources.IMAGENET_SHUFFLE_BUFFER)
+  assert sources.IMAGENET_SHUFFLE_BUFFER == 50_000
 
 
 # -- class counts and bad values -----------------------------------------------

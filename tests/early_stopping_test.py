@@ -6,12 +6,13 @@ import types
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from iaat_tf import data
 from iaat_tf.cli import experiment
 from iaat_tf.reports import example_lookup
-from iaat_tf.training import early_stopping
+from iaat_tf.training import callbacks, early_stopping
 from iaat_tf.config import (AttackConfig, Config, DataConfig, EvalConfig,
                             MethodConfig, TrainConfig)
 
@@ -39,7 +40,7 @@ def _run_script(callback, classifier, script, first_epoch=0):
 
 def test_best_checkpoint_keeps_the_highest_validation_pgd_epoch(tmp_path):
   classifier = _classifier()
-  callback = early_stopping.BestCheckpoint(str(tmp_path))
+  callback = callbacks.BestCheckpoint(str(tmp_path))
   _run_script(callback, classifier, SCRIPT)
   state = early_stopping.read_state(str(tmp_path))
   assert state["epoch"] == 2 and state["value"] == 0.5
@@ -51,10 +52,10 @@ def test_best_checkpoint_keeps_the_highest_validation_pgd_epoch(tmp_path):
 
 def test_resumed_callback_compares_against_the_saved_best(tmp_path):
   classifier = _classifier()
-  _run_script(early_stopping.BestCheckpoint(str(tmp_path)), classifier, SCRIPT[:2])
+  _run_script(callbacks.BestCheckpoint(str(tmp_path)), classifier, SCRIPT[:2])
   # A new process: a new callback reads best.json, so a worse epoch after the
   # resume does not replace the best, and a better one does.
-  resumed = early_stopping.BestCheckpoint(str(tmp_path))
+  resumed = callbacks.BestCheckpoint(str(tmp_path))
   assert resumed.best_value == 0.5
   _run_script(resumed, classifier, [{"val_pgd_acc": 0.45}], first_epoch=2)
   assert early_stopping.read_state(str(tmp_path))["epoch"] == 2
@@ -113,6 +114,7 @@ def _config(out, export_model="best"):
       eval=EvalConfig(eps=0.2, steps=3, step_size=0.1))
 
 
+@pytest.mark.slow
 def test_run_exports_the_best_validation_epoch(tmp_path):
   out = str(tmp_path / "run")
   results = experiment.run(_config(out), log=lambda _: None)

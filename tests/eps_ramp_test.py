@@ -6,7 +6,8 @@ import pytest
 import tensorflow as tf
 
 from iaat_tf.cli import experiment
-from iaat_tf.training import adaptive_model, radius
+from iaat_tf.training import radius
+from iaat_tf.training.trainer import AdversarialTrainer
 from iaat_tf.config import (AttackConfig, Config, ConfigError, DataConfig,
                             EvalConfig, MethodConfig, TrainConfig, validate)
 
@@ -26,7 +27,7 @@ def _fit(method, ramp, epochs, warmup=10):
   y = np.arange(N) % 3
   classifier = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
                                  keras.layers.Dense(3)])
-  trainer = adaptive_model.AdversarialTrainer(
+  trainer = AdversarialTrainer(
       classifier, N, MethodConfig(method=method, eps=0.3, warmup_epochs=warmup,
                                   eps_ramp_epochs=ramp),
       AttackConfig(steps=1), steps_per_epoch=N // BATCH)
@@ -71,6 +72,7 @@ def _digits_pgd_at(out, ramp):
       eval=EvalConfig(eps=0.3, steps=1, step_size=0.1, max_examples=256))
 
 
+@pytest.mark.slow
 def test_ramp_cures_pgd_at_at_a_large_radius(tmp_path):
   """The quick start's digits and SGD settings, PGD-AT at eps 0.3 for 4 epochs.
 

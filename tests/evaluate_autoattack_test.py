@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from iaat_tf import config as cfg
-from iaat_tf import evaluate, pareto
+from iaat_tf import evaluate
+from iaat_tf.reports import pareto
 from iaat_tf.cli import experiment
 
 
@@ -40,6 +41,7 @@ SMALL = evaluate.EvalOptions(
     aa_targets=2, aa_fab_iters=5, aa_square_queries=20, batch_size=32)
 
 
+@pytest.mark.slow
 def test_autoattack_json_results_plot_and_pareto(digits_run):
   lines = []
   out = evaluate.evaluate_selected(digits_run, SMALL, log=lines.append)
@@ -78,6 +80,7 @@ def test_pareto_falls_back_when_a_run_lacks_autoattack():
   assert "worst-case" in label and "no AutoAttack for b" in label
 
 
+@pytest.mark.slow
 def test_unknown_attack_selection_is_refused(digits_run):
   with pytest.raises(evaluate.EvaluationError, match="--attacks"):
     evaluate.evaluate_selected(
@@ -95,6 +98,7 @@ def digits_l2_run(tmp_path_factory):
       epochs=2, eval_eps=0.5, eval_step=0.25)
 
 
+@pytest.mark.slow
 def test_an_l2_run_is_evaluated_in_l2_throughout(digits_l2_run, digits_run):
   with open(os.path.join(digits_l2_run, "results.json")) as f:
     results = json.load(f)
@@ -120,6 +124,7 @@ def test_an_l2_run_is_evaluated_in_l2_throughout(digits_l2_run, digits_run):
     pareto.collect_runs([digits_l2_run, digits_run])
 
 
+@pytest.mark.slow
 def test_another_norm_than_the_runs_needs_radii_in_its_units(digits_run):
   with pytest.raises(evaluate.EvaluationError, match="--norm=l2 differs from the run's linf"):
     evaluate.autoattack_run(digits_run, dataclasses.replace(SMALL, norm="l2"))

@@ -44,6 +44,7 @@ def _options(**kw):
   return EvalOptions(attacks=("autoattack",), dataset="digits", **{**SMALL_AA, **kw})
 
 
+@pytest.mark.slow
 def test_model_export_savedmodel_and_keras_file(plain_keras_model, tmp_path):
   exported = str(tmp_path / "exported")
   plain_keras_model.export(exported, verbose=False)
@@ -113,6 +114,7 @@ def test_bad_models_are_one_line_errors(plain_keras_model, tmp_path, digits):
     foreign.load_logits_fn(saved_model=str(tmp_path))
 
 
+@pytest.mark.slow
 def test_cli_on_a_saved_model_and_its_errors(plain_keras_model, tmp_path):
   exported = str(tmp_path / "exported")
   plain_keras_model.export(exported, verbose=False)
@@ -138,6 +140,7 @@ def test_cli_on_a_saved_model_and_its_errors(plain_keras_model, tmp_path):
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_the_documented_python_block_runs():
   """docs/evaluation.md: run_autoattack on a keras.Model and a tf.function."""
   from tests import readme_snippets  # pylint: disable=g-import-not-at-top

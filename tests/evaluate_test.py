@@ -11,7 +11,7 @@ import tensorflow_datasets as tfds
 
 from iaat_tf import config as cfg
 from iaat_tf import evaluate
-from iaat_tf.cli import experiment
+from iaat_tf.cli import evaluation_run, experiment
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -38,6 +38,7 @@ OPTIONS = evaluate.EvalOptions(eps_list=(0.0, 0.05, 0.1, 0.3), pgd_steps=5,
                                apgd_iters=10, max_examples=128)
 
 
+@pytest.mark.slow
 def test_saved_model_and_checkpoint_agree_and_outputs_are_written(digits_run, tmp_path):
   from_saved = evaluate.evaluate_run(
       digits_run, dataclasses.replace(OPTIONS, out_dir=str(tmp_path / "a")),
@@ -68,6 +69,7 @@ def test_saved_model_and_checkpoint_agree_and_outputs_are_written(digits_run, tm
   assert results["robustness"]["curve"] == from_ckpt["curve"]  # The last one.
 
 
+@pytest.mark.slow
 def test_training_writes_eps_plots(digits_run):
   plots = os.path.join(digits_run, "plots")
   for name in ("eps_histogram.png", "eps_per_class.png", "eps_extremes.png",
@@ -79,6 +81,7 @@ def test_training_writes_eps_plots(digits_run):
   assert set(results["eps"]["per_class_mean"]) <= {str(c) for c in range(10)}
 
 
+@pytest.mark.slow
 def test_cifar10_c_when_present_and_a_clear_message_when_not(tmp_path):
   data_dir = tmp_path / "tfds"
   data_dir.mkdir()
@@ -98,8 +101,8 @@ def test_cifar10_c_when_present_and_a_clear_message_when_not(tmp_path):
   assert 0.0 <= corr["mean_accuracy"] <= 1.0
   # Without mock data the corrupted sets are not under data_dir.
   messages = []
-  missing = evaluate.corruption_accuracy(
-      lambda x: x, evaluate.load_run_config(str(out)), options, messages.append)
+  missing = evaluation_run.corruption_accuracy(
+      lambda x: x, evaluation_run.load_run_config(str(out)), options, messages.append)
   assert not missing["available"] and "not found under --data_dir" in missing["message"]
   assert os.path.getsize(out / "eval" / "corruptions.json") > 0
 
@@ -116,13 +119,14 @@ def test_cli_errors_are_one_line(tmp_path):
 
 def test_progress_line_has_an_eta_and_a_line_per_tenth():
   lines = []
-  progress = evaluate.ProgressLine(20, lines.append, tty=False)
+  progress = evaluation_run.ProgressLine(20, lines.append, tty=False)
   for done in range(1, 21):
     progress(done, 20)
   assert len(lines) == 10 and lines[-1].startswith("evaluate: batch 20/20 (100%)")
   assert all("ETA" in line for line in lines)
 
 
+@pytest.mark.slow
 def test_evaluate_keeps_other_results_and_imports_no_training_stack(digits_run, tmp_path):
   path = os.path.join(digits_run, "results.json")
   results = json.load(open(path))
@@ -136,7 +140,7 @@ def test_evaluate_keeps_other_results_and_imports_no_training_stack(digits_run, 
   assert after["history"] == results["history"] and "robustness" in after
   code = ("import sys; import iaat_tf.evaluate; "
           "print(sorted(m for m in ('iaat_tf.cli.experiment', 'iaat_tf.training.runtime', "
-          "'iaat_tf.training.adaptive_model') if m in sys.modules))")
+          "'iaat_tf.training.trainer') if m in sys.modules))")
   out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                        text=True, timeout=120, check=True,
                        env=dict(os.environ, PYTHONPATH=REPO))

@@ -12,7 +12,8 @@ from absl.testing import flagsaver
 
 from iaat_tf import attacks, main, run_io
 from iaat_tf import config as cfg
-from iaat_tf.cli import callbacks, flags_config
+from iaat_tf.cli import flags_config
+from iaat_tf.training import callbacks
 from iaat_tf.config import AttackConfig, ConfigError
 from iaat_tf.training import batch_steps
 
@@ -79,6 +80,7 @@ def test_overfitting_watch_marks_the_epoch_line_and_every_later_epoch(tmp_path):
   assert "CATASTROPHIC OVERFITTING" in lines[-1] and "CATASTROPHIC" not in lines[0]
 
 
+@pytest.mark.slow
 def test_fast_adaptive_training_end_to_end_with_ramp_and_early_stopping(tmp_path):
   out = tmp_path / "fast"
   with flagsaver.flagsaver(

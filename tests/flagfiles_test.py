@@ -109,6 +109,7 @@ def runs(request, tmp_path_factory):
   print(f"\nflagfiles_test: {len(futures)} runs in {time.perf_counter() - start:.0f} s")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", FLAGFILES, ids=os.path.basename)
 def test_flagfile_runs_two_steps_of_its_real_model(path, runs):
   future, out = runs[path]

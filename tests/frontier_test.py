@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from iaat_tf import frontier as command
@@ -83,6 +84,7 @@ def test_settings_of_names_and_refusals():
       command.settings_of(command.FrontierOptions("q", "x", (0.1,), (bad,)))
 
 
+@pytest.mark.slow
 def test_command_end_to_end_and_resumed(tmp_path):
   out = tmp_path / "frontier"
   args = [sys.executable, "-m", "iaat_tf.frontier", "--experiment=quickstart",
@@ -120,6 +122,19 @@ def test_command_end_to_end_and_resumed(tmp_path):
     assert json.load(f)["settings"] == result["settings"]
   log = (out / "logs" / "pgd_at_eps0.2_seed0.log").read_text()
   assert log.count("-m iaat_tf.evaluate") == 1 and "finished" in log
+  # The radius dynamics of its IAAT runs (experiments/frontier_digits/).
+  dynamics = subprocess.run(
+      [sys.executable, os.path.join(REPO, "experiments", "frontier_digits",
+                                    "radius_dynamics.py"), f"--out_dir={out}"],
+      capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+  assert dynamics.returncode == 0, dynamics.stderr
+  radii = json.loads((out / "radius_dynamics.json").read_text())
+  gamma = radii["iaat_eps0.3_gamma0.1"]
+  assert gamma["seeds"] == 1 and len(gamma["curve"]) == 2 and gamma["gamma"] == 0.1
+  table = np.load(out / "runs" / "iaat_eps0.3_gamma0.1_seed0" / "eps_table.npy")
+  assert gamma["end"]["at_zero"] == pytest.approx(float(np.mean(table == 0)))
+  assert gamma["end"]["below_eval_eps"] == pytest.approx(float(np.mean(table < 0.2 - 1e-6)))
+  assert (out / "radius_dynamics.png").stat().st_size > 10_000
   bad = subprocess.run(args[:4] + ["--out_dir=x"], capture_output=True, text=True,
                        cwd=tmp_path, env=env, timeout=120)
   assert bad.returncode == 2 and "--pgd_at_eps" in bad.stderr

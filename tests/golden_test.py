@@ -33,12 +33,12 @@ from absl import flags
 from absl.testing import flagsaver
 
 from iaat_tf import attacks
-from iaat_tf.attacks import apgd, objectives
+from iaat_tf.attacks import apgd, noise, objectives
 from iaat_tf.cli import flags_config
 from iaat_tf.config import AttackConfig, MethodConfig
 from iaat_tf.models import authors_wrn
 from iaat_tf.training import optimizers, runtime
-from iaat_tf.training.adaptive_model import AdversarialTrainer
+from iaat_tf.training.trainer import AdversarialTrainer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GOLDEN = os.path.join(HERE, "golden")
@@ -150,7 +150,7 @@ def _inject_noise(monkeypatch, by_salt):
   def fake(shape, index, step, salt=0, seed=0):
     del shape, index, step, seed
     return tf.constant(by_salt[int(salt)])
-  monkeypatch.setattr(attacks, "per_example_uniform", fake)
+  monkeypatch.setattr(noise, "per_example_uniform", fake)
 
 
 @pytest.mark.parametrize("phase", ["warmup", "adaptive"])

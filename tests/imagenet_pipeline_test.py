@@ -46,6 +46,7 @@ def test_the_crop_decoded_from_the_jpeg_equals_the_crop_of_the_whole_decode():
       augment.imagenet_train_crop(tf.io.decode_png(png, channels=3), 16, seed).numpy())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers,replicas_per_worker", [(2, 1), (2, 2)])
 def test_worker_shards_reassemble_the_global_batches(tmp_path, workers,
                                                      replicas_per_worker):

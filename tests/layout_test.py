@@ -89,3 +89,19 @@ def test_every_module_is_in_a_room_with_a_docstring():
   top = {os.path.basename(p)[:-3] for p in glob.glob(os.path.join(REPO, "iaat_tf", "*.py"))}
   assert top == {"__init__", "_version", "config", "provenance", "tensors",
                  "run_io"} | COMMANDS, top
+
+
+def test_subpackage_inits_only_re_export():
+  """A room's __init__.py holds a docstring, imports and __all__: the code a
+  reader looks for is in the module named for it."""
+  for path in glob.glob(os.path.join(REPO, "iaat_tf", "*", "__init__.py")):
+    tree = ast.parse(open(path).read())
+    for i, node in enumerate(tree.body):
+      if i == 0 and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+        continue  # The docstring.
+      if isinstance(node, (ast.Import, ast.ImportFrom)):
+        continue
+      if isinstance(node, ast.Assign) and [getattr(t, "id", "") for t in node.targets] == ["__all__"]:
+        continue
+      raise AssertionError(f"{os.path.relpath(path, REPO)}:{node.lineno} holds "
+                           f"{type(node).__name__}; move it to a module named for it")

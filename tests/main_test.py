@@ -22,6 +22,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGFILES = sorted(glob.glob(os.path.join(REPO, "flags", "*.flags")))
 
 
+@pytest.mark.slow
 def test_main_end_to_end_on_mock_cifar10(tmp_path):
   out = str(tmp_path / "run")
   with tfds.testing.mock_data(num_examples=64):
@@ -128,6 +129,7 @@ BAD_INPUTS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(BAD_INPUTS))
 def test_bad_input_is_one_clear_line_and_exit_2(name, tmp_path):
   args, message = BAD_INPUTS[name]
@@ -140,6 +142,7 @@ def test_bad_input_is_one_clear_line_and_exit_2(name, tmp_path):
   assert not out.exists()  # Nothing half-written.
 
 
+@pytest.mark.slow
 def test_malformed_flagfile_and_bad_npz(tmp_path):
   flagfile = tmp_path / "bad.flags"
   flagfile.write_text("--dataset=digits\nepochs 3\n")
@@ -153,6 +156,7 @@ def test_malformed_flagfile_and_bad_npz(tmp_path):
   assert not (tmp_path / "o2").exists()
 
 
+@pytest.mark.slow
 def test_cli_mirrored_on_two_devices_matches_one_device(tmp_path):
   """The real pipeline and flags: --strategy=mirrored (2 CPUs) vs default.
 
@@ -261,6 +265,7 @@ def test_errors_found_without_tensorflow_are_one_line(tmp_path):
     assert message in lines[0], lines[0]
 
 
+@pytest.mark.slow
 def test_quick_start_is_quiet_and_a_rerun_changes_nothing(tmp_path):
   out = tmp_path / "quick"
   result = _cli("iaat_tf.main", [*QUICK, f"--output_dir={out}"], _quiet_env(), tmp_path)
@@ -317,6 +322,7 @@ def test_quick_start_is_quiet_and_a_rerun_changes_nothing(tmp_path):
   assert len(glob.glob(str(out / "tensorboard" / "train" / "events.*"))) == 1
 
 
+@pytest.mark.slow
 def test_pgd_at_reports_the_radius_it_trained_at(tmp_path):
   from iaat_tf.cli import experiment  # pylint: disable=g-import-not-at-top
   from iaat_tf import config as cfg  # pylint: disable=g-import-not-at-top
@@ -371,6 +377,7 @@ def test_a_diverging_run_stops_with_one_line_and_keeps_no_nan_epoch(tmp_path):
   assert bad == 1 or any(name.startswith(f"ckpt-{bad - 1}.") for name in saved)
 
 
+@pytest.mark.slow
 def test_radii_that_cannot_recover_are_said_and_their_quantiles_kept(tmp_path, capsys):
   with flagsaver.flagsaver(
       dataset="digits", model="small_cnn", method="iaat", warmup_epochs=1,
@@ -386,6 +393,7 @@ def test_radii_that_cannot_recover_are_said_and_their_quantiles_kept(tmp_path, c
   assert (tmp_path / "r" / "plots" / "eps_over_epochs.png").exists()
 
 
+@pytest.mark.slow
 def test_warmup_as_long_as_the_run_is_said(tmp_path, capsys):
   with flagsaver.flagsaver(
       dataset="digits", model="small_cnn", method="iaat", warmup_epochs=3,

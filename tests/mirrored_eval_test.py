@@ -25,7 +25,7 @@ tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConf
 import keras
 import numpy as np
 from iaat_tf import models
-from iaat_tf.training import adaptive_model
+from iaat_tf.training.trainer import AdversarialTrainer
 from iaat_tf.config import AttackConfig, EvalConfig, MethodConfig
 
 rng = np.random.RandomState(0)
@@ -37,7 +37,7 @@ def evaluate(strategy):
   with strategy.scope():
     keras.utils.set_random_seed(0)
     classifier = models.small_cnn((8, 8, 1), 3, (0.5,), (0.25,))
-    trainer = adaptive_model.AdversarialTrainer(
+    trainer = AdversarialTrainer(
         classifier, 64, MethodConfig(method="iaat"), AttackConfig(steps=1),
         evaluation=EvalConfig(eps=0.1, steps=2, step_size=0.05))
     trainer.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
@@ -50,6 +50,7 @@ print("RESULT " + json.dumps({"one": one, "two": two}))
 """
 
 
+@pytest.mark.slow
 def test_partial_last_batch_on_two_replicas_matches_one_device():
   env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
   proc = subprocess.run([sys.executable, "-c", _SCRIPT], cwd=REPO, env=env,

@@ -11,6 +11,7 @@ import os
 import subprocess
 
 import numpy as np
+import pytest
 
 from tests import main_process
 
@@ -38,6 +39,7 @@ def _wait(proc: subprocess.Popen) -> str:
 _state = main_process.checkpoint_state
 
 
+@pytest.mark.slow
 def test_killed_mirrored_run_resumes_to_the_uninterrupted_result(tmp_path):
   reference_dir, run_dir = str(tmp_path / "reference"), str(tmp_path / "run")
   reference = _start(reference_dir)

@@ -65,6 +65,7 @@ def test_resnet50_is_torchvisions_v1_5_layout():
   assert len(_batchnorms(model)) == 53
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["resnet50", "wide_resnet"])
 def test_sync_batchnorm_and_dropout_are_honoured(name):
   shape = (32, 32, 3)

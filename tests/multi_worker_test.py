@@ -94,6 +94,7 @@ def _assert_same_state(a: dict, b: dict, atol: float) -> None:
     np.testing.assert_allclose(a[key], b[key], atol=atol, rtol=0, err_msg=key)
 
 
+@pytest.mark.slow
 def test_two_workers_match_one_device(tmp_path):
   multi, single = str(tmp_path / "multi"), str(tmp_path / "single")
   cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}

@@ -167,3 +167,26 @@ def test_lr_boundaries_only_with_the_step_schedule():
     validate(Config(output_dir="x", train=TrainConfig(lr_boundaries=(3,), lr_schedule="cosine")))
   with pytest.raises(ConfigError, match="unknown --lr_schedule"):
     validate(Config(output_dir="x", train=TrainConfig(lr_schedule="linear")))
+
+
+def test_lr_warmup_ramps_linearly_into_the_schedule():
+  """--lr_warmup_epochs=2 at 4 steps per epoch: steps 0-7 at lr x (s+1)/8, then
+  the step schedule (x 0.2 from epoch 3), as Goyal et al.'s gradual warmup."""
+  config = TrainConfig(learning_rate=0.4, epochs=5, lr_boundaries=(3,),
+                       lr_warmup_epochs=2)
+  lr = runtime.learning_rate(config, 4)
+  got = np.array([float(lr(step)) for step in range(20)])
+  expected = np.array([0.4 * min(1.0, (s + 1) / 8) * (0.2 if s >= 12 else 1.0)
+                       for s in range(20)])
+  np.testing.assert_allclose(got, expected, rtol=1e-6)
+  with pytest.raises(ConfigError, match="--lr_warmup_epochs=-1 must be >= 0"):
+    validate(Config(output_dir="x", train=TrainConfig(lr_warmup_epochs=-1)))
+
+
+def test_lr_warmup_is_a_flag_from_the_dataclass_field():
+  """The flag exists only through TrainConfig's field (config.option)."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from iaat_tf.cli import flags_config  # pylint: disable=g-import-not-at-top
+  flag = flags.FLAGS["lr_warmup_epochs"]
+  assert flag.default == 0 and "Goyal" in flag.help
+  assert any("lr_warmup_epochs" in names for _, names in flags_config.HELP_GROUPS)

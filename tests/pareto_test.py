@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from iaat_tf import pareto
+from iaat_tf.reports import pareto
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

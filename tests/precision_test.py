@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from iaat_tf import models
 from iaat_tf.cli import experiment
-from iaat_tf.training import adaptive_model
+from iaat_tf.training.trainer import AdversarialTrainer
 from iaat_tf.config import (AttackConfig, Config, DataConfig, EvalConfig,
                             MethodConfig, TrainConfig)
 
@@ -36,7 +36,7 @@ def test_attack_gradients_deltas_and_eps_stay_float32(policy):
   keras.mixed_precision.set_global_policy(policy)
   keras.utils.set_random_seed(0)
   classifier = models.small_cnn(SHAPE, CLASSES, (0.5,), (0.25,))
-  trainer = adaptive_model.AdversarialTrainer(
+  trainer = AdversarialTrainer(
       classifier, N, MethodConfig(method="iaat", eps=0.1, gamma=0.02),
       AttackConfig(steps=3, step_ratio=0.25, min_step=0.01))
   trainer.compile(optimizer=keras.optimizers.SGD(0.1))
@@ -92,6 +92,7 @@ def _config(output_dir: str, precision: str, tiny: bool) -> Config:
                       max_examples=64))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision", sorted(HALF))
 def test_short_training_run_is_finite_with_a_float32_eps_table(tmp_path, precision):
   tiny = precision == "mixed_float16"  # float16 convolutions crawl on CPUs.

@@ -3,12 +3,14 @@
 import os
 
 import numpy as np
+import pytest
 
 from tests import readme_snippets
 
 HEADING = "## Use it from Python"
 
 
+@pytest.mark.slow
 def test_readme_snippet_trains_evaluates_and_exports(tmp_path, monkeypatch):
   monkeypatch.chdir(tmp_path)  # The snippet writes ./digits_model.
   ns = readme_snippets.run_block(HEADING)

@@ -22,7 +22,7 @@ import tensorflow as tf
 from tests import main_process
 from iaat_tf import data
 from iaat_tf.cli import experiment
-from iaat_tf.training import runtime
+from iaat_tf.training import callbacks, runtime
 from iaat_tf.config import (AttackConfig, Config, ConfigError, DataConfig,
                             MethodConfig, TrainConfig)
 
@@ -55,10 +55,12 @@ def _results(output_dir: str) -> dict:
     return json.load(f)
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_and_matches_an_uninterrupted_run(tmp_path):
   _kill_resume_and_compare(tmp_path)
 
 
+@pytest.mark.slow
 def test_killed_augmented_shuffled_run_resumes_exactly(tmp_path):
   # Default (whole-set) shuffle and stateless crops/flips keyed by
   # (seed, example id, epoch): the restarted process sees the same batches.
@@ -132,11 +134,12 @@ def _trainer_and_manager(config: Config, seed: int):
   return trainer, manager, datasets, steps
 
 
+@pytest.mark.slow
 def test_restore_latest_brings_back_everything_saved(tmp_path):
   config = _small_config(str(tmp_path))
   trainer, manager, datasets, steps = _trainer_and_manager(config, seed=0)
-  callbacks = [runtime.CheckpointCallback(manager)]
-  trainer.fit(datasets.train, epochs=2, callbacks=callbacks, verbose=0)
+  epoch_callbacks = [callbacks.CheckpointCallback(manager)]
+  trainer.fit(datasets.train, epochs=2, callbacks=epoch_callbacks, verbose=0)
   saved = _snapshot(trainer)
   assert saved["epoch"] == 2 and saved["iterations"] == 2 * steps
   assert (saved["eps_table"] > 0).any()
@@ -157,7 +160,7 @@ def test_restore_latest_brings_back_everything_saved(tmp_path):
   # Training continues from the restored step, and the first epoch after the
   # resume reads the restored radii (the warmup is over: epoch 2 adapts).
   fresh.fit(datasets.train, epochs=3, initial_epoch=2,
-            callbacks=[runtime.CheckpointCallback(fresh_manager)],
+            callbacks=[callbacks.CheckpointCallback(fresh_manager)],
             verbose=0)
   assert int(fresh.optimizer.iterations.numpy()) == 3 * steps
   assert fresh_manager.latest_checkpoint.endswith("ckpt-3")
@@ -177,7 +180,7 @@ def test_a_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path):
   one warning line; with no readable checkpoint left, one error line."""
   config = _small_config(str(tmp_path))
   trainer, manager, datasets, _ = _trainer_and_manager(config, seed=0)
-  trainer.fit(datasets.train, epochs=2, callbacks=[runtime.CheckpointCallback(manager)],
+  trainer.fit(datasets.train, epochs=2, callbacks=[callbacks.CheckpointCallback(manager)],
               verbose=0)
   first, last = manager.checkpoints
   data_files = lambda prefix: [os.path.join(os.path.dirname(prefix), f)

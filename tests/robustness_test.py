@@ -36,6 +36,7 @@ def report(logits_fn, digits):
   return result
 
 
+@pytest.mark.slow
 def test_report_shape_progress_and_json(report):
   assert report.num_examples == 300
   assert report.progress_calls == [(1, 3), (2, 3), (3, 3)]
@@ -49,6 +50,7 @@ def test_report_shape_progress_and_json(report):
   assert 0.8 < report.clean_accuracy <= 1.0
 
 
+@pytest.mark.slow
 def test_no_attack_beats_clean_and_the_worst_case_is_exact(report):
   clean = report.clean_correct
   assert report.clean_accuracy == pytest.approx(clean.mean())
@@ -65,6 +67,7 @@ def test_no_attack_beats_clean_and_the_worst_case_is_exact(report):
   assert report.curve[0].worst_case == report.clean_accuracy  # eps = 0.
 
 
+@pytest.mark.slow
 def test_curves_are_monotone_and_a_huge_ball_breaks_the_model(report):
   one_example = 1.0 / report.num_examples
   worst = [p.worst_case for p in report.curve]

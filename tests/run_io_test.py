@@ -102,7 +102,7 @@ def test_a_run_saved_before_a_setting_existed_resumes(tmp_path):
 def test_run_io_imports_no_tensorflow():
   import subprocess, sys  # pylint: disable=g-import-not-at-top,multiple-imports
   repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  code = ("import sys; import iaat_tf.run_io, iaat_tf.cli, iaat_tf.pareto; "
+  code = ("import sys; import iaat_tf.run_io, iaat_tf.cli.app, iaat_tf.pareto; "
           "print('tensorflow' in sys.modules)")
   out = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True,
                        text=True, timeout=60, check=True)

@@ -17,7 +17,7 @@ import pytest
 import tensorflow as tf
 
 from iaat_tf import attacks
-from iaat_tf.training import adaptive_model
+from iaat_tf.training.trainer import AdversarialTrainer
 from iaat_tf.config import AttackConfig, ConfigError, Config, MethodConfig, validate
 
 N, SHAPE, CLASSES = 32, (4, 4, 1), 3
@@ -46,7 +46,7 @@ def _run_one_step(rule):
   x = rng.rand(N, *SHAPE).astype(np.float32)
   y = rng.randint(0, CLASSES, N).astype(np.int64)
   stored = rng.uniform(0.02, 0.2, N).astype(np.float32)
-  trainer = adaptive_model.AdversarialTrainer(
+  trainer = AdversarialTrainer(
       _classifier(), N,
       MethodConfig(method="iaat", eps=0.1, warmup_epochs=0, gamma=GAMMA,
                    beta=BETA, eps_max=EPS_MAX, s_minus=rule),
@@ -95,6 +95,7 @@ def test_s_minus_rule_matches_numpy(rule):
   np.testing.assert_allclose(history["loss"][0], loss, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_the_rules_train_s_minus_differently():
   _, x, y, _, clean = _run_one_step("clean")
   _, _, _, _, adversarial = _run_one_step("adversarial")

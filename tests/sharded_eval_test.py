@@ -14,6 +14,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from iaat_tf import config as cfg
@@ -38,6 +39,7 @@ def _evaluate(run_dir, out_dir, *extra):
   return rows, json.load(open(os.path.join(out_dir, "robustness.json"))), proc.stdout
 
 
+@pytest.mark.slow
 def test_one_and_two_replicas_give_identical_per_example_results(tmp_path):
   run_dir = str(tmp_path / "run")
   experiment.run(cfg.Config(
@@ -71,6 +73,7 @@ def test_replicas_split_rows_and_pad_shares_to_one_bucket():
   assert seen == [8]  # Padded to a power of two, results cut back to 5.
 
 
+@pytest.mark.slow
 def test_autoattack_reads_the_split_lazily(digits_mlp, digits):
   """After the first chunk went through the whole sequence, only that chunk
   (plus what tf.data prefetches) has been read from the source."""
@@ -95,7 +98,7 @@ def test_autoattack_reads_the_split_lazily(digits_mlp, digits):
   options = autoattack.AutoAttackOptions(apgd_iters=5, fab_iters=5,
                                          square_queries=20, targets=2,
                                          batch_size=16)
-  report = autoattack.run_standard(lambda z: digits_mlp(z, training=False),
+  report = autoattack.run_autoattack(lambda z: digits_mlp(z, training=False),
                                    dataset, eps=0.1, options=options,
                                    progress=progress)
   assert report.num_examples == 120

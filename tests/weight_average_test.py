@@ -12,7 +12,8 @@ from absl.testing import flagsaver
 
 from iaat_tf import main
 from iaat_tf.config import AttackConfig, MethodConfig
-from iaat_tf.training import adaptive_model, runtime, weight_average
+from iaat_tf.training import runtime, weight_average
+from iaat_tf.training.trainer import AdversarialTrainer
 
 N, SHAPE = 32, (6, 6, 1)
 
@@ -28,7 +29,7 @@ def _trainer(decay=0.9):
   classifier = keras.Sequential([
       keras.Input(SHAPE), keras.layers.Flatten(), keras.layers.Dense(8),
       keras.layers.BatchNormalization(), keras.layers.Dense(3)])
-  trainer = adaptive_model.AdversarialTrainer(
+  trainer = AdversarialTrainer(
       classifier, N, MethodConfig(method="pgd_at", eps=0.1),
       AttackConfig(steps=2, step_ratio=0.5, min_step=0.01), ema_decay=decay)
   trainer.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
@@ -40,7 +41,7 @@ def test_an_unbuilt_classifier_is_refused():
   and "EMA" evaluation and export would silently use the raw weights."""
   unbuilt = keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(3)])
   with pytest.raises(ValueError, match="needs a built classifier"):
-    adaptive_model.AdversarialTrainer(
+    AdversarialTrainer(
         unbuilt, N, MethodConfig(method="pgd_at", eps=0.1), AttackConfig(steps=2),
         ema_decay=0.9)
   assert _trainer().weight_average.average  # Built: every weight averaged.
@@ -96,6 +97,7 @@ def test_the_average_is_checkpointed_and_restored(tmp_path):
     np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
+@pytest.mark.slow
 def test_validated_beside_the_raw_weights_early_stopped_on_and_exported(tmp_path):
   out = tmp_path / "ema"
   with flagsaver.flagsaver(
@@ -145,6 +147,7 @@ def _cli_run(out, *extra):
   return state, json.load(open(os.path.join(out, "results.json")))
 
 
+@pytest.mark.slow
 def test_one_and_two_replicas_give_the_same_average_through_the_command(tmp_path):
   one, results_one = _cli_run(str(tmp_path / "one"))
   two, results_two = _cli_run(str(tmp_path / "two"), "--strategy=mirrored",

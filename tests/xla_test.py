@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from iaat_tf import config as cfg
-from iaat_tf.training import adaptive_model
+from iaat_tf.training.trainer import AdversarialTrainer
 from iaat_tf.config import AttackConfig, MethodConfig
 
 N, SHAPE, CLASSES, BATCH = 32, (6, 6, 1), 3, 8
@@ -28,7 +28,7 @@ def _train(method: str, jit_compile: bool):
   classifier = keras.Sequential([
       keras.Input(SHAPE), keras.layers.Flatten(),
       keras.layers.Dense(16, activation="relu"), keras.layers.Dense(CLASSES)])
-  trainer = adaptive_model.AdversarialTrainer(
+  trainer = AdversarialTrainer(
       classifier, N,
       MethodConfig(method=method, eps=0.1, warmup_epochs=1, gamma=0.03,
                    beta=0.5, eps_max=0.3),
@@ -40,6 +40,7 @@ def _train(method: str, jit_compile: bool):
           history.history)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["standard", "pgd_at", "iaat", "iaat_cheap"])
 def test_whole_step_xla_matches_the_plain_step(method):
   table_plain, weights_plain, history = _train(method, jit_compile=False)

@@ -15,7 +15,7 @@ masking than fixed-step PGD. Two losses are offered:
 * "ce-targeted": -CE(z, t), the targeted loss for 2 or 3 classes.
 
 Everything is TensorFlow graph math on a `logits_fn(images) -> logits`
-callable (run the classifier in inference mode), as in `attacks.py`: images are
+callable (run the classifier in inference mode), as in `pgd.py`: images are
 float32 NHWC in [0, 1], `eps` is one radius per example ([B]). The loop is a
 `tf.while_loop` over a fixed number of iterations, usable inside `tf.function`
 and XLA. `apgd_attack` is the one entry point; its settings are an
@@ -36,7 +36,7 @@ the start's loss. tests/golden_test.py checks every point visited against
 the reference's own run.
 
 `norm="l2"` is the reference's L2 version: the start x + eps * t / |t|_2
-with t Gaussian (`attacks.uniform_start`, the L2 PGD start), steps along
+with t Gaussian (`pgd.uniform_start`, the L2 PGD start), steps along
 the L2-normalised gradient, and projection `norms.Ball.project` (the
 reference's formula); step size and checkpoints as for L-inf.
 """
@@ -46,10 +46,9 @@ from typing import Callable, NamedTuple, Optional
 
 import tensorflow as tf
 
-from iaat_tf import attacks
-from iaat_tf.attacks import gradients, norms, objectives
+from iaat_tf.attacks import gradients, noise, norms, objectives, pgd
 
-LogitsFn = attacks.LogitsFn
+LogitsFn = pgd.LogitsFn
 
 MOMENTUM = 0.75
 RHO = 0.75
@@ -83,7 +82,7 @@ class ApgdOptions:
     raised the loss.
   random_start: start at a random corner-scaled point of the ball (noise
     keyed by the example index); False starts at the clean image.
-  salt, seed: mixed into the noise (see `attacks.per_example_uniform`);
+  salt, seed: mixed into the noise (see `noise.per_example_uniform`);
     restart r uses salt + Salt.RESTART_STRIDE * r.
   jit_compile: XLA-compile when `apgd_attack` is called eagerly.
   norm: "linf" or "l2", the ball (`norms.NORMS`).
@@ -148,16 +147,16 @@ def checkpoint_schedule(n_iter: int, p_init: float = 0.22,
 
 def _where_rows(cond: tf.Tensor, a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
   """Per-example select: row b of `a` where cond[b], else of `b`."""
-  return tf.where(attacks.broadcast_eps(tf.cast(cond, a.dtype), a) > 0, a, b)
+  return tf.where(pgd.broadcast_eps(tf.cast(cond, a.dtype), a) > 0, a, b)
 
 
 def _random_start(images: tf.Tensor, eps_b: tf.Tensor, index: tf.Tensor,
                   step: tf.Tensor | int, salt: int, seed: int) -> tf.Tensor:
   """The reference's L-inf start: x + eps * t / max|t|, t uniform in [-1, 1]."""
-  t = 2.0 * attacks.per_example_uniform(tf.shape(images), index, step, salt,
+  t = 2.0 * noise.per_example_uniform(tf.shape(images), index, step, salt,
                                         seed) - 1.0
   t_max = tf.reduce_max(tf.abs(tf.reshape(t, [tf.shape(t)[0], -1])), axis=1)
-  t_max = attacks.broadcast_eps(tf.maximum(t_max, 1e-12), images)
+  t_max = pgd.broadcast_eps(tf.maximum(t_max, 1e-12), images)
   return images + eps_b * t / t_max
 
 
@@ -170,7 +169,7 @@ def _single_run(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
   ball = norms.Ball(images, eps, norm)
   x0 = images
   if random_start and norm == "l2":  # On the sphere, clipped to [0, 1].
-    x0 = attacks.uniform_start(images, eps, index, step, salt, seed, norm)
+    x0 = pgd.uniform_start(images, eps, index, step, salt, seed, norm)
   elif random_start:
     x0 = _random_start(images, ball.eps_b, index, step, salt, seed)
   x0 = ball.project(x0)
@@ -179,7 +178,7 @@ def _single_run(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
     # Only the gradient's direction is used: no need for its exact scale.
     logits, per_example, grad = gradients.value_and_gradient(
         logits_fn, x, objective, exact_scale=False)
-    return per_example, grad, attacks.is_correct(logits, labels)
+    return per_example, grad, pgd.is_correct(logits, labels)
 
   loss0, grad0, correct0 = loss_grad_correct(x0)
   # Per iteration: the number of loss increases at or below which to halve
@@ -193,7 +192,7 @@ def _single_run(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
            x_best_adv, robust, loss_prev, increases, loss_best_last,
            reduced_last):
     alpha = tf.where(i > 0, MOMENTUM, 1.0)
-    step_b = attacks.broadcast_eps(step_size, images)
+    step_b = pgd.broadcast_eps(step_size, images)
     momentum = x - x_old
     z = ball.step(x, grad, step_b)
     x_new = ball.project(x + alpha * (z - x) + (1.0 - alpha) * momentum)
@@ -268,7 +267,7 @@ def _attack_graph(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
         logits_fn, images, labels, eps, n_iter=options.n_iter,
         objective=objective, rho=options.rho,
         random_start=options.random_start, index=index, step=step,
-        salt=int(options.salt) + attacks.Salt.RESTART_STRIDE * r,
+        salt=int(options.salt) + noise.Salt.RESTART_STRIDE * r,
         seed=options.seed, norm=options.norm)
     result = run if result is None else _merge(result, run)
   return result
@@ -294,7 +293,7 @@ def apgd_attack(logits_fn: LogitsFn,
     options: an `ApgdOptions`; keyword `overrides` replace its fields, e.g.
       `apgd_attack(f, x, y, eps, n_iter=10, loss="dlr")`.
     index: [B] stable example ids for the noise (default: batch position).
-    step: mixed into the noise (see `attacks.per_example_uniform`).
+    step: mixed into the noise (see `noise.per_example_uniform`).
     targets: [B] target classes, for the targeted losses (APGD-T); see
       `target_classes`.
 

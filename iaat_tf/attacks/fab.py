@@ -26,10 +26,9 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
-from iaat_tf import attacks
-from iaat_tf.attacks import gradients, norms
+from iaat_tf.attacks import gradients, norms, pgd
 
-LogitsFn = attacks.LogitsFn
+LogitsFn = pgd.LogitsFn
 NOT_FOUND = 1e10  # The distance reported when no misclassified point was found.
 
 
@@ -149,13 +148,13 @@ def fab_targeted(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
         (x1_flat + options.eta * d1) * (1.0 - alpha)
         + (x0_flat + options.eta * d2) * alpha, 0.0, 1.0)
     x_new = tf.reshape(x_new, shape)
-    fooled = tf.logical_not(attacks.is_correct(logits_fn(x_new), labels))
+    fooled = tf.logical_not(pgd.is_correct(logits_fn(x_new), labels))
     dist = norms.size(_flat(x_new) - x0_flat, options.norm)
     better = tf.logical_and(fooled, dist < best)
-    rows = attacks.broadcast_eps(tf.cast(better, tf.float32), x0) > 0
+    rows = pgd.broadcast_eps(tf.cast(better, tf.float32), x0) > 0
     adv = tf.where(rows, x_new, adv)
     best = tf.where(better, dist, best)
-    back = attacks.broadcast_eps(tf.cast(fooled, tf.float32), x0) > 0
+    back = pgd.broadcast_eps(tf.cast(fooled, tf.float32), x0) > 0
     x_new = tf.where(back, x0 + (x_new - x0) * options.beta, x_new)
     return i + 1, x_new, adv, best
 
@@ -172,6 +171,6 @@ def fab_robust(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
   """[B] bool: True unless FAB-T found a misclassified point within eps."""
   result = fab_targeted(logits_fn, images, labels, targets, options)
   fooled = tf.logical_not(
-      attacks.is_correct(logits_fn(result.adversarial), labels))
+      pgd.is_correct(logits_fn(result.adversarial), labels))
   within = result.distance <= tf.cast(eps, tf.float32)
   return tf.logical_not(tf.logical_and(fooled, within))

@@ -5,7 +5,7 @@ the KL divergence between the (fixed) clean prediction and the prediction at
 the adversarial point, project to each example's L-inf ball and to [0, 1].
 Differences: radii and step sizes are per example ([B]), the Gaussian start
 is a stateless draw keyed by (example id, step, salt, seed) like
-`attacks.per_example_uniform` (so 1 and N replicas draw the same noise), and
+`noise.per_example_uniform` (so 1 and N replicas draw the same noise), and
 the start is projected to the ball (a radius-0 example stays clean, so its
 KL term is 0).
 
@@ -23,14 +23,13 @@ precision-safe gradient (e.g. loss scaling for float16) can replace it.
 
 import tensorflow as tf
 
-from iaat_tf import attacks
-from iaat_tf.attacks import gradients, norms, objectives
-from iaat_tf.attacks import per_example_normal  # noqa: F401  (public here too)
+from iaat_tf.attacks import gradients, norms, objectives, pgd
+from iaat_tf.attacks.noise import per_example_normal
 
 START_SCALE = 0.001  # TRADES: x + 0.001 * randn.
 
 
-def kl_input_gradient(logits_fn: attacks.LogitsFn, x: tf.Tensor,
+def kl_input_gradient(logits_fn: pgd.LogitsFn, x: tf.Tensor,
                       clean_logits: tf.Tensor) -> tf.Tensor:
   """d/dx of KL(p_clean[b] || p(x)[b]) per example, clean logits held fixed.
 
@@ -43,7 +42,7 @@ def kl_input_gradient(logits_fn: attacks.LogitsFn, x: tf.Tensor,
   return grad
 
 
-def kl_attack(logits_fn: attacks.LogitsFn, images: tf.Tensor, eps: tf.Tensor, *,
+def kl_attack(logits_fn: pgd.LogitsFn, images: tf.Tensor, eps: tf.Tensor, *,
               steps: int, step_size: tf.Tensor, index: tf.Tensor | None = None,
               step=0, salt: int = 0, seed: int = 0,
               gradient_fn=kl_input_gradient, norm: str = "linf") -> tf.Tensor:
@@ -62,7 +61,7 @@ def kl_attack(logits_fn: attacks.LogitsFn, images: tf.Tensor, eps: tf.Tensor, *,
   images = tf.convert_to_tensor(images, tf.float32)
   batch = tf.shape(images)[0]
   ball = norms.Ball(images, tf.broadcast_to(tf.cast(eps, tf.float32), [batch]), norm)
-  step_b = attacks.broadcast_eps(
+  step_b = pgd.broadcast_eps(
       tf.broadcast_to(tf.cast(step_size, tf.float32), [batch]), images)
   clean_logits = tf.stop_gradient(tf.cast(logits_fn(images), tf.float32))
   if index is None:

@@ -21,7 +21,7 @@ clipping to [0, 1] (`l2_proposal`).
 
 Randomness (stripes, windows, signs, the eta pattern's random transpose) is
 keyed by the example id and the query number
-(`attacks.per_example_uniform`), so a batch's composition never changes an
+(`noise.per_example_uniform`), so a batch's composition never changes an
 example's result. Unlike the reference, each example draws its own windows,
 signs and transposes (the reference draws them once per query for the
 batch), and a window may start at the last position (the reference's
@@ -32,11 +32,10 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
-from iaat_tf import attacks
-from iaat_tf.attacks import norms
+from iaat_tf.attacks import noise, norms, objectives, pgd
 from iaat_tf.tensors import rows
 
-LogitsFn = attacks.LogitsFn
+LogitsFn = pgd.LogitsFn
 SCHEDULE = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
 
 
@@ -56,7 +55,7 @@ def p_schedule(query: tf.Tensor, p_init: float) -> tf.Tensor:
 
 def margin(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
   """z_y - max_{j != y} z_j: positive iff correctly classified."""
-  return -attacks.margin_loss(logits, labels)
+  return -objectives.margin_loss(logits, labels)
 
 
 def eta(side, size: int | None = None) -> tf.Tensor:
@@ -141,7 +140,7 @@ def l2_start(images: tf.Tensor, eps_b: tf.Tensor, index: tf.Tensor, salt: int,
   pad = (height - 5 * s) // 2
   tiles = [(pad + i * s, pad + j * s) for i in range(height // s)
            for j in range(width // s)]
-  u = attacks.per_example_uniform(
+  u = noise.per_example_uniform(
       tf.stack([tf.shape(images)[0], len(tiles), channels + 1]), index, 0, salt, seed)
   pattern = eta(s)
   delta = tf.zeros_like(images)
@@ -181,7 +180,7 @@ def l2_proposal(images, x_best, eps_b, side, u) -> tf.Tensor:
 def square_attack(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
                   eps: tf.Tensor, *, n_queries: int = 5000,
                   p_init: float = 0.8, index=None,
-                  salt: int = attacks.Salt.AA_SQUARE,
+                  salt: int = noise.Salt.AA_SQUARE,
                   seed: int = 0, only_unbroken: bool = True,
                   norm: str = "linf") -> SquareResult:
   """Square attack in each example's `norm` ball; graph math (wrap it in a tf.function).
@@ -191,7 +190,7 @@ def square_attack(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
   draw is keyed by example id and query. It saves the forward passes of
   broken examples at the cost of a gather and scatter per query: 1.37x
   faster on a WideResNet-10-4 at 32x32 and 1.30x on the 8x8 quick-start CNN
-  in one run on a busy 2-core machine (bench/SQUARE_COST.md, L-inf); on
+  in one run on a busy 2-core machine (experiments/square_cost/SQUARE_COST.md, L-inf); on
   models that tiny the bookkeeping can cost as much as it saves. Its shapes
   depend on the data, so XLA (`jit_compile=True`) needs False.
   """
@@ -206,7 +205,7 @@ def square_attack(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
     index = tf.range(batch, dtype=tf.int64)
   index = tf.cast(index, tf.int64)
   eps = tf.broadcast_to(tf.cast(eps, tf.float32), [batch])
-  eps_b = attacks.broadcast_eps(eps, images)
+  eps_b = pgd.broadcast_eps(eps, images)
   area = tf.cast(height * width, tf.float32)
   side_max = tf.minimum(height, width)
   if norm == "l2":
@@ -214,7 +213,7 @@ def square_attack(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
       raise ValueError("the L2 Square attack needs a static image shape")
     x_best = l2_start(images, eps_b, index, salt, seed)
   else:
-    stripes = _signs(attacks.per_example_uniform(
+    stripes = _signs(noise.per_example_uniform(
         tf.stack([batch, 1, width, channels]), index, 0, salt, seed))
     x_best = tf.clip_by_value(images + eps_b * stripes,
                               tf.maximum(images - eps_b, 0.0),
@@ -225,7 +224,7 @@ def square_attack(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
     n = tf.shape(x_best)[0]
     side = tf.cast(tf.round(tf.sqrt(p_schedule(i, p_init) * area)), tf.int32)
     side = tf.clip_by_value(side, 1, side_max)
-    u = attacks.per_example_uniform(tf.stack([n, 2 + channels]), index,
+    u = noise.per_example_uniform(tf.stack([n, 2 + channels]), index,
                                     i + 1, salt, seed)
     window = _window(_corner(u[:, 0], height, side), _corner(u[:, 1], width, side),
                      side, height, width)
@@ -238,7 +237,7 @@ def square_attack(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
     side = tf.cast(tf.round(tf.sqrt(p_schedule(i, p_init) * area)), tf.int32)
     side = tf.maximum(side, 3)
     side = tf.minimum(side + 1 - side % 2, side_max)  # Odd, as the reference.
-    u = attacks.per_example_uniform(
+    u = noise.per_example_uniform(
         tf.stack([tf.shape(x_best)[0], 5 + channels]), index, i + 1, salt, seed)
     return l2_proposal(x0, x_best, eps_b, side, u)
 
@@ -250,7 +249,7 @@ def square_attack(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
                             [None, *images.shape[1:]])
     new = margin(logits_fn(x_new), labels)
     take = tf.logical_and(best > 0.0, new < best)
-    x_best = tf.where(attacks.broadcast_eps(tf.cast(take, tf.float32),
+    x_best = tf.where(pgd.broadcast_eps(tf.cast(take, tf.float32),
                                             x_best) > 0, x_new, x_best)
     return x_best, tf.where(take, new, best)
 
@@ -270,5 +269,5 @@ def square_attack(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
       lambda i, x, b: tf.logical_and(i < n_queries, tf.reduce_any(b > 0.0)),
       body, (tf.constant(0), x_best, best), maximum_iterations=n_queries)
   robust = tf.logical_and(best > 0.0,
-                          attacks.is_correct(logits_fn(x_best), labels))
+                          pgd.is_correct(logits_fn(x_best), labels))
   return SquareResult(tf.stop_gradient(x_best), robust)

@@ -35,11 +35,10 @@ import numpy as np
 import tensorflow as tf
 
 from iaat_tf import data, models, provenance, run_io
-from iaat_tf.cli import callbacks
 from iaat_tf.models import export
 from iaat_tf.reports import curves, example_lookup, plots
-from iaat_tf.training import (adaptive_model, batch_steps, early_stopping,
-                              overfitting, radius, runtime)
+from iaat_tf.training import batch_steps, callbacks, early_stopping, overfitting, radius, runtime
+from iaat_tf.training.trainer import AdversarialTrainer
 from iaat_tf.config import Config, ConfigError, validate
 
 # What a run writes into output_dir (and --overwrite deletes).
@@ -96,7 +95,7 @@ def build_trainer(config: Config, info: data.DatasetInfo, steps_per_epoch: int,
   with strategy.scope():
     classifier = models.build_classifier(config.model, info.image_shape,
                                          info.num_classes, info.name)
-    trainer = adaptive_model.AdversarialTrainer(
+    trainer = AdversarialTrainer(
         classifier, info.num_train, config.method,
         dataclasses.replace(config.attack, jit_compile=(
             config.attack.jit_compile or config.train.jit_compile == "attack")),
@@ -124,15 +123,45 @@ def _progress_mode(verbose: int):
 
 
 def run(config: Config, log: Callable[[str], None] = print) -> dict:
-  """Trains, evaluates and exports; returns the results dict (results.json)."""
+  """Trains, evaluates and exports; returns the results dict (results.json).
+
+  The steps, each a function below: validate and look for a finished run;
+  set up devices and precision; load the data (fails before anything is
+  written); prepare the output folder and config.json; build the trainer
+  and restore the newest checkpoint; fit with the epoch callbacks; pick the
+  final weights (best, last or ema); test them; write results.json, the
+  plots, the eps table and the SavedModel.
+  """
   config = validate(config)
-  out = config.output_dir
   if not config.overwrite:
     run_io.check_resume_compatible(config)
     done = run_io.finished_results(config)
     if done is not None:
       log(run_io.finished_message(config, done))
       return done
+  strategy = _set_up_runtime(config)
+  datasets, steps_per_epoch = _load_data(config)
+  chief = _prepare_outputs(config, strategy)
+  _log_start(config, datasets.info, strategy, steps_per_epoch, log)
+  trainer = build_trainer(config, datasets.info, steps_per_epoch, strategy)
+  manager, initial_epoch = _restore(trainer, config, strategy, log)
+  paths = _worker_paths(config.output_dir, strategy)
+  if initial_epoch < config.train.epochs:
+    _fit(trainer, config, datasets, strategy, manager, paths, initial_epoch,
+         steps_per_epoch, chief, log)
+  history_rows = run_io.read_history(paths["history"])
+  best = _choose_final_weights(trainer, config, datasets, paths["best"], log)
+  results = _test_and_summarise(trainer, config, datasets, strategy, initial_epoch,
+                                history_rows, best, log)
+  if chief:
+    _write_outputs(trainer, config, datasets.info, results)
+  log(f"iaat_tf: clean {results['final']['clean_accuracy']:.4f}, "
+      f"PGD {results['final']['pgd_accuracy']:.4f}; wrote {config.output_dir}")
+  return results
+
+
+def _set_up_runtime(config: Config) -> tf.distribute.Strategy:
+  """Devices, strategy, precision and seeds, before any op is created."""
   runtime.configure_devices(config.train)
   strategy = runtime.make_strategy(config.train)
   replicas = strategy.num_replicas_in_sync
@@ -141,13 +170,22 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
                       f"by the {replicas} replicas")
   runtime.set_precision(config.train)
   keras.utils.set_random_seed(config.seed)
+  return strategy
 
-  datasets = data.load_datasets(config.data)  # Fails before anything is written.
-  info = datasets.info
-  steps_per_epoch = info.num_train // config.data.batch_size
+
+def _load_data(config: Config) -> tuple[data.Datasets, int]:
+  """The pipelines and the steps per epoch (fails before anything is written)."""
+  datasets = data.load_datasets(config.data)
+  steps_per_epoch = datasets.info.num_train // config.data.batch_size
   if steps_per_epoch < 1:
     raise ConfigError(f"--batch_size={config.data.batch_size} is larger than the "
-                      f"{info.num_train} training examples")
+                      f"{datasets.info.num_train} training examples")
+  return datasets, steps_per_epoch
+
+
+def _prepare_outputs(config: Config, strategy) -> bool:
+  """The output folder (cleared by --overwrite) and config.json; True on the chief."""
+  out = config.output_dir
   _prepare_output_dir(out)
   chief = runtime.is_chief(strategy)
   if config.overwrite:
@@ -157,25 +195,35 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
         **config.to_dict(),
         # Which code ran it (read by no one when resuming: from_dict skips it).
         "provenance": provenance.provenance(config.train.precision)})
+  return chief
+
+
+def _log_start(config: Config, info: data.DatasetInfo, strategy,
+               steps_per_epoch: int, log: Callable[[str], None]) -> None:
+  """The run's first line, and notes on radius schedules that cannot adapt."""
   log(f"iaat_tf: {config.method.method} on {info.describe()}; "
-      f"{config.model.name}, {replicas} replica(s), {steps_per_epoch} steps/epoch")
-  adaptive = config.method.method in batch_steps.ADAPTIVE_METHODS
-  if adaptive and config.method.warmup_epochs >= config.train.epochs:
+      f"{config.model.name}, {strategy.num_replicas_in_sync} replica(s), "
+      f"{steps_per_epoch} steps/epoch")
+  if config.method.method not in batch_steps.ADAPTIVE_METHODS:
+    return
+  if config.method.warmup_epochs >= config.train.epochs:
     log(f"iaat_tf: note: --warmup_epochs={config.method.warmup_epochs} >= "
         f"--epochs={config.train.epochs}: every epoch is warmup, so this run "
         f"trains at --eps like PGD-AT and no radius adapts")
-  elif adaptive:
-    note = radius.recovery_note(
-        config.method.method, eps=config.method.eps, gamma=config.method.gamma,
-        beta=config.method.beta, warmup_epochs=config.method.warmup_epochs,
-        epochs=config.train.epochs, cheap_beta=config.method.cheap_beta)
-    if note:
-      log(f"iaat_tf: note: {note}")
+    return
+  note = radius.recovery_note(
+      config.method.method, eps=config.method.eps, gamma=config.method.gamma,
+      beta=config.method.beta, warmup_epochs=config.method.warmup_epochs,
+      epochs=config.train.epochs, cheap_beta=config.method.cheap_beta)
+  if note:
+    log(f"iaat_tf: note: {note}")
 
-  trainer = build_trainer(config, info, steps_per_epoch, strategy)
-  checkpoint = runtime.make_checkpoint(trainer)
+
+def _restore(trainer, config: Config, strategy, log: Callable[[str], None]):
+  """(checkpoint manager, finished epochs restored from its newest checkpoint)."""
   manager = tf.train.CheckpointManager(
-      checkpoint, runtime.worker_dir(out, strategy, "checkpoints"),
+      runtime.make_checkpoint(trainer),
+      runtime.worker_dir(config.output_dir, strategy, "checkpoints"),
       max_to_keep=config.train.keep_checkpoints)
   initial_epoch = runtime.restore_latest(trainer, manager, log)
   if initial_epoch:
@@ -183,53 +231,76 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
                 if runtime.finished_epochs(p) == initial_epoch][-1]
     log(f"iaat_tf: resumed from {restored} "
         f"(epoch {initial_epoch}/{config.train.epochs})")
+  return manager, initial_epoch
 
-  fit_verbose, summary, bar = _progress_mode(config.train.verbose)
-  history_path = runtime.worker_dir(out, strategy, run_io.HISTORY)
-  # Robust early stopping: validate on the held-out training examples and
-  # keep the best weights (saved before the epoch's resume checkpoint).
-  best_dir = runtime.worker_dir(out, strategy, "best_checkpoint")
-  if initial_epoch < config.train.epochs:
-    eval_batches = max(1, math.ceil(config.eval.max_examples /
-                                    config.data.eval_batch_size))
-    validation_data = datasets.test.take(eval_batches)
-    if datasets.validation is not None:
-      validation_data = datasets.validation
-    epoch_callbacks = [
-        callbacks.StopOnNaN(),  # Before history and checkpoint: see its doc.
-        callbacks.EpochTimer(steps_per_epoch * config.data.batch_size),
-        callbacks.LearningRateLogger(),
-        *([callbacks.EpsTableLogger()] if adaptive else []),
-        # The weight average's validation (val_ema_*), before every reader.
-        *([callbacks.AverageValidation(validation_data)]
-          if trainer.weight_average is not None else []),
-        callbacks.OverfittingWatch(history_path, initial_epoch, log,
-                                   method=config.method.method),
-        # history.csv before the checkpoint: rows past the checkpoint are
-        # dropped on resume, so history and checkpoint always agree.
-        callbacks.HistoryWriter(history_path, initial_epoch),
-        *([callbacks.TensorBoardLogger(os.path.join(out, "tensorboard"),
-                                       config.to_dict(), eps_histogram=adaptive)]
-          if chief else []),
-        # The bar ends its line before the epoch's summary line is printed.
-        *([callbacks.BatchProgressBar()] if bar else []),
-        *([callbacks.EpochSummary(config.train.epochs, log)] if summary else []),
-        *([early_stopping.BestCheckpoint(
-            best_dir, average=config.early_stopping_weights == "ema")]
-          if datasets.validation is not None else []),
-        runtime.CheckpointCallback(manager),
-    ]
-    trainer.fit(
-        training_input(datasets, config, strategy, initial_epoch),
-        steps_per_epoch=steps_per_epoch,
-        epochs=config.train.epochs, initial_epoch=initial_epoch,
-        validation_data=validation_data,
-        validation_freq=config.eval.every_epochs, callbacks=epoch_callbacks,
-        verbose=fit_verbose, shuffle=False)
-  history_rows = run_io.read_history(history_path)
-  history = run_io.history_columns(history_rows)
-  train_seconds = float(sum(s for s in history.get("epoch_seconds", []) if s))
 
+def _worker_paths(out: str, strategy) -> dict:
+  """This worker's history.csv and best_checkpoint/ (runtime.worker_dir)."""
+  return {"history": runtime.worker_dir(out, strategy, run_io.HISTORY),
+          # Robust early stopping keeps the best weights here (saved before
+          # the epoch's resume checkpoint).
+          "best": runtime.worker_dir(out, strategy, "best_checkpoint")}
+
+
+def _validation_data(config: Config, datasets: data.Datasets):
+  """The held-out training examples, or the first test batches."""
+  if datasets.validation is not None:
+    return datasets.validation
+  return datasets.test.take(max(1, math.ceil(config.eval.max_examples /
+                                             config.data.eval_batch_size)))
+
+
+def epoch_callbacks(config: Config, trainer, datasets: data.Datasets, manager,
+                    paths: dict, initial_epoch: int, steps_per_epoch: int,
+                    chief: bool, log: Callable[[str], None]) -> list:
+  """The callbacks of `fit`, in the order they must run (see each comment)."""
+  adaptive = config.method.method in batch_steps.ADAPTIVE_METHODS
+  _, summary, bar = _progress_mode(config.train.verbose)
+  return [
+      callbacks.StopOnNaN(),  # Before history and checkpoint: see its doc.
+      callbacks.EpochTimer(steps_per_epoch * config.data.batch_size),
+      callbacks.LearningRateLogger(),
+      *([callbacks.EpsTableLogger()] if adaptive else []),
+      # The weight average's validation (val_ema_*), before every reader.
+      *([callbacks.AverageValidation(_validation_data(config, datasets))]
+        if trainer.weight_average is not None else []),
+      callbacks.OverfittingWatch(paths["history"], initial_epoch, log,
+                                 method=config.method.method),
+      # history.csv before the checkpoint: rows past the checkpoint are
+      # dropped on resume, so history and checkpoint always agree.
+      callbacks.HistoryWriter(paths["history"], initial_epoch),
+      *([callbacks.TensorBoardLogger(os.path.join(config.output_dir, "tensorboard"),
+                                     config.to_dict(), eps_histogram=adaptive)]
+        if chief else []),
+      # The bar ends its line before the epoch's summary line is printed.
+      *([callbacks.BatchProgressBar()] if bar else []),
+      *([callbacks.EpochSummary(config.train.epochs, log)] if summary else []),
+      *([callbacks.BestCheckpoint(
+          paths["best"], average=config.early_stopping_weights == "ema")]
+        if datasets.validation is not None else []),
+      callbacks.CheckpointCallback(manager),
+  ]
+
+
+def _fit(trainer, config: Config, datasets: data.Datasets, strategy, manager,
+         paths: dict, initial_epoch: int, steps_per_epoch: int, chief: bool,
+         log: Callable[[str], None]) -> None:
+  """Trains from `initial_epoch` to the last epoch."""
+  fit_verbose, _, _ = _progress_mode(config.train.verbose)
+  trainer.fit(
+      training_input(datasets, config, strategy, initial_epoch),
+      steps_per_epoch=steps_per_epoch,
+      epochs=config.train.epochs, initial_epoch=initial_epoch,
+      validation_data=_validation_data(config, datasets),
+      validation_freq=config.eval.every_epochs,
+      callbacks=epoch_callbacks(config, trainer, datasets, manager, paths,
+                                initial_epoch, steps_per_epoch, chief, log),
+      verbose=fit_verbose, shuffle=False)
+
+
+def _choose_final_weights(trainer, config: Config, datasets: data.Datasets,
+                          best_dir: str, log: Callable[[str], None]):
+  """Loads the weights --export_model names; the best-epoch state or None."""
   best = None
   if datasets.validation is not None:
     best = early_stopping.read_state(best_dir)
@@ -241,10 +312,20 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
     trainer.weight_average.swap()
     log(f"iaat_tf: testing and exporting the weight average (decay "
         f"{config.train.ema_decay})")
+  return best
+
+
+def _test_and_summarise(trainer, config: Config, datasets: data.Datasets, strategy,
+                        initial_epoch: int, history_rows: list, best,
+                        log: Callable[[str], None]) -> dict:
+  """Tests the final weights; the results.json payload (without outputs)."""
+  info = datasets.info
+  fit_verbose, _, bar = _progress_mode(config.train.verbose)
   log("iaat_tf: final evaluation on the test split "
       f"(clean + {config.attack.norm} PGD-{config.eval.steps} at eps={config.eval.eps:.5f})")
   final = trainer.evaluate(datasets.test, verbose=1 if bar else fit_verbose,
                            return_dict=True)
+  history = run_io.history_columns(history_rows)
   results = {
       "provenance": provenance.provenance(config.train.precision),
       "method": config.method.method,
@@ -255,10 +336,10 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
       "norm": config.attack.norm,  # The units of every radius here.
       "num_train": info.num_train,
       "num_test": info.num_test,
-      "replicas": replicas,
+      "replicas": strategy.num_replicas_in_sync,
       "epochs": config.train.epochs,
       "resumed_from_epoch": initial_epoch,
-      "train_seconds": train_seconds,
+      "train_seconds": float(sum(s for s in history.get("epoch_seconds", []) if s)),
       "final": {"clean_accuracy": float(final["clean_acc"]),
                 "pgd_accuracy": float(final["pgd_acc"]),
                 "eval_eps": config.eval.eps,
@@ -280,26 +361,28 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
         "best_value": best["value"], "best_metrics": best["metrics"],
         "num_validation": info.num_validation,
         "final_weights": config.export_model}
-  if chief:
-    labels = example_lookup.read_train_labels(config.data)[:info.num_train]
-    np.save(os.path.join(out, "train_labels.npy"), labels)
-    eps_table = trainer.eps_table.numpy()
-    if adaptive:
-      np.save(os.path.join(out, "eps_table.npy"), eps_table)
-      results["eps"] = plots.eps_summary(eps_table, labels)
-    elif config.method.method == "pgd_at":  # Every example at --eps.
-      results["eps"] = {**plots.eps_summary(np.full(info.num_train, config.method.eps),
-                                            labels), "uniform": True}
-    results["plots"] = write_run_plots(config, out, eps_table, labels, history)
-    if config.export:
-      path = export.export_classifier(trainer.classifier,
-                                      os.path.join(out, "saved_model"),
-                                      info.image_shape)
-      results["saved_model"] = path
-    run_io.write_json(os.path.join(out, run_io.RESULTS), results)
-  log(f"iaat_tf: clean {results['final']['clean_accuracy']:.4f}, "
-      f"PGD {results['final']['pgd_accuracy']:.4f}; wrote {out}")
   return results
+
+
+def _write_outputs(trainer, config: Config, info: data.DatasetInfo,
+                   results: dict) -> None:
+  """The chief's files: labels, eps table, plots, SavedModel, results.json."""
+  out = config.output_dir
+  labels = example_lookup.read_train_labels(config.data)[:info.num_train]
+  np.save(os.path.join(out, "train_labels.npy"), labels)
+  eps_table = trainer.eps_table.numpy()
+  if config.method.method in batch_steps.ADAPTIVE_METHODS:
+    np.save(os.path.join(out, "eps_table.npy"), eps_table)
+    results["eps"] = plots.eps_summary(eps_table, labels)
+  elif config.method.method == "pgd_at":  # Every example at --eps.
+    results["eps"] = {**plots.eps_summary(np.full(info.num_train, config.method.eps),
+                                          labels), "uniform": True}
+  results["plots"] = write_run_plots(config, out, eps_table, labels,
+                                     results["history"])
+  if config.export:
+    results["saved_model"] = export.export_classifier(
+        trainer.classifier, os.path.join(out, "saved_model"), info.image_shape)
+  run_io.write_json(os.path.join(out, run_io.RESULTS), results)
 
 
 def write_run_plots(config: Config, out: str, eps_table: np.ndarray,

@@ -1,8 +1,8 @@
 """AutoAttack "standard" (Croce & Hein, 2020), L-inf or L2, native in TensorFlow.
 
-    report = autoattack.run_standard(logits_fn, images, labels, eps=8 / 255)
+    report = autoattack.run_autoattack(logits_fn, images, labels, eps=8 / 255)
     print(report.robust_accuracy, report.to_dict())
-    l2 = autoattack.run_standard(logits_fn, images, labels, eps=0.5,
+    l2 = autoattack.run_autoattack(logits_fn, images, labels, eps=0.5,
                                  options=AutoAttackOptions(norm="l2"))
 
 The standard sequence is APGD-CE, APGD-T (targeted DLR loss, the 9 most
@@ -34,14 +34,11 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from iaat_tf.attacks import apgd
-from iaat_tf import attacks
-from iaat_tf.attacks import fab, norms
+from iaat_tf.attacks import apgd, fab, noise, norms, pgd, square
 from iaat_tf.evaluation import robustness
 from iaat_tf.evaluation.replicas import Replicas
-from iaat_tf.attacks import square
 
-LogitsFn = attacks.LogitsFn
+LogitsFn = pgd.LogitsFn
 APGD_CE, APGD_T, FAB_T, SQUARE = "apgd-ce", "apgd-t", "fab-t", "square"
 STANDARD = (APGD_CE, APGD_T, FAB_T, SQUARE)
 TARGETED = (APGD_T, FAB_T)
@@ -103,7 +100,7 @@ ProgressFn = Callable[[AttackProgress], None]
 
 @dataclasses.dataclass
 class AutoAttackReport:
-  """The result of `run_standard`.
+  """The result of `run_autoattack`.
 
   accuracy_after: attack -> robust accuracy after it (and all before it),
     in sequence order. seconds: attack -> wall time. robust_after: attack ->
@@ -209,14 +206,14 @@ def _attack_functions(logits_fn: LogitsFn, options: AutoAttackOptions,
   seed = options.seed
   norm = options.norm
   ce = apgd.ApgdOptions(n_iter=options.apgd_iters, loss="ce",
-                        salt=attacks.Salt.AA_APGD_CE, seed=seed, norm=norm)
+                        salt=noise.Salt.AA_APGD_CE, seed=seed, norm=norm)
   targeted = apgd.ApgdOptions(n_iter=options.apgd_iters,
                               loss=apgd.targeted_loss_for(num_classes),
-                              salt=attacks.Salt.AA_APGD_T, seed=seed, norm=norm)
+                              salt=noise.Salt.AA_APGD_T, seed=seed, norm=norm)
   fab_options = fab.FabOptions(n_iter=options.fab_iters, norm=norm)
 
   def final(x_adv, labels):
-    return attacks.is_correct(logits_fn(x_adv), labels)
+    return pgd.is_correct(logits_fn(x_adv), labels)
 
   def apgd_ce(images, labels, eps, index, targets, rank):
     del targets, rank
@@ -246,7 +243,7 @@ def _attack_functions(logits_fn: LogitsFn, options: AutoAttackOptions,
           for name, fn in fns.items()}
 
 
-def run_standard(logits_fn: LogitsFn,
+def run_autoattack(logits_fn: LogitsFn,
                  images,
                  labels=None,
                  eps: float = 8 / 255,

@@ -17,15 +17,14 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from iaat_tf.attacks import apgd, objectives
-from iaat_tf import attacks
+from iaat_tf.attacks import apgd, noise, objectives, pgd
 from iaat_tf.evaluation.replicas import Replicas
 
-LogitsFn = attacks.LogitsFn
+LogitsFn = pgd.LogitsFn
 ProgressFn = Callable[[int, Optional[int]], None]  # (batches done, total or None)
 
 WORST_CASE = "worst_case"
-_APGD_SALT = {"ce": attacks.Salt.EVAL_APGD_CE, "dlr": attacks.Salt.EVAL_APGD_DLR}
+_APGD_SALT = {"ce": noise.Salt.EVAL_APGD_CE, "dlr": noise.Salt.EVAL_APGD_DLR}
 
 
 @dataclasses.dataclass
@@ -109,11 +108,11 @@ def _make_pgd_fn(logits_fn: LogitsFn, *, loss: str, steps: int,
   def run(images, labels, eps, index, restart):
     size = (eps * (2.5 / steps) if step_size is None
             else tf.fill(tf.shape(eps), tf.cast(step_size, tf.float32)))
-    x_adv = attacks.pgd_attack(logits_fn, images, labels, eps, steps=steps,
+    x_adv = pgd.pgd_attack(logits_fn, images, labels, eps, steps=steps,
                                step_size=size, random_start=True, index=index,
-                               step=restart, salt=attacks.Salt.EVAL_PGD, seed=seed,
+                               step=restart, salt=noise.Salt.EVAL_PGD, seed=seed,
                                loss=loss, norm=norm)
-    return attacks.is_correct(logits_fn(x_adv), labels)
+    return pgd.is_correct(logits_fn(x_adv), labels)
 
   return tf.function(run, jit_compile=jit_compile, reduce_retracing=True)
 
@@ -128,7 +127,7 @@ def _make_apgd_fn(logits_fn: LogitsFn, *, loss: str, n_iter: int, seed: int,
     result = apgd.apgd_attack(logits_fn, images, labels, eps, options,
                               index=index)
     # Robust only if APGD never saw a mistake and its returned point agrees.
-    final = attacks.is_correct(logits_fn(result.adversarial), labels)
+    final = pgd.is_correct(logits_fn(result.adversarial), labels)
     return tf.logical_and(result.robust, final)
 
   return tf.function(run, jit_compile=jit_compile, reduce_retracing=True)
@@ -198,7 +197,7 @@ def evaluate_robustness(logits_fn: LogitsFn,
                          jit_compile=jit_compile, norm=norm)
       for loss in losses}
   clean_fn = tf.function(
-      lambda images, labels: attacks.is_correct(logits_fn(images), labels),
+      lambda images, labels: pgd.is_correct(logits_fn(images), labels),
       reduce_retracing=True)
   apgd_fns: dict[str, Callable[..., tf.Tensor]] = {}
 
@@ -339,18 +338,18 @@ def gradient_masking_report(report: RobustnessReport | Mapping[str, Any],
 
   for point in curve:
     cols = _accuracy_columns(point)
-    pgd = {k: v for k, v in cols.items() if k.startswith("pgd_")}
+    pgd_cols = {k: v for k, v in cols.items() if k.startswith("pgd_")}
     apgd_cols = {k: v for k, v in cols.items() if k.startswith("apgd_")}
     if "apgd_ce" in cols and "pgd_ce" in cols and (
         cols["apgd_ce"] > cols["pgd_ce"] + apgd_gap):
       warnings.append(
           f"APGD-CE ({cols['apgd_ce']:.4f}) is weaker than PGD-CE "
           f"({cols['pgd_ce']:.4f}) at eps={point['eps']:.5g}.")
-    if pgd and apgd_cols and (
-        min(apgd_cols.values()) > min(pgd.values()) + apgd_gap):
+    if pgd_cols and apgd_cols and (
+        min(apgd_cols.values()) > min(pgd_cols.values()) + apgd_gap):
       warnings.append(
           f"The best APGD ({min(apgd_cols.values()):.4f}) is weaker than the "
-          f"best PGD ({min(pgd.values()):.4f}) at eps={point['eps']:.5g}.")
+          f"best PGD ({min(pgd_cols.values()):.4f}) at eps={point['eps']:.5g}.")
 
   if curve and curve[-1]["eps"] >= large_eps:
     cols = _accuracy_columns(curve[-1])

@@ -9,15 +9,15 @@ encoded and only the requested ones decoded.
 import numpy as np
 import tensorflow as tf
 
-from iaat_tf.data import data_sources
+from iaat_tf.data import sources
 from iaat_tf.config import DataConfig
-from iaat_tf.data.data_sources import DataError
+from iaat_tf.data.sources import DataError
 
 
-def _training_source(config: DataConfig) -> data_sources.Source:
+def _training_source(config: DataConfig) -> sources.Source:
   """The training split as the run trained on it (validation ids held out)."""
-  source = data_sources.load_source(config, encoded=True)
-  return data_sources.split_validation(source, config.validation_fraction)[0]
+  source = sources.load_source(config, encoded=True)
+  return sources.split_validation(source, config.validation_fraction)[0]
 
 
 def train_examples_by_index(config: DataConfig, indices: np.ndarray):

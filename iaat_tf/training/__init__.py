@@ -4,7 +4,7 @@
 * `eps_table`: `EpsTable`, the per-example radii and their cross-replica write.
 * `losses`: the training losses (cross-entropy, TRADES, MART) per example.
 * `batch_steps`: the pieces of a training step as plain functions.
-* `adaptive_model`: `AdversarialTrainer`, the `keras.Model` whose
+* `trainer`: `AdversarialTrainer`, the `keras.Model` whose
   `train_step` composes them.
 * `optimizers`: SGD with PyTorch's coupled L2 weight decay.
 * `runtime`: devices, strategy, precision, optimizer, checkpoints.

@@ -24,7 +24,7 @@ from typing import Callable
 
 import tensorflow as tf
 
-from iaat_tf import attacks
+from iaat_tf.attacks import noise, norms, pgd
 from iaat_tf.training import radius
 from iaat_tf.config import AttackConfig, MethodConfig
 from iaat_tf.tensors import rows
@@ -34,13 +34,13 @@ CraftFn = Callable[..., tf.Tensor]
 
 ADAPTIVE_METHODS = ("iaat", "iaat_cheap")
 
-# Random-start salts of the training attacks (all salts: `attacks.Salt`).
-SALT_TRAIN = attacks.Salt.TRAIN
-SALT_PROBE_UP = attacks.Salt.PROBE_UP
-SALT_PROBE_SAME = attacks.Salt.PROBE_SAME
+# Random-start salts of the training attacks (all salts: `noise.Salt`).
+SALT_TRAIN = noise.Salt.TRAIN
+SALT_PROBE_UP = noise.Salt.PROBE_UP
+SALT_PROBE_SAME = noise.Salt.PROBE_SAME
 
 
-def attack_logits_fn(classifier, bn_mode: str = "inference") -> attacks.LogitsFn:
+def attack_logits_fn(classifier, bn_mode: str = "inference") -> pgd.LogitsFn:
   """images -> float32 logits, BatchNorm in `bn_mode` ("inference" or "train").
 
   A train-mode function is marked `couples_batch` (batch statistics couple
@@ -56,7 +56,7 @@ def attack_logits_fn(classifier, bn_mode: str = "inference") -> attacks.LogitsFn
   return logits_fn
 
 
-def make_pgd(logits_fn: attacks.LogitsFn, attack: AttackConfig, seed: int = 0,
+def make_pgd(logits_fn: pgd.LogitsFn, attack: AttackConfig, seed: int = 0,
              jit_compile: bool | None = None) -> CraftFn:
   """A tf.function crafting PGD examples with the training attack's settings.
 
@@ -69,9 +69,9 @@ def make_pgd(logits_fn: attacks.LogitsFn, attack: AttackConfig, seed: int = 0,
   """
 
   def craft(images, labels, eps, index, step, salt):
-    return attacks.pgd_attack(
+    return pgd.pgd_attack(
         logits_fn, images, labels, eps, steps=attack.steps,
-        step_size=attacks.pgd_step_size(eps, attack.ratio, attack.min_step),
+        step_size=pgd.pgd_step_size(eps, attack.ratio, attack.min_step),
         random_start=attack.random_start, index=index, step=step, salt=salt,
         seed=seed, norm=attack.norm)
 
@@ -83,17 +83,17 @@ def make_pgd(logits_fn: attacks.LogitsFn, attack: AttackConfig, seed: int = 0,
   return fn
 
 
-def clean_correct(logits_fn: attacks.LogitsFn, images: tf.Tensor,
+def clean_correct(logits_fn: pgd.LogitsFn, images: tf.Tensor,
                   labels: tf.Tensor) -> tf.Tensor:
   """[B] bool: the example is classified correctly without attack (S+)."""
-  return attacks.is_correct(logits_fn(images), labels)
+  return pgd.is_correct(logits_fn(images), labels)
 
 
-def attack_fails(craft: CraftFn, logits_fn: attacks.LogitsFn, images, labels,
+def attack_fails(craft: CraftFn, logits_fn: pgd.LogitsFn, images, labels,
                  eps, index, step, salt) -> tf.Tensor:
   """[B] bool: still classified correctly under the attack at `eps`."""
   x_adv = craft(images, labels, eps, index, step, salt)
-  return attacks.is_correct(logits_fn(x_adv), labels)
+  return pgd.is_correct(logits_fn(x_adv), labels)
 
 
 # -- Algorithm 2's probes ------------------------------------------------------
@@ -115,11 +115,11 @@ def is_exact_algorithm2(method: MethodConfig, attack: AttackConfig | None = None
 
 def random_start(images, eps, index, step, salt: int, seed: int,
                  enabled: bool = True, norm: str = "linf") -> tf.Tensor:
-  """The PGD start of `attacks.pgd_attack` (same noise, same clipping)."""
+  """The PGD start of `pgd.pgd_attack` (same noise, same clipping)."""
   images = tf.convert_to_tensor(images, tf.float32)
   if not enabled:
     return images
-  return attacks.uniform_start(images, eps, index, step, salt, seed, norm)
+  return pgd.uniform_start(images, eps, index, step, salt, seed, norm)
 
 
 def _take(x, idx):
@@ -130,9 +130,9 @@ def _probe_final(logits_fn, images, labels, x0, eps, step_size, steps, needed,
                  norm):
   """Exact probe semantics: correct at the last iterate. Only `needed` rows run."""
   def run(images, labels, x0, eps, step_size):
-    x = attacks.pgd_from(logits_fn, images, labels, x0, eps, step_size, steps,
+    x = pgd.pgd_from(logits_fn, images, labels, x0, eps, step_size, steps,
                          norm=norm)
-    return attacks.is_correct(logits_fn(x), labels)
+    return pgd.is_correct(logits_fn(x), labels)
 
   if needed is None:
     return run(images, labels, x0, eps, step_size)
@@ -157,29 +157,29 @@ def _probe_early_stop(logits_fn, images, labels, x0, eps, step_size, steps,
   undecided examples each step (dynamic shapes). Rows outside `needed` start
   decided and are never run; their result is meaningless.
   """
-  ball = attacks.norms.Ball(images, eps, norm)
-  step_b = attacks.broadcast_eps(step_size, images)
+  ball = norms.Ball(images, eps, norm)
+  step_b = pgd.broadcast_eps(step_size, images)
   batch = tf.shape(labels, out_type=tf.int64)
   decided = tf.zeros(batch, tf.bool) if needed is None else ~needed
   broken = tf.zeros(batch, tf.bool)
 
   def body(i, x, decided, broken):
-    # One PGD step (`attacks.pgd_step`); its logits (at the iterate before the
+    # One PGD step (`pgd.pgd_step`); its logits (at the iterate before the
     # step) decide which examples are already broken.
     if per_example:
       idx = tf.where(~decided)[:, 0]
       x_a = tf.gather(x, idx)
       y_a = tf.gather(labels, idx)
-      x_new, logits = attacks.pgd_step(
+      x_new, logits = pgd.pgd_step(
           logits_fn, x_a, y_a, tf.gather(step_b, idx), ball.take(idx))
-      wrong = ~attacks.is_correct(logits, y_a)
+      wrong = ~pgd.is_correct(logits, y_a)
       # Broken rows keep the iterate that broke them.
       x_new = tf.where(rows(wrong, x_a), x_a, x_new)
       x = tf.tensor_scatter_nd_update(x, idx[:, None], x_new)
       wrong_full = tf.scatter_nd(idx[:, None], wrong, batch)
     else:
-      x_new, logits = attacks.pgd_step(logits_fn, x, labels, step_b, ball)
-      wrong_full = ~attacks.is_correct(logits, labels) & ~decided
+      x_new, logits = pgd.pgd_step(logits_fn, x, labels, step_b, ball)
+      wrong_full = ~pgd.is_correct(logits, labels) & ~decided
       x = tf.where(rows(decided | wrong_full, x), x, x_new)
     return i + 1, x, decided | wrong_full, broken | wrong_full
 
@@ -190,7 +190,7 @@ def _probe_early_stop(logits_fn, images, labels, x0, eps, step_size, steps,
 
   def last_check():  # The final iterate of the undecided examples.
     idx = tf.where(~decided)[:, 0]
-    wrong = ~attacks.is_correct(logits_fn(tf.gather(x, idx)),
+    wrong = ~pgd.is_correct(logits_fn(tf.gather(x, idx)),
                                 tf.gather(labels, idx))
     return broken | tf.scatter_nd(idx[:, None], wrong, batch)
 
@@ -198,12 +198,12 @@ def _probe_early_stop(logits_fn, images, labels, x0, eps, step_size, steps,
     broken = tf.cond(tf.reduce_all(decided), lambda: broken, last_check)
   else:
     broken = tf.cond(tf.reduce_all(decided), lambda: broken,
-                     lambda: broken | (~decided & ~attacks.is_correct(
+                     lambda: broken | (~decided & ~pgd.is_correct(
                          logits_fn(x), labels)))
   return ~broken
 
 
-def probe_fails(logits_fn: attacks.LogitsFn, images, labels, x0, eps,
+def probe_fails(logits_fn: pgd.LogitsFn, images, labels, x0, eps,
                 attack: AttackConfig, method: MethodConfig,
                 needed=None) -> tf.Tensor:
   """[B] bool: still correct under a probe attack at `eps` started from `x0`.
@@ -216,7 +216,7 @@ def probe_fails(logits_fn: attacks.LogitsFn, images, labels, x0, eps,
   steps = method.probe_steps or attack.steps
   ratio = method.probe_step_ratio or attack.ratio
   eps = tf.cast(eps, tf.float32)
-  step_size = attacks.pgd_step_size(eps, ratio, attack.min_step)
+  step_size = pgd.pgd_step_size(eps, ratio, attack.min_step)
   if method.probe_early_stop == "none":
     return _probe_final(logits_fn, images, labels, x0, eps, step_size, steps,
                         needed, attack.norm)
@@ -233,7 +233,7 @@ def _probe_settings(craft: CraftFn):
   return attack, getattr(craft, "seed", 0)
 
 
-def fast_probes(craft: CraftFn, logits_fn: attacks.LogitsFn, images, labels,
+def fast_probes(craft: CraftFn, logits_fn: pgd.LogitsFn, images, labels,
                 index, stored, clean_ok, method: MethodConfig, step):
   """(up_fails, same_fails) of Algorithm 2 with the probe options on.
 
@@ -269,7 +269,7 @@ def fast_probes(craft: CraftFn, logits_fn: attacks.LogitsFn, images, labels,
   return up_fails, same_fails
 
 
-def algorithm2_radii(craft: CraftFn, logits_fn: attacks.LogitsFn, images,
+def algorithm2_radii(craft: CraftFn, logits_fn: pgd.LogitsFn, images,
                      labels, index, stored, clean_ok, method: MethodConfig,
                      step) -> tf.Tensor:
   """Algorithm 2: probe at stored + gamma and at stored, then `radius` rules.
@@ -286,8 +286,8 @@ def algorithm2_radii(craft: CraftFn, logits_fn: attacks.LogitsFn, images,
     # (updated by every pass) do.
     x_same = craft(images, labels, stored, index, step, SALT_PROBE_SAME)
     x_up = craft(images, labels, stored + gamma, index, step, SALT_PROBE_UP)
-    same_fails = attacks.is_correct(logits_fn(x_same), labels)
-    up_fails = attacks.is_correct(logits_fn(x_up), labels)
+    same_fails = pgd.is_correct(logits_fn(x_same), labels)
+    up_fails = pgd.is_correct(logits_fn(x_up), labels)
   else:
     labels = tf.cast(labels, tf.int32)
     up_fails, same_fails = fast_probes(craft, logits_fn, images, labels, index,
@@ -297,7 +297,7 @@ def algorithm2_radii(craft: CraftFn, logits_fn: attacks.LogitsFn, images,
                                   eps_max=method.eps_max)
 
 
-def choose_radii(craft: CraftFn, logits_fn: attacks.LogitsFn, images, labels,
+def choose_radii(craft: CraftFn, logits_fn: pgd.LogitsFn, images, labels,
                  index, stored, clean_ok, method: MethodConfig, *, step,
                  in_warmup) -> tf.Tensor:
   """[B] float32 training radii of this batch for `method.method`.
@@ -384,7 +384,7 @@ def radii_to_store(method: MethodConfig, eps_train, stored, clean_ok,
   return tf.cond(in_warmup, lambda: tf.cast(eps_train, tf.float32), cheap)
 
 
-def cheap_outcome(method: MethodConfig, logits_fn: attacks.LogitsFn,
+def cheap_outcome(method: MethodConfig, logits_fn: pgd.LogitsFn,
                   x_train: tf.Tensor, labels: tf.Tensor,
                   train_logits: tf.Tensor) -> tf.Tensor | None:
   """iaat_cheap's signal for `radii_to_store`; None for the other methods.
@@ -401,5 +401,5 @@ def cheap_outcome(method: MethodConfig, logits_fn: attacks.LogitsFn,
   if method.method != "iaat_cheap":
     return None
   if method.cheap_signal == "train_forward":
-    return attacks.is_correct(train_logits, labels)
-  return attacks.is_correct(logits_fn(x_train), labels)
+    return pgd.is_correct(train_logits, labels)
+  return pgd.is_correct(logits_fn(x_train), labels)

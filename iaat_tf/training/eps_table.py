@@ -36,8 +36,17 @@ class EpsTable:
     """[B] float32 radii of the examples `index` ([B] int ids)."""
     return tf.gather(self.variable, tf.cast(index, tf.int64))
 
+  @property
+  def dtype(self) -> tf.DType:
+    return self.variable.dtype
+
   def numpy(self):
+    """The whole table as a NumPy array."""
     return self.variable.numpy()
+
+  def assign(self, values) -> None:
+    """Overwrites the whole table (tests, benchmarks, custom set-ups)."""
+    self.variable.assign(values)
 
   def write(self, index: tf.Tensor, new_eps: tf.Tensor) -> None:
     """Scatters this step's radii into the table, the same on every replica."""

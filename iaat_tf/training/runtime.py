@@ -169,8 +169,31 @@ class Cyclic(keras.optimizers.schedules.LearningRateSchedule):
             "low": self.low, "inverse": self.inverse}
 
 
+class Warmup(keras.optimizers.schedules.LearningRateSchedule):
+  """`base` (a schedule or a float) x min(1, (step + 1) / warmup_steps)."""
+
+  def __init__(self, base, warmup_steps: int):
+    self.base, self.warmup_steps = base, max(1, int(warmup_steps))
+
+  def __call__(self, step):
+    base = self.base(step) if callable(self.base) else self.base
+    ramp = tf.minimum(1.0, (tf.cast(step, tf.float32) + 1.0) / self.warmup_steps)
+    return tf.cast(base, tf.float32) * ramp
+
+  def get_config(self):
+    return {"base": self.base, "warmup_steps": self.warmup_steps}
+
+
 def learning_rate(config: TrainConfig, steps_per_epoch: int):
-  """The learning rate (a float or a per-step schedule) of `config`."""
+  """The learning rate (a float or a per-step schedule) of `config`,
+  with `lr_warmup_epochs` of linear warmup in front when set."""
+  schedule = _schedule(config, steps_per_epoch)
+  if config.lr_warmup_epochs:
+    return Warmup(schedule, config.lr_warmup_epochs * steps_per_epoch)
+  return schedule
+
+
+def _schedule(config: TrainConfig, steps_per_epoch: int):
   lr = config.learning_rate
   total = max(1, config.epochs * steps_per_epoch)
   if config.lr_schedule == "cosine":
@@ -225,7 +248,7 @@ def make_checkpoint(trainer) -> tf.train.Checkpoint:
            else {"weight_average": trainer.weight_average})
   return tf.train.Checkpoint(classifier=trainer.classifier,
                              optimizer=trainer.optimizer,
-                             eps_table=trainer.eps_table, **extra)
+                             eps_table=trainer.eps_table.variable, **extra)
 
 
 def restore_latest(trainer, manager: tf.train.CheckpointManager,
@@ -265,20 +288,9 @@ def restore_latest(trainer, manager: tf.train.CheckpointManager,
 
 
 def finished_epochs(checkpoint_path: str) -> int:
-  """The finished epochs a checkpoint holds: CheckpointCallback numbers
+  """The finished epochs a checkpoint holds: callbacks.CheckpointCallback numbers
   checkpoints by them (".../ckpt-3" -> 3)."""
   return int(checkpoint_path.rsplit("-", 1)[1])
-
-
-class CheckpointCallback(keras.callbacks.Callback):
-  """Saves a checkpoint (with the eps table) at the end of every epoch."""
-
-  def __init__(self, manager: tf.train.CheckpointManager):
-    super().__init__()
-    self.manager = manager
-
-  def on_epoch_end(self, epoch, logs=None):
-    self.manager.save(checkpoint_number=epoch + 1)
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:

@@ -1,0 +1,350 @@
+"""Judging a run directory (or a model we did not train): the evaluation's library.
+
+`evaluate_run` runs the PGD/APGD suite over radii (robustness.json and the
+curve), `autoattack_run` AutoAttack standard on a run's test split
+(autoattack.json, autoattack_examples.csv), `autoattack_model` AutoAttack on
+any SavedModel or .keras file, `evaluate_selected` what `--attacks` names.
+Each loads the run's config, data and weights, spreads the attacks over a
+strategy's replicas, writes its files and adds its numbers to the run's
+results.json. `iaat_tf.evaluate` is the command around it.
+"""
+
+import dataclasses
+import os
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+
+from iaat_tf import config as cfg
+from iaat_tf import data, models, run_io
+from iaat_tf.cli import eval_flags
+from iaat_tf.cli.eval_flags import EvalOptions, EvaluationError, threat_model
+from iaat_tf.cli.progress import ProgressLine
+from iaat_tf.evaluation import autoattack, corruptions, robustness
+from iaat_tf.models import export
+from iaat_tf.reports import curves, plots
+
+IMAGENET_AA_EXAMPLES = 5000  # RobustBench: the first 5,000 validation images.
+AA_EXAMPLES = "autoattack_examples.csv"  # Per example: id, label, outcome.
+
+CIFAR10_C_CORRUPTIONS = (
+    "brightness", "contrast", "defocus_blur", "elastic", "fog", "frost",
+    "frosted_glass_blur", "gaussian_blur", "gaussian_noise", "impulse_noise",
+    "jpeg_compression", "motion_blur", "pixelate", "saturate", "shot_noise",
+    "snow", "spatter", "speckle_noise", "zoom_blur")
+
+
+def load_run_config(run_dir: str) -> cfg.Config:
+  try:
+    return cfg.from_dict(run_io.read_config_dict(run_dir))
+  except run_io.RunDirError as e:
+    raise EvaluationError(str(e)) from None
+
+
+_STRATEGIES = {}
+
+
+def strategy_for(options: EvalOptions) -> tf.distribute.Strategy:
+  """The (cached) strategy the attacks spread over (evaluation/replicas.py)."""
+  key = (options.strategy, options.num_virtual_devices)
+  if key not in _STRATEGIES:
+    from iaat_tf.training import runtime  # pylint: disable=g-import-not-at-top
+    train = cfg.TrainConfig(strategy=options.strategy,
+                            num_virtual_devices=options.num_virtual_devices)
+    runtime.configure_devices(train)
+    _STRATEGIES[key] = runtime.make_strategy(train)
+  return _STRATEGIES[key]
+
+
+def classifier_from_checkpoint(config: cfg.Config, info: data.DatasetInfo,
+                               run_dir: str) -> tf.keras.Model:
+  """Rebuilds the classifier and restores its weights from the latest checkpoint."""
+  ckpt = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
+  if not ckpt:
+    raise EvaluationError(f"{run_dir}: no checkpoint in {run_dir}/checkpoints")
+  classifier = models.build_classifier(config.model, info.image_shape,
+                                       info.num_classes, info.name)
+  tf.train.Checkpoint(classifier=classifier).restore(ckpt).expect_partial()
+  return classifier
+
+
+def logits_function(config: cfg.Config, info: data.DatasetInfo, run_dir: str,
+                    source: str) -> Callable[[tf.Tensor], tf.Tensor]:
+  """images -> float32 logits, from the SavedModel or the checkpoint."""
+  if source == "saved_model":
+    path = os.path.join(run_dir, "saved_model")
+    if not os.path.isdir(path):
+      raise EvaluationError(f"{run_dir}: no saved_model/ (train with --export, "
+                            "or use --source=checkpoint)")
+    return export.load_classifier(path)
+  if source == "checkpoint":
+    classifier = classifier_from_checkpoint(config, info, run_dir)
+    return lambda x: tf.cast(classifier(x, training=False), tf.float32)
+  raise EvaluationError(f"unknown --source={source!r}; use saved_model or checkpoint")
+
+
+def _where(run_dir: str, options: EvalOptions, name: str, norm: str,
+           run_norm: str) -> tuple[str, str]:
+  """(output directory, results.json key) of an evaluation. In another norm
+  than the run's, both get the norm as a suffix (eval_l2/, "autoattack_l2"),
+  so they never overwrite the run's own-norm results (which pareto reads)."""
+  suffix = "" if norm == run_norm else f"_{norm}"
+  return (options.out_dir or os.path.join(run_dir, "eval" + suffix)), name + suffix
+
+
+def default_eps_list(eval_eps: float, norm: str = "linf") -> list:
+  """0, eps/2, eps, 2 eps (L-inf: at most 1, the whole pixel range)."""
+  top = min(1.0, 2 * eval_eps) if norm == "linf" else 2 * eval_eps
+  return sorted({0.0, eval_eps / 2, eval_eps, top})
+
+
+def corruption_accuracy(logits_fn, config: cfg.Config, options: EvalOptions,
+                        log: Callable[[str], None]) -> dict:
+  """Clean accuracy on tfds `cifar10_corrupted` configs, when present."""
+  if config.data.dataset != "cifar10":
+    return {"available": False,
+            "message": f"CIFAR-10-C applies to cifar10 runs, not {config.data.dataset}"}
+  names = CIFAR10_C_CORRUPTIONS if "all" in options.corruptions else options.corruptions
+  unknown = sorted(set(names) - set(CIFAR10_C_CORRUPTIONS))
+  if unknown:
+    raise EvaluationError(f"unknown CIFAR-10-C corruption(s) {unknown}; "
+                          f"choose from {', '.join(CIFAR10_C_CORRUPTIONS)}")
+  return corruptions.corruption_accuracy(
+      logits_fn, names, options.severities,
+      data_dir=options.data_dir or config.data.data_dir,
+      max_examples=options.max_examples,
+      batch_size=options.batch_size or config.data.eval_batch_size, log=log)
+
+
+def evaluate_run(run_dir: str, options: EvalOptions = EvalOptions(),
+                 log: Callable[[str], None] = print) -> dict:
+  """Evaluates a run directory; returns the robustness.json payload."""
+  config = load_run_config(run_dir)
+  strategy = strategy_for(options)  # Before any op: it may split the CPU.
+  data_cfg = dataclasses.replace(
+      config.data, augment=False, max_eval_examples=options.max_examples,
+      data_dir=options.data_dir or config.data.data_dir,
+      eval_batch_size=options.batch_size or config.data.eval_batch_size)
+  datasets = data.load_datasets(data_cfg)
+  with strategy.scope():
+    logits_fn = logits_function(config, datasets.info, run_dir, options.source)
+  run_eps = config.eval.eps
+  norm = threat_model(options, config.attack.norm, run_eps)
+  if norm != config.attack.norm:  # The run's radius is in other units.
+    eps_list = sorted(set(options.eps_list))
+  else:
+    eps_list = sorted(set(options.eps_list) | {run_eps}) if options.eps_list \
+        else default_eps_list(run_eps, norm)
+
+  total = -(-datasets.info.num_test // data_cfg.eval_batch_size)
+  log(f"evaluate: {run_dir} ({options.source}), {datasets.info.num_test} test "
+      f"examples, {norm} eps {', '.join(f'{e:.4g}' for e in eps_list)}")
+  progress = ProgressLine(total, log)
+  report = robustness.evaluate_robustness(
+      logits_fn, datasets.test, eps_list, pgd_steps=options.pgd_steps,
+      restarts=options.restarts, losses=tuple(options.losses),
+      apgd=options.apgd, apgd_iters=options.apgd_iters, seed=config.seed,
+      progress=progress, jit_compile=options.jit_compile, strategy=strategy,
+      norm=norm)
+  warnings = robustness.gradient_masking_report(report)
+  for w in warnings:
+    log(f"evaluate: WARNING (possible gradient masking): {w}")
+
+  out_dir, key = _where(run_dir, options, "robustness", norm, config.attack.norm)
+  os.makedirs(out_dir, exist_ok=True)
+  payload = {
+      "run_dir": run_dir, "source": options.source,
+      "settings": {"pgd_steps": options.pgd_steps, "restarts": options.restarts,
+                   "losses": list(options.losses), "apgd": options.apgd,
+                   "apgd_iters": options.apgd_iters,
+                   "max_examples": options.max_examples},
+      **report.to_dict(),
+      "gradient_masking_warnings": warnings,
+  }
+  name = os.path.basename(os.path.normpath(run_dir))
+  payload["plot"] = curves.plot_robustness_curve(
+      {name: payload["curve"]}, os.path.join(out_dir, "robustness_curve.png"),
+      per_255=plots.uses_per_255([run_eps], norm=norm), norm=norm)
+  if options.corruptions:
+    corr = corruption_accuracy(logits_fn, config, options, log)
+    run_io.write_json(os.path.join(out_dir, "corruptions.json"), corr)
+    payload["corruptions"] = corr
+  run_io.write_json(os.path.join(out_dir, "robustness.json"), payload)
+
+  run_io.update_results(run_dir, **{key: {
+      k: payload[k] for k in ("source", "norm", "clean_accuracy", "num_examples",
+                              "curve", "gradient_masking_warnings", "settings")}})
+  for point in payload["curve"]:
+    cols = ", ".join(f"{k} {v:.4f}" for k, v in point.items() if k != "eps")
+    log(f"evaluate: eps {point['eps']:.4g}: {cols}")
+  log(f"evaluate: wrote {out_dir}")
+  return payload
+
+
+# -- AutoAttack -----------------------------------------------------------------
+
+def autoattack_run(run_dir: str, options: EvalOptions = EvalOptions(),
+                   log: Callable[[str], None] = print) -> dict:
+  """AutoAttack (standard, in the run's norm or `options.norm`) on a run's test split.
+
+  Writes `<out_dir>/autoattack.json` (RobustBench-style: dataset, norm, eps,
+  n_examples, clean and robust accuracy, accuracy after each attack, seconds
+  per attack, package versions), adds it to the run's results.json under
+  "autoattack" and, when robustness.json exists, redraws the robustness
+  curve with the AutoAttack point. In another norm than the run's the
+  directory is eval_<norm>/ and the key "autoattack_<norm>" (`_where`).
+  Returns the JSON payload.
+  """
+  if not os.path.isdir(run_dir):
+    raise EvaluationError(f"--run_dir={run_dir} does not exist")
+  config = load_run_config(run_dir)
+  strategy = strategy_for(options)  # Before any op: it may split the CPU.
+  batch_size = (options.aa_batch_size or options.batch_size
+                or config.data.eval_batch_size)
+  limit = options.aa_max_examples
+  if limit is None:  # RobustBench's ImageNet subset size; all of a small split.
+    limit = IMAGENET_AA_EXAMPLES if config.data.dataset == "imagenet2012" else 0
+  data_cfg = dataclasses.replace(
+      config.data, augment=False, max_eval_examples=limit,
+      data_dir=options.data_dir or config.data.data_dir,
+      eval_batch_size=batch_size)
+  datasets = data.load_datasets(data_cfg)
+  with strategy.scope():
+    logits_fn = logits_function(config, datasets.info, run_dir, options.source)
+  norm = threat_model(dataclasses.replace(options, attacks=("autoattack",)),
+                      config.attack.norm, config.eval.eps)
+  eps = config.eval.eps if options.aa_eps is None else options.aa_eps
+  report = _autoattack(logits_fn, datasets, options, norm=norm, eps=eps,
+                       seed=config.seed, batch_size=batch_size, strategy=strategy,
+                       dataset=config.data.dataset, log=log)
+  out_dir, key = _where(run_dir, options, "autoattack", norm, config.attack.norm)
+  payload = write_autoattack(report, out_dir, log, run_dir=run_dir,
+                             source=options.source)
+  run_io.update_results(run_dir, **{key: {k: v for k, v in payload.items()
+                                         if k != "run_dir"}})
+  curve_path = os.path.join(out_dir, "robustness.json")
+  if os.path.isfile(curve_path):
+    curve = run_io.read_json(curve_path).get("curve")
+    if curve:
+      name = os.path.basename(os.path.normpath(run_dir))
+      payload["plot"] = curves.plot_robustness_curve(
+          {name: curve}, os.path.join(out_dir, "robustness_curve.png"),
+          autoattack={name: (eps, report.robust_accuracy)}, norm=norm)
+  log_autoattack_summary(report, log)
+  return payload
+
+
+def _autoattack(logits_fn, datasets, options: EvalOptions, *, norm: str,
+                eps: float, seed: int, batch_size: int, strategy, dataset: str,
+                log: Callable[[str], None], what: str = ""):
+  """AutoAttack standard with the options' counts on `datasets.test`."""
+  aa_options = autoattack.AutoAttackOptions(
+      norm=norm, apgd_iters=options.aa_apgd_iters, targets=options.aa_targets,
+      fab_iters=options.aa_fab_iters, square_queries=options.aa_square_queries,
+      batch_size=batch_size, seed=seed, jit_compile=options.jit_compile)
+  log(f"evaluate: AutoAttack ({', '.join(aa_options.attacks)}) at {norm} eps "
+      f"{eps:.4g} on {datasets.info.num_test} {dataset} test examples, "
+      f"{what + ', ' if what else ''}{strategy.num_replicas_in_sync} device(s)")
+  return autoattack.run_autoattack(
+      logits_fn, datasets.test, eps=eps, options=aa_options, dataset=dataset,
+      strategy=strategy, num_examples=datasets.info.num_test,
+      progress=lambda p: log(f"evaluate: {p.line()}"))
+
+
+def write_autoattack(report, out_dir: str, log: Callable[[str], None],
+                     **header) -> dict:
+  """autoattack.json (`header` first) and autoattack_examples.csv in `out_dir`;
+  logs the gradient-masking warnings; returns the JSON payload."""
+  payload = {**header, **report.to_dict(), "examples_file": AA_EXAMPLES}
+  payload["gradient_masking_warnings"] = report.masking_warnings()
+  for w in payload["gradient_masking_warnings"]:
+    log(f"evaluate: WARNING (possible gradient masking): {w}")
+  os.makedirs(out_dir, exist_ok=True)
+  run_io.write_csv(os.path.join(out_dir, AA_EXAMPLES),
+                   autoattack.AutoAttackReport.EXAMPLE_FIELDS, report.example_rows())
+  run_io.write_json(os.path.join(out_dir, "autoattack.json"), payload)
+  return payload
+
+
+def log_autoattack_summary(report, log: Callable[[str], None]) -> None:
+  after = ", ".join(f"{k} {v:.4f}" for k, v in report.accuracy_after.items())
+  log(f"evaluate: AutoAttack clean {report.clean_accuracy:.4f}, robust "
+      f"{report.robust_accuracy:.4f} (after {after})")
+
+
+def autoattack_model(options: EvalOptions, log: Callable[[str], None] = print) -> dict:
+  """AutoAttack on a model this package did not train (evaluation/foreign.py).
+
+  The model is `options.saved_model` or `options.keras_model`, attacked on
+  `options.dataset`'s test split at `options.aa_eps` (default: RobustBench's
+  8/255 for L-inf, 0.5 for L2) in `options.norm` (default L-inf). Writes
+  autoattack.json and autoattack_examples.csv to `options.out_dir`; returns
+  the JSON payload.
+  """
+  from iaat_tf.evaluation import foreign  # pylint: disable=g-import-not-at-top
+  norm = options.norm or "linf"
+  eps = eval_flags.DEFAULT_AA_EPS[norm] if options.aa_eps is None else options.aa_eps
+  threat_model(dataclasses.replace(options, attacks=("autoattack",), aa_eps=eps),
+               norm, eps)
+  if options.dataset in ("mnist", "cifar10", "cifar100", "imagenet2012") \
+      and not options.data_dir:
+    raise EvaluationError(f"--dataset={options.dataset} reads tfds data: pass "
+                          "--data_dir=DIR")
+  strategy = strategy_for(options)  # Before any op: it may split the CPU.
+  batch_size = options.aa_batch_size or options.batch_size or 256
+  limit = options.aa_max_examples
+  if limit is None:
+    limit = IMAGENET_AA_EXAMPLES if options.dataset == "imagenet2012" else 0
+  data_cfg = cfg.DataConfig(
+      dataset=options.dataset, data_dir=options.data_dir, npz_path=options.npz_path,
+      image_size=options.image_size, batch_size=1, max_eval_examples=limit,
+      eval_batch_size=batch_size)
+  try:
+    datasets = data.load_datasets(data_cfg)
+  except data.DataError as e:
+    raise EvaluationError(str(e)) from None
+  channels = datasets.info.image_shape[-1]
+  for name in ("input_mean", "input_std"):
+    values = getattr(options, name)
+    if values is not None and len(values) not in (1, channels):
+      raise EvaluationError(f"--{name} has {len(values)} values; the images have "
+                            f"{channels} channel(s)")
+  source = "saved_model" if options.saved_model else "keras_model"
+  path = options.saved_model or options.keras_model
+  what = f"--{source}={path}"
+  with strategy.scope():
+    logits_fn = foreign.load_logits_fn(
+        saved_model=options.saved_model, keras_model=options.keras_model,
+        input_range=options.input_range, mean=options.input_mean,
+        std=options.input_std, signature=options.signature)
+  first = next(iter(datasets.test))[0]
+  images = first["image"] if isinstance(first, dict) else first
+  foreign.check_logits(logits_fn, np.asarray(images)[:64],
+                       datasets.info.num_classes, what)
+  report = _autoattack(logits_fn, datasets, options, norm=norm, eps=eps, seed=0,
+                       batch_size=batch_size, strategy=strategy,
+                       dataset=datasets.info.name, log=log, what=what)
+  payload = write_autoattack(
+      report, options.out_dir, log, model=path, source=source,
+      input={"range": list(options.input_range),
+             "mean": None if options.input_mean is None else list(options.input_mean),
+             "std": None if options.input_std is None else list(options.input_std)})
+  log_autoattack_summary(report, log)
+  log(f"evaluate: wrote {options.out_dir}")
+  return payload
+
+
+def evaluate_selected(run_dir: str, options: EvalOptions,
+                      log: Callable[[str], None] = print) -> dict:
+  """Runs the suite and/or AutoAttack as `options.attacks` says."""
+  unknown = sorted(set(options.attacks) - {"suite", "autoattack"})
+  if unknown or not options.attacks:
+    raise EvaluationError(f"--attacks must name suite and/or autoattack, got "
+                          f"{','.join(options.attacks) or '(none)'}")
+  out = {}
+  if "suite" in options.attacks:
+    out["robustness"] = evaluate_run(run_dir, options, log)
+  if "autoattack" in options.attacks:
+    out["autoattack"] = autoattack_run(run_dir, options, log)
+  return out
