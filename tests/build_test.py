@@ -41,7 +41,7 @@ def test_slow_tests_get_their_own_tagged_target():
   text = make_build.generate()
   stanza = text[text.index('name = "resume_slow_test"'):]
   stanza = stanza[:stanza.index(")\n")]
-  assert '"slow"' in stanza and '"-m", "slow"' in stanza
+  assert '"slow"' in stanza and "\"-m\", \"'slow'\"" in stanza
 
 
 def test_check_mode_fails_on_a_stale_build(tmp_path):

@@ -72,6 +72,34 @@ def test_the_seeds_cannot_tell_a_small_gap():
   assert "the seeds cannot tell" in analysis["verdict"][-1]
 
 
+def test_a_radius_that_learns_on_some_seeds_is_reported_where_it_learns(tmp_path):
+  """PGD-AT at 0.25 fails on seed 1 (a constant prediction: clean = AA); its
+  means over the other seeds are reported, and IAAT is compared with them."""
+  runs = (_runs("pgd_at_0.2", "pgd_at", [(0.99, 0.62), (0.98, 0.64), (0.99, 0.63)])
+          + _runs("pgd_at_0.25", "pgd_at", [(0.97, 0.68), (0.10, 0.10), (0.98, 0.70)])
+          + _runs("iaat", "iaat", [(0.975, 0.66), (0.975, 0.68), (0.975, 0.67)]))
+  analysis = frontier.analyse(runs)
+  by = {s["setting"]: s for s in analysis["settings"]}
+  u = by["pgd_at_0.25"]
+  assert u["learned_seeds"] == [0, 2] and by["pgd_at_0.2"]["learned_seeds"] == [0, 1, 2]
+  assert u["clean_mean_learned"] == pytest.approx(0.975)
+  assert u["autoattack_mean_learned"] == pytest.approx(0.69)
+  assert u["autoattack_std_learned"] == pytest.approx(0.01 * math.sqrt(2))
+  assert "clean_mean_learned" not in by["pgd_at_0.2"]
+  text = "\n".join(analysis["verdict"])
+  assert "pgd_at_0.25 fails to learn on 1 of 3 seeds" in text
+  # IAAT: 0.67 vs 0.69 where 0.25 learns; se = sqrt((0.01/sqrt3)^2 + (0.01414/sqrt2)^2).
+  se = math.sqrt((0.01 / math.sqrt(3)) ** 2 + 0.01 ** 2)
+  assert (f"iaat against pgd_at_0.25 where it learns: 2.0 AutoAttack points below "
+          f"at 0.0 more clean accuracy; within 2 standard errors ({100 * se:.1f})") in text
+  assert "pgd_at_0.25 (learns on 2 of 3 seeds: 97.5 / 69.0)" in frontier.table_markdown(
+      analysis["settings"])
+  assert frontier.learns({"clean": 0.97, "autoattack": 0.97})  # Robust, not constant.
+  assert not frontier.learns({"clean": 0.1, "autoattack": 0.1})
+  path = frontier.plot_frontier(analysis, str(tmp_path / "f.png"), aa_eps=0.2)
+  assert os.path.getsize(path) > 10_000
+
+
 def test_settings_of_names_and_refusals():
   options = command.FrontierOptions(
       experiment="quickstart", out_dir="x", pgd_at_eps=(0.1, 8 / 255),

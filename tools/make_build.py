@@ -282,7 +282,8 @@ def generate() -> str:
             ("name", f'"{name[len("tests_"):][:-len("_test")]}{suffix}_test"'),
             ("size", '"large"' if suffix else '"medium"'),
             ("srcs", _list([main, "tests/pytest_main.py"])),
-            ("args", f'["$(location {main})", "-m", "{marker}"]'),
+            # Bazel tokenizes args like a shell: quote the marker expression.
+            ("args", f'["$(location {main})", "-m", "\'{marker}\'"]'),
             ("data", extra.get("data")),
             ("main", '"tests/pytest_main.py"'),
             ("tags", _list(sorted(set(tags) | ({"slow"} if suffix else set())))),

@@ -14,7 +14,12 @@ trains and evaluates the runs, then calls these.
   Below PGD-AT's clean-accuracy range the frontier's lowest-clean point is a
   bound (it has more clean accuracy); above it nothing is compared (None).
 * `verdict` says it in words, and says when the seeds cannot tell (|gap| <
-  2 standard errors).
+  2 standard errors). A seed "fails to learn" when its model is a constant
+  prediction (clean accuracy equals AutoAttack accuracy, below 50%); a
+  uniform radius that fails on some seeds only is reported on the seeds it
+  learns on too, and every adaptive setting is compared with it there: a
+  uniform radius that trains only sometimes is no safe choice, but where it
+  trains it is the frontier a lucky user meets.
 * `plot_frontier` draws the means with error bars (one standard deviation)
   in both directions, PGD-AT's frontier as a line, and the learned radii of
   each adaptive setting next to PGD-AT's fixed radii.
@@ -42,6 +47,12 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
   return float(arr.mean()), std
 
 
+def learns(run: Mapping) -> bool:
+  """False for a constant prediction: clean accuracy equals AutoAttack
+  accuracy (no attack can lower it) and is below 50%."""
+  return not (run["clean"] <= run["autoattack"] + 1e-9 and run["clean"] < 0.5)
+
+
 def summarise(runs: Sequence[Mapping]) -> list[dict]:
   """Per setting (in first-seen order): method, flags, seeds, means, stds.
 
@@ -67,6 +78,13 @@ def summarise(runs: Sequence[Mapping]) -> list[dict]:
            "autoattack_mean": aa_mean, "autoattack_std": aa_std,
            "per_seed": [{"seed": r["seed"], "clean": r["clean"],
                          "autoattack": r["autoattack"]} for r in group]}
+    learned = [r for r in group if learns(r)]
+    row["learned_seeds"] = [r["seed"] for r in learned]
+    if learned and len(learned) < len(group):
+      row["clean_mean_learned"], row["clean_std_learned"] = _mean_std(
+          [r["clean"] for r in learned])
+      row["autoattack_mean_learned"], row["autoattack_std_learned"] = _mean_std(
+          [r["autoattack"] for r in learned])
     if group[0].get("train_eps") is not None:
       row["train_eps"] = group[0]["train_eps"]
     quantiles = [r["eps_quantiles"] for r in group if r.get("eps_quantiles")]
@@ -195,6 +213,43 @@ def verdict(settings: Sequence[Mapping], frontier: Sequence[Mapping]) -> list[st
     lines.append(f"{head}: {_pct(abs(gap))} AutoAttack points {side} uniform "
                  f"PGD-AT's frontier {where} ({_pct(s['frontier_autoattack'])}); "
                  f"{tell}.")
+  lines += _unreliable_lines(settings)
+  return lines
+
+
+def _tell(gap: float, se: float) -> str:
+  if math.isnan(se):
+    return "one seed: no uncertainty can be given"
+  if abs(gap) >= 2 * se:
+    return f"more than 2 standard errors ({_pct(se)}): the seeds tell"
+  return f"within 2 standard errors ({_pct(se)}): the seeds cannot tell"
+
+
+def _unreliable_lines(settings: Sequence[Mapping]) -> list[str]:
+  """Uniform radii that learn on some seeds only, and each adaptive setting
+  against them on the seeds they learn on."""
+  lines = []
+  for u in settings:
+    if u["method"] not in UNIFORM or "clean_mean_learned" not in u:
+      continue
+    n, k = len(u["seeds"]), len(u["learned_seeds"])
+    lines.append(
+        f"{u['setting']} fails to learn on {n - k} of {n} seeds (a constant "
+        f"prediction); on the {k} it learns on: clean {_pct(u['clean_mean_learned'])} "
+        f"+- {_pct(u['clean_std_learned'])}, AutoAttack "
+        f"{_pct(u['autoattack_mean_learned'])} +- {_pct(u['autoattack_std_learned'])}.")
+    u_sem = u["autoattack_std_learned"] / math.sqrt(k) if k > 1 else float("nan")
+    for s in settings:
+      if s["method"] in UNIFORM:
+        continue
+      gap = s["autoattack_mean"] - u["autoattack_mean_learned"]
+      se = math.sqrt(_sem(s) ** 2 + u_sem ** 2)
+      lines.append(
+          f"  {s['setting']} against {u['setting']} where it learns: "
+          f"{_pct(abs(gap))} AutoAttack points {'above' if gap > 0 else 'below'} at "
+          f"{_pct(abs(s['clean_mean'] - u['clean_mean_learned']))} "
+          f"{'more' if s['clean_mean'] >= u['clean_mean_learned'] else 'less'} clean "
+          f"accuracy; {_tell(gap, se)}.")
   return lines
 
 
@@ -207,7 +262,11 @@ def table_markdown(settings: Sequence[Mapping]) -> str:
            f"{100 * s['gap']:+.1f} +- {100 * s['gap_se']:.1f}")
     seeds = "; ".join(f"{p['seed']}: {_pct(p['clean'])} / {_pct(p['autoattack'])}"
                       for p in s["per_seed"])
-    rows.append(f"| {s['setting']} | {len(s['seeds'])} | {_pct(s['clean_mean'])} +- "
+    name = s["setting"]
+    if "clean_mean_learned" in s:
+      name += (f" (learns on {len(s['learned_seeds'])} of {len(s['seeds'])} seeds: "
+               f"{_pct(s['clean_mean_learned'])} / {_pct(s['autoattack_mean_learned'])})")
+    rows.append(f"| {name} | {len(s['seeds'])} | {_pct(s['clean_mean'])} +- "
                 f"{_pct(s['clean_std'])} | {_pct(s['autoattack_mean'])} +- "
                 f"{_pct(s['autoattack_std'])} | {'yes' if s['on_frontier'] else ''} "
                 f"| {gap} | {seeds} |")
@@ -230,9 +289,22 @@ def plot_frontier(analysis: Mapping, path: str, *, aa_eps: float,
     ax.plot([100 * s["clean_mean"] for s in frontier],
             [100 * s["autoattack_mean"] for s in frontier], "-", color="tab:blue",
             alpha=0.6, lw=2, label="PGD-AT frontier")
+  # The axes hold the settings that learn on every seed (and the learned-seed
+  # means of the others); the rest are named below the axes.
+  reliable = [s for s in settings if len(s.get("learned_seeds", s["seeds"])) == len(s["seeds"])]
   for s in settings:
     uniform = s["method"] in UNIFORM
     colour = "tab:blue" if uniform else colours[(adaptive.index(s) + 1) % len(colours)]
+    if uniform and "clean_mean_learned" in s:  # On the seeds it learns on.
+      k, n_seeds = len(s["learned_seeds"]), len(s["seeds"])
+      ax.errorbar(100 * s["clean_mean_learned"], 100 * s["autoattack_mean_learned"],
+                  xerr=100 * s["clean_std_learned"], yerr=100 * s["autoattack_std_learned"],
+                  fmt="D", color="tab:blue", mfc="white", capsize=3, ms=6, alpha=0.8)
+      ax.annotate(f"{s['setting']}, the {k} of {n_seeds} seeds it learns on",
+                  (100 * s["clean_mean_learned"], 100 * s["autoattack_mean_learned"]),
+                  textcoords="offset points", xytext=(5, 5), fontsize=7, color="tab:blue")
+    if reliable and s not in reliable and len(reliable) < len(settings):
+      continue  # Off the axes: named below them.
     ax.errorbar(100 * s["clean_mean"], 100 * s["autoattack_mean"],
                 xerr=100 * s["clean_std"], yerr=100 * s["autoattack_std"],
                 fmt="s" if uniform else "o", color=colour, capsize=3, ms=6,
@@ -242,6 +314,23 @@ def plot_frontier(analysis: Mapping, path: str, *, aa_eps: float,
       ax.annotate(s["setting"], (100 * s["clean_mean"], 100 * s["autoattack_mean"]),
                   textcoords="offset points", xytext=(5, -10), fontsize=7,
                   color="tab:blue")
+  if reliable and len(reliable) < len(settings):
+    xs = [s["clean_mean"] - s["clean_std"] for s in reliable] + [
+        s["clean_mean_learned"] - s["clean_std_learned"] for s in settings
+        if "clean_mean_learned" in s]
+    ys = [v for s in reliable for v in (s["autoattack_mean"] - s["autoattack_std"],
+                                        s["autoattack_mean"] + s["autoattack_std"])] + [
+        s["autoattack_mean_learned"] + s["autoattack_std_learned"] for s in settings
+        if "clean_mean_learned" in s]
+    ax.set_xlim(100 * min(xs) - 0.3, min(100.5, 100 * max(s["clean_mean"] + s["clean_std"]
+                                                          for s in reliable) + 0.3))
+    ax.set_ylim(max(0, 100 * min(ys) - 3), 100 * max(ys) + 3)
+    off = [s for s in settings if s not in reliable]
+    ax.text(0.0, -0.16, "Off the axes (fail to learn on some seeds; means over all "
+            "seeds): " + "; ".join(
+                f"{s['setting']} {_pct(s['clean_mean'])} / {_pct(s['autoattack_mean'])}, "
+                f"learns on {len(s['learned_seeds'])} of {len(s['seeds'])}" for s in off),
+            transform=ax.transAxes, fontsize=7, va="top", wrap=True)
   ax.set_xlabel("clean accuracy (%)")
   ax.set_ylabel(f"AutoAttack accuracy at {norm_label(norm)} eps {aa_eps:.4g} (%)")
   n = sorted({len(s["seeds"]) for s in settings})
