@@ -1,0 +1,218 @@
+"""The frontier's runs: train and judge every (setting, seed), then analyse.
+
+`run_frontier(FrontierOptions)` trains uniform PGD-AT at every radius and
+every adaptive setting for every seed (`python -m iaat_tf.main` in a
+subprocess, `jobs` at a time), judges each run with `python -m
+iaat_tf.evaluate` (AutoAttack, the robustness curve), skips what a previous
+call finished, and writes frontier.json, frontier.md and frontier.png
+(`reports/frontier.py` computes them). `iaat_tf.frontier` is the command.
+"""
+
+import concurrent.futures
+import dataclasses
+import os
+import subprocess
+import sys
+import threading
+import time
+from typing import Callable, Optional, Sequence
+
+from iaat_tf import run_io
+
+
+class FrontierError(ValueError):
+  """Bad input to the frontier command (one line)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+  """One training setting: a name and the flags it adds to the experiment."""
+  name: str
+  method: str
+  flags: tuple
+
+  def run_dir(self, out_dir: str, seed: int) -> str:
+    return os.path.join(out_dir, "runs", f"{self.name}_seed{seed}")
+
+
+@dataclasses.dataclass(frozen=True)
+class FrontierOptions:
+  experiment: str
+  out_dir: str
+  pgd_at_eps: Sequence[float] = ()
+  iaat: Sequence[str] = ()
+  seeds: Sequence[int] = (0, 1, 2)
+  jobs: int = 1
+  train_args: Sequence[str] = ()
+  aa_eps: Optional[float] = None
+  aa_max_examples: int = 0
+  aa_apgd_iters: int = 100
+  aa_targets: int = 9
+  aa_fab_iters: int = 100
+  aa_square_queries: int = 5000
+  curve: bool = True
+
+
+def _slug(text: str) -> str:
+  return "".join(c if c.isalnum() or c in "._-" else "_" for c in text)
+
+
+def settings_of(options: FrontierOptions) -> list[Setting]:
+  """PGD-AT at each radius, then each adaptive setting (default method iaat)."""
+  out = []
+  for eps in options.pgd_at_eps:
+    out.append(Setting(f"pgd_at_eps{eps:.4g}", "pgd_at",
+                       ("--method=pgd_at", f"--eps={eps!r}")))
+  for text in options.iaat:
+    pairs = [p for p in text.replace(",", " ").split() if p]
+    values = {}
+    for pair in pairs:
+      key, sep, value = pair.lstrip("-").partition("=")
+      if not sep or not key or not value:
+        raise FrontierError(f"--iaat={text!r}: write flag=value pairs, e.g. "
+                            "--iaat='eps=0.3 gamma=0.1'")
+      values[key] = value
+    method = values.pop("method", "iaat")
+    if method not in ("iaat", "iaat_cheap"):
+      raise FrontierError(f"--iaat={text!r}: method={method} is not adaptive "
+                          "(iaat or iaat_cheap; uniform radii go to --pgd_at_eps)")
+    name = _slug("_".join([method] + [f"{k}{v}" for k, v in values.items()]))
+    out.append(Setting(name, method, (f"--method={method}",) +
+                       tuple(f"--{k}={v}" for k, v in values.items())))
+  names = [s.name for s in out]
+  if len(set(names)) != len(names):
+    raise FrontierError(f"two settings are the same: {', '.join(names)}")
+  return out
+
+
+def _run(command: Sequence[str], log_path: str) -> None:
+  with open(log_path, "a") as log:
+    log.write(f"$ {' '.join(command)}\n")
+    log.flush()
+    result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT)
+  if result.returncode:
+    raise RuntimeError(f"{command[2]} exited {result.returncode} (log: {log_path})")
+
+
+def _evaluated(run_dir: str, aa_eps: Optional[float], n: int) -> bool:
+  """results.json already has an AutoAttack at this radius and size."""
+  try:
+    aa = run_io.read_results(run_dir).get("autoattack") or {}
+  except run_io.RunDirError:
+    return False
+  if not aa:
+    return False
+  eps_ok = aa_eps is None or abs(aa.get("eps", -1) - aa_eps) < 1e-9
+  return eps_ok and (n == 0 or aa.get("n_examples") == n)
+
+
+def train_and_evaluate(setting: Setting, seed: int, options: FrontierOptions,
+                       experiment_path: str) -> dict:
+  """Trains (or resumes) and evaluates one run; returns its numbers."""
+  run_dir = setting.run_dir(options.out_dir, seed)
+  logs = os.path.join(options.out_dir, "logs")
+  os.makedirs(logs, exist_ok=True)
+  log_path = os.path.join(logs, f"{setting.name}_seed{seed}.log")
+  python = sys.executable
+  _run([python, "-m", "iaat_tf.main", f"--flagfile={experiment_path}",
+        *options.train_args, *setting.flags, f"--seed={seed}",
+        f"--output_dir={run_dir}"], log_path)
+  if not _evaluated(run_dir, options.aa_eps, options.aa_max_examples):
+    attacks = "autoattack,suite" if options.curve else "autoattack"
+    aa = [f"--aa_max_examples={options.aa_max_examples}",
+          f"--aa_apgd_iters={options.aa_apgd_iters}", f"--aa_targets={options.aa_targets}",
+          f"--aa_fab_iters={options.aa_fab_iters}",
+          f"--aa_square_queries={options.aa_square_queries}"]
+    if options.aa_eps is not None:
+      aa.append(f"--aa_eps={options.aa_eps!r}")
+    _run([python, "-m", "iaat_tf.evaluate", f"--run_dir={run_dir}",
+          f"--attacks={attacks}", *aa], log_path)
+  return read_run(run_dir, setting, seed)
+
+
+def read_run(run_dir: str, setting: Setting, seed: int) -> dict:
+  """The numbers the analysis needs from a finished, evaluated run."""
+  results = run_io.read_results(run_dir)
+  aa = results["autoattack"]
+  run = {"setting": setting.name, "method": setting.method,
+         "flags": list(setting.flags), "seed": seed, "run_dir": run_dir,
+         "clean": float(aa["clean_accuracy"]), "autoattack": float(aa["robust_accuracy"]),
+         "aa_eps": float(aa["eps"]), "norm": results.get("norm", "linf")}
+  eps = results.get("eps") or {}
+  if setting.method == "pgd_at":
+    run["train_eps"] = float(eps.get("mean", float("nan")))
+  table = os.path.join(run_dir, "eps_table.npy")
+  if os.path.isfile(table):
+    import numpy as np  # pylint: disable=g-import-not-at-top
+    radii = np.load(table)
+    run["eps_quantiles"] = [float(v) for v in np.percentile(radii, [10, 25, 50, 75, 90])]
+  return run
+
+
+def run_frontier(options: FrontierOptions, log: Callable[[str], None] = print) -> dict:
+  """Trains, evaluates and analyses every (setting, seed); returns frontier.json."""
+  from iaat_tf.cli import flagfiles  # pylint: disable=g-import-not-at-top
+  from iaat_tf.reports import frontier  # pylint: disable=g-import-not-at-top
+  try:
+    experiment_path = os.path.abspath(flagfiles.resolve(options.experiment))
+  except flagfiles.FlagfileError as e:
+    raise FrontierError(str(e).replace("--flagfile", "--experiment")) from None
+  settings = settings_of(options)
+  jobs = [(s, seed) for s in settings for seed in options.seeds]
+  os.makedirs(options.out_dir, exist_ok=True)
+  log(f"frontier: {len(settings)} settings x {len(options.seeds)} seeds = "
+      f"{len(jobs)} runs from {options.experiment}, {options.jobs} at a time; "
+      f"logs in {os.path.join(options.out_dir, 'logs')}")
+  start, done, lock = time.perf_counter(), [], threading.Lock()
+  runs, failures = [], []
+
+  def one(job):
+    setting, seed = job
+    began = time.perf_counter()
+    try:
+      run = train_and_evaluate(setting, seed, options, experiment_path)
+    except (RuntimeError, KeyError, run_io.RunDirError) as e:
+      with lock:
+        failures.append(f"{setting.name} seed {seed}: {e}")
+        log(f"frontier: FAILED {setting.name} seed {seed}: {e}")
+      return
+    with lock:
+      runs.append(run)
+      done.append(job)
+      elapsed = time.perf_counter() - start
+      eta = elapsed / len(done) * (len(jobs) - len(done))
+      log(f"frontier: [{len(done)}/{len(jobs)}] {setting.name} seed {seed}: "
+          f"clean {run['clean']:.4f}, AutoAttack {run['autoattack']:.4f} "
+          f"({time.perf_counter() - began:.0f} s; {elapsed:.0f} s elapsed, ETA {eta:.0f} s)")
+
+  with concurrent.futures.ThreadPoolExecutor(max_workers=options.jobs) as pool:
+    list(pool.map(one, jobs))
+  if not runs:
+    raise FrontierError("no run finished: " + "; ".join(failures))
+  norms = sorted({r["norm"] for r in runs})
+  aa_eps = sorted({round(r["aa_eps"], 9) for r in runs})
+  if len(norms) > 1 or len(aa_eps) > 1:
+    raise FrontierError(f"the runs were judged in different threat models "
+                        f"({norms}, eps {aa_eps}); use one --aa_eps")
+  order = {(s.name, seed): i for i, (s, seed) in enumerate(jobs)}
+  runs.sort(key=lambda r: order[(r["setting"], r["seed"])])
+  analysis = frontier.analyse(runs)
+  payload = {"experiment": options.experiment, "norm": norms[0],
+             "aa_eps": aa_eps[0], "seeds": list(options.seeds),
+             **analysis, "runs": runs, "failures": failures,
+             "seconds": round(time.perf_counter() - start, 1)}
+  run_io.write_json(os.path.join(options.out_dir, "frontier.json"), payload)
+  md = (f"# Frontier: {options.experiment}\n\nAutoAttack at {norms[0]} eps "
+        f"{aa_eps[0]:.4g}; mean +- std over seeds {list(options.seeds)}; percent.\n\n"
+        + frontier.table_markdown(analysis["settings"]) + "\n"
+        + "\n".join(f"- {line}" for line in analysis["verdict"]) + "\n")
+  run_io.atomic_write_bytes(os.path.join(options.out_dir, "frontier.md"), md.encode())
+  frontier.plot_frontier(analysis, os.path.join(options.out_dir, "frontier.png"),
+                         aa_eps=aa_eps[0], norm=norms[0])
+  for line in analysis["verdict"]:
+    log(f"frontier: {line}")
+  if failures:
+    log(f"frontier: {len(failures)} run(s) failed (see their logs); "
+        "rerun the same command to retry them")
+  log(f"frontier: wrote {options.out_dir} ({payload['seconds']:.0f} s)")
+  return payload
