@@ -89,6 +89,24 @@ def main(argv=None) -> int:
                                                                 else argv),
              "date": datetime.datetime.now().isoformat(timespec="seconds"),
              "machine": common.machine(), "train_steps": [], "groups": []}
+  gpu = payload["machine"]["gpus"] > 0
+  base = args.output_name + ("_GPU" if gpu else "")
+  json_name, md_name = base.lower() + ".json", base + ".md"
+
+  def save(payload):
+    """Writes what is measured so far (after every section: nothing is lost
+    if a later section fails or the run is stopped; `complete` says whether
+    every section ran)."""
+    payload["memory"] = {"maxrss_mb": common.maxrss_mb(),
+                         "device_memory": common.device_memory()}
+    payload["total_seconds"] = time.perf_counter() - start
+    payload["notes"] = report.notes(payload)
+    with open(os.path.join(out, json_name), "w") as f:
+      json.dump(payload, f, indent=2)
+      f.write("\n")
+    report.write(os.path.join(out, md_name), payload)
+
+  payload["complete"] = False
   k_main = None
   if "step_time" in sections:
     log("step_time:")
@@ -96,6 +114,7 @@ def main(argv=None) -> int:
     payload["train_steps"] += result["rows"]
     payload["groups"] += result["groups"]
     payload["ratios"], k_main = result["ratios"], result["k"]
+    save(payload)
   if "alg2" in sections:
     log("alg2:")
     run_dir = args.alg2_run_dir
@@ -106,6 +125,7 @@ def main(argv=None) -> int:
     payload["train_steps"] += result["rows"]
     payload["groups"] += result["groups"]
     payload["alg2"] = {"ratios": result["ratios"]}
+    save(payload)
   if "real_models" in sections:
     log("real_models:")
     result = real_models.run(args.quick, log, batch=args.real_batch, k=args.real_k)
@@ -113,25 +133,18 @@ def main(argv=None) -> int:
     payload["groups"] += result["groups"]
     payload["real_models"] = result["ratios"]
     payload["real_models_failed"] = result["failed"]
+    save(payload)
   if "eval" in sections:
     log("eval:")
     payload["eval_cost"] = eval_cost.run(args.quick, log)
+    save(payload)
   if "pipeline" in sections:
     log("pipeline:")
     payload["pipelines"] = pipeline.run(args.quick, log)
     payload["pipeline_ratios"] = pipeline.ratios(payload["pipelines"],
                                                  payload["train_steps"], k_main or 0)
-  payload["memory"] = {"maxrss_mb": common.maxrss_mb(),
-                       "device_memory": common.device_memory()}
-  payload["total_seconds"] = time.perf_counter() - start
-  payload["notes"] = report.notes(payload)
-  gpu = payload["machine"]["gpus"] > 0
-  base = args.output_name + ("_GPU" if gpu else "")
-  json_name, md_name = base.lower() + ".json", base + ".md"
-  with open(os.path.join(out, json_name), "w") as f:
-    json.dump(payload, f, indent=2)
-    f.write("\n")
-  report.write(os.path.join(out, md_name), payload)
+  payload["complete"] = True
+  save(payload)
   for r in payload.get("ratios", []):
     log(f"  {r['model']:16s} k={r['k']:<3d} {r['name']:52s} {r['value']:8.3f}  {r['target']}")
   log(f"wrote {out}/{md_name} and {json_name} in {payload['total_seconds']:.0f} s")

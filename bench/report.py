@@ -17,6 +17,9 @@ def _header(payload: dict) -> List[str]:
       f"{payload['date']} in {payload['total_seconds']:.0f} s: {m['cpu']}, {m['cores']} "
       f"cores, {gpu}; TensorFlow {m['tensorflow']}, Keras {m['keras']}, Python "
       f"{m['python']}" + (f"; load average at start {load[0]:.1f}" if load else "") + ".",
+      *(["", "**Incomplete**: the run stopped before every section of "
+         f"`{', '.join(payload.get('sections', []))}` had run; what is below was measured."]
+        if payload.get("complete") is False else []),
       "",
       "Train-step time: Keras' compiled train function (what `fit` runs, without "
       "callbacks) on in-memory random batches, after warmup; the variants of one model are "
