@@ -37,6 +37,15 @@ def test_dependencies_follow_imports():
   assert '":cli_evaluation_run"' in evaluate
 
 
+def test_modules_a_subprocess_imports_are_dependencies():
+  """run_io_test runs `python -c "import iaat_tf.run_io, iaat_tf.cli.app,
+  iaat_tf.pareto"`: Bazel's runfiles must hold those modules."""
+  text = make_build.generate()
+  stanza = text[text.index('name = "run_io_test"'):]
+  stanza = stanza[:stanza.index(")\n")]
+  assert '":cli_app"' in stanza and '":pareto"' in stanza
+
+
 def test_slow_tests_get_their_own_tagged_target():
   text = make_build.generate()
   stanza = text[text.index('name = "resume_slow_test"'):]

@@ -13,7 +13,8 @@ Dependencies are the module's imports (function-level imports included,
 * `import iaat_tf` (the lazy top-level API) depends on `api`: every module a
   name of `iaat_tf._LAZY` lives in.
 * A string naming a module as a call's argument or a list's element
-  (`[python, "-m", "iaat_tf.main"]`, `runpy`) is a dependency too: the
+  (`[python, "-m", "iaat_tf.main"]`, `runpy`), or imported by code in a
+  string (`python -c "import iaat_tf.main"`), is a dependency too: the
   subprocess needs the module in the runfiles.
 
 Each test file `tests/X_test.py` gives `X_test` (its tests not marked
@@ -27,6 +28,7 @@ the EXTRA table below.
 
 import ast
 import os
+import re
 import sys
 from typing import Dict, List, Optional, Set
 
@@ -147,6 +149,17 @@ def _imports(path: str, files: Set[str]) -> Set[str]:
         if (isinstance(item, ast.Constant) and isinstance(item.value, str)
             and item.value.startswith(("iaat_tf.", "bench.")) and " " not in item.value):
           deps.add(_module_to_path(item.value, files))
+    elif (isinstance(node, ast.Constant) and isinstance(node.value, str)
+          and "import " in node.value and not path.endswith("__init__.py")):
+      # Code run by `python -c "import iaat_tf.main, ..."` in a subprocess.
+      for names in re.findall(r"(?:^|[;\n])\s*import ([\w.]+(?:\s*,\s*[\w.]+)*)",
+                              node.value):
+        for name in names.split(","):
+          name = name.strip()
+          if name == "iaat_tf":
+            deps.add("api")
+          elif name.startswith(("iaat_tf.", "bench.")):
+            deps.add(_module_to_path(name, files))
   deps.discard(None)
   deps.discard(path)
   return deps
