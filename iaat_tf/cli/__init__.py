@@ -7,7 +7,10 @@
 * `eval_flags.py`: the evaluation command's flags.
 * `flagfiles.py`: `--flagfile=NAME` for the shipped flagfiles.
 * `experiment.py`: one training run (set-up, fit, final evaluation, export).
-* `callbacks.py`, `progress.py`: run-time logging and progress lines.
+* `evaluation_run.py`: judging a run directory or a foreign model.
+* `frontier_run.py`: the frontier's runs (train, judge, resume, analyse).
+* `progress.py`: the evaluation's progress line (the training callbacks are
+  `training/callbacks.py`).
 * `scripts.py`: the console scripts (`iaat-train`, ...).
 
 Library code never imports this package.
