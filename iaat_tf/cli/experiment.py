@@ -250,10 +250,11 @@ def _validation_data(config: Config, datasets: data.Datasets):
                                              config.data.eval_batch_size)))
 
 
-def epoch_callbacks(config: Config, trainer, datasets: data.Datasets, manager,
+def epoch_callbacks(config: Config, trainer, datasets: data.Datasets, validation, manager,
                     paths: dict, initial_epoch: int, steps_per_epoch: int,
                     chief: bool, log: Callable[[str], None]) -> list:
-  """The callbacks of `fit`, in the order they must run (see each comment)."""
+  """The callbacks of `fit`, in the order they must run (see each comment);
+  `validation` is the data `fit` validates on (the weight average too)."""
   adaptive = config.method.method in batch_steps.ADAPTIVE_METHODS
   _, summary, bar = _progress_mode(config.train.verbose)
   return [
@@ -262,7 +263,7 @@ def epoch_callbacks(config: Config, trainer, datasets: data.Datasets, manager,
       callbacks.LearningRateLogger(),
       *([callbacks.EpsTableLogger()] if adaptive else []),
       # The weight average's validation (val_ema_*), before every reader.
-      *([callbacks.AverageValidation(_validation_data(config, datasets))]
+      *([callbacks.AverageValidation(validation)]
         if trainer.weight_average is not None else []),
       callbacks.OverfittingWatch(paths["history"], initial_epoch, log,
                                  method=config.method.method),
@@ -287,13 +288,14 @@ def _fit(trainer, config: Config, datasets: data.Datasets, strategy, manager,
          log: Callable[[str], None]) -> None:
   """Trains from `initial_epoch` to the last epoch."""
   fit_verbose, _, _ = _progress_mode(config.train.verbose)
+  validation = _validation_data(config, datasets)  # fit's and the average's.
   trainer.fit(
       training_input(datasets, config, strategy, initial_epoch),
       steps_per_epoch=steps_per_epoch,
       epochs=config.train.epochs, initial_epoch=initial_epoch,
-      validation_data=_validation_data(config, datasets),
+      validation_data=validation,
       validation_freq=config.eval.every_epochs,
-      callbacks=epoch_callbacks(config, trainer, datasets, manager, paths,
+      callbacks=epoch_callbacks(config, trainer, datasets, validation, manager, paths,
                                 initial_epoch, steps_per_epoch, chief, log),
       verbose=fit_verbose, shuffle=False)
 

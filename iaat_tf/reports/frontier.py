@@ -202,12 +202,7 @@ def verdict(settings: Sequence[Mapping], frontier: Sequence[Mapping]) -> list[st
       lead = frontier[0]
       head += (f"; less clean accuracy than every PGD-AT frontier point: "
                f"{lead['setting']} reaches {_pct(lead['clean_mean'])} clean")
-    if math.isnan(se):
-      tell = "one seed: no uncertainty can be given"
-    elif abs(gap) >= 2 * se:
-      tell = f"more than 2 standard errors ({_pct(se)}): the seeds tell"
-    else:
-      tell = f"within 2 standard errors ({_pct(se)}): the seeds cannot tell"
+    tell = _tell(gap, se)
     where = ("at the same clean accuracy" if s["frontier_basis"] == "interpolated"
              else "at that higher clean accuracy")
     lines.append(f"{head}: {_pct(abs(gap))} AutoAttack points {side} uniform "
