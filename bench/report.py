@@ -24,8 +24,8 @@ def _header(payload: dict) -> List[str]:
       "Train-step time: Keras' compiled train function (what `fit` runs, without "
       "callbacks) on in-memory random batches, after warmup; the variants of one model are "
       "timed round-robin in one process and the median of the repeats is reported, so "
-      "ratios within a model come from one run. The machine was shared with other jobs "
-      "during this run: absolute times are noisy, ratios less so.",
+      "ratios within a model come from one run. When the machine is shared with other "
+      "jobs (see the load average) absolute times are noisy, ratios less so.",
       "",
   ]
 
