@@ -55,7 +55,12 @@ PROBE_EARLY_STOP = ("none", "batch", "example")
 # (the flags' defaults per norm: cli/flags_config.RADIUS_DEFAULTS).
 NORMS = ("linf", "l2")
 # --alg2_preset (docs/speed.md, experiments/alg2_fidelity/ALG2_FIDELITY.md).
-ALG2_PRESETS = ("exact", "fast")
+ALG2_PRESETS = ("exact", "fast", "reuse")
+# Where Algorithm 2's outcomes come from (MethodConfig.probe_source): "attacks",
+# two probe attacks of their own before the training attack (the algorithm);
+# "training", the training attack at the stored radius and a short extension
+# of it (batch_steps.reuse_probes; docs/speed.md).
+PROBE_SOURCES = ("attacks", "training")
 OPTIMIZERS = ("sgd", "adam")
 
 
@@ -78,12 +83,19 @@ def alg2_preset(name: str, attack_steps: int, attack_step_ratio: float,
   as the attack (k * step_ratio radii), that stop per example once
   misclassified and run only on the examples whose outcome Algorithm 2
   uses. Measured in experiments/alg2_fidelity/ALG2_FIDELITY.md and bench/RESULTS_ALG2.md.
+  reuse: no probe attacks; the training attack (at the stored radius) is the
+  probe at p and max(1, round(k / 5)) steps started from its example are the
+  probe at p + gamma (`--probe_extra_steps` overrides); the choice is stored for the next
+  epoch (experiments/iaat_cost).
   """
   if name not in ALG2_PRESETS:
     raise ConfigError(f"unknown --alg2_preset={name!r}; choose one of "
                       f"{', '.join(ALG2_PRESETS)}")
   if name == "exact":
     return {}
+  if name == "reuse":
+    return {"probe_source": "training",
+            "probe_extra_steps": max(1, round(attack_steps / 5))}
   steps = probe_steps or max(1, round(attack_steps / 3))
   return {"probe_steps": steps,
           "probe_step_ratio": attack_step_ratio * attack_steps / steps,
@@ -282,6 +294,15 @@ class MethodConfig:
   probe_only_needed: bool = option(
       False, "iaat: probe only the examples whose outcome Algorithm 2 uses "
       "(clean-correct; the probe at eps only where eps+gamma broke).", group=PROBES)
+  probe_source: str = option(
+      "attacks", "iaat: attacks (Algorithm 2: two probe attacks, then the training attack "
+      "at the chosen radius) or training (one attack: train at the stored radius; that "
+      "attack's outcome is the probe at eps, --probe_extra_steps steps started from its "
+      "example the probe at eps+gamma; the choice is stored for the next epoch).",
+      group=PROBES, choices=PROBE_SOURCES)
+  probe_extra_steps: int = option(
+      1, "iaat with --probe_source=training: PGD steps of the eps+gamma probe, started "
+      "from the training attack's example.", group=PROBES, minimum=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -465,6 +486,19 @@ def check_attack_bn_mode(attack: AttackConfig, method: MethodConfig) -> None:
          "--attack_bn_mode=inference or --alg2_preset=exact")
 
 
+def check_probe_source(method: MethodConfig) -> None:
+  """ConfigError when `probe_source="training"` has no PGD attack to reuse.
+
+  Its outcomes are those of the cross-entropy PGD training attack; TRADES
+  trains on a KL attack (the trainer calls this too).
+  """
+  _check(not (method.method == "iaat" and method.probe_source == "training"
+              and method.loss == "trades"),
+         "--probe_source=training reads Algorithm 2's outcomes from the "
+         "cross-entropy PGD training attack, but --loss=trades trains on a KL "
+         "attack; use --loss=ce or mart, or --probe_source=attacks")
+
+
 def validate(config: Config) -> Config:
   """Raises ConfigError with a one-line message for any bad setting."""
   d, m, a, me, t, e = (config.data, config.model, config.attack,
@@ -503,6 +537,17 @@ def validate(config: Config) -> Config:
          "--probe_early_stop=example and --probe_only_needed run the probes on "
          "a data-dependent subset of the batch, which --jit_compile=step cannot "
          "compile; use --jit_compile=attack or none, or --probe_early_stop=batch")
+  if me.method == "iaat" and me.probe_source == "training":
+    others = [flag for flag, on in (
+        ("--probe_steps", me.probe_steps not in (0, a.steps)),
+        ("--probe_step_ratio", me.probe_step_ratio != 0),
+        ("--probe_batched", me.probe_batched),
+        ("--probe_early_stop", me.probe_early_stop != "none"),
+        ("--probe_only_needed", me.probe_only_needed)) if on]
+    _check(not others, f"--probe_source=training runs no probe attacks, so "
+           f"{' and '.join(others)} would do nothing; drop them (its one setting "
+           "is --probe_extra_steps)")
+  check_probe_source(me)
   _check(0.0 <= t.ema_decay < 1.0, f"--ema_decay={t.ema_decay} must be in [0, 1) (0: off)")
   _check(t.ema_decay > 0 or "ema" not in (config.export_model,
                                           config.early_stopping_weights),

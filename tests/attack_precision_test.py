@@ -147,3 +147,28 @@ def test_fast_probes_keep_their_strength_in_float16(nets, early_stop, monkeypatc
   monkeypatch.setattr(gradients, "value_and_gradient",
                       gradients.unscaled_value_and_gradient)
   assert _fast_probe(f16, x, y, early_stop).sum() >= fails16 + 10
+
+
+def _reuse_probe(fn, x, y):
+  """--alg2_preset=reuse's probes from a PGD example at EPS: (up, same) fails."""
+  x, y = tf.constant(x), tf.constant(y, tf.int32)
+  eps = tf.fill([len(x)], EPS)
+  x_adv = attacks.pgd_attack(fn, x, y, eps, steps=10, step_size=EPS / 4,
+                             random_start=True, index=tf.range(len(x), dtype=tf.int64))
+  method = MethodConfig(method="iaat", gamma=0.05, probe_source="training",
+                        probe_extra_steps=2)
+  attack = AttackConfig(steps=10, step_ratio=0.25, min_step=0.0)
+  up, same = batch_steps.reuse_probes(fn, x, y, x_adv, eps, attack, method)
+  return up.numpy(), same.numpy()
+
+
+def test_reuse_probes_keep_their_strength_in_float16(nets, monkeypatch):
+  f32, f16, x, y = nets
+  clean = attacks.is_correct(f32(x), y).numpy().sum()
+  up32, _ = _reuse_probe(f32, x, y)
+  up16, _ = _reuse_probe(f16, x, y)
+  assert up32.sum() < clean - 10  # The extension breaks examples...
+  assert abs(int(up16.sum()) - int(up32.sum())) <= 2  # ...equally in float16.
+  monkeypatch.setattr(gradients, "value_and_gradient",
+                      gradients.unscaled_value_and_gradient)
+  assert _reuse_probe(f16, x, y)[0].sum() >= up16.sum() + 10

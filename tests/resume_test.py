@@ -67,6 +67,12 @@ def test_killed_augmented_shuffled_run_resumes_exactly(tmp_path):
   _kill_resume_and_compare(tmp_path, ["--augment", "--shuffle_buffer=0"])
 
 
+@pytest.mark.slow
+def test_killed_run_with_probes_from_the_training_attack_resumes_exactly(tmp_path):
+  # --alg2_preset=reuse keeps no state beyond the table and the weights.
+  _kill_resume_and_compare(tmp_path, ["--alg2_preset=reuse"])
+
+
 def _kill_resume_and_compare(tmp_path, extra=()):
   reference_dir, run_dir = str(tmp_path / "reference"), str(tmp_path / "run")
   reference = _start(reference_dir, extra)  # Runs alongside the interrupted run.

@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from iaat_tf import attacks, models
 from iaat_tf.training.trainer import AdversarialTrainer
-from iaat_tf.config import AttackConfig, MethodConfig
+from iaat_tf.config import AttackConfig, MethodConfig, alg2_preset
 
 N, SHAPE, CLASSES = 48, (6, 6, 1), 3
 
@@ -162,11 +162,13 @@ def _trainer_on(strategy, method, loss, ramp, s_minus="clean", attack=PGD3,
   with strategy.scope():
     keras.utils.set_random_seed(0)
     classifier = models.small_cnn(SHAPE, CLASSES, (0.5,), (0.25,))
+    # "iaat_reuse": iaat with --alg2_preset=reuse (probes from the training attack).
+    reuse = alg2_preset("reuse", attack.steps, attack.ratio) if method == "iaat_reuse" else {}
     trainer = AdversarialTrainer(
         classifier, N,
-        MethodConfig(method=method, eps=0.1, warmup_epochs=1, gamma=0.03,
-                     beta=0.5, eps_max=0.3, loss=loss, eps_ramp_epochs=ramp,
-                     s_minus=s_minus),
+        MethodConfig(method="iaat" if reuse else method, eps=0.1, warmup_epochs=1,
+                     gamma=0.03, beta=0.5, eps_max=0.3, loss=loss, eps_ramp_epochs=ramp,
+                     s_minus=s_minus, **reuse),
         attack, seed=3, steps_per_epoch=N // 16, ema_decay=ema_decay)
     trainer.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
                     jit_compile=False)
@@ -181,7 +183,7 @@ def _train_on_strategy(strategy, method, x, y, loss="ce", ramp=0):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["iaat", "iaat_cheap", "pgd_at"])
+@pytest.mark.parametrize("method", ["iaat", "iaat_cheap", "pgd_at", "iaat_reuse"])
 def test_one_and_two_replicas_give_the_same_eps_table_and_weights(method):
   devices = tf.config.list_logical_devices("CPU")
   assert len(devices) >= 2, "conftest.py should configure 2 logical CPUs"
@@ -229,10 +231,14 @@ def _epochs_of_batches(x, y, epochs):
     # The L2 threat model: every method and loss once more.
     ("iaat", "trades", 0, "adversarial", PGD3_L2),
     ("iaat_cheap", "mart", 0, "clean", PGD3_L2),
-    ("pgd_at", "ce", 1, "clean", AttackConfig.fgsm_rs(norm="l2"))],
+    ("pgd_at", "ce", 1, "clean", AttackConfig.fgsm_rs(norm="l2")),
+    # Algorithm 2 from the training attack (--alg2_preset=reuse).
+    ("iaat_reuse", "mart", 1, "adversarial", PGD3),
+    ("iaat_reuse", "ce", 0, "clean", PGD3_L2)],
     ids=["iaat-trades-ramp", "pgd_at-trades-ramp", "cheap-mart", "iaat-sminus_adv",
          "iaat-trades-sminus_adv", "cheap-fgsm_rs-ramp", "l2-iaat-trades-sminus_adv",
-         "l2-cheap-mart", "l2-pgd_at-fgsm_rs-ramp"])
+         "l2-cheap-mart", "l2-pgd_at-fgsm_rs-ramp", "reuse-mart-ramp-sminus_adv",
+         "l2-reuse"])
 def test_one_and_two_replicas_agree_step_by_step(method, loss, ramp, s_minus, attack):
   """Every step (warmup, ramp, adaptation, KL attack, table write) computes
   the same on 1 and 2 replicas, each step started from the same state.

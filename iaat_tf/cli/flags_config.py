@@ -59,10 +59,11 @@ def define_flags() -> None:
   for _, cls in _SECTIONS:
     for field, name in cfg.options_of(cls):
       _define(field, name)
-  flags.DEFINE_string("alg2_preset", "exact", "iaat: Algorithm 2's probes, exact (both "
-                      "probes are the training attack) or fast (the measured fast "
-                      "setting, see docs/speed.md); the probe_* flags below override a "
-                      "preset's values.")
+  flags.DEFINE_string("alg2_preset", "exact", "iaat: Algorithm 2's probes, exact (two "
+                      "probe attacks like the training attack), fast (shorter probes that "
+                      "stop early) or reuse (no probe attacks: the training attack and a "
+                      "short extension of it; experiments/iaat_cost); the probe_* flags "
+                      "below override a preset's values.")
 
 
 def help_groups() -> tuple:
@@ -101,7 +102,8 @@ def _probe_settings(f: flags.FlagValues, attack: cfg.AttackConfig) -> dict:
   values = cfg.alg2_preset(f.alg2_preset, attack.steps, attack.ratio,
                            f.probe_steps if f["probe_steps"].present else None)
   for name in ("probe_steps", "probe_step_ratio", "probe_batched",
-               "probe_early_stop", "probe_only_needed"):
+               "probe_early_stop", "probe_only_needed", "probe_source",
+               "probe_extra_steps"):
     if f[name].present or name not in values:
       values[name] = f[name].value
   return values

@@ -110,7 +110,12 @@ def is_exact_algorithm2(method: MethodConfig, attack: AttackConfig | None = None
       attack is not None and method.probe_steps == attack.steps)
   return (steps_same and not method.probe_batched and
           method.probe_early_stop == "none" and not method.probe_only_needed
-          and method.probe_step_ratio == 0)
+          and method.probe_step_ratio == 0 and not reuses_training_attack(method))
+
+
+def reuses_training_attack(method: MethodConfig) -> bool:
+  """True for iaat with `probe_source="training"` (`reuse_probes`)."""
+  return method.method == "iaat" and method.probe_source == "training"
 
 
 def random_start(images, eps, index, step, salt: int, seed: int,
@@ -269,6 +274,56 @@ def fast_probes(craft: CraftFn, logits_fn: pgd.LogitsFn, images, labels,
   return up_fails, same_fails
 
 
+def reuse_probes(logits_fn: pgd.LogitsFn, images, labels, x_adv, stored,
+                 attack: AttackConfig, method: MethodConfig):
+  """(up_fails, same_fails) of Algorithm 2 from the training attack's example.
+
+  `x_adv` is the training attack at the stored radius p (the batch trains
+  at p under `probe_source="training"`). Its outcome is the probe at p; the
+  probe at p + gamma is `method.probe_extra_steps` PGD steps in the larger
+  ball started from `x_adv` (no random start; step max((p + gamma) * ratio,
+  min_step), the attack's rule), so it continues an attack that has already
+  run k steps. The first step's logits, at `x_adv`, give the outcome at p:
+  the whole cost is probe_extra_steps forward+backward passes and one
+  forward pass per image.
+
+  The whole batch runs every step (static shapes), in `logits_fn`'s
+  BatchNorm mode; every example's outcome is its own in inference mode (in
+  train mode batch statistics couple them, as for the exact probes).
+  Call it before the optimizer update: the outcomes are against the model
+  the training attack attacked.
+  """
+  images = tf.convert_to_tensor(images, tf.float32)
+  labels = tf.cast(labels, tf.int32)
+  up_eps = tf.cast(stored, tf.float32) + method.gamma
+  ball = norms.Ball(images, up_eps, attack.norm)
+  step_b = pgd.broadcast_eps(
+      pgd.pgd_step_size(up_eps, attack.ratio, attack.min_step), images)
+  x, logits_at_p = pgd.pgd_step(logits_fn, tf.cast(x_adv, tf.float32), labels,
+                                step_b, ball)
+  same_fails = pgd.is_correct(logits_at_p, labels)
+  if method.probe_extra_steps > 1:
+    x = pgd.pgd_from(logits_fn, images, labels, x, up_eps,
+                     pgd.pgd_step_size(up_eps, attack.ratio, attack.min_step),
+                     method.probe_extra_steps - 1, norm=attack.norm)
+  up_fails = pgd.is_correct(logits_fn(x), labels)
+  return up_fails, same_fails
+
+
+def reuse_outcome(method: MethodConfig, logits_fn: pgd.LogitsFn, images, labels,
+                  x_adv, stored, attack: AttackConfig, in_warmup):
+  """`reuse_probes`' outcomes for `radii_to_store` (not run during the
+  warmup, which ignores them); None unless the method uses them."""
+  if not reuses_training_attack(method):
+    return None
+  probe = lambda: reuse_probes(logits_fn, images, labels, x_adv, stored, attack,
+                               method)
+  if isinstance(in_warmup, bool):
+    return probe() if not in_warmup else None
+  nothing = lambda: (tf.zeros(tf.shape(labels), tf.bool),) * 2
+  return tf.cond(in_warmup, nothing, probe)
+
+
 def algorithm2_radii(craft: CraftFn, logits_fn: pgd.LogitsFn, images,
                      labels, index, stored, clean_ok, method: MethodConfig,
                      step) -> tf.Tensor:
@@ -305,7 +360,9 @@ def choose_radii(craft: CraftFn, logits_fn: pgd.LogitsFn, images, labels,
   * standard: 0; pgd_at: `method.eps` for every example.
   * iaat, iaat_cheap during warmup: `method.eps` for clean-correct examples,
     0 for the rest.
-  * iaat after warmup: Algorithm 2's new radii (two probe attacks).
+  * iaat after warmup: Algorithm 2's new radii (two probe attacks), or with
+    `probe_source="training"` the stored radii (Algorithm 2's choice of the
+    last epoch; this step's choice is stored after it, `radii_to_store`).
   * iaat_cheap after warmup: the stored radii (0 for clean-misclassified);
     the table is updated after the step from the attack's outcome.
 
@@ -320,7 +377,9 @@ def choose_radii(craft: CraftFn, logits_fn: pgd.LogitsFn, images, labels,
   if name not in ADAPTIVE_METHODS:
     raise ValueError(f"unknown method {name!r}")
   warm = lambda: radius.warmup(method.eps, clean_ok)
-  if name == "iaat":
+  if reuses_training_attack(method):
+    adapt = lambda: tf.cast(stored, tf.float32)
+  elif name == "iaat":
     adapt = lambda: algorithm2_radii(craft, logits_fn, images, labels, index,
                                      stored, clean_ok, method, step)
   else:
@@ -365,14 +424,27 @@ def trained_radii(eps_train: tf.Tensor, clean_for_s_minus_: tf.Tensor | None
 
 
 def radii_to_store(method: MethodConfig, eps_train, stored, clean_ok,
-                   attack_failed, in_warmup) -> tf.Tensor:
+                   attack_failed, in_warmup, probes=None) -> tf.Tensor:
   """The radii to write to the table after the step (adaptive methods).
 
   iaat stores the radii it trained at (Algorithm 2's choice, or the warmup
-  radius). iaat_cheap after warmup applies the paper's rule to the training
-  attack's outcome (`attack_failed`, [B] bool: still correct under the
-  training attack); `method.cheap_beta` > 0 adds smoothing.
+  radius); with `probe_source="training"`, after warmup, Algorithm 2's
+  choice from `probes` ((up_fails, same_fails) of `reuse_outcome`), which
+  the example trains at in the next epoch. iaat_cheap after warmup applies
+  the paper's rule to the training attack's outcome (`attack_failed`, [B]
+  bool: still correct under the training attack); `method.cheap_beta` > 0
+  adds smoothing.
   """
+  if reuses_training_attack(method):
+    if in_warmup is True:
+      return eps_train
+    up_fails, same_fails = probes
+    adapt = lambda: radius.algorithm2_update(
+        stored, up_fails, same_fails, clean_ok, gamma=method.gamma,
+        beta=method.beta, eps_max=method.eps_max)
+    if isinstance(in_warmup, bool):
+      return eps_train if in_warmup else adapt()
+    return tf.cond(in_warmup, lambda: tf.cast(eps_train, tf.float32), adapt)
   if method.method != "iaat_cheap":
     return eps_train
   beta = method.cheap_beta if method.cheap_beta > 0 else None

@@ -50,7 +50,7 @@ from iaat_tf.training import batch_steps
 from iaat_tf.training import losses
 from iaat_tf.training import radius
 from iaat_tf.config import (AttackConfig, EvalConfig, MethodConfig,
-                            check_attack_bn_mode)
+                            check_attack_bn_mode, check_probe_source)
 from iaat_tf.training.eps_table import EpsTable
 from iaat_tf.training.weight_average import WeightAverage
 
@@ -84,6 +84,7 @@ class AdversarialTrainer(keras.Model):
                steps_per_epoch: int = 0, ema_decay: float = 0.0, **kwargs):
     super().__init__(**kwargs)
     check_attack_bn_mode(attack, method)
+    check_probe_source(method)
     self.classifier = classifier
     self.method_config = method
     self.attack_config = attack
@@ -298,6 +299,11 @@ class AdversarialTrainer(keras.Model):
     # attacked, so judged before this step's update.
     attack_failed = batch_steps.cheap_outcome(
         method, self._inference_logits, x_train, labels, logits)
+    # --probe_source=training: Algorithm 2's outcomes from the training
+    # attack (and a short extension of it), also against the attacked model.
+    probes = batch_steps.reuse_outcome(method, self._attack_logits, images, labels,
+                                       x_adv if adaptive else None, stored,
+                                       self.attack_config, in_warmup)
     variables = self.classifier.trainable_variables
     grads = tape.gradient(scaled, variables)
     self.optimizer.apply_gradients(zip(grads, variables))
@@ -306,7 +312,7 @@ class AdversarialTrainer(keras.Model):
 
     if adaptive:
       self.eps_table.write(index, batch_steps.radii_to_store(
-          method, eps_train, stored, clean_ok, attack_failed, in_warmup))
+          method, eps_train, stored, clean_ok, attack_failed, in_warmup, probes))
 
     train_ok = pgd.is_correct(logits, labels)
     self.loss_tracker.update_state(loss)

@@ -1,0 +1,235 @@
+"""IAAT at PGD-AT's cost: Algorithm 2's cheaper variants, timed, counted and attacked.
+
+One command trains every variant over seeds on two tasks, judges every run
+with AutoAttack, times the variants' train steps against PGD-AT in one
+round-robin process per model (bench/probe_variants.py), counts their
+forward/backward passes per image, and writes beside this file:
+
+* iaat_cost.json: one object per (variant, task) with `variant`, `task`,
+  `flags`, `step_time_ratio_vs_pgd_at` (the task's model: the quick-start
+  CNN), `step_time_ratios` (every timed model), `passes_per_image`, `seeds`,
+  `autoattack_mean`, `autoattack_std`, `clean_mean`, `clean_std`, the
+  per-seed runs, and against the exact algorithm the paired differences
+  with their standard errors and the goal's verdict (reports/cost.py);
+* README.md: the tables, the verdict and the recommendation;
+* iaat_cost.png: AutoAttack accuracy against step time, with error bars.
+
+    python experiments/iaat_cost/iaat_cost.py --jobs=2          # everything
+    python experiments/iaat_cost/iaat_cost.py --parts=report    # redraw from what exists
+
+Parts (in this order): `runs` (train + AutoAttack every variant, task and
+seed; finished runs are kept: a rerun trains nothing), `bench` (the timings
+and pass counts, alone on the machine; bench.json), `report`.
+
+Tasks: `digits`, the quick start (the variants were designed on it), and
+`shapes16`, 16x16 drawn shapes (shapes.py; written to runs/), not tuned on:
+uniform PGD-AT at its warmup radius fails to learn there. The digits runs of
+`pgd_at` and `exact` have the frontier's flags and seeds
+(experiments/frontier_digits): when that folder's runs exist they are copied
+instead of retrained. runs/ is not committed.
+"""
+
+import argparse
+import concurrent.futures
+import json
+import os
+import shutil
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, REPO)
+sys.path.insert(0, HERE)
+
+from iaat_tf import run_io  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
+from iaat_tf.cli import flagfiles  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
+from iaat_tf.cli.frontier_run import (FrontierOptions, settings_of,  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
+                                      train_and_evaluate)
+from iaat_tf.reports import cost  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
+
+RUNS = os.path.join(HERE, "runs")
+FRONTIER_RUNS = os.path.join(REPO, "experiments", "frontier_digits", "runs")
+# variant -> its --iaat setting (frontier syntax) at warmup radius EPS, or
+# None for uniform PGD-AT at EPS.
+VARIANTS = {
+    "pgd_at": None,
+    "exact": "eps={eps}",
+    "reuse": "eps={eps} alg2_preset=reuse",
+    "fast": "eps={eps} alg2_preset=fast",
+    "cheap": "method=iaat_cheap eps={eps}",
+}
+TASKS = {
+    "digits": {"experiment": "quickstart", "eps": 0.3, "model": "small_cnn_8x8"},
+    "shapes16": {"experiment": os.path.join(HERE, "shapes16.flags"), "eps": 0.1,
+                 "npz": os.path.join(RUNS, "shapes16.npz")},
+}
+# The variants trained over seeds: the goal's candidates (at most 1.3x
+# PGD-AT's step) and the two references. `fast` (about 1.7x) is timed and
+# counted only.
+SEEDED = ("pgd_at", "exact", "reuse", "cheap")
+BENCH_MODELS = ("small_cnn_8x8", "wrn_16_2_32x32")
+
+
+def _options(task: str, seeds, jobs: int) -> FrontierOptions:
+  spec = TASKS[task]
+  eps = spec["eps"]
+  iaat = [v.format(eps=eps) for v in VARIANTS.values() if v is not None]
+  train_args = (f"--npz_path={spec['npz']}",) if "npz" in spec else ()
+  return FrontierOptions(experiment=spec["experiment"], out_dir=os.path.join(RUNS, task),
+                         pgd_at_eps=(eps,), iaat=iaat, seeds=tuple(seeds), jobs=jobs,
+                         train_args=train_args, curve=False)
+
+
+def _settings(options: FrontierOptions) -> dict:
+  """variant -> frontier Setting (name, method, flags)."""
+  settings = settings_of(options)
+  return dict(zip(VARIANTS, settings))
+
+
+def _copy_frontier_runs(options: FrontierOptions, settings: dict, log) -> None:
+  """The frontier's finished digits runs of the same settings and seeds."""
+  for name in ("pgd_at", "exact"):
+    for seed in options.seeds:
+      source = settings[name].run_dir(os.path.dirname(FRONTIER_RUNS), seed)
+      target = settings[name].run_dir(options.out_dir, seed)
+      if os.path.isfile(os.path.join(source, "results.json")) and not os.path.exists(target):
+        shutil.copytree(source, target)
+        log(f"iaat_cost: copied {os.path.relpath(source, REPO)}")
+
+
+def run_all(seeds, jobs: int, log) -> dict:
+  """Trains and evaluates every (task, variant, seed); returns the runs per task."""
+  import shapes  # pylint: disable=g-import-not-at-top
+  os.makedirs(RUNS, exist_ok=True)
+  if not os.path.isfile(TASKS["shapes16"]["npz"]):
+    shapes.write(TASKS["shapes16"]["npz"])
+  out = {}
+  start = time.perf_counter()
+  for task in TASKS:
+    options = _options(task, seeds, jobs)
+    settings = _settings(options)
+    if task == "digits":
+      _copy_frontier_runs(options, settings, log)
+    experiment = os.path.abspath(flagfiles.resolve(options.experiment))
+    todo = [(name, seed) for name in SEEDED for seed in seeds]
+
+    def one(job, options=options, settings=settings, experiment=experiment, task=task):
+      name, seed = job
+      began = time.perf_counter()
+      run = train_and_evaluate(settings[name], seed, options, experiment)
+      log(f"iaat_cost: {task} {name} seed {seed}: clean {run['clean']:.4f}, AutoAttack "
+          f"{run['autoattack']:.4f} ({time.perf_counter() - began:.0f} s; "
+          f"{time.perf_counter() - start:.0f} s elapsed)")
+      return name, run
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+      results = list(pool.map(one, todo))
+    out[task] = {name: [r for n, r in results if n == name] for name in SEEDED}
+  return out
+
+
+def read_all(seeds) -> dict:
+  """The finished runs (for --parts=report): variant -> runs, per task."""
+  from iaat_tf.cli.frontier_run import read_run  # pylint: disable=g-import-not-at-top
+  out = {}
+  for task in TASKS:
+    options = _options(task, seeds, 1)
+    settings = _settings(options)
+    out[task] = {}
+    for name in SEEDED:
+      setting, runs = settings[name], []
+      for seed in seeds:
+        run_dir = setting.run_dir(options.out_dir, seed)
+        try:
+          runs.append(read_run(run_dir, setting, seed))
+        except (run_io.RunDirError, KeyError):
+          pass
+      out[task][name] = runs
+  return out
+
+
+def run_bench(log) -> dict:
+  """Step times and passes (bench/probe_variants.py) in the exact seed-0 digits state."""
+  from bench import probe_variants  # pylint: disable=g-import-not-at-top
+  run_dir = _settings(_options("digits", (0,), 1))["exact"].run_dir(
+      os.path.join(RUNS, "digits"), 0)
+  result = probe_variants.run(False, log, run_dir if os.path.isdir(run_dir) else None)
+  run_io.write_json(os.path.join(HERE, "bench.json"), result)
+  return result
+
+
+def analyse(runs: dict, bench: dict) -> dict:
+  ratios = {}
+  for r in bench.get("ratios", []):
+    ratios.setdefault(r["variant"], {})[r["model"]] = r["ratio_vs_pgd_at"]
+  passes = {p["variant"]: p["passes"] for p in bench.get("passes", [])}
+  rows = []
+  for task, variants in runs.items():
+    settings = _settings(_options(task, (0,), 1))
+    exact = variants.get("exact", [])
+    for name, task_runs in variants.items():
+      if not task_runs:
+        continue
+      row = {"variant": name, "task": task, "flags": list(settings[name].flags),
+             "step_time_ratio_vs_pgd_at": ratios.get(name, {}).get("small_cnn_8x8"),
+             "step_time_ratios": ratios.get(name, {}),
+             "passes_per_image": passes.get(name), **cost.summarise(task_runs),
+             "runs": [{k: r[k] for k in ("seed", "clean", "autoattack", "run_dir")}
+                      for r in task_runs]}
+      if name != "exact":
+        row.update(cost.judge(task_runs, exact, list(ratios.get(name, {}).values())))
+      rows.append(row)
+  aa_eps = {task: variants["exact"][0]["aa_eps"] for task, variants in runs.items()
+            if variants.get("exact")}
+  return {"variants": rows, "aa_eps": aa_eps, "bench_machine": bench.get("machine"),
+          "goal": {"max_step_ratio": cost.MAX_RATIO, "autoattack_margin": cost.MARGIN}}
+
+
+def write_report(payload: dict) -> None:
+  for r in payload["variants"]:
+    for run in r["runs"]:
+      run["run_dir"] = os.path.relpath(run["run_dir"], REPO)
+  run_io.write_json(os.path.join(HERE, "iaat_cost.json"), payload)
+  tasks = {}
+  for r in payload["variants"]:
+    tasks.setdefault(r["task"], []).append(r)
+  cost.plot_cost(tasks, os.path.join(HERE, "iaat_cost.png"), model="small_cnn_8x8",
+                 aa_eps=payload["aa_eps"])
+  tables = []
+  for task, rows in tasks.items():
+    tables.append(f"### {task} (AutoAttack at eps {payload['aa_eps'][task]:.3g}, "
+                  f"{len(rows[0]['seeds'])} seeds)\n\n" + cost.table_markdown(rows, BENCH_MODELS))
+  path = os.path.join(HERE, "tables.md")
+  run_io.atomic_write_bytes(path, ("\n".join(tables)).encode())
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--parts", default="runs,bench,report",
+                      help="Comma-separated subset of runs,bench,report.")
+  parser.add_argument("--seeds", default="0,1,2,3,4")
+  parser.add_argument("--jobs", type=int, default=2, help="Runs at a time.")
+  args = parser.parse_args(argv)
+  parts = set(args.parts.split(","))
+  unknown = parts - {"runs", "bench", "report"}
+  if unknown:
+    parser.error(f"unknown --parts {sorted(unknown)}; choose from runs, bench, report")
+  seeds = [int(s) for s in args.seeds.split(",")]
+  log = lambda s: print(s, flush=True)
+  runs = run_all(seeds, args.jobs, log) if "runs" in parts else None
+  bench = run_bench(log) if "bench" in parts else None
+  if "report" in parts:
+    if runs is None:
+      runs = read_all(seeds)
+    if bench is None:
+      with open(os.path.join(HERE, "bench.json")) as f:
+        bench = json.load(f)
+    write_report(analyse(runs, bench))
+    log(f"iaat_cost: wrote {os.path.relpath(HERE, REPO)}/iaat_cost.json, tables.md, "
+        "iaat_cost.png")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,150 @@
+"""IAAT's cheaper variants against the exact algorithm: cost, robustness, verdict, picture.
+
+Pure functions of per-run numbers (clean and AutoAttack accuracy per seed)
+and measured step-time ratios; experiments/iaat_cost/iaat_cost.py trains,
+times and calls them.
+
+* `summarise` gives a variant's mean and (sample) standard deviation over
+  its seeds.
+* `paired_difference` compares two variants seed by seed (the same seed:
+  the same initial weights, data order and test split): the mean of the
+  per-seed differences and its standard error, std / sqrt(n).
+* `judge` applies the goal: a step at most `max_ratio` x PGD-AT's, AutoAttack
+  accuracy within `margin` of the exact algorithm, clean accuracy not lower.
+  It says whether the seeds can tell: the AutoAttack loss is "told" to be
+  within the margin when difference - 2 SE > -margin, "told" to exceed it
+  when difference + 2 SE < -margin, and otherwise the seeds cannot tell.
+* `plot_cost` draws AutoAttack accuracy (mean, one-std error bars) against
+  the step-time ratio, one panel per task.
+"""
+
+import math
+from typing import Mapping, Optional, Sequence
+
+import numpy as np
+
+from iaat_tf.reports.plots import save_figure
+
+import matplotlib  # pylint: disable=g-import-not-at-top,wrong-import-order
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-order
+
+MAX_RATIO = 1.3  # Step time / PGD-AT's (issue 27).
+MARGIN = 0.01  # AutoAttack accuracy below the exact algorithm's (1 point).
+
+
+def summarise(runs: Sequence[Mapping]) -> dict:
+  """{seeds, clean_mean, clean_std, autoattack_mean, autoattack_std}; accuracies in [0, 1]."""
+  out = {"seeds": [int(r["seed"]) for r in runs]}
+  for key in ("clean", "autoattack"):
+    values = np.asarray([r[key] for r in runs], np.float64)
+    out[f"{key}_mean"] = float(values.mean()) if values.size else float("nan")
+    out[f"{key}_std"] = float(values.std(ddof=1)) if values.size > 1 else 0.0
+  return out
+
+
+def paired_difference(runs: Sequence[Mapping], base: Sequence[Mapping],
+                      key: str) -> dict:
+  """Mean over shared seeds of runs[key] - base[key], its SE and the seeds."""
+  by_seed = {int(r["seed"]): r[key] for r in base}
+  diffs = [r[key] - by_seed[int(r["seed"])] for r in runs if int(r["seed"]) in by_seed]
+  n = len(diffs)
+  if not n:
+    return {"diff": float("nan"), "se": float("nan"), "n": 0}
+  se = float(np.std(diffs, ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
+  return {"diff": float(np.mean(diffs)), "se": se, "n": n}
+
+
+def _aa_verdict(diff: float, se: float, margin: float) -> tuple[str, bool]:
+  """(words, told): is the AutoAttack loss within `margin`, and can the seeds tell?"""
+  pts = lambda v: f"{100 * v:+.1f}"
+  if math.isnan(se):
+    return f"{pts(diff)} points on one seed: the seeds cannot tell", False
+  if diff - 2 * se > -margin:
+    return (f"{pts(diff)} +- {100 * se:.1f} points: within {100 * margin:.0f} point, "
+            "and the seeds tell", True)
+  if diff + 2 * se < -margin:
+    return (f"{pts(diff)} +- {100 * se:.1f} points: more than {100 * margin:.0f} point "
+            "below, and the seeds tell", True)
+  where = "within" if diff >= -margin else "more than"
+  return (f"{pts(diff)} +- {100 * se:.1f} points: {where} {100 * margin:.0f} point "
+          f"{'of' if where == 'within' else 'below'} it on the mean, but the seeds "
+          "cannot tell", False)
+
+
+def judge(runs: Sequence[Mapping], exact: Sequence[Mapping],
+          step_ratios: Sequence[float], *, max_ratio: float = MAX_RATIO,
+          margin: float = MARGIN) -> dict:
+  """The goal for one variant on one task against the exact algorithm's runs.
+
+  `step_ratios`: its step time / PGD-AT's on every timed model; the cost
+  goal holds when every one is <= max_ratio. `meets_on_means`: cost, mean
+  AutoAttack difference >= -margin and mean clean difference >= 0 (within
+  2 SE of it: no lower clean accuracy the seeds can show).
+  """
+  aa = paired_difference(runs, exact, "autoattack")
+  clean = paired_difference(runs, exact, "clean")
+  words, told = _aa_verdict(aa["diff"], aa["se"], margin)
+  cost_ok = bool(step_ratios) and all(r <= max_ratio for r in step_ratios)
+  clean_ok = clean["n"] > 0 and (clean["diff"] >= 0 or (
+      not math.isnan(clean["se"]) and clean["diff"] + 2 * clean["se"] >= 0))
+  aa_ok = aa["n"] > 0 and aa["diff"] >= -margin
+  return {"aa_diff_vs_exact": aa["diff"], "aa_diff_se": aa["se"],
+          "clean_diff_vs_exact": clean["diff"], "clean_diff_se": clean["se"],
+          "paired_seeds": aa["n"], "cost_ok": cost_ok, "aa_within_margin": aa_ok,
+          "aa_told": told, "clean_not_lower": clean_ok, "aa_verdict": words,
+          "meets_on_means": cost_ok and aa_ok and clean_ok,
+          "meets_and_told": cost_ok and aa_ok and clean_ok and told}
+
+
+def table_markdown(rows: Sequence[Mapping], models: Sequence[str]) -> str:
+  """One row per variant of one task: cost, passes, accuracies, differences."""
+  pct = lambda m, s: f"{100 * m:.1f} +- {100 * s:.1f}"
+  head = ("| variant | " + " | ".join(f"step / PGD-AT ({m})" for m in models)
+          + " | passes / image | clean | AutoAttack | AutoAttack - exact | "
+          "clean - exact | goal |")
+  lines = [head, "|" + "---|" * (7 + len(models))]
+  for r in rows:
+    ratios = " | ".join(_fmt(r.get("step_time_ratios", {}).get(m)) for m in models)
+    if r["variant"] == "exact":
+      diff = clean_diff = goal = "-"
+    else:
+      diff = (f"{100 * r['aa_diff_vs_exact']:+.1f} +- {100 * r['aa_diff_se']:.1f}"
+              if r.get("paired_seeds") else "n/a")
+      clean_diff = (f"{100 * r['clean_diff_vs_exact']:+.1f} +- "
+                    f"{100 * r['clean_diff_se']:.1f}" if r.get("paired_seeds") else "n/a")
+      goal = ("n/a" if r["variant"] == "pgd_at" else
+              "met, told" if r.get("meets_and_told") else
+              "met on the means" if r.get("meets_on_means") else "missed")
+    lines.append(f"| {r['variant']} | {ratios} | {_fmt(r.get('passes_per_image'), 1)} | "
+                 f"{pct(r['clean_mean'], r['clean_std'])} | "
+                 f"{pct(r['autoattack_mean'], r['autoattack_std'])} | {diff} | "
+                 f"{clean_diff} | {goal} |")
+  return "\n".join(lines) + "\n"
+
+
+def _fmt(value: Optional[float], digits: int = 2) -> str:
+  return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def plot_cost(tasks: Mapping[str, Sequence[Mapping]], path: str, *, model: str,
+              aa_eps: Mapping[str, float]) -> str:
+  """AutoAttack accuracy vs step time / PGD-AT (on `model`), one panel per task."""
+  fig, axes = plt.subplots(1, len(tasks), figsize=(5.2 * len(tasks), 4.2), squeeze=False)
+  for ax, (task, rows) in zip(axes[0], tasks.items()):
+    for r in rows:
+      x = r.get("step_time_ratios", {}).get(model)
+      if x is None:
+        continue
+      y, err = 100 * r["autoattack_mean"], 100 * r["autoattack_std"]
+      colour = {"exact": "tab:blue", "pgd_at": "tab:gray"}.get(r["variant"], "tab:orange")
+      ax.errorbar([x], [y], yerr=[err], fmt="o", color=colour, capsize=4)
+      ax.annotate(f"{r['variant']}\n(clean {100 * r['clean_mean']:.1f})", (x, y),
+                  textcoords="offset points", xytext=(6, 4), fontsize=8)
+    ax.axvline(MAX_RATIO, color="tab:red", lw=0.8, ls="--")
+    ax.set_xlabel(f"train-step time / PGD-AT's ({model}, one run)")
+    ax.set_ylabel(f"AutoAttack accuracy at eps {aa_eps[task]:.3g} (%)")
+    ax.set_title(f"{task}: mean +- std over seeds")
+    ax.grid(alpha=0.3)
+  fig.tight_layout()
+  return save_figure(fig, path)
