@@ -128,8 +128,47 @@ def option(default, help: str, *, flag: Optional[str] = "",  # pylint: disable=r
       "radius": radius, "path": path, "choices": tuple(choices)})
 
 
+def _check(condition: bool, message: str) -> None:
+  if not condition:
+    raise ConfigError(message)
+
+
+def options_of(cls) -> list:
+  """(field, flag name) of every field of `cls` that is a flag."""
+  out = []
+  for field in dataclasses.fields(cls):
+    if "help" not in field.metadata or field.metadata["flag"] is None:
+      continue
+    out.append((field, field.metadata["flag"] or field.name))
+  return out
+
+
+class Section:
+  """Base of the config sections: each checks its own fields on construction.
+
+  Every field made with `option(..., choices=, minimum=)` is checked when the
+  section is built (and by `dataclasses.replace`): a bad value raises a
+  one-line ConfigError naming the flag. Rules across fields and sections are
+  in `validate`.
+  """
+
+  def __post_init__(self):
+    check_fields(self)
+
+
+def check_fields(section) -> None:
+  """ConfigError for a field outside its `choices` or below its `minimum`."""
+  for field, flag in options_of(type(section)):
+    value, meta = getattr(section, field.name), field.metadata
+    if meta["choices"]:
+      _check(value in meta["choices"], f"unknown --{flag}={value!r}; choose one "
+             f"of {', '.join(meta['choices'])}")
+    if meta["minimum"] is not None:
+      _check(value >= meta["minimum"], f"--{flag}={value} must be >= {meta['minimum']}")
+
+
 @dataclasses.dataclass(frozen=True)
-class DataConfig:
+class DataConfig(Section):
   """Where the examples come from and how they are batched."""
   dataset: str = option("digits", f"One of {', '.join(DATASETS)}.", group=DATA,
                         choices=DATASETS)
@@ -177,7 +216,7 @@ class DataConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(Section):
   """The classifier (models/registry.py)."""
   name: str = option(
       "small_cnn", f"One of {', '.join(MODELS)} (wide_resnet: the standard WRN; "
@@ -194,7 +233,7 @@ class ModelConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class AttackConfig:
+class AttackConfig(Section):
   """PGD used during training (k steps, step = max(eps * ratio, min_step)).
 
   `step_ratio` 0 (the default) ties the step to k as the authors' code does:
@@ -244,7 +283,7 @@ class AttackConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class MethodConfig:
+class MethodConfig(Section):
   """The training method and IAAT's radius schedule (docs/ALGORITHM.md)."""
   method: str = option("iaat", f"One of {', '.join(METHODS)}.", group=METHOD,
                        choices=METHODS)
@@ -306,7 +345,7 @@ class MethodConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Section):
   """Optimisation, devices and run-time settings."""
   epochs: int = option(10, "Training epochs.", group=OPTIM, minimum=1)
   optimizer: str = option("sgd", "sgd or adam.", group=OPTIM, choices=OPTIMIZERS)
@@ -355,7 +394,7 @@ class TrainConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class EvalConfig:
+class EvalConfig(Section):
   """The PGD validation during training and the final test."""
   eps: float = option(8.0 / 255, "Radius of the PGD validation.", flag="eval_eps",
                       group=EVAL, radius=True)
@@ -370,7 +409,7 @@ class EvalConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(Section):
   """One training run: where it writes, and every section's settings."""
   output_dir: str = option(None, "Directory for checkpoints, SavedModel, results.",
                            group=RUN, path=True)
@@ -420,16 +459,6 @@ for _cls in (Config, *SECTIONS.values()):
   _document_fields(_cls)
 
 
-def options_of(cls) -> list:
-  """(field, flag name) of every field of `cls` that is a flag."""
-  out = []
-  for field in dataclasses.fields(cls):
-    if "help" not in field.metadata or field.metadata["flag"] is None:
-      continue
-    out.append((field, field.metadata["flag"] or field.name))
-  return out
-
-
 def _sections(config: "Config"):
   yield config
   for name in SECTIONS:
@@ -445,11 +474,6 @@ def parse_radius(name: str, text: str) -> float:
     return float(text)
   except (ValueError, ZeroDivisionError):
     raise ConfigError(f"--{name}={text!r} is not a number or fraction like 8/255") from None
-
-
-def _check(condition: bool, message: str) -> None:
-  if not condition:
-    raise ConfigError(message)
 
 
 def _check_eps(name: str, value: float, norm: str = "linf") -> None:
@@ -504,14 +528,8 @@ def validate(config: Config) -> Config:
   d, m, a, me, t, e = (config.data, config.model, config.attack,
                        config.method, config.train, config.eval)
   _check(bool(config.output_dir), "--output_dir is required")
-  for section in _sections(config):  # Choices and minimums, from the fields.
-    for field, flag in options_of(type(section)):
-      value, meta = getattr(section, field.name), field.metadata
-      if meta["choices"]:
-        _check(value in meta["choices"], f"unknown --{flag}={value!r}; choose one "
-               f"of {', '.join(meta['choices'])}")
-      if meta["minimum"] is not None:
-        _check(value >= meta["minimum"], f"--{flag}={value} must be >= {meta['minimum']}")
+  for section in _sections(config):  # Also checked when each section is built.
+    check_fields(section)
   for name, value in (("eps", me.eps), ("eps_max", me.eps_max),
                       ("gamma", me.gamma), ("eval_eps", e.eps),
                       ("pgd_min_step", a.min_step),

@@ -13,6 +13,7 @@ import tensorflow as tf
 from sklearn.datasets import load_digits
 
 import iaat_tf
+from iaat_tf.config import alg2_preset
 from tests import readme_snippets
 
 HEADING = "## Custom training loops"
@@ -48,9 +49,13 @@ def _optimizer():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["iaat", "iaat_cheap", "pgd_at"])
+@pytest.mark.parametrize("name", ["iaat", "iaat_cheap", "pgd_at", "iaat_reuse"])
 def test_readme_loop_matches_fit(name):
-  method = iaat_tf.MethodConfig(method=name, **METHOD)
+  if name == "iaat_reuse":  # Algorithm 2 from the training attack.
+    method = iaat_tf.MethodConfig(method="iaat", **METHOD,
+                                  **alg2_preset("reuse", ATTACK.steps, ATTACK.ratio))
+  else:
+    method = iaat_tf.MethodConfig(method=name, **METHOD)
   batches_of_epoch = _batches_of_epoch(_keyed_digits())
 
   fit_classifier = _classifier()

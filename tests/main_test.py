@@ -1,5 +1,6 @@
 """`python -m iaat_tf.main`: end to end, every flagfile, and bad input."""
 
+import dataclasses
 import glob
 import json
 import re
@@ -14,6 +15,7 @@ import tensorflow_datasets as tfds
 from absl import flags
 from absl.testing import flagsaver
 
+from iaat_tf import config as cfg
 from iaat_tf import main, run_io
 from iaat_tf.cli import flags_config
 
@@ -237,6 +239,23 @@ def test_every_training_flag_is_in_one_help_group():
   assert len(grouped) == len(set(grouped))
   defined = {f.name for f in FLAGS.get_flags_for_module(flags_config)}
   assert defined <= set(grouped) <= defined | {"debug"}
+
+
+def test_every_config_section_checks_its_own_fields_when_built():
+  """Choices and minimums come from the fields (config.option) and are
+  checked on construction, also by dataclasses.replace; one line each."""
+  cases = [(cfg.MethodConfig, {"method": "iaat_fast"}, "unknown --method='iaat_fast'"),
+           (cfg.MethodConfig, {"probe_extra_steps": 0}, "--probe_extra_steps=0 must be >= 1"),
+           (cfg.AttackConfig, {"bn_mode": "eval"}, "unknown --attack_bn_mode='eval'"),
+           (cfg.TrainConfig, {"epochs": 0}, "--epochs=0 must be >= 1"),
+           (cfg.DataConfig, {"shuffle_buffer": -2}, "--shuffle_buffer=-2 must be >= 0")]
+  for section, options, message in cases:
+    with pytest.raises(cfg.ConfigError, match=re.escape(message)) as error:
+      section(**options)
+    assert "\n" not in str(error.value)
+    with pytest.raises(cfg.ConfigError, match=re.escape(message)):
+      dataclasses.replace(section(), **options)
+  cfg.Config(output_dir="/tmp/x")  # The defaults pass.
 
 
 def test_errors_found_without_tensorflow_are_one_line(tmp_path):

@@ -11,7 +11,8 @@ forward/backward passes per image, and writes beside this file:
   `autoattack_mean`, `autoattack_std`, `clean_mean`, `clean_std`, the
   per-seed runs, and against the exact algorithm the paired differences
   with their standard errors and the goal's verdict (reports/cost.py);
-* README.md: the tables, the verdict and the recommendation;
+* README.md: page_intro.md (the hand-written part), then the tables, the
+  picture and the verdict with the recommendation, generated;
 * iaat_cost.png: AutoAttack accuracy against step time, with error bars.
 
     python experiments/iaat_cost/iaat_cost.py --jobs=2          # everything
@@ -182,26 +183,82 @@ def analyse(runs: dict, bench: dict) -> dict:
       rows.append(row)
   aa_eps = {task: variants["exact"][0]["aa_eps"] for task, variants in runs.items()
             if variants.get("exact")}
-  return {"variants": rows, "aa_eps": aa_eps, "bench_machine": bench.get("machine"),
+  costs = {name: {"ratios": ratios.get(name, {}), "passes": passes.get(name, float("nan"))}
+           for name in VARIANTS}
+  return {"variants": rows, "aa_eps": aa_eps, "costs": costs,
+          "bench_machine": bench.get("machine"),
           "goal": {"max_step_ratio": cost.MAX_RATIO, "autoattack_margin": cost.MARGIN}}
+
+
+CANDIDATES = ("reuse", "cheap")
+
+
+def verdict(payload: dict) -> list:
+  """The goal per candidate and task, in words, and the recommendation."""
+  lines, met = [], {}
+  for name in CANDIDATES:
+    rows = [r for r in payload["variants"] if r["variant"] == name]
+    if not rows:
+      continue
+    ratios = rows[0].get("step_time_ratios", {})
+    cost_words = ", ".join(f"{v:.2f}x on {m}" for m, v in ratios.items()) or "not timed"
+    lines.append(f"**{name}**: step time {cost_words} PGD-AT's "
+                 f"({'within' if rows[0].get('cost_ok') else 'over'} {cost.MAX_RATIO}x).")
+    for r in rows:
+      clean = (f"clean {100 * r['clean_diff_vs_exact']:+.1f} +- "
+               f"{100 * r['clean_diff_se']:.1f} points")
+      lines.append(f"  - {r['task']} ({r['paired_seeds']} paired seeds): AutoAttack "
+                   f"{r['aa_verdict']}; {clean}; goal "
+                   + ("met, and the seeds tell" if r["meets_and_told"] else
+                      "met on the means (the seeds cannot tell a 1-point loss from none)"
+                      if r["meets_on_means"] else "missed") + ".")
+    met[name] = all(r["meets_on_means"] for r in rows)
+  winners = [n for n in CANDIDATES if met.get(n)]
+  if winners:
+    lines.append(f"Recommendation: `{winners[0]}` meets the goal on the means on every "
+                 "task; see the rows for what the seeds can tell.")
+  else:
+    best = max((r for r in payload["variants"] if r["variant"] in CANDIDATES),
+               key=lambda r: r.get("aa_diff_vs_exact", -1), default=None)
+    if best is not None:
+      lines.append(f"No candidate meets the goal on every task; the closest AutoAttack "
+                   f"accuracy is {best['variant']}'s on {best['task']}, "
+                   f"{100 * best['aa_diff_vs_exact']:+.1f} points from exact Algorithm 2.")
+  return lines
 
 
 def write_report(payload: dict) -> None:
   for r in payload["variants"]:
     for run in r["runs"]:
       run["run_dir"] = os.path.relpath(run["run_dir"], REPO)
+  payload["verdict"] = verdict(payload)
   run_io.write_json(os.path.join(HERE, "iaat_cost.json"), payload)
   tasks = {}
   for r in payload["variants"]:
     tasks.setdefault(r["task"], []).append(r)
   cost.plot_cost(tasks, os.path.join(HERE, "iaat_cost.png"), model="small_cnn_8x8",
                  aa_eps=payload["aa_eps"])
+  timing = ["| variant | " + " | ".join(f"step / PGD-AT ({m})" for m in BENCH_MODELS)
+            + " | passes / image (forward + backward) |",
+            "|---|" + "---:|" * (len(BENCH_MODELS) + 1)]
+  for name, values in payload["costs"].items():
+    timing.append(f"| {name} | " + " | ".join(
+        f"{values['ratios'][m]:.2f}" if m in values["ratios"] else "n/a"
+        for m in BENCH_MODELS) + f" | {values['passes']:.1f} |")
   tables = []
   for task, rows in tasks.items():
-    tables.append(f"### {task} (AutoAttack at eps {payload['aa_eps'][task]:.3g}, "
-                  f"{len(rows[0]['seeds'])} seeds)\n\n" + cost.table_markdown(rows, BENCH_MODELS))
-  path = os.path.join(HERE, "tables.md")
-  run_io.atomic_write_bytes(path, ("\n".join(tables)).encode())
+    tables.append(f"### {task}: AutoAttack at eps {payload['aa_eps'][task]:.3g}, "
+                  f"{len(rows[0]['seeds'])} seeds, mean +- std (%)\n\n"
+                  + cost.table_markdown(rows, BENCH_MODELS[:1]))
+  with open(os.path.join(HERE, "page_intro.md")) as f:
+    intro = f.read()
+  page = (intro.rstrip() + "\n\n## Cost (one round-robin run per model)\n\n"
+          + "\n".join(timing) + "\n\n## Robustness\n\n" + "\n".join(tables)
+          + "\n![AutoAttack accuracy against step time](iaat_cost.png)\n\n"
+          "## Verdict (generated from the numbers above)\n\n"
+          + "\n".join(l if l.startswith("  -") else f"- {l}" for l in payload["verdict"])
+          + "\n")
+  run_io.atomic_write_bytes(os.path.join(HERE, "README.md"), page.encode())
 
 
 def main(argv=None) -> int:
@@ -226,7 +283,7 @@ def main(argv=None) -> int:
       with open(os.path.join(HERE, "bench.json")) as f:
         bench = json.load(f)
     write_report(analyse(runs, bench))
-    log(f"iaat_cost: wrote {os.path.relpath(HERE, REPO)}/iaat_cost.json, tables.md, "
+    log(f"iaat_cost: wrote {os.path.relpath(HERE, REPO)}/iaat_cost.json, README.md, "
         "iaat_cost.png")
   return 0
 

@@ -14,6 +14,12 @@ training loop can call them directly (see docs/python_api.md):
     ... loss and optimizer step on x_train ...
     table.write(index, batch_steps.radii_to_store(...))
 
+With `probe_source="training"` (`--alg2_preset=reuse`) `choose_radii`
+returns the stored radii and the outcomes come from the training attack:
+`probes = batch_steps.reuse_outcome(method, logits_fn, images, labels, x_adv,
+stored, attack_config, in_warmup)` before the optimizer update, then
+`radii_to_store(..., probes=probes)`.
+
 `logits_fn` maps float32 images in [0, 1] to float32 logits and runs the
 classifier in the attack's BatchNorm mode (`attack_logits_fn`). Nothing here
 owns state: the eps table is `eps_table.EpsTable`, the radius arithmetic is
