@@ -18,7 +18,6 @@ import tensorflow as tf
 from absl import flags
 from absl.testing import flagsaver
 
-from iaat_tf.attacks import pgd
 from iaat_tf.cli import flags_config
 from iaat_tf.config import (AttackConfig, Config, ConfigError, MethodConfig,
                             alg2_preset, validate)
