@@ -49,6 +49,8 @@ def test_judge_tells_within_the_margin_only_when_the_seeds_can():
   j = cost.judge(noisy, EXACT, [1.1])
   assert j["meets_on_means"] and not j["aa_told"] and not j["meets_and_told"]
   assert "cannot tell" in j["aa_verdict"]
+  bound = -(j["aa_diff_vs_exact"] - 2 * j["aa_diff_se"])
+  assert f"rule out only a loss of more than {100 * bound:.1f} points" in j["aa_verdict"]
   # 5 points below on every seed: told to miss.
   worse = _runs([r["autoattack"] - 0.05 for r in EXACT], [r["clean"] for r in EXACT])
   j = cost.judge(worse, EXACT, [1.1])

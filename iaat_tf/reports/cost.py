@@ -67,9 +67,11 @@ def _aa_verdict(diff: float, se: float, margin: float) -> tuple[str, bool]:
     return (f"{pts(diff)} +- {100 * se:.1f} points: more than {100 * margin:.0f} point "
             "below, and the seeds tell", True)
   where = "within" if diff >= -margin else "more than"
+  bound = -(diff - 2 * se)
   return (f"{pts(diff)} +- {100 * se:.1f} points: {where} {100 * margin:.0f} point "
           f"{'of' if where == 'within' else 'below'} it on the mean, but the seeds "
-          "cannot tell", False)
+          f"cannot tell (they rule out only a loss of more than {100 * bound:.1f} "
+          "points)", False)
 
 
 def judge(runs: Sequence[Mapping], exact: Sequence[Mapping],
