@@ -67,6 +67,17 @@ def test_judge_needs_the_cost_on_every_model_and_no_lower_clean():
   assert not j["clean_not_lower"] and not j["meets_on_means"]
 
 
+def test_seeds_that_fail_to_learn_are_named_and_set_apart():
+  runs = _runs([0.08, 0.85, 0.86], [0.08, 0.99, 1.0])  # seed 0: a constant prediction
+  s = cost.summarise(runs)
+  assert s["failed_seeds"] == [0]
+  assert s["autoattack_mean_learned"] == pytest.approx(0.855)
+  row = {"variant": "pgd_at", **s, **cost.judge(runs, EXACT, [1.0])}
+  assert "fails to learn on 1 of 3 seeds; on the others 99.5 +- 0.7" in cost.table_markdown(
+      [row], [])
+  assert cost.summarise(EXACT)["failed_seeds"] == []
+
+
 def test_table_and_plot(tmp_path):
   rows = []
   for name, runs, ratio in (("pgd_at", _runs([0.07] * 5, [0.07] * 5), 1.0),

@@ -149,10 +149,12 @@ def read_all(seeds) -> dict:
       setting, runs = settings[name], []
       for seed in seeds:
         run_dir = setting.run_dir(options.out_dir, seed)
+        if not os.path.isfile(os.path.join(run_dir, "results.json")):
+          continue  # Not trained (yet).
         try:
           runs.append(read_run(run_dir, setting, seed))
-        except (run_io.RunDirError, KeyError):
-          pass
+        except (run_io.RunDirError, KeyError, TypeError):
+          pass  # Trained, not judged by AutoAttack (yet).
       out[task][name] = runs
   return out
 
@@ -254,7 +256,9 @@ def write_report(payload: dict) -> None:
         for m in BENCH_MODELS) + f" | {values['passes']:.1f} |")
   tables = []
   for task, rows in tasks.items():
-    tables.append(f"### {task}: AutoAttack at eps {payload['aa_eps'][task]:.3g}, "
+    n = TASKS[task].get("aa_max_examples", 0)
+    where = f"the first {n} test images" if n else "the whole test split"
+    tables.append(f"### {task}: AutoAttack at eps {payload['aa_eps'][task]:.3g} on {where}, "
                   f"{len(rows[0]['seeds'])} seeds, mean +- std (%)\n\n"
                   + cost.table_markdown(rows, BENCH_MODELS[:1]))
   with open(os.path.join(HERE, "page_intro.md")) as f:

@@ -23,6 +23,7 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
+from iaat_tf.reports import frontier
 from iaat_tf.reports.plots import save_figure
 
 import matplotlib  # pylint: disable=g-import-not-at-top,wrong-import-order
@@ -34,12 +35,25 @@ MARGIN = 0.01  # AutoAttack accuracy below the exact algorithm's (1 point).
 
 
 def summarise(runs: Sequence[Mapping]) -> dict:
-  """{seeds, clean_mean, clean_std, autoattack_mean, autoattack_std}; accuracies in [0, 1]."""
-  out = {"seeds": [int(r["seed"]) for r in runs]}
-  for key in ("clean", "autoattack"):
-    values = np.asarray([r[key] for r in runs], np.float64)
-    out[f"{key}_mean"] = float(values.mean()) if values.size else float("nan")
-    out[f"{key}_std"] = float(values.std(ddof=1)) if values.size > 1 else 0.0
+  """{seeds, clean_mean, clean_std, autoattack_mean, autoattack_std, failed_seeds}.
+
+  Accuracies in [0, 1]. `failed_seeds`: seeds whose model failed to learn
+  (a constant prediction, `frontier.learns`); when some did, the same
+  statistics over the seeds that learned are added with a `_learned` suffix.
+  """
+  def stats(subset, suffix=""):
+    out = {}
+    for key in ("clean", "autoattack"):
+      values = np.asarray([r[key] for r in subset], np.float64)
+      out[f"{key}_mean{suffix}"] = float(values.mean()) if values.size else float("nan")
+      out[f"{key}_std{suffix}"] = float(values.std(ddof=1)) if values.size > 1 else 0.0
+    return out
+
+  out = {"seeds": [int(r["seed"]) for r in runs], **stats(runs)}
+  learned = [r for r in runs if frontier.learns(r)]
+  out["failed_seeds"] = [int(r["seed"]) for r in runs if not frontier.learns(r)]
+  if out["failed_seeds"] and learned:
+    out.update(stats(learned, "_learned"))
   return out
 
 
@@ -61,17 +75,16 @@ def _aa_verdict(diff: float, se: float, margin: float) -> tuple[str, bool]:
   if math.isnan(se):
     return f"{pts(diff)} points on one seed: the seeds cannot tell", False
   if diff - 2 * se > -margin:
-    return (f"{pts(diff)} +- {100 * se:.1f} points: within {100 * margin:.0f} point, "
-            "and the seeds tell", True)
+    return (f"{pts(diff)} +- {100 * se:.1f} points: not more than {100 * margin:.0f} "
+            "point below it, and the seeds tell", True)
   if diff + 2 * se < -margin:
     return (f"{pts(diff)} +- {100 * se:.1f} points: more than {100 * margin:.0f} point "
             "below, and the seeds tell", True)
-  where = "within" if diff >= -margin else "more than"
+  where = "not more than" if diff >= -margin else "more than"
   bound = -(diff - 2 * se)
   return (f"{pts(diff)} +- {100 * se:.1f} points: {where} {100 * margin:.0f} point "
-          f"{'of' if where == 'within' else 'below'} it on the mean, but the seeds "
-          f"cannot tell (they rule out only a loss of more than {100 * bound:.1f} "
-          "points)", False)
+          f"below it on the mean, but the seeds cannot tell (they rule out only a "
+          f"loss of more than {100 * bound:.1f} points)", False)
 
 
 def judge(runs: Sequence[Mapping], exact: Sequence[Mapping],
@@ -118,10 +131,17 @@ def table_markdown(rows: Sequence[Mapping], models: Sequence[str]) -> str:
       goal = ("n/a" if r["variant"] == "pgd_at" else
               "met, told" if r.get("meets_and_told") else
               "met on the means" if r.get("meets_on_means") else "missed")
+    clean, robust = (pct(r["clean_mean"], r["clean_std"]),
+                     pct(r["autoattack_mean"], r["autoattack_std"]))
+    failed = r.get("failed_seeds") or []
+    if failed:
+      clean = (f"fails to learn on {len(failed)} of {len(r['seeds'])} seeds; on the "
+               f"others {pct(r['clean_mean_learned'], r['clean_std_learned'])}"
+               if "clean_mean_learned" in r else f"fails to learn on every seed ({clean})")
+      robust = (f"{pct(r['autoattack_mean_learned'], r['autoattack_std_learned'])} on "
+                "those" if "autoattack_mean_learned" in r else robust)
     lines.append(f"| {r['variant']} | {ratios} | {_fmt(r.get('passes_per_image'), 1)} | "
-                 f"{pct(r['clean_mean'], r['clean_std'])} | "
-                 f"{pct(r['autoattack_mean'], r['autoattack_std'])} | {diff} | "
-                 f"{clean_diff} | {goal} |")
+                 f"{clean} | {robust} | {diff} | {clean_diff} | {goal} |")
   return "\n".join(lines) + "\n"
 
 
@@ -134,16 +154,19 @@ def plot_cost(tasks: Mapping[str, Sequence[Mapping]], path: str, *, model: str,
   """AutoAttack accuracy vs step time / PGD-AT (on `model`), one panel per task."""
   fig, axes = plt.subplots(1, len(tasks), figsize=(5.2 * len(tasks), 4.2), squeeze=False)
   for ax, (task, rows) in zip(axes[0], tasks.items()):
-    for r in rows:
-      x = r.get("step_time_ratios", {}).get(model)
-      if x is None:
-        continue
+    timed = sorted((r for r in rows if r.get("step_time_ratios", {}).get(model) is not None),
+                   key=lambda r: r["step_time_ratios"][model])
+    for i, r in enumerate(timed):
+      x = r["step_time_ratios"][model]
       y, err = 100 * r["autoattack_mean"], 100 * r["autoattack_std"]
       colour = {"exact": "tab:blue", "pgd_at": "tab:gray"}.get(r["variant"], "tab:orange")
       ax.errorbar([x], [y], yerr=[err], fmt="o", color=colour, capsize=4)
-      ax.annotate(f"{r['variant']}\n(clean {100 * r['clean_mean']:.1f})", (x, y),
-                  textcoords="offset points", xytext=(6, 4), fontsize=8)
-    ax.axvline(MAX_RATIO, color="tab:red", lw=0.8, ls="--")
+      # Neighbours in cost alternate above and below their point.
+      ax.annotate(f"{r['variant']} (clean {100 * r['clean_mean']:.1f})", (x, y),
+                  textcoords="offset points", xytext=(6, 6 if i % 2 == 0 else -14),
+                  fontsize=8)
+    ax.axvline(MAX_RATIO, color="tab:red", lw=0.8, ls="--", label=f"goal: {MAX_RATIO}x")
+    ax.legend(loc="center right", fontsize=8)
     ax.set_xlabel(f"train-step time / PGD-AT's ({model}, one run)")
     ax.set_ylabel(f"AutoAttack accuracy at eps {aa_eps[task]:.3g} (%)")
     ax.set_title(f"{task}: mean +- std over seeds")

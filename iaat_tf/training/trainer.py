@@ -12,7 +12,10 @@ adds, per the method in `MethodConfig`:
   radius zeroed before the smoothing (so the table keeps (1 - beta) p) and
   train on the clean image (`s_minus="clean"`, the paper's Algorithm 1), or
   on the training attack at that stored radius (`s_minus="adversarial"`, the
-  authors' code; docs/DEPARTURES.md).
+  authors' code; docs/DEPARTURES.md). With `probe_source="training"`
+  (`--alg2_preset=reuse`) there are no probe attacks: the batch trains at the
+  stored radius, and the training attack (judged before the update) and a
+  short extension of it are the probes (`batch_steps.reuse_probes`).
 * `iaat_cheap`: the paper's cheap rule: train at the stored radius and move it
   by +gamma if that training attack failed, -gamma if it succeeded (no
   smoothing unless `cheap_beta` > 0). The outcome is judged by an
