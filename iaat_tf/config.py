@@ -646,6 +646,9 @@ def from_dict(values: dict) -> Config:
       for name in ("lr_boundaries", "synthetic_shape"):
         if name in section:
           section[name] = tuple(section[name])
+      if key == "train" and isinstance(section.get("jit_compile"), bool):
+        # Older runs stored --jit_compile as a boolean (true: the attack).
+        section["jit_compile"] = "attack" if section["jit_compile"] else "none"
       kwargs[key] = cls(**section)
     elif key in {f.name for f in dataclasses.fields(Config)}:
       kwargs[key] = value

@@ -255,7 +255,11 @@ def test_every_config_section_checks_its_own_fields_when_built():
     assert "\n" not in str(error.value)
     with pytest.raises(cfg.ConfigError, match=re.escape(message)):
       dataclasses.replace(section(), **options)
-  cfg.Config(output_dir="/tmp/x")  # The defaults pass.
+  config = cfg.Config(output_dir="/tmp/x")  # The defaults pass.
+  # A run's config.json from before --jit_compile took a mode still loads.
+  old = config.to_dict()
+  old["train"]["jit_compile"] = True
+  assert cfg.from_dict(old).train.jit_compile == "attack"
 
 
 def test_errors_found_without_tensorflow_are_one_line(tmp_path):
