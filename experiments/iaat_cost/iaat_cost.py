@@ -125,7 +125,11 @@ def run_all(seeds, jobs: int, log) -> dict:
     def one(job, options=options, settings=settings, experiment=experiment, task=task):
       name, seed = job
       began = time.perf_counter()
-      run = train_and_evaluate(settings[name], seed, options, experiment)
+      try:
+        run = train_and_evaluate(settings[name], seed, options, experiment)
+      except (RuntimeError, KeyError, run_io.RunDirError) as e:  # Keep the others going.
+        log(f"iaat_cost: FAILED {task} {name} seed {seed}: {e} (rerun to retry)")
+        return name, None
       log(f"iaat_cost: {task} {name} seed {seed}: clean {run['clean']:.4f}, AutoAttack "
           f"{run['autoattack']:.4f} ({time.perf_counter() - began:.0f} s; "
           f"{time.perf_counter() - start:.0f} s elapsed)")
@@ -133,7 +137,8 @@ def run_all(seeds, jobs: int, log) -> dict:
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
       results = list(pool.map(one, todo))
-    out[task] = {name: [r for n, r in results if n == name] for name in seeded}
+    out[task] = {name: [r for n, r in results if n == name and r is not None]
+                 for name in seeded}
   return out
 
 
