@@ -134,7 +134,7 @@ def report_lines(rows: List[dict]) -> List[str]:
            "model, random labels (most examples misclassified: skipping helps most); "
            "`robust`: no attack can succeed (no early stop; see the module docstring). "
            "(preset) marks `--alg2_preset=fast`. "
-           f"Target <= {TARGET}. Fidelity of the fast preset: bench/ALG2_FIDELITY.md. "
+           f"Target <= {TARGET}. Fidelity of the fast preset: experiments/alg2_fidelity/ALG2_FIDELITY.md. "
            "`probe_steps=N` alone (no early stop, no skipping) is the fast preset's "
            "data-independent upper bound. Groups whose steps take seconds were timed with "
            "one step per repeat on a shared machine: expect +-15% there (a ratio below 1 "

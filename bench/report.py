@@ -26,6 +26,7 @@ def _header(payload: dict) -> List[str]:
       "timed round-robin in one process and the median of the repeats is reported, so "
       "ratios within a model come from one run. When the machine is shared with other "
       "jobs (see the load average) absolute times are noisy, ratios less so.",
+      *(["", f"Shared machine: {payload['shared']}"] if payload.get("shared") else []),
       "",
   ]
 

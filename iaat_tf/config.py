@@ -82,7 +82,7 @@ def alg2_preset(name: str, attack_steps: int, attack_step_ratio: float,
   max(1, round(k / 3)) steps (or `probe_steps`) covering the same distance
   as the attack (k * step_ratio radii), that stop per example once
   misclassified and run only on the examples whose outcome Algorithm 2
-  uses. Measured in experiments/alg2_fidelity/ALG2_FIDELITY.md and bench/RESULTS_ALG2.md.
+  uses. Measured in experiments/alg2_fidelity/ALG2_FIDELITY.md and bench/RESULTS.md.
   reuse: no probe attacks; the training attack (at the stored radius) is the
   probe at p and max(1, round(k / 5)) steps started from its example are the
   probe at p + gamma (`--probe_extra_steps` overrides); the choice is stored for the next
