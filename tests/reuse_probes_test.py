@@ -92,7 +92,7 @@ def _trainer(method=REUSE, attack=ATTACK):
 def test_a_step_trains_at_the_stored_radius_and_stores_algorithm2s_choice():
   x, y, stored = _data(1)
   trainer = _trainer()
-  trainer.eps_table.assign(np.pad(stored, (0, 0)))
+  trainer.eps_table.assign(stored)
   # The outcomes the step must use: the training attack (salt TRAIN, this
   # step) against the model before its update.
   logits_fn = batch_steps.attack_logits_fn(trainer.classifier)
