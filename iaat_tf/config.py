@@ -459,12 +459,6 @@ for _cls in (Config, *SECTIONS.values()):
   _document_fields(_cls)
 
 
-def _sections(config: "Config"):
-  yield config
-  for name in SECTIONS:
-    yield getattr(config, name)
-
-
 def parse_radius(name: str, text: str) -> float:
   """'8/255' or '0.03' -> float; ConfigError naming the flag otherwise."""
   try:
@@ -528,8 +522,8 @@ def validate(config: Config) -> Config:
   d, m, a, me, t, e = (config.data, config.model, config.attack,
                        config.method, config.train, config.eval)
   _check(bool(config.output_dir), "--output_dir is required")
-  for section in _sections(config):  # Also checked when each section is built.
-    check_fields(section)
+  # Each section's choices and minimums were checked when it was built
+  # (Section.__post_init__); what follows spans fields and sections.
   for name, value in (("eps", me.eps), ("eps_max", me.eps_max),
                       ("gamma", me.gamma), ("eval_eps", e.eps),
                       ("pgd_min_step", a.min_step),

@@ -303,14 +303,12 @@ def reuse_probes(logits_fn: pgd.LogitsFn, images, labels, x_adv, stored,
   labels = tf.cast(labels, tf.int32)
   up_eps = tf.cast(stored, tf.float32) + method.gamma
   ball = norms.Ball(images, up_eps, attack.norm)
-  step_b = pgd.broadcast_eps(
-      pgd.pgd_step_size(up_eps, attack.ratio, attack.min_step), images)
+  step_size = pgd.pgd_step_size(up_eps, attack.ratio, attack.min_step)
   x, logits_at_p = pgd.pgd_step(logits_fn, tf.cast(x_adv, tf.float32), labels,
-                                step_b, ball)
+                                pgd.broadcast_eps(step_size, images), ball)
   same_fails = pgd.is_correct(logits_at_p, labels)
   if method.probe_extra_steps > 1:
-    x = pgd.pgd_from(logits_fn, images, labels, x, up_eps,
-                     pgd.pgd_step_size(up_eps, attack.ratio, attack.min_step),
+    x = pgd.pgd_from(logits_fn, images, labels, x, up_eps, step_size,
                      method.probe_extra_steps - 1, norm=attack.norm)
   up_fails = pgd.is_correct(logits_fn(x), labels)
   return up_fails, same_fails
@@ -318,16 +316,13 @@ def reuse_probes(logits_fn: pgd.LogitsFn, images, labels, x_adv, stored,
 
 def reuse_outcome(method: MethodConfig, logits_fn: pgd.LogitsFn, images, labels,
                   x_adv, stored, attack: AttackConfig, in_warmup):
-  """`reuse_probes`' outcomes for `radii_to_store` (not run during the
-  warmup, which ignores them); None unless the method uses them."""
+  """`reuse_probes`' outcomes for `radii_to_store`; None unless the method
+  uses them. Not run during the warmup, which ignores them (all False)."""
   if not reuses_training_attack(method):
     return None
-  probe = lambda: reuse_probes(logits_fn, images, labels, x_adv, stored, attack,
-                               method)
-  if isinstance(in_warmup, bool):
-    return probe() if not in_warmup else None
   nothing = lambda: (tf.zeros(tf.shape(labels), tf.bool),) * 2
-  return tf.cond(in_warmup, nothing, probe)
+  return by_phase(in_warmup, nothing, lambda: reuse_probes(
+      logits_fn, images, labels, x_adv, stored, attack, method))
 
 
 def algorithm2_radii(craft: CraftFn, logits_fn: pgd.LogitsFn, images,
@@ -356,6 +351,15 @@ def algorithm2_radii(craft: CraftFn, logits_fn: pgd.LogitsFn, images,
   return radius.algorithm2_update(stored, up_fails, same_fails, clean_ok,
                                   gamma=gamma, beta=method.beta,
                                   eps_max=method.eps_max)
+
+
+def by_phase(in_warmup, warm: Callable, adapt: Callable):
+  """warm() during the warmup, else adapt(): in Python for a Python bool,
+  as a `tf.cond` for a scalar bool tensor (both branches' outputs must then
+  have the same structure)."""
+  if isinstance(in_warmup, bool):
+    return warm() if in_warmup else adapt()
+  return tf.cond(in_warmup, warm, adapt)
 
 
 def choose_radii(craft: CraftFn, logits_fn: pgd.LogitsFn, images, labels,
@@ -390,9 +394,7 @@ def choose_radii(craft: CraftFn, logits_fn: pgd.LogitsFn, images, labels,
                                      stored, clean_ok, method, step)
   else:
     adapt = lambda: radius.zero_if_misclassified(stored, clean_ok)
-  if isinstance(in_warmup, bool):
-    return warm() if in_warmup else adapt()
-  return tf.cond(in_warmup, warm, adapt)
+  return by_phase(in_warmup, warm, adapt)
 
 
 def training_images(images: tf.Tensor, x_adv: tf.Tensor,
@@ -442,24 +444,17 @@ def radii_to_store(method: MethodConfig, eps_train, stored, clean_ok,
   adds smoothing.
   """
   if reuses_training_attack(method):
-    if in_warmup is True:
-      return eps_train
-    up_fails, same_fails = probes
     adapt = lambda: radius.algorithm2_update(
-        stored, up_fails, same_fails, clean_ok, gamma=method.gamma,
-        beta=method.beta, eps_max=method.eps_max)
-    if isinstance(in_warmup, bool):
-      return eps_train if in_warmup else adapt()
-    return tf.cond(in_warmup, lambda: tf.cast(eps_train, tf.float32), adapt)
-  if method.method != "iaat_cheap":
+        stored, *probes, clean_ok, gamma=method.gamma, beta=method.beta,
+        eps_max=method.eps_max)
+  elif method.method == "iaat_cheap":
+    beta = method.cheap_beta if method.cheap_beta > 0 else None
+    adapt = lambda: radius.cheap_update(stored, attack_failed, clean_ok,
+                                        gamma=method.gamma, eps_max=method.eps_max,
+                                        beta=beta)
+  else:
     return eps_train
-  beta = method.cheap_beta if method.cheap_beta > 0 else None
-  cheap = lambda: radius.cheap_update(stored, attack_failed, clean_ok,
-                                      gamma=method.gamma, eps_max=method.eps_max,
-                                      beta=beta)
-  if isinstance(in_warmup, bool):
-    return eps_train if in_warmup else cheap()
-  return tf.cond(in_warmup, lambda: tf.cast(eps_train, tf.float32), cheap)
+  return by_phase(in_warmup, lambda: tf.cast(eps_train, tf.float32), adapt)
 
 
 def cheap_outcome(method: MethodConfig, logits_fn: pgd.LogitsFn,
