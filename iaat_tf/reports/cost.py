@@ -158,11 +158,16 @@ def plot_cost(tasks: Mapping[str, Sequence[Mapping]], path: str, *, model: str,
                    key=lambda r: r["step_time_ratios"][model])
     for i, r in enumerate(timed):
       x = r["step_time_ratios"][model]
-      y, err = 100 * r["autoattack_mean"], 100 * r["autoattack_std"]
+      # A variant that fails to learn on some seeds is drawn where it learns.
+      part = "_learned" if "autoattack_mean_learned" in r else ""
+      y, err = 100 * r[f"autoattack_mean{part}"], 100 * r[f"autoattack_std{part}"]
+      clean = 100 * r[f"clean_mean{part}"]
+      note = (f"; learns on {len(r['seeds']) - len(r['failed_seeds'])} of "
+              f"{len(r['seeds'])}" if part else "")
       colour = {"exact": "tab:blue", "pgd_at": "tab:gray"}.get(r["variant"], "tab:orange")
       ax.errorbar([x], [y], yerr=[err], fmt="o", color=colour, capsize=4)
       # Neighbours in cost alternate above and below their point.
-      ax.annotate(f"{r['variant']} (clean {100 * r['clean_mean']:.1f})", (x, y),
+      ax.annotate(f"{r['variant']} (clean {clean:.1f}{note})", (x, y),
                   textcoords="offset points", xytext=(6, 6 if i % 2 == 0 else -14),
                   fontsize=8)
     ax.axvline(MAX_RATIO, color="tab:red", lw=0.8, ls="--", label=f"goal: {MAX_RATIO}x")
