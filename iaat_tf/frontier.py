@@ -40,8 +40,8 @@ judges every run with AutoAttack, and writes the clean-vs-robust frontier
 (frontier.json, frontier.md, frontier.png) with a verdict: is IAAT above
 uniform PGD-AT's frontier on this data, and can the seeds tell?"""
 HELP_GROUPS = (
-    ("Experiment", ("experiment", "pgd_at_eps", "iaat", "seeds", "train_args",
-                    "out_dir", "jobs")),
+    ("Experiment", ("experiment", "pgd_at_eps", "uniform_ramp", "iaat", "seeds",
+                    "train_args", "out_dir", "jobs")),
     ("Evaluation", ("aa_eps", "aa_max_examples", "aa_apgd_iters", "aa_targets",
                     "aa_fab_iters", "aa_square_queries", "curve")),
     ("Output", ("debug",)),
@@ -70,6 +70,9 @@ def _define_flags():
   flags.DEFINE_integer("aa_fab_iters", 100, "AutoAttack FAB-T iterations.")
   flags.DEFINE_integer("aa_square_queries", 5000, "AutoAttack Square queries.")
   flags.DEFINE_bool("curve", True, "Also the robustness curve over radii (evaluate's suite).")
+  flags.DEFINE_bool("uniform_ramp", True, "Ramp uniform PGD-AT's radius from 0 over "
+                    "the experiment's --warmup_epochs, the start IAAT's warmup gives its "
+                    "settings (--nouniform_ramp: the full radius from the first step).")
 
 
 def options_from_flags(f) -> FrontierOptions:
@@ -95,7 +98,8 @@ def options_from_flags(f) -> FrontierOptions:
       train_args=tuple(f.train_args.split()), aa_eps=aa_eps,
       aa_max_examples=f.aa_max_examples, aa_apgd_iters=f.aa_apgd_iters,
       aa_targets=f.aa_targets, aa_fab_iters=f.aa_fab_iters,
-      aa_square_queries=f.aa_square_queries, curve=f.curve)
+      aa_square_queries=f.aa_square_queries, curve=f.curve,
+      uniform_ramp=f.uniform_ramp)
   settings_of(options)  # Bad --iaat settings fail here, before any run.
   return options
 

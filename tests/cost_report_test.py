@@ -4,13 +4,14 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats as scipy_stats
 
 from iaat_tf.reports import cost
 
 
 def _runs(values, clean=None):
   clean = clean or [0.98] * len(values)
-  return [{"seed": s, "autoattack": a, "clean": c}
+  return [{"seed": s, "autoattack": a, "clean": c, "chance": 0.106, "n_examples": 359}
           for s, (a, c) in enumerate(zip(values, clean))]
 
 
@@ -24,6 +25,9 @@ def test_paired_difference_pairs_by_seed():
   assert d["n"] == 5
   assert d["diff"] == pytest.approx(diffs.mean())
   assert d["se"] == pytest.approx(diffs.std(ddof=1) / math.sqrt(5))
+  # The interval is Student's t with 4 degrees of freedom (2.776 SE), as scipy's.
+  ci = scipy_stats.ttest_1samp(diffs, 0.0).confidence_interval(0.95)
+  assert d["ci"] == pytest.approx([ci.low, ci.high])
   # Seeds the base lacks are left out; none shared: nan.
   assert cost.paired_difference(other[:2], EXACT[:1], "autoattack")["n"] == 0
 
@@ -49,7 +53,8 @@ def test_judge_tells_within_the_margin_only_when_the_seeds_can():
   j = cost.judge(noisy, EXACT, [1.1])
   assert j["meets_on_means"] and not j["aa_told"] and not j["meets_and_told"]
   assert "cannot tell" in j["aa_verdict"]
-  bound = -(j["aa_diff_vs_exact"] - 2 * j["aa_diff_se"])
+  bound = -(j["aa_diff_vs_exact"] - scipy_stats.t.ppf(0.975, 4) * j["aa_diff_se"])
+  assert j["aa_diff_ci"][0] == pytest.approx(-bound)
   assert f"rule out only a loss of more than {100 * bound:.1f} points" in j["aa_verdict"]
   # 5 points below on every seed: told to miss.
   worse = _runs([r["autoattack"] - 0.05 for r in EXACT], [r["clean"] for r in EXACT])

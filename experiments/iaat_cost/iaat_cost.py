@@ -17,6 +17,8 @@ forward/backward passes per image, and writes beside this file:
 
     python experiments/iaat_cost/iaat_cost.py --jobs=2          # everything
     python experiments/iaat_cost/iaat_cost.py --parts=report    # redraw from what exists
+    python experiments/iaat_cost/iaat_cost.py --parts=report --from_json
+        # redraw from the per-seed numbers stored in iaat_cost.json (no runs/)
 
 Parts (in this order): `runs` (train + AutoAttack every variant, task and
 seed; finished runs are kept: a rerun trains nothing), `bench` (the timings
@@ -82,10 +84,14 @@ def _options(task: str, seeds, jobs: int) -> FrontierOptions:
   eps = spec["eps"]
   iaat = [v.format(eps=eps) for v in VARIANTS.values() if v is not None]
   train_args = (f"--npz_path={spec['npz']}",) if "npz" in spec else ()
+  # PGD-AT here is the cost yardstick, at full radius from the first step
+  # (no ramp, as these runs were trained); the fair accuracy comparison with
+  # a ramped uniform radius is the frontier's (experiments/frontier_digits).
   return FrontierOptions(experiment=spec["experiment"], out_dir=os.path.join(RUNS, task),
                          pgd_at_eps=(eps,), iaat=iaat, seeds=tuple(seeds), jobs=jobs,
                          train_args=train_args, curve=False,
-                         aa_max_examples=spec.get("aa_max_examples", 0))
+                         aa_max_examples=spec.get("aa_max_examples", 0),
+                         uniform_ramp=False)
 
 
 def _settings(options: FrontierOptions) -> dict:
@@ -164,6 +170,35 @@ def read_all(seeds) -> dict:
   return out
 
 
+def _test_labels(task: str):
+  """The labels AutoAttack judged on `task` (its whole test split, or the
+  first aa_max_examples of it)."""
+  if task == "digits":
+    from iaat_tf.data import load_digits_arrays  # pylint: disable=g-import-not-at-top
+    labels = load_digits_arrays()[1][1]
+  else:
+    import shapes  # pylint: disable=g-import-not-at-top
+    labels = shapes.make(400, 1)[1]  # shapes.write's test split.
+  n = TASKS[task].get("aa_max_examples") or len(labels)
+  return labels[:n]
+
+
+def read_stored() -> dict:
+  """The per-seed numbers iaat_cost.json holds (for --from_json: runs/ is not
+  committed), with each task's chance rate and test size for `learns`."""
+  from iaat_tf.evaluation.autoattack import majority_rate  # pylint: disable=g-import-not-at-top
+  with open(os.path.join(HERE, "iaat_cost.json")) as f:
+    stored = json.load(f)
+  out = {}
+  for row in stored["variants"]:
+    labels = _test_labels(row["task"])
+    out.setdefault(row["task"], {})[row["variant"]] = [
+        {**r, "run_dir": os.path.join(REPO, r["run_dir"]),
+         "aa_eps": stored["aa_eps"][row["task"]], "chance": majority_rate(labels),
+         "n_examples": len(labels)} for r in row["runs"]]
+  return out
+
+
 def run_bench(log) -> dict:
   """Step times and passes (bench/probe_variants.py) in the exact seed-0 digits state."""
   from bench import probe_variants  # pylint: disable=g-import-not-at-top
@@ -187,6 +222,7 @@ def analyse(runs: dict, bench: dict) -> dict:
       if not task_runs:
         continue
       row = {"variant": name, "task": task, "flags": list(settings[name].flags),
+             "chance": task_runs[0]["chance"], "n_examples": task_runs[0]["n_examples"],
              "step_time_ratio_vs_pgd_at": ratios.get(name, {}).get("small_cnn_8x8"),
              "step_time_ratios": ratios.get(name, {}),
              "passes_per_image": passes.get(name), **cost.summarise(task_runs),
@@ -207,6 +243,12 @@ def analyse(runs: dict, bench: dict) -> dict:
 CANDIDATES = ("reuse", "cheap")
 
 
+def _diff(value: float, ci) -> str:
+  if not ci or ci[0] is None:
+    return f"{100 * value:+.1f} (one seed)"
+  return f"{100 * value:+.1f}, 95% interval [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]"
+
+
 def verdict(payload: dict) -> list:
   """The goal per candidate and task, in words, and the recommendation."""
   lines, met = [], {}
@@ -219,8 +261,7 @@ def verdict(payload: dict) -> list:
     lines.append(f"**{name}**: step time {cost_words} PGD-AT's "
                  f"({'within' if rows[0].get('cost_ok') else 'over'} {cost.MAX_RATIO}x).")
     for r in rows:
-      clean = (f"clean {100 * r['clean_diff_vs_exact']:+.1f} +- "
-               f"{100 * r['clean_diff_se']:.1f} points")
+      clean = f"clean {_diff(r['clean_diff_vs_exact'], r['clean_diff_ci'])} points"
       lines.append(f"  - {r['task']} ({r['paired_seeds']} paired seeds): AutoAttack "
                    f"{r['aa_verdict']}; {clean}; goal "
                    + ("met, and the seeds tell" if r["meets_and_told"] else
@@ -283,6 +324,8 @@ def main(argv=None) -> int:
                       help="Comma-separated subset of runs,bench,report.")
   parser.add_argument("--seeds", default="0,1,2,3,4")
   parser.add_argument("--jobs", type=int, default=2, help="Runs at a time.")
+  parser.add_argument("--from_json", action="store_true",
+                      help="report: the per-seed numbers in iaat_cost.json, not runs/.")
   args = parser.parse_args(argv)
   parts = set(args.parts.split(","))
   unknown = parts - {"runs", "bench", "report"}
@@ -294,7 +337,7 @@ def main(argv=None) -> int:
   bench = run_bench(log) if "bench" in parts else None
   if "report" in parts:
     if runs is None:
-      runs = read_all(seeds)
+      runs = read_stored() if args.from_json else read_all(seeds)
     if bench is None:
       with open(os.path.join(HERE, "bench.json")) as f:
         bench = json.load(f)

@@ -51,18 +51,44 @@ class FrontierOptions:
   aa_fab_iters: int = 100
   aa_square_queries: int = 5000
   curve: bool = True
+  # Uniform PGD-AT's radius ramps from 0 over the experiment's --warmup_epochs:
+  # the start IAAT's warmup gives its settings (issue 32). False: full radius
+  # from the first step.
+  uniform_ramp: bool = True
 
 
 def _slug(text: str) -> str:
   return "".join(c if c.isalnum() or c in "._-" else "_" for c in text)
 
 
+def warmup_epochs(options: FrontierOptions) -> int:
+  """The experiment's --warmup_epochs (its flagfile, then --train_args)."""
+  from iaat_tf import config as cfg  # pylint: disable=g-import-not-at-top
+  from iaat_tf.cli import flagfiles  # pylint: disable=g-import-not-at-top
+  value = cfg.MethodConfig().warmup_epochs
+  try:
+    args = flagfiles.expand([f"--flagfile={options.experiment}", *options.train_args])
+  except flagfiles.FlagfileError as e:
+    raise FrontierError(str(e).replace("--flagfile", "--experiment")) from None
+  for arg in args:
+    if arg.startswith("--warmup_epochs="):
+      try:
+        value = int(arg.partition("=")[2])
+      except ValueError:
+        raise FrontierError(f"{arg}: not an integer") from None
+  return value
+
+
 def settings_of(options: FrontierOptions) -> list[Setting]:
-  """PGD-AT at each radius, then each adaptive setting (default method iaat)."""
+  """PGD-AT at each radius (ramped over the experiment's warmup unless
+  `uniform_ramp` is off), then each adaptive setting (default method iaat)."""
   out = []
+  ramp = warmup_epochs(options) if options.uniform_ramp else 0
   for eps in options.pgd_at_eps:
-    out.append(Setting(f"pgd_at_eps{eps:.4g}", "pgd_at",
-                       ("--method=pgd_at", f"--eps={eps!r}")))
+    name, flags = f"pgd_at_eps{eps:.4g}", ("--method=pgd_at", f"--eps={eps!r}")
+    if ramp:
+      name, flags = f"{name}_ramp{ramp}", flags + (f"--eps_ramp_epochs={ramp}",)
+    out.append(Setting(name, "pgd_at", flags))
   for text in options.iaat:
     pairs = [p for p in text.replace(",", " ").split() if p]
     values = {}
@@ -137,7 +163,8 @@ def read_run(run_dir: str, setting: Setting, seed: int) -> dict:
   run = {"setting": setting.name, "method": setting.method,
          "flags": list(setting.flags), "seed": seed, "run_dir": run_dir,
          "clean": float(aa["clean_accuracy"]), "autoattack": float(aa["robust_accuracy"]),
-         "aa_eps": float(aa["eps"]), "norm": results.get("norm", "linf")}
+         "aa_eps": float(aa["eps"]), "norm": results.get("norm", "linf"),
+         "n_examples": int(aa["n_examples"]), "chance": _chance(run_dir, aa)}
   eps = results.get("eps") or {}
   if setting.method == "pgd_at":
     run["train_eps"] = float(eps.get("mean", float("nan")))
@@ -147,6 +174,23 @@ def read_run(run_dir: str, setting: Setting, seed: int) -> dict:
     radii = np.load(table)
     run["eps_quantiles"] = [float(v) for v in np.percentile(radii, [10, 25, 50, 75, 90])]
   return run
+
+
+def _chance(run_dir: str, aa: dict) -> float:
+  """The majority-class rate of the labels AutoAttack judged (autoattack.json;
+  for a run judged before it recorded one, its per-example file)."""
+  if aa.get("majority_rate") is not None:
+    return float(aa["majority_rate"])
+  import csv  # pylint: disable=g-import-not-at-top
+  from iaat_tf.evaluation import autoattack  # pylint: disable=g-import-not-at-top
+  path = os.path.join(run_dir, "eval", aa.get("examples_file", "autoattack_examples.csv"))
+  try:
+    with open(path) as f:
+      labels = [int(row["label"]) for row in csv.DictReader(f)]
+  except (OSError, KeyError, ValueError) as e:
+    raise run_io.RunDirError(f"{run_dir}: no majority-class rate in its AutoAttack "
+                             f"and no per-example labels ({e}); rerun iaat-evaluate") from None
+  return autoattack.majority_rate(labels)
 
 
 def run_frontier(options: FrontierOptions, log: Callable[[str], None] = print) -> dict:

@@ -146,6 +146,8 @@ class AutoAttackReport:
         "n_examples": int(self.num_examples),
         "clean_accuracy": float(self.clean_accuracy),
         "robust_accuracy": float(self.robust_accuracy),
+        # Chance: the accuracy of always predicting the most frequent label.
+        "majority_rate": majority_rate(self.labels),
         "attacks": list(self.accuracy_after),
         "accuracy_after_attack": {k: float(v)
                                   for k, v in self.accuracy_after.items()},
@@ -157,6 +159,15 @@ class AutoAttackReport:
     if versions:
       out["versions"] = package_versions()
     return out
+
+
+def majority_rate(labels) -> Optional[float]:
+  """The share of the most frequent label: a constant prediction's best
+  accuracy (None without labels)."""
+  if labels is None or not len(labels):
+    return None
+  counts = np.unique(np.asarray(labels), return_counts=True)[1]
+  return float(counts.max() / counts.sum())
 
 
 def package_versions() -> dict:

@@ -8,22 +8,24 @@ times and calls them.
   its seeds.
 * `paired_difference` compares two variants seed by seed (the same seed:
   the same initial weights, data order and test split): the mean of the
-  per-seed differences and its standard error, std / sqrt(n).
+  per-seed differences, its standard error std / sqrt(n) and its 95%
+  Student's t interval with n - 1 degrees of freedom (`reports/stats.py`).
 * `judge` applies the goal: a step at most `max_ratio` x PGD-AT's, AutoAttack
   accuracy within `margin` of the exact algorithm, clean accuracy not lower.
   It says whether the seeds can tell: the AutoAttack loss is "told" to be
-  within the margin when difference - 2 SE > -margin, "told" to exceed it
-  when difference + 2 SE < -margin, and otherwise the seeds cannot tell.
+  within the margin when the interval's low end is above -margin, "told" to
+  exceed it when its high end is below -margin, otherwise the seeds cannot
+  tell (and the interval's low end is the largest loss they rule out).
 * `plot_cost` draws AutoAttack accuracy (mean, one-std error bars) against
   the step-time ratio, one panel per task.
 """
 
-import math
 from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
 from iaat_tf.reports import frontier
+from iaat_tf.reports import stats
 from iaat_tf.reports.plots import save_figure
 
 import matplotlib  # pylint: disable=g-import-not-at-top,wrong-import-order
@@ -59,32 +61,33 @@ def summarise(runs: Sequence[Mapping]) -> dict:
 
 def paired_difference(runs: Sequence[Mapping], base: Sequence[Mapping],
                       key: str) -> dict:
-  """Mean over shared seeds of runs[key] - base[key], its SE and the seeds."""
+  """Over the seeds both have: mean of runs[key] - base[key], its SE, the
+  95% t interval ("ci", n - 1 df) and n."""
   by_seed = {int(r["seed"]): r[key] for r in base}
-  diffs = [r[key] - by_seed[int(r["seed"])] for r in runs if int(r["seed"]) in by_seed]
-  n = len(diffs)
-  if not n:
-    return {"diff": float("nan"), "se": float("nan"), "n": 0}
-  se = float(np.std(diffs, ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
-  return {"diff": float(np.mean(diffs)), "se": se, "n": n}
+  diffs = {int(r["seed"]): r[key] - by_seed[int(r["seed"])] for r in runs
+           if int(r["seed"]) in by_seed}
+  if not diffs:
+    return {"diff": float("nan"), "se": float("nan"), "ci": [None, None], "n": 0}
+  est = stats.combination([diffs])
+  return {"diff": est.value, "se": est.se, "ci": est.ci, "n": len(diffs),
+          "estimate": est}
 
 
-def _aa_verdict(diff: float, se: float, margin: float) -> tuple[str, bool]:
+def _aa_verdict(est: stats.Estimate, margin: float) -> tuple[str, bool]:
   """(words, told): is the AutoAttack loss within `margin`, and can the seeds tell?"""
   pts = lambda v: f"{100 * v:+.1f}"
-  if math.isnan(se):
-    return f"{pts(diff)} points on one seed: the seeds cannot tell", False
-  if diff - 2 * se > -margin:
-    return (f"{pts(diff)} +- {100 * se:.1f} points: not more than {100 * margin:.0f} "
-            "point below it, and the seeds tell", True)
-  if diff + 2 * se < -margin:
-    return (f"{pts(diff)} +- {100 * se:.1f} points: more than {100 * margin:.0f} point "
-            "below, and the seeds tell", True)
-  where = "not more than" if diff >= -margin else "more than"
-  bound = -(diff - 2 * se)
-  return (f"{pts(diff)} +- {100 * se:.1f} points: {where} {100 * margin:.0f} point "
-          f"below it on the mean, but the seeds cannot tell (they rule out only a "
-          f"loss of more than {100 * bound:.1f} points)", False)
+  if not est.known:
+    return f"{pts(est.value)} points on one seed: the seeds cannot tell", False
+  ci = f"{pts(est.value)} points, 95% interval [{pts(est.low)}, {pts(est.high)}]"
+  if est.low > -margin:
+    return (f"{ci}: not more than {100 * margin:.0f} point below it, and the seeds "
+            "tell", True)
+  if est.high < -margin:
+    return f"{ci}: more than {100 * margin:.0f} point below, and the seeds tell", True
+  where = "not more than" if est.value >= -margin else "more than"
+  return (f"{ci}: {where} {100 * margin:.0f} point below it on the mean, but the "
+          f"seeds cannot tell (they rule out only a loss of more than "
+          f"{-100 * est.low:.1f} points)", False)
 
 
 def judge(runs: Sequence[Mapping], exact: Sequence[Mapping],
@@ -94,18 +97,21 @@ def judge(runs: Sequence[Mapping], exact: Sequence[Mapping],
 
   `step_ratios`: its step time / PGD-AT's on every timed model; the cost
   goal holds when every one is <= max_ratio. `meets_on_means`: cost, mean
-  AutoAttack difference >= -margin and mean clean difference >= 0 (within
-  2 SE of it: no lower clean accuracy the seeds can show).
+  AutoAttack difference >= -margin and clean accuracy not lower (a mean
+  difference >= 0, or a 95% interval that reaches 0: no lower clean
+  accuracy the seeds can show).
   """
   aa = paired_difference(runs, exact, "autoattack")
   clean = paired_difference(runs, exact, "clean")
-  words, told = _aa_verdict(aa["diff"], aa["se"], margin)
+  words, told = (_aa_verdict(aa["estimate"], margin) if aa["n"]
+                 else ("no paired seeds", False))
   cost_ok = bool(step_ratios) and all(r <= max_ratio for r in step_ratios)
   clean_ok = clean["n"] > 0 and (clean["diff"] >= 0 or (
-      not math.isnan(clean["se"]) and clean["diff"] + 2 * clean["se"] >= 0))
+      clean["estimate"].known and clean["estimate"].high >= 0))
   aa_ok = aa["n"] > 0 and aa["diff"] >= -margin
-  return {"aa_diff_vs_exact": aa["diff"], "aa_diff_se": aa["se"],
+  return {"aa_diff_vs_exact": aa["diff"], "aa_diff_se": aa["se"], "aa_diff_ci": aa["ci"],
           "clean_diff_vs_exact": clean["diff"], "clean_diff_se": clean["se"],
+          "clean_diff_ci": clean["ci"],
           "paired_seeds": aa["n"], "cost_ok": cost_ok, "aa_within_margin": aa_ok,
           "aa_told": told, "clean_not_lower": clean_ok, "aa_verdict": words,
           "meets_on_means": cost_ok and aa_ok and clean_ok,
@@ -116,18 +122,18 @@ def table_markdown(rows: Sequence[Mapping], models: Sequence[str]) -> str:
   """One row per variant of one task: cost, passes, accuracies, differences."""
   pct = lambda m, s: f"{100 * m:.1f} +- {100 * s:.1f}"
   head = ("| variant | " + " | ".join(f"step / PGD-AT ({m})" for m in models)
-          + " | passes / image | clean | AutoAttack | AutoAttack - exact | "
-          "clean - exact | goal |")
+          + " | passes / image | clean | AutoAttack | AutoAttack - exact (95% interval) | "
+          "clean - exact (95% interval) | goal |")
   lines = [head, "|" + "---|" * (7 + len(models))]
   for r in rows:
     ratios = " | ".join(_fmt(r.get("step_time_ratios", {}).get(m)) for m in models)
     if r["variant"] == "exact":
       diff = clean_diff = goal = "-"
     else:
-      diff = (f"{100 * r['aa_diff_vs_exact']:+.1f} +- {100 * r['aa_diff_se']:.1f}"
+      diff = (_with_ci(r["aa_diff_vs_exact"], r["aa_diff_ci"])
               if r.get("paired_seeds") else "n/a")
-      clean_diff = (f"{100 * r['clean_diff_vs_exact']:+.1f} +- "
-                    f"{100 * r['clean_diff_se']:.1f}" if r.get("paired_seeds") else "n/a")
+      clean_diff = (_with_ci(r["clean_diff_vs_exact"], r["clean_diff_ci"])
+                    if r.get("paired_seeds") else "n/a")
       goal = ("n/a" if r["variant"] == "pgd_at" else
               "met, told" if r.get("meets_and_told") else
               "met on the means" if r.get("meets_on_means") else "missed")
@@ -143,6 +149,13 @@ def table_markdown(rows: Sequence[Mapping], models: Sequence[str]) -> str:
     lines.append(f"| {r['variant']} | {ratios} | {_fmt(r.get('passes_per_image'), 1)} | "
                  f"{clean} | {robust} | {diff} | {clean_diff} | {goal} |")
   return "\n".join(lines) + "\n"
+
+
+def _with_ci(value: float, ci) -> str:
+  """+1.4 [-1.9, +4.7]: percent points with the 95% interval."""
+  if not ci or ci[0] is None:
+    return f"{100 * value:+.1f} (one seed)"
+  return f"{100 * value:+.1f} [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]"
 
 
 def _fmt(value: Optional[float], digits: int = 2) -> str:

@@ -1,35 +1,50 @@
 """The clean-vs-robust frontier over seeds: summary, frontier, verdict, picture.
 
 Pure functions of per-run numbers (no training, no attacks): `iaat_tf.frontier`
-trains and evaluates the runs, then calls these.
+trains and evaluates the runs, then calls these. Intervals come from
+`reports/stats.py` (Student's t over the seeds; see docs/frontier.md).
 
-* `summarise` groups runs by setting: mean and (sample) standard deviation of
-  clean and AutoAttack accuracy over the seeds, the seeds' own values.
+* `learns`: a run learned when its clean accuracy is above chance (the
+  majority-class rate of the test labels it was judged on) by more than
+  luck on that many test images explains (one-sided binomial p < 0.001).
+  Seeds that fail to learn are a reliability figure (`learns`: "k/n"),
+  never averaged into a setting's accuracy.
+* `summarise` groups runs by setting: mean, (sample) standard deviation and
+  95% t interval of clean and AutoAttack accuracy over the seeds that learn.
 * `pareto_flags` marks the settings no other setting beats in both means.
 * `compare_to_frontier` places each adaptive setting against uniform PGD-AT's
-  frontier at the same clean accuracy: PGD-AT's non-dominated settings,
-  linearly interpolated in clean accuracy, give the AutoAttack accuracy a
-  uniform radius reaches there; the gap's standard error combines the
-  setting's and the interpolated PGD-AT points' standard errors of the mean.
-  Below PGD-AT's clean-accuracy range the frontier's lowest-clean point is a
-  bound (it has more clean accuracy); above it nothing is compared (None).
-* `verdict` says it in words, and says when the seeds cannot tell (|gap| <
-  2 standard errors). A seed "fails to learn" when its model is a constant
-  prediction (clean accuracy equals AutoAttack accuracy, below 50%); a
-  uniform radius that fails on some seeds only is reported on the seeds it
-  learns on too, and every adaptive setting is compared with it there: a
-  uniform radius that trains only sometimes is no safe choice, but where it
-  trains it is the frontier a lucky user meets.
-* `plot_frontier` draws the means with error bars (one standard deviation)
-  in both directions, PGD-AT's frontier as a line, and the learned radii of
-  each adaptive setting next to PGD-AT's fixed radii.
+  frontier (PGD-AT's non-dominated settings, where they learn), as a
+  structured verdict: `gap`, `gap_ci` (95%) and `verdict`, one of
+  - `above` / `below`: the interval of the gap at matched clean accuracy
+    (the frontier interpolated linearly between its two neighbouring points)
+    lies above / below 0. Its uncertainty carries both coordinates of the
+    setting and of both points (`stats.gap_to_segment`), paired by seed
+    where the settings share their seeds.
+  - `cannot_tell`: the interval holds 0.
+  - `not_comparable`: outside PGD-AT's clean range. With more clean
+    accuracy than every frontier point there is nothing to compare with
+    (add smaller radii); with less, the comparison is with the frontier's
+    lowest-clean point, which has more clean accuracy: that can show the
+    setting `below` (dominated) but never above (a larger uniform radius
+    may buy the same trade), so anything else is `not_comparable` (add
+    larger radii).
+* `verdict` says it in words, generated from those fields.
+* `plot_frontier` draws the means over learned seeds with error bars (one
+  standard deviation) both ways, "k/n" beside a point whose setting fails on
+  some seeds, PGD-AT's frontier as a line, and each setting's radii.
+
+`tests/frontier_test.py` simulates settings that lie on the frontier and
+measures how often `above` is claimed (at most 5%), and how often a true
+advantage is found.
 """
 
 import math
 from typing import Mapping, Optional, Sequence
 
 import numpy as np
+from scipy import stats as _scipy
 
+from iaat_tf.reports import stats
 from iaat_tf.reports.plots import norm_label, save_figure
 
 import matplotlib  # pylint: disable=g-import-not-at-top,wrong-import-order
@@ -37,28 +52,38 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-order
 
 UNIFORM = ("pgd_at",)
-SETTING_FIELDS = ("setting", "method", "flags", "seeds", "clean_mean", "clean_std",
-                  "autoattack_mean", "autoattack_std", "on_frontier")
-
-
-def _mean_std(values: Sequence[float]) -> tuple[float, float]:
-  arr = np.asarray(values, dtype=np.float64)
-  std = float(arr.std(ddof=1)) if arr.size > 1 else 0.0
-  return float(arr.mean()), std
+VERDICTS = ("above", "below", "cannot_tell", "not_comparable")
+LEARN_P = 1e-3  # One-sided binomial p-value that clean accuracy beats chance.
 
 
 def learns(run: Mapping) -> bool:
-  """False for a constant prediction: clean accuracy equals AutoAttack
-  accuracy (no attack can lower it) and is below 50%."""
-  return not (run["clean"] <= run["autoattack"] + 1e-9 and run["clean"] < 0.5)
+  """Clean accuracy above chance (`run["chance"]`, the majority-class rate
+  of the test labels) beyond luck on `run["n_examples"]` test images:
+  P(Binomial(n, chance) >= correct) < LEARN_P."""
+  chance, n = run.get("chance"), run.get("n_examples")
+  if chance is None or not n:
+    raise ValueError(f"run {run.get('setting')} seed {run.get('seed')}: "
+                     "'learns' needs its chance rate and number of test examples")
+  correct = int(round(run["clean"] * n))
+  return bool(_scipy.binom.sf(correct - 1, int(n), chance) < LEARN_P)
+
+
+def _interval_dict(values: Sequence[float]) -> dict:
+  est = stats.mean(values)
+  std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+  return {"mean": est.value, "std": std,
+          "ci": est.ci}
 
 
 def summarise(runs: Sequence[Mapping]) -> list[dict]:
-  """Per setting (in first-seen order): method, flags, seeds, means, stds.
+  """Per setting (in first-seen order): method, flags, seeds, the seeds that
+  learn ("learns": "k/n", "reliability": k/n), and over those seeds the
+  mean, std and 95% t interval of clean and AutoAttack accuracy (None where
+  no seed learns).
 
-  Each run is {"setting", "method", "flags", "seed", "clean", "autoattack"}
-  and optionally "eps_quantiles" (the learned radii's 10/25/50/75/90th
-  percentiles) and "train_eps".
+  Each run is {"setting", "method", "flags", "seed", "clean", "autoattack",
+  "chance", "n_examples"} and optionally "eps_quantiles" (the learned
+  radii's 10/25/50/75/90th percentiles) and "train_eps".
   """
   order, groups = [], {}
   for run in runs:
@@ -70,96 +95,124 @@ def summarise(runs: Sequence[Mapping]) -> list[dict]:
   out = []
   for key in order:
     group = sorted(groups[key], key=lambda r: r["seed"])
-    clean_mean, clean_std = _mean_std([r["clean"] for r in group])
-    aa_mean, aa_std = _mean_std([r["autoattack"] for r in group])
+    learned = [r for r in group if learns(r)]
     row = {"setting": key, "method": group[0]["method"],
            "flags": list(group[0]["flags"]), "seeds": [r["seed"] for r in group],
-           "clean_mean": clean_mean, "clean_std": clean_std,
-           "autoattack_mean": aa_mean, "autoattack_std": aa_std,
+           "learned_seeds": [r["seed"] for r in learned],
+           "learns": f"{len(learned)}/{len(group)}",
+           "reliability": len(learned) / len(group),
            "per_seed": [{"seed": r["seed"], "clean": r["clean"],
-                         "autoattack": r["autoattack"]} for r in group]}
-    learned = [r for r in group if learns(r)]
-    row["learned_seeds"] = [r["seed"] for r in learned]
-    if learned and len(learned) < len(group):
-      row["clean_mean_learned"], row["clean_std_learned"] = _mean_std(
-          [r["clean"] for r in learned])
-      row["autoattack_mean_learned"], row["autoattack_std_learned"] = _mean_std(
-          [r["autoattack"] for r in learned])
+                         "autoattack": r["autoattack"], "learned": learns(r)}
+                        for r in group]}
+    for name in ("clean", "autoattack"):
+      if learned:
+        d = _interval_dict([r[name] for r in learned])
+        row.update({f"{name}_mean": d["mean"], f"{name}_std": d["std"],
+                    f"{name}_ci": d["ci"]})
+      else:
+        row.update({f"{name}_mean": None, f"{name}_std": None, f"{name}_ci": None})
     if group[0].get("train_eps") is not None:
       row["train_eps"] = group[0]["train_eps"]
-    quantiles = [r["eps_quantiles"] for r in group if r.get("eps_quantiles")]
+    quantiles = [r["eps_quantiles"] for r in learned if r.get("eps_quantiles")]
     if quantiles:
       row["eps_quantiles"] = [float(v) for v in np.mean(quantiles, axis=0)]
     out.append(row)
   return out
 
 
+def _learned(setting: Mapping) -> bool:
+  return setting["clean_mean"] is not None
+
+
 def pareto_flags(settings: Sequence[Mapping]) -> list[bool]:
-  """True where no other setting has both higher mean clean and higher
-  mean AutoAttack accuracy (ties do not dominate)."""
+  """True where the setting learns on some seed and no other such setting
+  has both higher mean clean and higher mean AutoAttack accuracy (ties do
+  not dominate)."""
+  ok = [s for s in settings if _learned(s)]
   flags = []
   for a in settings:
+    if not _learned(a):
+      flags.append(False)
+      continue
     dominated = any(b is not a and b["clean_mean"] >= a["clean_mean"]
                     and b["autoattack_mean"] >= a["autoattack_mean"]
                     and (b["clean_mean"] > a["clean_mean"]
                          or b["autoattack_mean"] > a["autoattack_mean"])
-                    for b in settings)
+                    for b in ok)
     flags.append(not dominated)
   return flags
 
 
 def uniform_frontier(settings: Sequence[Mapping]) -> list[Mapping]:
-  """PGD-AT's non-dominated settings (among PGD-AT alone), by clean accuracy."""
+  """PGD-AT's non-dominated settings (among PGD-AT alone, where they learn),
+  by clean accuracy."""
   uniform = [s for s in settings if s["method"] in UNIFORM]
   keep = [s for s, ok in zip(uniform, pareto_flags(uniform)) if ok]
   return sorted(keep, key=lambda s: s["clean_mean"])
 
 
-def _sem(setting: Mapping) -> float:
-  n = len(setting["seeds"])
-  return setting["autoattack_std"] / math.sqrt(n) if n > 1 else float("nan")
+def _runs(setting: Mapping) -> list[dict]:
+  return [p for p in setting["per_seed"] if p["learned"]]
+
+
+def _radius(setting: Mapping) -> str:
+  eps = setting.get("train_eps")
+  return setting["setting"] if eps is None else f"{eps:.4g}"
 
 
 def compare_to_frontier(setting: Mapping, frontier: Sequence[Mapping]) -> dict:
-  """The setting's AutoAttack gap to PGD-AT's frontier at its clean accuracy.
+  """The structured verdict of one adaptive setting against PGD-AT's frontier.
 
-  {"frontier_autoattack", "gap", "gap_se", "frontier_basis"}. Within the
-  frontier's clean range the frontier is interpolated ("interpolated").
-  Below it, the frontier's lowest-clean point reaches more clean accuracy
-  with its AutoAttack accuracy, a value the frontier at least attains there
-  ("bound": the gap is an upper bound on the setting's advantage). Above it
-  nothing is known (all None): no extrapolation.
+  {"verdict", "gap", "gap_ci", "gap_se", "gap_df", "frontier_autoattack",
+  "frontier_basis" ("interpolated", "higher_clean_point" or None),
+  "compared_with" (frontier settings), "reason" (for not_comparable)}.
   """
-  none = {"frontier_autoattack": None, "gap": None, "gap_se": None,
-          "frontier_basis": None}
+  out = {"verdict": "not_comparable", "gap": None, "gap_ci": None, "gap_se": None,
+         "gap_df": None, "frontier_autoattack": None, "frontier_basis": None,
+         "compared_with": [], "reason": None}
+  if not _learned(setting):
+    out["reason"] = "it learns on no seed"
+    return out
   if not frontier:
-    return none
+    out["reason"] = "no PGD-AT radius learns on any seed"
+    return out
   x = setting["clean_mean"]
   cleans = [f["clean_mean"] for f in frontier]
   if x > cleans[-1]:
-    return none
-  basis = "interpolated"
-  if x < cleans[0]:
+    out["reason"] = (f"more clean accuracy than every PGD-AT radius reached; add "
+                     f"radii smaller than {_radius(frontier[-1])}")
+    return out
+  if x < cleans[0] or len(frontier) == 1:
     lo = hi = frontier[0]
-    w, basis = 0.0, "bound"
-  elif len(frontier) == 1 or x == cleans[-1]:
-    lo = hi = frontier[-1]
-    w = 0.0
+    basis = "higher_clean_point" if x < cleans[0] else "interpolated"
   else:
     i = max(j for j in range(len(cleans) - 1) if cleans[j] <= x)
     lo, hi = frontier[i], frontier[i + 1]
-    span = hi["clean_mean"] - lo["clean_mean"]
-    w = 0.0 if span == 0 else (x - lo["clean_mean"]) / span
+    if hi["clean_mean"] == lo["clean_mean"]:
+      hi = lo
+    basis = "interpolated"
+  lo_runs = _runs(lo)
+  hi_runs = lo_runs if hi is lo else _runs(hi)
+  gap, w = stats.gap_to_segment(_runs(setting), lo_runs, hi_runs)
   reach = (1 - w) * lo["autoattack_mean"] + w * hi["autoattack_mean"]
-  se = math.sqrt(_sem(setting) ** 2 + ((1 - w) * _sem(lo)) ** 2
-                 + (w * _sem(hi)) ** 2)
-  return {"frontier_autoattack": reach, "gap": setting["autoattack_mean"] - reach,
-          "gap_se": se, "frontier_basis": basis}
+  verdict = gap.side()
+  out.update({"gap": gap.value, "gap_ci": gap.ci,
+              "gap_se": stats.finite(gap.se), "gap_df": stats.finite(gap.df),
+              "frontier_autoattack": reach, "frontier_basis": basis,
+              "compared_with": [lo["setting"]] + ([] if hi is lo else [hi["setting"]])})
+  if basis == "higher_clean_point" and verdict != "below":
+    # Against a point with more clean accuracy only "below" is a finding.
+    verdict = "not_comparable"
+    out["reason"] = (f"less clean accuracy than every PGD-AT frontier point "
+                     f"({lo['setting']} reaches {_pct(lo['clean_mean'])}); add radii "
+                     f"larger than {_radius(lo)}")
+  out["verdict"] = verdict
+  return out
 
 
 def analyse(runs: Sequence[Mapping]) -> dict:
   """Everything frontier.json holds: settings (with on_frontier and, for
-  adaptive settings, the gap to PGD-AT's frontier) and the verdict."""
+  adaptive settings, the structured verdict) and the verdict in words."""
   settings = summarise(runs)
   for s, ok in zip(settings, pareto_flags(settings)):
     s["on_frontier"] = ok
@@ -172,165 +225,132 @@ def analyse(runs: Sequence[Mapping]) -> dict:
           "verdict": verdict(settings, frontier)}
 
 
-def _pct(v: float) -> str:
-  return f"{100 * v:.1f}"
+def _pct(v: Optional[float]) -> str:
+  return "n/a" if v is None else f"{100 * v:.1f}"
+
+
+def _ci(ci) -> str:
+  if not ci or ci[0] is None:
+    return "no interval (one seed)"
+  return f"[{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]"
+
+
+def _point(s: Mapping) -> str:
+  return (f"clean {_pct(s['clean_mean'])} +- {_pct(s['clean_std'])}, AutoAttack "
+          f"{_pct(s['autoattack_mean'])} +- {_pct(s['autoattack_std'])}")
+
+
+_SAYS = {"above": "above uniform PGD-AT's frontier: the seeds tell",
+         "below": "below uniform PGD-AT's frontier: the seeds tell",
+         "cannot_tell": "the seeds cannot tell it from uniform PGD-AT's frontier"}
+
+
+def setting_line(s: Mapping, by_name: Mapping[str, Mapping]) -> str:
+  """One adaptive setting's verdict in words, from its fields."""
+  head = f"{s['setting']} (learns on {s['learns']} seeds)"
+  if s["gap"] is None:
+    return f"{head}: not comparable: {s['reason']}."
+  against = ", ".join(f"{n} (learns on {by_name[n]['learns']})" for n in s["compared_with"])
+  where = ("at the same clean accuracy, between " if len(s["compared_with"]) > 1
+           else "at the same clean accuracy, at " if s["frontier_basis"] == "interpolated"
+           else "against the frontier point with more clean accuracy, ")
+  words = (f"{head}: {_point(s)}; {where}{against}: gap {100 * s['gap']:+.1f} "
+           f"AutoAttack points, 95% interval {_ci(s['gap_ci'])}")
+  if s["verdict"] == "not_comparable":
+    return f"{words}: not comparable: {s['reason']}."
+  return f"{words}: {_SAYS[s['verdict']]}."
 
 
 def verdict(settings: Sequence[Mapping], frontier: Sequence[Mapping]) -> list[str]:
-  """Plain-words lines: which settings are on the frontier, and each adaptive
-  setting's gap to PGD-AT's at matched clean accuracy with its uncertainty."""
+  """Plain-words lines: reliability, which settings are on the frontier, and
+  each adaptive setting's structured verdict."""
   seeds = sorted({len(s["seeds"]) for s in settings})
-  lines = [f"Judged by AutoAttack; mean +- std over {'/'.join(map(str, seeds))} "
-           "seeds per setting."]
+  lines = [f"Judged by AutoAttack over {'/'.join(map(str, seeds))} seeds per setting; "
+           "accuracies are mean +- std over the seeds that learn; intervals are 95% "
+           "Student's t (paired by seed where the settings share their seeds)."]
+  lines.append("Learns (clean accuracy above chance, the majority-class rate): "
+               + ", ".join(f"{s['setting']} {s['learns']}" for s in settings) + ".")
   on = [s["setting"] for s in settings if s.get("on_frontier")]
   lines.append("On the frontier (no other setting has both higher mean clean "
-               f"and higher mean AutoAttack accuracy): {', '.join(on)}.")
+               f"and higher mean AutoAttack accuracy): {', '.join(on) or 'none'}.")
+  by_name = {s["setting"]: s for s in settings}
   for s in settings:
-    if s["method"] in UNIFORM:
-      continue
-    head = (f"{s['setting']}: clean {_pct(s['clean_mean'])} +- {_pct(s['clean_std'])}, "
-            f"AutoAttack {_pct(s['autoattack_mean'])} +- {_pct(s['autoattack_std'])}")
-    if s.get("gap") is None:
-      hi = max((f["clean_mean"] for f in frontier), default=float("nan"))
-      lines.append(f"{head}: more clean accuracy than any PGD-AT radius reached "
-                   f"(at most {_pct(hi)}), so it is not compared with the "
-                   "frontier there; add smaller PGD-AT radii.")
-      continue
-    gap, se = s["gap"], s["gap_se"]
-    side = "above" if gap > 0 else "below"
-    if s["frontier_basis"] == "bound":
-      lead = frontier[0]
-      head += (f"; less clean accuracy than every PGD-AT frontier point: "
-               f"{lead['setting']} reaches {_pct(lead['clean_mean'])} clean")
-    tell = _tell(gap, se)
-    where = ("at the same clean accuracy" if s["frontier_basis"] == "interpolated"
-             else "at that higher clean accuracy")
-    lines.append(f"{head}: {_pct(abs(gap))} AutoAttack points {side} uniform "
-                 f"PGD-AT's frontier {where} ({_pct(s['frontier_autoattack'])}); "
-                 f"{tell}.")
-  lines += _unreliable_lines(settings)
-  return lines
-
-
-def _tell(gap: float, se: float) -> str:
-  if math.isnan(se):
-    return "one seed: no uncertainty can be given"
-  if abs(gap) >= 2 * se:
-    return f"more than 2 standard errors ({_pct(se)}): the seeds tell"
-  return f"within 2 standard errors ({_pct(se)}): the seeds cannot tell"
-
-
-def _unreliable_lines(settings: Sequence[Mapping]) -> list[str]:
-  """Uniform radii that learn on some seeds only, and each adaptive setting
-  against them on the seeds they learn on."""
-  lines = []
-  for u in settings:
-    if u["method"] not in UNIFORM or "clean_mean_learned" not in u:
-      continue
-    n, k = len(u["seeds"]), len(u["learned_seeds"])
-    lines.append(
-        f"{u['setting']} fails to learn on {n - k} of {n} seeds (a constant "
-        f"prediction); on the {k} it learns on: clean {_pct(u['clean_mean_learned'])} "
-        f"+- {_pct(u['clean_std_learned'])}, AutoAttack "
-        f"{_pct(u['autoattack_mean_learned'])} +- {_pct(u['autoattack_std_learned'])}.")
-    u_sem = u["autoattack_std_learned"] / math.sqrt(k) if k > 1 else float("nan")
-    for s in settings:
-      if s["method"] in UNIFORM:
-        continue
-      gap = s["autoattack_mean"] - u["autoattack_mean_learned"]
-      se = math.sqrt(_sem(s) ** 2 + u_sem ** 2)
-      lines.append(
-          f"  {s['setting']} against {u['setting']} where it learns: "
-          f"{_pct(abs(gap))} AutoAttack points {'above' if gap > 0 else 'below'} at "
-          f"{_pct(abs(s['clean_mean'] - u['clean_mean_learned']))} "
-          f"{'more' if s['clean_mean'] >= u['clean_mean_learned'] else 'less'} clean "
-          f"accuracy; {_tell(gap, se)}.")
+    if s["method"] not in UNIFORM:
+      lines.append(setting_line(s, by_name))
   return lines
 
 
 def table_markdown(settings: Sequence[Mapping]) -> str:
-  """The settings as a Markdown table (percent), per-seed values included."""
-  rows = ["| setting | seeds | clean | AutoAttack | on frontier | gap to PGD-AT frontier | per seed (clean / AA) |",
-          "| --- | --- | --- | --- | --- | --- | --- |"]
+  """The settings as a Markdown table (percent), per-seed values included
+  (a seed that fails to learn is marked "failed")."""
+  rows = ["| setting | learns | clean | AutoAttack | on frontier | gap to PGD-AT "
+          "frontier (95% interval) | verdict | per seed (clean / AA) |",
+          "| --- | --- | --- | --- | --- | --- | --- | --- |"]
   for s in settings:
     gap = ("" if s.get("gap") is None else
-           f"{100 * s['gap']:+.1f} +- {100 * s['gap_se']:.1f}")
+           f"{100 * s['gap']:+.1f} {_ci(s['gap_ci'])}")
     seeds = "; ".join(f"{p['seed']}: {_pct(p['clean'])} / {_pct(p['autoattack'])}"
-                      for p in s["per_seed"])
-    name = s["setting"]
-    if "clean_mean_learned" in s:
-      name += (f" (learns on {len(s['learned_seeds'])} of {len(s['seeds'])} seeds: "
-               f"{_pct(s['clean_mean_learned'])} / {_pct(s['autoattack_mean_learned'])})")
-    rows.append(f"| {name} | {len(s['seeds'])} | {_pct(s['clean_mean'])} +- "
-                f"{_pct(s['clean_std'])} | {_pct(s['autoattack_mean'])} +- "
-                f"{_pct(s['autoattack_std'])} | {'yes' if s['on_frontier'] else ''} "
-                f"| {gap} | {seeds} |")
+                      + ("" if p["learned"] else " failed") for p in s["per_seed"])
+    clean = aa = "fails on every seed"
+    if _learned(s):
+      clean = f"{_pct(s['clean_mean'])} +- {_pct(s['clean_std'])}"
+      aa = f"{_pct(s['autoattack_mean'])} +- {_pct(s['autoattack_std'])}"
+    rows.append(f"| {s['setting']} | {s['learns']} | {clean} | {aa} | "
+                f"{'yes' if s['on_frontier'] else ''} | {gap} | "
+                f"{s.get('verdict', '').replace('_', ' ')} | {seeds} |")
   return "\n".join(rows) + "\n"
 
 
 def plot_frontier(analysis: Mapping, path: str, *, aa_eps: float,
                   norm: str = "linf") -> str:
-  """Left: means with one-std error bars both ways, PGD-AT's frontier drawn.
-  Right: each setting's radii: PGD-AT's fixed radius, the adaptive settings'
-  learned radii (10-90% whiskers, 25-75% box, median)."""
+  """Left: means over the seeds that learn, one-std error bars both ways,
+  "k/n" beside a setting that fails on some seeds, PGD-AT's frontier drawn;
+  settings that never learn named below the axes. Right: each setting's
+  radii: PGD-AT's fixed radius, the adaptive settings' learned radii
+  (10-90% whiskers, 25-75% box, median)."""
   settings = analysis["settings"]
   fig, (ax, rad) = plt.subplots(1, 2, figsize=(12, 4.8), layout="constrained",
                                 gridspec_kw={"width_ratios": [1.35, 1]})
   colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
   adaptive = [s for s in settings if s["method"] not in UNIFORM]
-  frontier = [s for s in settings if s["setting"] in analysis["uniform_frontier"]]
-  frontier.sort(key=lambda s: s["clean_mean"])
+  colour_of = lambda s: ("tab:blue" if s["method"] in UNIFORM
+                         else colours[(adaptive.index(s) + 1) % len(colours)])
+  frontier = sorted((s for s in settings if s["setting"] in analysis["uniform_frontier"]),
+                    key=lambda s: s["clean_mean"])
   if frontier:
     ax.plot([100 * s["clean_mean"] for s in frontier],
             [100 * s["autoattack_mean"] for s in frontier], "-", color="tab:blue",
             alpha=0.6, lw=2, label="PGD-AT frontier")
-  # The axes hold the settings that learn on every seed (and the learned-seed
-  # means of the others); the rest are named below the axes.
-  reliable = [s for s in settings if len(s.get("learned_seeds", s["seeds"])) == len(s["seeds"])]
-  for s in settings:
-    uniform = s["method"] in UNIFORM
-    colour = "tab:blue" if uniform else colours[(adaptive.index(s) + 1) % len(colours)]
-    if uniform and "clean_mean_learned" in s:  # On the seeds it learns on.
-      k, n_seeds = len(s["learned_seeds"]), len(s["seeds"])
-      ax.errorbar(100 * s["clean_mean_learned"], 100 * s["autoattack_mean_learned"],
-                  xerr=100 * s["clean_std_learned"], yerr=100 * s["autoattack_std_learned"],
-                  fmt="D", color="tab:blue", mfc="white", capsize=3, ms=6, alpha=0.8)
-      ax.annotate(f"{s['setting']}, the {k} of {n_seeds} seeds it learns on",
-                  (100 * s["clean_mean_learned"], 100 * s["autoattack_mean_learned"]),
-                  textcoords="offset points", xytext=(5, 5), fontsize=7, color="tab:blue")
-    if reliable and s not in reliable and len(reliable) < len(settings):
-      continue  # Off the axes: named below them.
-    ax.errorbar(100 * s["clean_mean"], 100 * s["autoattack_mean"],
-                xerr=100 * s["clean_std"], yerr=100 * s["autoattack_std"],
+  drawn = [s for s in settings if _learned(s)]
+  for s in drawn:
+    uniform, colour = s["method"] in UNIFORM, colour_of(s)
+    x, y = 100 * s["clean_mean"], 100 * s["autoattack_mean"]
+    ax.errorbar(x, y, xerr=100 * s["clean_std"], yerr=100 * s["autoattack_std"],
                 fmt="s" if uniform else "o", color=colour, capsize=3, ms=6,
                 mfc=colour if s["on_frontier"] else "white",
-                label=None if uniform else s["setting"])
-    if uniform:
-      ax.annotate(s["setting"], (100 * s["clean_mean"], 100 * s["autoattack_mean"]),
+                label=None if uniform else f"{s['setting']} ({s.get('verdict', '')})")
+    partial = s["reliability"] < 1
+    if uniform or partial:
+      ax.annotate((s["setting"] if uniform else "") +
+                  (f" learns on {s['learns']}" if partial else ""), (x, y),
                   textcoords="offset points", xytext=(5, -10), fontsize=7,
-                  color="tab:blue")
-  if reliable and len(reliable) < len(settings):
-    xs = [s["clean_mean"] - s["clean_std"] for s in reliable] + [
-        s["clean_mean_learned"] - s["clean_std_learned"] for s in settings
-        if "clean_mean_learned" in s]
-    ys = [v for s in reliable for v in (s["autoattack_mean"] - s["autoattack_std"],
-                                        s["autoattack_mean"] + s["autoattack_std"])] + [
-        s["autoattack_mean_learned"] + s["autoattack_std_learned"] for s in settings
-        if "clean_mean_learned" in s]
-    ax.set_xlim(100 * min(xs) - 0.3, min(100.5, 100 * max(s["clean_mean"] + s["clean_std"]
-                                                          for s in reliable) + 0.3))
-    ax.set_ylim(max(0, 100 * min(ys) - 3), 100 * max(ys) + 3)
-    off = [s for s in settings if s not in reliable]
-    ax.text(0.0, -0.16, "Off the axes (fail to learn on some seeds; means over all "
-            "seeds): " + "; ".join(
-                f"{s['setting']} {_pct(s['clean_mean'])} / {_pct(s['autoattack_mean'])}, "
-                f"learns on {len(s['learned_seeds'])} of {len(s['seeds'])}" for s in off),
+                  color=colour, fontweight="bold" if partial else "normal")
+  never = [s for s in settings if not _learned(s)]
+  if never:
+    ax.text(0.0, -0.16, "Never learn (not drawn): " + ", ".join(
+        f"{s['setting']} (0/{len(s['seeds'])})" for s in never),
             transform=ax.transAxes, fontsize=7, va="top", wrap=True)
+  if drawn:
+    xs = [100 * (s["clean_mean"] + k * s["clean_std"]) for s in drawn for k in (-1, 1)]
+    ys = [100 * (s["autoattack_mean"] + k * s["autoattack_std"]) for s in drawn
+          for k in (-1, 1)]
+    ax.set_xlim(min(xs) - 0.3, min(100.5, max(xs) + 0.3))
+    ax.set_ylim(max(0, min(ys) - 3), min(100, max(ys) + 3))
   ax.set_xlabel("clean accuracy (%)")
   ax.set_ylabel(f"AutoAttack accuracy at {norm_label(norm)} eps {aa_eps:.4g} (%)")
   n = sorted({len(s["seeds"]) for s in settings})
-  ax.set_title(f"Clean vs robust: mean +- std over {'/'.join(map(str, n))} seeds "
-               "(filled: on the frontier)", fontsize=9)
+  ax.set_title(f"Clean vs robust over the seeds that learn (of {'/'.join(map(str, n))}): "
+               "mean +- std (filled: on the frontier)", fontsize=9)
   ax.grid(alpha=0.3)
   ax.legend(fontsize=7, loc="lower left")
   names = [s["setting"] for s in settings]
@@ -339,7 +359,7 @@ def plot_frontier(analysis: Mapping, path: str, *, aa_eps: float,
       rad.plot(i, s["train_eps"], "s", color="tab:blue")
     elif s.get("eps_quantiles"):
       q10, q25, q50, q75, q90 = s["eps_quantiles"]
-      colour = colours[(adaptive.index(s) + 1) % len(colours)]
+      colour = colour_of(s)
       rad.vlines(i, q10, q90, color=colour, lw=1)
       rad.vlines(i, q25, q75, color=colour, lw=7, alpha=0.6)
       rad.plot(i, q50, "_", color="black", ms=12)
