@@ -97,7 +97,7 @@ def _counting(counts: Dict[str, int]):
       counts["forward"] += int(images.shape[0])
       return inner(images)
 
-    logits_fn.couples_batch = inner.couples_batch
+    logits_fn.independent_examples = gradients.independent_examples(inner)
     return logits_fn
 
   def counting_value_and_gradient(logits_fn, images, *args, **kwargs):

@@ -1,9 +1,12 @@
 """docs/python_api.md's custom training loop reproduces `fit`'s eps table and weights.
 
 Same data, initial weights, batch order and seed; 3 epochs, the first one
-warmup, so both the warmup and the adaptive radius rules are compared.
+warmup, so both the warmup and the adaptive radius rules are compared; every
+method (and reuse), both S- rules and both BatchNorm modes of the attack
+(the classifier has BatchNorm).
 """
 
+import dataclasses
 import os
 
 import keras
@@ -48,18 +51,28 @@ def _optimizer():
   return keras.optimizers.SGD(0.05, momentum=0.9)
 
 
+MODES = [(name, s_minus, bn) for name in ("iaat", "iaat_cheap", "iaat_reuse")
+         for s_minus in ("clean", "adversarial") for bn in ("inference", "train")
+         ] + [("pgd_at", "clean", bn) for bn in ("inference", "train")] + [
+             ("iaat_cheap_train_forward", "clean", "train")]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["iaat", "iaat_cheap", "pgd_at", "iaat_reuse"])
-def test_readme_loop_matches_fit(name):
+@pytest.mark.parametrize("name,s_minus,bn_mode", MODES)
+def test_readme_loop_matches_fit(name, s_minus, bn_mode):
+  attack = dataclasses.replace(ATTACK, bn_mode=bn_mode)
+  extra = dict(METHOD, s_minus=s_minus)
   if name == "iaat_reuse":  # Algorithm 2 from the training attack.
-    method = iaat_tf.MethodConfig(method="iaat", **METHOD,
+    method = iaat_tf.MethodConfig(method="iaat", **extra,
                                   **alg2_preset("reuse", ATTACK.steps, ATTACK.ratio))
+  elif name == "iaat_cheap_train_forward":
+    method = iaat_tf.MethodConfig(method="iaat_cheap", **extra, cheap_signal="train_forward")
   else:
-    method = iaat_tf.MethodConfig(method=name, **METHOD)
+    method = iaat_tf.MethodConfig(method=name, **extra)
   batches_of_epoch = _batches_of_epoch(_keyed_digits())
 
   fit_classifier = _classifier()
-  trainer = iaat_tf.AdversarialTrainer(fit_classifier, N, method, ATTACK)
+  trainer = iaat_tf.AdversarialTrainer(fit_classifier, N, method, attack)
   trainer.compile(optimizer=_optimizer(), jit_compile=False)
   all_epochs = batches_of_epoch(0)
   for epoch in range(1, EPOCHS):
@@ -69,7 +82,7 @@ def test_readme_loop_matches_fit(name):
   loop = readme_snippets.run_block(HEADING, path=PAGE)
   loop_classifier = _classifier()
   table = loop["train"](loop_classifier, _optimizer(), batches_of_epoch, N,
-                        method, ATTACK, EPOCHS)
+                        method, attack, EPOCHS)
 
   fit_table = trainer.eps_table.numpy()
   np.testing.assert_allclose(table.numpy(), fit_table, atol=1e-6)

@@ -155,3 +155,78 @@ def test_combinations_that_would_mean_nothing_are_refused(options, match):
   # The same options with the attacks' probes are fine.
   validate(Config(output_dir="/tmp/x",
                   method=dataclasses.replace(method, probe_source="attacks")))
+
+
+def _bn_classifier(seed=0):
+  """BatchNorm first, momentum 0: the running statistics are those of the
+  last training-mode batch, so judging after the training forward pass
+  (instead of before) changes inference-mode outcomes."""
+  keras.utils.set_random_seed(seed)
+  return keras.Sequential([keras.Input(SHAPE), keras.layers.BatchNormalization(momentum=0.0),
+                           keras.layers.Flatten(), keras.layers.Dense(16, activation="relu"),
+                           keras.layers.Dense(CLASSES)])
+
+
+def _bn_trainer(method, attack):
+  trainer = AdversarialTrainer(_bn_classifier(), N, method, attack, seed=3,
+                               steps_per_epoch=1)
+  trainer.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
+  return trainer
+
+
+def test_reuse_and_cheap_judge_the_model_the_attack_attacked_under_batchnorm():
+  """Inference-mode outcomes (reuse's probes, the cheap rule's signal) are
+  taken before the step's training forward pass moves BatchNorm's running
+  statistics: the table equals the outcomes computed on the model as it was."""
+  x, y, stored = _data(3)
+  x = x * 0.5 + 0.4  # Far from the initial running statistics (mean 0, var 1).
+  index = tf.range(N, dtype=tf.int64)
+  zero = tf.constant(0, tf.int64)
+  cheap = MethodConfig(method="iaat_cheap", eps=0.15, gamma=0.05, eps_max=0.5,
+                       warmup_epochs=0)
+  for method in (REUSE, cheap):
+    trainer = _bn_trainer(method, ATTACK)
+    trainer.eps_table.assign(stored)
+    logits_fn = batch_steps.attack_logits_fn(trainer.classifier)  # Inference mode.
+    craft = batch_steps.make_pgd(logits_fn, ATTACK, seed=3)
+    clean_ok = batch_steps.clean_correct(logits_fn, x, y)
+    if method is REUSE:
+      x_adv = craft(x, y, stored, index, zero, batch_steps.SALT_TRAIN)
+      up, same = batch_steps.reuse_probes(logits_fn, x, y, x_adv, stored, ATTACK, REUSE)
+      expected = radius.algorithm2_update(stored, up, same, clean_ok, gamma=0.05,
+                                          beta=0.5, eps_max=0.5).numpy()
+    else:
+      eps = radius.zero_if_misclassified(stored, clean_ok)
+      x_adv = craft(x, y, eps, index, zero, batch_steps.SALT_TRAIN)
+      x_train = batch_steps.training_images(x, x_adv, clean_ok)
+      failed = batch_steps.cheap_outcome(cheap, logits_fn, x_train, y)
+      expected = radius.cheap_update(stored, failed, clean_ok, gamma=0.05,
+                                     eps_max=0.5).numpy()
+    trainer.train_on_batch({"image": x, "index": np.arange(N)}, y)
+    np.testing.assert_allclose(trainer.eps_table.numpy(), expected, atol=1e-7,
+                               err_msg=method.method)
+    # The training forward pass did move the running statistics: judged
+    # after it, the same inference-mode pass would see another model.
+    moved = trainer.classifier.layers[0].moving_mean.numpy()
+    assert abs(float(moved[0])) > 0.3, method.method
+
+
+def test_train_mode_reuse_leaves_the_training_batchs_running_statistics():
+  """--attack_bn_mode=train: every attack pass moves the running statistics;
+  the step's last train-mode pass is its training forward pass, as in the
+  authors' order (probes and training attack first), not the probe's."""
+  x, y, stored = _data(4)
+  x = x * 0.5 + 0.4
+  attack = dataclasses.replace(ATTACK, bn_mode="train")
+  method = dataclasses.replace(REUSE, s_minus="adversarial")  # x_train = x_adv.
+  trainer = _bn_trainer(method, attack)
+  trainer.eps_table.assign(stored)
+  # Train-mode outcomes use batch statistics, so the training attack's
+  # example is the same on a copy of the model.
+  copy = _bn_classifier()
+  craft = batch_steps.make_pgd(batch_steps.attack_logits_fn(copy, "train"), attack, seed=3)
+  x_adv = craft(x, y, stored, tf.range(N, dtype=tf.int64), tf.constant(0, tf.int64),
+                batch_steps.SALT_TRAIN).numpy()
+  trainer.train_on_batch({"image": x, "index": np.arange(N)}, y)
+  bn = trainer.classifier.layers[0]
+  np.testing.assert_allclose(bn.moving_mean.numpy(), [x_adv.mean()], atol=1e-5)

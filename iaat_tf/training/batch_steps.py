@@ -17,8 +17,8 @@ training loop can call them directly (see docs/python_api.md):
 With `probe_source="training"` (`--alg2_preset=reuse`) `choose_radii`
 returns the stored radii and the outcomes come from the training attack:
 `probes = batch_steps.reuse_outcome(method, logits_fn, images, labels, x_adv,
-stored, attack_config, in_warmup)` before the optimizer update, then
-`radii_to_store(..., probes=probes)`.
+stored, attack_config, in_warmup)` before the training forward pass (it
+moves BatchNorm's running statistics), then `radii_to_store(..., probes=probes)`.
 
 `logits_fn` maps float32 images in [0, 1] to float32 logits and runs the
 classifier in the attack's BatchNorm mode (`attack_logits_fn`). Nothing here
@@ -30,7 +30,7 @@ from typing import Callable
 
 import tensorflow as tf
 
-from iaat_tf.attacks import noise, norms, pgd
+from iaat_tf.attacks import gradients, noise, norms, pgd
 from iaat_tf.training import radius
 from iaat_tf.config import AttackConfig, MethodConfig
 from iaat_tf.tensors import rows
@@ -49,17 +49,18 @@ SALT_PROBE_SAME = noise.Salt.PROBE_SAME
 def attack_logits_fn(classifier, bn_mode: str = "inference") -> pgd.LogitsFn:
   """images -> float32 logits, BatchNorm in `bn_mode` ("inference" or "train").
 
-  A train-mode function is marked `couples_batch` (batch statistics couple
-  the examples), so `gradients.value_and_gradient` takes the batch loss's
-  gradient with one batch-wide scale instead of per-example ones.
+  An inference-mode function is marked `gradients.mark_independent` (its
+  examples do not interact), so `gradients.value_and_gradient` protects each
+  example's float16 gradient with its own scale; a train-mode one is not
+  (batch statistics couple the examples) and gets the batch loss's gradient
+  with one batch-wide scale.
   """
   training = bn_mode == "train"
 
   def logits_fn(images):
     return tf.cast(classifier(images, training=training), tf.float32)
 
-  logits_fn.couples_batch = training
-  return logits_fn
+  return logits_fn if training else gradients.mark_independent(logits_fn)
 
 
 def make_pgd(logits_fn: pgd.LogitsFn, attack: AttackConfig, seed: int = 0,
@@ -296,8 +297,9 @@ def reuse_probes(logits_fn: pgd.LogitsFn, images, labels, x_adv, stored,
   The whole batch runs every step (static shapes), in `logits_fn`'s
   BatchNorm mode; every example's outcome is its own in inference mode (in
   train mode batch statistics couple them, as for the exact probes).
-  Call it before the optimizer update: the outcomes are against the model
-  the training attack attacked.
+  Call it before the training forward pass (which moves BatchNorm's running
+  statistics) and so before the optimizer update: the outcomes are against
+  the model the training attack attacked.
   """
   images = tf.convert_to_tensor(images, tf.float32)
   labels = tf.cast(labels, tf.int32)
@@ -457,22 +459,26 @@ def radii_to_store(method: MethodConfig, eps_train, stored, clean_ok,
   return by_phase(in_warmup, lambda: tf.cast(eps_train, tf.float32), adapt)
 
 
-def cheap_outcome(method: MethodConfig, logits_fn: pgd.LogitsFn,
+def cheap_outcome(method: MethodConfig, logits_fn: pgd.LogitsFn | None,
                   x_train: tf.Tensor, labels: tf.Tensor,
-                  train_logits: tf.Tensor) -> tf.Tensor | None:
+                  train_logits: tf.Tensor | None = None) -> tf.Tensor | None:
   """iaat_cheap's signal for `radii_to_store`; None for the other methods.
 
-  [B] bool: the training attack failed (the example stayed correct). Call
-  it BEFORE the optimizer update, so the outcome is the attack's against the
-  model it attacked: a forward pass of `logits_fn` on `x_train`
-  (`method.cheap_signal == "inference"`, the trainer's default; pass an
-  inference-mode `logits_fn`, as the trainer does whatever the attack's
-  BatchNorm mode, so the running statistics do not move) or the training
-  forward pass's logits ("train_forward", free, but with BatchNorm batch
-  statistics and dropout).
+  [B] bool: the training attack failed (the example stayed correct), as
+  judged against the model it attacked:
+
+  * `method.cheap_signal == "inference"` (the trainer's default): a forward
+    pass of `logits_fn` on `x_train`. Pass an inference-mode `logits_fn`
+    (the trainer does, whatever the attack's BatchNorm mode) and call it
+    BEFORE the training forward pass, which moves BatchNorm's running
+    statistics, and so before the optimizer update.
+  * "train_forward": the training forward pass's logits (`train_logits`;
+    free, but with BatchNorm batch statistics and dropout). None while
+    `train_logits` is None, so a step calls this once before its training
+    forward pass and, when that gave None, once after it.
   """
   if method.method != "iaat_cheap":
     return None
   if method.cheap_signal == "train_forward":
-    return pgd.is_correct(train_logits, labels)
+    return None if train_logits is None else pgd.is_correct(train_logits, labels)
   return pgd.is_correct(logits_fn(x_train), labels)

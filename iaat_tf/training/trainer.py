@@ -289,6 +289,18 @@ class AdversarialTrainer(keras.Model):
       x_adv = self.craft_training_images(images, labels, eps_train, index, step)
       x_train = batch_steps.training_images(images, x_adv, clean_rows)
 
+    # The training attack's outcomes are judged against the model it
+    # attacked: before the training forward pass below, which moves
+    # BatchNorm's running statistics (inference-mode judging would see other
+    # statistics; train-mode probes would leave theirs as the last ones).
+    # iaat_cheap's inference-mode outcome:
+    attack_failed = batch_steps.cheap_outcome(
+        method, self._inference_logits, x_train, labels)
+    # --probe_source=training: Algorithm 2's outcomes from the training
+    # attack (and a short extension of it).
+    probes = batch_steps.reuse_outcome(method, self._attack_logits, images, labels,
+                                       x_adv if adaptive else None, stored,
+                                       self.attack_config, in_warmup)
     with tf.GradientTape() as tape:
       loss, logits = self.training_loss(images, x_train, labels, clean_ok)
       if self.classifier.losses:
@@ -298,15 +310,8 @@ class AdversarialTrainer(keras.Model):
       replicas = tf.distribute.get_strategy().num_replicas_in_sync
       scaled = loss / tf.cast(replicas, loss.dtype)
       scaled = self.optimizer.scale_loss(scaled)
-    # iaat_cheap: the training attack's outcome against the model it
-    # attacked, so judged before this step's update.
-    attack_failed = batch_steps.cheap_outcome(
-        method, self._inference_logits, x_train, labels, logits)
-    # --probe_source=training: Algorithm 2's outcomes from the training
-    # attack (and a short extension of it), also against the attacked model.
-    probes = batch_steps.reuse_outcome(method, self._attack_logits, images, labels,
-                                       x_adv if adaptive else None, stored,
-                                       self.attack_config, in_warmup)
+    if attack_failed is None:  # --cheap_signal=train_forward reads that pass.
+      attack_failed = batch_steps.cheap_outcome(method, None, x_train, labels, logits)
     variables = self.classifier.trainable_variables
     grads = tape.gradient(scaled, variables)
     self.optimizer.apply_gradients(zip(grads, variables))
