@@ -55,7 +55,7 @@ def test_attack_gradient_signs_are_the_batch_loss(digits, confident_bn_cnn, mode
   x, y = x[1100:1164], y[1100:1164]
   model = confident_bn_cnn
   logits_fn = batch_steps.attack_logits_fn(model, mode)
-  assert gradients.couples_batch(logits_fn) == (mode == "train")
+  assert gradients.independent_examples(logits_fn) == (mode == "inference")
   # Per-example scales span orders of magnitude (what made the old
   # per-row rescaling wrong in train mode).
   probs = tf.nn.softmax(model(x, training=mode == "train")).numpy()
@@ -87,3 +87,43 @@ def test_train_mode_pgd_step_follows_the_batch_loss(digits, confident_bn_cnn):
   scale = np.abs(ref).reshape(64, -1).max(1)[:, None, None, None]
   clear = (np.abs(ref) > 1e-4 * scale) & (x > 0.02) & (x < 0.98)
   np.testing.assert_array_equal(moved[clear], np.sign(ref)[clear])
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_any_function_gets_the_exact_gradient(digits, confident_bn_cnn, training):
+  """A user's plain lambda (no mark) gets d(batch loss)/dx: under train-mode
+  BatchNorm its signs agree with the batch loss's (they agreed only 0.962
+  with per-example factors); `pgd_attack` steps along them."""
+  x, y = digits
+  x, y = x[1100:1164], y[1100:1164]
+  model = confident_bn_cnn
+  plain = lambda z: model(z, training=training)
+  assert not gradients.independent_examples(plain)
+  ref = _reference_gradient(model, x, y, training=training)
+  _, _, grad = gradients.value_and_gradient(
+      plain, x, lambda z: attacks.cross_entropy_loss(z, y))
+  scale = np.abs(ref).reshape(64, -1).max(1)[:, None, None, None]
+  clear = np.abs(ref) > 1e-4 * scale
+  assert (np.sign(grad)[clear] == np.sign(ref)[clear]).mean() >= 0.999
+  x_adv = attacks.pgd_attack(plain, x, y, np.full([64], 0.01, np.float32), steps=1,
+                             step_size=0.01, random_start=False)
+  moved = np.sign(x_adv.numpy() - x)
+  inside = clear & (x > 0.02) & (x < 0.98)
+  assert (moved[inside] == np.sign(ref)[inside]).mean() >= 0.999
+
+
+def test_per_example_scales_are_an_opt_in(digits, confident_bn_cnn):
+  """Marked independent, a train-mode function would get per-example factors:
+  the cross-example terms re-weighted, signs no longer the batch loss's. So
+  only inference-mode functions carry the mark."""
+  x, y = digits
+  x, y = x[1100:1164], y[1100:1164]
+  model = confident_bn_cnn
+  marked = gradients.mark_independent(lambda z: model(z, training=True))
+  assert gradients.independent_examples(marked)
+  ref = _reference_gradient(model, x, y, training=True)
+  _, _, grad = gradients.value_and_gradient(
+      marked, x, lambda z: attacks.cross_entropy_loss(z, y))
+  scale = np.abs(ref).reshape(64, -1).max(1)[:, None, None, None]
+  clear = np.abs(ref) > 1e-4 * scale
+  assert (np.sign(grad)[clear] == np.sign(ref)[clear]).mean() < 0.99

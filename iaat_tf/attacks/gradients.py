@@ -11,21 +11,24 @@ positive per-example factor), back-propagates that through the network with
 `output_gradients`, and undoes the factor in float32. Signs are unchanged and
 magnitudes are exact up to float16 rounding (FAB needs them).
 
-Which scale is exact depends on the BatchNorm mode of `logits_fn`:
+Which scale is exact depends on whether the examples of a batch are
+independent under `logits_fn`:
 
-* inference mode (the default of every attack): examples are independent,
-  the Jacobian is block-diagonal, and one positive factor per example row is
-  exact. Each example keeps its full float16 range.
-* train mode (`--attack_bn_mode=train`, the authors' code): batch statistics
-  couple the examples, so d sum_b objective_b / d x_a has cross-example
-  terms, and per-row factors would re-weight them (the sign of the gradient
-  would no longer be the batch loss's). A logits function marked
-  `couples_batch = True` (`training.batch_steps.attack_logits_fn` marks its
-  train-mode ones) gets ONE batch-wide factor (the largest |d objective /
-  d logits| of the batch): the gradient is then exactly the batch loss's,
+* By default (any function, e.g. a user's `lambda x: model(x, training=True)`)
+  the examples may be coupled (train-mode BatchNorm: batch statistics give
+  d sum_b objective_b / d x_a cross-example terms that per-row factors would
+  re-weight), so the gradient gets ONE batch-wide factor (the largest
+  |d objective / d logits| of the batch): it is exactly the batch loss's,
   up to float32 rounding, as the authors' sign(d batch-mean CE / dx). Under
   mixed_float16 the protection is then batch-wide: an example whose logit
   gradient is below about 6e-8 of the batch's largest can still underflow.
+* A function marked by `mark_independent` (its examples do not interact:
+  inference-mode BatchNorm) gets one positive factor per example row, exact
+  there because the Jacobian is block-diagonal, and each example keeps its
+  full float16 range. The package's own inference-mode functions carry the
+  mark (`training.batch_steps.attack_logits_fn(..., "inference")`, the
+  evaluation's checkpoint and SavedModel functions, foreign models); mark a
+  mixed_float16 inference-mode function of your own the same way.
 
 `unscaled_value_and_gradient` is the naive tape gradient, kept as the
 reference that shows the underflow (tests use it); attacks never call it.
@@ -52,8 +55,8 @@ def value_and_gradient(logits_fn: LogitsFn, images: tf.Tensor,
     objective: float32 logits [B, K] -> [B] per-example values. The
       gradient is that of their sum: with independent examples
       (inference-mode BatchNorm) row b is d objective_b / d images_b; with a
-      train-mode `logits_fn` (`couples_batch`), it includes the batch
-      statistics' cross-example terms.
+      train-mode `logits_fn` it includes the batch statistics'
+      cross-example terms.
     exact_scale: undo the per-example rescaling (False returns the gradient
       times a positive per-example factor, enough for sign-based attacks).
 
@@ -72,7 +75,7 @@ def value_and_gradient(logits_fn: LogitsFn, images: tf.Tensor,
   if dlogits is None:
     dlogits = tf.zeros_like(logits)
   scale = tf.reduce_max(tf.abs(dlogits), axis=-1)
-  if couples_batch(logits_fn):  # One factor for the whole batch: exact.
+  if not independent_examples(logits_fn):  # One factor for the batch: exact.
     scale = tf.broadcast_to(tf.reduce_max(scale), tf.shape(scale))
   scale = tf.where(scale > 0.0, scale, tf.ones_like(scale))
   grad = tape.gradient(logits, images,
@@ -85,9 +88,18 @@ def value_and_gradient(logits_fn: LogitsFn, images: tf.Tensor,
   return logits, values, grad
 
 
-def couples_batch(logits_fn: LogitsFn) -> bool:
-  """Whether `logits_fn` couples the examples of a batch (train-mode BatchNorm)."""
-  return bool(getattr(logits_fn, "couples_batch", False))
+def mark_independent(logits_fn: LogitsFn) -> LogitsFn:
+  """Marks `logits_fn` as treating every example on its own (inference-mode
+  BatchNorm, no batch statistics): its gradients get per-example float16
+  protection. Returns it."""
+  logits_fn.independent_examples = True
+  return logits_fn
+
+
+def independent_examples(logits_fn: LogitsFn) -> bool:
+  """Whether `logits_fn` was marked by `mark_independent` (else the examples
+  of a batch may be coupled, as under train-mode BatchNorm)."""
+  return bool(getattr(logits_fn, "independent_examples", False))
 
 
 def unscaled_value_and_gradient(logits_fn: LogitsFn, images: tf.Tensor,

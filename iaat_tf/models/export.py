@@ -46,4 +46,6 @@ def load_classifier(path: str):
     # The closure keeps `loaded` (and so its variables) alive.
     return loaded.serve(tf.cast(images, tf.float32))
 
+  # The exported classifier runs in inference mode: examples are independent.
+  logits_fn.independent_examples = True
   return logits_fn
