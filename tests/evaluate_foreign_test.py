@@ -105,13 +105,57 @@ def test_bad_models_are_one_line_errors(plain_keras_model, tmp_path, digits):
   wide_path = str(tmp_path / "wide.keras")
   wide.save(wide_path)
   fn = foreign.load_logits_fn(keras_model=wide_path)
-  with pytest.raises(foreign.ForeignModelError, match="shape \\(8, 8, 1\\)"):
+  with pytest.raises(foreign.ForeignModelError) as e:
     foreign.check_logits(fn, x[:16], 10, f"--keras_model={wide_path}")
+  # Both shapes, whole: no message cut inside TensorFlow's text.
+  assert str(e.value) == (f"--keras_model={wide_path} takes images of shape 28x28x1; "
+                          "the dataset's are 8x8x1: check --dataset (and --image_size "
+                          "for ImageNet)")
+  exported = str(tmp_path / "wide_export")
+  wide.export(exported, verbose=False)
+  fn = foreign.load_logits_fn(saved_model=exported)
+  with pytest.raises(foreign.ForeignModelError, match="takes images of shape 28x28x1; "
+                     "the dataset's are 8x8x1"):
+    foreign.check_logits(fn, x[:16], 10, f"--saved_model={exported}")
   fn = foreign.load_logits_fn(keras_model=str(tmp_path / "softmax.keras"))
   with pytest.raises(foreign.ForeignModelError, match="outputs 10 classes"):
     foreign.check_logits(fn, x[:16], 3, "m")
   with pytest.raises(foreign.ForeignModelError, match="not a readable SavedModel"):
     foreign.load_logits_fn(saved_model=str(tmp_path))
+
+
+def test_chance_warning_names_the_input_convention():
+  labels = np.repeat(np.arange(10), 36)[:359]
+  words = foreign.chance_warning(0.09, labels, "pixels in [0, 1]")
+  assert "at chance" in words and "pixels in [0, 1]" in words
+  assert all(flag in words for flag in ("--input_range", "--input_mean", "--input_std"))
+  assert foreign.chance_warning(0.95, labels, "x") is None
+  # Within 3 binomial standard deviations of the majority rate (10%, n = 359).
+  assert foreign.chance_warning(0.14, labels, "x") is not None
+  assert foreign.chance_warning(0.20, labels, "x") is None
+
+
+@pytest.mark.slow
+def test_a_model_fed_the_wrong_range_is_a_loud_warning(plain_keras_model, tmp_path):
+  """Left without --input_range=0,255 the [0, 255] model sees near-black
+  images: the log says so before and after AutoAttack, naming the input
+  flags, and autoattack.json records the convention and the warning."""
+  path = str(tmp_path / "model.keras")
+  plain_keras_model.save(path)
+  lines = []
+  payload = evaluate.autoattack_model(_options(keras_model=path, out_dir=str(tmp_path / "e")),
+                                      log=lines.append)
+  warnings = [l for l in lines if "WARNING" in l]
+  assert len(warnings) == 2 and all("--input_range" in l for l in warnings)
+  assert "on the first batch" in warnings[0]
+  assert payload["input"]["convention"] == "pixels in [0, 1]"
+  assert "at chance" in payload["input_warning"]
+  assert any("AutoAttack only" in l for l in lines)
+  right = evaluate.autoattack_model(
+      _options(keras_model=path, out_dir=str(tmp_path / "r"), input_range=(0.0, 255.0)),
+      log=lines.append)
+  assert right["input_warning"] is None
+  assert right["input"]["convention"] == "pixels in [0, 255]"
 
 
 @pytest.mark.slow
@@ -134,7 +178,11 @@ def test_cli_on_a_saved_model_and_its_errors(plain_keras_model, tmp_path):
       ([f"--keras_model={exported}", "--dataset=digits"], "not a .keras file"),
       ([f"--saved_model={exported}", "--dataset=digits", "--attacks=suite"], "reads a training run"),
       ([f"--saved_model={exported}", "--dataset=digits", "--input_range=1,0"], "low < high"),
-      ([f"--saved_model={tmp_path / 'none'}", "--dataset=digits"], "does not exist")):
+      ([f"--saved_model={tmp_path / 'none'}", "--dataset=digits"], "does not exist"),
+      ([f"--saved_model={exported}", "--dataset=digits"], "needs --aa_eps"),
+      ([f"--saved_model={exported}", "--dataset=digits", "--aa_eps=0.1",
+        "--num_examples=300", "--eps_list=0.1"],
+       "--eps_list, --num_examples only apply to a training run's evaluation")):
     result = run(*args)
     assert result.returncode == 2, (args, result.stderr)
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1

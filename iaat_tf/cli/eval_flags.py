@@ -90,8 +90,10 @@ PGD / APGD accuracy at every radius, with the per-example worst case. Writes
 RUN_DIR/eval/ (or --out_dir) and adds the curve to RUN_DIR/results.json.
 Any other TensorFlow classifier (--saved_model=DIR or --keras_model=FILE.keras,
 with --dataset): AutoAttack at --aa_eps, written to --out_dir."""
-# Default AutoAttack radius of a model without a run (RobustBench's).
-DEFAULT_AA_EPS = {"linf": 8 / 255, "l2": 0.5}
+# Flags that only mean something for a training run (the robustness suite,
+# the run's checkpoint, CIFAR-10-C): refused with a model not trained here.
+RUN_ONLY = ("source", "eps_list", "pgd_steps", "restarts", "losses", "apgd",
+            "apgd_iters", "num_examples", "corruptions", "severities")
 HELP_GROUPS = (
     ("Run", ("run_dir", "source", "out_dir", "data_dir")),
     ("A model not trained here", ("saved_model", "keras_model", "signature",
@@ -123,7 +125,8 @@ def define_flags():
   flags.DEFINE_list("losses", ["ce", "margin"], "PGD losses (ce, margin).")
   flags.DEFINE_bool("apgd", True, "Also run APGD-CE and APGD-DLR.")
   flags.DEFINE_integer("apgd_iters", 100, "APGD iterations.")
-  flags.DEFINE_integer("num_examples", 1000, "Test examples to evaluate (0: all).")
+  flags.DEFINE_integer("num_examples", 1000, "Test examples of the robustness suite "
+                       "(0: all; AutoAttack's: --aa_max_examples).")
   flags.DEFINE_integer("batch_size", 0, "Batch size (0: the run's).")
   flags.DEFINE_string("data_dir", None, "Override the run's tfds --data_dir.")
   flags.DEFINE_list("corruptions", [], "CIFAR-10-C corruptions, or 'all'.")
@@ -133,7 +136,8 @@ def define_flags():
   flags.DEFINE_list("attacks", ["autoattack", "suite"],
                     "autoattack (AutoAttack standard: APGD-CE, APGD-T, FAB-T, "
                     "Square at the run's eval eps) and/or suite (PGD/APGD curve).")
-  flags.DEFINE_string("aa_eps", None, "AutoAttack radius, e.g. 8/255 (default: the run's eval eps).")
+  flags.DEFINE_string("aa_eps", None, "AutoAttack radius, e.g. 8/255 (default: the "
+                      "run's eval eps; required for --saved_model/--keras_model).")
   flags.DEFINE_integer("aa_max_examples", None, "AutoAttack test examples (0: all; "
                        "default all, 5000 for imagenet2012 as RobustBench).")
   flags.DEFINE_integer("aa_apgd_iters", 100, "AutoAttack APGD-CE/APGD-T iterations.")
@@ -251,4 +255,13 @@ def _foreign_options(f) -> dict:
     raise EvaluationError("--attacks=suite (the PGD/APGD curve) reads a training "
                           "run; a model from --saved_model/--keras_model gets "
                           "--attacks=autoattack")
+  given = [f"--{name}" for name in RUN_ONLY if f[name].present]
+  if given:
+    hint = (" (AutoAttack's number of test images is --aa_max_examples)"
+            if "--num_examples" in given else "")
+    raise EvaluationError(f"{', '.join(given)} only apply to a training run's "
+                          f"evaluation, not to --{flag}{hint}")
+  if f.aa_eps is None:
+    raise EvaluationError(f"--{flag} needs --aa_eps (there is no run to take the "
+                          "radius from), e.g. --aa_eps=8/255")
   return values

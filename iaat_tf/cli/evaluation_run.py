@@ -20,6 +20,7 @@ from iaat_tf import config as cfg
 from iaat_tf import data, models, run_io
 from iaat_tf.cli import eval_flags
 from iaat_tf.cli.eval_flags import EvalOptions, EvaluationError, threat_model
+from iaat_tf.attacks import gradients
 from iaat_tf.cli.progress import ProgressLine
 from iaat_tf.evaluation import autoattack, corruptions, robustness
 from iaat_tf.models import export
@@ -80,7 +81,8 @@ def logits_function(config: cfg.Config, info: data.DatasetInfo, run_dir: str,
     return export.load_classifier(path)
   if source == "checkpoint":
     classifier = classifier_from_checkpoint(config, info, run_dir)
-    return lambda x: tf.cast(classifier(x, training=False), tf.float32)
+    return gradients.mark_independent(
+        lambda x: tf.cast(classifier(x, training=False), tf.float32))
   raise EvaluationError(f"unknown --source={source!r}; use saved_model or checkpoint")
 
 
@@ -277,14 +279,18 @@ def autoattack_model(options: EvalOptions, log: Callable[[str], None] = print) -
   """AutoAttack on a model this package did not train (evaluation/foreign.py).
 
   The model is `options.saved_model` or `options.keras_model`, attacked on
-  `options.dataset`'s test split at `options.aa_eps` (default: RobustBench's
-  8/255 for L-inf, 0.5 for L2) in `options.norm` (default L-inf). Writes
-  autoattack.json and autoattack_examples.csv to `options.out_dir`; returns
-  the JSON payload.
+  `options.dataset`'s test split at `options.aa_eps` (required: there is no
+  run to take it from) in `options.norm` (default L-inf). Writes
+  autoattack.json (with the input convention the model was fed, and a
+  warning when its clean accuracy is at chance) and autoattack_examples.csv
+  to `options.out_dir`; returns the JSON payload.
   """
   from iaat_tf.evaluation import foreign  # pylint: disable=g-import-not-at-top
   norm = options.norm or "linf"
-  eps = eval_flags.DEFAULT_AA_EPS[norm] if options.aa_eps is None else options.aa_eps
+  if options.aa_eps is None:
+    raise EvaluationError("a model not trained here needs --aa_eps (there is no "
+                          "run to take the radius from), e.g. --aa_eps=8/255")
+  eps = options.aa_eps
   threat_model(dataclasses.replace(options, attacks=("autoattack",), aa_eps=eps),
                norm, eps)
   if options.dataset in ("mnist", "cifar10", "cifar100", "imagenet2012") \
@@ -318,21 +324,48 @@ def autoattack_model(options: EvalOptions, log: Callable[[str], None] = print) -
         saved_model=options.saved_model, keras_model=options.keras_model,
         input_range=options.input_range, mean=options.input_mean,
         std=options.input_std, signature=options.signature)
-  first = next(iter(datasets.test))[0]
-  images = first["image"] if isinstance(first, dict) else first
-  foreign.check_logits(logits_fn, np.asarray(images)[:64],
-                       datasets.info.num_classes, what)
+  first_images, first_labels = next(iter(datasets.test))
+  images = first_images["image"] if isinstance(first_images, dict) else first_images
+  images = np.asarray(images)[:64]
+  foreign.check_logits(logits_fn, images, datasets.info.num_classes, what)
+  convention = input_convention(options)
+  log(f"evaluate: {what}: AutoAttack only (the PGD/APGD suite reads a training run) "
+      f"at {norm} eps {eps:.4g}; the model gets {convention}")
+  # Before AutoAttack's long run: a model at chance on the first batch was
+  # most likely given inputs it does not expect.
+  first_clean = float(np.mean(np.argmax(logits_fn(tf.constant(images)), -1)
+                              == np.asarray(first_labels)[:64]))
+  early = foreign.chance_warning(first_clean, np.asarray(first_labels)[:64], convention)
+  if early:
+    log(f"evaluate: WARNING: on the first batch, {early}")
   report = _autoattack(logits_fn, datasets, options, norm=norm, eps=eps, seed=0,
                        batch_size=batch_size, strategy=strategy,
                        dataset=datasets.info.name, log=log, what=what)
+  warning = foreign.chance_warning(report.clean_accuracy, report.labels, convention)
   payload = write_autoattack(
       report, options.out_dir, log, model=path, source=source,
       input={"range": list(options.input_range),
              "mean": None if options.input_mean is None else list(options.input_mean),
-             "std": None if options.input_std is None else list(options.input_std)})
+             "std": None if options.input_std is None else list(options.input_std),
+             "convention": convention},
+      input_warning=warning)
   log_autoattack_summary(report, log)
+  if warning:
+    log(f"evaluate: WARNING: {warning}")
   log(f"evaluate: wrote {options.out_dir}")
   return payload
+
+
+def input_convention(options: EvalOptions) -> str:
+  """What a foreign model is fed, in words: images in [0, 1] mapped to
+  --input_range, then --input_mean / --input_std."""
+  low, high = options.input_range
+  words = f"pixels in [{low:g}, {high:g}]"
+  if options.input_mean is not None:
+    words += f" minus mean {','.join(f'{v:g}' for v in options.input_mean)}"
+  if options.input_std is not None:
+    words += f" divided by std {','.join(f'{v:g}' for v in options.input_std)}"
+  return words
 
 
 def evaluate_selected(run_dir: str, options: EvalOptions,

@@ -20,6 +20,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
+from iaat_tf.attacks import gradients
 from iaat_tf.config import first_line
 
 LogitsFn = Callable[[tf.Tensor], tf.Tensor]
@@ -40,7 +41,9 @@ def _saved_model_fn(path: str, signature: Optional[str]):
   signatures = dict(getattr(loaded, "signatures", {}) or {})
   if signature is None and hasattr(loaded, "serve") and callable(loaded.serve):
     endpoint = loaded.serve  # Keras' model.export() and our export_classifier.
-    return (lambda x: endpoint(x)), loaded, "serve"
+    call = lambda x: endpoint(x)
+    call.input_shape = _serve_input_shape(endpoint)
+    return call, loaded, "serve"
   name = signature or "serving_default"
   if name not in signatures:
     have = ", ".join(sorted(signatures)) or "none"
@@ -69,7 +72,30 @@ def _saved_model_fn(path: str, signature: Optional[str]):
       out = next(iter(out.values()))
     return out
 
+  call.input_shape = _shape(spec.shape)
   return call, loaded, name
+
+
+def _shape(shape) -> Optional[tuple]:
+  """An image input's shape without the batch axis (None where unknown)."""
+  try:
+    dims = tf.TensorShape(shape).as_list()
+  except (TypeError, ValueError):
+    return None
+  return tuple(dims[1:]) if dims else None
+
+
+def _serve_input_shape(endpoint) -> Optional[tuple]:
+  """The image shape a `serve` endpoint was traced for, if it says."""
+  for attr in ("input_signature",):
+    spec = getattr(endpoint, attr, None)
+    if spec and isinstance(spec[0], tf.TensorSpec):
+      return _shape(spec[0].shape)
+  try:
+    args, _ = endpoint.concrete_functions[0].structured_input_signature
+    return _shape(args[0].shape)
+  except (AttributeError, IndexError, TypeError):
+    return None
 
 
 def load_logits_fn(*, saved_model: Optional[str] = None,
@@ -92,6 +118,10 @@ def load_logits_fn(*, saved_model: Optional[str] = None,
       raise ForeignModelError(f"--keras_model={keras_model}: cannot be loaded "
                               f"({first[:200]})") from None
     call, keep_alive = (lambda x: model(x, training=False)), model
+    try:
+      call.input_shape = _shape(model.inputs[0].shape)
+    except (AttributeError, IndexError, TypeError, ValueError):
+      call.input_shape = None
   low, high = (float(v) for v in input_range)
   mean_t = None if mean is None else tf.constant(mean, tf.float32)
   std_t = None if std is None else tf.constant(std, tf.float32)
@@ -105,7 +135,32 @@ def load_logits_fn(*, saved_model: Optional[str] = None,
     return tf.cast(call(x), tf.float32)
 
   logits_fn.model = keep_alive  # Keeps the model's variables alive.
-  return logits_fn
+  logits_fn.input_shape = getattr(call, "input_shape", None)
+  # Keras models run with training=False and serving signatures in inference
+  # mode: every example on its own (per-example float16 protection).
+  return gradients.mark_independent(logits_fn)
+
+
+def _dims(shape) -> str:
+  """(8, 8, 1) as 8x8x1, unknown dimensions as ?."""
+  return "x".join("?" if d is None else str(d) for d in shape)
+
+
+def chance_warning(clean_accuracy: float, labels, convention: str) -> Optional[str]:
+  """A warning line when clean accuracy is no better than always predicting
+  the most frequent label (within 3 binomial standard deviations): the
+  model most likely expects other inputs than it was given."""
+  labels = np.asarray(labels)
+  if not labels.size:
+    return None
+  majority = float(np.unique(labels, return_counts=True)[1].max() / labels.size)
+  margin = 3.0 * float(np.sqrt(majority * (1.0 - majority) / labels.size))
+  if clean_accuracy > majority + margin:
+    return None
+  return (f"clean accuracy {100 * clean_accuracy:.1f}% on {labels.size} test images is "
+          f"at chance (the most frequent label is {100 * majority:.1f}% of them): the "
+          f"model most likely expects other inputs than it got ({convention}); "
+          "check --input_range, --input_mean and --input_std")
 
 
 def check_logits(logits_fn: LogitsFn, images: np.ndarray, num_classes: int,
@@ -116,11 +171,20 @@ def check_logits(logits_fn: LogitsFn, images: np.ndarray, num_classes: int,
   except ForeignModelError:
     raise
   except (ValueError, TypeError, tf.errors.InvalidArgumentError) as e:
-    first = first_line(e)
+    data_shape = tuple(images.shape[1:])
+    model_shape = getattr(logits_fn, "input_shape", None)
+    if model_shape is not None and (len(model_shape) != len(data_shape) or any(
+        m not in (None, d) for m, d in zip(model_shape, data_shape))):
+      raise ForeignModelError(
+          f"{what} takes images of shape {_dims(model_shape)}; the dataset's are "
+          f"{_dims(data_shape)}: check --dataset (and --image_size for ImageNet)"
+      ) from None
+    first = first_line(e).replace("`", "'")
+    if len(first) > 160:
+      first = first[:157] + "..."
     raise ForeignModelError(
-        f"{what} does not take the dataset's images of shape "
-        f"{tuple(images.shape[1:])} ({first[:160]}); check --dataset "
-        "(and --image_size for ImageNet)") from None
+        f"{what} does not take the dataset's images of shape {_dims(data_shape)} "
+        f"({first}); check --dataset (and --image_size for ImageNet)") from None
   out = np.asarray(out)
   if out.ndim != 2 or out.shape[0] != len(images):
     raise ForeignModelError(f"{what} maps {len(images)} images to outputs of "
