@@ -182,6 +182,15 @@ def test_one_iaat_step_of_the_authors_trainer(phase, monkeypatch):
   trainer.fit(data, epochs=epoch + 1, initial_epoch=epoch, verbose=0)
   np.testing.assert_allclose(trainer.eps_table.numpy(), g[f"{phase}/table"],
                              rtol=1e-5, atol=1e-7)
+  # The fixture takes every branch: in the warmup S+ (the warmup radius)
+  # and S- (0); after it each of Algorithm 2's (make_golden.py reads them
+  # from the authors' stored radii).
+  clean_ok = g["clean_ok"]
+  assert clean_ok.any() and not clean_ok.all()
+  if phase == "adaptive":
+    names = [str(n) for n in g["branch_names"]]
+    assert names == ["s_minus", "up", "same", "down", "clip"]
+    assert sorted(set(g["adaptive/branch"].tolist())) == list(range(len(names)))
   passes = 2 + 1 * s["attack_steps"] if phase == "warmup" else 4 + 3 * s["attack_steps"]
   _check_state(model, _state_of(g, f"{phase}/after/"), before, batch=16, updates=passes)
 

@@ -5,7 +5,7 @@ Run once, by hand, outside CI (it needs PyTorch; CI and the suite do not):
     python3 -m venv /tmp/torchvenv && /tmp/torchvenv/bin/pip install torch numpy
     /tmp/torchvenv/bin/python tests/golden/make_golden.py \
         --iaat=PATH/Instance_Adaptive_Adversarial_Training \
-        --autoattack=PATH/auto-attack
+        --autoattack=PATH/auto-attack [--only=authors_iaat_step,...]
 
 where each path is a checkout of the public repository (yogeshbalaji/
 Instance_Adaptive_Adversarial_Training, fra31/auto-attack). Their code is
@@ -125,10 +125,35 @@ def wrn_golden(iaat_path):
   return out
 
 
+BRANCHES = ("s_minus", "up", "same", "down", "clip")
+
+
+def algorithm2_branches(p, table, clean_ok, gamma, beta):
+  """[B] index into BRANCHES of the rule each example took, read from the
+  stored radius: table = beta * new + (1 - beta) * p with new one of
+  p + gamma (up), p (same), p - gamma (down), 0 (clip: p - gamma < 0, or
+  S-: clean-misclassified)."""
+  new = (table - (1 - beta) * p) / beta
+  out = np.full(len(p), -1)
+  for i, (pi, ni, ok) in enumerate(zip(p, new, clean_ok)):
+    if not ok:
+      out[i] = 0 if abs(ni) < 1e-6 else -1
+      continue
+    for code, value in ((1, pi + gamma), (2, pi), (3, pi - gamma), (4, 0.0)):
+      if abs(ni - value) < 1e-6 and (code != 4 or pi < gamma):
+        out[i] = code
+        break
+  assert (out >= 0).all(), (p, new, clean_ok)
+  return out
+
+
 def iaat_step_golden(iaat_path):
   """One step of their TrainerAdaptive.train() on a tiny WRN, run as it is
   (CUDA calls, logging, checkpoints and evaluation stubbed out): once in the
-  warmup, once after it (Algorithm 2's two probes and the training attack)."""
+  warmup, once after it (Algorithm 2's two probes and the training attack).
+  The radius table and the random starts are drawn until the adaptive step
+  takes every branch of Algorithm 2 (S-, up, same, down, clip at 0) and the
+  warmup both of its own (S+ at the warmup radius, S- at 0)."""
   sys.path.insert(0, iaat_path)
   _stub_unused_imports()
   import attacks  # pylint: disable=import-outside-toplevel
@@ -151,14 +176,41 @@ def iaat_step_golden(iaat_path):
   x, y = _teacher_data(rng, 16)
   num_examples = 32
   index = rng.permutation(num_examples)[:16].astype(np.int64)
-  table = rng.uniform(0.0, 0.012, num_examples).astype(np.float32)
-  noise = rng.uniform(0, 1, (3, 16, 3, 8, 8)).astype(np.float32)
-  out = {"x": x, "y": y, "index": index, "table": table, "noise": noise,
-         **{f"state/{k}": v.numpy().copy() for k, v in start.items()}}
+  # Their epsilon_select judges clean correctness in train mode (batch statistics).
+  with torch.no_grad():
+    clean_ok = (model(torch.from_numpy(x)).argmax(1).numpy() == y)
+  model.load_state_dict(start)
   settings = dict(attack_steps=3, attack_lr=2 / 255, attack_eps=8 / 255,
                   gamma=1.9 / 255, beta=0.1, warmup=1, alg="adv_training",
                   lr=0.1, weight_decay=5e-4)
-  out["settings"] = np.array(json.dumps(settings))
+  for draw in range(1, 500):
+    pick = np.random.RandomState(draw)
+    # Radii around gamma (0.0075): small ones clip at 0, larger ones go down,
+    # confident examples go up.
+    table = pick.choice([0.001, 0.003, 0.005, 0.009, 0.012, 0.02, 0.03],
+                        num_examples).astype(np.float32)
+    noise = pick.uniform(0, 1, (3, 16, 3, 8, 8)).astype(np.float32)
+    out = {"x": x, "y": y, "index": index, "table": table, "noise": noise,
+           "clean_ok": clean_ok,
+           **{f"state/{k}": v.numpy().copy() for k, v in start.items()}}
+    out["settings"] = np.array(json.dumps(settings))
+    _iaat_phases(ta, attacks, model, start, out, settings)
+    branch = algorithm2_branches(table[index], out["adaptive/table"][index], clean_ok,
+                                 settings["gamma"], settings["beta"])
+    if len(set(branch)) == len(BRANCHES):
+      out["adaptive/branch"] = branch
+      out["branch_names"] = np.array(BRANCHES)
+      out["draw"] = np.array(draw)
+      print(f"iaat step: draw {draw} takes every branch: "
+            + ", ".join(f"{n} {int((branch == i).sum())}" for i, n in enumerate(BRANCHES)))
+      return out
+  raise RuntimeError("no draw took every branch of Algorithm 2")
+
+
+def _iaat_phases(ta, attacks, model, start, out, settings):
+  """Their trainer's step in the warmup and after it, from `start`."""
+  table, noise = out["table"], out["noise"]
+  x, y, index = out["x"], out["y"], out["index"]
   for phase, epoch in (("warmup", 0), ("adaptive", 1)):
     model.load_state_dict(start)
     trainer = ta.TrainerAdaptive.__new__(ta.TrainerAdaptive)
@@ -190,7 +242,6 @@ def iaat_step_golden(iaat_path):
     assert rand.calls == len(draws), rand.calls
     out[f"{phase}/table"] = trainer.epsilon_memory.numpy().copy()
     out.update({f"{phase}/after/{k[6:]}": v for k, v in _state(model).items()})
-  return out
 
 
 def _first_window_decisions_differ(losses, start_loss, n_iter):
@@ -319,31 +370,48 @@ def schedule_golden():
   return out
 
 
+FIXTURES = ("authors_wrn", "authors_iaat_step", "apgd", "schedules")
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--iaat", required=True)
-  parser.add_argument("--autoattack", required=True)
+  parser.add_argument("--autoattack", default=None, help="needed for apgd")
   parser.add_argument("--trades", default=None, help="for SOURCES.json only")
   parser.add_argument("--fast_adversarial", default=None, help="for SOURCES.json only")
+  parser.add_argument("--only", default=",".join(FIXTURES),
+                      help="comma-separated fixtures to (re)write: " + ", ".join(FIXTURES))
   args = parser.parse_args()
+  only = args.only.split(",")
+  unknown = sorted(set(only) - set(FIXTURES))
+  if unknown:
+    parser.error(f"unknown --only {unknown}; choose from {', '.join(FIXTURES)}")
+  if "apgd" in only and not args.autoattack:
+    parser.error("--only=apgd needs --autoattack=PATH")
   torch.use_deterministic_algorithms(True)
   torch.set_num_threads(1)
-  np.savez(os.path.join(HERE, "authors_wrn.npz"), **wrn_golden(args.iaat))
-  np.savez(os.path.join(HERE, "authors_iaat_step.npz"), **iaat_step_golden(args.iaat))
-  np.savez(os.path.join(HERE, "apgd.npz"), **apgd_golden(args.autoattack))
-  np.savez(os.path.join(HERE, "schedules.npz"), **schedule_golden())
-  sources = {
-      "torch": torch.__version__,
-      "yogeshbalaji/Instance_Adaptive_Adversarial_Training": _commit(args.iaat),
-      "fra31/auto-attack": _commit(args.autoattack)}
-  for name, path in (("yaodongyu/TRADES", args.trades),
-                     ("locuslab/fast_adversarial", args.fast_adversarial)):
-    if path:
-      sources[name] = _commit(path)
-  with open(os.path.join(HERE, "SOURCES.json"), "w") as f:
+  makers = {"authors_wrn": lambda: wrn_golden(args.iaat),
+            "authors_iaat_step": lambda: iaat_step_golden(args.iaat),
+            "apgd": lambda: apgd_golden(args.autoattack),
+            "schedules": schedule_golden}
+  path = os.path.join(HERE, "SOURCES.json")
+  sources = {}
+  if os.path.exists(path):
+    with open(path) as f:
+      sources = json.load(f)
+  for name in only:
+    np.savez(os.path.join(HERE, f"{name}.npz"), **makers[name]())
+    # Which torch wrote each fixture (a partial rewrite keeps the others').
+    sources.setdefault("torch_per_fixture", {})[f"{name}.npz"] = torch.__version__
+  sources["yogeshbalaji/Instance_Adaptive_Adversarial_Training"] = _commit(args.iaat)
+  for name, ref in (("fra31/auto-attack", args.autoattack), ("yaodongyu/TRADES", args.trades),
+                    ("locuslab/fast_adversarial", args.fast_adversarial)):
+    if ref:
+      sources[name] = _commit(ref)
+  with open(path, "w") as f:
     json.dump(sources, f, indent=2)
     f.write("\n")
-  print("wrote", ", ".join(sorted(n for n in os.listdir(HERE) if n.endswith((".npz", ".json")))))
+  print("wrote", ", ".join(f"{n}.npz" for n in only), "and SOURCES.json")
 
 
 if __name__ == "__main__":
