@@ -132,3 +132,65 @@ def test_gap_interval_covers_the_truth_95_percent_of_the_time():
     est, _ = stats.gap_to_segment(draw(c_s, a_s), draw(*truth["lo"]), draw(*truth["hi"]))
     covered += est.low <= 0 <= est.high
   assert covered / trials >= 0.93
+
+
+def test_every_path_keeps_its_level():
+  """A 90% interval is t(0.95 quantile) wide on every path."""
+  t90 = lambda df: scipy_stats.t.ppf(0.95, df)
+  est = stats.mean(A, level=0.9)
+  assert est.level == 0.9 and est.half_width == pytest.approx(t90(4) * est.se)
+  paired = stats.difference(dict(enumerate(A)), dict(enumerate(A[::-1])), level=0.9)
+  assert paired.level == 0.9 and paired.df == 4
+  welch = stats.difference(dict(enumerate(A)), {9: 0.1, 8: 0.2}, level=0.9)
+  assert welch.level == 0.9
+  assert stats.combination([{0: 0.5}], level=0.9).level == 0.9
+  assert stats.combination([{0: 0.5, 1: 0.5}, {2: 0.1, 3: 0.1}], level=0.9).level == 0.9
+  runs = _runs([(0.9, 0.5), (0.92, 0.54), (0.91, 0.5)])
+  for lo, hi in ((runs, runs), (runs, _runs([(0.95, 0.3), (0.97, 0.35), (0.96, 0.3)]))):
+    est, _ = stats.gap_to_segment(_runs([(0.93, 0.4), (0.94, 0.45), (0.92, 0.42)]),
+                                  lo, hi, level=0.9, paired=False)
+    assert est.level == 0.9 and est.df != 2  # Welch, not paired.
+
+
+def test_pairing_is_the_default_and_needs_the_same_seeds():
+  a, b = dict(enumerate(A)), dict(enumerate([0.60, 0.65, 0.62, 0.66, 0.61]))
+  assert stats.combination([a, b]).df == 4
+  assert stats.combination([a, b], paired=False).df != 4
+  assert stats.combination([a, {s + 1: v for s, v in b.items()}]).df != 4
+  runs = _runs([(0.9, 0.5), (0.92, 0.54), (0.91, 0.5)])
+  other = _runs([(0.95, 0.3), (0.97, 0.35), (0.96, 0.31)])
+  est, _ = stats.gap_to_segment(_runs([(0.93, 0.4), (0.94, 0.45), (0.92, 0.42)]),
+                                runs, other)
+  assert est.df == 2
+
+
+def test_two_seeds_give_an_interval_one_does_not():
+  two = stats.difference({0: 0.5, 1: 0.7}, {2: 0.1, 3: 0.2})
+  welch = scipy_stats.ttest_ind([0.5, 0.7], [0.1, 0.2], equal_var=False)
+  assert two.known and two.df == pytest.approx(welch.df)
+  assert not stats.difference({0: 0.5}, {2: 0.1, 3: 0.2}).known
+  assert math.isnan(stats.difference({0: 0.5}, {2: 0.1, 3: 0.2}).df)
+
+
+def test_no_spread_is_an_exact_value():
+  est = stats.combination([{0: 0.5, 1: 0.5}, {2: 0.25, 3: 0.25}], paired=False)
+  assert est.value == 0.75 and est.se == 0.0 and est.half_width == 0.0
+  assert (est.low, est.high) == (0.75, 0.75) and est.side() == "above"
+  zero = stats.Estimate(0.0, 0.0, 4)
+  assert zero.side() == "cannot_tell"  # An interval at exactly 0 is not above.
+  assert stats.Estimate(-0.0, 0.0, 4).side() == "cannot_tell"
+
+
+def test_empty_parts_are_refused():
+  for parts in ([], [{}], [{0: 1.0}, {}]):
+    with pytest.raises(ValueError, match="every part needs at least one seed"):
+      stats.combination(parts)
+
+
+def test_finite_is_json_safe():
+  assert stats.finite(None) is None and stats.finite(math.nan) is None
+  assert stats.finite(math.inf) is None and stats.finite(-math.inf) is None
+  value = stats.finite(np.float32(0.5))
+  assert value == 0.5 and type(value) is float
+  assert stats.Estimate(0.1, 0.01, 4).ci == pytest.approx(
+      [0.1 - 2.776 * 0.01, 0.1 + 2.776 * 0.01], abs=1e-4)

@@ -99,31 +99,25 @@ def combination(parts: Sequence[Mapping[int, float]], level: float = LEVEL,
                 paired: bool = True) -> Estimate:
   """sum_k mean(parts[k]); each part maps seed -> that seed's value.
 
-  Paired (when `paired` and every part has the same seeds, at least two):
-  the per-seed sums' mean, se and n - 1 df. Otherwise the parts are
-  independent: se^2 = sum var_k / n_k and Welch-Satterthwaite df. A part
-  with one seed leaves se unknown (nan).
+  Paired (when `paired` and every part has the same seeds): the per-seed
+  sums' mean, se and n - 1 df. Otherwise the parts are independent: se^2 =
+  sum var_k / n_k and Welch-Satterthwaite df. A part with one seed leaves
+  se unknown (nan).
   """
-  if not parts or any(not p for p in parts):
+  if not parts or not all(parts):
     raise ValueError("every part needs at least one seed")
   value = float(sum(np.mean(list(p.values())) for p in parts))
-  seeds = set(parts[0])
-  if paired and len(parts) > 1 and len(seeds) > 1 and all(set(p) == seeds for p in parts):
-    order = sorted(seeds)
-    sums = np.sum([[p[s] for s in order] for p in parts], axis=0)
-    n = len(order)
-    return Estimate(value, float(np.std(sums, ddof=1) / math.sqrt(n)), n - 1.0, level)
-  variances, dfs = [], []
-  for p in parts:
-    n = len(p)
-    if n < 2:
-      return Estimate(value, float("nan"), float("nan"), level)
-    variances.append(float(np.var(list(p.values()), ddof=1)) / n)
-    dfs.append(n - 1.0)
+  if min(len(p) for p in parts) < 2:
+    return Estimate(value, math.nan, math.nan, level)
+  seeds = sorted(parts[0])
+  if paired and all(sorted(p) == seeds for p in parts):
+    sums = np.sum([[p[s] for s in seeds] for p in parts], axis=0)
+    return Estimate(value, float(np.std(sums, ddof=1) / math.sqrt(len(seeds))),
+                    len(seeds) - 1.0, level)
+  variances = [float(np.var(list(p.values()), ddof=1)) / len(p) for p in parts]
   var = sum(variances)
-  if var == 0:
-    return Estimate(value, 0.0, sum(dfs), level)
-  df = var ** 2 / sum(v ** 2 / d for v, d in zip(variances, dfs))
+  df = (var ** 2 / sum(v ** 2 / (len(p) - 1) for v, p in zip(variances, parts))
+        if var > 0 else math.inf)
   return Estimate(value, math.sqrt(var), df, level)
 
 
