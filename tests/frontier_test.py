@@ -226,7 +226,7 @@ def test_command_end_to_end_and_resumed(tmp_path):
           "--pgd_at_eps=0.2", "--iaat=eps=0.3 gamma=0.1", "--seeds=0", "--jobs=2",
           "--train_args=--epochs=2 --warmup_epochs=1 --val_examples=32 "
           "--pgd_steps=1 --max_train_examples=256",
-          "--aa_max_examples=32", "--aa_apgd_iters=3", "--aa_targets=1",
+          "--aa_max_examples=64", "--aa_apgd_iters=3", "--aa_targets=1",
           "--aa_fab_iters=3", "--aa_square_queries=5", "--nocurve",
           f"--out_dir={out}"]
   env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -236,26 +236,34 @@ def test_command_end_to_end_and_resumed(tmp_path):
   with open(out / "frontier.json") as f:
     result = json.load(f)
   settings = {s["setting"]: s for s in result["settings"]}
-  assert set(settings) == {"pgd_at_eps0.2", "iaat_eps0.3_gamma0.1"}
+  # The uniform radius ramps over the experiment's warmup (1 epoch here).
+  assert set(settings) == {"pgd_at_eps0.2_ramp1", "iaat_eps0.3_gamma0.1"}
+  assert settings["pgd_at_eps0.2_ramp1"]["flags"] == [
+      "--method=pgd_at", "--eps=0.2", "--eps_ramp_epochs=1"]
   for s in settings.values():
-    assert {"method", "flags", "seeds", "clean_mean", "clean_std", "autoattack_mean",
-            "autoattack_std", "on_frontier"} <= set(s)
-    assert s["seeds"] == [0] and 0 <= s["autoattack_mean"] <= s["clean_mean"] <= 1
+    assert {"method", "flags", "seeds", "learns", "clean_mean", "clean_std",
+            "autoattack_mean", "autoattack_std", "on_frontier", "per_seed"} <= set(s)
+    (run,) = s["per_seed"]
+    assert s["seeds"] == [0] and 0 <= run["autoattack"] <= run["clean"] <= 1
+  iaat = settings["iaat_eps0.3_gamma0.1"]
+  assert iaat["verdict"] in frontier.VERDICTS
+  assert iaat["verdict"] != "above"  # One seed: no interval, nothing told.
+  assert 0 < result["runs"][0]["chance"] < 0.5 and result["runs"][0]["n_examples"] == 64
   assert settings["iaat_eps0.3_gamma0.1"]["flags"] == [
       "--method=iaat", "--eps=0.3", "--gamma=0.1"]
   assert len(settings["iaat_eps0.3_gamma0.1"]["eps_quantiles"]) == 5
   assert (out / "frontier.png").stat().st_size > 10_000
   assert "AutoAttack" in (out / "frontier.md").read_text()
   # Its runs are ordinary runs: results.json with an AutoAttack.
-  run = out / "runs" / "pgd_at_eps0.2_seed0"
-  assert json.loads((run / "results.json").read_text())["autoattack"]["n_examples"] == 32
+  run = out / "runs" / "pgd_at_eps0.2_ramp1_seed0"
+  assert json.loads((run / "results.json").read_text())["autoattack"]["n_examples"] == 64
   # Rerun: nothing is retrained or re-attacked, the same numbers come back.
   again = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path,
                          env=env, timeout=900)
   assert again.returncode == 0, again.stderr
   with open(out / "frontier.json") as f:
     assert json.load(f)["settings"] == result["settings"]
-  log = (out / "logs" / "pgd_at_eps0.2_seed0.log").read_text()
+  log = (out / "logs" / "pgd_at_eps0.2_ramp1_seed0.log").read_text()
   assert log.count("-m iaat_tf.evaluate") == 1 and "finished" in log
   # The radius dynamics of its IAAT runs (experiments/frontier_digits/).
   dynamics = subprocess.run(
