@@ -1,6 +1,7 @@
 """The radius rules (radius.py) on hand-made tensors: no model, no attack."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from iaat_tf.training import radius
@@ -77,3 +78,38 @@ def test_recovery_note_when_radii_at_zero_cannot_grow_back():
                               warmup_epochs=10, epochs=10) is None
   assert radius.recovery_note("pgd_at", eps=0.3, gamma=0.05, beta=0.3,
                               warmup_epochs=3, epochs=10) is None
+
+
+def test_growth_per_epoch_per_rule():
+  assert radius.growth_per_epoch("iaat", gamma=0.05, beta=0.3) == pytest.approx(0.015)
+  # The cheap rule: gamma a step, unsmoothed unless cheap_beta > 0.
+  assert radius.growth_per_epoch("iaat_cheap", gamma=0.05, beta=0.3) == 0.05
+  assert radius.growth_per_epoch("iaat_cheap", gamma=0.05, beta=0.3,
+                                 cheap_beta=0.5) == pytest.approx(0.025)
+  assert radius.growth_per_epoch("pgd_at", gamma=0.05, beta=0.3) == 0.0
+  assert radius.growth_per_epoch("standard", gamma=0.05, beta=0.3) == 0.0
+
+
+def test_recovery_note_names_the_rule_and_its_edges():
+  iaat = radius.recovery_note("iaat", eps=0.3, gamma=0.05, beta=0.3,
+                              warmup_epochs=3, epochs=10)
+  assert "at most beta x gamma = 0.015 per epoch" in iaat
+  assert "in the 7 epochs left" in iaat
+  cheap = radius.recovery_note("iaat_cheap", eps=0.3, gamma=0.01, beta=0.3,
+                               warmup_epochs=3, epochs=10)
+  assert "at most gamma = 0.01 per epoch" in cheap and "reaches at most 0.07" in cheap
+  # One adaptive epoch is enough to say it.
+  assert "in the 1 epochs left" in radius.recovery_note(
+      "iaat", eps=0.3, gamma=0.05, beta=0.3, warmup_epochs=9, epochs=10)
+  # Exactly enough room (8 x 0.5 x 0.0625 = 0.25 = eps): no note.
+  assert radius.recovery_note("iaat", eps=0.25, gamma=0.0625, beta=0.5,
+                              warmup_epochs=2, epochs=10) is None
+
+
+def test_ramp_factor_edges():
+  assert float(radius.ramp_factor(0, 0)) == 1.0  # No ramp, even at step 0.
+  assert radius.ramp_factor(3, 0).dtype == tf.float32
+  np.testing.assert_allclose([float(radius.ramp_factor(s, 1)) for s in range(3)],
+                             [0.0, 1.0, 1.0])
+  np.testing.assert_allclose([float(radius.ramp_factor(s, 4)) for s in (2, 4, 40)],
+                             [0.5, 1.0, 1.0])

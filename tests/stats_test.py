@@ -183,7 +183,7 @@ def test_no_spread_is_an_exact_value():
 
 def test_empty_parts_are_refused():
   for parts in ([], [{}], [{0: 1.0}, {}]):
-    with pytest.raises(ValueError, match="every part needs at least one seed"):
+    with pytest.raises(ValueError, match="^every part needs at least one seed$"):
       stats.combination(parts)
 
 

@@ -39,6 +39,7 @@ advantage is found.
 """
 
 import math
+import textwrap
 from typing import Mapping, Optional, Sequence
 
 import numpy as np
@@ -304,12 +305,14 @@ def table_markdown(settings: Sequence[Mapping]) -> str:
 def plot_frontier(analysis: Mapping, path: str, *, aa_eps: float,
                   norm: str = "linf") -> str:
   """Left: means over the seeds that learn, one-std error bars both ways,
-  "k/n" beside a setting that fails on some seeds, PGD-AT's frontier drawn;
-  settings that never learn named below the axes. Right: each setting's
+  "k/n" beside a setting that fails on some seeds, PGD-AT's frontier drawn,
+  the view on the adaptive settings and the frontier points they are
+  compared with; the other settings (and those that never learn) named
+  below the axes. Right: each setting's
   radii: PGD-AT's fixed radius, the adaptive settings' learned radii
   (10-90% whiskers, 25-75% box, median)."""
   settings = analysis["settings"]
-  fig, (ax, rad) = plt.subplots(1, 2, figsize=(12, 4.8), layout="constrained",
+  fig, (ax, rad) = plt.subplots(1, 2, figsize=(12, 6.4), layout="constrained",
                                 gridspec_kw={"width_ratios": [1.35, 1]})
   colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
   adaptive = [s for s in settings if s["method"] not in UNIFORM]
@@ -334,25 +337,41 @@ def plot_frontier(analysis: Mapping, path: str, *, aa_eps: float,
       ax.annotate((s["setting"] if uniform else "") +
                   (f" learns on {s['learns']}" if partial else ""), (x, y),
                   textcoords="offset points", xytext=(5, -10), fontsize=7,
-                  color=colour, fontweight="bold" if partial else "normal")
-  never = [s for s in settings if not _learned(s)]
-  if never:
-    ax.text(0.0, -0.16, "Never learn (not drawn): " + ", ".join(
-        f"{s['setting']} (0/{len(s['seeds'])})" for s in never),
-            transform=ax.transAxes, fontsize=7, va="top", wrap=True)
-  if drawn:
-    xs = [100 * (s["clean_mean"] + k * s["clean_std"]) for s in drawn for k in (-1, 1)]
-    ys = [100 * (s["autoattack_mean"] + k * s["autoattack_std"]) for s in drawn
+                  color=colour, fontweight="bold" if partial else "normal",
+                  annotation_clip=True)
+  # The view: the adaptive settings and the frontier points they are
+  # compared with (all settings when there are none); the rest are named
+  # below the axes with their means.
+  by_name = {s["setting"]: s for s in settings}
+  focus = [s for s in adaptive if _learned(s)]
+  focus += [by_name[n] for s in focus for n in s.get("compared_with", [])]
+  focus = focus or drawn
+  notes = [f"{s['setting']} (never learns, {s['learns']})"
+           for s in settings if not _learned(s)]
+  if focus:
+    xs = [100 * (s["clean_mean"] + k * s["clean_std"]) for s in focus for k in (-1, 1)]
+    ys = [100 * (s["autoattack_mean"] + k * s["autoattack_std"]) for s in focus
           for k in (-1, 1)]
-    ax.set_xlim(min(xs) - 0.3, min(100.5, max(xs) + 0.3))
-    ax.set_ylim(max(0, min(ys) - 3), min(100, max(ys) + 3))
+    x_lim = (min(xs) - 0.3, min(100.5, max(xs) + 0.3))
+    y_lim = (max(0, min(ys) - 3), min(100, max(ys) + 3))
+    ax.set_xlim(*x_lim)
+    ax.set_ylim(*y_lim)
+    notes += [f"{s['setting']} ({_pct(s['clean_mean'])} / {_pct(s['autoattack_mean'])})"
+              for s in drawn
+              if not (x_lim[0] <= 100 * s["clean_mean"] <= x_lim[1]
+                      and y_lim[0] <= 100 * s["autoattack_mean"] <= y_lim[1])]
+  legend = ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.13), ncol=2,
+                     frameon=False)
+  if notes:
+    text = textwrap.fill("Outside the view (clean / AutoAttack): " + "; ".join(notes), 110)
+    legend.set_title(text, prop={"size": 7})
+    legend._legend_box.align = "left"  # pylint: disable=protected-access
   ax.set_xlabel("clean accuracy (%)")
   ax.set_ylabel(f"AutoAttack accuracy at {norm_label(norm)} eps {aa_eps:.4g} (%)")
   n = sorted({len(s["seeds"]) for s in settings})
   ax.set_title(f"Clean vs robust over the seeds that learn (of {'/'.join(map(str, n))}): "
                "mean +- std (filled: on the frontier)", fontsize=9)
   ax.grid(alpha=0.3)
-  ax.legend(fontsize=7, loc="lower left")
   names = [s["setting"] for s in settings]
   for i, s in enumerate(settings):
     if s["method"] in UNIFORM and s.get("train_eps") is not None:
