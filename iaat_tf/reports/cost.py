@@ -175,8 +175,9 @@ def plot_cost(tasks: Mapping[str, Sequence[Mapping]], path: str, *, model: str,
       part = "_learned" if "autoattack_mean_learned" in r else ""
       y, err = 100 * r[f"autoattack_mean{part}"], 100 * r[f"autoattack_std{part}"]
       clean = 100 * r[f"clean_mean{part}"]
-      note = (f"; learns on {len(r['seeds']) - len(r['failed_seeds'])} of "
-              f"{len(r['seeds'])}" if part else "")
+      failed = len(r.get("failed_seeds") or [])
+      note = (f"; learns on {len(r['seeds']) - failed} of {len(r['seeds'])}" if part
+              else f"; never learns, {failed} of {failed}" if failed else "")
       colour = {"exact": "tab:blue", "pgd_at": "tab:gray"}.get(r["variant"], "tab:orange")
       ax.errorbar([x], [y], yerr=[err], fmt="o", color=colour, capsize=4)
       # Neighbours in cost alternate above and below their point.
