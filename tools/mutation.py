@@ -19,7 +19,9 @@ and tools/mutation/RESULTS.md (the kill rate per module over the mutants
 checked, the goal: 90% killed, every survivor explained, none left
 unchecked), merging with the modules a previous call measured. The scratch
 copies stay in tools/mutation/work/ (not committed): a later call resumes
-where `--minutes` stopped one (mutmut keeps its results there).
+where `--minutes` stopped one (mutmut keeps its results there). mutmut
+re-tests a mutant only when its function changed: after changing the tests,
+pass `--fresh` (start the module's work folder anew).
 """
 
 import argparse
@@ -108,8 +110,10 @@ def _workspace(module: str, tests: list[str]) -> str:
 
 
 def measure(module: str, tests: list[str], jobs: int, equivalent: dict,
-            minutes: float) -> dict:
+            minutes: float, fresh: bool = False) -> dict:
   """Runs mutmut on one module in its workspace; returns its summary."""
+  if fresh:
+    shutil.rmtree(os.path.join(OUT, "work", module.replace("/", "_")), ignore_errors=True)
   work = _workspace(module, tests)
   log_path = os.path.join(OUT, "logs", os.path.basename(module) + ".log")
   os.makedirs(os.path.dirname(log_path), exist_ok=True)
@@ -187,6 +191,8 @@ def main(argv=None) -> int:
   parser.add_argument("--minutes", type=float, default=0,
                       help="stop each module's run after this long (0: no limit); "
                       "a later call resumes it")
+  parser.add_argument("--fresh", action="store_true",
+                      help="start each module's work folder anew (after changing tests)")
   args = parser.parse_args(argv)
   modules = [m for m in args.modules.split(",") if m]
   unknown = [m for m in modules if m not in MODULES]
@@ -202,7 +208,7 @@ def main(argv=None) -> int:
   results = json.load(open(results_path)) if os.path.exists(results_path) else {}
   for module in modules:
     print(f"mutation: {module} ({', '.join(MODULES[module])}) ...", flush=True)
-    r = measure(module, MODULES[module], args.jobs, equivalent, args.minutes)
+    r = measure(module, MODULES[module], args.jobs, equivalent, args.minutes, args.fresh)
     results[module] = r
     write_report(results)  # After every module: nothing lost if stopped.
     print(f"mutation: {module}: {r['killed']}/{r['mutants']} killed "

@@ -72,8 +72,7 @@ def learns(run: Mapping) -> bool:
 def _interval_dict(values: Sequence[float]) -> dict:
   est = stats.mean(values)
   std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-  return {"mean": est.value, "std": std,
-          "ci": est.ci}
+  return {"mean": est.value, "std": std, "ci": est.ci}
 
 
 def summarise(runs: Sequence[Mapping]) -> list[dict]:
@@ -96,15 +95,16 @@ def summarise(runs: Sequence[Mapping]) -> list[dict]:
   out = []
   for key in order:
     group = sorted(groups[key], key=lambda r: r["seed"])
-    learned = [r for r in group if learns(r)]
+    learned_flags = [learns(r) for r in group]
+    learned = [r for r, ok in zip(group, learned_flags) if ok]
     row = {"setting": key, "method": group[0]["method"],
            "flags": list(group[0]["flags"]), "seeds": [r["seed"] for r in group],
            "learned_seeds": [r["seed"] for r in learned],
            "learns": f"{len(learned)}/{len(group)}",
            "reliability": len(learned) / len(group),
            "per_seed": [{"seed": r["seed"], "clean": r["clean"],
-                         "autoattack": r["autoattack"], "learned": learns(r)}
-                        for r in group]}
+                         "autoattack": r["autoattack"], "learned": ok}
+                        for r, ok in zip(group, learned_flags)]}
     for name in ("clean", "autoattack"):
       if learned:
         d = _interval_dict([r[name] for r in learned])
