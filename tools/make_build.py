@@ -41,7 +41,7 @@ EXTRA = {
     "tests/readme_snippets.py": {
         "data": '["README.md", "docs/evaluation.md", "docs/python_api.md"]'},
     "tests/build_test.py": {
-        "data": '["BUILD", "tools/make_build.py"] + glob(["iaat_tf/**/*.py", '
+        "data": '["BUILD"] + glob(["tools/*.py", "iaat_tf/**/*.py", '
                 '"tests/**/*.py", "bench/*.py", "experiments/**/*.py"])'},
     "tests/layout_test.py": {"data": 'glob(["iaat_tf/**/*.py"])'},
     "tests/golden_test.py": {
@@ -71,7 +71,9 @@ def _python_files() -> List[str]:
   found = []
   for top in ("iaat_tf", "tests", "bench", "experiments", "tools"):
     for root, dirs, files in os.walk(os.path.join(REPO, top)):
-      dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")) and d != "runs")
+      # tools/: its scripts only (tools/mutation/work holds scratch copies).
+      dirs[:] = [] if top == "tools" else sorted(
+          d for d in dirs if not d.startswith((".", "_")) and d != "runs")
       for name in sorted(files):
         if name.endswith(".py"):
           path = os.path.relpath(os.path.join(root, name), REPO)
