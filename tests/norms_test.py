@@ -35,3 +35,30 @@ def test_l2_ball_projection_step_and_start_stay_feasible():
   np.testing.assert_array_equal(start, again)
   with pytest.raises(ValueError, match="unknown norm 'l1'"):
     norms.Ball(x0, eps, "l1")
+
+
+def test_size_is_each_examples_norm():
+  delta = np.array([[[[0.3], [-0.4]]], [[[0.0], [-0.1]]]], np.float32)  # [2, 1, 2, 1]
+  np.testing.assert_allclose(norms.size(delta, "linf"), [0.4, 0.1])
+  np.testing.assert_allclose(norms.size(delta, "l2"), [0.5, 0.1], rtol=1e-6)
+  assert norms.size(delta.astype(np.float64), "linf").dtype == tf.float32
+  with pytest.raises(ValueError, match="unknown norm 'l1'"):
+    norms.size(delta, "l1")
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_take_is_the_ball_of_those_rows(norm):
+  """A subset's ball projects its rows exactly as the whole ball does."""
+  rng = np.random.RandomState(0)
+  images = rng.uniform(0.2, 0.8, (4, 3, 3, 1)).astype(np.float32)
+  eps = np.array([0.05, 0.1, 0.2, 0.3], np.float32)
+  ball = norms.Ball(images, eps, norm)
+  idx = tf.constant([3, 1])
+  part = ball.take(idx)
+  assert part.norm == norm
+  np.testing.assert_array_equal(part.images, images[[3, 1]])
+  x = images + rng.uniform(-0.5, 0.5, images.shape).astype(np.float32)
+  np.testing.assert_allclose(part.project(x[[3, 1]]),
+                             tf.gather(ball.project(x), idx), atol=1e-6)
+  np.testing.assert_allclose(norms.size(part.project(x[[3, 1]]) - images[[3, 1]], norm),
+                             [0.3, 0.1], rtol=1e-5)
