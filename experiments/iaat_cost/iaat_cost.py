@@ -243,12 +243,6 @@ def analyse(runs: dict, bench: dict) -> dict:
 CANDIDATES = ("reuse", "cheap")
 
 
-def _diff(value: float, ci) -> str:
-  if not ci or ci[0] is None:
-    return f"{100 * value:+.1f} (one seed)"
-  return f"{100 * value:+.1f}, 95% interval [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]"
-
-
 def verdict(payload: dict) -> list:
   """The goal per candidate and task, in words, and the recommendation."""
   lines, met = [], {}
@@ -261,7 +255,7 @@ def verdict(payload: dict) -> list:
     lines.append(f"**{name}**: step time {cost_words} PGD-AT's "
                  f"({'within' if rows[0].get('cost_ok') else 'over'} {cost.MAX_RATIO}x).")
     for r in rows:
-      clean = f"clean {_diff(r['clean_diff_vs_exact'], r['clean_diff_ci'])} points"
+      clean = f"clean {cost.with_ci(r['clean_diff_vs_exact'], r['clean_diff_ci'])} points"
       lines.append(f"  - {r['task']} ({r['paired_seeds']} paired seeds): AutoAttack "
                    f"{r['aa_verdict']}; {clean}; goal "
                    + ("met, and the seeds tell" if r["meets_and_told"] else

@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from iaat_tf.attacks import gradients
+from iaat_tf.evaluation import autoattack
 from iaat_tf.config import first_line
 
 LogitsFn = Callable[[tf.Tensor], tf.Tensor]
@@ -151,9 +152,9 @@ def chance_warning(clean_accuracy: float, labels, convention: str) -> Optional[s
   the most frequent label (within 3 binomial standard deviations): the
   model most likely expects other inputs than it was given."""
   labels = np.asarray(labels)
-  if not labels.size:
+  majority = autoattack.majority_rate(labels)
+  if majority is None:
     return None
-  majority = float(np.unique(labels, return_counts=True)[1].max() / labels.size)
   margin = 3.0 * float(np.sqrt(majority * (1.0 - majority) / labels.size))
   if clean_accuracy > majority + margin:
     return None

@@ -130,9 +130,9 @@ def table_markdown(rows: Sequence[Mapping], models: Sequence[str]) -> str:
     if r["variant"] == "exact":
       diff = clean_diff = goal = "-"
     else:
-      diff = (_with_ci(r["aa_diff_vs_exact"], r["aa_diff_ci"])
+      diff = (with_ci(r["aa_diff_vs_exact"], r["aa_diff_ci"])
               if r.get("paired_seeds") else "n/a")
-      clean_diff = (_with_ci(r["clean_diff_vs_exact"], r["clean_diff_ci"])
+      clean_diff = (with_ci(r["clean_diff_vs_exact"], r["clean_diff_ci"])
                     if r.get("paired_seeds") else "n/a")
       goal = ("n/a" if r["variant"] == "pgd_at" else
               "met, told" if r.get("meets_and_told") else
@@ -151,7 +151,7 @@ def table_markdown(rows: Sequence[Mapping], models: Sequence[str]) -> str:
   return "\n".join(lines) + "\n"
 
 
-def _with_ci(value: float, ci) -> str:
+def with_ci(value: float, ci) -> str:
   """+1.4 [-1.9, +4.7]: percent points with the 95% interval."""
   if not ci or ci[0] is None:
     return f"{100 * value:+.1f} (one seed)"
