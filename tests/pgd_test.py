@@ -57,3 +57,10 @@ def test_broadcast_eps_reshapes_for_nhwc():
   assert np.allclose((images + out).numpy()[:, 0, 0, 0], [0.1, 0.2, 0.3])
 
 
+
+
+def test_pgd_step_size_is_ratio_times_radius_floored_per_example():
+  # The authors' rule max(eps / (0.5 k), 2/255) at k = 10: ratio 0.2.
+  eps = tf.constant([0.0, 4 / 255, 16 / 255, 0.5])
+  got = attacks.pgd_step_size(eps, 0.2, 2 / 255).numpy()
+  assert np.allclose(got, [2 / 255, 2 / 255, 3.2 / 255, 0.1])
