@@ -23,7 +23,7 @@ from bench import common
 from bench.common import ModelSpec
 from iaat_tf import models
 from iaat_tf.evaluation import autoattack, robustness
-from iaat_tf.training import batch_steps
+from iaat_tf.training import recipe
 from iaat_tf.config import ModelConfig
 
 EPS = 8 / 255
@@ -56,7 +56,7 @@ def _robust_classifier(spec: ModelSpec):
 
 def time_evaluation(name: str, fn: Callable, spec: ModelSpec, n: int, log) -> dict:
   classifier = _robust_classifier(spec)
-  logits_fn = batch_steps.attack_logits_fn(classifier, "inference")
+  logits_fn = recipe.attack_logits_fn(classifier, "inference")
   x = np.random.RandomState(0).rand(n, *spec.shape).astype(np.float32)
   y = np.zeros(n, np.int64)
   ds = tf.data.Dataset.from_tensor_slices(({"image": x, "index": np.arange(n)}, y))

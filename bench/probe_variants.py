@@ -39,7 +39,7 @@ from bench import common  # pylint: disable=g-import-not-at-top
 from bench.common import Group, ModelSpec, Variant  # pylint: disable=g-import-not-at-top
 from iaat_tf.attacks import gradients  # pylint: disable=g-import-not-at-top
 from iaat_tf.config import ModelConfig, alg2_preset  # pylint: disable=g-import-not-at-top
-from iaat_tf.training import batch_steps  # pylint: disable=g-import-not-at-top
+from iaat_tf.training import recipe  # pylint: disable=g-import-not-at-top
 
 RATIO = 0.25  # bench.common.build_trainer's attack step ratio.
 # name -> (method, MethodConfig options for a k-step attack)
@@ -87,7 +87,7 @@ def ratios(rows: List[dict]) -> List[dict]:
 @contextlib.contextmanager
 def _counting(counts: Dict[str, int]):
   """Counts the rows of every attack-side forward and input-gradient pass."""
-  make_logits_fn, value_and_gradient = (batch_steps.attack_logits_fn,
+  make_logits_fn, value_and_gradient = (recipe.attack_logits_fn,
                                         gradients.value_and_gradient)
 
   def counting_logits_fn(classifier, bn_mode="inference"):
@@ -104,14 +104,14 @@ def _counting(counts: Dict[str, int]):
     counts["backward"] += int(images.shape[0])  # Its forward is counted by logits_fn.
     return value_and_gradient(logits_fn, images, *args, **kwargs)
 
-  batch_steps.attack_logits_fn = counting_logits_fn
+  recipe.attack_logits_fn = counting_logits_fn
   gradients.value_and_gradient = counting_value_and_gradient
   tf.config.run_functions_eagerly(True)
   try:
     yield
   finally:
     tf.config.run_functions_eagerly(False)
-    batch_steps.attack_logits_fn = make_logits_fn
+    recipe.attack_logits_fn = make_logits_fn
     gradients.value_and_gradient = value_and_gradient
 
 

@@ -20,9 +20,9 @@ The names a user needs, importable from the package:
   `load_classifier` (a SavedModel back as a logits function).
 * Experiments: `flagfile(name)`, the path of a shipped flagfile
   (`flagfile("quickstart")`); `__version__`.
-* Custom training loops: the module `batch_steps` (the per-batch pieces of
-  `fit`'s train step as plain functions), `EpsTable` (the radius table) and
-  `radius` (the radius rules as pure functions).
+* Custom training loops: `TrainingRecipe` (the stages of `fit`'s train
+  step, docs/python_api.md), `EpsTable` (the radius table) and `radius`
+  (the radius rules as pure functions).
 
 Names load lazily (PEP 562): `import iaat_tf` imports no TensorFlow; the
 first use of a name imports its module. So the command lines (`python -m
@@ -60,7 +60,7 @@ _LAZY = {
     "load_classifier": ("iaat_tf.models.export", "load_classifier"),
     # Custom training loops.
     "EpsTable": ("iaat_tf.training.eps_table", "EpsTable"),
-    "batch_steps": ("iaat_tf.training.batch_steps", None),
+    "TrainingRecipe": ("iaat_tf.training.recipe", "TrainingRecipe"),
     "radius": ("iaat_tf.training.radius", None),
     "attacks": ("iaat_tf.attacks", None),
     # The shipped experiments: flagfile("quickstart") is a path for --flagfile.
@@ -87,7 +87,8 @@ def __dir__():
 
 if TYPE_CHECKING:  # For type checkers and IDEs; never executed.
   from iaat_tf import attacks  # noqa: F401
-  from iaat_tf.training import batch_steps, radius  # noqa: F401
+  from iaat_tf.training import radius  # noqa: F401
+  from iaat_tf.training.recipe import TrainingRecipe  # noqa: F401
   from iaat_tf.training.trainer import AdversarialTrainer  # noqa: F401
   from iaat_tf.attacks.apgd import ApgdOptions, apgd_attack  # noqa: F401
   from iaat_tf.evaluation.autoattack import AutoAttackOptions  # noqa: F401

@@ -16,6 +16,8 @@ SYNTHETIC_LIKE = ("digits", "mnist", "cifar10", "cifar100", "imagenet2012")
 # authors' modified WRN (authors_wrn.py), the network of the paper's numbers.
 MODELS = ("small_cnn", "wide_resnet", "authors_wrn", "resnet50")
 METHODS = ("standard", "pgd_at", "iaat", "iaat_cheap")
+# The methods with a per-example radius table.
+ADAPTIVE_METHODS = ("iaat", "iaat_cheap")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 BN_MODES = ("inference", "train")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -59,7 +61,7 @@ ALG2_PRESETS = ("exact", "fast", "reuse")
 # Where Algorithm 2's outcomes come from (MethodConfig.probe_source): "attacks",
 # two probe attacks of their own before the training attack (the algorithm);
 # "training", the training attack at the stored radius and a short extension
-# of it (batch_steps.reuse_probes; docs/speed.md).
+# of it (probes.reuse_probes; docs/speed.md).
 PROBE_SOURCES = ("attacks", "training")
 OPTIMIZERS = ("sgd", "adam")
 
@@ -317,7 +319,7 @@ class MethodConfig(Section):
   eps_ramp_epochs: int = option(
       0, "Ramp the training radius linearly (per step) from 0 to --eps over N epochs "
       "(pgd_at, IAAT warmup; 0: none).", group=METHOD, minimum=0)
-  # Algorithm 2's two probe attacks (batch_steps.fast_probes). The defaults
+  # Algorithm 2's two probe attacks (probes.fast_probes). The defaults
   # are the exact algorithm: both probes are the training attack.
   probe_steps: int = option(0, "iaat: PGD steps of each probe attack (0: --pgd_steps).",
                             group=PROBES, minimum=0)
@@ -537,7 +539,7 @@ def validate(config: Config) -> Config:
          f"--jit_compile=step needs --strategy=default (the eps-table write "
          f"under --strategy={t.strategy} is a cross-replica step that XLA "
          "cannot compile); use --jit_compile=attack")
-  _check(not (me.method in ("iaat", "iaat_cheap") and
+  _check(not (me.method in ADAPTIVE_METHODS and
               me.eps_ramp_epochs > me.warmup_epochs),
          f"--eps_ramp_epochs={me.eps_ramp_epochs} is longer than "
          f"--warmup_epochs={me.warmup_epochs}: under {me.method} the ramp "

@@ -4,6 +4,10 @@
   run `MirroredStrategy` with 2 replicas on a CPU-only machine.
 * absl FLAGS (defined by iaat_tf.cli.flags_config) marked as parsed, so flag
   defaults can be read and `flagsaver` used outside `app.run`.
+* Two tiers: plain `python -m pytest tests` runs the unit tier; the
+  end-to-end tests (marked `slow`: the CLI in a subprocess, whole training
+  runs, several processes) run with `--run-slow` (both tiers) or when `-m`
+  names them (`-m slow`: that tier alone).
 * Shared fixtures: scikit-learn's digits, and an undefended MLP trained on
   them (the attack tests' target).
 """
@@ -29,6 +33,21 @@ except RuntimeError:  # Already initialised (e.g. imported twice).
 from iaat_tf.cli import flags_config  # pylint: disable=g-import-not-at-top,unused-import
 
 flags.FLAGS.mark_as_parsed()
+
+
+def pytest_addoption(parser):
+  parser.addoption("--run-slow", action="store_true", default=False,
+                   help="also run the end-to-end tier (tests marked slow)")
+
+
+def pytest_collection_modifyitems(config, items):
+  """Leaves the slow tier out unless --run-slow or an -m expression asks."""
+  if config.getoption("--run-slow") or config.getoption("markexpr"):
+    return
+  slow = [item for item in items if item.get_closest_marker("slow")]
+  if slow:
+    config.hook.pytest_deselected(items=slow)
+    items[:] = [item for item in items if not item.get_closest_marker("slow")]
 
 
 @pytest.fixture(scope="session")

@@ -40,16 +40,16 @@ GOAL = 0.90
 
 # module -> the tests that exercise it (fast ones: each mutant runs them).
 MODULES = {
-    "iaat_tf/training/radius.py": ["tests/radius_test.py", "tests/eps_ramp_test.py",
-                                   "tests/golden_test.py"],
-    "iaat_tf/training/eps_table.py": ["tests/eps_table_test.py"],
-    "iaat_tf/attacks/pgd.py": ["tests/pgd_test.py", "tests/l2_attacks_test.py",
-                               "tests/gradients_test.py"],
-    "iaat_tf/attacks/gradients.py": ["tests/gradients_test.py",
-                                     "tests/attack_precision_test.py"],
-    "iaat_tf/attacks/norms.py": ["tests/norms_test.py", "tests/l2_attacks_test.py"],
-    "iaat_tf/reports/stats.py": ["tests/stats_test.py", "tests/frontier_test.py",
-                                 "tests/cost_report_test.py"],
+    "iaat_tf/training/radius.py": ["tests/training/radius_test.py", "tests/training/eps_ramp_test.py",
+                                   "tests/training/golden_test.py"],
+    "iaat_tf/training/eps_table.py": ["tests/training/eps_table_test.py"],
+    "iaat_tf/attacks/pgd.py": ["tests/attacks/pgd_test.py", "tests/attacks/l2_attacks_test.py",
+                               "tests/attacks/gradients_test.py"],
+    "iaat_tf/attacks/gradients.py": ["tests/attacks/gradients_test.py",
+                                     "tests/attacks/attack_precision_test.py"],
+    "iaat_tf/attacks/norms.py": ["tests/attacks/norms_test.py", "tests/attacks/l2_attacks_test.py"],
+    "iaat_tf/reports/stats.py": ["tests/reports/stats_test.py", "tests/reports/frontier_test.py",
+                                 "tests/reports/cost_test.py"],
 }
 KILLED = ("killed", "timeout")
 UNCHECKED = ("not checked",)

@@ -32,7 +32,7 @@ reference's `<=` in `check_oscillation`), or
 if neither its step size nor its best loss changed since the last checkpoint.
 As in the reference, the first window's first comparison is the first
 step's loss against 0 (its `loss_steps[-1]`, not yet written), not against
-the start's loss. tests/golden_test.py checks every point visited against
+the start's loss. tests/training/golden_test.py checks every point visited against
 the reference's own run.
 
 `norm="l2"` is the reference's L2 version: the start x + eps * t / |t|_2

@@ -26,7 +26,7 @@ independent under `logits_fn`:
   inference-mode BatchNorm) gets one positive factor per example row, exact
   there because the Jacobian is block-diagonal, and each example keeps its
   full float16 range. The package's own inference-mode functions carry the
-  mark (`training.batch_steps.attack_logits_fn(..., "inference")`, the
+  mark (`training.recipe.attack_logits_fn(..., "inference")`, the
   evaluation's checkpoint and SavedModel functions, foreign models); mark a
   mixed_float16 inference-mode function of your own the same way.
 

@@ -1,4 +1,9 @@
-"""The command-line layer: flags to a `Config`, and the commands' shared plumbing.
+"""The command-line layer: the four commands, flags to a `Config`, and their plumbing.
+
+* `train.py`, `evaluate.py`, `pareto.py`, `frontier.py`: the commands, each
+  with a `main()` (the console scripts `iaat-train`, ... call it; `python -m
+  iaat_tf.main|evaluate|pareto|frontier` are shims calling it) and a
+  `run(argv)`, the command after its flags are parsed.
 
 * `app.py`: what every entry point shares (one-line errors, grouped
   `--help` before TensorFlow is imported, a quiet start).
@@ -11,7 +16,6 @@
 * `frontier_run.py`: the frontier's runs (train, judge, resume, analyse).
 * `progress.py`: the evaluation's progress line (the training callbacks are
   `training/callbacks.py`).
-* `scripts.py`: the console scripts (`iaat-train`, ...).
 
 Library code never imports this package.
 """

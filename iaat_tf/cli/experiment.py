@@ -37,9 +37,9 @@ import tensorflow as tf
 from iaat_tf import data, models, provenance, run_io
 from iaat_tf.models import export
 from iaat_tf.reports import curves, example_lookup, plots
-from iaat_tf.training import batch_steps, callbacks, early_stopping, overfitting, radius, runtime
+from iaat_tf.training import callbacks, early_stopping, overfitting, radius, runtime
 from iaat_tf.training.trainer import AdversarialTrainer
-from iaat_tf.config import Config, ConfigError, validate
+from iaat_tf.config import ADAPTIVE_METHODS, Config, ConfigError, validate
 
 # What a run writes into output_dir (and --overwrite deletes).
 OUTPUTS = ("config.json", "results.json", "history.csv", "eps_table.npy",
@@ -204,7 +204,7 @@ def _log_start(config: Config, info: data.DatasetInfo, strategy,
   log(f"iaat_tf: {config.method.method} on {info.describe()}; "
       f"{config.model.name}, {strategy.num_replicas_in_sync} replica(s), "
       f"{steps_per_epoch} steps/epoch")
-  if config.method.method not in batch_steps.ADAPTIVE_METHODS:
+  if config.method.method not in ADAPTIVE_METHODS:
     return
   if config.method.warmup_epochs >= config.train.epochs:
     log(f"iaat_tf: note: --warmup_epochs={config.method.warmup_epochs} >= "
@@ -255,7 +255,7 @@ def epoch_callbacks(config: Config, trainer, datasets: data.Datasets, validation
                     chief: bool, log: Callable[[str], None]) -> list:
   """The callbacks of `fit`, in the order they must run (see each comment);
   `validation` is the data `fit` validates on (the weight average too)."""
-  adaptive = config.method.method in batch_steps.ADAPTIVE_METHODS
+  adaptive = config.method.method in ADAPTIVE_METHODS
   _, summary, bar = _progress_mode(config.train.verbose)
   return [
       callbacks.StopOnNaN(),  # Before history and checkpoint: see its doc.
@@ -373,7 +373,7 @@ def _write_outputs(trainer, config: Config, info: data.DatasetInfo,
   labels = example_lookup.read_train_labels(config.data)[:info.num_train]
   np.save(os.path.join(out, "train_labels.npy"), labels)
   eps_table = trainer.eps_table.numpy()
-  if config.method.method in batch_steps.ADAPTIVE_METHODS:
+  if config.method.method in ADAPTIVE_METHODS:
     np.save(os.path.join(out, "eps_table.npy"), eps_table)
     results["eps"] = plots.eps_summary(eps_table, labels)
   elif config.method.method == "pgd_at":  # Every example at --eps.
@@ -404,7 +404,7 @@ def write_run_plots(config: Config, out: str, eps_table: np.ndarray,
           history, os.path.join(plot_dir, "eps_over_epochs.png"),
           warmup_eps=config.method.eps, eval_eps=config.eval.eps,
           warmup_epochs=config.method.warmup_epochs, per_255=per_255, norm=norm)
-  if config.method.method in batch_steps.ADAPTIVE_METHODS and eps_table.size:
+  if config.method.method in ADAPTIVE_METHODS and eps_table.size:
     written["eps_histogram"] = plots.plot_eps_histogram(
         eps_table, os.path.join(plot_dir, "eps_histogram.png"),
         title=f"Learned radii ({config.method.method}, {config.data.dataset})",

@@ -83,7 +83,7 @@ def imagenet_train_crop_encoded(encoded: tf.Tensor, size: int, seed: tf.Tensor,
   the header, and the seed); other formats are decoded whole, then cropped.
   The decoded crop equals the crop of the whole decode except, at times, in
   its first or last pixel column (libjpeg upsamples chroma at the window's
-  edge; tests/imagenet_pipeline_test.py), as in every pipeline that uses
+  edge; tests/data/imagenet_pipeline_test.py), as in every pipeline that uses
   `decode_and_crop_jpeg`.
   """
   box_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))

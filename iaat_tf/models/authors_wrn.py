@@ -27,7 +27,7 @@ momentum 0.9). One difference remains: PyTorch updates the running variance
 with the unbiased batch variance, Keras with the biased one (a factor
 m / (m - 1), m = batch x height x width values per channel: below 1.0001 at
 batch 256 on 32x32 images). The parameter count at 10 classes is
-46,090,740, as measured from their code (tests/authors_wrn_test.py).
+46,090,740, as measured from their code (tests/models/authors_wrn_test.py).
 """
 
 import keras

@@ -33,7 +33,7 @@ trains and evaluates the runs, then calls these. Intervals come from
   standard deviation) both ways, "k/n" beside a point whose setting fails on
   some seeds, PGD-AT's frontier as a line, and each setting's radii.
 
-`tests/frontier_test.py` simulates settings that lie on the frontier and
+`tests/reports/frontier_test.py` simulates settings that lie on the frontier and
 measures how often `above` is claimed (at most 5%), and how often a true
 advantage is found.
 """

@@ -20,8 +20,8 @@ every interval the package prints comes from one place.
   two points: on a sloped frontier the noise of the clean mean moves the
   point along it), by the delta method.
 
-`tests/stats_test.py` checks these against `scipy.stats` (t intervals, Welch
-and paired tests); `tests/frontier_test.py` measures by simulation how
+`tests/reports/stats_test.py` checks these against `scipy.stats` (t intervals, Welch
+and paired tests); `tests/reports/frontier_test.py` measures by simulation how
 often the frontier's verdict claims an advantage that is not there.
 """
 

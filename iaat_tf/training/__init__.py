@@ -3,9 +3,11 @@
 * `radius`: IAAT's radius rules as pure functions of tensors.
 * `eps_table`: `EpsTable`, the per-example radii and their cross-replica write.
 * `losses`: the training losses (cross-entropy, TRADES, MART) per example.
-* `batch_steps`: the pieces of a training step as plain functions.
+* `probes`: Algorithm 2's probes (exact, the probe options, reuse).
+* `recipe`: `TrainingRecipe`, the stages of one training step (every
+  decision that depends on the method), for `fit` and custom loops.
 * `trainer`: `AdversarialTrainer`, the `keras.Model` whose
-  `train_step` composes them.
+  `train_step` is those stages plus Keras' plumbing.
 * `optimizers`: SGD with PyTorch's coupled L2 weight decay.
 * `runtime`: devices, strategy, precision, optimizer, checkpoints.
 * `early_stopping`: the best-validation checkpoint.

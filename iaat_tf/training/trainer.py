@@ -15,7 +15,7 @@ adds, per the method in `MethodConfig`:
   authors' code; docs/DEPARTURES.md). With `probe_source="training"`
   (`--alg2_preset=reuse`) there are no probe attacks: the batch trains at the
   stored radius, and the training attack (judged before the update) and a
-  short extension of it are the probes (`batch_steps.reuse_probes`).
+  short extension of it are the probes (`probes.reuse_probes`).
 * `iaat_cheap`: the paper's cheap rule: train at the stored radius and move it
   by +gamma if that training attack failed, -gamma if it succeeded (no
   smoothing unless `cheap_beta` > 0). The outcome is judged by an
@@ -36,10 +36,11 @@ examples train on their clean image and their KL term is masked (their loss
 is TRADES' clean CE, or MART's boosted CE on the clean image; unmasked, the
 two training-mode forwards on different batches would make it non-zero).
 
-The step is composed of the plain functions in `batch_steps.py` (radius
-arithmetic in `radius.py`, the table in `eps_table.py`), which custom
-training loops can call directly. Only the classifier is exported; the table
-lives in checkpoints (`trainer.eps_table.variable`).
+`train_step` is the stages of a `TrainingRecipe` (`recipe.py`: every
+decision that depends on the method), which custom training loops call the
+same way (docs/python_api.md); the trainer adds Keras' plumbing (epoch
+counting, replicas, loss scaling, metrics). Only the classifier is
+exported; the table lives in checkpoints (`trainer.eps_table.variable`).
 """
 
 import inspect
@@ -48,13 +49,10 @@ from typing import Optional
 import keras
 import tensorflow as tf
 
-from iaat_tf.attacks import kl_attack, noise, objectives, pgd
-from iaat_tf.training import batch_steps
-from iaat_tf.training import losses
-from iaat_tf.training import radius
-from iaat_tf.config import (AttackConfig, EvalConfig, MethodConfig,
-                            check_attack_bn_mode, check_probe_source)
+from iaat_tf.attacks import noise, objectives, pgd
+from iaat_tf.config import ADAPTIVE_METHODS, AttackConfig, EvalConfig, MethodConfig
 from iaat_tf.training.eps_table import EpsTable
+from iaat_tf.training.recipe import TrainingRecipe, attack_logits_fn
 from iaat_tf.training.weight_average import WeightAverage
 
 def _images(inputs):
@@ -86,8 +84,6 @@ class AdversarialTrainer(keras.Model):
                evaluation: Optional[EvalConfig] = None, seed: int = 0,
                steps_per_epoch: int = 0, ema_decay: float = 0.0, **kwargs):
     super().__init__(**kwargs)
-    check_attack_bn_mode(attack, method)
-    check_probe_source(method)
     self.classifier = classifier
     self.method_config = method
     self.attack_config = attack
@@ -118,21 +114,9 @@ class AdversarialTrainer(keras.Model):
     self.clean_accuracy = keras.metrics.Mean(name="clean_acc")
     self.eps_mean = keras.metrics.Mean(name="eps_mean")
     self.robust_accuracy = keras.metrics.Mean(name="pgd_acc")
-    self._attack_logits = batch_steps.attack_logits_fn(classifier, attack.bn_mode)
-    # iaat_cheap's outcome is judged in inference mode whatever the attack's
-    # BatchNorm mode (a train-mode pass would also move the running statistics).
-    self._inference_logits = batch_steps.attack_logits_fn(classifier, "inference")
-    self._attack_fn = batch_steps.make_pgd(
-        self._attack_logits, attack, seed=seed,
-        jit_compile=True if attack.jit_compile else None)
-    # TRADES' training attack, compiled like the PGD one.
-    self._kl_attack_fn = tf.function(
-        lambda images, eps, index, step: kl_attack.kl_attack(
-            self._attack_logits, images, eps, steps=attack.steps,
-            step_size=pgd.pgd_step_size(eps, attack.ratio, attack.min_step),
-            index=index, step=step, salt=batch_steps.SALT_TRAIN, seed=seed,
-            norm=attack.norm),
-        jit_compile=True if attack.jit_compile else None, reduce_retracing=True)
+    # The method's decisions and its compiled attacks (checks the settings).
+    self.recipe = TrainingRecipe(classifier, method, attack, seed=seed,
+                                 ramp_steps=self.ramp_steps)
 
   # -- Keras plumbing -------------------------------------------------------
 
@@ -164,7 +148,7 @@ class AdversarialTrainer(keras.Model):
              or _num_steps(given.get("x"), given.get("batch_size")))
     method = self.method_config
     if (not steps and method.warmup_epochs > 0
-        and method.method in batch_steps.ADAPTIVE_METHODS):
+        and method.method in ADAPTIVE_METHODS):
       raise ValueError(
           "AdversarialTrainer: the warmup counts epochs, but the number of "
           "steps per epoch is unknown (a dataset of unknown length): pass "
@@ -200,137 +184,39 @@ class AdversarialTrainer(keras.Model):
       return super().get_metrics_result()
     return {m.name: m.result() for m in self.metrics if float(m.count.numpy()) > 0}
 
-  # -- the pieces (thin wrappers over batch_steps, for tests and subclasses) --
-
-  def _logits_for_attack(self, images):
-    return self._attack_logits(images)
-
-  def _attack(self, images, labels, eps, index, step, salt):
-    return self._attack_fn(images, labels, eps, index, step, salt)
-
-  def select_eps_algorithm2(self, images, labels, index, stored, clean_ok, step):
-    """Algorithm 2's new radii for a batch (see `batch_steps.algorithm2_radii`)."""
-    return batch_steps.algorithm2_radii(
-        self._attack_fn, self._attack_logits, images, labels, index, stored,
-        clean_ok, self.method_config, step)
-
-  def select_eps_cheap(self, stored, attack_failed, clean_ok):
-    """The cheap rule's new radii (`radius.cheap_update`)."""
-    return batch_steps.radii_to_store(self.method_config, None, stored,
-                                      clean_ok, attack_failed, in_warmup=False)
-
-  def write_eps(self, index, new_eps):
-    """Writes radii to the table, consistently across replicas."""
-    self.eps_table.write(index, new_eps)
-
   # -- training -------------------------------------------------------------
 
-  def craft_training_images(self, images, labels, eps, index, step):
-    """The training attack of the loss: KL attack (trades) or CE PGD."""
-    if self.method_config.loss != "trades":
-      return self._attack_fn(images, labels, eps, index, step,
-                             batch_steps.SALT_TRAIN)
-    return self._kl_attack_fn(images, eps, index, step)
-
-  def training_loss(self, images, x_train, labels, clean_ok):
-    """(scalar loss, per-example logits of the trained-on batch).
-
-    The configured loss (`losses.py`) on `x_train` (adversarial for S+;
-    for S- clean, or adversarial under `s_minus="adversarial"`), in training
-    mode; trades and mart also run the clean images. The regularisation
-    losses are added by `train_step`.
-
-    With `s_minus="clean"` an S- example's x_train is its clean image, but
-    the two training-mode forwards see different batches (BatchNorm batch
-    statistics, dropout), so TRADES'/MART's KL term between them would not
-    be 0: it is masked for S- rows, whose loss is then TRADES' CE(clean) or
-    MART's boosted CE on the clean image, exactly.
-    """
-    method = self.method_config
-    logits = tf.cast(self.classifier(x_train, training=True), tf.float32)
-    clean_logits = None
-    if losses.needs_clean_logits(method.loss):
-      clean_logits = tf.cast(self.classifier(images, training=True), tf.float32)
-    beta = method.mart_beta if method.loss == "mart" else method.trades_beta
-    clean_rows = batch_steps.clean_for_s_minus(method, clean_ok)
-    if clean_logits is not None and clean_rows is not None:
-      beta = beta * tf.cast(clean_rows, tf.float32)  # No KL term for S-.
-    loss = tf.reduce_mean(losses.per_example_loss(
-        method.loss, clean_logits, logits, labels, beta))
-    return loss, logits
-
   def train_step(self, data):
-    inputs, labels = data[0], data[1]
-    images = tf.cast(inputs["image"], tf.float32)
-    index = tf.cast(inputs["index"], tf.int64)
-    labels = tf.cast(labels, tf.int32)
-    method = self.method_config
-    step = tf.convert_to_tensor(self.optimizer.iterations)
-    adaptive = method.method in batch_steps.ADAPTIVE_METHODS
-    in_warmup = self.epoch < method.warmup_epochs
-
-    clean_ok = stored = None
-    if method.method != "standard":
-      clean_ok = batch_steps.clean_correct(self._attack_logits, images, labels)
-    if adaptive:
-      stored = self.eps_table.gather(index)
-    eps_train = batch_steps.choose_radii(
-        self._attack_fn, self._attack_logits, images, labels, index, stored,
-        clean_ok, method, step=step, in_warmup=in_warmup)
-    if self.ramp_steps and method.method == "pgd_at":
-      eps_train = eps_train * radius.ramp_factor(step, self.ramp_steps)
-    elif self.ramp_steps and adaptive:  # The warmup radius only.
-      eps_train = tf.where(in_warmup, radius.ramp_factor(step, self.ramp_steps)
-                           * eps_train, eps_train)
-    clean_rows = batch_steps.clean_for_s_minus(method, clean_ok)
-    if method.method == "standard":
-      x_train = images
-    else:
-      x_adv = self.craft_training_images(images, labels, eps_train, index, step)
-      x_train = batch_steps.training_images(images, x_adv, clean_rows)
-
-    # The training attack's outcomes are judged against the model it
-    # attacked: before the training forward pass below, which moves
-    # BatchNorm's running statistics (inference-mode judging would see other
-    # statistics; train-mode probes would leave theirs as the last ones).
-    # iaat_cheap's inference-mode outcome:
-    attack_failed = batch_steps.cheap_outcome(
-        method, self._inference_logits, x_train, labels)
-    # --probe_source=training: Algorithm 2's outcomes from the training
-    # attack (and a short extension of it).
-    probes = batch_steps.reuse_outcome(method, self._attack_logits, images, labels,
-                                       x_adv if adaptive else None, stored,
-                                       self.attack_config, in_warmup)
+    recipe, table = self.recipe, self.eps_table
+    images, labels, index = recipe.batch(data[0], data[1])
+    plan = recipe.radii_before_attack(
+        images, labels, index, recipe.stored(table, index),
+        step=tf.convert_to_tensor(self.optimizer.iterations), epoch=self.epoch)
+    x_adv, x_train = recipe.attack(images, labels, index, plan)
+    judged = recipe.judge(images, labels, x_adv, x_train, plan)
     with tf.GradientTape() as tape:
-      loss, logits = self.training_loss(images, x_train, labels, clean_ok)
-      if self.classifier.losses:
-        loss += tf.add_n([tf.cast(l, tf.float32) for l in self.classifier.losses])
+      loss, logits = recipe.loss(images, x_train, labels, plan)
       # Gradients are summed over replicas: divide by their number (the same
       # scaling keras' own train_step applies).
       replicas = tf.distribute.get_strategy().num_replicas_in_sync
-      scaled = loss / tf.cast(replicas, loss.dtype)
-      scaled = self.optimizer.scale_loss(scaled)
-    if attack_failed is None:  # --cheap_signal=train_forward reads that pass.
-      attack_failed = batch_steps.cheap_outcome(method, None, x_train, labels, logits)
+      scaled = self.optimizer.scale_loss(loss / tf.cast(replicas, loss.dtype))
     variables = self.classifier.trainable_variables
-    grads = tape.gradient(scaled, variables)
-    self.optimizer.apply_gradients(zip(grads, variables))
+    self.optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
     if self.weight_average is not None:
       self.weight_average.update(self.optimizer.iterations)
-
-    if adaptive:
-      self.eps_table.write(index, batch_steps.radii_to_store(
-          method, eps_train, stored, clean_ok, attack_failed, in_warmup, probes))
-
     train_ok = pgd.is_correct(logits, labels)
+    recipe.store(table, index, recipe.radii_after_update(plan, judged, train_ok))
+    return self._train_logs(loss, train_ok, plan)
+
+  def _train_logs(self, loss, train_ok, plan):
     self.loss_tracker.update_state(loss)
     self.train_accuracy.update_state(tf.cast(train_ok, tf.float32))
     # The radius actually trained at (0 for S- trained on the clean image).
-    self.eps_mean.update_state(batch_steps.trained_radii(eps_train, clean_rows))
+    self.eps_mean.update_state(plan.trained_radii)
     logs = {"loss": self.loss_tracker.result(),
             "train_acc": self.train_accuracy.result()}
-    if clean_ok is not None:
-      self.clean_accuracy.update_state(tf.cast(clean_ok, tf.float32))
+    if plan.clean_ok is not None:
+      self.clean_accuracy.update_state(tf.cast(plan.clean_ok, tf.float32))
       logs["clean_acc"] = self.clean_accuracy.result()
     logs["eps_mean"] = self.eps_mean.result()
     return logs
@@ -353,7 +239,7 @@ class AdversarialTrainer(keras.Model):
     else:
       index = tf.range(tf.shape(images)[0], dtype=tf.int64)
     e = self.eval_config
-    logits_fn = batch_steps.attack_logits_fn(self.classifier, "inference")
+    logits_fn = attack_logits_fn(self.classifier, "inference")
 
     def evaluate_batch():
       logits = logits_fn(images)

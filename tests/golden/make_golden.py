@@ -1,4 +1,4 @@
-"""Computes the golden numbers of tests/golden_test.py from the references' own code.
+"""Computes the golden numbers of tests/training/golden_test.py from the references' own code.
 
 Run once, by hand, outside CI (it needs PyTorch; CI and the suite do not):
 

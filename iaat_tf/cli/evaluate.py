@@ -1,0 +1,97 @@
+"""Robustness evaluation of a finished run: `iaat-evaluate` (`python -m iaat_tf.evaluate`).
+
+    iaat-evaluate --run_dir=runs/quickstart \
+        --eps_list=0,0.05,0.1,0.2,0.3 --source=saved_model
+
+Loads the classifier from the run's exported SavedModel (default) or its
+latest checkpoint, rebuilds the test split from the run's config.json, and
+measures clean accuracy plus PGD (CE and CW-margin, with restarts) and
+APGD-CE / APGD-DLR accuracy at every radius, with the per-example worst case
+(robustness.py). Writes to `<run_dir>/eval/` (or `--out_dir`):
+
+  robustness.json        the curve, settings and gradient-masking warnings
+  robustness_curve.png   accuracy vs radius, one line per attack
+  corruptions.json       CIFAR-10-C accuracy (with --corruptions, cifar10 runs)
+
+and adds the curve to the run's results.json under "robustness" (read by
+`iaat_tf.pareto`; the rest of results.json is kept). The run's own eval
+radius is always on the curve.
+
+With `--attacks=autoattack` (part of the CLI default `autoattack,suite`) it
+also runs AutoAttack standard (APGD-CE, APGD-T, FAB-T, Square; autoattack.py)
+at the run's eval eps on the whole test split (imagenet2012: the first 5,000
+validation images, as RobustBench; `--aa_max_examples`), writes
+`autoattack.json` and `autoattack_examples.csv` (each example's id, label and
+the attack that broke it) next to robustness.json, adds the JSON to
+results.json under "autoattack", and marks the point on the robustness curve.
+Both stream the split (host memory holds one batch per device, not the
+split); `--strategy=mirrored` spreads every batch over the local GPUs.
+
+A model this package did not train (any SavedModel with a signature from
+images to logits, e.g. `model.export()`, or a `.keras` file) is evaluated
+with AutoAttack on a dataset's test split:
+
+    python -m iaat_tf.evaluate --saved_model=DIR --dataset=cifar10 \
+        --data_dir=~/tensorflow_datasets --aa_eps=8/255 --out_dir=eval_mine
+
+(`--keras_model=FILE.keras`; `--input_range=0,255`, `--input_mean`,
+`--input_std` when the model expects them; `--norm=l2`). It writes the same
+autoattack.json and autoattack_examples.csv to `--out_dir` (default
+`eval_<model name>` in the current folder); evaluation/foreign.py refuses
+models whose outputs are not logits with one line.
+
+Run as a command, the flags, `--run_dir` and config.json are checked before
+TensorFlow loads: `--help` and bad input answer at once, bad input as one
+line `iaat_tf.evaluate: error: ...` with exit 2. The evaluation itself is
+cli/evaluation_run.py (TensorFlow, imported once the input is checked); this
+command never imports the training stack (run directory I/O is in run_io.py).
+"""
+
+import dataclasses
+import os
+
+from iaat_tf import run_io
+from iaat_tf.cli import app, eval_flags
+from iaat_tf.cli.eval_flags import EvalOptions, EvaluationError
+
+PROG = "iaat_tf.evaluate"
+
+
+def _checked_options(argv) -> EvalOptions:
+  """Everything that can be checked without TensorFlow (flags, --run_dir)."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  f = flags.FLAGS
+  if len(argv) > 1:
+    raise EvaluationError(f"unexpected arguments {' '.join(argv[1:])!r}")
+  options = eval_flags.options_from_flags(f)
+  if options.foreign:
+    name = os.path.basename(os.path.normpath(options.saved_model or options.keras_model))
+    return dataclasses.replace(options, attacks=("autoattack",),
+                               out_dir=options.out_dir or f"eval_{name}")
+  run_io.check_run_dir(f.run_dir)
+  return options
+
+
+def run(argv) -> None:
+  """The command after its flags are parsed."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  options = _checked_options(argv)
+  from iaat_tf.cli import evaluation_run  # pylint: disable=g-import-not-at-top
+  if options.foreign:
+    evaluation_run.autoattack_model(options)
+  else:
+    evaluation_run.evaluate_selected(flags.FLAGS.run_dir, options)
+
+
+def main() -> None:
+  """The entry point: flags (or --help) and every check before TensorFlow
+  loads, then `run`, errors as one line."""
+  argv = app.start(PROG, summary=eval_flags.SUMMARY, groups=eval_flags.HELP_GROUPS,
+                   define_flags=eval_flags.define_flags)
+  app.call(PROG, _checked_options, argv)  # Fails fast, before TF loads.
+  app.import_tensorflow(debug=app.debug())
+  app.call(PROG, run, argv)
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,81 @@
+"""The Pareto command: clean vs robust accuracy across trainings (reports/pareto.py).
+
+  iaat-pareto --runs 'runs/*' --out_dir runs/report    # or python -m iaat_tf.pareto
+
+Globs are allowed; a glob keeps only the directories with a results.json.
+Writes pareto.csv and pareto.png (`reports.pareto.write_pareto`). Errors
+(e.g. a missing results.json) are one line `iaat_tf.pareto: error: ...` on
+stderr with exit code 2 (cli/app.py). Importing this module defines no absl
+flags and imports no TensorFlow.
+"""
+
+import glob
+import os
+from typing import Sequence
+
+from iaat_tf.cli import app
+from iaat_tf.reports.pareto import collect_runs, write_pareto
+
+PROG = "iaat_tf.pareto"
+
+
+def expand_run_args(spec: str) -> list[str]:
+  """Comma-separated dirs/globs -> run dirs (globs keep dirs with results)."""
+  run_dirs = []
+  for item in (s.strip() for s in spec.split(",")):
+    if not item:
+      continue
+    if glob.has_magic(item):
+      matches = sorted(
+          d for d in glob.glob(item)
+          if os.path.isfile(os.path.join(d, "results.json")))
+      if not matches:
+        raise ValueError(f"{item}: glob matches no run directory with a "
+                         "results.json")
+      run_dirs.extend(matches)
+    else:
+      run_dirs.append(item)
+  if not run_dirs:
+    raise ValueError("--runs is empty")
+  return list(dict.fromkeys(run_dirs))  # De-duplicate, keep order.
+
+
+SUMMARY = """\
+Compares training runs: clean accuracy (y) against robust accuracy (x), with
+the non-dominated runs joined. Writes pareto.csv and pareto.png to --out_dir
+and prints their paths."""
+HELP_GROUPS = (("Pareto plot", ("runs", "out_dir")), ("Output", ("debug",)))
+
+
+def _define_flags() -> None:
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  flags.DEFINE_string("runs", None,
+                      "Comma-separated run directories or globs "
+                      "(e.g. 'runs/*').")
+  flags.DEFINE_string("out_dir", None, "Where to write pareto.csv/.png.")
+
+
+def run(argv: Sequence[str]) -> None:
+  """The command after its flags are parsed."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  flags_ = flags.FLAGS
+  if len(argv) > 1:
+    raise ValueError(f"unexpected arguments: {' '.join(argv[1:])}")
+  if not flags_.runs:
+    raise ValueError("--runs is required")
+  if not flags_.out_dir:
+    raise ValueError("--out_dir is required")
+  runs = collect_runs(expand_run_args(flags_.runs))
+  csv_path, png_path = write_pareto(runs, flags_.out_dir)
+  print(csv_path)
+  print(png_path)
+
+
+def main() -> None:
+  """The entry point: flags (or --help), then `run`, errors as one line."""
+  app.run(PROG, run, summary=SUMMARY, groups=HELP_GROUPS,
+          define_flags=_define_flags, errors=(ValueError, OSError))
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,67 @@
+"""Resuming a killed mirrored run (2 virtual CPU devices) gives the uninterrupted result.
+
+Like resume_test.py's end-to-end test, with `--strategy=mirrored
+--num_virtual_devices=2`: the restored optimizer slots must be built in the
+strategy's scope (mirrored, like the ones `fit` creates) and the eps table,
+weights, momenta and step must continue exactly. `--shuffle_buffer=1` makes
+the example order the same in both processes.
+"""
+
+import os
+import subprocess
+
+import numpy as np
+import pytest
+
+from tests import main_process
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+EPOCHS, TRAIN, BATCH = 4, 192, 64
+ARGS = [
+    f"--flagfile={os.path.join(REPO, 'flags', 'quickstart.flags')}",
+    "--strategy=mirrored", "--num_virtual_devices=2", "--weight_decay_type=coupled",
+    f"--epochs={EPOCHS}", "--warmup_epochs=1", f"--max_train_examples={TRAIN}",
+    f"--batch_size={BATCH}", "--pgd_steps=10", "--shuffle_buffer=1",
+    "--val_examples=64", "--max_test_examples=64", "--eval_pgd_steps=2",
+    "--export=false", "--verbose=2", "--seed=5",
+]
+TIMEOUT = 180
+
+
+def _start(output_dir: str) -> subprocess.Popen:
+  return main_process.start(ARGS, output_dir)
+
+
+def _wait(proc: subprocess.Popen) -> str:
+  return main_process.wait(proc, TIMEOUT)
+
+
+_state = main_process.checkpoint_state
+
+
+@pytest.mark.slow
+def test_killed_mirrored_run_resumes_to_the_uninterrupted_result(tmp_path):
+  reference_dir, run_dir = str(tmp_path / "reference"), str(tmp_path / "run")
+  reference = _start(reference_dir)
+  first = _start(run_dir)
+  first_out, killed_at = main_process.kill_after_first_checkpoint(
+      first, run_dir, TIMEOUT, settle=0.3)
+  assert 1 <= killed_at < EPOCHS, first_out[-2000:]
+
+  second_out = _wait(_start(run_dir))
+  assert "resumed from" in second_out and "2 replica(s)" in second_out, second_out[-2000:]
+  _wait(reference)
+
+  resumed = _state(os.path.join(run_dir, "checkpoints"))
+  uninterrupted = _state(os.path.join(reference_dir, "checkpoints"))
+  step_key = "optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"
+  assert int(resumed[step_key]) == EPOCHS * (TRAIN // BATCH)
+  slots = [k for k in resumed if k.startswith("optimizer/_variables/")]
+  assert len(slots) == len([k for k in resumed if k.startswith("optimizer/_trainable")])
+  assert sorted(resumed) == sorted(uninterrupted)
+  for key, value in uninterrupted.items():
+    np.testing.assert_allclose(resumed[key], value, atol=1e-6, rtol=0, err_msg=key)
+  table = np.load(os.path.join(run_dir, "eps_table.npy"))
+  np.testing.assert_allclose(
+      table, np.load(os.path.join(reference_dir, "eps_table.npy")), atol=1e-6, rtol=0)
+  assert len(np.unique(table)) > 2  # Adaptive epochs ran after the resume.

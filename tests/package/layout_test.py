@@ -1,0 +1,117 @@
+"""The package's rooms and which way their imports go.
+
+Each room may import only the rooms listed for it (and itself), so the
+attacks know nothing of training, the library never reads flags, and the
+plots are imported by the command line alone. Checked on every `iaat_tf`
+import of every module, top-level and inside functions (the AST). The lazy
+public names of `iaat_tf/__init__.py` (PEP 562) import nothing at load time.
+"""
+
+import ast
+import glob
+import os
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# Room -> the rooms it may import. "top" holds config.py, tensors.py, run_io.py,
+# provenance.py and _version.py.
+ALLOWED = {
+    "top": {"top"},
+    "attacks": {"attacks", "top"},
+    "training": {"training", "attacks", "top"},
+    "data": {"data", "top"},
+    "models": {"models", "top"},
+    "evaluation": {"evaluation", "attacks", "top"},
+    "reports": {"reports", "data", "top"},
+    "cli": {"cli", "training", "attacks", "data", "models", "evaluation",
+            "reports", "top"},
+    "commands": {"commands", "cli", "training", "attacks", "data", "models",
+                 "evaluation", "reports", "top"},
+}
+COMMANDS = {"main", "evaluate", "pareto", "frontier"}
+ROOMS = {"attacks", "training", "data", "models", "evaluation", "reports", "cli"}
+
+
+def _room(module: str) -> str:
+  """'iaat_tf.attacks.apgd' -> 'attacks'; 'iaat_tf.config' -> 'top'."""
+  parts = module.split(".")
+  if len(parts) < 2:
+    return "package"
+  if parts[1] in ROOMS:
+    return parts[1]
+  return "commands" if parts[1] in COMMANDS else "top"
+
+
+def _modules():
+  for path in sorted(glob.glob(os.path.join(REPO, "iaat_tf", "**", "*.py"), recursive=True)):
+    rel = os.path.relpath(path, REPO)[:-3].replace(os.sep, ".")
+    yield path, rel[:-len(".__init__")] if rel.endswith(".__init__") else rel
+
+
+def _imports(path: str):
+  """Every iaat_tf module a file imports (names after `from iaat_tf import`)."""
+  for node in ast.walk(ast.parse(open(path).read())):
+    if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("iaat_tf"):
+      if node.module == "iaat_tf":
+        yield from (f"iaat_tf.{a.name}" for a in node.names)
+      else:
+        yield node.module
+    elif isinstance(node, ast.Import):
+      yield from (a.name for a in node.names if a.name.startswith("iaat_tf"))
+
+
+@pytest.mark.parametrize("path,module", list(_modules()), ids=lambda v: str(v).split("/")[-1])
+def test_imports_only_go_down(path, module):
+  room = _room(module)
+  if module == "iaat_tf":
+    return  # Lazy public names: nothing is imported at load time.
+  for imported in _imports(path):
+    target = _room(imported)
+    assert target in ALLOWED[room], (
+        f"{module} ({room}) imports {imported} ({target}); "
+        f"{room} may import {sorted(ALLOWED[room])}")
+
+
+def test_only_the_command_line_reads_flags():
+  for path, module in _modules():
+    if _room(module) in ("cli", "commands"):
+      continue
+    for node in ast.walk(ast.parse(open(path).read())):
+      names = ([node.module or ""] if isinstance(node, ast.ImportFrom) else
+               [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+      assert not any(n.split(".")[0] == "absl" for n in names), f"{module} imports absl"
+
+
+def test_every_module_is_in_a_room_with_a_docstring():
+  for path, module in _modules():
+    assert ast.get_docstring(ast.parse(open(path).read())), f"{module}: no docstring"
+  top = {os.path.basename(p)[:-3] for p in glob.glob(os.path.join(REPO, "iaat_tf", "*.py"))}
+  assert top == {"__init__", "_version", "config", "provenance", "tensors",
+                 "run_io"} | COMMANDS, top
+
+
+def test_subpackage_inits_only_re_export():
+  """A room's __init__.py holds a docstring, imports and __all__: the code a
+  reader looks for is in the module named for it."""
+  for path in glob.glob(os.path.join(REPO, "iaat_tf", "*", "__init__.py")):
+    tree = ast.parse(open(path).read())
+    for i, node in enumerate(tree.body):
+      if i == 0 and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+        continue  # The docstring.
+      if isinstance(node, (ast.Import, ast.ImportFrom)):
+        continue
+      if isinstance(node, ast.Assign) and [getattr(t, "id", "") for t in node.targets] == ["__all__"]:
+        continue
+      raise AssertionError(f"{os.path.relpath(path, REPO)}:{node.lineno} holds "
+                           f"{type(node).__name__}; move it to a module named for it")
+
+
+def test_python_m_commands_are_shims_calling_cli_main():
+  """`python -m iaat_tf.NAME` runs the same `main()` as the console script."""
+  for name in COMMANDS:
+    tree = ast.parse(open(os.path.join(REPO, "iaat_tf", f"{name}.py")).read())
+    imports = [n for n in tree.body if isinstance(n, ast.ImportFrom)]
+    assert len(tree.body) == 3 and len(imports) == 1, name
+    assert imports[0].module.startswith("iaat_tf.cli.") and [
+        a.name for a in imports[0].names] == ["main"], name
