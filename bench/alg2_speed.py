@@ -13,7 +13,7 @@ probe runs all its steps on the whole batch, the worst case). Their real cost
 in training lies in between. (In the robust state `probe_only_needed` also skips the probe at
 `stored`, since no +gamma probe succeeds: the variant with only fewer probe
 steps, no early stop, is the data-independent upper bound.) With `--alg2_run_dir=RUN` (a finished quick-start run, e.g. from
-experiments/alg2_fidelity/alg2_fidelity.py) it also times the "trained" state: that run's
+python -m experiments.alg2_fidelity.alg2_fidelity) it also times the "trained" state: that run's
 weights, eps table and training data with the learning rate at 0, i.e. the
 decisions Algorithm 2 really faces at the end of training.
 """
@@ -25,7 +25,7 @@ from bench import common
 from bench.common import Group, ModelSpec, Variant
 from iaat_tf.config import ModelConfig, alg2_preset
 
-TARGET = 1.6  # Algorithm 2 / PGD-AT step time (issue 11).
+TARGET = 1.6  # Algorithm 2 / PGD-AT step time (the probe options' target, bench/RESULTS.md).
 RATIO = 0.25  # bench.common.build_trainer's attack step ratio.
 
 
@@ -162,7 +162,10 @@ def run(quick: bool, log, run_dir: Optional[str] = None) -> dict:
 
 
 if __name__ == "__main__":
-  import sys  # pylint: disable=g-import-not-at-top
-  dirs = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--run_dir=")]
-  result = run("--quick" in sys.argv, lambda s: print(s, flush=True),
-               dirs[0] if dirs else None)
+  import argparse  # pylint: disable=g-import-not-at-top
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
+  parser.add_argument("--run_dir", default=None,
+                      help="a finished quick-start run: also time the trained state")
+  args = parser.parse_args()
+  result = run(args.quick, lambda s: print(s, flush=True), args.run_dir)

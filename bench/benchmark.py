@@ -3,17 +3,17 @@
 Sections (each a module of bench/):
 
   step_time     train-step time per method on small models (cost ratios)
-  alg2          Algorithm 2's probe options vs PGD-AT (issue 11's 1.6x target)
+  alg2          Algorithm 2's probe options vs PGD-AT (target: 1.6x)
   real_models   WRN-32-10 at 32x32 and ResNet-50 at 224x224 per method,
                 float32 / mixed_float16 / mixed_bfloat16 / XLA (attack, step)
   eval          robustness evaluation cost per 1,000 examples (AutoAttack hook)
   pipeline      the real input pipelines (needs step_time for its ratios)
 
-  python bench/benchmark.py                 # every section -> bench/RESULTS.md (about an
+  python -m bench.benchmark                 # every section -> bench/RESULTS.md (about an
                                             # hour on 2 CPU cores: the real models dominate)
-  python bench/benchmark.py --quick         # smoke run of every section (~3 min), to a temp dir
-  python bench/benchmark.py --sections=alg2 --output_dir=/tmp/b
-  python bench/benchmark.py --from_json bench/results.json   # re-render RESULTS.md
+  python -m bench.benchmark --quick         # smoke run of every section (~3 min), to a temp dir
+  python -m bench.benchmark --sections=alg2 --output_dir=/tmp/b
+  python -m bench.benchmark --from_json bench/results.json   # re-render RESULTS.md
 
 The alg2 section also times Algorithm 2 on real end-of-training decisions:
 of a finished exact quick-start run, `--alg2_run_dir=RUN`, or (without it)
@@ -36,7 +36,6 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
 
 from bench import common  # pylint: disable=g-import-not-at-top
 from bench import alg2_speed, eval_cost, pipeline, real_models, report, step_time  # pylint: disable=g-import-not-at-top
@@ -85,7 +84,7 @@ def main(argv=None) -> int:
   common.keras.config.disable_interactive_logging()
   start = time.perf_counter()
   payload = {"quick": args.quick, "sections": sections,
-             "command": "python bench/benchmark.py " + " ".join(sys.argv[1:] if argv is None
+             "command": "python -m bench.benchmark " + " ".join(sys.argv[1:] if argv is None
                                                                 else argv),
              "date": datetime.datetime.now().isoformat(timespec="seconds"),
              "machine": common.machine(), "train_steps": [], "groups": []}

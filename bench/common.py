@@ -14,21 +14,19 @@ import os
 import platform
 import resource
 import statistics
-import sys
 import time
 import warnings
 from typing import Dict, List, Optional, Sequence, Tuple
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:
-  sys.path.insert(0, REPO)
 
 import keras  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 from iaat_tf import models  # pylint: disable=g-import-not-at-top
+from iaat_tf import run_io  # pylint: disable=g-import-not-at-top
 from iaat_tf.training.trainer import AdversarialTrainer  # pylint: disable=g-import-not-at-top
 from iaat_tf.config import AttackConfig, MethodConfig, ModelConfig  # pylint: disable=g-import-not-at-top
 
@@ -193,10 +191,9 @@ def make_robust(classifier: keras.Model) -> None:
 
 
 def _run_config(run_dir: str):
-  from iaat_tf import config as cfg  # pylint: disable=g-import-not-at-top
   import json  # pylint: disable=g-import-not-at-top
   with open(os.path.join(run_dir, "config.json")) as f:
-    return cfg.from_dict(json.load(f))
+    return run_io.config_from_dict(json.load(f))
 
 
 def _run_num_train(run_dir: str) -> int:

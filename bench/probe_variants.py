@@ -19,7 +19,7 @@ forward pass). This is the number that transfers to a GPU. Only `fast`
 does data-dependent work (early stops, skipped examples): count it in the
 trained state (`run_dir`), the decisions of real training.
 
-  python bench/probe_variants.py --output=/tmp/probe_variants.json [--run_dir=RUN] [--quick]
+  python -m bench.probe_variants --output=/tmp/probe_variants.json [--run_dir=RUN] [--quick]
 """
 
 import argparse
@@ -30,8 +30,6 @@ import sys
 from typing import Dict, List, Optional
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:
-  sys.path.insert(0, REPO)
 
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 

@@ -6,7 +6,7 @@ The names a user needs, importable from the package:
   `compile`, then `fit` on ({"image", "index"}, label) batches), configured
   by `MethodConfig` (method, radius schedule), `AttackConfig` (training PGD;
   `norm="linf"` or `"l2"`, the threat model, whose units every radius is in)
-  and `EvalConfig` (validation PGD).
+  and `ValidationConfig` (validation PGD).
 * Data: `with_example_ids(dataset)` keys any unbatched (image, label)
   `tf.data.Dataset` by a stable example id (the eps table's index);
   `num_examples(dataset)` sizes the table.
@@ -41,7 +41,7 @@ _LAZY = {
     "AdversarialTrainer": ("iaat_tf.training.trainer", "AdversarialTrainer"),
     "MethodConfig": ("iaat_tf.config", "MethodConfig"),
     "AttackConfig": ("iaat_tf.config", "AttackConfig"),
-    "EvalConfig": ("iaat_tf.config", "EvalConfig"),
+    "ValidationConfig": ("iaat_tf.config", "ValidationConfig"),
     "ConfigError": ("iaat_tf.config", "ConfigError"),
     # Data.
     "with_example_ids": ("iaat_tf.data.example_ids", "with_example_ids"),
@@ -93,7 +93,7 @@ if TYPE_CHECKING:  # For type checkers and IDEs; never executed.
   from iaat_tf.attacks.apgd import ApgdOptions, apgd_attack  # noqa: F401
   from iaat_tf.evaluation.autoattack import AutoAttackOptions  # noqa: F401
   from iaat_tf.evaluation.autoattack import run_autoattack  # noqa: F401
-  from iaat_tf.config import (AttackConfig, ConfigError, EvalConfig,  # noqa: F401
+  from iaat_tf.config import (AttackConfig, ConfigError, ValidationConfig,  # noqa: F401
                               MethodConfig)
   from iaat_tf.training.eps_table import EpsTable  # noqa: F401
   from iaat_tf.cli.flagfiles import flagfile  # noqa: F401

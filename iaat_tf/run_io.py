@@ -9,13 +9,14 @@ normal mode of a new file (0644 under the usual umask 022).
 """
 
 import csv
+import dataclasses
 import io
 import json
 import os
 import tempfile
 from typing import Mapping, Optional, Sequence
 
-from iaat_tf.config import Config, ConfigError, from_dict
+from iaat_tf.config import SECTIONS, Config, ConfigError
 
 CONFIG = "config.json"
 RESULTS = "results.json"
@@ -99,7 +100,7 @@ def check_run_dir(run_dir: str) -> str:
 
 
 def read_config_dict(run_dir: str) -> dict:
-  """The run's settings as saved in config.json (see config.from_dict)."""
+  """The run's settings as saved in config.json (see config_from_dict)."""
   return read_json(check_run_dir(run_dir))
 
 
@@ -175,7 +176,7 @@ def check_resume_compatible(config: Config) -> None:
   current = json.loads(json.dumps(config.to_dict()))
   # A setting added after the run was saved reads as its default, which is
   # how the older version ran (e.g. --augment_pad, --s_minus).
-  saved = json.loads(json.dumps(from_dict(
+  saved = json.loads(json.dumps(config_from_dict(
       {"output_dir": config.output_dir, **saved}).to_dict()))
   for key in RESUME_KEYS:
     if key in saved and saved[key] != current[key]:
@@ -203,3 +204,27 @@ def finished_message(config: Config, results: Mapping) -> str:
   return (f"iaat_tf: {config.output_dir} holds a finished run "
           f"({results.get('epochs')} epochs, results.json); nothing to do. "
           "To train again, use a new --output_dir or pass --overwrite.")
+
+
+def config_from_dict(values: dict) -> Config:
+  """Rebuilds a Config from `Config.to_dict()` output: a run's config.json,
+  including those of older versions (fields since removed are dropped, old
+  spellings mapped)."""
+  sections = SECTIONS
+  kwargs = {}
+  for key, value in values.items():
+    key = "validation" if key == "eval" else key  # Its name before 0.6.0.
+    if key in sections:
+      cls = sections[key]
+      known = {f.name for f in dataclasses.fields(cls)}
+      section = {k: v for k, v in value.items() if k in known}
+      for name in ("lr_boundaries", "synthetic_shape"):
+        if name in section:
+          section[name] = tuple(section[name])
+      if key == "train" and isinstance(section.get("jit_compile"), bool):
+        # Older runs stored --jit_compile as a boolean (true: the attack).
+        section["jit_compile"] = "attack" if section["jit_compile"] else "none"
+      kwargs[key] = cls(**section)
+    elif key in {f.name for f in dataclasses.fields(Config)}:
+      kwargs[key] = value
+  return Config(**kwargs)

@@ -9,7 +9,7 @@ of exact), and the final eps tables (mean absolute difference, fraction of
 radii differing by more than gamma). Also reports the measured post-warmup
 epoch time of each setting (real training, real decisions).
 
-  python experiments/alg2_fidelity/alg2_fidelity.py --seeds=0,1,2 --work_dir=/tmp/alg2_fidelity
+  python -m experiments.alg2_fidelity.alg2_fidelity --seeds=0,1,2 --work_dir=/tmp/alg2_fidelity
 
 Runs are sequential subprocesses (CPU-bound, ~1 min each on 2 cores); a run
 whose results exist in --work_dir is reused. Writes experiments/alg2_fidelity/ALG2_FIDELITY.md
@@ -239,11 +239,10 @@ def main(argv=None) -> int:
     comparisons = [compare(by[("exact", s)], by[(name, s)]) for s in seeds]
     blocks[name] = {"flags": SETTINGS[name][1:], "comparisons": comparisons,
                     "summary": summarize(comparisons, runs, name)}
-  sys.path.insert(0, REPO)
   from iaat_tf.config import alg2_preset  # pylint: disable=g-import-not-at-top
   exact = [by[("exact", s)] for s in seeds]
   payload = {
-      "command": "python experiments/alg2_fidelity/alg2_fidelity.py " + " ".join(
+      "command": "python -m experiments.alg2_fidelity.alg2_fidelity " + " ".join(
           sys.argv[1:] if argv is None else argv),
       "date": datetime.datetime.now().isoformat(timespec="seconds"), "seeds": seeds,
       "fast_preset_k5": alg2_preset("fast", 5, 0.25),

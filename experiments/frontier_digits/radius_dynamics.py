@@ -1,6 +1,6 @@
 """How IAAT's learned radii move, per setting of the digits frontier.
 
-    python experiments/frontier_digits/radius_dynamics.py [--out_dir=experiments/frontier_digits]
+    python -m experiments.frontier_digits.radius_dynamics [--out_dir=experiments/frontier_digits]
 
 Reads the IAAT runs the frontier command trained (OUT_DIR/runs/iaat_*_seedN:
 history.csv's per-epoch quantiles of the radius table, eps_table.npy, the
@@ -29,9 +29,8 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, REPO)
 
-from iaat_tf.reports.plots import save_figure  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
+from iaat_tf.reports.plots import save_figure
 
 import matplotlib  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-order
 
@@ -50,7 +49,8 @@ def _history(path):
 def read_setting(run_dirs):
   """Per-epoch seed means and end-of-training shares for one setting's runs."""
   config = json.load(open(os.path.join(run_dirs[0], "config.json")))
-  method, evaluation = config["method"], config["eval"]
+  # "eval": the section's name in config.json before 0.6.0.
+  method, evaluation = config["method"], config.get("validation") or config["eval"]
   per_seed, finals = [], []
   for run in run_dirs:
     rows = _history(os.path.join(run, "history.csv"))
@@ -154,7 +154,7 @@ def main(argv=None) -> int:
     f.write("\n")
   with open(os.path.join(args.out_dir, "radius_dynamics.md"), "w") as f:
     f.write("# IAAT's radii on the digits frontier runs\n\n"
-            "Made by `python experiments/frontier_digits/radius_dynamics.py` from the "
+            "Made by `python -m experiments.frontier_digits.radius_dynamics` from the "
             "frontier's IAAT runs; mean +- std over seeds. The picture: "
             "radius_dynamics.png.\n\n" + table_markdown(result) + "\n")
   plot(result, os.path.join(args.out_dir, "radius_dynamics.png"))

@@ -10,14 +10,14 @@ forward/backward passes per image, and writes beside this file:
   CNN), `step_time_ratios` (every timed model), `passes_per_image`, `seeds`,
   `autoattack_mean`, `autoattack_std`, `clean_mean`, `clean_std`, the
   per-seed runs, and against the exact algorithm the paired differences
-  with their standard errors and the goal's verdict (reports/cost.py);
+  with their standard errors and the goal's verdict (experiments/iaat_cost/cost.py);
 * README.md: page_intro.md (the hand-written part), then the tables, the
   picture and the verdict with the recommendation, generated;
 * iaat_cost.png: AutoAttack accuracy against step time, with error bars.
 
-    python experiments/iaat_cost/iaat_cost.py --jobs=2          # everything
-    python experiments/iaat_cost/iaat_cost.py --parts=report    # redraw from what exists
-    python experiments/iaat_cost/iaat_cost.py --parts=report --from_json
+    python -m experiments.iaat_cost.iaat_cost --jobs=2          # everything
+    python -m experiments.iaat_cost.iaat_cost --parts=report    # redraw from what exists
+    python -m experiments.iaat_cost.iaat_cost --parts=report --from_json
         # redraw from the per-seed numbers stored in iaat_cost.json (no runs/)
 
 Parts (in this order): `runs` (train + AutoAttack every variant, task and
@@ -42,14 +42,13 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, REPO)
-sys.path.insert(0, HERE)
 
-from iaat_tf import run_io  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
-from iaat_tf.cli import flagfiles  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
-from iaat_tf.cli.frontier_run import (FrontierOptions, settings_of,  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
+from iaat_tf import run_io
+from iaat_tf.cli import flagfiles
+from iaat_tf.cli.frontier_run import (FrontierConfig, settings_of,
                                       train_and_evaluate)
-from iaat_tf.reports import cost  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
+from iaat_tf.evaluation.settings import AutoAttackConfig
+from experiments.iaat_cost import cost
 
 RUNS = os.path.join(HERE, "runs")
 FRONTIER_RUNS = os.path.join(REPO, "experiments", "frontier_digits", "runs")
@@ -79,7 +78,7 @@ SEEDED = ("pgd_at", "exact", "reuse", "cheap")
 BENCH_MODELS = ("small_cnn_8x8", "wrn_16_2_32x32")
 
 
-def _options(task: str, seeds, jobs: int) -> FrontierOptions:
+def _options(task: str, seeds, jobs: int) -> FrontierConfig:
   spec = TASKS[task]
   eps = spec["eps"]
   iaat = [v.format(eps=eps) for v in VARIANTS.values() if v is not None]
@@ -87,20 +86,20 @@ def _options(task: str, seeds, jobs: int) -> FrontierOptions:
   # PGD-AT here is the cost yardstick, at full radius from the first step
   # (no ramp, as these runs were trained); the fair accuracy comparison with
   # a ramped uniform radius is the frontier's (experiments/frontier_digits).
-  return FrontierOptions(experiment=spec["experiment"], out_dir=os.path.join(RUNS, task),
-                         pgd_at_eps=(eps,), iaat=iaat, seeds=tuple(seeds), jobs=jobs,
-                         train_args=train_args, curve=False,
-                         aa_max_examples=spec.get("aa_max_examples", 0),
-                         uniform_ramp=False)
+  return FrontierConfig(experiment=spec["experiment"], out_dir=os.path.join(RUNS, task),
+                        pgd_at_eps=(eps,), iaat=tuple(iaat), seeds=tuple(seeds), jobs=jobs,
+                        train_args=train_args, curve=False, uniform_ramp=False,
+                        autoattack=AutoAttackConfig(
+                            max_examples=spec.get("aa_max_examples", 0)))
 
 
-def _settings(options: FrontierOptions) -> dict:
+def _settings(options: FrontierConfig) -> dict:
   """variant -> frontier Setting (name, method, flags)."""
   settings = settings_of(options)
   return dict(zip(VARIANTS, settings))
 
 
-def _copy_frontier_runs(options: FrontierOptions, settings: dict, log) -> None:
+def _copy_frontier_runs(options: FrontierConfig, settings: dict, log) -> None:
   """The frontier's finished digits runs of the same settings and seeds."""
   for name in ("pgd_at", "exact"):
     for seed in options.seeds:
@@ -113,7 +112,7 @@ def _copy_frontier_runs(options: FrontierOptions, settings: dict, log) -> None:
 
 def run_all(seeds, jobs: int, log) -> dict:
   """Trains and evaluates every (task, variant, seed); returns the runs per task."""
-  import shapes  # pylint: disable=g-import-not-at-top
+  from experiments.iaat_cost import shapes  # pylint: disable=g-import-not-at-top
   os.makedirs(RUNS, exist_ok=True)
   if not os.path.isfile(TASKS["shapes16"]["npz"]):
     shapes.write(TASKS["shapes16"]["npz"])
@@ -177,7 +176,7 @@ def _test_labels(task: str):
     from iaat_tf.data import load_digits_arrays  # pylint: disable=g-import-not-at-top
     labels = load_digits_arrays()[1][1]
   else:
-    import shapes  # pylint: disable=g-import-not-at-top
+    from experiments.iaat_cost import shapes  # pylint: disable=g-import-not-at-top
     labels = shapes.make(400, 1)[1]  # shapes.write's test split.
   n = TASKS[task].get("aa_max_examples") or len(labels)
   return labels[:n]

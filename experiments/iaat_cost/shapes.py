@@ -7,12 +7,12 @@ with a faint distractor stroke. It is not digits: a task IAAT's variants
 were not tuned on. Some pairs (square / hollow square, disc / ring, plus /
 bars) differ in few pixels, so one radius cannot suit every example.
 
-  python experiments/iaat_cost/shapes.py OUT.npz     # writes x, y, x_test, y_test
+  python -m experiments.iaat_cost.shapes OUT.npz     # writes x, y, x_test, y_test
 
 The arrays are a pure function of the seed (numpy's RandomState).
 """
 
-import sys
+import argparse
 
 import numpy as np
 
@@ -76,4 +76,6 @@ def write(path: str, train: int = 2000, test: int = 400, seed: int = 0) -> str:
 
 
 if __name__ == "__main__":
-  print(write(sys.argv[1]))
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("out", help="the .npz file to write (x, y, x_test, y_test)")
+  print(write(parser.parse_args().out))

@@ -1,6 +1,6 @@
 """The method-family comparison on the digits quick start, reproducible in one command.
 
-    python experiments/method_family/method_family.py --seeds=0,1,2 [--out_dir=runs/method_family]
+    python -m experiments.method_family.method_family --seeds=0,1,2 [--out_dir=runs/method_family]
 
 For every seed, trains (same model, data and epochs as flags/quickstart.flags):
 

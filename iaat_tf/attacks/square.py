@@ -190,7 +190,7 @@ def square_attack(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
   draw is keyed by example id and query. It saves the forward passes of
   broken examples at the cost of a gather and scatter per query: 1.37x
   faster on a WideResNet-10-4 at 32x32 and 1.30x on the 8x8 quick-start CNN
-  in one run on a busy 2-core machine (experiments/square_cost/SQUARE_COST.md, L-inf); on
+  in one run on a busy 2-core machine (bench/square_cost/SQUARE_COST.md, L-inf); on
   models that tiny the bookkeeping can cost as much as it saves. Its shapes
   depend on the data, so XLA (`jit_compile=True`) needs False.
   """

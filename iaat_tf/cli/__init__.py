@@ -9,7 +9,10 @@
   `--help` before TensorFlow is imported, a quiet start).
 * `flags_config.py`: the training flags and `config_from_flags()`, the one
   place FLAGS become a typed `Config`.
-* `eval_flags.py`: the evaluation command's flags.
+* `flags.py`: absl flags generated from `options.option` fields (every
+  command's), and the typed sections built back from them.
+* `evaluation_options.py`: `EvaluationConfig`, the evaluation command's
+  options and their checks.
 * `flagfiles.py`: `--flagfile=NAME` for the shipped flagfiles.
 * `experiment.py`: one training run (set-up, fit, final evaluation, export).
 * `evaluation_run.py`: judging a run directory or a foreign model.

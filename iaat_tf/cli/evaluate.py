@@ -51,43 +51,42 @@ import dataclasses
 import os
 
 from iaat_tf import run_io
-from iaat_tf.cli import app, eval_flags
-from iaat_tf.cli.eval_flags import EvalOptions, EvaluationError
+from iaat_tf.cli import app, evaluation_options
+from iaat_tf.cli.evaluation_options import EvaluationConfig, EvaluationError
 
 PROG = "iaat_tf.evaluate"
 
 
-def _checked_options(argv) -> EvalOptions:
+def _checked_options(argv) -> EvaluationConfig:
   """Everything that can be checked without TensorFlow (flags, --run_dir)."""
   from absl import flags  # pylint: disable=g-import-not-at-top
-  f = flags.FLAGS
   if len(argv) > 1:
     raise EvaluationError(f"unexpected arguments {' '.join(argv[1:])!r}")
-  options = eval_flags.options_from_flags(f)
+  options = evaluation_options.config_from_flags(flags.FLAGS)
   if options.foreign:
     name = os.path.basename(os.path.normpath(options.saved_model or options.keras_model))
     return dataclasses.replace(options, attacks=("autoattack",),
                                out_dir=options.out_dir or f"eval_{name}")
-  run_io.check_run_dir(f.run_dir)
+  run_io.check_run_dir(options.run_dir)
   return options
 
 
 def run(argv) -> None:
   """The command after its flags are parsed."""
-  from absl import flags  # pylint: disable=g-import-not-at-top
   options = _checked_options(argv)
   from iaat_tf.cli import evaluation_run  # pylint: disable=g-import-not-at-top
   if options.foreign:
     evaluation_run.autoattack_model(options)
   else:
-    evaluation_run.evaluate_selected(flags.FLAGS.run_dir, options)
+    evaluation_run.evaluate_selected(options.run_dir, options)
 
 
 def main() -> None:
   """The entry point: flags (or --help) and every check before TensorFlow
   loads, then `run`, errors as one line."""
-  argv = app.start(PROG, summary=eval_flags.SUMMARY, groups=eval_flags.HELP_GROUPS,
-                   define_flags=eval_flags.define_flags)
+  argv = app.start(PROG, summary=evaluation_options.SUMMARY,
+                   groups=evaluation_options.HELP_GROUPS,
+                   define_flags=evaluation_options.define_flags)
   app.call(PROG, _checked_options, argv)  # Fails fast, before TF loads.
   app.import_tensorflow(debug=app.debug())
   app.call(PROG, run, argv)

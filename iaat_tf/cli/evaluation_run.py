@@ -18,8 +18,8 @@ import tensorflow as tf
 
 from iaat_tf import config as cfg
 from iaat_tf import data, models, run_io
-from iaat_tf.cli import eval_flags
-from iaat_tf.cli.eval_flags import EvalOptions, EvaluationError, threat_model
+
+from iaat_tf.cli.evaluation_options import EvaluationConfig, EvaluationError, threat_model
 from iaat_tf.attacks import gradients
 from iaat_tf.cli.progress import ProgressLine
 from iaat_tf.evaluation import autoattack, corruptions, robustness
@@ -38,7 +38,7 @@ CIFAR10_C_CORRUPTIONS = (
 
 def load_run_config(run_dir: str) -> cfg.Config:
   try:
-    return cfg.from_dict(run_io.read_config_dict(run_dir))
+    return run_io.config_from_dict(run_io.read_config_dict(run_dir))
   except run_io.RunDirError as e:
     raise EvaluationError(str(e)) from None
 
@@ -46,7 +46,7 @@ def load_run_config(run_dir: str) -> cfg.Config:
 _STRATEGIES = {}
 
 
-def strategy_for(options: EvalOptions) -> tf.distribute.Strategy:
+def strategy_for(options: EvaluationConfig) -> tf.distribute.Strategy:
   """The (cached) strategy the attacks spread over (evaluation/replicas.py)."""
   key = (options.strategy, options.num_virtual_devices)
   if key not in _STRATEGIES:
@@ -86,7 +86,7 @@ def logits_function(config: cfg.Config, info: data.DatasetInfo, run_dir: str,
   raise EvaluationError(f"unknown --source={source!r}; use saved_model or checkpoint")
 
 
-def _where(run_dir: str, options: EvalOptions, name: str, norm: str,
+def _where(run_dir: str, options: EvaluationConfig, name: str, norm: str,
            run_norm: str) -> tuple[str, str]:
   """(output directory, results.json key) of an evaluation. In another norm
   than the run's, both get the norm as a suffix (eval_l2/, "autoattack_l2"),
@@ -101,7 +101,7 @@ def default_eps_list(eval_eps: float, norm: str = "linf") -> list:
   return sorted({0.0, eval_eps / 2, eval_eps, top})
 
 
-def corruption_accuracy(logits_fn, config: cfg.Config, options: EvalOptions,
+def corruption_accuracy(logits_fn, config: cfg.Config, options: EvaluationConfig,
                         log: Callable[[str], None]) -> dict:
   """Clean accuracy on tfds `cifar10_corrupted` configs, when present."""
   if config.data.dataset != "cifar10":
@@ -119,7 +119,7 @@ def corruption_accuracy(logits_fn, config: cfg.Config, options: EvalOptions,
       batch_size=options.batch_size or config.data.eval_batch_size, log=log)
 
 
-def evaluate_run(run_dir: str, options: EvalOptions = EvalOptions(),
+def evaluate_run(run_dir: str, options: EvaluationConfig = EvaluationConfig(),
                  log: Callable[[str], None] = print) -> dict:
   """Evaluates a run directory; returns the robustness.json payload."""
   config = load_run_config(run_dir)
@@ -131,8 +131,9 @@ def evaluate_run(run_dir: str, options: EvalOptions = EvalOptions(),
   datasets = data.load_datasets(data_cfg)
   with strategy.scope():
     logits_fn = logits_function(config, datasets.info, run_dir, options.source)
-  run_eps = config.eval.eps
-  norm = threat_model(options, config.attack.norm, run_eps)
+  run_eps = config.validation.eps
+  norm = threat_model(dataclasses.replace(options, attacks=("suite",)),
+                      config.attack.norm, run_eps)
   if norm != config.attack.norm:  # The run's radius is in other units.
     eps_list = sorted(set(options.eps_list))
   else:
@@ -186,7 +187,7 @@ def evaluate_run(run_dir: str, options: EvalOptions = EvalOptions(),
 
 # -- AutoAttack -----------------------------------------------------------------
 
-def autoattack_run(run_dir: str, options: EvalOptions = EvalOptions(),
+def autoattack_run(run_dir: str, options: EvaluationConfig = EvaluationConfig(),
                    log: Callable[[str], None] = print) -> dict:
   """AutoAttack (standard, in the run's norm or `options.norm`) on a run's test split.
 
@@ -202,9 +203,9 @@ def autoattack_run(run_dir: str, options: EvalOptions = EvalOptions(),
     raise EvaluationError(f"--run_dir={run_dir} does not exist")
   config = load_run_config(run_dir)
   strategy = strategy_for(options)  # Before any op: it may split the CPU.
-  batch_size = (options.aa_batch_size or options.batch_size
+  batch_size = (options.autoattack.batch_size or options.batch_size
                 or config.data.eval_batch_size)
-  limit = options.aa_max_examples
+  limit = options.autoattack.max_examples
   if limit is None:  # RobustBench's ImageNet subset size; all of a small split.
     limit = IMAGENET_AA_EXAMPLES if config.data.dataset == "imagenet2012" else 0
   data_cfg = dataclasses.replace(
@@ -215,8 +216,8 @@ def autoattack_run(run_dir: str, options: EvalOptions = EvalOptions(),
   with strategy.scope():
     logits_fn = logits_function(config, datasets.info, run_dir, options.source)
   norm = threat_model(dataclasses.replace(options, attacks=("autoattack",)),
-                      config.attack.norm, config.eval.eps)
-  eps = config.eval.eps if options.aa_eps is None else options.aa_eps
+                      config.attack.norm, config.validation.eps)
+  eps = config.validation.eps if options.autoattack.eps is None else options.autoattack.eps
   report = _autoattack(logits_fn, datasets, options, norm=norm, eps=eps,
                        seed=config.seed, batch_size=batch_size, strategy=strategy,
                        dataset=config.data.dataset, log=log)
@@ -237,13 +238,13 @@ def autoattack_run(run_dir: str, options: EvalOptions = EvalOptions(),
   return payload
 
 
-def _autoattack(logits_fn, datasets, options: EvalOptions, *, norm: str,
+def _autoattack(logits_fn, datasets, options: EvaluationConfig, *, norm: str,
                 eps: float, seed: int, batch_size: int, strategy, dataset: str,
                 log: Callable[[str], None], what: str = ""):
   """AutoAttack standard with the options' counts on `datasets.test`."""
   aa_options = autoattack.AutoAttackOptions(
-      norm=norm, apgd_iters=options.aa_apgd_iters, targets=options.aa_targets,
-      fab_iters=options.aa_fab_iters, square_queries=options.aa_square_queries,
+      norm=norm, apgd_iters=options.autoattack.apgd_iters, targets=options.autoattack.targets,
+      fab_iters=options.autoattack.fab_iters, square_queries=options.autoattack.square_queries,
       batch_size=batch_size, seed=seed, jit_compile=options.jit_compile)
   log(f"evaluate: AutoAttack ({', '.join(aa_options.attacks)}) at {norm} eps "
       f"{eps:.4g} on {datasets.info.num_test} {dataset} test examples, "
@@ -275,11 +276,11 @@ def log_autoattack_summary(report, log: Callable[[str], None]) -> None:
       f"{report.robust_accuracy:.4f} (after {after})")
 
 
-def autoattack_model(options: EvalOptions, log: Callable[[str], None] = print) -> dict:
+def autoattack_model(options: EvaluationConfig, log: Callable[[str], None] = print) -> dict:
   """AutoAttack on a model this package did not train (evaluation/foreign.py).
 
   The model is `options.saved_model` or `options.keras_model`, attacked on
-  `options.dataset`'s test split at `options.aa_eps` (required: there is no
+  `options.dataset`'s test split at `options.autoattack.eps` (required: there is no
   run to take it from) in `options.norm` (default L-inf). Writes
   autoattack.json (with the input convention the model was fed, and a
   warning when its clean accuracy is at chance) and autoattack_examples.csv
@@ -287,19 +288,18 @@ def autoattack_model(options: EvalOptions, log: Callable[[str], None] = print) -
   """
   from iaat_tf.evaluation import foreign  # pylint: disable=g-import-not-at-top
   norm = options.norm or "linf"
-  if options.aa_eps is None:
+  if options.autoattack.eps is None:
     raise EvaluationError("a model not trained here needs --aa_eps (there is no "
                           "run to take the radius from), e.g. --aa_eps=8/255")
-  eps = options.aa_eps
-  threat_model(dataclasses.replace(options, attacks=("autoattack",), aa_eps=eps),
-               norm, eps)
+  eps = options.autoattack.eps
+  threat_model(dataclasses.replace(options, attacks=("autoattack",)), norm, eps)
   if options.dataset in ("mnist", "cifar10", "cifar100", "imagenet2012") \
       and not options.data_dir:
     raise EvaluationError(f"--dataset={options.dataset} reads tfds data: pass "
                           "--data_dir=DIR")
   strategy = strategy_for(options)  # Before any op: it may split the CPU.
-  batch_size = options.aa_batch_size or options.batch_size or 256
-  limit = options.aa_max_examples
+  batch_size = options.autoattack.batch_size or options.batch_size or 256
+  limit = options.autoattack.max_examples
   if limit is None:
     limit = IMAGENET_AA_EXAMPLES if options.dataset == "imagenet2012" else 0
   data_cfg = cfg.DataConfig(
@@ -356,7 +356,7 @@ def autoattack_model(options: EvalOptions, log: Callable[[str], None] = print) -
   return payload
 
 
-def input_convention(options: EvalOptions) -> str:
+def input_convention(options: EvaluationConfig) -> str:
   """What a foreign model is fed, in words: images in [0, 1] mapped to
   --input_range, then --input_mean / --input_std."""
   low, high = options.input_range
@@ -368,13 +368,9 @@ def input_convention(options: EvalOptions) -> str:
   return words
 
 
-def evaluate_selected(run_dir: str, options: EvalOptions,
+def evaluate_selected(run_dir: str, options: EvaluationConfig,
                       log: Callable[[str], None] = print) -> dict:
   """Runs the suite and/or AutoAttack as `options.attacks` says."""
-  unknown = sorted(set(options.attacks) - {"suite", "autoattack"})
-  if unknown or not options.attacks:
-    raise EvaluationError(f"--attacks must name suite and/or autoattack, got "
-                          f"{','.join(options.attacks) or '(none)'}")
   out = {}
   if "suite" in options.attacks:
     out["robustness"] = evaluate_run(run_dir, options, log)

@@ -39,7 +39,8 @@ from iaat_tf.models import export
 from iaat_tf.reports import curves, example_lookup, plots
 from iaat_tf.training import callbacks, early_stopping, overfitting, radius, runtime
 from iaat_tf.training.trainer import AdversarialTrainer
-from iaat_tf.config import ADAPTIVE_METHODS, Config, ConfigError, validate
+from iaat_tf.config import ADAPTIVE_METHODS, Config, ConfigError
+from iaat_tf.validation import validate
 
 # What a run writes into output_dir (and --overwrite deletes).
 OUTPUTS = ("config.json", "results.json", "history.csv", "eps_table.npy",
@@ -99,7 +100,7 @@ def build_trainer(config: Config, info: data.DatasetInfo, steps_per_epoch: int,
         classifier, info.num_train, config.method,
         dataclasses.replace(config.attack, jit_compile=(
             config.attack.jit_compile or config.train.jit_compile == "attack")),
-        evaluation=config.eval, seed=config.seed, steps_per_epoch=steps_per_epoch,
+        validation=config.validation, seed=config.seed, steps_per_epoch=steps_per_epoch,
         ema_decay=config.train.ema_decay)
     # jit_compile is always explicit: Keras' default "auto" would XLA-compile
     # the whole step on a single GPU.
@@ -193,7 +194,7 @@ def _prepare_outputs(config: Config, strategy) -> bool:
   if chief:
     run_io.write_json(os.path.join(out, run_io.CONFIG), {
         **config.to_dict(),
-        # Which code ran it (read by no one when resuming: from_dict skips it).
+        # Which code ran it (read by no one when resuming: config_from_dict skips it).
         "provenance": provenance.provenance(config.train.precision)})
   return chief
 
@@ -246,7 +247,7 @@ def _validation_data(config: Config, datasets: data.Datasets):
   """The held-out training examples, or the first test batches."""
   if datasets.validation is not None:
     return datasets.validation
-  return datasets.test.take(max(1, math.ceil(config.eval.max_examples /
+  return datasets.test.take(max(1, math.ceil(config.validation.max_examples /
                                              config.data.eval_batch_size)))
 
 
@@ -294,7 +295,7 @@ def _fit(trainer, config: Config, datasets: data.Datasets, strategy, manager,
       steps_per_epoch=steps_per_epoch,
       epochs=config.train.epochs, initial_epoch=initial_epoch,
       validation_data=validation,
-      validation_freq=config.eval.every_epochs,
+      validation_freq=config.validation.every_epochs,
       callbacks=epoch_callbacks(config, trainer, datasets, validation, manager, paths,
                                 initial_epoch, steps_per_epoch, chief, log),
       verbose=fit_verbose, shuffle=False)
@@ -324,7 +325,7 @@ def _test_and_summarise(trainer, config: Config, datasets: data.Datasets, strate
   info = datasets.info
   fit_verbose, _, bar = _progress_mode(config.train.verbose)
   log("iaat_tf: final evaluation on the test split "
-      f"(clean + {config.attack.norm} PGD-{config.eval.steps} at eps={config.eval.eps:.5f})")
+      f"(clean + {config.attack.norm} PGD-{config.validation.steps} at eps={config.validation.eps:.5f})")
   final = trainer.evaluate(datasets.test, verbose=1 if bar else fit_verbose,
                            return_dict=True)
   history = run_io.history_columns(history_rows)
@@ -344,8 +345,8 @@ def _test_and_summarise(trainer, config: Config, datasets: data.Datasets, strate
       "train_seconds": float(sum(s for s in history.get("epoch_seconds", []) if s)),
       "final": {"clean_accuracy": float(final["clean_acc"]),
                 "pgd_accuracy": float(final["pgd_acc"]),
-                "eval_eps": config.eval.eps,
-                "eval_pgd_steps": config.eval.steps},
+                "eval_eps": config.validation.eps,
+                "eval_pgd_steps": config.validation.steps},
       "history": history,
       # The first collapse of validation PGD accuracy with clean accuracy
       # held (training/overfitting.py), or None.
@@ -402,7 +403,7 @@ def write_run_plots(config: Config, out: str, eps_table: np.ndarray,
     if any(k.startswith("eps_table_q") for k in history):
       written["eps_over_epochs"] = curves.plot_eps_over_epochs(
           history, os.path.join(plot_dir, "eps_over_epochs.png"),
-          warmup_eps=config.method.eps, eval_eps=config.eval.eps,
+          warmup_eps=config.method.eps, eval_eps=config.validation.eps,
           warmup_epochs=config.method.warmup_epochs, per_255=per_255, norm=norm)
   if config.method.method in ADAPTIVE_METHODS and eps_table.size:
     written["eps_histogram"] = plots.plot_eps_histogram(

@@ -1,20 +1,21 @@
-"""Command-line flags and the one place that turns them into a `Config`.
+"""The training command's flags and the one place that turns them into a `Config`.
 
 Every training flag is generated from a field of the config dataclasses
-(`config.option`: name, help, --help group, range, choices), so an option is
-documented and defaulted once, in `config.py`. Radii accept fractions, e.g.
-`--eps=8/255`, and default per `--norm` (`RADIUS_DEFAULTS`). Only `main.py`
-(and tests of it) import this module; library code receives a `Config`.
+(`options.option`: name, help, --help group, bounds; choices from its
+`Literal` type) by `cli/flags.py`, so an option is documented and defaulted
+once, in `config.py`. Radii accept fractions, e.g. `--eps=8/255`, and
+default per `--norm` (`RADIUS_DEFAULTS`). Only the training command (and
+tests of it) import this module; library code receives a `Config`.
 """
 
 import dataclasses
-import os
-import typing
 
 from absl import flags
 
 from iaat_tf import config as cfg
-from iaat_tf.config import ConfigError, parse_radius
+from iaat_tf import validation
+from iaat_tf.cli import flags as flag_fields
+from iaat_tf.config import ConfigError
 
 # The radius flags' defaults under each --norm. L2 is RobustBench's 0.5
 # track; its gamma and step sizes are the L-inf ones scaled by 0.5 / (8/255)
@@ -24,70 +25,31 @@ RADIUS_DEFAULTS = {
              "pgd_min_step": "2/255", "eval_eps": "8/255", "eval_step_size": "2/255"},
     "l2": {"eps": "0.5", "gamma": "0.12", "eps_max": "inf",
            "pgd_min_step": "0.125", "eval_eps": "0.5", "eval_step_size": "0.125"}}
-
-# Flags that are not a config field: they set several fields.
-EXTRA_FLAGS = {
-    "alg2_preset": cfg.PROBES,
-}
-# Where each section's fields come from: (section name in Config or None for
-# Config's own fields, dataclass).
-_SECTIONS = ((None, cfg.Config), *((name, cls) for name, cls in cfg.SECTIONS.items()))
-
-
-def _define(field: dataclasses.Field, name: str) -> None:
-  """One absl flag for a config field, typed by the field's annotation."""
-  meta, default = field.metadata, field.default
-  kind = field.type
-  if meta["radius"]:
-    flags.DEFINE_string(name, None, f"{meta['help']} In --norm's units.")
-    flags.FLAGS[name].shown_default = (f"{RADIUS_DEFAULTS['linf'][name]} (linf), "
-                                       f"{RADIUS_DEFAULTS['l2'][name]} (l2)")
-  elif kind is bool:
-    flags.DEFINE_bool(name, default, meta["help"])
-  elif kind is int:
-    flags.DEFINE_integer(name, default, meta["help"])
-  elif kind is float:
-    flags.DEFINE_float(name, default, meta["help"])
-  elif typing.get_origin(kind) is tuple:
-    flags.DEFINE_list(name, list(default), meta["help"])
-  else:  # str, Optional[str]: choices are checked by config.validate (one line).
-    flags.DEFINE_string(name, default, meta["help"])
+# The --help groups, in the order they are printed.
+HELP_GROUP_ORDER = (cfg.RUN, cfg.DATA, cfg.MODEL, cfg.METHOD, cfg.PROBES, cfg.LOSS,
+                    cfg.ATTACK, cfg.OPTIM, cfg.EVAL, cfg.EARLY)
+# Where each section's fields come from: Config's own fields, then each section.
+_CLASSES = (cfg.Config, *cfg.SECTIONS.values())
 
 
 def define_flags() -> None:
   """Defines every training flag (once per process; absl keeps them)."""
-  for _, cls in _SECTIONS:
-    for field, name in cfg.options_of(cls):
-      _define(field, name)
-  flags.DEFINE_string("alg2_preset", "exact", "iaat: Algorithm 2's probes, exact (two "
-                      "probe attacks like the training attack), fast (shorter probes that "
-                      "stop early) or reuse (no probe attacks: the training attack and a "
-                      "short extension of it; experiments/iaat_cost); the probe_* flags "
-                      "below override a preset's values.")
-
-
-def help_groups() -> tuple:
-  """(group, flag names) in --help order, from the fields' groups."""
-  groups = {name: [] for name in cfg.HELP_GROUP_ORDER}
-  for _, cls in _SECTIONS:
-    for field, name in cfg.options_of(cls):
-      groups[field.metadata["group"]].append(name)
-  for name, group in EXTRA_FLAGS.items():
-    groups[group].insert(0, name)
-  groups[cfg.RUN].append("debug")  # The commands' shared --debug (cli/app.py).
-  return tuple((group, tuple(names)) for group, names in groups.items())
+  for cls in _CLASSES:
+    flag_fields.define(cls, RADIUS_DEFAULTS)
+  # Not a field: it sets several of MethodConfig's probe_* fields.
+  flags.DEFINE_string("alg2_preset", "exact",
+                      "iaat: Algorithm 2's probes, exact (two probe attacks like the "
+                      "training attack), fast (shorter probes that stop early) or reuse "
+                      "(no probe attacks: the training attack and a short extension of "
+                      "it; experiments/iaat_cost); the probe_* flags below override a "
+                      "preset's values.")
 
 
 define_flags()
 # --help prints the flags in these groups (tests check every flag is in one).
-HELP_GROUPS = help_groups()
-
-
-def _int_list(name: str, values) -> tuple:
-  try:
-    return tuple(int(v) for v in values)
-  except ValueError:
-    raise ConfigError(f"--{name}={','.join(values)} must be comma-separated integers") from None
+HELP_GROUPS = flag_fields.help_groups(
+    _CLASSES, HELP_GROUP_ORDER, first=[(cfg.PROBES, "alg2_preset")],
+    last=[(cfg.RUN, "debug")])  # The commands' shared --debug (cli/app.py).
 
 
 def _jit_mode(value: str) -> str:
@@ -109,25 +71,13 @@ def _probe_settings(f: flags.FlagValues, attack: cfg.AttackConfig) -> dict:
   return values
 
 
-def _value(f: flags.FlagValues, field: dataclasses.Field, name: str):
-  """A field's value from its flag: radii parsed (default per --norm), lists
-  as tuples, paths with ~ expanded."""
-  meta, value = field.metadata, f[name].value
-  if meta["radius"]:
-    return parse_radius(name, RADIUS_DEFAULTS[f.norm][name] if value is None else value)
-  if typing.get_origin(field.type) is tuple:
-    return _int_list(name, value)
-  if meta["path"] and value:
-    return os.path.expanduser(value)
-  if name == "jit_compile":
-    return _jit_mode(value)
-  return value
-
-
 def _section(f: flags.FlagValues, cls, **derived):
-  """A section from its flags; `derived` sets the fields other flags decide."""
-  values = {field.name: _value(f, field, name) for field, name in cfg.options_of(cls)}
-  return cls(**{**values, **derived})
+  """A section from its flags (radii default per --norm)."""
+  def parse(field, name):
+    if name == "jit_compile":
+      return _jit_mode(f[name].value)
+    return flag_fields.value(f, field, name, RADIUS_DEFAULTS, f.norm)
+  return flag_fields.build(f, cls, parse=parse, **derived)
 
 
 def config_from_flags(f: flags.FlagValues = flags.FLAGS) -> cfg.Config:
@@ -139,7 +89,7 @@ def config_from_flags(f: flags.FlagValues = flags.FLAGS) -> cfg.Config:
   if f["image_size"].present and not imagenet_shaped:
     raise ConfigError(f"--image_size applies to imagenet2012 only; --dataset="
                       f"{f.dataset} keeps its images' own size")
-  if f.norm not in cfg.NORMS:
+  if f.norm not in cfg.NORMS:  # Before the radii, whose defaults it picks.
     raise ConfigError(f"unknown --norm={f.norm!r}; choose one of {', '.join(cfg.NORMS)}")
   attack = _section(f, cfg.AttackConfig,
                     jit_compile=_jit_mode(f.jit_compile) == "attack")
@@ -152,5 +102,5 @@ def config_from_flags(f: flags.FlagValues = flags.FLAGS) -> cfg.Config:
       f, cfg.Config,
       data=_section(f, cfg.DataConfig, seed=f.seed),
       model=_section(f, cfg.ModelConfig), attack=attack, method=method,
-      train=_section(f, cfg.TrainConfig), eval=_section(f, cfg.EvalConfig))
-  return cfg.validate(config)
+      train=_section(f, cfg.TrainConfig), validation=_section(f, cfg.ValidationConfig))
+  return validation.validate(config)

@@ -1,6 +1,6 @@
 """The frontier's runs: train and judge every (setting, seed), then analyse.
 
-`run_frontier(FrontierOptions)` trains uniform PGD-AT at every radius and
+`run_frontier(FrontierConfig)` trains uniform PGD-AT at every radius and
 every adaptive setting for every seed (`python -m iaat_tf.main` in a
 subprocess, `jobs` at a time), judges each run with `python -m
 iaat_tf.evaluate` (AutoAttack, the robustness curve), skips what a previous
@@ -15,9 +15,13 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence, Tuple
 
 from iaat_tf import run_io
+from iaat_tf.evaluation.settings import AutoAttackConfig
+from iaat_tf.options import Section, document_fields, flag_args, option
+
+EXPERIMENT, EVALUATION = "Experiment", "Evaluation"
 
 
 class FrontierError(ValueError):
@@ -36,32 +40,49 @@ class Setting:
 
 
 @dataclasses.dataclass(frozen=True)
-class FrontierOptions:
-  experiment: str
-  out_dir: str
-  pgd_at_eps: Sequence[float] = ()
-  iaat: Sequence[str] = ()
-  seeds: Sequence[int] = (0, 1, 2)
-  jobs: int = 1
-  train_args: Sequence[str] = ()
-  aa_eps: Optional[float] = None
-  aa_max_examples: int = 0
-  aa_apgd_iters: int = 100
-  aa_targets: int = 9
-  aa_fab_iters: int = 100
-  aa_square_queries: int = 5000
-  curve: bool = True
+class FrontierConfig(Section):
+  """The frontier experiment: which settings, how many seeds, how judged."""
+  experiment: Optional[str] = option(
+      None, "The experiment: a shipped flagfile's name (quickstart) or a path to your "
+      "own flagfile.", group=EXPERIMENT)
+  out_dir: Optional[str] = option(None, "Output folder (runs/, logs/, frontier.*).",
+                                  group=EXPERIMENT, path=True)
+  pgd_at_eps: Tuple[float, ...] = option(
+      (), "Uniform PGD-AT radii, e.g. 0.05,0.1,0.2 or 4/255,8/255.", group=EXPERIMENT)
+  iaat: Tuple[str, ...] = option(
+      (), "An adaptive setting: flag=value pairs over the experiment's (repeat the "
+      "flag for several), e.g. --iaat='eps=0.3 gamma=0.1' or --iaat=method=iaat_cheap.",
+      group=EXPERIMENT, repeated=True)
+  seeds: Tuple[int, ...] = option((0, 1, 2), "Seeds of every setting.", group=EXPERIMENT)
+  train_args: Tuple[str, ...] = option(
+      (), "Training flags for every run, e.g. '--epochs=30 --warmup_epochs=5' (one "
+      "string).", group=EXPERIMENT, words=True)
+  jobs: int = option(1, "Runs at a time.", group=EXPERIMENT, minimum=1)
   # Uniform PGD-AT's radius ramps from 0 over the experiment's --warmup_epochs:
-  # the start IAAT's warmup gives its settings (issue 32). False: full radius
-  # from the first step.
-  uniform_ramp: bool = True
+  # the start IAAT's warmup gives its settings. False: full radius from the
+  # first step.
+  uniform_ramp: bool = option(
+      True, "Ramp uniform PGD-AT's radius from 0 over the experiment's "
+      "--warmup_epochs, the start IAAT's warmup gives its settings "
+      "(--nouniform_ramp: the full radius from the first step).", group=EXPERIMENT)
+  curve: bool = option(True, "Also the robustness curve over radii (evaluate's suite).",
+                       group=EVALUATION)
+  autoattack: AutoAttackConfig = AutoAttackConfig()
+
+  def __post_init__(self):
+    super().__post_init__()
+    if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+      raise FrontierError("--seeds must list distinct integers")
+
+
+document_fields(FrontierConfig)
 
 
 def _slug(text: str) -> str:
   return "".join(c if c.isalnum() or c in "._-" else "_" for c in text)
 
 
-def warmup_epochs(options: FrontierOptions) -> int:
+def warmup_epochs(options: FrontierConfig) -> int:
   """The experiment's --warmup_epochs (its flagfile, then --train_args)."""
   from iaat_tf import config as cfg  # pylint: disable=g-import-not-at-top
   from iaat_tf.cli import flagfiles  # pylint: disable=g-import-not-at-top
@@ -79,7 +100,7 @@ def warmup_epochs(options: FrontierOptions) -> int:
   return value
 
 
-def settings_of(options: FrontierOptions) -> list[Setting]:
+def settings_of(options: FrontierConfig) -> list[Setting]:
   """PGD-AT at each radius (ramped over the experiment's warmup unless
   `uniform_ramp` is off), then each adaptive setting (default method iaat)."""
   out = []
@@ -120,7 +141,7 @@ def _run(command: Sequence[str], log_path: str) -> None:
     raise RuntimeError(f"{command[2]} exited {result.returncode} (log: {log_path})")
 
 
-def _evaluated(run_dir: str, aa_eps: Optional[float], n: int) -> bool:
+def _evaluated(run_dir: str, aa_eps: Optional[float], n: Optional[int]) -> bool:
   """results.json already has an AutoAttack at this radius and size."""
   try:
     aa = run_io.read_results(run_dir).get("autoattack") or {}
@@ -129,10 +150,10 @@ def _evaluated(run_dir: str, aa_eps: Optional[float], n: int) -> bool:
   if not aa:
     return False
   eps_ok = aa_eps is None or abs(aa.get("eps", -1) - aa_eps) < 1e-9
-  return eps_ok and (n == 0 or aa.get("n_examples") == n)
+  return eps_ok and (not n or aa.get("n_examples") == n)
 
 
-def train_and_evaluate(setting: Setting, seed: int, options: FrontierOptions,
+def train_and_evaluate(setting: Setting, seed: int, options: FrontierConfig,
                        experiment_path: str) -> dict:
   """Trains (or resumes) and evaluates one run; returns its numbers."""
   run_dir = setting.run_dir(options.out_dir, seed)
@@ -143,16 +164,11 @@ def train_and_evaluate(setting: Setting, seed: int, options: FrontierOptions,
   _run([python, "-m", "iaat_tf.main", f"--flagfile={experiment_path}",
         *options.train_args, *setting.flags, f"--seed={seed}",
         f"--output_dir={run_dir}"], log_path)
-  if not _evaluated(run_dir, options.aa_eps, options.aa_max_examples):
+  aa = options.autoattack
+  if not _evaluated(run_dir, aa.eps, aa.max_examples):
     attacks = "autoattack,suite" if options.curve else "autoattack"
-    aa = [f"--aa_max_examples={options.aa_max_examples}",
-          f"--aa_apgd_iters={options.aa_apgd_iters}", f"--aa_targets={options.aa_targets}",
-          f"--aa_fab_iters={options.aa_fab_iters}",
-          f"--aa_square_queries={options.aa_square_queries}"]
-    if options.aa_eps is not None:
-      aa.append(f"--aa_eps={options.aa_eps!r}")
     _run([python, "-m", "iaat_tf.evaluate", f"--run_dir={run_dir}",
-          f"--attacks={attacks}", *aa], log_path)
+          f"--attacks={attacks}", *flag_args(aa)], log_path)
   return read_run(run_dir, setting, seed)
 
 
@@ -193,7 +209,7 @@ def _chance(run_dir: str, aa: dict) -> float:
   return autoattack.majority_rate(labels)
 
 
-def run_frontier(options: FrontierOptions, log: Callable[[str], None] = print) -> dict:
+def run_frontier(options: FrontierConfig, log: Callable[[str], None] = print) -> dict:
   """Trains, evaluates and analyses every (setting, seed); returns frontier.json."""
   from iaat_tf.cli import flagfiles  # pylint: disable=g-import-not-at-top
   from iaat_tf.reports import frontier  # pylint: disable=g-import-not-at-top

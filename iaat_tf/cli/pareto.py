@@ -9,11 +9,14 @@ stderr with exit code 2 (cli/app.py). Importing this module defines no absl
 flags and imports no TensorFlow.
 """
 
+import dataclasses
 import glob
 import os
-from typing import Sequence
+from typing import Optional, Sequence
 
 from iaat_tf.cli import app
+from iaat_tf.cli import flags as flag_fields
+from iaat_tf.options import Section, option
 from iaat_tf.reports.pareto import collect_runs, write_pareto
 
 PROG = "iaat_tf.pareto"
@@ -44,29 +47,38 @@ SUMMARY = """\
 Compares training runs: clean accuracy (y) against robust accuracy (x), with
 the non-dominated runs joined. Writes pareto.csv and pareto.png to --out_dir
 and prints their paths."""
-HELP_GROUPS = (("Pareto plot", ("runs", "out_dir")), ("Output", ("debug",)))
+PARETO = "Pareto plot"
+
+
+@dataclasses.dataclass(frozen=True)
+class ParetoConfig(Section):
+  """Which runs to compare and where the table and plot go."""
+  runs: Optional[str] = option(None, "Comma-separated run directories or globs "
+                               "(e.g. 'runs/*').", group=PARETO)
+  out_dir: Optional[str] = option(None, "Where to write pareto.csv/.png.", group=PARETO,
+                                  path=True)
+
+
+HELP_GROUPS = flag_fields.help_groups((ParetoConfig,), (PARETO, "Output"),
+                                      last=[("Output", "debug")])
 
 
 def _define_flags() -> None:
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  flags.DEFINE_string("runs", None,
-                      "Comma-separated run directories or globs "
-                      "(e.g. 'runs/*').")
-  flags.DEFINE_string("out_dir", None, "Where to write pareto.csv/.png.")
+  flag_fields.define(ParetoConfig)
 
 
 def run(argv: Sequence[str]) -> None:
   """The command after its flags are parsed."""
   from absl import flags  # pylint: disable=g-import-not-at-top
-  flags_ = flags.FLAGS
   if len(argv) > 1:
     raise ValueError(f"unexpected arguments: {' '.join(argv[1:])}")
-  if not flags_.runs:
+  options = flag_fields.build(flags.FLAGS, ParetoConfig)
+  if not options.runs:
     raise ValueError("--runs is required")
-  if not flags_.out_dir:
+  if not options.out_dir:
     raise ValueError("--out_dir is required")
-  runs = collect_runs(expand_run_args(flags_.runs))
-  csv_path, png_path = write_pareto(runs, flags_.out_dir)
+  runs = collect_runs(expand_run_args(options.runs))
+  csv_path, png_path = write_pareto(runs, options.out_dir)
   print(csv_path)
   print(png_path)
 

@@ -37,22 +37,25 @@ import tensorflow as tf
 from iaat_tf.attacks import apgd, fab, noise, norms, pgd, square
 from iaat_tf.evaluation import robustness
 from iaat_tf.evaluation.replicas import Replicas
+from iaat_tf.evaluation.settings import AutoAttackConfig
 
 LogitsFn = pgd.LogitsFn
 APGD_CE, APGD_T, FAB_T, SQUARE = "apgd-ce", "apgd-t", "fab-t", "square"
 STANDARD = (APGD_CE, APGD_T, FAB_T, SQUARE)
 TARGETED = (APGD_T, FAB_T)
 REPORT_NORMS = {"linf": "Linf", "l2": "L2"}  # RobustBench's spelling.
+_STANDARD = AutoAttackConfig()
 
 
 @dataclasses.dataclass(frozen=True)
 class AutoAttackOptions:
   """Settings; the defaults are AutoAttack's "standard" version."""
   attacks: Sequence[str] = STANDARD
-  apgd_iters: int = 100
-  targets: int = 9  # Target classes of APGD-T and FAB-T (fewer if fewer classes).
-  fab_iters: int = 100
-  square_queries: int = 5000
+  # AutoAttack standard's counts, written once (evaluation/settings.py).
+  apgd_iters: int = _STANDARD.apgd_iters
+  targets: int = _STANDARD.targets  # Of APGD-T and FAB-T (fewer if fewer classes).
+  fab_iters: int = _STANDARD.fab_iters
+  square_queries: int = _STANDARD.square_queries
   square_p_init: float = 0.8
   batch_size: int = 500
   seed: int = 0

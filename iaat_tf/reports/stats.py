@@ -1,7 +1,7 @@
 """Statistics over a few seeds: intervals from Student's t, never "2 SE".
 
 Pure numpy and scipy; `reports/frontier.py` (the frontier's verdict) and
-`reports/cost.py` (a variant against the exact algorithm) use these, so
+`experiments/iaat_cost/cost.py` (a variant against the exact algorithm) use these, so
 every interval the package prints comes from one place.
 
 * `Estimate`: a value, its standard error and degrees of freedom, and the

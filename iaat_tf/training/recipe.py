@@ -42,8 +42,8 @@ import keras
 import tensorflow as tf
 
 from iaat_tf.attacks import gradients, kl_attack, noise, pgd
-from iaat_tf.config import (ADAPTIVE_METHODS, AttackConfig, MethodConfig,
-                            check_attack_bn_mode, check_probe_source)
+from iaat_tf.config import ADAPTIVE_METHODS, AttackConfig, MethodConfig
+from iaat_tf.validation import check_attack_bn_mode, check_probe_source
 from iaat_tf.training import losses, probes, radius
 from iaat_tf.training.eps_table import EpsTable
 

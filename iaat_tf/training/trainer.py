@@ -50,7 +50,7 @@ import keras
 import tensorflow as tf
 
 from iaat_tf.attacks import noise, objectives, pgd
-from iaat_tf.config import ADAPTIVE_METHODS, AttackConfig, EvalConfig, MethodConfig
+from iaat_tf.config import ADAPTIVE_METHODS, AttackConfig, MethodConfig, ValidationConfig
 from iaat_tf.training.eps_table import EpsTable
 from iaat_tf.training.recipe import TrainingRecipe, attack_logits_fn
 from iaat_tf.training.weight_average import WeightAverage
@@ -81,13 +81,13 @@ class AdversarialTrainer(keras.Model):
 
   def __init__(self, classifier: keras.Model, num_train_examples: int,
                method: MethodConfig, attack: AttackConfig,
-               evaluation: Optional[EvalConfig] = None, seed: int = 0,
+               validation: Optional[ValidationConfig] = None, seed: int = 0,
                steps_per_epoch: int = 0, ema_decay: float = 0.0, **kwargs):
     super().__init__(**kwargs)
     self.classifier = classifier
     self.method_config = method
     self.attack_config = attack
-    self.eval_config = evaluation or EvalConfig()
+    self.validation_config = validation or ValidationConfig()
     self.seed = seed
     self.num_train_examples = int(num_train_examples)
     if method.eps_ramp_epochs and steps_per_epoch <= 0:
@@ -238,7 +238,7 @@ class AdversarialTrainer(keras.Model):
       index = tf.cast(inputs["index"], tf.int64)
     else:
       index = tf.range(tf.shape(images)[0], dtype=tf.int64)
-    e = self.eval_config
+    e = self.validation_config
     logits_fn = attack_logits_fn(self.classifier, "inference")
 
     def evaluate_batch():

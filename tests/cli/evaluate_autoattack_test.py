@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from iaat_tf import config as cfg
-from iaat_tf.cli import eval_flags, evaluation_run
+from iaat_tf.cli import evaluation_options, evaluation_run
+from iaat_tf.evaluation.settings import AutoAttackConfig
 from iaat_tf.reports import pareto
 from iaat_tf.cli import experiment
 
@@ -21,7 +22,7 @@ def _tiny_digits_run(out, method, attack, epochs, eval_eps, eval_step) -> str:
                           max_eval_examples=64),
       method=method, attack=attack,
       train=cfg.TrainConfig(epochs=epochs, learning_rate=0.05, verbose=0),
-      eval=cfg.EvalConfig(eps=eval_eps, steps=2, step_size=eval_step, max_examples=64))
+      validation=cfg.ValidationConfig(eps=eval_eps, steps=2, step_size=eval_step, max_examples=64))
   experiment.run(config, log=lambda _: None)
   return str(out)
 
@@ -35,10 +36,11 @@ def digits_run(tmp_path_factory):
       epochs=1, eval_eps=0.1, eval_step=0.05)
 
 
-SMALL = eval_flags.EvalOptions(
+SMALL_AA = AutoAttackConfig(max_examples=48, apgd_iters=5, targets=2, fab_iters=5,
+                            square_queries=20)
+SMALL = evaluation_options.EvaluationConfig(
     attacks=("suite", "autoattack"), eps_list=(0.0, 0.1), pgd_steps=2,
-    apgd=False, max_examples=48, aa_max_examples=48, aa_apgd_iters=5,
-    aa_targets=2, aa_fab_iters=5, aa_square_queries=20, batch_size=32)
+    apgd=False, max_examples=48, batch_size=32, autoattack=SMALL_AA)
 
 
 @pytest.mark.slow
@@ -82,7 +84,7 @@ def test_pareto_falls_back_when_a_run_lacks_autoattack():
 
 @pytest.mark.slow
 def test_unknown_attack_selection_is_refused(digits_run):
-  with pytest.raises(eval_flags.EvaluationError, match="--attacks"):
+  with pytest.raises(ValueError, match="--attacks"):
     evaluation_run.evaluate_selected(
         digits_run, dataclasses.replace(SMALL, attacks=("pgd",)))
 
@@ -126,12 +128,15 @@ def test_an_l2_run_is_evaluated_in_l2_throughout(digits_l2_run, digits_run):
 
 @pytest.mark.slow
 def test_another_norm_than_the_runs_needs_radii_in_its_units(digits_run):
-  with pytest.raises(eval_flags.EvaluationError, match="--norm=l2 differs from the run's linf"):
+  with pytest.raises(evaluation_options.EvaluationError, match="--norm=l2 differs from the run's linf"):
     evaluation_run.autoattack_run(digits_run, dataclasses.replace(SMALL, norm="l2"))
-  with pytest.raises(eval_flags.EvaluationError, match="L2 radii need --norm=l2"):
-    evaluation_run.autoattack_run(digits_run, dataclasses.replace(SMALL, aa_eps=1.5))
+  with pytest.raises(evaluation_options.EvaluationError, match="L2 radii need --norm=l2"):
+    evaluation_run.autoattack_run(digits_run, dataclasses.replace(
+        SMALL, autoattack=dataclasses.replace(SMALL_AA, eps=1.5)))
   out = evaluation_run.autoattack_run(
-      digits_run, dataclasses.replace(SMALL, norm="l2", aa_eps=1.0), log=lambda _: None)
+      digits_run, dataclasses.replace(
+          SMALL, norm="l2", autoattack=dataclasses.replace(SMALL_AA, eps=1.0)),
+      log=lambda _: None)
   assert out["norm"] == "L2" and out["eps"] == 1.0
   # Beside the run's own-norm evaluation, never over it.
   assert os.path.isfile(os.path.join(digits_run, "eval_l2", "autoattack.json"))

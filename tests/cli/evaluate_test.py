@@ -10,7 +10,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from iaat_tf import config as cfg
-from iaat_tf.cli import eval_flags, evaluation_run
+from iaat_tf.cli import evaluation_options, evaluation_run
 from iaat_tf.cli import evaluation_run, experiment
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -24,7 +24,7 @@ def _tiny_config(out, **data_overrides):
                               gamma=0.05, beta=0.5, eps_max=0.4),
       attack=cfg.AttackConfig(steps=3, step_ratio=0.25, min_step=0.01),
       train=cfg.TrainConfig(epochs=2, learning_rate=0.05, verbose=0),
-      eval=cfg.EvalConfig(eps=0.1, steps=5, step_size=0.025, max_examples=128))
+      validation=cfg.ValidationConfig(eps=0.1, steps=5, step_size=0.025, max_examples=128))
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def digits_run(tmp_path_factory):
   return str(out)
 
 
-OPTIONS = eval_flags.EvalOptions(eps_list=(0.0, 0.05, 0.1, 0.3), pgd_steps=5,
+OPTIONS = evaluation_options.EvaluationConfig(eps_list=(0.0, 0.05, 0.1, 0.3), pgd_steps=5,
                                apgd_iters=10, max_examples=128)
 
 
@@ -92,7 +92,7 @@ def test_cifar10_c_when_present_and_a_clear_message_when_not(tmp_path):
         config, train=dataclasses.replace(config.train, epochs=1),
         data=dataclasses.replace(config.data, batch_size=16))
     experiment.run(config, log=lambda _: None)
-    options = eval_flags.EvalOptions(eps_list=(0.0,), pgd_steps=2, apgd=False,
+    options = evaluation_options.EvaluationConfig(eps_list=(0.0,), pgd_steps=2, apgd=False,
                                    max_examples=16, corruptions=("gaussian_noise",),
                                    severities=(1, 5))
     present = evaluation_run.evaluate_run(str(out), options, log=lambda _: None)

@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from iaat_tf.cli import eval_flags, evaluation_run
-from iaat_tf.cli.eval_flags import EvalOptions
+from iaat_tf.cli import evaluation_run
+from iaat_tf.cli.evaluation_options import EvaluationConfig
+from iaat_tf.evaluation.settings import AutoAttackConfig
 from iaat_tf.evaluation import foreign
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -41,7 +42,8 @@ def plain_keras_model(digits):
 
 
 def _options(**kw):
-  return EvalOptions(attacks=("autoattack",), dataset="digits", **{**SMALL_AA, **kw})
+  small = AutoAttackConfig(**{k[len("aa_"):]: v for k, v in SMALL_AA.items()})
+  return EvaluationConfig(attacks=("autoattack",), dataset="digits", autoattack=small, **kw)
 
 
 @pytest.mark.slow

@@ -26,7 +26,7 @@ import keras
 import numpy as np
 from iaat_tf import models
 from iaat_tf.training.trainer import AdversarialTrainer
-from iaat_tf.config import AttackConfig, EvalConfig, MethodConfig
+from iaat_tf.config import AttackConfig, ValidationConfig, MethodConfig
 
 rng = np.random.RandomState(0)
 x = rng.rand(33, 8, 8, 1).astype(np.float32)
@@ -39,7 +39,7 @@ def evaluate(strategy):
     classifier = models.small_cnn((8, 8, 1), 3, (0.5,), (0.25,))
     trainer = AdversarialTrainer(
         classifier, 64, MethodConfig(method="iaat"), AttackConfig(steps=1),
-        evaluation=EvalConfig(eps=0.1, steps=2, step_size=0.05))
+        validation=ValidationConfig(eps=0.1, steps=2, step_size=0.05))
     trainer.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
   return {k: float(v) for k, v in trainer.evaluate(ds, verbose=0, return_dict=True).items()}
 

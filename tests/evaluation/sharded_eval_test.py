@@ -47,7 +47,7 @@ def test_one_and_two_replicas_give_identical_per_example_results(tmp_path):
       method=cfg.MethodConfig(method="pgd_at", eps=0.1),
       attack=cfg.AttackConfig(steps=2),
       train=cfg.TrainConfig(epochs=2, learning_rate=0.05, verbose=0),
-      eval=cfg.EvalConfig(eps=0.15, steps=3, max_examples=64)), log=lambda _: None)
+      validation=cfg.ValidationConfig(eps=0.15, steps=3, max_examples=64)), log=lambda _: None)
   one, curve_one, _ = _evaluate(run_dir, tmp_path / "one")
   two, curve_two, out = _evaluate(run_dir, tmp_path / "two",
                                   "--strategy=mirrored", "--num_virtual_devices=2")

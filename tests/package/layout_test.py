@@ -10,6 +10,8 @@ public names of `iaat_tf/__init__.py` (PEP 562) import nothing at load time.
 import ast
 import glob
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -87,7 +89,7 @@ def test_every_module_is_in_a_room_with_a_docstring():
   for path, module in _modules():
     assert ast.get_docstring(ast.parse(open(path).read())), f"{module}: no docstring"
   top = {os.path.basename(p)[:-3] for p in glob.glob(os.path.join(REPO, "iaat_tf", "*.py"))}
-  assert top == {"__init__", "_version", "config", "provenance", "tensors",
+  assert top == {"__init__", "_version", "config", "options", "validation", "provenance", "tensors",
                  "run_io"} | COMMANDS, top
 
 
@@ -115,3 +117,34 @@ def test_python_m_commands_are_shims_calling_cli_main():
     assert len(tree.body) == 3 and len(imports) == 1, name
     assert imports[0].module.startswith("iaat_tf.cli.") and [
         a.name for a in imports[0].names] == ["main"], name
+
+
+def test_bench_and_experiments_run_as_modules_without_path_edits():
+  """bench/ (timing) and experiments/ (accuracy) are packages run with
+  `python -m` from the repository root: no script edits sys.path."""
+  for top in ("bench", "experiments"):
+    for root, dirs, files in os.walk(os.path.join(REPO, top)):
+      dirs[:] = [d for d in dirs if not d.startswith((".", "_")) and d != "runs"]
+      if any(f.endswith(".py") for f in files):
+        assert "__init__.py" in files, root
+      for name in files:
+        if name.endswith(".py"):
+          text = open(os.path.join(root, name)).read()
+          assert "sys.path" not in text, os.path.join(root, name)
+
+
+def _entry_modules():
+  for top in ("bench", "experiments"):
+    for path in sorted(glob.glob(os.path.join(REPO, top, "**", "*.py"), recursive=True)):
+      if '__name__ == "__main__"' in open(path).read():
+        yield os.path.relpath(path, REPO)[:-3].replace(os.sep, ".")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module", list(_entry_modules()))
+def test_every_bench_and_experiment_script_starts_as_a_module(module):
+  result = subprocess.run([sys.executable, "-m", module, "--help"], cwd=REPO,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert "usage" in result.stdout.lower(), result.stdout[-500:]

@@ -200,7 +200,7 @@ def test_a_true_advantage_is_found_most_of_the_time():
 
 
 def test_settings_of_names_and_refusals():
-  options = command.FrontierOptions(
+  options = command.FrontierConfig(
       experiment="quickstart", out_dir="x", pgd_at_eps=(0.1, 8 / 255),
       iaat=("eps=0.3 gamma=0.1", "method=iaat_cheap"))
   names = [s.name for s in command.settings_of(options)]
@@ -216,7 +216,8 @@ def test_settings_of_names_and_refusals():
       "pgd_at_eps0.1", "pgd_at_eps0.03137"]
   for bad, message in (("eps", "flag=value"), ("method=pgd_at", "not adaptive")):
     with pytest.raises(command.FrontierError, match=message):
-      command.settings_of(command.FrontierOptions("quickstart", "x", (0.1,), (bad,)))
+      command.settings_of(command.FrontierConfig(
+          experiment="quickstart", out_dir="x", pgd_at_eps=(0.1,), iaat=(bad,)))
 
 
 @pytest.mark.slow
@@ -267,9 +268,9 @@ def test_command_end_to_end_and_resumed(tmp_path):
   assert log.count("-m iaat_tf.evaluate") == 1 and "finished" in log
   # The radius dynamics of its IAAT runs (experiments/frontier_digits/).
   dynamics = subprocess.run(
-      [sys.executable, os.path.join(REPO, "experiments", "frontier_digits",
-                                    "radius_dynamics.py"), f"--out_dir={out}"],
-      capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+      [sys.executable, "-m", "experiments.frontier_digits.radius_dynamics",
+       f"--out_dir={out}"], capture_output=True, text=True, cwd=REPO, env=env,
+      timeout=300)
   assert dynamics.returncode == 0, dynamics.stderr
   radii = json.loads((out / "radius_dynamics.json").read_text())
   gamma = radii["iaat_eps0.3_gamma0.1"]

@@ -13,7 +13,7 @@ from iaat_tf import data
 from iaat_tf.cli import experiment
 from iaat_tf.reports import example_lookup
 from iaat_tf.training import callbacks, early_stopping
-from iaat_tf.config import (AttackConfig, Config, DataConfig, EvalConfig,
+from iaat_tf.config import (AttackConfig, Config, DataConfig, ValidationConfig,
                             MethodConfig, TrainConfig)
 
 # Validation PGD accuracy per epoch: the best is epoch 2 (1-based); epoch 4
@@ -111,7 +111,7 @@ def _config(out, export_model="best"):
       # model: the best validation epoch is known to be an earlier one.
       train=TrainConfig(learning_rate=0.05, epochs=4, lr_boundaries=(3,),
                         lr_decay=40.0, verbose=0),
-      eval=EvalConfig(eps=0.2, steps=3, step_size=0.1))
+      validation=ValidationConfig(eps=0.2, steps=3, step_size=0.1))
 
 
 @pytest.mark.slow

@@ -9,7 +9,8 @@ from iaat_tf.cli import experiment
 from iaat_tf.training import radius
 from iaat_tf.training.trainer import AdversarialTrainer
 from iaat_tf.config import (AttackConfig, Config, ConfigError, DataConfig,
-                            EvalConfig, MethodConfig, TrainConfig, validate)
+                            ValidationConfig, MethodConfig, TrainConfig)
+from iaat_tf.validation import validate
 
 N, BATCH = 48, 16  # 3 steps per epoch.
 
@@ -69,7 +70,7 @@ def _digits_pgd_at(out, ramp):
       attack=AttackConfig(steps=5, step_ratio=0.25, min_step=0.01),
       train=TrainConfig(epochs=4, learning_rate=0.05, momentum=0.9,
                         weight_decay=5e-4, verbose=0),
-      eval=EvalConfig(eps=0.3, steps=1, step_size=0.1, max_examples=256))
+      validation=ValidationConfig(eps=0.3, steps=1, step_size=0.1, max_examples=256))
 
 
 @pytest.mark.slow

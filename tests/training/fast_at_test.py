@@ -13,6 +13,7 @@ from absl.testing import flagsaver
 from iaat_tf import attacks, run_io
 from iaat_tf.cli import train
 from iaat_tf import config as cfg
+from iaat_tf import validation
 from iaat_tf.cli import flags_config
 from iaat_tf.training import callbacks
 from iaat_tf.config import AttackConfig, ConfigError
@@ -50,13 +51,13 @@ def test_the_flag_builds_the_fgsm_rs_attack_and_bad_combinations_are_refused(tmp
     config = flags_config.config_from_flags()
   assert config.attack == AttackConfig.fgsm_rs(bn_mode="train")
   assert config.attack.steps == 1 and config.attack.ratio == 1.25
-  cfg.validate(config)
+  validation.validate(config)
   with pytest.raises(ConfigError, match="build it with AttackConfig.fgsm_rs"):
-    cfg.validate(cfg.Config(output_dir="x", method=cfg.MethodConfig(method="pgd_at"),
+    validation.validate(cfg.Config(output_dir="x", method=cfg.MethodConfig(method="pgd_at"),
                             attack=AttackConfig(name="fgsm_rs", steps=3)))
   for method in ("iaat", "standard"):
     with pytest.raises(ConfigError, match="trains --method=pgd_at or iaat_cheap"):
-      cfg.validate(cfg.Config(output_dir="x", method=cfg.MethodConfig(method=method),
+      validation.validate(cfg.Config(output_dir="x", method=cfg.MethodConfig(method=method),
                               attack=AttackConfig.fgsm_rs()))
 
 

@@ -12,7 +12,8 @@ import pytest
 import tensorflow as tf
 
 from iaat_tf.training import optimizers, runtime
-from iaat_tf.config import Config, ConfigError, TrainConfig, validate
+from iaat_tf.config import Config, ConfigError, TrainConfig
+from iaat_tf.validation import validate
 
 LR, MOMENTUM, WD, DECAY = 0.1, 0.9, 0.05, 0.2
 STEPS = 3  # lr = LR for steps 0, 1 and LR * DECAY from step 2 (epoch 2) on.
@@ -184,7 +185,7 @@ def test_lr_warmup_ramps_linearly_into_the_schedule():
 
 
 def test_lr_warmup_is_a_flag_from_the_dataclass_field():
-  """The flag exists only through TrainConfig's field (config.option)."""
+  """The flag exists only through TrainConfig's field (options.option)."""
   from absl import flags  # pylint: disable=g-import-not-at-top
   from iaat_tf.cli import flags_config  # pylint: disable=g-import-not-at-top
   flag = flags.FLAGS["lr_warmup_epochs"]

@@ -18,7 +18,7 @@ import tensorflow as tf
 from iaat_tf import models
 from iaat_tf.cli import experiment
 from iaat_tf.training.trainer import AdversarialTrainer
-from iaat_tf.config import (AttackConfig, Config, DataConfig, EvalConfig,
+from iaat_tf.config import (AttackConfig, Config, DataConfig, ValidationConfig,
                             MethodConfig, TrainConfig)
 
 HALF = {"mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
@@ -88,7 +88,7 @@ def _config(output_dir: str, precision: str, tiny: bool) -> Config:
       attack=AttackConfig(steps=1 if tiny else 3, step_ratio=0.25, min_step=0.01),
       train=TrainConfig(epochs=2 if tiny else 3, learning_rate=0.05,
                         precision=precision, verbose=0),
-      eval=EvalConfig(eps=0.1, steps=1 if tiny else 3, step_size=0.03,
+      validation=ValidationConfig(eps=0.1, steps=1 if tiny else 3, step_size=0.03,
                       max_examples=64))
 
 

@@ -23,7 +23,8 @@ from iaat_tf import attacks
 from iaat_tf.training import probes, radius, recipe
 from iaat_tf.training.trainer import AdversarialTrainer
 from iaat_tf.config import (AttackConfig, Config, ConfigError, MethodConfig,
-                            TrainConfig, alg2_preset, validate)
+                            TrainConfig, alg2_preset)
+from iaat_tf.validation import validate
 
 N, SHAPE, CLASSES = 48, (6, 6, 1), 3
 ATTACK = AttackConfig(steps=4, step_ratio=0.25, min_step=0.01)

@@ -21,7 +21,8 @@ from absl.testing import flagsaver
 from iaat_tf import attacks
 from iaat_tf.cli import flags_config
 from iaat_tf.config import (AttackConfig, Config, ConfigError, MethodConfig,
-                            alg2_preset, validate)
+                            alg2_preset)
+from iaat_tf.validation import validate
 from iaat_tf.training import probes, radius, recipe
 from iaat_tf.training.trainer import AdversarialTrainer
 

@@ -18,7 +18,8 @@ import tensorflow as tf
 
 from iaat_tf import attacks
 from iaat_tf.training.trainer import AdversarialTrainer
-from iaat_tf.config import AttackConfig, ConfigError, Config, MethodConfig, validate
+from iaat_tf.config import AttackConfig, ConfigError, Config, MethodConfig
+from iaat_tf.validation import validate
 
 N, SHAPE, CLASSES = 32, (4, 4, 1), 3
 GAMMA, BETA, EPS_MAX = 0.03, 0.25, 0.5

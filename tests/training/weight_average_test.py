@@ -119,7 +119,8 @@ def test_validated_beside_the_raw_weights_early_stopped_on_and_exported(tmp_path
 
 def test_ema_options_need_a_decay_and_a_validation_split(tmp_path):
   from iaat_tf.cli import flags_config  # pylint: disable=g-import-not-at-top
-  from iaat_tf.config import ConfigError, validate  # pylint: disable=g-import-not-at-top
+  from iaat_tf.config import ConfigError  # pylint: disable=g-import-not-at-top
+  from iaat_tf.validation import validate  # pylint: disable=g-import-not-at-top
   for flags, message in [
       (dict(export_model="ema"), "need a weight average"),
       (dict(ema_decay=0.99, early_stopping_weights="ema"), "set --validation_fraction"),

@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 from iaat_tf import config as cfg
+from iaat_tf import validation
 from iaat_tf.training.trainer import AdversarialTrainer
 from iaat_tf.config import AttackConfig, MethodConfig
 
@@ -59,7 +60,7 @@ def test_step_xla_is_refused_under_a_distribution_strategy():
   config = cfg.Config(output_dir="/tmp/x", train=cfg.TrainConfig(
       jit_compile="step", strategy="mirrored"))
   with pytest.raises(cfg.ConfigError, match="jit_compile=step"):
-    cfg.validate(config)
+    validation.validate(config)
   with pytest.raises(cfg.ConfigError, match="unknown --jit_compile"):
-    cfg.validate(cfg.Config(output_dir="/tmp/x",
+    validation.validate(cfg.Config(output_dir="/tmp/x",
                             train=cfg.TrainConfig(jit_compile="everything")))

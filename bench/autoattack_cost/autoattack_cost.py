@@ -3,7 +3,7 @@
 classes (synthetic models, eps = 0 so every example survives every attack:
 the worst case, where each attack does all its iterations and queries).
 
-    python experiments/autoattack_cost/autoattack_cost.py --run_dir=/tmp/aa_qs --out=experiments/autoattack_cost/autoattack_results.md
+    python -m bench.autoattack_cost.autoattack_cost --run_dir=/tmp/aa_qs --out=bench/autoattack_cost/autoattack_results.md
 """
 
 import argparse
@@ -19,7 +19,7 @@ import tensorflow as tf
 from iaat_tf import data
 from iaat_tf.evaluation import autoattack
 from iaat_tf.models import export
-from iaat_tf import config as cfg_lib
+from iaat_tf import run_io
 
 
 def _per_1000(report):
@@ -29,14 +29,14 @@ def _per_1000(report):
 
 def run_dir_cost(run_dir, batch_size):
   with open(os.path.join(run_dir, "config.json")) as f:
-    config = cfg_lib.from_dict(json.load(f))
+    config = run_io.config_from_dict(json.load(f))
   data_cfg = dataclasses.replace(config.data, augment=False,
                                  max_eval_examples=0)
   datasets = data.load_datasets(data_cfg)
   logits_fn = export.load_classifier(os.path.join(run_dir, "saved_model"))
   start = time.time()
   report = autoattack.run_autoattack(
-      logits_fn, datasets.test, eps=config.eval.eps,
+      logits_fn, datasets.test, eps=config.validation.eps,
       options=autoattack.AutoAttackOptions(batch_size=batch_size,
                                            seed=config.seed),
       dataset=config.data.dataset)
@@ -61,14 +61,14 @@ def synthetic_cost(num_classes, n, batch_size, square_queries):
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--run_dir", default="/tmp/aa_qs")
-  parser.add_argument("--out", default="experiments/autoattack_cost/autoattack_results.md")
+  parser.add_argument("--out", default="bench/autoattack_cost/autoattack_results.md")
   parser.add_argument("--batch_size", type=int, default=500)
   parser.add_argument("--synthetic_examples", type=int, default=100)
   parser.add_argument("--classes", default="3,10,100")
   parser.add_argument("--square_queries", type=int, default=5000)
   args = parser.parse_args()
   lines = ["# AutoAttack cost", "",
-           f"`python experiments/autoattack_cost/autoattack_cost.py` on {os.cpu_count()} CPU cores "
+           f"`python -m bench.autoattack_cost.autoattack_cost` on {os.cpu_count()} CPU cores "
            "(shared with other jobs: the machine was busy, treat the figures "
            "as upper bounds), TensorFlow " + tf.__version__ + ".", ""]
   if os.path.isdir(args.run_dir):

@@ -1,4 +1,4 @@
-"""reports/cost.py: paired differences, the goal's verdict, the table and the picture."""
+"""experiments/iaat_cost/cost.py (the cost experiment's report): paired differences, the goal's verdict, the table and the picture."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from iaat_tf.reports import cost
+from experiments.iaat_cost import cost
 
 
 def _runs(values, clean=None):

@@ -1,6 +1,6 @@
 """ImageNet input pipeline throughput, before and after, per worker (one run).
 
-    python experiments/imagenet_pipeline/imagenet_pipeline.py --out=experiments/imagenet_pipeline/IMAGENET_PIPELINE.md
+    python -m bench.imagenet_pipeline.imagenet_pipeline --out=bench/imagenet_pipeline/IMAGENET_PIPELINE.md
 
 Synthetic ImageNet-shaped JPEGs (500x375, quality 90, smooth random fields
 plus noise; their mean size is in the results) go through the real training
@@ -101,7 +101,7 @@ def main() -> None:
   parser.add_argument("--images", type=int, default=512)
   parser.add_argument("--seconds", type=float, default=20.0)
   parser.add_argument("--batch", type=int, default=BATCH)
-  parser.add_argument("--out", default="experiments/imagenet_pipeline/IMAGENET_PIPELINE.md")
+  parser.add_argument("--out", default="bench/imagenet_pipeline/IMAGENET_PIPELINE.md")
   args = parser.parse_args()
   encoded = jpegs(args.images)
   kb = np.mean([len(e) for e in encoded]) / 1024
@@ -127,7 +127,7 @@ def main() -> None:
   per_core = [r for t, l, r in rows if t == 1 and l.startswith("after: ")][0]
   before_core = [r for t, l, r in rows if t == 1 and l.startswith("before")][0]
   lines = [
-      "# ImageNet input pipeline (experiments/imagenet_pipeline/imagenet_pipeline.py)",
+      "# ImageNet input pipeline (bench/imagenet_pipeline/imagenet_pipeline.py)",
       "",
       f"One run, {time.strftime('%Y-%m-%d')}, this machine (2 CPU cores, no GPU). "
       f"{args.images} synthetic {W}x{H} JPEGs (mean {kb:.0f} KB), crop to {SIZE}, "

@@ -1,6 +1,6 @@
 """Peak host memory of AutoAttack as the evaluated split grows (one run each).
 
-    python experiments/aa_memory/aa_memory.py --out=experiments/aa_memory/AA_MEMORY.md [--before=/path/to/old/checkout]
+    python -m bench.aa_memory.aa_memory --out=bench/aa_memory/AA_MEMORY.md [--before=/path/to/old/checkout]
 
 Each measurement is a fresh process (peak RSS, `ru_maxrss`) that runs
 `autoattack.run_autoattack` on N synthetic ImageNet-shaped examples (224x224x3,
@@ -56,7 +56,7 @@ def main() -> None:
   parser.add_argument("--examples", type=int, default=512)
   parser.add_argument("--batch_size", type=int, default=32)
   parser.add_argument("--before", default="", help="another checkout to compare")
-  parser.add_argument("--out", default="experiments/aa_memory/AA_MEMORY.md")
+  parser.add_argument("--out", default="bench/aa_memory/AA_MEMORY.md")
   args = parser.parse_args()
   here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   codes = [("streamed (this checkout)", here)]
@@ -74,7 +74,7 @@ def main() -> None:
   lines = [
       "# AutoAttack host memory vs split size",
       "",
-      f"`python experiments/aa_memory/aa_memory.py --examples={args.examples} "
+      f"`python -m bench.aa_memory.aa_memory --examples={args.examples} "
       f"--batch_size={args.batch_size}` ({time.strftime('%Y-%m-%d')}, one run "
       "each, a fresh process per row). Synthetic 224x224x3 float32 examples from "
       "tf.data, a tiny CNN, minimal attack counts (memory, not attack "

@@ -1,6 +1,6 @@
 """Step time of fast adversarial training vs standard training (one run).
 
-    python experiments/fast_at/fast_at.py --out=experiments/fast_at/FAST_AT.md
+    python -m bench.fast_at.fast_at --out=bench/fast_at/FAST_AT.md
 
 Times the train step (round-robin, median of repeats; bench/common.py) of
 standard (clean) training, PGD-AT at k = 10 and k = 5, FGSM-RS
@@ -13,14 +13,12 @@ each one's cost relative to standard training.
 
 import argparse
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from bench import common  # pylint: disable=g-import-not-at-top,wrong-import-position
-from bench.common import Group, Variant  # pylint: disable=g-import-not-at-top,wrong-import-position
-from bench.step_time import DIGITS, WRN16  # pylint: disable=g-import-not-at-top,wrong-import-position
+from bench import common
+from bench.common import Group, Variant
+from bench.step_time import DIGITS, WRN16
 
 VARIANTS = [
     Variant("standard", 1),
@@ -34,13 +32,13 @@ VARIANTS = [
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--out", default="experiments/fast_at/FAST_AT.md")
+  parser.add_argument("--out", default="bench/fast_at/FAST_AT.md")
   parser.add_argument("--repeats", type=int, default=7)
   args = parser.parse_args()
   groups = [Group(DIGITS, VARIANTS, repeats=args.repeats, repeat_seconds=0.5),
             Group(WRN16, VARIANTS, repeats=max(3, args.repeats - 2), repeat_seconds=1.5)]
   lines = ["# Fast adversarial training: step time vs standard training", "",
-           f"`python experiments/fast_at/fast_at.py` ({time.strftime('%Y-%m-%d')}, one run on this "
+           f"`python -m bench.fast_at.fast_at` ({time.strftime('%Y-%m-%d')}, one run on this "
            "machine: 2 CPU cores, no GPU). Median train-step time over round-robin "
            "repeats; ratio = step time / standard (clean) training's.", ""]
   for group in groups:

@@ -1,6 +1,6 @@
 """Cost of Square with and without querying broken examples (one run each).
 
-    python experiments/square_cost/square_cost.py --run_dir=/tmp/sminus/seed0/iaat --out=experiments/square_cost/SQUARE_COST.md
+    python -m bench.square_cost.square_cost --run_dir=/tmp/sminus/seed0/iaat --out=bench/square_cost/SQUARE_COST.md
 
 Two models: the trained run given by --run_dir (the digits quick start: a
 tiny CNN on 8x8 images) and, unless --skip_wrn, a WideResNet-10-4 trained
@@ -30,7 +30,7 @@ def main() -> None:
   parser.add_argument("--run_dir", required=True)
   parser.add_argument("--queries", type=int, default=1000)
   parser.add_argument("--eps", type=float, default=0.0, help="0: the run's --eval_eps")
-  parser.add_argument("--out", default="experiments/square_cost/SQUARE_COST.md")
+  parser.add_argument("--out", default="bench/square_cost/SQUARE_COST.md")
   parser.add_argument("--skip_wrn", action="store_true")
   parser.add_argument("--wrn_queries", type=int, default=300)
   args = parser.parse_args()
@@ -42,12 +42,12 @@ def main() -> None:
     images.append(inputs["image"].numpy()), labels.append(y.numpy())
   rows = [_measure(f"`{args.run_dir}` (digits 8x8, tiny CNN)", model,
                    np.concatenate(images), np.concatenate(labels),
-                   args.eps or config.eval.eps, args.queries)]
+                   args.eps or config.validation.eps, args.queries)]
   if not args.skip_wrn:
     rows.append(_measure("WideResNet-10-4, digits at 32x32x3", *_wrn_digits32(),
                          4 / 255, args.wrn_queries))
   text = ("# Square: querying only unbroken examples\n\n"
-          f"    python experiments/square_cost/square_cost.py --run_dir={args.run_dir}\n\n"
+          f"    python -m bench.square_cost.square_cost --run_dir={args.run_dir}\n\n"
           "One run each after a warm-up run, this machine's CPU (2 cores). "
           "`all` queries every example at every query (the path XLA needs), "
           "`unbroken` only the examples still correctly classified (the "
