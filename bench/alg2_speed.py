@@ -33,48 +33,77 @@ def variants(k: int, full: bool = True) -> List[Variant]:
   p = max(1, round(k / 3))
   fast = tuple(sorted(alg2_preset("fast", k, RATIO).items()))
   out = [
-      Variant("pgd_at", k),
-      Variant("iaat", k, name="alg2 exact"),
-      Variant("iaat", k, method_options=fast, name="alg2 fast"),
+    Variant("pgd_at", k),
+    Variant("iaat", k, name="alg2 exact"),
+    Variant("iaat", k, method_options=fast, name="alg2 fast"),
   ]
   if full:
     out += [
-        Variant("iaat", k, method_options=(("probe_steps", p),), name=f"alg2 probe_steps={p}"),
-        Variant("iaat", k, method_options=(("probe_batched", True),), name="alg2 batched"),
-        Variant("iaat", k, method_options=(("probe_batched", True), ("probe_steps", p)),
-                name=f"alg2 batched probe_steps={p}"),
-        Variant("iaat", k, method_options=(("probe_early_stop", "batch"),),
-                name="alg2 early_stop=batch"),
-        Variant("iaat", k, method_options=(("probe_early_stop", "example"),),
-                name="alg2 early_stop=example"),
-        Variant("iaat", k, method_options=(("probe_only_needed", True),),
-                name="alg2 only_needed"),
+      Variant("iaat", k, method_options=(("probe_steps", p),), name=f"alg2 probe_steps={p}"),
+      Variant("iaat", k, method_options=(("probe_batched", True),), name="alg2 batched"),
+      Variant(
+        "iaat",
+        k,
+        method_options=(("probe_batched", True), ("probe_steps", p)),
+        name=f"alg2 batched probe_steps={p}",
+      ),
+      Variant(
+        "iaat", k, method_options=(("probe_early_stop", "batch"),), name="alg2 early_stop=batch"
+      ),
+      Variant(
+        "iaat", k, method_options=(("probe_early_stop", "example"),), name="alg2 early_stop=example"
+      ),
+      Variant("iaat", k, method_options=(("probe_only_needed", True),), name="alg2 only_needed"),
     ]
   out += [
-      Variant("pgd_at", k, state="robust", name="pgd_at robust"),
-      Variant("iaat", k, state="robust", name="alg2 exact robust"),
-      Variant("iaat", k, method_options=fast, state="robust", name="alg2 fast robust"),
+    Variant("pgd_at", k, state="robust", name="pgd_at robust"),
+    Variant("iaat", k, state="robust", name="alg2 exact robust"),
+    Variant("iaat", k, method_options=fast, state="robust", name="alg2 fast robust"),
   ]
   if full:
-    out += [Variant("iaat", k, method_options=(("probe_early_stop", "example"),),
-                    state="robust", name="alg2 early_stop=example robust")]
+    out += [
+      Variant(
+        "iaat",
+        k,
+        method_options=(("probe_early_stop", "example"),),
+        state="robust",
+        name="alg2 early_stop=example robust",
+      )
+    ]
   return out
 
 
 def early_stop_options(k: int, p: int, ratio: float = RATIO) -> tuple:
   """Probes of p steps covering the attack's distance, early stop, only needed."""
-  return tuple(sorted({"probe_steps": p, "probe_step_ratio": ratio * k / p,
-                       "probe_early_stop": "example", "probe_only_needed": True}.items()))
+  return tuple(
+    sorted(
+      {
+        "probe_steps": p,
+        "probe_step_ratio": ratio * k / p,
+        "probe_early_stop": "example",
+        "probe_only_needed": True,
+      }.items()
+    )
+  )
 
 
 def trained_variants(k: int, run_dir: str) -> List[Variant]:
   """End-of-training decisions of a quick-start run (real data, real radii)."""
   kw = dict(state="trained", run_dir=run_dir)
-  out = [Variant("pgd_at", k, name="pgd_at trained", **kw),
-         Variant("iaat", k, name="alg2 exact trained", **kw)]
+  out = [
+    Variant("pgd_at", k, name="pgd_at trained", **kw),
+    Variant("iaat", k, name="alg2 exact trained", **kw),
+  ]
   for p in sorted({max(1, round(k / 3)), math.ceil(k / 2), k}):
-    out.append(Variant("iaat", k, method_options=early_stop_options(k, p, 0.25),
-                       name=f"alg2 p={p} early_stop trained", **kw))
+    out.append(
+      Variant(
+        "iaat",
+        k,
+        method_options=early_stop_options(k, p, 0.25),
+        name=f"alg2 p={p} early_stop trained",
+        **kw,
+      )
+    )
   return out
 
 
@@ -82,21 +111,28 @@ def plan(quick: bool, run_dir: Optional[str] = None) -> List[Group]:
   digits = ModelSpec("small_cnn_8x8", ModelConfig("small_cnn"), (8, 8, 1), 64, "digits")
   trained = []
   if run_dir:
-    trained = [Group(digits, trained_variants(k, run_dir), repeats=3 if quick else 7,
-                     repeat_seconds=0.2 if quick else 0.5, section="alg2")
-               for k in ((5,) if quick else (5, 10))]
+    trained = [
+      Group(
+        digits,
+        trained_variants(k, run_dir),
+        repeats=3 if quick else 7,
+        repeat_seconds=0.2 if quick else 0.5,
+        section="alg2",
+      )
+      for k in ((5,) if quick else (5, 10))
+    ]
   if quick:
-    return [Group(digits, variants(5, full=False), repeats=3, repeat_seconds=0.2,
-                  section="alg2")] + trained
+    return [
+      Group(digits, variants(5, full=False), repeats=3, repeat_seconds=0.2, section="alg2")
+    ] + trained
   cnn32 = ModelSpec("small_cnn_32x32", ModelConfig("small_cnn"), (32, 32, 3), 128, "cifar10")
-  wrn = ModelSpec("wrn_16_2_32x32", ModelConfig("wide_resnet", depth=16, width=2),
-                  (32, 32, 3), 32, "cifar10")
+  wrn = ModelSpec(
+    "wrn_16_2_32x32", ModelConfig("wide_resnet", depth=16, width=2), (32, 32, 3), 32, "cifar10"
+  )
   return trained + [
-      Group(digits, variants(5), repeats=5, repeat_seconds=0.5, section="alg2"),
-      Group(cnn32, variants(10), repeats=3, repeat_seconds=1.0, max_steps=3,
-            section="alg2"),
-      Group(wrn, variants(10), repeats=3, repeat_seconds=1.0, max_steps=2,
-            section="alg2"),
+    Group(digits, variants(5), repeats=5, repeat_seconds=0.5, section="alg2"),
+    Group(cnn32, variants(10), repeats=3, repeat_seconds=1.0, max_steps=3, section="alg2"),
+    Group(wrn, variants(10), repeats=3, repeat_seconds=1.0, max_steps=2, section="alg2"),
   ]
 
 
@@ -106,20 +142,42 @@ def ratios(rows: List[dict]) -> List[dict]:
   for r in rows:
     if r.get("section") != "alg2" or r["method"] != "iaat":
       continue
-    pgd = next((p for p in rows if p.get("section") == "alg2" and p["method"] == "pgd_at"
-                and p["model"] == r["model"] and p["k"] == r["k"]
-                and p["state"] == r["state"] and p["batch"] == r["batch"]), None)
+    pgd = next(
+      (
+        p
+        for p in rows
+        if p.get("section") == "alg2"
+        and p["method"] == "pgd_at"
+        and p["model"] == r["model"]
+        and p["k"] == r["k"]
+        and p["state"] == r["state"]
+        and p["batch"] == r["batch"]
+      ),
+      None,
+    )
     if pgd is None:
       continue
     value = r["step_seconds_median"] / pgd["step_seconds_median"]
     preset = alg2_preset("fast", r["k"], RATIO)
-    is_preset = (set(r["method_options"]) == set(preset) and all(
-        abs(r["method_options"][key] - v) < 1e-6 if isinstance(v, float)
-        else r["method_options"][key] == v for key, v in preset.items()))
-    out.append({"model": r["model"], "k": r["k"], "variant": r["name"],
-                "is_fast_preset": is_preset,
-                "state": r["state"], "options": r["method_options"], "value": value,
-                "target": f"<= {TARGET}", "ok": value <= TARGET})
+    is_preset = set(r["method_options"]) == set(preset) and all(
+      abs(r["method_options"][key] - v) < 1e-6
+      if isinstance(v, float)
+      else r["method_options"][key] == v
+      for key, v in preset.items()
+    )
+    out.append(
+      {
+        "model": r["model"],
+        "k": r["k"],
+        "variant": r["name"],
+        "is_fast_preset": is_preset,
+        "state": r["state"],
+        "options": r["method_options"],
+        "value": value,
+        "target": f"<= {TARGET}",
+        "ok": value <= TARGET,
+      }
+    )
   return out
 
 
@@ -127,27 +185,39 @@ def report_lines(rows: List[dict]) -> List[str]:
   table = ratios(rows)
   if not table:
     return []
-  lines = ["## Algorithm 2 vs PGD-AT (probe options)", "",
-           "Step time of Algorithm 2 / PGD-AT at the same k, one round-robin run per "
-           "model. `trained`: a finished quick-start run's weights, eps table and "
-           "data at learning rate 0 (the decisions of real training); `random`: fresh "
-           "model, random labels (most examples misclassified: skipping helps most); "
-           "`robust`: no attack can succeed (no early stop; see the module docstring). "
-           "(preset) marks `--alg2_preset=fast`. "
-           f"Target <= {TARGET}. Fidelity of the fast preset: experiments/alg2_fidelity/ALG2_FIDELITY.md. "
-           "`probe_steps=N` alone (no early stop, no skipping) is the fast preset's "
-           "data-independent upper bound. Groups whose steps take seconds were timed with "
-           "one step per repeat on a shared machine: expect +-15% there (a ratio below 1 "
-           "is noise: the probes are not free).", "",
-           "| model | k | variant | state | step / PGD-AT | ms/step | target met |",
-           "|---|---:|---|---|---:|---:|---|"]
+  lines = [
+    "## Algorithm 2 vs PGD-AT (probe options)",
+    "",
+    "Step time of Algorithm 2 / PGD-AT at the same k, one round-robin run per "
+    "model. `trained`: a finished quick-start run's weights, eps table and "
+    "data at learning rate 0 (the decisions of real training); `random`: fresh "
+    "model, random labels (most examples misclassified: skipping helps most); "
+    "`robust`: no attack can succeed (no early stop; see the module docstring). "
+    "(preset) marks `--alg2_preset=fast`. "
+    f"Target <= {TARGET}. Fidelity of the fast preset: experiments/alg2_fidelity/ALG2_FIDELITY.md. "
+    "`probe_steps=N` alone (no early stop, no skipping) is the fast preset's "
+    "data-independent upper bound. Groups whose steps take seconds were timed with "
+    "one step per repeat on a shared machine: expect +-15% there (a ratio below 1 "
+    "is noise: the probes are not free).",
+    "",
+    "| model | k | variant | state | step / PGD-AT | ms/step | target met |",
+    "|---|---:|---|---|---:|---:|---|",
+  ]
   for t in table:
-    row = next(r for r in rows if r.get("section") == "alg2" and r["model"] == t["model"]
-               and r["name"] == t["variant"] and r["k"] == t["k"])
+    row = next(
+      r
+      for r in rows
+      if r.get("section") == "alg2"
+      and r["model"] == t["model"]
+      and r["name"] == t["variant"]
+      and r["k"] == t["k"]
+    )
     name = t["variant"] + (" (preset)" if t["is_fast_preset"] else "")
-    lines.append(f"| {t['model']} | {t['k']} | {name} | {t['state']} | "
-                 f"{t['value']:.2f} | {row['step_seconds_median'] * 1e3:.1f} | "
-                 f"{'yes' if t['ok'] else '**no**'} |")
+    lines.append(
+      f"| {t['model']} | {t['k']} | {name} | {t['state']} | "
+      f"{t['value']:.2f} | {row['step_seconds_median'] * 1e3:.1f} | "
+      f"{'yes' if t['ok'] else '**no**'} |"
+    )
   return lines + [""]
 
 
@@ -156,16 +226,20 @@ def run(quick: bool, log, run_dir: Optional[str] = None) -> dict:
   rows = [r for g in groups for r in g["results"]]
   table = ratios(rows)
   for t in table:
-    log(f"  {t['model']:16s} k={t['k']:<3d} {t['variant']:34s} {t['state']:7s} "
-        f"{t['value']:6.2f}x PGD-AT")
+    log(
+      f"  {t['model']:16s} k={t['k']:<3d} {t['variant']:34s} {t['state']:7s} "
+      f"{t['value']:6.2f}x PGD-AT"
+    )
   return {"groups": groups, "rows": rows, "ratios": table}
 
 
 if __name__ == "__main__":
   import argparse  # pylint: disable=g-import-not-at-top
+
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
-  parser.add_argument("--run_dir", default=None,
-                      help="a finished quick-start run: also time the trained state")
+  parser.add_argument(
+    "--run_dir", default=None, help="a finished quick-start run: also time the trained state"
+  )
   args = parser.parse_args()
   result = run(args.quick, lambda s: print(s, flush=True), args.run_dir)

@@ -18,17 +18,17 @@ import time
 import warnings
 from typing import Dict, List, Optional, Sequence, Tuple
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Before TensorFlow loads.
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-import keras  # pylint: disable=g-import-not-at-top
-import numpy as np  # pylint: disable=g-import-not-at-top
-import tensorflow as tf  # pylint: disable=g-import-not-at-top
+import keras  # noqa: E402  pylint: disable=g-import-not-at-top
+import numpy as np  # noqa: E402  pylint: disable=g-import-not-at-top
+import tensorflow as tf  # noqa: E402  pylint: disable=g-import-not-at-top
 
-from iaat_tf import models  # pylint: disable=g-import-not-at-top
-from iaat_tf import run_io  # pylint: disable=g-import-not-at-top
-from iaat_tf.training.trainer import AdversarialTrainer  # pylint: disable=g-import-not-at-top
-from iaat_tf.config import AttackConfig, MethodConfig, ModelConfig  # pylint: disable=g-import-not-at-top
+from iaat_tf import models  # noqa: E402  pylint: disable=g-import-not-at-top
+from iaat_tf import run_io  # noqa: E402  pylint: disable=g-import-not-at-top
+from iaat_tf.training.trainer import AdversarialTrainer  # noqa: E402  pylint: disable=g-import-not-at-top
+from iaat_tf.config import AttackConfig, MethodConfig, ModelConfig  # noqa: E402  pylint: disable=g-import-not-at-top
 
 METHODS = ("standard", "pgd_at", "iaat", "iaat_cheap")
 
@@ -54,6 +54,7 @@ class Variant:
   clean-correct and no attack ever succeeds, the worst case for probes that
   stop early or skip decided examples).
   """
+
   method: str
   k: int
   jit: str = "none"
@@ -69,10 +70,12 @@ class Variant:
   def label(self) -> str:
     if self.name:
       return f"{self.name} k={self.k}"
-    extra = (f" xla-{self.jit}" if self.jit != "none" else "") + (
-        f" spe={self.steps_per_execution}" if self.steps_per_execution > 1 else "") + (
-        f" {self.precision}" if self.precision != "float32" else "") + (
-        f" {self.state}" if self.state != "random" else "")
+    extra = (
+      (f" xla-{self.jit}" if self.jit != "none" else "")
+      + (f" spe={self.steps_per_execution}" if self.steps_per_execution > 1 else "")
+      + (f" {self.precision}" if self.precision != "float32" else "")
+      + (f" {self.state}" if self.state != "random" else "")
+    )
     if self.attack != "pgd":
       return f"{self.method} {self.attack}{extra}"
     return f"{self.method} k={self.k}{extra}"
@@ -81,6 +84,7 @@ class Variant:
 @dataclasses.dataclass(frozen=True)
 class Group:
   """Variants of one model, timed round-robin against each other."""
+
   spec: ModelSpec
   variants: Sequence[Variant]
   repeats: int
@@ -90,6 +94,7 @@ class Group:
 
 
 # -- machine and memory ----------------------------------------------------------
+
 
 def status_mb(field: str) -> Optional[float]:
   try:
@@ -129,10 +134,13 @@ def device_memory() -> Dict[str, object]:
   device = "GPU:0" if gpu_names() else "CPU:0"
   try:
     info = tf.config.experimental.get_memory_info(device)
-    note = ("TensorFlow does not track CPU allocations (returns 0)"
-            if not info.get("peak") else "")
-    return {"device": device, "current_mb": info["current"] / 2**20,
-            "peak_mb": info["peak"] / 2**20, "note": note}
+    note = "TensorFlow does not track CPU allocations (returns 0)" if not info.get("peak") else ""
+    return {
+      "device": device,
+      "current_mb": info["current"] / 2**20,
+      "peak_mb": info["peak"] / 2**20,
+      "note": note,
+    }
   except (ValueError, RuntimeError) as e:
     return {"device": device, "error": str(e).splitlines()[0]}
 
@@ -163,16 +171,23 @@ def machine() -> dict:
     load = os.getloadavg()
   except OSError:
     load = None
-  return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-          "tensorflow": tf.__version__, "keras": keras.__version__,
-          "gpus": len(gpus), "gpu_names": gpus, "load_average_at_start": load,
-          "hostname_hash": hash(platform.node()) & 0xFFFF}
+  return {
+    "cpu": cpu,
+    "cores": os.cpu_count(),
+    "python": platform.python_version(),
+    "tensorflow": tf.__version__,
+    "keras": keras.__version__,
+    "gpus": len(gpus),
+    "gpu_names": gpus,
+    "load_average_at_start": load,
+    "hostname_hash": hash(platform.node()) & 0xFFFF,
+  }
 
 
 # -- trainers ----------------------------------------------------------------------
 
-def random_batches(spec: ModelSpec, num_batches: int = 4,
-                   robust: bool = False) -> tf.data.Dataset:
+
+def random_batches(spec: ModelSpec, num_batches: int = 4, robust: bool = False) -> tf.data.Dataset:
   """A few distinct in-memory batches, repeated: no input-pipeline cost."""
   n = spec.batch * num_batches
   rng = np.random.RandomState(0)
@@ -192,6 +207,7 @@ def make_robust(classifier: keras.Model) -> None:
 
 def _run_config(run_dir: str):
   import json  # pylint: disable=g-import-not-at-top
+
   with open(os.path.join(run_dir, "config.json")) as f:
     return run_io.config_from_dict(json.load(f))
 
@@ -200,37 +216,47 @@ def _run_num_train(run_dir: str) -> int:
   return int(np.load(os.path.join(run_dir, "eps_table.npy")).shape[0])
 
 
-def build_trainer(spec: ModelSpec, variant: Variant, num_examples: int,
-                  learning_rate: float = 0.01):
+def build_trainer(
+  spec: ModelSpec, variant: Variant, num_examples: int, learning_rate: float = 0.01
+):
   keras.utils.set_random_seed(0)
   keras.mixed_precision.set_global_policy(variant.precision)
   try:
-    classifier = models.build_classifier(spec.model, spec.shape, spec.num_classes,
-                                         spec.dataset)
+    classifier = models.build_classifier(spec.model, spec.shape, spec.num_classes, spec.dataset)
     if variant.state == "robust":
       make_robust(classifier)
     if variant.state != "random":
       learning_rate = 0.0  # Keep the state (robust, or a trained run's).
     # warmup_epochs=0: `iaat` runs Algorithm 2 from the first step.
-    method = MethodConfig(method=variant.method, eps=8 / 255, warmup_epochs=0,
-                          gamma=2 / 255, **dict(variant.method_options))
-    attack = AttackConfig(steps=variant.k, step_ratio=0.25, min_step=2 / 255,
-                          jit_compile=variant.jit == "attack")
+    method = MethodConfig(
+      method=variant.method,
+      eps=8 / 255,
+      warmup_epochs=0,
+      gamma=2 / 255,
+      **dict(variant.method_options),
+    )
+    attack = AttackConfig(
+      steps=variant.k, step_ratio=0.25, min_step=2 / 255, jit_compile=variant.jit == "attack"
+    )
     if variant.attack == "fgsm_rs":
       attack = AttackConfig.fgsm_rs(jit_compile=variant.jit == "attack")
     if variant.state == "trained":  # The run's radius settings and attack.
       num_examples = _run_num_train(variant.run_dir)
       run_config = _run_config(variant.run_dir)
-      method = dataclasses.replace(run_config.method, method=variant.method,
-                                   warmup_epochs=0, **dict(variant.method_options))
-      attack = dataclasses.replace(run_config.attack, steps=variant.k,
-                                   jit_compile=variant.jit == "attack")
+      method = dataclasses.replace(
+        run_config.method, method=variant.method, warmup_epochs=0, **dict(variant.method_options)
+      )
+      attack = dataclasses.replace(
+        run_config.attack, steps=variant.k, jit_compile=variant.jit == "attack"
+      )
     trainer = AdversarialTrainer(classifier, num_examples, method, attack)
     if variant.method in ("iaat", "iaat_cheap"):
       trainer.eps_table.assign(tf.fill([num_examples], 8 / 255))
-    trainer.compile(optimizer=keras.optimizers.SGD(learning_rate, momentum=0.9),
-                    steps_per_execution=variant.steps_per_execution,
-                    jit_compile=variant.jit == "step")
+    trainer.compile(
+      optimizer=keras.optimizers.SGD(learning_rate, momentum=0.9),
+      steps_per_execution=variant.steps_per_execution,
+      jit_compile=variant.jit == "step",
+    )
   finally:
     keras.mixed_precision.set_global_policy("float32")
   return trainer
@@ -243,9 +269,11 @@ def trained_state(trainer, spec: ModelSpec, run_dir: str) -> tf.data.Dataset:
   end-of-training decisions of that run.
   """
   from iaat_tf import data  # pylint: disable=g-import-not-at-top
+
   run_config = _run_config(run_dir)
   tf.train.Checkpoint(classifier=trainer.classifier).restore(
-      tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))).expect_partial()
+    tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
+  ).expect_partial()
   table = np.load(os.path.join(run_dir, "eps_table.npy"))
   trainer.eps_table.assign(table)
   datasets = data.load_datasets(dataclasses.replace(run_config.data, batch_size=spec.batch))
@@ -264,8 +292,9 @@ class Timed:
       ds = trained_state(self.trainer, spec, variant.run_dir)
     with warnings.catch_warnings():
       warnings.simplefilter("ignore")
-      self.trainer.fit(ds, steps_per_epoch=variant.steps_per_execution, epochs=1,
-                       verbose=0)  # Builds everything and traces the step.
+      self.trainer.fit(
+        ds, steps_per_epoch=variant.steps_per_execution, epochs=1, verbose=0
+      )  # Builds everything and traces the step.
     self.iterator = iter(ds)
     self.call()  # Second warmup call: steady state from here on.
     self.first_call_seconds = time.perf_counter() - start
@@ -295,17 +324,25 @@ class Timed:
     median = statistics.median(self.step_seconds)
     v = self.variant
     return {
-        "model": self.spec.key, "shape": list(self.spec.shape),
-        "batch": self.spec.batch, "method": v.method, "k": v.k,
-        "jit_compile": v.jit, "steps_per_execution": v.steps_per_execution,
-        "precision": v.precision, "method_options": dict(v.method_options),
-        "state": v.state, "name": v.name, "label": v.label,
-        "step_seconds_median": median,
-        "step_seconds_min": min(self.step_seconds),
-        "step_seconds_max": max(self.step_seconds),
-        "images_per_second": self.spec.batch / median,
-        "repeats": len(self.step_seconds), "steps_per_repeat": self.steps_per_repeat,
-        "warmup_seconds": self.first_call_seconds,
+      "model": self.spec.key,
+      "shape": list(self.spec.shape),
+      "batch": self.spec.batch,
+      "method": v.method,
+      "k": v.k,
+      "jit_compile": v.jit,
+      "steps_per_execution": v.steps_per_execution,
+      "precision": v.precision,
+      "method_options": dict(v.method_options),
+      "state": v.state,
+      "name": v.name,
+      "label": v.label,
+      "step_seconds_median": median,
+      "step_seconds_min": min(self.step_seconds),
+      "step_seconds_max": max(self.step_seconds),
+      "images_per_second": self.spec.batch / median,
+      "repeats": len(self.step_seconds),
+      "steps_per_repeat": self.steps_per_repeat,
+      "warmup_seconds": self.first_call_seconds,
     }
 
 
@@ -324,39 +361,64 @@ def time_group(group: Group, log) -> dict:
       failed.append({"model": group.spec.key, "label": variant.label, "error": message})
       continue
     # Peak memory while building and warming up this variant (3 steps).
-    t.memory = {"peak_rss_mb": status_mb("VmHWM") if variant_reset else None,
-                "device": device_memory()}
+    t.memory = {
+      "peak_rss_mb": status_mb("VmHWM") if variant_reset else None,
+      "device": device_memory(),
+    }
     t.plan(group.repeat_seconds, group.max_steps)
-    log(f"  warm {group.spec.key:14s} {variant.label:34s} "
-        f"{t.estimate * 1000:9.1f} ms/step (first calls {t.first_call_seconds:.1f}s)")
+    log(
+      f"  warm {group.spec.key:14s} {variant.label:34s} "
+      f"{t.estimate * 1000:9.1f} ms/step (first calls {t.first_call_seconds:.1f}s)"
+    )
     timed.append(t)
   for _ in range(group.repeats):
     for t in timed:
       t.repeat()
   results = []
   for t in timed:
-    results.append({**t.result(), "section": group.section,
-                    "warmup_peak_rss_mb": t.memory["peak_rss_mb"],
-                    "warmup_device_memory": t.memory["device"]})
+    results.append(
+      {
+        **t.result(),
+        "section": group.section,
+        "warmup_peak_rss_mb": t.memory["peak_rss_mb"],
+        "warmup_device_memory": t.memory["device"],
+      }
+    )
   for r in results:
-    log(f"  {r['model']:14s} {r['label']:34s} {r['step_seconds_median'] * 1000:9.1f} ms/step "
-        f"{r['images_per_second']:9.1f} img/s  (x{r['repeats']} of {r['steps_per_repeat']} steps)")
-  memory = {"rss_before_mb": rss_before,
-            "peak_rss_mb": max((r["warmup_peak_rss_mb"] or 0 for r in results), default=None),
-            "peak_rss_note": "largest peak of a variant's build + warmup (VmHWM)",
-            "maxrss_mb_so_far": maxrss_mb(), "device_memory": device_memory()}
+    log(
+      f"  {r['model']:14s} {r['label']:34s} {r['step_seconds_median'] * 1000:9.1f} ms/step "
+      f"{r['images_per_second']:9.1f} img/s  (x{r['repeats']} of {r['steps_per_repeat']} steps)"
+    )
+  memory = {
+    "rss_before_mb": rss_before,
+    "peak_rss_mb": max((r["warmup_peak_rss_mb"] or 0 for r in results), default=None),
+    "peak_rss_note": "largest peak of a variant's build + warmup (VmHWM)",
+    "maxrss_mb_so_far": maxrss_mb(),
+    "device_memory": device_memory(),
+  }
   del timed
   keras.backend.clear_session()
-  return {"model": group.spec.key, "section": group.section, "results": results,
-          "failed": failed, "memory": memory}
+  return {
+    "model": group.spec.key,
+    "section": group.section,
+    "results": results,
+    "failed": failed,
+    "memory": memory,
+  }
 
 
-def find(rows, model, method, k, jit="none", spe=1, precision="float32",
-         name="", state="random"):
+def find(rows, model, method, k, jit="none", spe=1, precision="float32", name="", state="random"):
   for r in rows:
-    if (r["model"], r["method"], r["k"], r["jit_compile"], r["steps_per_execution"],
-        r["precision"], r["name"], r["state"]) == (model, method, k, jit, spe, precision,
-                                                   name, state):
+    if (
+      r["model"],
+      r["method"],
+      r["k"],
+      r["jit_compile"],
+      r["steps_per_execution"],
+      r["precision"],
+      r["name"],
+      r["state"],
+    ) == (model, method, k, jit, spe, precision, name, state):
       return r
   return None
 

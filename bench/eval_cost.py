@@ -30,9 +30,9 @@ EPS = 8 / 255
 
 
 def robustness_suite(logits_fn, dataset, eps):
-  return robustness.evaluate_robustness(logits_fn, dataset, [eps], pgd_steps=20,
-                                        losses=("ce", "margin"), apgd=True,
-                                        apgd_iters=100)
+  return robustness.evaluate_robustness(
+    logits_fn, dataset, [eps], pgd_steps=20, losses=("ce", "margin"), apgd=True, apgd_iters=100
+  )
 
 
 def autoattack_standard(logits_fn, dataset, eps):
@@ -41,15 +41,14 @@ def autoattack_standard(logits_fn, dataset, eps):
 
 # name -> (logits_fn, dataset, eps) -> result. None: not available yet.
 EVALUATIONS: Dict[str, Optional[Callable]] = {
-    "robustness_suite (PGD-20 CE+margin, APGD-CE/DLR-100)": robustness_suite,
-    "autoattack standard (APGD-CE, APGD-T, FAB-T, Square-5000)": autoattack_standard,
+  "robustness_suite (PGD-20 CE+margin, APGD-CE/DLR-100)": robustness_suite,
+  "autoattack standard (APGD-CE, APGD-T, FAB-T, Square-5000)": autoattack_standard,
 }
 
 
 def _robust_classifier(spec: ModelSpec):
   keras.utils.set_random_seed(0)
-  classifier = models.build_classifier(spec.model, spec.shape, spec.num_classes,
-                                       spec.dataset)
+  classifier = models.build_classifier(spec.model, spec.shape, spec.num_classes, spec.dataset)
   common.make_robust(classifier)
   return classifier
 
@@ -65,10 +64,18 @@ def time_evaluation(name: str, fn: Callable, spec: ModelSpec, n: int, log) -> di
   start = time.perf_counter()
   fn(logits_fn, ds, EPS)
   seconds = time.perf_counter() - start
-  result = {"evaluation": name, "model": spec.key, "batch": spec.batch, "examples": n,
-            "seconds": seconds, "seconds_per_1000": seconds / n * 1000}
-  log(f"  eval {name[:40]:40s} {spec.key:16s} {result['seconds_per_1000']:10.1f} s / 1000 "
-      f"examples ({n} timed)")
+  result = {
+    "evaluation": name,
+    "model": spec.key,
+    "batch": spec.batch,
+    "examples": n,
+    "seconds": seconds,
+    "seconds_per_1000": seconds / n * 1000,
+  }
+  log(
+    f"  eval {name[:40]:40s} {spec.key:16s} {result['seconds_per_1000']:10.1f} s / 1000 "
+    f"examples ({n} timed)"
+  )
   keras.backend.clear_session()
   return result
 
@@ -77,10 +84,12 @@ def plan(quick: bool):
   digits = ModelSpec("small_cnn_8x8", ModelConfig("small_cnn"), (8, 8, 1), 256, "digits")
   if quick:
     return [(digits, 256)]
-  wrn16 = ModelSpec("wrn_16_2_32x32", ModelConfig("wide_resnet", depth=16, width=2),
-                    (32, 32, 3), 32, "cifar10")
-  wrn32 = ModelSpec("wrn_32_10_32x32", ModelConfig("wide_resnet", depth=32, width=10),
-                    (32, 32, 3), 2, "cifar10")
+  wrn16 = ModelSpec(
+    "wrn_16_2_32x32", ModelConfig("wide_resnet", depth=16, width=2), (32, 32, 3), 32, "cifar10"
+  )
+  wrn32 = ModelSpec(
+    "wrn_32_10_32x32", ModelConfig("wide_resnet", depth=32, width=10), (32, 32, 3), 2, "cifar10"
+  )
   return [(digits, 1024), (wrn16, 32), (wrn32, 2)]
 
 
@@ -88,8 +97,7 @@ def plan(quick: bool):
 # iterations per example (APGD-T and FAB-T over 9 targets, Square's 5,000
 # queries): on WRN-32-10 on 2 CPU cores that is hours, twice (the first call
 # traces). It is timed on the smaller models only; on a GPU, every model.
-SKIP_ON_CPU = {"autoattack standard (APGD-CE, APGD-T, FAB-T, Square-5000)":
-               ("wrn_32_10_32x32",)}
+SKIP_ON_CPU = {"autoattack standard (APGD-CE, APGD-T, FAB-T, Square-5000)": ("wrn_32_10_32x32",)}
 
 
 def run(quick: bool, log) -> List[dict]:
@@ -101,8 +109,13 @@ def run(quick: bool, log) -> List[dict]:
       continue
     for spec, n in plan(quick):
       if not gpu and spec.key in SKIP_ON_CPU.get(name, ()):
-        out.append({"evaluation": name, "model": spec.key,
-                    "note": "not timed on a CPU (hours: every iteration of every attack runs)"})
+        out.append(
+          {
+            "evaluation": name,
+            "model": spec.key,
+            "note": "not timed on a CPU (hours: every iteration of every attack runs)",
+          }
+        )
         continue
       out.append(time_evaluation(name, fn, spec, n, log))
   return out
@@ -111,16 +124,22 @@ def run(quick: bool, log) -> List[dict]:
 def report_lines(results: List[dict]) -> List[str]:
   if not results:
     return []
-  lines = ["## Evaluation cost", "",
-           "Seconds per 1,000 test examples at one radius (random images, a classifier "
-           "no attack can break: every attack runs all its iterations, an upper bound). "
-           "On a CPU the large models are timed on a few examples and scaled.", "",
-           "| evaluation | model | batch | examples timed | s / 1000 examples |",
-           "|---|---|---:|---:|---:|"]
+  lines = [
+    "## Evaluation cost",
+    "",
+    "Seconds per 1,000 test examples at one radius (random images, a classifier "
+    "no attack can break: every attack runs all its iterations, an upper bound). "
+    "On a CPU the large models are timed on a few examples and scaled.",
+    "",
+    "| evaluation | model | batch | examples timed | s / 1000 examples |",
+    "|---|---|---:|---:|---:|",
+  ]
   for r in results:
     if "note" in r:
       lines.append(f"| {r['evaluation']} | {r.get('model', '')} | | | {r['note']} |")
     else:
-      lines.append(f"| {r['evaluation']} | {r['model']} | {r['batch']} | {r['examples']} | "
-                   f"{r['seconds_per_1000']:.1f} |")
+      lines.append(
+        f"| {r['evaluation']} | {r['model']} | {r['batch']} | {r['examples']} | "
+        f"{r['seconds_per_1000']:.1f} |"
+      )
   return lines + [""]

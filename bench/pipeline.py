@@ -21,8 +21,11 @@ TARGET = 10.0
 
 def write_npz(path: str, n: int, shape: tuple) -> None:
   rng = np.random.RandomState(0)
-  np.savez(path, x=rng.randint(0, 256, (n, *shape), dtype=np.uint8),
-           y=rng.randint(0, 10, n).astype(np.int64))
+  np.savez(
+    path,
+    x=rng.randint(0, 256, (n, *shape), dtype=np.uint8),
+    y=rng.randint(0, 10, n).astype(np.int64),
+  )
 
 
 def time_pipeline(name: str, config: DataConfig, seconds: float, log) -> dict:
@@ -36,9 +39,15 @@ def time_pipeline(name: str, config: DataConfig, seconds: float, log) -> dict:
       images += int(batch["image"].shape[0])
     epochs += 1
   elapsed = time.perf_counter() - start
-  result = {"pipeline": name, "dataset": config.dataset, "batch": config.batch_size,
-            "augment": config.augment, "images_per_second": images / elapsed,
-            "epochs": epochs, "seconds": elapsed}
+  result = {
+    "pipeline": name,
+    "dataset": config.dataset,
+    "batch": config.batch_size,
+    "augment": config.augment,
+    "images_per_second": images / elapsed,
+    "epochs": epochs,
+    "seconds": elapsed,
+  }
   log(f"  pipeline {name:28s} {result['images_per_second']:12.0f} img/s ({epochs} epochs)")
   return result
 
@@ -47,11 +56,19 @@ def plan(quick: bool):
   digits = ("digits_8x8", DataConfig(dataset="digits", batch_size=128), "small_cnn_8x8")
   if quick:
     return [digits], 0.5
-  return [digits,
-          ("npz_32x32x3_augment_b128", DataConfig(dataset="npz", batch_size=128, augment=True),
-           "small_cnn_32x32"),
-          ("npz_32x32x3_augment_b64", DataConfig(dataset="npz", batch_size=64, augment=True),
-           "wrn_16_2_32x32")], 3.0
+  return [
+    digits,
+    (
+      "npz_32x32x3_augment_b128",
+      DataConfig(dataset="npz", batch_size=128, augment=True),
+      "small_cnn_32x32",
+    ),
+    (
+      "npz_32x32x3_augment_b64",
+      DataConfig(dataset="npz", batch_size=64, augment=True),
+      "wrn_16_2_32x32",
+    ),
+  ], 3.0
 
 
 def run(quick: bool, log) -> List[dict]:
@@ -76,16 +93,26 @@ def ratios(pipelines: List[dict], rows: List[dict], k_main: int) -> List[dict]:
       r = common.find(rows, p["compare_model"], method, k_main)
       if r:
         value = p["images_per_second"] / r["images_per_second"]
-        out.append({"model": p["compare_model"], "k": k_main,
-                    "name": f"pipeline {p['pipeline']} / {method} train step",
-                    "value": value, "target": f">= {TARGET:.0f}",
-                    "ok": value >= TARGET, "model_cost": None})
+        out.append(
+          {
+            "model": p["compare_model"],
+            "k": k_main,
+            "name": f"pipeline {p['pipeline']} / {method} train step",
+            "value": value,
+            "target": f">= {TARGET:.0f}",
+            "ok": value >= TARGET,
+            "model_cost": None,
+          }
+        )
   return out
 
 
 def notes(pipeline_ratios: List[dict]) -> List[str]:
-  return [f"MISS {r['name']} = {r['value']:.1f} (target >= {TARGET:.0f}): clean training of "
-          "this small model is about as fast as the pipeline's per-example work on the same "
-          "2 cores; every adversarial method is far below the pipeline's rate, so "
-          "adversarial training is not input-bound."
-          for r in pipeline_ratios if r["ok"] is False]
+  return [
+    f"MISS {r['name']} = {r['value']:.1f} (target >= {TARGET:.0f}): clean training of "
+    "this small model is about as fast as the pipeline's per-example work on the same "
+    "2 cores; every adversarial method is far below the pipeline's rate, so "
+    "adversarial training is not input-bound."
+    for r in pipeline_ratios
+    if r["ok"] is False
+  ]

@@ -37,34 +37,34 @@ from iaat_tf._version import __version__  # noqa: F401
 # Public name -> (module, attribute in it; None: the module itself).
 # To publish a name, add one line here (and to the TYPE_CHECKING block).
 _LAZY = {
-    # Training.
-    "AdversarialTrainer": ("iaat_tf.training.trainer", "AdversarialTrainer"),
-    "MethodConfig": ("iaat_tf.config", "MethodConfig"),
-    "AttackConfig": ("iaat_tf.config", "AttackConfig"),
-    "ValidationConfig": ("iaat_tf.config", "ValidationConfig"),
-    "ConfigError": ("iaat_tf.config", "ConfigError"),
-    # Data.
-    "with_example_ids": ("iaat_tf.data.example_ids", "with_example_ids"),
-    "num_examples": ("iaat_tf.data.example_ids", "num_examples"),
-    "ExampleIdError": ("iaat_tf.data.example_ids", "ExampleIdError"),
-    # Attacks.
-    "pgd_attack": ("iaat_tf.attacks", "pgd_attack"),
-    "apgd_attack": ("iaat_tf.attacks.apgd", "apgd_attack"),
-    "ApgdOptions": ("iaat_tf.attacks.apgd", "ApgdOptions"),
-    # Evaluation and export.
-    "run_autoattack": ("iaat_tf.evaluation.autoattack", "run_autoattack"),
-    "AutoAttackOptions": ("iaat_tf.evaluation.autoattack", "AutoAttackOptions"),
-    "evaluate_robustness": ("iaat_tf.evaluation.robustness", "evaluate_robustness"),
-    "gradient_masking_report": ("iaat_tf.evaluation.robustness", "gradient_masking_report"),
-    "export_classifier": ("iaat_tf.models.export", "export_classifier"),
-    "load_classifier": ("iaat_tf.models.export", "load_classifier"),
-    # Custom training loops.
-    "EpsTable": ("iaat_tf.training.eps_table", "EpsTable"),
-    "TrainingRecipe": ("iaat_tf.training.recipe", "TrainingRecipe"),
-    "radius": ("iaat_tf.training.radius", None),
-    "attacks": ("iaat_tf.attacks", None),
-    # The shipped experiments: flagfile("quickstart") is a path for --flagfile.
-    "flagfile": ("iaat_tf.cli.flagfiles", "flagfile"),
+  # Training.
+  "AdversarialTrainer": ("iaat_tf.training.trainer", "AdversarialTrainer"),
+  "MethodConfig": ("iaat_tf.config", "MethodConfig"),
+  "AttackConfig": ("iaat_tf.config", "AttackConfig"),
+  "ValidationConfig": ("iaat_tf.config", "ValidationConfig"),
+  "ConfigError": ("iaat_tf.config", "ConfigError"),
+  # Data.
+  "with_example_ids": ("iaat_tf.data.example_ids", "with_example_ids"),
+  "num_examples": ("iaat_tf.data.example_ids", "num_examples"),
+  "ExampleIdError": ("iaat_tf.data.example_ids", "ExampleIdError"),
+  # Attacks.
+  "pgd_attack": ("iaat_tf.attacks", "pgd_attack"),
+  "apgd_attack": ("iaat_tf.attacks.apgd", "apgd_attack"),
+  "ApgdOptions": ("iaat_tf.attacks.apgd", "ApgdOptions"),
+  # Evaluation and export.
+  "run_autoattack": ("iaat_tf.evaluation.autoattack", "run_autoattack"),
+  "AutoAttackOptions": ("iaat_tf.evaluation.autoattack", "AutoAttackOptions"),
+  "evaluate_robustness": ("iaat_tf.evaluation.robustness", "evaluate_robustness"),
+  "gradient_masking_report": ("iaat_tf.evaluation.robustness", "gradient_masking_report"),
+  "export_classifier": ("iaat_tf.models.export", "export_classifier"),
+  "load_classifier": ("iaat_tf.models.export", "load_classifier"),
+  # Custom training loops.
+  "EpsTable": ("iaat_tf.training.eps_table", "EpsTable"),
+  "TrainingRecipe": ("iaat_tf.training.recipe", "TrainingRecipe"),
+  "radius": ("iaat_tf.training.radius", None),
+  "attacks": ("iaat_tf.attacks", None),
+  # The shipped experiments: flagfile("quickstart") is a path for --flagfile.
+  "flagfile": ("iaat_tf.cli.flagfiles", "flagfile"),
 }
 
 __all__ = sorted(_LAZY)
@@ -93,11 +93,18 @@ if TYPE_CHECKING:  # For type checkers and IDEs; never executed.
   from iaat_tf.attacks.apgd import ApgdOptions, apgd_attack  # noqa: F401
   from iaat_tf.evaluation.autoattack import AutoAttackOptions  # noqa: F401
   from iaat_tf.evaluation.autoattack import run_autoattack  # noqa: F401
-  from iaat_tf.config import (AttackConfig, ConfigError, ValidationConfig,  # noqa: F401
-                              MethodConfig)
+  from iaat_tf.config import (
+    AttackConfig,
+    ConfigError,
+    ValidationConfig,  # noqa: F401
+    MethodConfig,
+  )
   from iaat_tf.training.eps_table import EpsTable  # noqa: F401
   from iaat_tf.cli.flagfiles import flagfile  # noqa: F401
-  from iaat_tf.data.example_ids import (ExampleIdError, num_examples,  # noqa: F401
-                                   with_example_ids)
+  from iaat_tf.data.example_ids import (
+    ExampleIdError,
+    num_examples,  # noqa: F401
+    with_example_ids,
+  )
   from iaat_tf.models.export import export_classifier, load_classifier  # noqa: F401
   from iaat_tf.evaluation.robustness import evaluate_robustness, gradient_masking_report  # noqa: F401

@@ -27,11 +27,21 @@ def first_line(error: BaseException) -> str:
   return text.splitlines()[0] if text else type(error).__name__
 
 
-def option(default, help: str, *, flag: Optional[str] = "",  # pylint: disable=redefined-builtin
-           group: str = "", minimum: Optional[float] = None,
-           maximum: Optional[float] = None, above: Optional[float] = None,
-           below: Optional[float] = None, radius: bool = False, path: bool = False,
-           repeated: bool = False, words: bool = False):
+def option(
+  default,
+  help: str,
+  *,
+  flag: Optional[str] = "",  # pylint: disable=redefined-builtin
+  group: str = "",
+  minimum: Optional[float] = None,
+  maximum: Optional[float] = None,
+  above: Optional[float] = None,
+  below: Optional[float] = None,
+  radius: bool = False,
+  path: bool = False,
+  repeated: bool = False,
+  words: bool = False,
+):
   """A config field and its command-line flag, documented once.
 
   `help` is the flag's help and the field's documentation. `flag` is the
@@ -43,10 +53,22 @@ def option(default, help: str, *, flag: Optional[str] = "",  # pylint: disable=r
   `words` tuple flag as one string split like a shell line, instead of as a
   comma-separated list.
   """
-  return dataclasses.field(default=default, metadata={
-      "help": help, "flag": flag, "group": group, "minimum": minimum,
-      "maximum": maximum, "above": above, "below": below, "radius": radius,
-      "path": path, "repeated": repeated, "words": words})
+  return dataclasses.field(
+    default=default,
+    metadata={
+      "help": help,
+      "flag": flag,
+      "group": group,
+      "minimum": minimum,
+      "maximum": maximum,
+      "above": above,
+      "below": below,
+      "radius": radius,
+      "path": path,
+      "repeated": repeated,
+      "words": words,
+    },
+  )
 
 
 def check(condition: bool, message: str) -> None:
@@ -88,12 +110,19 @@ def options_of(cls) -> list:
 def _bounds_message(flag: str, value, meta) -> Optional[str]:
   """None if `value` is within the field's bounds, else the one-line complaint."""
   low, high, low_open, high_open = (meta[k] for k in ("minimum", "maximum", "above", "below"))
-  if ((low is None or value >= low) and (high is None or value <= high) and
-      (low_open is None or value > low_open) and (high_open is None or value < high_open)):
+  if (
+    (low is None or value >= low)
+    and (high is None or value <= high)
+    and (low_open is None or value > low_open)
+    and (high_open is None or value < high_open)
+  ):
     return None
   if high is None and high_open is None:
-    return (f"--{flag}={value} must be >= {low:g}" if low is not None
-            else f"--{flag}={value} must be > {low_open:g}")
+    return (
+      f"--{flag}={value} must be >= {low:g}"
+      if low is not None
+      else f"--{flag}={value} must be > {low_open:g}"
+    )
   left = f"[{low:g}" if low is not None else f"({low_open:g}"
   right = f"{high:g}]" if high is not None else f"{high_open:g})"
   return f"--{flag}={value} must be in {left}, {right}"
@@ -105,12 +134,16 @@ def check_fields(section) -> None:
     value, meta = getattr(section, field.name), field.metadata
     choices = choices_of(field.type)
     if choices and value is not None:
-      check(value in choices, f"unknown --{flag}={value!r}; choose one of "
-            f"{', '.join(str(c) for c in choices)}")
+      check(
+        value in choices,
+        f"unknown --{flag}={value!r}; choose one of {', '.join(str(c) for c in choices)}",
+      )
     items = choices_of(_item_type(field.type))
     for item in (value or ()) if items else ():
-      check(item in items, f"unknown --{flag} value {item!r}; choose from "
-            f"{', '.join(str(c) for c in items)}")
+      check(
+        item in items,
+        f"unknown --{flag} value {item!r}; choose from {', '.join(str(c) for c in items)}",
+      )
     if value is not None and not isinstance(value, (str, tuple, bool)):
       message = _bounds_message(flag, value, meta)
       check(message is None, message or "")

@@ -21,12 +21,20 @@ def git_commit(path: str = _CHECKOUT) -> Optional[dict]:
   if not os.path.exists(os.path.join(path, ".git")):
     return None
   try:
-    commit = subprocess.run(["git", "-C", path, "rev-parse", "HEAD"], check=True,
-                            capture_output=True, text=True, timeout=10).stdout.strip()
-    status = subprocess.run(["git", "-C", path, "status", "--porcelain",
-                             "--untracked-files=no", "--", "iaat_tf"],
-                            check=True, capture_output=True, text=True,
-                            timeout=10).stdout.strip()
+    commit = subprocess.run(
+      ["git", "-C", path, "rev-parse", "HEAD"],
+      check=True,
+      capture_output=True,
+      text=True,
+      timeout=10,
+    ).stdout.strip()
+    status = subprocess.run(
+      ["git", "-C", path, "status", "--porcelain", "--untracked-files=no", "--", "iaat_tf"],
+      check=True,
+      capture_output=True,
+      text=True,
+      timeout=10,
+    ).stdout.strip()
   except (OSError, subprocess.SubprocessError):
     return None
   return {"commit": commit, "dirty": bool(status)}
@@ -37,19 +45,25 @@ def provenance(precision: Optional[str] = None) -> dict:
   import keras  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  devices = {}
+
+  devices: dict[str, int] = {}
   for device in tf.config.list_logical_devices():
     devices[device.device_type] = devices.get(device.device_type, 0) + 1
-  gpus = [tf.config.experimental.get_device_details(g).get("device_name", "GPU")
-          for g in tf.config.list_physical_devices("GPU")]
+  gpus = [
+    tf.config.experimental.get_device_details(g).get("device_name", "GPU")
+    for g in tf.config.list_physical_devices("GPU")
+  ]
   git = git_commit()
   return {
-      "iaat_tf": __version__,
-      "git_commit": git["commit"] if git else None,
-      "git_dirty": git["dirty"] if git else None,
-      "tensorflow": tf.__version__, "keras": keras.__version__,
-      "numpy": np.__version__, "python": platform.python_version(),
-      "platform": platform.platform(),
-      "devices": devices, "gpus": gpus,
-      "precision": precision or keras.mixed_precision.global_policy().name,
+    "iaat_tf": __version__,
+    "git_commit": git["commit"] if git else None,
+    "git_dirty": git["dirty"] if git else None,
+    "tensorflow": tf.__version__,
+    "keras": keras.__version__,
+    "numpy": np.__version__,
+    "python": platform.python_version(),
+    "platform": platform.platform(),
+    "devices": devices,
+    "gpus": gpus,
+    "precision": precision or keras.mixed_precision.global_policy().name,
   }

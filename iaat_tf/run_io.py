@@ -42,8 +42,9 @@ def atomic_write_bytes(path: str, payload: bytes) -> str:
   """Writes `payload` to `path` atomically with mode 0666 & ~umask."""
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp",
-                             prefix="." + os.path.basename(path) + ".")
+  fd, tmp = tempfile.mkstemp(
+    dir=directory, suffix=".tmp", prefix="." + os.path.basename(path) + "."
+  )
   try:
     with os.fdopen(fd, "wb") as f:
       f.write(payload)
@@ -82,8 +83,9 @@ def read_json(path: str) -> dict:
 def write_csv(path: str, fields: Sequence[str], rows: Sequence[Mapping]) -> str:
   """Writes rows (dicts; missing fields empty) as CSV atomically."""
   buffer = io.StringIO()
-  writer = csv.DictWriter(buffer, fieldnames=list(fields), restval="",
-                          extrasaction="ignore", lineterminator="\n")
+  writer = csv.DictWriter(
+    buffer, fieldnames=list(fields), restval="", extrasaction="ignore", lineterminator="\n"
+  )
   writer.writeheader()
   writer.writerows(rows)
   return atomic_write_text(path, buffer.getvalue())
@@ -148,7 +150,7 @@ def history_columns(rows: Sequence[Mapping]) -> dict:
 
   `epoch` is 1-based, as the console prints it.
   """
-  keys = []
+  keys: list[str] = []
   for row in rows:
     keys.extend(k for k in row if k not in keys)
   if "epoch" in keys:
@@ -171,19 +173,22 @@ def check_resume_compatible(config: Config) -> None:
   try:
     saved = read_json(path)
   except RunDirError as e:
-    raise ConfigError(f"--output_dir={config.output_dir}: {e}; use a new "
-                      "--output_dir or --overwrite") from None
+    raise ConfigError(
+      f"--output_dir={config.output_dir}: {e}; use a new --output_dir or --overwrite"
+    ) from None
   current = json.loads(json.dumps(config.to_dict()))
   # A setting added after the run was saved reads as its default, which is
   # how the older version ran (e.g. --augment_pad, --s_minus).
-  saved = json.loads(json.dumps(config_from_dict(
-      {"output_dir": config.output_dir, **saved}).to_dict()))
+  saved = json.loads(
+    json.dumps(config_from_dict({"output_dir": config.output_dir, **saved}).to_dict())
+  )
   for key in RESUME_KEYS:
     if key in saved and saved[key] != current[key]:
       raise ConfigError(
-          f"--output_dir={config.output_dir} holds a run with different "
-          f"{key} settings; use a new --output_dir, the original flags, "
-          "or --overwrite to delete it")
+        f"--output_dir={config.output_dir} holds a run with different "
+        f"{key} settings; use a new --output_dir, the original flags, "
+        "or --overwrite to delete it"
+      )
 
 
 def finished_results(config: Config) -> Optional[dict]:
@@ -201,9 +206,11 @@ def finished_results(config: Config) -> Optional[dict]:
 
 
 def finished_message(config: Config, results: Mapping) -> str:
-  return (f"iaat_tf: {config.output_dir} holds a finished run "
-          f"({results.get('epochs')} epochs, results.json); nothing to do. "
-          "To train again, use a new --output_dir or pass --overwrite.")
+  return (
+    f"iaat_tf: {config.output_dir} holds a finished run "
+    f"({results.get('epochs')} epochs, results.json); nothing to do. "
+    "To train again, use a new --output_dir or pass --overwrite."
+  )
 
 
 def config_from_dict(values: dict) -> Config:

@@ -25,19 +25,21 @@ from absl import flags  # pylint: disable=g-import-not-at-top
 
 _cpus = tf.config.list_physical_devices("CPU")
 try:
-  tf.config.set_logical_device_configuration(
-      _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+  tf.config.set_logical_device_configuration(_cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
 except RuntimeError:  # Already initialised (e.g. imported twice).
   pass
 
-from iaat_tf.cli import flags_config  # pylint: disable=g-import-not-at-top,unused-import
 
 flags.FLAGS.mark_as_parsed()
 
 
 def pytest_addoption(parser):
-  parser.addoption("--run-slow", action="store_true", default=False,
-                   help="also run the end-to-end tier (tests marked slow)")
+  parser.addoption(
+    "--run-slow",
+    action="store_true",
+    default=False,
+    help="also run the end-to-end tier (tests marked slow)",
+  )
 
 
 def pytest_collection_modifyitems(config, items):
@@ -54,6 +56,7 @@ def pytest_collection_modifyitems(config, items):
 def digits():
   """(x [1797, 8, 8, 1] float32 in [0, 1], y int64) of scikit-learn's digits."""
   from sklearn.datasets import load_digits  # pylint: disable=g-import-not-at-top
+
   data = load_digits()
   x = (data.images / 16.0).astype(np.float32)[..., None]
   return x, data.target.astype(np.int64)
@@ -63,12 +66,19 @@ def digits():
 def digits_mlp(digits):
   """An undefended MLP trained for a few epochs on the first 1,400 digits."""
   import keras  # pylint: disable=g-import-not-at-top
+
   x, y = digits
   keras.utils.set_random_seed(0)
-  net = keras.Sequential([
-      keras.Input((8, 8, 1)), keras.layers.Flatten(),
-      keras.layers.Dense(64, activation="relu"), keras.layers.Dense(10)])
-  net.compile(keras.optimizers.Adam(1e-2),
-              keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+  net = keras.Sequential(
+    [
+      keras.Input((8, 8, 1)),
+      keras.layers.Flatten(),
+      keras.layers.Dense(64, activation="relu"),
+      keras.layers.Dense(10),
+    ]
+  )
+  net.compile(
+    keras.optimizers.Adam(1e-2), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+  )
   net.fit(x[:1400], y[:1400], batch_size=128, epochs=15, verbose=0)
   return net

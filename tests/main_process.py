@@ -19,13 +19,20 @@ CHECKPOINT_KEYS = ("classifier/", "eps_table/", "optimizer/")
 
 def start(args, output_dir: str) -> subprocess.Popen:
   """Starts the CLI with `args` writing to `output_dir` (stdout+stderr piped)."""
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
-             PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+  env = dict(
+    os.environ,
+    TF_CPP_MIN_LOG_LEVEL="2",
+    PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
+  )
   env.pop("TF_CONFIG", None)
   return subprocess.Popen(
-      [sys.executable, "-m", "iaat_tf.main", *args, f"--output_dir={output_dir}"],
-      cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-      text=True)
+    [sys.executable, "-m", "iaat_tf.main", *args, f"--output_dir={output_dir}"],
+    cwd=REPO,
+    env=env,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.STDOUT,
+    text=True,
+  )
 
 
 def wait(proc: subprocess.Popen, timeout: float) -> str:
@@ -43,12 +50,16 @@ def wait(proc: subprocess.Popen, timeout: float) -> str:
 def checkpoint_state(checkpoint_dir: str) -> dict:
   """{variable path: array} of the newest checkpoint's training state."""
   reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(checkpoint_dir))
-  return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
-          if k.startswith(CHECKPOINT_KEYS) and not k.endswith("OBJECT_CONFIG_JSON")}
+  return {
+    k: reader.get_tensor(k)
+    for k in reader.get_variable_to_shape_map()
+    if k.startswith(CHECKPOINT_KEYS) and not k.endswith("OBJECT_CONFIG_JSON")
+  }
 
 
-def kill_after_first_checkpoint(proc: subprocess.Popen, run_dir: str,
-                                timeout: float, settle: float) -> tuple:
+def kill_after_first_checkpoint(
+  proc: subprocess.Popen, run_dir: str, timeout: float, settle: float
+) -> tuple:
   """SIGKILLs `proc` `settle` s after its first checkpoint appears.
 
   Returns (its output, the number of finished epochs in that checkpoint).

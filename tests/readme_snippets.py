@@ -13,7 +13,7 @@ def python_block(heading: str, path: str = README) -> str:
   start = lines.index(heading)  # ValueError: the README lost its section.
   opening = lines.index("```python", start)
   closing = lines.index("```", opening + 1)
-  return "\n".join(lines[opening + 1:closing]) + "\n"
+  return "\n".join(lines[opening + 1 : closing]) + "\n"
 
 
 def run_block(heading: str, namespace: dict | None = None, path: str = README) -> dict:

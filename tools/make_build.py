@@ -37,19 +37,19 @@ FLAGS = 'glob(["flags/*.flags"])'
 
 # Data and tags that imports cannot show: path -> {"data": expr, "tags": [...]}.
 EXTRA = {
-    "iaat_tf/cli/flagfiles.py": {"data": FLAGS},
-    "tests/readme_snippets.py": {
-        "data": '["README.md", "docs/evaluation.md", "docs/python_api.md"]'},
-    "tests/package/build_test.py": {
-        "data": '["BUILD"] + glob(["tools/*.py", "iaat_tf/**/*.py", '
-                '"tests/**/*.py", "bench/*.py", "experiments/**/*.py"])'},
-    "tests/package/layout_test.py": {"data": 'glob(["iaat_tf/**/*.py"])'},
-    "tests/training/golden_test.py": {
-        "data": 'glob(["tests/golden/*.npz", "tests/golden/*.json"])'},
-    "tests/package/packaging_test.py": {
-        "data": '["CHANGELOG.md", "pyproject.toml"] + glob(["iaat_tf/**/*.py"])'},
-    # Three TF processes and localhost ports.
-    "tests/cli/multi_worker_test.py": {"tags": ["exclusive"]},
+  "iaat_tf/cli/flagfiles.py": {"data": FLAGS},
+  "tests/readme_snippets.py": {"data": '["README.md", "docs/evaluation.md", "docs/python_api.md"]'},
+  "tests/package/build_test.py": {
+    "data": '["BUILD"] + glob(["tools/*.py", "iaat_tf/**/*.py", '
+    '"tests/**/*.py", "bench/*.py", "experiments/**/*.py"])'
+  },
+  "tests/package/layout_test.py": {"data": 'glob(["iaat_tf/**/*.py"])'},
+  "tests/training/golden_test.py": {"data": 'glob(["tests/golden/*.npz", "tests/golden/*.json"])'},
+  "tests/package/packaging_test.py": {
+    "data": '["CHANGELOG.md", "pyproject.toml"] + glob(["iaat_tf/**/*.py"])'
+  },
+  # Three TF processes and localhost ports.
+  "tests/cli/multi_worker_test.py": {"tags": ["exclusive"]},
 }
 
 HEADER = """\
@@ -72,8 +72,11 @@ def _python_files() -> List[str]:
   for top in ("iaat_tf", "tests", "bench", "experiments", "tools"):
     for root, dirs, files in os.walk(os.path.join(REPO, top)):
       # tools/: its scripts only (tools/mutation/work holds scratch copies).
-      dirs[:] = [] if top == "tools" else sorted(
-          d for d in dirs if not d.startswith((".", "_")) and d != "runs")
+      dirs[:] = (
+        []
+        if top == "tools"
+        else sorted(d for d in dirs if not d.startswith((".", "_")) and d != "runs")
+      )
       for name in sorted(files):
         if name.endswith(".py"):
           path = os.path.relpath(os.path.join(root, name), REPO)
@@ -95,7 +98,8 @@ def _module_to_path(module: str, files: Set[str]) -> Optional[str]:
 def _is_type_checking(node: ast.If) -> bool:
   test = node.test
   return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-      isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+    isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+  )
 
 
 def _walk(tree: ast.AST):
@@ -116,7 +120,8 @@ def _lazy_modules(files: Set[str]) -> Set[str]:
     tree = ast.parse(f.read())
   for node in tree.body:
     if isinstance(node, ast.Assign) and any(
-        isinstance(t, ast.Name) and t.id == "_LAZY" for t in node.targets):
+      isinstance(t, ast.Name) and t.id == "_LAZY" for t in node.targets
+    ):
       lazy = ast.literal_eval(node.value)
       return {_module_to_path(module, files) for module, _ in lazy.values()}
   raise SystemExit("iaat_tf/__init__.py has no _LAZY table")
@@ -143,19 +148,27 @@ def _imports(path: str, files: Set[str]) -> Set[str]:
           deps.add("api")
         else:
           deps.add(_module_to_path(node.module, files))
-    elif (isinstance(node, (ast.Call, ast.List, ast.Tuple))
-          and not path.endswith("__init__.py")):  # Not the lazy tables.
+    elif isinstance(node, (ast.Call, ast.List, ast.Tuple)) and not path.endswith(
+      "__init__.py"
+    ):  # Not the lazy tables.
       # A module named in a call or a list (`_as_main("iaat_tf.main")`,
       # `[python, "-m", "iaat_tf.main"]`): a subprocess or runpy runs it.
-      for item in (node.args if isinstance(node, ast.Call) else node.elts):
-        if (isinstance(item, ast.Constant) and isinstance(item.value, str)
-            and item.value.startswith(("iaat_tf.", "bench.")) and " " not in item.value):
+      for item in node.args if isinstance(node, ast.Call) else node.elts:
+        if (
+          isinstance(item, ast.Constant)
+          and isinstance(item.value, str)
+          and item.value.startswith(("iaat_tf.", "bench."))
+          and " " not in item.value
+        ):
           deps.add(_module_to_path(item.value, files))
-    elif (isinstance(node, ast.Constant) and isinstance(node.value, str)
-          and "import " in node.value and not path.endswith("__init__.py")):
+    elif (
+      isinstance(node, ast.Constant)
+      and isinstance(node.value, str)
+      and "import " in node.value
+      and not path.endswith("__init__.py")
+    ):
       # Code run by `python -c "import iaat_tf.main, ..."` in a subprocess.
-      for names in re.findall(r"(?:^|[;\n])\s*import ([\w.]+(?:\s*,\s*[\w.]+)*)",
-                              node.value):
+      for names in re.findall(r"(?:^|[;\n])\s*import ([\w.]+(?:\s*,\s*[\w.]+)*)", node.value):
         for name in names.split(","):
           name = name.strip()
           if name == "iaat_tf":
@@ -180,8 +193,12 @@ def _package_groups(files: Set[str], imports: Dict[str, Set[str]]) -> Dict[str, 
     todo, seen = [init], {init}
     while todo:
       for dep in imports[todo.pop()]:
-        if (dep in files and os.path.dirname(dep) == package and dep not in seen
-            and not dep.endswith("/__init__.py")):
+        if (
+          dep in files
+          and os.path.dirname(dep) == package
+          and dep not in seen
+          and not dep.endswith("/__init__.py")
+        ):
           seen.add(dep)
           todo.append(dep)
     for member in seen:
@@ -221,17 +238,22 @@ def _test_partition(path: str):
     return any("mark.slow" in ast.unparse(d) for d in decorators)
 
   module_slow = any(
-      isinstance(n, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "pytestmark"
-                                        for t in n.targets)
-      and "mark.slow" in ast.unparse(n.value) for n in tree.body)
+    isinstance(n, ast.Assign)
+    and any(isinstance(t, ast.Name) and t.id == "pytestmark" for t in n.targets)
+    and "mark.slow" in ast.unparse(n.value)
+    for n in tree.body
+  )
   fast = slow = False
   for node in tree.body:
     tests = []
     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test"):
       tests = [(node, [])]
     elif isinstance(node, ast.ClassDef) and node.name.startswith("Test"):
-      tests = [(m, node.decorator_list) for m in node.body
-               if isinstance(m, ast.FunctionDef) and m.name.startswith("test")]
+      tests = [
+        (m, node.decorator_list)
+        for m in node.body
+        if isinstance(m, ast.FunctionDef) and m.name.startswith("test")
+      ]
     for fn, outer in tests:
       if module_slow or marked(fn.decorator_list) or marked(outer):
         slow = True
@@ -279,10 +301,15 @@ def generate() -> str:
     groups.setdefault(target_of[p], []).append(p)
 
   stanzas = [HEADER]
-  stanzas.append(_stanza("py_library", [
-      ("name", '"api"'),
-      ("deps", _list(sorted(f":{target_of[m]}" for m in lazy))),
-  ]))
+  stanzas.append(
+    _stanza(
+      "py_library",
+      [
+        ("name", '"api"'),
+        ("deps", _list(sorted(f":{target_of[m]}" for m in lazy))),
+      ],
+    )
+  )
   for name in sorted(groups):
     members = sorted(groups[name])
     main = members[0]
@@ -293,27 +320,37 @@ def generate() -> str:
       for suffix, marker, wanted in (("", "not slow", fast), ("_slow", "slow", slow)):
         if not wanted:
           continue
-        stanzas.append(_stanza("py_test", [
-            ("name", f'"{name[len("tests_"):][:-len("_test")]}{suffix}_test"'),
-            ("size", '"large"' if suffix else '"medium"'),
-            ("srcs", _list([main, "tests/pytest_main.py"])),
-            # Bazel tokenizes args like a shell: quote the marker expression.
-            ("args", f'["$(location {main})", "-m", "\'{marker}\'"]'),
-            ("data", extra.get("data")),
-            ("main", '"tests/pytest_main.py"'),
-            ("tags", _list(sorted(set(tags) | ({"slow"} if suffix else set())))),
-            ("deps", _list(deps_of(members))),
-        ]))
+        stanzas.append(
+          _stanza(
+            "py_test",
+            [
+              ("name", f'"{name[len("tests_") :][: -len("_test")]}{suffix}_test"'),
+              ("size", '"large"' if suffix else '"medium"'),
+              ("srcs", _list([main, "tests/pytest_main.py"])),
+              # Bazel tokenizes args like a shell: quote the marker expression.
+              ("args", f'["$(location {main})", "-m", "\'{marker}\'"]'),
+              ("data", extra.get("data")),
+              ("main", '"tests/pytest_main.py"'),
+              ("tags", _list(sorted(set(tags) | ({"slow"} if suffix else set())))),
+              ("deps", _list(deps_of(members))),
+            ],
+          )
+        )
       continue
     binary = len(members) == 1 and _is_binary(main)
-    stanzas.append(_stanza("py_binary" if binary else "py_library", [
-        ("name", f'"{name}"'),
-        ("srcs", _list(members)),
-        ("data", extra.get("data")),
-        ("main", f'"{main}"' if binary else None),
-        ("tags", _list(tags)),
-        ("deps", _list(deps_of(members))),
-    ]))
+    stanzas.append(
+      _stanza(
+        "py_binary" if binary else "py_library",
+        [
+          ("name", f'"{name}"'),
+          ("srcs", _list(members)),
+          ("data", extra.get("data")),
+          ("main", f'"{main}"' if binary else None),
+          ("tags", _list(tags)),
+          ("deps", _list(deps_of(members))),
+        ],
+      )
+    )
   return "\n".join(stanzas)
 
 
@@ -322,12 +359,14 @@ def main(argv: List[str]) -> int:
   path = os.path.join(REPO, "BUILD")
   for arg in argv:
     if arg.startswith("--build="):  # Another BUILD file to write or check.
-      path = arg[len("--build="):]
+      path = arg[len("--build=") :]
   if "--check" in argv:
     with open(path) as f:
       if f.read() != text:
-        print("BUILD differs from tools/make_build.py's output: run "
-              "python tools/make_build.py", file=sys.stderr)
+        print(
+          "BUILD differs from tools/make_build.py's output: run python tools/make_build.py",
+          file=sys.stderr,
+        )
         return 1
     return 0
   with open(path, "w") as f:

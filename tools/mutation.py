@@ -40,16 +40,27 @@ GOAL = 0.90
 
 # module -> the tests that exercise it (fast ones: each mutant runs them).
 MODULES = {
-    "iaat_tf/training/radius.py": ["tests/training/radius_test.py", "tests/training/eps_ramp_test.py",
-                                   "tests/training/golden_test.py"],
-    "iaat_tf/training/eps_table.py": ["tests/training/eps_table_test.py"],
-    "iaat_tf/attacks/pgd.py": ["tests/attacks/pgd_test.py", "tests/attacks/l2_attacks_test.py",
-                               "tests/attacks/gradients_test.py"],
-    "iaat_tf/attacks/gradients.py": ["tests/attacks/gradients_test.py",
-                                     "tests/attacks/attack_precision_test.py"],
-    "iaat_tf/attacks/norms.py": ["tests/attacks/norms_test.py", "tests/attacks/l2_attacks_test.py"],
-    "iaat_tf/reports/stats.py": ["tests/reports/stats_test.py", "tests/reports/frontier_test.py",
-                                 "tests/experiments/iaat_cost_test.py"],
+  "iaat_tf/training/radius.py": [
+    "tests/training/radius_test.py",
+    "tests/training/eps_ramp_test.py",
+    "tests/training/golden_test.py",
+  ],
+  "iaat_tf/training/eps_table.py": ["tests/training/eps_table_test.py"],
+  "iaat_tf/attacks/pgd.py": [
+    "tests/attacks/pgd_test.py",
+    "tests/attacks/l2_attacks_test.py",
+    "tests/attacks/gradients_test.py",
+  ],
+  "iaat_tf/attacks/gradients.py": [
+    "tests/attacks/gradients_test.py",
+    "tests/attacks/attack_precision_test.py",
+  ],
+  "iaat_tf/attacks/norms.py": ["tests/attacks/norms_test.py", "tests/attacks/l2_attacks_test.py"],
+  "iaat_tf/reports/stats.py": [
+    "tests/reports/stats_test.py",
+    "tests/reports/frontier_test.py",
+    "tests/experiments/iaat_cost_test.py",
+  ],
 }
 KILLED = ("killed", "timeout")
 UNCHECKED = ("not checked",)
@@ -57,29 +68,44 @@ STATUS = re.compile(r"^\s*(\S+): (.+)$")
 
 
 def _tracked_files() -> list[str]:
-  out = subprocess.run(["git", "-C", REPO, "ls-files", "-co", "--exclude-standard"],
-                       check=True, capture_output=True, text=True).stdout.split()
+  out = subprocess.run(
+    ["git", "-C", REPO, "ls-files", "-co", "--exclude-standard"],
+    check=True,
+    capture_output=True,
+    text=True,
+  ).stdout.split()
   # experiments/: its code only (a test imports the cost experiment's report).
-  return [f for f in out if not f.startswith(("bench/", "docs/"))
-          and not (f.startswith("experiments/") and not f.endswith(".py"))
-          and os.path.isfile(os.path.join(REPO, f))]
+  return [
+    f
+    for f in out
+    if not f.startswith(("bench/", "docs/"))
+    and not (f.startswith("experiments/") and not f.endswith(".py"))
+    and os.path.isfile(os.path.join(REPO, f))
+  ]
 
 
 def _config(module: str, tests: list[str]) -> str:
   quoted = lambda items: ", ".join(json.dumps(i) for i in items)
-  return ("\n[tool.mutmut]\n"
-          f"source_paths = [{quoted([module])}]\n"
-          f"pytest_add_cli_args_test_selection = [{quoted(tests)}]\n"
-          # The rest of the package beside the mutated module.
-          'also_copy = ["iaat_tf", "flags", "experiments"]\n'
-          'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "-m", "not slow"]\n')
+  return (
+    "\n[tool.mutmut]\n"
+    f"source_paths = [{quoted([module])}]\n"
+    f"pytest_add_cli_args_test_selection = [{quoted(tests)}]\n"
+    # The rest of the package beside the mutated module.
+    'also_copy = ["iaat_tf", "flags", "experiments"]\n'
+    'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "-m", "not slow"]\n'
+  )
 
 
 def _mutmut(args: list[str], cwd: str, log, minutes: float = 0) -> str:
   """Runs mutmut; with `minutes`, stops it (SIGINT: it keeps its results) then."""
-  process = subprocess.Popen([sys.executable, "-m", "mutmut", *args], cwd=cwd,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True, start_new_session=True)
+  process = subprocess.Popen(
+    [sys.executable, "-m", "mutmut", *args],
+    cwd=cwd,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.STDOUT,
+    text=True,
+    start_new_session=True,
+  )
   try:
     out, _ = process.communicate(timeout=minutes * 60 if minutes else None)
   except subprocess.TimeoutExpired:
@@ -93,8 +119,7 @@ def _mutmut(args: list[str], cwd: str, log, minutes: float = 0) -> str:
     return out
   log.write(out)
   if process.returncode:
-    raise RuntimeError(f"mutmut {' '.join(args)} exited {process.returncode} "
-                       f"(see {log.name})")
+    raise RuntimeError(f"mutmut {' '.join(args)} exited {process.returncode} (see {log.name})")
   return out
 
 
@@ -111,8 +136,9 @@ def _workspace(module: str, tests: list[str]) -> str:
   return work
 
 
-def measure(module: str, tests: list[str], jobs: int, equivalent: dict,
-            minutes: float, fresh: bool = False) -> dict:
+def measure(
+  module: str, tests: list[str], jobs: int, equivalent: dict, minutes: float, fresh: bool = False
+) -> dict:
   """Runs mutmut on one module in its workspace; returns its summary."""
   if fresh:
     shutil.rmtree(os.path.join(OUT, "work", module.replace("/", "_")), ignore_errors=True)
@@ -133,45 +159,56 @@ def measure(module: str, tests: list[str], jobs: int, equivalent: dict,
       if status in KILLED or status in UNCHECKED:
         continue
       diff = _mutmut(["show", name], work, log)
-      changed = [l for l in diff.splitlines()
-                 if l[:1] in "+-" and not l.startswith(("+++", "---"))]
+      changed = [l for l in diff.splitlines() if l[:1] in "+-" and not l.startswith(("+++", "---"))]
       reason = equivalent.get(module, {}).get(name)
-      survivors.append({"mutant": name, "status": status, "diff": changed,
-                        "equivalent": reason})
+      survivors.append({"mutant": name, "status": status, "diff": changed, "equivalent": reason})
   total = len(statuses)
   unchecked = sum(s in UNCHECKED for s in statuses.values())
   killed = sum(s in KILLED for s in statuses.values())
   checked = total - unchecked
-  return {"module": module, "tests": tests, "mutants": total, "checked": checked,
-          "not_checked": unchecked, "killed": killed,
-          "kill_rate": killed / checked if checked else None,
-          "explained": sum(bool(s["equivalent"]) for s in survivors),
-          "unexplained": sum(not s["equivalent"] for s in survivors),
-          "survivors": survivors, "seconds": round(time.perf_counter() - start, 1)}
+  return {
+    "module": module,
+    "tests": tests,
+    "mutants": total,
+    "checked": checked,
+    "not_checked": unchecked,
+    "killed": killed,
+    "kill_rate": killed / checked if checked else None,
+    "explained": sum(bool(s["equivalent"]) for s in survivors),
+    "unexplained": sum(not s["equivalent"] for s in survivors),
+    "survivors": survivors,
+    "seconds": round(time.perf_counter() - start, 1),
+  }
 
 
 def write_report(results: dict) -> None:
   with open(os.path.join(OUT, "results.json"), "w") as f:
     json.dump(results, f, indent=2, sort_keys=True)
     f.write("\n")
-  lines = ["# Mutation testing: how much the suite can fail", "",
-           "Generated by `python tools/mutation.py` (mutmut; not in CI). A mutant is "
-           "killed when one of the module's tests fails or times out. Goal: at least "
-           f"{GOAL:.0%} killed per module, and every survivor explained as equivalent "
-           "(tools/mutation/equivalent.json) or named as a gap.", "",
-           "| module | tests | mutants | checked | killed | kill rate (of checked) | "
-           "survivors: equivalent / unexplained | goal |",
-           "|---|---|---|---|---|---|---|---|"]
+  lines = [
+    "# Mutation testing: how much the suite can fail",
+    "",
+    "Generated by `python tools/mutation.py` (mutmut; not in CI). A mutant is "
+    "killed when one of the module's tests fails or times out. Goal: at least "
+    f"{GOAL:.0%} killed per module, and every survivor explained as equivalent "
+    "(tools/mutation/equivalent.json) or named as a gap.",
+    "",
+    "| module | tests | mutants | checked | killed | kill rate (of checked) | "
+    "survivors: equivalent / unexplained | goal |",
+    "|---|---|---|---|---|---|---|---|",
+  ]
   for module in sorted(results):
     r = results[module]
     if r["not_checked"]:
       goal = f"not measured ({r['not_checked']} unchecked)"
     else:
       goal = "met" if (r["kill_rate"] or 0) >= GOAL and not r["unexplained"] else "missed"
-    lines.append(f"| {module} | {', '.join(os.path.basename(t) for t in r['tests'])} | "
-                 f"{r['mutants']} | {r['checked']} | {r['killed']} | "
-                 f"{100 * (r['kill_rate'] or 0):.1f}% | {r['explained']} / "
-                 f"{r['unexplained']} | {goal} |")
+    lines.append(
+      f"| {module} | {', '.join(os.path.basename(t) for t in r['tests'])} | "
+      f"{r['mutants']} | {r['checked']} | {r['killed']} | "
+      f"{100 * (r['kill_rate'] or 0):.1f}% | {r['explained']} / "
+      f"{r['unexplained']} | {goal} |"
+    )
   for module in sorted(results):
     survivors = results[module]["survivors"]
     if not survivors:
@@ -187,14 +224,21 @@ def write_report(results: dict) -> None:
 
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--modules", default=",".join(MODULES),
-                      help="comma-separated modules (default: all of MODULES)")
+  parser.add_argument(
+    "--modules", default=",".join(MODULES), help="comma-separated modules (default: all of MODULES)"
+  )
   parser.add_argument("--jobs", type=int, default=2, help="mutants at a time")
-  parser.add_argument("--minutes", type=float, default=0,
-                      help="stop each module's run after this long (0: no limit); "
-                      "a later call resumes it")
-  parser.add_argument("--fresh", action="store_true",
-                      help="start each module's work folder anew (after changing tests)")
+  parser.add_argument(
+    "--minutes",
+    type=float,
+    default=0,
+    help="stop each module's run after this long (0: no limit); a later call resumes it",
+  )
+  parser.add_argument(
+    "--fresh",
+    action="store_true",
+    help="start each module's work folder anew (after changing tests)",
+  )
   args = parser.parse_args(argv)
   modules = [m for m in args.modules.split(",") if m]
   unknown = [m for m in modules if m not in MODULES]
@@ -213,10 +257,13 @@ def main(argv=None) -> int:
     r = measure(module, MODULES[module], args.jobs, equivalent, args.minutes, args.fresh)
     results[module] = r
     write_report(results)  # After every module: nothing lost if stopped.
-    print(f"mutation: {module}: {r['killed']}/{r['mutants']} killed "
-          f"({100 * (r['kill_rate'] or 0):.1f}% of {r['checked']} checked, "
-          f"{r['not_checked']} not checked), {r['unexplained']} survivor(s) "
-          f"unexplained, {r['seconds']:.0f} s", flush=True)
+    print(
+      f"mutation: {module}: {r['killed']}/{r['mutants']} killed "
+      f"({100 * (r['kill_rate'] or 0):.1f}% of {r['checked']} checked, "
+      f"{r['not_checked']} not checked), {r['unexplained']} survivor(s) "
+      f"unexplained, {r['seconds']:.0f} s",
+      flush=True,
+    )
   return 0
 
 

@@ -13,7 +13,6 @@ the attacks, dominate memory. N takes 1x, 2x and 4x `--examples`. With
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -43,9 +42,14 @@ print(f"RESULT {n} {report.num_examples} {peak:.0f} {time.time() - start:.1f}")
 
 def measure(code_dir: str, n: int, batch: int) -> tuple[float, float]:
   env = dict(os.environ, PYTHONPATH=code_dir, TF_CPP_MIN_LOG_LEVEL="3")
-  out = subprocess.run([sys.executable, "-c", CHILD, str(n), str(batch)],
-                       env=env, capture_output=True, text=True, check=True,
-                       cwd=code_dir).stdout
+  out = subprocess.run(
+    [sys.executable, "-c", CHILD, str(n), str(batch)],
+    env=env,
+    capture_output=True,
+    text=True,
+    check=True,
+    cwd=code_dir,
+  ).stdout
   line = [l for l in out.splitlines() if l.startswith("RESULT")][-1].split()
   assert int(line[2]) == n, line
   return float(line[3]), float(line[4])
@@ -69,28 +73,29 @@ def main() -> None:
       n = args.examples * factor
       peak, seconds = measure(code, n, args.batch_size)
       rows.append((label, n, n * image_mb, peak, seconds))
-      print(f"{label}: {n} examples, peak RSS {peak:.0f} MB ({seconds:.0f} s)",
-            flush=True)
+      print(f"{label}: {n} examples, peak RSS {peak:.0f} MB ({seconds:.0f} s)", flush=True)
   lines = [
-      "# AutoAttack host memory vs split size",
-      "",
-      f"`python -m bench.aa_memory.aa_memory --examples={args.examples} "
-      f"--batch_size={args.batch_size}` ({time.strftime('%Y-%m-%d')}, one run "
-      "each, a fresh process per row). Synthetic 224x224x3 float32 examples from "
-      "tf.data, a tiny CNN, minimal attack counts (memory, not attack "
-      "strength, is measured).",
-      "",
-      "| code | examples | split as float32 (MB) | peak RSS (MB) | seconds |",
-      "| --- | ---: | ---: | ---: | ---: |",
-      *[f"| {c} | {n} | {mb:.0f} | {p:.0f} | {s:.0f} |" for c, n, mb, p, s in rows],
-      "",
+    "# AutoAttack host memory vs split size",
+    "",
+    f"`python -m bench.aa_memory.aa_memory --examples={args.examples} "
+    f"--batch_size={args.batch_size}` ({time.strftime('%Y-%m-%d')}, one run "
+    "each, a fresh process per row). Synthetic 224x224x3 float32 examples from "
+    "tf.data, a tiny CNN, minimal attack counts (memory, not attack "
+    "strength, is measured).",
+    "",
+    "| code | examples | split as float32 (MB) | peak RSS (MB) | seconds |",
+    "| --- | ---: | ---: | ---: | ---: |",
+    *[f"| {c} | {n} | {mb:.0f} | {p:.0f} | {s:.0f} |" for c, n, mb, p, s in rows],
+    "",
   ]
   for label, _ in codes:
     mine = [r for r in rows if r[0] == label]
     growth = mine[-1][3] - mine[0][3]
-    lines.append(f"- {label}: from {mine[0][1]} to {mine[-1][1]} examples "
-                 f"(+{mine[-1][2] - mine[0][2]:.0f} MB of images) peak RSS "
-                 f"grows by {growth:.0f} MB.")
+    lines.append(
+      f"- {label}: from {mine[0][1]} to {mine[-1][1]} examples "
+      f"(+{mine[-1][2] - mine[0][2]:.0f} MB of images) peak RSS "
+      f"grows by {growth:.0f} MB."
+    )
   with open(args.out, "w") as f:
     f.write("\n".join(lines) + "\n")
   print(f"wrote {args.out}")

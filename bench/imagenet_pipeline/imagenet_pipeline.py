@@ -33,8 +33,7 @@ from iaat_tf.data import augment, sources
 
 H, W, SIZE, BATCH = 375, 500, 224, 256
 # ../shared/paper/ALGORITHM.md: one H200, WRN-32-10, CIFAR-10 (img/s).
-ANCHORS = {"their IAAT step (fp32/TF32)": 97.0,
-           "ideal exact IAAT (bf16)": 870.0}
+ANCHORS = {"their IAAT step (fp32/TF32)": 97.0, "ideal exact IAAT (bf16)": 870.0}
 
 
 def jpegs(n: int, seed: int = 0) -> list:
@@ -50,18 +49,27 @@ def jpegs(n: int, seed: int = 0) -> list:
 
 def source(encoded: list, after: bool) -> sources.Source:
   train = tf.data.Dataset.from_tensor_slices(
-      (tf.constant(encoded), tf.zeros(len(encoded), tf.int64)))
-  decode = lambda raw: tf.ensure_shape(tf.io.decode_jpeg(raw, channels=3),
-                                       [None, None, 3])
-  transform = ((lambda raw, seed: augment.imagenet_train_crop_encoded(raw, SIZE, seed))
-               if after else
-               (lambda raw, seed: augment.imagenet_train_crop(decode(raw), SIZE, seed)))
+    (tf.constant(encoded), tf.zeros(len(encoded), tf.int64))
+  )
+  decode = lambda raw: tf.ensure_shape(tf.io.decode_jpeg(raw, channels=3), [None, None, 3])
+  transform = (
+    (lambda raw, seed: augment.imagenet_train_crop_encoded(raw, SIZE, seed))
+    if after
+    else (lambda raw, seed: augment.imagenet_train_crop(decode(raw), SIZE, seed))
+  )
   return sources.Source(
-      name="imagenet_like", train=train, test=train.take(1), num_classes=1000,
-      image_shape=(SIZE, SIZE, 3), num_train=len(encoded), num_test=1,
-      train_transform=transform,
-      eval_transform=lambda raw: augment.imagenet_eval_crop(decode(raw), SIZE),
-      cache=False, shuffle_buffer=len(encoded))
+    name="imagenet_like",
+    train=train,
+    test=train.take(1),
+    num_classes=1000,
+    image_shape=(SIZE, SIZE, 3),
+    num_train=len(encoded),
+    num_test=1,
+    train_transform=transform,
+    eval_transform=lambda raw: augment.imagenet_eval_crop(decode(raw), SIZE),
+    cache=False,
+    shuffle_buffer=len(encoded),
+  )
 
 
 def images_per_second(src, threads: int, shard, seconds: float, batch: int) -> float:
@@ -108,60 +116,69 @@ def main() -> None:
   rows = []
   for threads in (1, 2):
     for label, after, shard, scale in [
-        ("before: whole decode + crop", False, None, 1),
-        ("after: decode_and_crop_jpeg", True, None, 1),
-        ("after, worker 0 of 2 (global-batch rate)", True,
-         data.WorkerShard(2, 0, args.batch // 2), 2)]:
-      rate = images_per_second(source(encoded, after), threads, shard,
-                               args.seconds, args.batch)
+      ("before: whole decode + crop", False, None, 1),
+      ("after: decode_and_crop_jpeg", True, None, 1),
+      (
+        "after, worker 0 of 2 (global-batch rate)",
+        True,
+        data.WorkerShard(2, 0, args.batch // 2),
+        2,
+      ),
+    ]:
+      rate = images_per_second(source(encoded, after), threads, shard, args.seconds, args.batch)
       rows.append((threads, label, rate * scale))
       print(f"{threads} thread(s), {label}: {rate * scale:.0f} images/s", flush=True)
 
   flops = {}
-  for name, shape, classes in [("authors_wrn", (32, 32, 3), 10),
-                               ("resnet50", (SIZE, SIZE, 3), 1000)]:
-    net = models.build_classifier(ModelConfig(name=name, depth=32), shape, classes,
-                                  "imagenet2012" if name == "resnet50" else "cifar10")
+  for name, shape, classes in [
+    ("authors_wrn", (32, 32, 3), 10),
+    ("resnet50", (SIZE, SIZE, 3), 1000),
+  ]:
+    net = models.build_classifier(
+      ModelConfig(name=name, depth=32),
+      shape,
+      classes,
+      "imagenet2012" if name == "resnet50" else "cifar10",
+    )
     flops[name] = forward_flops(net)
   ratio = flops["authors_wrn"] / flops["resnet50"]
   per_core = [r for t, l, r in rows if t == 1 and l.startswith("after: ")][0]
   before_core = [r for t, l, r in rows if t == 1 and l.startswith("before")][0]
   lines = [
-      "# ImageNet input pipeline (bench/imagenet_pipeline/imagenet_pipeline.py)",
-      "",
-      f"One run, {time.strftime('%Y-%m-%d')}, this machine (2 CPU cores, no GPU). "
-      f"{args.images} synthetic {W}x{H} JPEGs (mean {kb:.0f} KB), crop to {SIZE}, "
-      f"batch {args.batch}, {args.seconds:.0f} s per row after one warm-up batch.",
-      "",
-      "| tf.data threads | pipeline | images/s of global batches |",
-      "| ---: | --- | ---: |",
-      *[f"| {t} | {l} | {r:.0f} |" for t, l, r in rows],
-      "",
-      f"- decode_and_crop_jpeg vs whole decode, 1 thread: "
-      f"{per_core / before_core:.2f}x.",
-      "- Per worker, 2 workers: each decodes only its half of every global "
-      "batch, so one worker keeps up with "
-      + " and ".join(f"{shard_gain(rows, t):.2f}x ({t} thread{'s' * (t > 1)})"
-                     for t in (1, 2))
-      + " the global-batch rate it sustained when every worker ran the whole "
-      "pipeline (AutoShardPolicy.DATA).",
-      "",
-      "## CPU cores per GPU for IAAT ResNet-50 (an estimate)",
-      "",
-      f"Forward FLOPs counted here: WRN-32-10 (authors') at 32x32 "
-      f"{flops['authors_wrn'] / 1e9:.2f} G, ResNet-50 at {SIZE}x{SIZE} "
-      f"{flops['resnet50'] / 1e9:.2f} G per image, so a ResNet-50 image costs "
-      f"{1 / ratio:.2f}x a WRN-32-10 one. Scaling the ALGORITHM.md GPU anchors "
-      f"(one H200) by {ratio:.2f} and dividing by this pipeline's 1-thread rate "
-      f"({per_core:.0f} images/s per core; a server core is likely faster):",
-      "",
-      "| GPU anchor (WRN-32-10 img/s) | ResNet-50 img/s per GPU | cores per GPU, after | cores per GPU, before |",
-      "| --- | ---: | ---: | ---: |",
+    "# ImageNet input pipeline (bench/imagenet_pipeline/imagenet_pipeline.py)",
+    "",
+    f"One run, {time.strftime('%Y-%m-%d')}, this machine (2 CPU cores, no GPU). "
+    f"{args.images} synthetic {W}x{H} JPEGs (mean {kb:.0f} KB), crop to {SIZE}, "
+    f"batch {args.batch}, {args.seconds:.0f} s per row after one warm-up batch.",
+    "",
+    "| tf.data threads | pipeline | images/s of global batches |",
+    "| ---: | --- | ---: |",
+    *[f"| {t} | {l} | {r:.0f} |" for t, l, r in rows],
+    "",
+    f"- decode_and_crop_jpeg vs whole decode, 1 thread: {per_core / before_core:.2f}x.",
+    "- Per worker, 2 workers: each decodes only its half of every global "
+    "batch, so one worker keeps up with "
+    + " and ".join(f"{shard_gain(rows, t):.2f}x ({t} thread{'s' * (t > 1)})" for t in (1, 2))
+    + " the global-batch rate it sustained when every worker ran the whole "
+    "pipeline (AutoShardPolicy.DATA).",
+    "",
+    "## CPU cores per GPU for IAAT ResNet-50 (an estimate)",
+    "",
+    f"Forward FLOPs counted here: WRN-32-10 (authors') at 32x32 "
+    f"{flops['authors_wrn'] / 1e9:.2f} G, ResNet-50 at {SIZE}x{SIZE} "
+    f"{flops['resnet50'] / 1e9:.2f} G per image, so a ResNet-50 image costs "
+    f"{1 / ratio:.2f}x a WRN-32-10 one. Scaling the ALGORITHM.md GPU anchors "
+    f"(one H200) by {ratio:.2f} and dividing by this pipeline's 1-thread rate "
+    f"({per_core:.0f} images/s per core; a server core is likely faster):",
+    "",
+    "| GPU anchor (WRN-32-10 img/s) | ResNet-50 img/s per GPU | cores per GPU, after | cores per GPU, before |",
+    "| --- | ---: | ---: | ---: |",
   ]
   for name, rate in ANCHORS.items():
     gpu = rate * ratio
-    lines.append(f"| {name}: {rate:.0f} | {gpu:.0f} | {gpu / per_core:.1f} | "
-                 f"{gpu / before_core:.1f} |")
+    lines.append(
+      f"| {name}: {rate:.0f} | {gpu:.0f} | {gpu / per_core:.1f} | {gpu / before_core:.1f} |"
+    )
   lines.append("")
   with open(args.out, "w") as f:
     f.write("\n".join(lines) + "\n")

@@ -40,21 +40,30 @@ def main() -> None:
   images, labels = [], []
   for inputs, y in datasets.test:
     images.append(inputs["image"].numpy()), labels.append(y.numpy())
-  rows = [_measure(f"`{args.run_dir}` (digits 8x8, tiny CNN)", model,
-                   np.concatenate(images), np.concatenate(labels),
-                   args.eps or config.validation.eps, args.queries)]
+  rows = [
+    _measure(
+      f"`{args.run_dir}` (digits 8x8, tiny CNN)",
+      model,
+      np.concatenate(images),
+      np.concatenate(labels),
+      args.eps or config.validation.eps,
+      args.queries,
+    )
+  ]
   if not args.skip_wrn:
-    rows.append(_measure("WideResNet-10-4, digits at 32x32x3", *_wrn_digits32(),
-                         4 / 255, args.wrn_queries))
-  text = ("# Square: querying only unbroken examples\n\n"
-          f"    python -m bench.square_cost.square_cost --run_dir={args.run_dir}\n\n"
-          "One run each after a warm-up run, this machine's CPU (2 cores). "
-          "`all` queries every example at every query (the path XLA needs), "
-          "`unbroken` only the examples still correctly classified (the "
-          "default, like the reference).\n\n"
-          "| model | examples | eps | queries | robust at the end | all: s | unbroken: s | speed-up | same result |\n"
-          "| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
-          + "".join(rows))
+    rows.append(
+      _measure("WideResNet-10-4, digits at 32x32x3", *_wrn_digits32(), 4 / 255, args.wrn_queries)
+    )
+  text = (
+    "# Square: querying only unbroken examples\n\n"
+    f"    python -m bench.square_cost.square_cost --run_dir={args.run_dir}\n\n"
+    "One run each after a warm-up run, this machine's CPU (2 cores). "
+    "`all` queries every example at every query (the path XLA needs), "
+    "`unbroken` only the examples still correctly classified (the "
+    "default, like the reference).\n\n"
+    "| model | examples | eps | queries | robust at the end | all: s | unbroken: s | speed-up | same result |\n"
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n" + "".join(rows)
+  )
   with open(args.out, "w") as f:
     f.write(text)
   print(text)
@@ -65,15 +74,19 @@ def _wrn_digits32():
   from sklearn.datasets import load_digits  # pylint: disable=g-import-not-at-top
   from iaat_tf import models  # pylint: disable=g-import-not-at-top
   from iaat_tf.config import ModelConfig  # pylint: disable=g-import-not-at-top
+
   digits = load_digits()
   x = (digits.images / 16.0).astype(np.float32)[..., None]
   x = tf.image.resize(np.repeat(x, 3, -1), [32, 32]).numpy()
   keras.utils.set_random_seed(0)
-  model = models.build_classifier(ModelConfig("wide_resnet", depth=10, width=4),
-                                  (32, 32, 3), 10, "cifar10")
-  model.compile(keras.optimizers.Adam(1e-3),
-                keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                jit_compile=False)
+  model = models.build_classifier(
+    ModelConfig("wide_resnet", depth=10, width=4), (32, 32, 3), 10, "cifar10"
+  )
+  model.compile(
+    keras.optimizers.Adam(1e-3),
+    keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    jit_compile=False,
+  )
   model.fit(x[:1400], digits.target[:1400], batch_size=64, epochs=3, verbose=0)
   return model, x[1400:1656], digits.target[1400:1656]
 
@@ -82,17 +95,21 @@ def _measure(name, model, x, y, eps, queries) -> str:
   logits_fn = lambda z: tf.cast(model(z, training=False), tf.float32)
   results, seconds = {}, {}
   for only in (False, True, False, True):  # The second round is warm.
-    fn = tf.function(lambda: square.square_attack(
-        logits_fn, x, y, eps, n_queries=queries, index=np.arange(len(x)),
-        only_unbroken=only))
+    fn = tf.function(
+      lambda only=only: square.square_attack(
+        logits_fn, x, y, eps, n_queries=queries, index=np.arange(len(x)), only_unbroken=only
+      )
+    )
     start = time.perf_counter()
     results[only] = fn()
     seconds[only] = time.perf_counter() - start
   same = bool(np.array_equal(results[True].robust.numpy(), results[False].robust.numpy()))
   robust = int(results[True].robust.numpy().sum())
-  return (f"| {name} | {len(x)} | {eps:.4g} | {queries} | {robust} | "
-          f"{seconds[False]:.1f} | {seconds[True]:.1f} | "
-          f"{seconds[False] / seconds[True]:.2f}x | {same} |\n")
+  return (
+    f"| {name} | {len(x)} | {eps:.4g} | {queries} | {robust} | "
+    f"{seconds[False]:.1f} | {seconds[True]:.1f} | "
+    f"{seconds[False] / seconds[True]:.2f}x | {same} |\n"
+  )
 
 
 if __name__ == "__main__":

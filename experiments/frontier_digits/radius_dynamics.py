@@ -27,8 +27,6 @@ import sys
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
 
 from iaat_tf.reports.plots import save_figure
 
@@ -37,13 +35,17 @@ import matplotlib  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-impor
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-order
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+
 QUANTILES = ("q10", "q25", "q50", "q75", "q90")
 
 
 def _history(path):
   with open(path) as f:
-    return [{k: float(v) for k, v in row.items() if v not in ("", None)}
-            for row in csv.DictReader(f)]
+    return [
+      {k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)
+    ]
 
 
 def read_setting(run_dirs):
@@ -56,12 +58,14 @@ def read_setting(run_dirs):
     rows = _history(os.path.join(run, "history.csv"))
     per_seed.append(rows)
     table = np.load(os.path.join(run, "eps_table.npy"))
-    finals.append({
+    finals.append(
+      {
         "at_zero": float(np.mean(table == 0)),
         "below_eval_eps": float(np.mean(table < evaluation["eps"] - 1e-6)),
         "at_least_warmup_eps": float(np.mean(table >= method["eps"] - 1e-6)),
         "mean": float(table.mean()),
-    })
+      }
+    )
   epochs = min(len(r) for r in per_seed)
   curve = []
   for e in range(epochs):
@@ -71,12 +75,21 @@ def read_setting(run_dirs):
     point["zero_frac"] = float(np.mean([r[e]["eps_table_zero_frac"] for r in per_seed]))
     curve.append(point)
   end = {k: float(np.mean([f[k] for f in finals])) for k in finals[0]}
-  end_std = {k: float(np.std([f[k] for f in finals], ddof=1)) if len(finals) > 1 else 0.0
-             for k in finals[0]}
-  return {"warmup_eps": method["eps"], "warmup_epochs": method["warmup_epochs"],
-          "gamma": method["gamma"], "beta": method["beta"], "s_minus": method["s_minus"],
-          "eval_eps": evaluation["eps"], "seeds": len(run_dirs), "curve": curve,
-          "end": end, "end_std": end_std}
+  end_std = {
+    k: float(np.std([f[k] for f in finals], ddof=1)) if len(finals) > 1 else 0.0 for k in finals[0]
+  }
+  return {
+    "warmup_eps": method["eps"],
+    "warmup_epochs": method["warmup_epochs"],
+    "gamma": method["gamma"],
+    "beta": method["beta"],
+    "s_minus": method["s_minus"],
+    "eval_eps": evaluation["eps"],
+    "seeds": len(run_dirs),
+    "curve": curve,
+    "end": end,
+    "end_std": end_std,
+  }
 
 
 def collect(out_dir):
@@ -92,18 +105,21 @@ def collect(out_dir):
 
 
 def table_markdown(result) -> str:
-  lines = ["| setting | seeds | share at 0 after warmup | end: at 0 | end: below eval radius | "
-           "end: at or above warmup radius | end: mean radius |",
-           "| --- | --- | --- | --- | --- | --- | --- |"]
+  lines = [
+    "| setting | seeds | share at 0 after warmup | end: at 0 | end: below eval radius | "
+    "end: at or above warmup radius | end: mean radius |",
+    "| --- | --- | --- | --- | --- | --- | --- |",
+  ]
   for name, s in result.items():
     after_warmup = s["curve"][s["warmup_epochs"] - 1]["zero_frac"] if s["warmup_epochs"] else 0
     e, sd = s["end"], s["end_std"]
     lines.append(
-        f"| {name} | {s['seeds']} | {100 * after_warmup:.1f}% | "
-        f"{100 * e['at_zero']:.1f} +- {100 * sd['at_zero']:.1f}% | "
-        f"{100 * e['below_eval_eps']:.1f} +- {100 * sd['below_eval_eps']:.1f}% | "
-        f"{100 * e['at_least_warmup_eps']:.1f} +- {100 * sd['at_least_warmup_eps']:.1f}% | "
-        f"{e['mean']:.3f} +- {sd['mean']:.3f} |")
+      f"| {name} | {s['seeds']} | {100 * after_warmup:.1f}% | "
+      f"{100 * e['at_zero']:.1f} +- {100 * sd['at_zero']:.1f}% | "
+      f"{100 * e['below_eval_eps']:.1f} +- {100 * sd['below_eval_eps']:.1f}% | "
+      f"{100 * e['at_least_warmup_eps']:.1f} +- {100 * sd['at_least_warmup_eps']:.1f}% | "
+      f"{e['mean']:.3f} +- {sd['mean']:.3f} |"
+    )
   return "\n".join(lines)
 
 
@@ -111,15 +127,33 @@ def plot(result, path):
   names = list(result)
   cols = min(3, len(names))
   rows = -(-len(names) // cols)
-  fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 3.6 * rows), squeeze=False,
-                           sharey=True, constrained_layout=True)
+  fig, axes = plt.subplots(
+    rows,
+    cols,
+    figsize=(4.4 * cols, 3.6 * rows),
+    squeeze=False,
+    sharey=True,
+    constrained_layout=True,
+  )
   for ax, name in zip(axes.flat, names):
     s = result[name]
     epochs = [p["epoch"] for p in s["curve"]]
-    ax.fill_between(epochs, [p["q10"] for p in s["curve"]], [p["q90"] for p in s["curve"]],
-                    alpha=0.25, color="tab:blue", label="10-90%")
-    ax.fill_between(epochs, [p["q25"] for p in s["curve"]], [p["q75"] for p in s["curve"]],
-                    alpha=0.35, color="tab:blue", label="25-75%")
+    ax.fill_between(
+      epochs,
+      [p["q10"] for p in s["curve"]],
+      [p["q90"] for p in s["curve"]],
+      alpha=0.25,
+      color="tab:blue",
+      label="10-90%",
+    )
+    ax.fill_between(
+      epochs,
+      [p["q25"] for p in s["curve"]],
+      [p["q75"] for p in s["curve"]],
+      alpha=0.35,
+      color="tab:blue",
+      label="25-75%",
+    )
     ax.plot(epochs, [p["q50"] for p in s["curve"]], color="tab:blue", label="median")
     ax.axhline(s["eval_eps"], color="k", lw=0.8, ls="--", label="evaluation radius")
     ax.axvline(s["warmup_epochs"] + 0.5, color="gray", lw=0.8, label="warmup ends")
@@ -134,7 +168,7 @@ def plot(result, path):
       share.set_ylabel("radii at exactly 0 (%, dotted)", color="tab:red", fontsize=8)
   for ax in axes[:, 0]:
     ax.set_ylabel("radius (L-inf, [0, 1] pixels)")
-  for ax in list(axes.flat)[len(names):]:
+  for ax in list(axes.flat)[len(names) :]:
     ax.axis("off")
   axes.flat[0].legend(fontsize=7, loc="lower right")
   fig.suptitle("IAAT's radius table over epochs (seed means of the per-epoch quantiles)")
@@ -153,10 +187,12 @@ def main(argv=None) -> int:
     json.dump(result, f, indent=1)
     f.write("\n")
   with open(os.path.join(args.out_dir, "radius_dynamics.md"), "w") as f:
-    f.write("# IAAT's radii on the digits frontier runs\n\n"
-            "Made by `python -m experiments.frontier_digits.radius_dynamics` from the "
-            "frontier's IAAT runs; mean +- std over seeds. The picture: "
-            "radius_dynamics.png.\n\n" + table_markdown(result) + "\n")
+    f.write(
+      "# IAAT's radii on the digits frontier runs\n\n"
+      "Made by `python -m experiments.frontier_digits.radius_dynamics` from the "
+      "frontier's IAAT runs; mean +- std over seeds. The picture: "
+      "radius_dynamics.png.\n\n" + table_markdown(result) + "\n"
+    )
   plot(result, os.path.join(args.out_dir, "radius_dynamics.png"))
   print(table_markdown(result))
   return 0

@@ -29,6 +29,7 @@ from iaat_tf.reports import stats
 from iaat_tf.reports.plots import save_figure
 
 import matplotlib  # pylint: disable=g-import-not-at-top,wrong-import-order
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-order
 
@@ -43,6 +44,7 @@ def summarise(runs: Sequence[Mapping]) -> dict:
   (a constant prediction, `frontier.learns`); when some did, the same
   statistics over the seeds that learned are added with a `_learned` suffix.
   """
+
   def stats(subset, suffix=""):
     out = {}
     for key in ("clean", "autoattack"):
@@ -59,18 +61,17 @@ def summarise(runs: Sequence[Mapping]) -> dict:
   return out
 
 
-def paired_difference(runs: Sequence[Mapping], base: Sequence[Mapping],
-                      key: str) -> dict:
+def paired_difference(runs: Sequence[Mapping], base: Sequence[Mapping], key: str) -> dict:
   """Over the seeds both have: mean of runs[key] - base[key], its SE, the
   95% t interval ("ci", n - 1 df) and n."""
   by_seed = {int(r["seed"]): r[key] for r in base}
-  diffs = {int(r["seed"]): r[key] - by_seed[int(r["seed"])] for r in runs
-           if int(r["seed"]) in by_seed}
+  diffs = {
+    int(r["seed"]): r[key] - by_seed[int(r["seed"])] for r in runs if int(r["seed"]) in by_seed
+  }
   if not diffs:
     return {"diff": float("nan"), "se": float("nan"), "ci": [None, None], "n": 0}
   est = stats.combination([diffs])
-  return {"diff": est.value, "se": est.se, "ci": est.ci, "n": len(diffs),
-          "estimate": est}
+  return {"diff": est.value, "se": est.se, "ci": est.ci, "n": len(diffs), "estimate": est}
 
 
 def _aa_verdict(est: stats.Estimate, margin: float) -> tuple[str, bool]:
@@ -80,19 +81,26 @@ def _aa_verdict(est: stats.Estimate, margin: float) -> tuple[str, bool]:
     return f"{pts(est.value)} points on one seed: the seeds cannot tell", False
   ci = f"{pts(est.value)} points, 95% interval [{pts(est.low)}, {pts(est.high)}]"
   if est.low > -margin:
-    return (f"{ci}: not more than {100 * margin:.0f} point below it, and the seeds "
-            "tell", True)
+    return (f"{ci}: not more than {100 * margin:.0f} point below it, and the seeds tell", True)
   if est.high < -margin:
     return f"{ci}: more than {100 * margin:.0f} point below, and the seeds tell", True
   where = "not more than" if est.value >= -margin else "more than"
-  return (f"{ci}: {where} {100 * margin:.0f} point below it on the mean, but the "
-          f"seeds cannot tell (they rule out only a loss of more than "
-          f"{-100 * est.low:.1f} points)", False)
+  return (
+    f"{ci}: {where} {100 * margin:.0f} point below it on the mean, but the "
+    f"seeds cannot tell (they rule out only a loss of more than "
+    f"{-100 * est.low:.1f} points)",
+    False,
+  )
 
 
-def judge(runs: Sequence[Mapping], exact: Sequence[Mapping],
-          step_ratios: Sequence[float], *, max_ratio: float = MAX_RATIO,
-          margin: float = MARGIN) -> dict:
+def judge(
+  runs: Sequence[Mapping],
+  exact: Sequence[Mapping],
+  step_ratios: Sequence[float],
+  *,
+  max_ratio: float = MAX_RATIO,
+  margin: float = MARGIN,
+) -> dict:
   """The goal for one variant on one task against the exact algorithm's runs.
 
   `step_ratios`: its step time / PGD-AT's on every timed model; the cost
@@ -103,51 +111,79 @@ def judge(runs: Sequence[Mapping], exact: Sequence[Mapping],
   """
   aa = paired_difference(runs, exact, "autoattack")
   clean = paired_difference(runs, exact, "clean")
-  words, told = (_aa_verdict(aa["estimate"], margin) if aa["n"]
-                 else ("no paired seeds", False))
+  words, told = _aa_verdict(aa["estimate"], margin) if aa["n"] else ("no paired seeds", False)
   cost_ok = bool(step_ratios) and all(r <= max_ratio for r in step_ratios)
-  clean_ok = clean["n"] > 0 and (clean["diff"] >= 0 or (
-      clean["estimate"].known and clean["estimate"].high >= 0))
+  clean_ok = clean["n"] > 0 and (
+    clean["diff"] >= 0 or (clean["estimate"].known and clean["estimate"].high >= 0)
+  )
   aa_ok = aa["n"] > 0 and aa["diff"] >= -margin
-  return {"aa_diff_vs_exact": aa["diff"], "aa_diff_se": aa["se"], "aa_diff_ci": aa["ci"],
-          "clean_diff_vs_exact": clean["diff"], "clean_diff_se": clean["se"],
-          "clean_diff_ci": clean["ci"],
-          "paired_seeds": aa["n"], "cost_ok": cost_ok, "aa_within_margin": aa_ok,
-          "aa_told": told, "clean_not_lower": clean_ok, "aa_verdict": words,
-          "meets_on_means": cost_ok and aa_ok and clean_ok,
-          "meets_and_told": cost_ok and aa_ok and clean_ok and told}
+  return {
+    "aa_diff_vs_exact": aa["diff"],
+    "aa_diff_se": aa["se"],
+    "aa_diff_ci": aa["ci"],
+    "clean_diff_vs_exact": clean["diff"],
+    "clean_diff_se": clean["se"],
+    "clean_diff_ci": clean["ci"],
+    "paired_seeds": aa["n"],
+    "cost_ok": cost_ok,
+    "aa_within_margin": aa_ok,
+    "aa_told": told,
+    "clean_not_lower": clean_ok,
+    "aa_verdict": words,
+    "meets_on_means": cost_ok and aa_ok and clean_ok,
+    "meets_and_told": cost_ok and aa_ok and clean_ok and told,
+  }
 
 
 def table_markdown(rows: Sequence[Mapping], models: Sequence[str]) -> str:
   """One row per variant of one task: cost, passes, accuracies, differences."""
   pct = lambda m, s: f"{100 * m:.1f} +- {100 * s:.1f}"
-  head = ("| variant | " + " | ".join(f"step / PGD-AT ({m})" for m in models)
-          + " | passes / image | clean | AutoAttack | AutoAttack - exact (95% interval) | "
-          "clean - exact (95% interval) | goal |")
+  head = (
+    "| variant | "
+    + " | ".join(f"step / PGD-AT ({m})" for m in models)
+    + " | passes / image | clean | AutoAttack | AutoAttack - exact (95% interval) | "
+    "clean - exact (95% interval) | goal |"
+  )
   lines = [head, "|" + "---|" * (7 + len(models))]
   for r in rows:
     ratios = " | ".join(_fmt(r.get("step_time_ratios", {}).get(m)) for m in models)
     if r["variant"] == "exact":
       diff = clean_diff = goal = "-"
     else:
-      diff = (with_ci(r["aa_diff_vs_exact"], r["aa_diff_ci"])
-              if r.get("paired_seeds") else "n/a")
-      clean_diff = (with_ci(r["clean_diff_vs_exact"], r["clean_diff_ci"])
-                    if r.get("paired_seeds") else "n/a")
-      goal = ("n/a" if r["variant"] == "pgd_at" else
-              "met, told" if r.get("meets_and_told") else
-              "met on the means" if r.get("meets_on_means") else "missed")
-    clean, robust = (pct(r["clean_mean"], r["clean_std"]),
-                     pct(r["autoattack_mean"], r["autoattack_std"]))
+      diff = with_ci(r["aa_diff_vs_exact"], r["aa_diff_ci"]) if r.get("paired_seeds") else "n/a"
+      clean_diff = (
+        with_ci(r["clean_diff_vs_exact"], r["clean_diff_ci"]) if r.get("paired_seeds") else "n/a"
+      )
+      goal = (
+        "n/a"
+        if r["variant"] == "pgd_at"
+        else "met, told"
+        if r.get("meets_and_told")
+        else "met on the means"
+        if r.get("meets_on_means")
+        else "missed"
+      )
+    clean, robust = (
+      pct(r["clean_mean"], r["clean_std"]),
+      pct(r["autoattack_mean"], r["autoattack_std"]),
+    )
     failed = r.get("failed_seeds") or []
     if failed:
-      clean = (f"fails to learn on {len(failed)} of {len(r['seeds'])} seeds; on the "
-               f"others {pct(r['clean_mean_learned'], r['clean_std_learned'])}"
-               if "clean_mean_learned" in r else f"fails to learn on every seed ({clean})")
-      robust = (f"{pct(r['autoattack_mean_learned'], r['autoattack_std_learned'])} on "
-                "those" if "autoattack_mean_learned" in r else robust)
-    lines.append(f"| {r['variant']} | {ratios} | {_fmt(r.get('passes_per_image'), 1)} | "
-                 f"{clean} | {robust} | {diff} | {clean_diff} | {goal} |")
+      clean = (
+        f"fails to learn on {len(failed)} of {len(r['seeds'])} seeds; on the "
+        f"others {pct(r['clean_mean_learned'], r['clean_std_learned'])}"
+        if "clean_mean_learned" in r
+        else f"fails to learn on every seed ({clean})"
+      )
+      robust = (
+        f"{pct(r['autoattack_mean_learned'], r['autoattack_std_learned'])} on those"
+        if "autoattack_mean_learned" in r
+        else robust
+      )
+    lines.append(
+      f"| {r['variant']} | {ratios} | {_fmt(r.get('passes_per_image'), 1)} | "
+      f"{clean} | {robust} | {diff} | {clean_diff} | {goal} |"
+    )
   return "\n".join(lines) + "\n"
 
 
@@ -162,13 +198,16 @@ def _fmt(value: Optional[float], digits: int = 2) -> str:
   return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def plot_cost(tasks: Mapping[str, Sequence[Mapping]], path: str, *, model: str,
-              aa_eps: Mapping[str, float]) -> str:
+def plot_cost(
+  tasks: Mapping[str, Sequence[Mapping]], path: str, *, model: str, aa_eps: Mapping[str, float]
+) -> str:
   """AutoAttack accuracy vs step time / PGD-AT (on `model`), one panel per task."""
   fig, axes = plt.subplots(1, len(tasks), figsize=(5.2 * len(tasks), 4.2), squeeze=False)
   for ax, (task, rows) in zip(axes[0], tasks.items()):
-    timed = sorted((r for r in rows if r.get("step_time_ratios", {}).get(model) is not None),
-                   key=lambda r: r["step_time_ratios"][model])
+    timed = sorted(
+      (r for r in rows if r.get("step_time_ratios", {}).get(model) is not None),
+      key=lambda r: r["step_time_ratios"][model],
+    )
     for i, r in enumerate(timed):
       x = r["step_time_ratios"][model]
       # A variant that fails to learn on some seeds is drawn where it learns.
@@ -176,14 +215,23 @@ def plot_cost(tasks: Mapping[str, Sequence[Mapping]], path: str, *, model: str,
       y, err = 100 * r[f"autoattack_mean{part}"], 100 * r[f"autoattack_std{part}"]
       clean = 100 * r[f"clean_mean{part}"]
       failed = len(r.get("failed_seeds") or [])
-      note = (f"; learns on {len(r['seeds']) - failed} of {len(r['seeds'])}" if part
-              else f"; never learns, {failed} of {failed}" if failed else "")
+      note = (
+        f"; learns on {len(r['seeds']) - failed} of {len(r['seeds'])}"
+        if part
+        else f"; never learns, {failed} of {failed}"
+        if failed
+        else ""
+      )
       colour = {"exact": "tab:blue", "pgd_at": "tab:gray"}.get(r["variant"], "tab:orange")
       ax.errorbar([x], [y], yerr=[err], fmt="o", color=colour, capsize=4)
       # Neighbours in cost alternate above and below their point.
-      ax.annotate(f"{r['variant']} (clean {clean:.1f}{note})", (x, y),
-                  textcoords="offset points", xytext=(6, 6 if i % 2 == 0 else -14),
-                  fontsize=8)
+      ax.annotate(
+        f"{r['variant']} (clean {clean:.1f}{note})",
+        (x, y),
+        textcoords="offset points",
+        xytext=(6, 6 if i % 2 == 0 else -14),
+        fontsize=8,
+      )
     ax.axvline(MAX_RATIO, color="tab:red", lw=0.8, ls="--", label=f"goal: {MAX_RATIO}x")
     ax.legend(loc="center right", fontsize=8)
     ax.set_xlabel(f"train-step time / PGD-AT's ({model}, one run)")

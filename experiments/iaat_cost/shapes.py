@@ -17,15 +17,25 @@ import argparse
 import numpy as np
 
 SIZE, CLASSES = 16, 10
-NAMES = ("square", "hollow square", "disc", "ring", "plus", "x", "horizontal bar",
-         "vertical bar", "triangle", "two dots")
+NAMES = (
+  "square",
+  "hollow square",
+  "disc",
+  "ring",
+  "plus",
+  "x",
+  "horizontal bar",
+  "vertical bar",
+  "triangle",
+  "two dots",
+)
 
 
 def _shape(label: int, cy: float, cx: float, r: float) -> np.ndarray:
   yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
   dy, dx = yy - cy, xx - cx
   box = np.maximum(np.abs(dy), np.abs(dx))
-  dist = np.sqrt(dy ** 2 + dx ** 2)
+  dist = np.sqrt(dy**2 + dx**2)
   if label == 0:
     return box <= r
   if label == 1:
@@ -44,7 +54,7 @@ def _shape(label: int, cy: float, cx: float, r: float) -> np.ndarray:
     return (np.abs(dx) <= 1.0) & (np.abs(dy) <= r)
   if label == 8:
     return (dy <= r * 0.8) & (dy >= -r) & (np.abs(dx) <= (dy + r) * 0.55)
-  return ((dy ** 2 + (dx - r * 0.7) ** 2) <= 2.0) | ((dy ** 2 + (dx + r * 0.7) ** 2) <= 2.0)
+  return ((dy**2 + (dx - r * 0.7) ** 2) <= 2.0) | ((dy**2 + (dx + r * 0.7) ** 2) <= 2.0)
 
 
 def make(n: int, seed: int):
@@ -59,9 +69,9 @@ def make(n: int, seed: int):
     # A faint distractor: a short line somewhere.
     a, b = rng.randint(0, SIZE, 2)
     if rng.rand() < 0.5:
-      image[a, max(0, b - 3):b + 3] += 0.2
+      image[a, max(0, b - 3) : b + 3] += 0.2
     else:
-      image[max(0, a - 3):a + 3, b] += 0.2
+      image[max(0, a - 3) : a + 3, b] += 0.2
     image = np.where(_shape(int(label), cy, cx, r), brightness, image)
     x[i, :, :, 0] = np.clip(image, 0.0, 1.0)
   return x, y
@@ -70,8 +80,7 @@ def make(n: int, seed: int):
 def write(path: str, train: int = 2000, test: int = 400, seed: int = 0) -> str:
   x, y = make(train, seed)
   x_test, y_test = make(test, seed + 1)
-  np.savez_compressed(path, x=x, y=y, x_test=x_test, y_test=y_test,
-                      num_classes=np.int64(CLASSES))
+  np.savez_compressed(path, x=x, y=y, x_test=x_test, y_test=y_test, num_classes=np.int64(CLASSES))
   return path
 
 

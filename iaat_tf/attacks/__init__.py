@@ -14,6 +14,13 @@ This file only re-exports the names most users need.
 
 from iaat_tf.attacks.noise import Salt, per_example_normal, per_example_uniform  # noqa: F401
 from iaat_tf.attacks.objectives import cross_entropy_loss, margin_loss  # noqa: F401
-from iaat_tf.attacks.pgd import (LogitsFn, broadcast_eps, is_correct,  # noqa: F401
-                                 pgd_attack, pgd_from, pgd_step,
-                                 pgd_step_size, uniform_start)
+from iaat_tf.attacks.pgd import (
+  LogitsFn,
+  broadcast_eps,
+  is_correct,  # noqa: F401
+  pgd_attack,
+  pgd_from,
+  pgd_step,
+  pgd_step_size,
+  uniform_start,
+)

@@ -59,8 +59,7 @@ def target_classes(logits: tf.Tensor, rank: int | tf.Tensor) -> tf.Tensor:
 
   AutoAttack's targets for a correctly classified example: rank 1..9.
   """
-  order = tf.argsort(tf.cast(logits, tf.float32), axis=-1, direction="DESCENDING",
-                     stable=True)
+  order = tf.argsort(tf.cast(logits, tf.float32), axis=-1, direction="DESCENDING", stable=True)
   return tf.gather(order, tf.cast(rank, tf.int32), axis=-1)
 
 
@@ -87,6 +86,7 @@ class ApgdOptions:
   jit_compile: XLA-compile when `apgd_attack` is called eagerly.
   norm: "linf" or "l2", the ball (`norms.NORMS`).
   """
+
   n_iter: int = 100
   loss: str = "ce"
   restarts: int = 1
@@ -100,11 +100,12 @@ class ApgdOptions:
   def __post_init__(self):
     norms.check_norm(self.norm)
     if self.n_iter < 1 or self.restarts < 1:
-      raise ValueError(f"n_iter and restarts must be >= 1, got {self.n_iter}, "
-                       f"{self.restarts}.")
+      raise ValueError(f"n_iter and restarts must be >= 1, got {self.n_iter}, {self.restarts}.")
     if self.loss not in objectives.UNTARGETED and self.loss not in objectives.TARGETED:
-      raise ValueError(f"Unknown APGD loss {self.loss!r}; expected one of "
-                       f"{sorted(objectives.UNTARGETED) + sorted(objectives.TARGETED)}.")
+      raise ValueError(
+        f"Unknown APGD loss {self.loss!r}; expected one of "
+        f"{sorted(objectives.UNTARGETED) + sorted(objectives.TARGETED)}."
+      )
 
   @property
   def targeted(self) -> bool:
@@ -120,14 +121,15 @@ class ApgdResult(NamedTuple):
     included) was classified correctly.
   best_loss: [B] the highest loss seen.
   """
+
   adversarial: tf.Tensor
   robust: tf.Tensor
   best_loss: tf.Tensor
 
 
-def checkpoint_schedule(n_iter: int, p_init: float = 0.22,
-                        p_decrease: float = 0.03,
-                        p_min: float = 0.06) -> list[tuple[int, int]]:
+def checkpoint_schedule(
+  n_iter: int, p_init: float = 0.22, p_decrease: float = 0.03, p_min: float = 0.06
+) -> list[tuple[int, int]]:
   """The (iteration, window length) of every checkpoint, 0-based iterations.
 
   The check after iteration `i` looks at the `window` iterations since the
@@ -150,21 +152,32 @@ def _where_rows(cond: tf.Tensor, a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
   return tf.where(pgd.broadcast_eps(tf.cast(cond, a.dtype), a) > 0, a, b)
 
 
-def _random_start(images: tf.Tensor, eps_b: tf.Tensor, index: tf.Tensor,
-                  step: tf.Tensor | int, salt: int, seed: int) -> tf.Tensor:
+def _random_start(
+  images: tf.Tensor, eps_b: tf.Tensor, index: tf.Tensor, step: tf.Tensor | int, salt: int, seed: int
+) -> tf.Tensor:
   """The reference's L-inf start: x + eps * t / max|t|, t uniform in [-1, 1]."""
-  t = 2.0 * noise.per_example_uniform(tf.shape(images), index, step, salt,
-                                        seed) - 1.0
+  t = 2.0 * noise.per_example_uniform(tf.shape(images), index, step, salt, seed) - 1.0
   t_max = tf.reduce_max(tf.abs(tf.reshape(t, [tf.shape(t)[0], -1])), axis=1)
   t_max = pgd.broadcast_eps(tf.maximum(t_max, 1e-12), images)
   return images + eps_b * t / t_max
 
 
-def _single_run(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
-                eps: tf.Tensor, *, n_iter: int,
-                objective: Callable[[tf.Tensor], tf.Tensor], rho: float,
-                random_start: bool, index: tf.Tensor, step: tf.Tensor | int,
-                salt: int, seed: int, norm: str = "linf") -> ApgdResult:
+def _single_run(
+  logits_fn: LogitsFn,
+  images: tf.Tensor,
+  labels: tf.Tensor,
+  eps: tf.Tensor,
+  *,
+  n_iter: int,
+  objective: Callable[[tf.Tensor], tf.Tensor],
+  rho: float,
+  random_start: bool,
+  index: tf.Tensor,
+  step: tf.Tensor | int,
+  salt: int,
+  seed: int,
+  norm: str = "linf",
+) -> ApgdResult:
   """One APGD run (no restarts); see the module docstring."""
   ball = norms.Ball(images, eps, norm)
   x0 = images
@@ -177,7 +190,8 @@ def _single_run(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
   def loss_grad_correct(x):
     # Only the gradient's direction is used: no need for its exact scale.
     logits, per_example, grad = gradients.value_and_gradient(
-        logits_fn, x, objective, exact_scale=False)
+      logits_fn, x, objective, exact_scale=False
+    )
     return per_example, grad, pgd.is_correct(logits, labels)
 
   loss0, grad0, correct0 = loss_grad_correct(x0)
@@ -188,9 +202,22 @@ def _single_run(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
     thresholds[i] = rho * window
   thresholds = tf.constant(thresholds, tf.float32)
 
-  def body(i, x, x_old, grad, step_size, x_best, grad_best, loss_best,
-           x_best_adv, robust, loss_prev, increases, loss_best_last,
-           reduced_last):
+  def body(
+    i,
+    x,
+    x_old,
+    grad,
+    step_size,
+    x_best,
+    grad_best,
+    loss_best,
+    x_best_adv,
+    robust,
+    loss_prev,
+    increases,
+    loss_best_last,
+    reduced_last,
+  ):
     alpha = tf.where(i > 0, MOMENTUM, 1.0)
     step_b = pgd.broadcast_eps(step_size, images)
     momentum = x - x_old
@@ -209,8 +236,7 @@ def _single_run(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
     threshold = thresholds[i]
     is_check = threshold >= 0.0
     oscillating = increases <= threshold  # The reference's `t <= k * k3`.
-    stalled = tf.logical_and(tf.logical_not(reduced_last),
-                             loss_best_last >= loss_best)
+    stalled = tf.logical_and(tf.logical_not(reduced_last), loss_best_last >= loss_best)
     reduce = tf.logical_and(is_check, tf.logical_or(oscillating, stalled))
     step_size = tf.where(reduce, step_size * 0.5, step_size)
     x_next = _where_rows(reduce, x_best, x_new)
@@ -218,71 +244,116 @@ def _single_run(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
     reduced_last = tf.where(is_check, reduce, reduced_last)
     loss_best_last = tf.where(is_check, loss_best, loss_best_last)
     increases = tf.where(is_check, tf.zeros_like(increases), increases)
-    return (i + 1, x_next, x, grad_next, step_size, x_best, grad_best,
-            loss_best, x_best_adv, robust, loss, increases, loss_best_last,
-            reduced_last)
+    return (
+      i + 1,
+      x_next,
+      x,
+      grad_next,
+      step_size,
+      x_best,
+      grad_best,
+      loss_best,
+      x_best_adv,
+      robust,
+      loss,
+      increases,
+      loss_best_last,
+      reduced_last,
+    )
 
   # loss_prev starts at 0, not at the start's loss: the reference's first
   # window compares loss_steps[0] with loss_steps[-1], an entry not yet
   # written (0), so its first comparison is "first step's loss > 0".
-  state = (tf.constant(0), x0, x0, grad0, 2.0 * eps, x0, grad0, loss0, x0,
-           correct0, tf.zeros_like(loss0), tf.zeros_like(loss0), loss0,
-           tf.ones_like(correct0))
-  state = tf.while_loop(lambda i, *_: i < n_iter, body, state,
-                        maximum_iterations=n_iter)
+  state = (
+    tf.constant(0),
+    x0,
+    x0,
+    grad0,
+    2.0 * eps,
+    x0,
+    grad0,
+    loss0,
+    x0,
+    correct0,
+    tf.zeros_like(loss0),
+    tf.zeros_like(loss0),
+    loss0,
+    tf.ones_like(correct0),
+  )
+  state = tf.while_loop(lambda i, *_: i < n_iter, body, state, maximum_iterations=n_iter)
   x_best, loss_best, x_best_adv, robust = state[5], state[7], state[8], state[9]
   adversarial = _where_rows(robust, x_best, x_best_adv)
-  return ApgdResult(tf.stop_gradient(adversarial), robust,
-                    tf.stop_gradient(loss_best))
+  return ApgdResult(tf.stop_gradient(adversarial), robust, tf.stop_gradient(loss_best))
 
 
 def _merge(old: ApgdResult, new: ApgdResult) -> ApgdResult:
   """Keeps a misclassified point if either run found one, else the higher loss."""
   take_new = tf.logical_and(
-      old.robust,
-      tf.logical_or(tf.logical_not(new.robust), new.best_loss > old.best_loss))
-  return ApgdResult(_where_rows(take_new, new.adversarial, old.adversarial),
-                    tf.logical_and(old.robust, new.robust),
-                    tf.maximum(old.best_loss, new.best_loss))
+    old.robust, tf.logical_or(tf.logical_not(new.robust), new.best_loss > old.best_loss)
+  )
+  return ApgdResult(
+    _where_rows(take_new, new.adversarial, old.adversarial),
+    tf.logical_and(old.robust, new.robust),
+    tf.maximum(old.best_loss, new.best_loss),
+  )
 
 
-def _attack_graph(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
-                  eps: tf.Tensor, index: tf.Tensor, step: tf.Tensor | int,
-                  targets: Optional[tf.Tensor],
-                  options: ApgdOptions) -> ApgdResult:
+def _attack_graph(
+  logits_fn: LogitsFn,
+  images: tf.Tensor,
+  labels: tf.Tensor,
+  eps: tf.Tensor,
+  index: tf.Tensor,
+  step: tf.Tensor | int,
+  targets: Optional[tf.Tensor],
+  options: ApgdOptions,
+) -> ApgdResult:
   """The attack as graph math (no tf.function of its own)."""
   images = tf.convert_to_tensor(images, tf.float32)
   labels = tf.convert_to_tensor(labels)
   batch = tf.shape(images)[0]
   eps = tf.broadcast_to(tf.cast(eps, tf.float32), [batch])
+  objective: Callable[[tf.Tensor], tf.Tensor]
   if options.targeted:
-    loss_fn = objectives.TARGETED[options.loss]
-    objective = lambda logits: loss_fn(logits, labels, targets)
+    targeted_loss = objectives.TARGETED[options.loss]
+    objective = lambda logits: targeted_loss(logits, labels, targets)
   else:
     loss_fn = objectives.UNTARGETED[options.loss]
     objective = lambda logits: loss_fn(logits, labels)
-  result = None
+  result: Optional[ApgdResult] = None
   for r in range(options.restarts):
     run = _single_run(
-        logits_fn, images, labels, eps, n_iter=options.n_iter,
-        objective=objective, rho=options.rho,
-        random_start=options.random_start, index=index, step=step,
-        salt=int(options.salt) + noise.Salt.RESTART_STRIDE * r,
-        seed=options.seed, norm=options.norm)
+      logits_fn,
+      images,
+      labels,
+      eps,
+      n_iter=options.n_iter,
+      objective=objective,
+      rho=options.rho,
+      random_start=options.random_start,
+      index=index,
+      step=step,
+      salt=int(options.salt) + noise.Salt.RESTART_STRIDE * r,
+      seed=options.seed,
+      norm=options.norm,
+    )
     result = run if result is None else _merge(result, run)
+  assert result is not None  # restarts >= 1 (ApgdOptions).
   return result
 
 
-def apgd_attack(logits_fn: LogitsFn,
-                images: tf.Tensor,
-                labels: tf.Tensor,
-                eps: tf.Tensor,
-                options: ApgdOptions = ApgdOptions(),
-                *,
-                index: Optional[tf.Tensor] = None,
-                step: tf.Tensor | int = 0,
-                targets: Optional[tf.Tensor] = None,
-                **overrides) -> ApgdResult:
+def apgd_attack(
+  logits_fn: LogitsFn,
+  images: tf.Tensor,
+  labels: tf.Tensor,
+  eps: tf.Tensor,
+  options: ApgdOptions = ApgdOptions(),
+  *,
+  index: Optional[tf.Tensor] = None,
+  step: tf.Tensor | int = 0,
+  targets: Optional[tf.Tensor] = None,
+  **overrides,
+) -> ApgdResult:
   """APGD inside each example's ball (`options.norm`): the one entry point.
 
   Args:
@@ -316,8 +387,7 @@ def apgd_attack(logits_fn: LogitsFn,
     index = tf.range(tf.shape(images)[0], dtype=tf.int64)
   if targets is None:
     targets = tf.zeros([tf.shape(images)[0]], tf.int32)
-  run = lambda x, y, e, i, s, t: _attack_graph(logits_fn, x, y, e, i, s, t,
-                                               options)
+  run = lambda x, y, e, i, s, t: _attack_graph(logits_fn, x, y, e, i, s, t, options)
   if tf.executing_eagerly() or options.jit_compile:
     run = tf.function(run, jit_compile=options.jit_compile)
   return run(images, labels, eps, index, step, targets)

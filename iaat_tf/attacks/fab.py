@@ -35,6 +35,7 @@ NOT_FOUND = 1e10  # The distance reported when no misclassified point was found.
 @dataclasses.dataclass(frozen=True)
 class FabOptions:
   """FAB-T settings (AutoAttack's standard values by default)."""
+
   n_iter: int = 100
   alpha_max: float = 0.1
   eta: float = 1.05
@@ -51,12 +52,12 @@ class FabResult(NamedTuple):
   """adversarial: the closest misclassified point found (the clean image where
   none was found); distance: its distance in the options' norm (NOT_FOUND
   where none)."""
+
   adversarial: tf.Tensor
   distance: tf.Tensor
 
 
-def _minimal_step(points: tf.Tensor, w: tf.Tensor, change: tf.Tensor,
-                  l2: bool) -> tf.Tensor:
+def _minimal_step(points: tf.Tensor, w: tf.Tensor, change: tf.Tensor, l2: bool) -> tf.Tensor:
   """The smallest d (L-inf, or L2 when `l2`) with w . d = change and
   points + d in [0, 1] (points, w [B, N]; change [B]).
 
@@ -71,20 +72,18 @@ def _minimal_step(points: tf.Tensor, w: tf.Tensor, change: tf.Tensor,
   """
   w = w * tf.sign(change)[:, None]
   target = tf.abs(change)
-  room = tf.where(w > 0, 1.0 - points, tf.where(w < 0, points,
-                                                tf.zeros_like(points)))
+  room = tf.where(w > 0, 1.0 - points, tf.where(w < 0, points, tf.zeros_like(points)))
   weight = tf.abs(w)
   speed = weight if l2 else tf.ones_like(weight)
   # A pixel that cannot move has its breakpoint beyond every other one.
-  breaks = tf.where(speed > 0, room / tf.maximum(speed, 1e-30),
-                    tf.fill(tf.shape(room), 3e38))
+  breaks = tf.where(speed > 0, room / tf.maximum(speed, 1e-30), tf.fill(tf.shape(room), 3e38))
   order = tf.argsort(breaks, axis=-1)
   breaks_sorted, weight_sorted, room_sorted, speed_sorted = (
-      tf.gather(t, order, batch_dims=1) for t in (breaks, weight, room, speed))
+    tf.gather(t, order, batch_dims=1) for t in (breaks, weight, room, speed)
+  )
   saturated = tf.math.cumsum(weight_sorted * room_sorted, axis=-1, exclusive=True)
   rate = weight_sorted * speed_sorted
-  free = tf.reduce_sum(rate, -1, keepdims=True) - tf.math.cumsum(
-      rate, axis=-1, exclusive=True)
+  free = tf.reduce_sum(rate, -1, keepdims=True) - tf.math.cumsum(rate, axis=-1, exclusive=True)
   free = tf.maximum(free, 0.0)  # Rounding of the running sums.
   # g at each sorted breakpoint; nondecreasing.
   reach = saturated + tf.where(free > 0, breaks_sorted * free, 0.0)
@@ -93,19 +92,18 @@ def _minimal_step(points: tf.Tensor, w: tf.Tensor, change: tf.Tensor,
   feasible = k < n
   k = tf.minimum(k, n - 1)
   lam = (target - tf.gather(saturated, k[:, None], batch_dims=1)[:, 0]) / (
-      tf.maximum(tf.gather(free, k[:, None], batch_dims=1)[:, 0], 1e-30))
+    tf.maximum(tf.gather(free, k[:, None], batch_dims=1)[:, 0], 1e-30)
+  )
   lam = tf.where(feasible, tf.maximum(lam, 0.0), tf.fill(tf.shape(lam), 3e38))
   return tf.sign(w) * tf.minimum(lam[:, None] * speed, room)
 
 
-def minimal_linf_step(points: tf.Tensor, w: tf.Tensor,
-                      change: tf.Tensor) -> tf.Tensor:
+def minimal_linf_step(points: tf.Tensor, w: tf.Tensor, change: tf.Tensor) -> tf.Tensor:
   """The smallest-L-inf d with w . d = change and points + d in [0, 1]."""
   return _minimal_step(points, w, change, l2=False)
 
 
-def minimal_l2_step(points: tf.Tensor, w: tf.Tensor,
-                    change: tf.Tensor) -> tf.Tensor:
+def minimal_l2_step(points: tf.Tensor, w: tf.Tensor, change: tf.Tensor) -> tf.Tensor:
   """The smallest-L2 d with w . d = change and points + d in [0, 1]."""
   return _minimal_step(points, w, change, l2=True)
 
@@ -117,9 +115,13 @@ def _flat(x: tf.Tensor) -> tf.Tensor:
   return tf.reshape(x, [tf.shape(x)[0], -1])
 
 
-def fab_targeted(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
-                 targets: tf.Tensor,
-                 options: FabOptions = FabOptions()) -> FabResult:
+def fab_targeted(
+  logits_fn: LogitsFn,
+  images: tf.Tensor,
+  labels: tf.Tensor,
+  targets: tf.Tensor,
+  options: FabOptions = FabOptions(),
+) -> FabResult:
   """One FAB run towards `targets` ([B] classes); graph math, no tf.function."""
   x0 = tf.convert_to_tensor(images, tf.float32)
   labels = tf.cast(labels, tf.int32)
@@ -139,14 +141,13 @@ def fab_targeted(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
     w = _flat(dg)
     x1_flat = _flat(x1)
     d1 = minimal_step(x1_flat, w, -df)
-    d2 = minimal_step(
-        x0_flat, w, -df + tf.reduce_sum(w * (x1_flat - x0_flat), -1))
+    d2 = minimal_step(x0_flat, w, -df + tf.reduce_sum(w * (x1_flat - x0_flat), -1))
     a1 = tf.maximum(norms.size(d1, options.norm), 1e-8)[:, None]
     a2 = tf.maximum(norms.size(d2, options.norm), 1e-8)[:, None]
     alpha = tf.clip_by_value(a1 / (a1 + a2), 0.0, options.alpha_max)
     x_new = tf.clip_by_value(
-        (x1_flat + options.eta * d1) * (1.0 - alpha)
-        + (x0_flat + options.eta * d2) * alpha, 0.0, 1.0)
+      (x1_flat + options.eta * d1) * (1.0 - alpha) + (x0_flat + options.eta * d2) * alpha, 0.0, 1.0
+    )
     x_new = tf.reshape(x_new, shape)
     fooled = tf.logical_not(pgd.is_correct(logits_fn(x_new), labels))
     dist = norms.size(_flat(x_new) - x0_flat, options.norm)
@@ -160,17 +161,24 @@ def fab_targeted(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
 
   best0 = tf.fill([shape[0]], tf.constant(NOT_FOUND, tf.float32))
   _, _, adv, best = tf.while_loop(
-      lambda i, *_: i < options.n_iter, body, (tf.constant(0), x0, x0, best0),
-      maximum_iterations=options.n_iter)
+    lambda i, *_: i < options.n_iter,
+    body,
+    (tf.constant(0), x0, x0, best0),
+    maximum_iterations=options.n_iter,
+  )
   return FabResult(tf.stop_gradient(adv), best)
 
 
-def fab_robust(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
-               eps: tf.Tensor, targets: tf.Tensor,
-               options: FabOptions = FabOptions()) -> tf.Tensor:
+def fab_robust(
+  logits_fn: LogitsFn,
+  images: tf.Tensor,
+  labels: tf.Tensor,
+  eps: tf.Tensor,
+  targets: tf.Tensor,
+  options: FabOptions = FabOptions(),
+) -> tf.Tensor:
   """[B] bool: True unless FAB-T found a misclassified point within eps."""
   result = fab_targeted(logits_fn, images, labels, targets, options)
-  fooled = tf.logical_not(
-      pgd.is_correct(logits_fn(result.adversarial), labels))
+  fooled = tf.logical_not(pgd.is_correct(logits_fn(result.adversarial), labels))
   within = result.distance <= tf.cast(eps, tf.float32)
   return tf.logical_not(tf.logical_and(fooled, within))

@@ -44,9 +44,9 @@ LogitsFn = Callable[[tf.Tensor], tf.Tensor]
 Objective = Callable[[tf.Tensor], tf.Tensor]  # float32 logits [B, K] -> [B]
 
 
-def value_and_gradient(logits_fn: LogitsFn, images: tf.Tensor,
-                       objective: Objective, *, exact_scale: bool = True
-                       ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+def value_and_gradient(
+  logits_fn: LogitsFn, images: tf.Tensor, objective: Objective, *, exact_scale: bool = True
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
   """(logits, values, grad): per-example d objective_b / d images_b.
 
   Args:
@@ -78,8 +78,7 @@ def value_and_gradient(logits_fn: LogitsFn, images: tf.Tensor,
   if not independent_examples(logits_fn):  # One factor for the batch: exact.
     scale = tf.broadcast_to(tf.reduce_max(scale), tf.shape(scale))
   scale = tf.where(scale > 0.0, scale, tf.ones_like(scale))
-  grad = tape.gradient(logits, images,
-                       output_gradients=dlogits / scale[:, None])
+  grad = tape.gradient(logits, images, output_gradients=dlogits / scale[:, None])
   if grad is None:  # Logits independent of the input (or masked).
     grad = tf.zeros_like(images)
   grad = tf.cast(grad, tf.float32)
@@ -92,7 +91,7 @@ def mark_independent(logits_fn: LogitsFn) -> LogitsFn:
   """Marks `logits_fn` as treating every example on its own (inference-mode
   BatchNorm, no batch statistics): its gradients get per-example float16
   protection. Returns it."""
-  logits_fn.independent_examples = True
+  setattr(logits_fn, "independent_examples", True)  # A function attribute.
   return logits_fn
 
 
@@ -102,9 +101,9 @@ def independent_examples(logits_fn: LogitsFn) -> bool:
   return bool(getattr(logits_fn, "independent_examples", False))
 
 
-def unscaled_value_and_gradient(logits_fn: LogitsFn, images: tf.Tensor,
-                                objective: Objective, *, exact_scale: bool = True
-                                ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+def unscaled_value_and_gradient(
+  logits_fn: LogitsFn, images: tf.Tensor, objective: Objective, *, exact_scale: bool = True
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
   """The naive tape gradient (underflows under mixed_float16); for tests."""
   del exact_scale
   images = tf.convert_to_tensor(images, tf.float32)

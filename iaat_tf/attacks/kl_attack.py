@@ -29,23 +29,32 @@ from iaat_tf.attacks.noise import per_example_normal
 START_SCALE = 0.001  # TRADES: x + 0.001 * randn.
 
 
-def kl_input_gradient(logits_fn: pgd.LogitsFn, x: tf.Tensor,
-                      clean_logits: tf.Tensor) -> tf.Tensor:
+def kl_input_gradient(logits_fn: pgd.LogitsFn, x: tf.Tensor, clean_logits: tf.Tensor) -> tf.Tensor:
   """d/dx of KL(p_clean[b] || p(x)[b]) per example, clean logits held fixed.
 
   Through `gradients.value_and_gradient`, so it does not underflow under
   mixed_float16 (the signs are what the attack uses).
   """
   _, _, grad = gradients.value_and_gradient(
-      logits_fn, x, lambda logits: objectives.kl_divergence(clean_logits, logits),
-      exact_scale=False)
+    logits_fn, x, lambda logits: objectives.kl_divergence(clean_logits, logits), exact_scale=False
+  )
   return grad
 
 
-def kl_attack(logits_fn: pgd.LogitsFn, images: tf.Tensor, eps: tf.Tensor, *,
-              steps: int, step_size: tf.Tensor, index: tf.Tensor | None = None,
-              step=0, salt: int = 0, seed: int = 0,
-              gradient_fn=kl_input_gradient, norm: str = "linf") -> tf.Tensor:
+def kl_attack(
+  logits_fn: pgd.LogitsFn,
+  images: tf.Tensor,
+  eps: tf.Tensor,
+  *,
+  steps: int,
+  step_size: tf.Tensor,
+  index: tf.Tensor | None = None,
+  step=0,
+  salt: int = 0,
+  seed: int = 0,
+  gradient_fn=kl_input_gradient,
+  norm: str = "linf",
+) -> tf.Tensor:
   """TRADES' adversarial images: |x_adv - x| <= eps (in `norm`), in [0, 1].
 
   Args:
@@ -61,8 +70,7 @@ def kl_attack(logits_fn: pgd.LogitsFn, images: tf.Tensor, eps: tf.Tensor, *,
   images = tf.convert_to_tensor(images, tf.float32)
   batch = tf.shape(images)[0]
   ball = norms.Ball(images, tf.broadcast_to(tf.cast(eps, tf.float32), [batch]), norm)
-  step_b = pgd.broadcast_eps(
-      tf.broadcast_to(tf.cast(step_size, tf.float32), [batch]), images)
+  step_b = pgd.broadcast_eps(tf.broadcast_to(tf.cast(step_size, tf.float32), [batch]), images)
   clean_logits = tf.stop_gradient(tf.cast(logits_fn(images), tf.float32))
   if index is None:
     index = tf.range(batch, dtype=tf.int64)
@@ -73,6 +81,7 @@ def kl_attack(logits_fn: pgd.LogitsFn, images: tf.Tensor, eps: tf.Tensor, *,
     grad = gradient_fn(logits_fn, x, clean_logits)
     return i + 1, ball.step(x, grad, step_b)
 
-  _, x_adv = tf.while_loop(lambda i, _: i < steps, body, (tf.constant(0), x_adv),
-                           maximum_iterations=steps)
+  _, x_adv = tf.while_loop(
+    lambda i, _: i < steps, body, (tf.constant(0), x_adv), maximum_iterations=steps
+  )
   return tf.stop_gradient(x_adv)

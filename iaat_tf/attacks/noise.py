@@ -18,6 +18,7 @@ class Salt(enum.IntEnum):
   example and step (see `per_example_uniform`). Changing a value changes
   results, so values are never reused or renumbered.
   """
+
   TRAIN = 0  # Training PGD (pgd_at, iaat_cheap, Algorithm 2's final attack).
   PROBE_UP = 1  # Algorithm 2's probe at stored + gamma.
   PROBE_SAME = 2  # Algorithm 2's probe at the stored radius.
@@ -29,6 +30,7 @@ class Salt(enum.IntEnum):
   AA_APGD_T = 409  # AutoAttack's APGD-T (plus RESTART_STRIDE * target rank).
   AA_SQUARE = 503  # AutoAttack's Square.
   RESTART_STRIDE = 7919  # Restart r of an attack uses salt + r * stride.
+
 
 _MASK32 = 0xFFFFFFFF
 
@@ -48,8 +50,9 @@ def _mix32(h: tf.Tensor) -> tf.Tensor:
   return h
 
 
-def per_example_uniform(shape: tf.Tensor, index: tf.Tensor, step: tf.Tensor,
-                        salt: int = 0, seed: int = 0) -> tf.Tensor:
+def per_example_uniform(
+  shape: tf.Tensor, index: tf.Tensor, step: tf.Tensor, salt: int = 0, seed: int = 0
+) -> tf.Tensor:
   """Uniform [0, 1) noise of `shape`, a pure function of (index, step, salt).
 
   Row b depends only on `index[b]` (the example's stable id), the training
@@ -76,4 +79,4 @@ def per_example_normal(shape, index, step, salt: int = 0, seed: int = 0) -> tf.T
   """Standard normal noise of `shape`, a pure function of (index, step, salt, seed)."""
   u = per_example_uniform(shape, index, step, salt, seed)
   # u is a multiple of 2**-24 in [0, 1): shift half a bin to stay off 0.
-  return tf.math.ndtri(u + 2.0 ** -25)
+  return tf.math.ndtri(u + 2.0**-25)

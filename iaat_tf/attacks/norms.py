@@ -66,19 +66,18 @@ class Ball:
   ball of a subset of the rows (for attacks that run only undecided rows).
   """
 
-  def __init__(self, images: tf.Tensor, eps: tf.Tensor, norm: str = "linf",
-               _eps_b: tf.Tensor | None = None):
+  def __init__(
+    self, images: tf.Tensor, eps: tf.Tensor, norm: str = "linf", _eps_b: tf.Tensor | None = None
+  ):
     self.norm = check_norm(norm)
     self.images = tf.convert_to_tensor(images, tf.float32)
-    self.eps_b = (rows(tf.cast(eps, tf.float32), self.images)
-                  if _eps_b is None else _eps_b)
+    self.eps_b = rows(tf.cast(eps, tf.float32), self.images) if _eps_b is None else _eps_b
     if self.norm == "linf":
       self.lower = tf.maximum(self.images - self.eps_b, 0.0)
       self.upper = tf.minimum(self.images + self.eps_b, 1.0)
 
   def take(self, idx: tf.Tensor) -> "Ball":
-    return Ball(tf.gather(self.images, idx), None, self.norm,
-                _eps_b=tf.gather(self.eps_b, idx))
+    return Ball(tf.gather(self.images, idx), None, self.norm, _eps_b=tf.gather(self.eps_b, idx))
 
   def project(self, x: tf.Tensor) -> tf.Tensor:
     """The point of the set nearest `x` (linf), or `x` scaled then clipped (l2)."""

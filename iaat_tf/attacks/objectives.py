@@ -18,7 +18,8 @@ LossFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 def cross_entropy_loss(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
   """Per-example softmax cross-entropy on float32 logits."""
   return tf.nn.sparse_softmax_cross_entropy_with_logits(
-      labels=tf.cast(labels, tf.int32), logits=tf.cast(logits, tf.float32))
+    labels=tf.cast(labels, tf.int32), logits=tf.cast(logits, tf.float32)
+  )
 
 
 def margin_loss(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
@@ -56,25 +57,19 @@ def dlr_loss(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
   return -(true_logit - best_other) / (top[:, 0] - top[:, 2] + 1e-12)
 
 
-def dlr_targeted_loss(logits: tf.Tensor, labels: tf.Tensor,
-                      targets: tf.Tensor) -> tf.Tensor:
+def dlr_targeted_loss(logits: tf.Tensor, labels: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
   """AutoAttack's targeted DLR loss; needs >= 4 classes."""
   logits = tf.cast(logits, tf.float32)
   num_classes = logits.shape[-1]
   if num_classes is not None and num_classes < 4:
-    raise ValueError(
-        f"The targeted DLR loss needs >= 4 classes, got {num_classes}.")
+    raise ValueError(f"The targeted DLR loss needs >= 4 classes, got {num_classes}.")
   top = tf.math.top_k(logits, k=4).values
-  true_logit = tf.gather(logits, tf.cast(labels, tf.int32)[:, None],
-                         batch_dims=1)[:, 0]
-  target_logit = tf.gather(logits, tf.cast(targets, tf.int32)[:, None],
-                           batch_dims=1)[:, 0]
-  return -(true_logit - target_logit) / (
-      top[:, 0] - 0.5 * (top[:, 2] + top[:, 3]) + 1e-12)
+  true_logit = tf.gather(logits, tf.cast(labels, tf.int32)[:, None], batch_dims=1)[:, 0]
+  target_logit = tf.gather(logits, tf.cast(targets, tf.int32)[:, None], batch_dims=1)[:, 0]
+  return -(true_logit - target_logit) / (top[:, 0] - 0.5 * (top[:, 2] + top[:, 3]) + 1e-12)
 
 
-def ce_targeted_loss(logits: tf.Tensor, labels: tf.Tensor,
-                     targets: tf.Tensor) -> tf.Tensor:
+def ce_targeted_loss(logits: tf.Tensor, labels: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
   """-CE towards the target class (the targeted loss for < 4 classes)."""
   del labels
   return -cross_entropy_loss(logits, targets)
@@ -82,6 +77,5 @@ def ce_targeted_loss(logits: tf.Tensor, labels: tf.Tensor,
 
 # The registries: untargeted (logits, labels) and targeted (logits, labels,
 # targets) objectives, by the name options and flags use.
-UNTARGETED: dict[str, LossFn] = {"ce": cross_entropy_loss, "margin": margin_loss,
-                                 "dlr": dlr_loss}
+UNTARGETED: dict[str, LossFn] = {"ce": cross_entropy_loss, "margin": margin_loss, "dlr": dlr_loss}
 TARGETED = {"dlr-targeted": dlr_targeted_loss, "ce-targeted": ce_targeted_loss}

@@ -35,20 +35,22 @@ def pgd_step_size(eps: tf.Tensor, step_ratio: float, min_step: float) -> tf.Tens
   return tf.maximum(eps * step_ratio, min_step)
 
 
-def pgd_attack(logits_fn: LogitsFn,
-               images: tf.Tensor,
-               labels: tf.Tensor,
-               eps: tf.Tensor,
-               *,
-               steps: int,
-               step_size: tf.Tensor,
-               random_start: bool = True,
-               index: tf.Tensor | None = None,
-               step: tf.Tensor | int = 0,
-               salt: int = 0,
-               seed: int = 0,
-               loss: str = "ce",
-               norm: str = "linf") -> tf.Tensor:
+def pgd_attack(
+  logits_fn: LogitsFn,
+  images: tf.Tensor,
+  labels: tf.Tensor,
+  eps: tf.Tensor,
+  *,
+  steps: int,
+  step_size: tf.Tensor,
+  random_start: bool = True,
+  index: tf.Tensor | None = None,
+  step: tf.Tensor | int = 0,
+  salt: int = 0,
+  seed: int = 0,
+  loss: str = "ce",
+  norm: str = "linf",
+) -> tf.Tensor:
   """Projected gradient ascent on `loss` inside each example's `norm` ball.
 
   Args:
@@ -85,25 +87,35 @@ def pgd_attack(logits_fn: LogitsFn,
     x_adv = uniform_start(images, eps, index, step, salt, seed, norm)
   else:
     x_adv = images
-  return pgd_from(logits_fn, images, labels, x_adv, eps, step_size, steps,
-                  loss=loss, norm=norm)
+  return pgd_from(logits_fn, images, labels, x_adv, eps, step_size, steps, loss=loss, norm=norm)
 
 
-def uniform_start(images: tf.Tensor, eps: tf.Tensor, index: tf.Tensor,
-                  step, salt: int, seed: int, norm: str = "linf") -> tf.Tensor:
+def uniform_start(
+  images: tf.Tensor,
+  eps: tf.Tensor,
+  index: tf.Tensor,
+  step,
+  salt: int,
+  seed: int,
+  norm: str = "linf",
+) -> tf.Tensor:
   """PGD's random start in each example's ball (keyed noise), in [0, 1].
 
   linf: uniform in the cube; l2: uniform on the sphere (`norms.Ball.start`).
   """
   images = tf.convert_to_tensor(images, tf.float32)
   draw = noise.per_example_normal if norm == "l2" else noise.per_example_uniform
-  return norms.Ball(images, eps, norm).start(
-      draw(tf.shape(images), index, step, salt, seed))
+  return norms.Ball(images, eps, norm).start(draw(tf.shape(images), index, step, salt, seed))
 
 
-def pgd_step(logits_fn: LogitsFn, x: tf.Tensor, labels: tf.Tensor,
-             step_b: tf.Tensor, ball: norms.Ball,
-             loss: str = "ce") -> tuple[tf.Tensor, tf.Tensor]:
+def pgd_step(
+  logits_fn: LogitsFn,
+  x: tf.Tensor,
+  labels: tf.Tensor,
+  step_b: tf.Tensor,
+  ball: norms.Ball,
+  loss: str = "ce",
+) -> tuple[tf.Tensor, tf.Tensor]:
   """One steepest-ascent step, projected to `ball`: (x_new, logits at x).
 
   The one PGD step of the package: every PGD loop (training attack,
@@ -116,13 +128,22 @@ def pgd_step(logits_fn: LogitsFn, x: tf.Tensor, labels: tf.Tensor,
   # The L2 direction needs the gradient's true direction: the per-example
   # rescaling of `exact_scale=False` is a positive factor, so it is kept.
   logits, _, grad = gradients.value_and_gradient(
-      logits_fn, x, lambda z: loss_fn(z, labels), exact_scale=False)
+    logits_fn, x, lambda z: loss_fn(z, labels), exact_scale=False
+  )
   return ball.step(x, grad, step_b), logits
 
 
-def pgd_from(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
-             x_start: tf.Tensor, eps: tf.Tensor, step_size: tf.Tensor,
-             steps: int, loss: str = "ce", norm: str = "linf") -> tf.Tensor:
+def pgd_from(
+  logits_fn: LogitsFn,
+  images: tf.Tensor,
+  labels: tf.Tensor,
+  x_start: tf.Tensor,
+  eps: tf.Tensor,
+  step_size: tf.Tensor,
+  steps: int,
+  loss: str = "ce",
+  norm: str = "linf",
+) -> tf.Tensor:
   """`steps` PGD steps (`pgd_step`) from `x_start` inside each example's ball."""
   images = tf.convert_to_tensor(images, tf.float32)
   ball = norms.Ball(images, eps, norm)
@@ -132,13 +153,15 @@ def pgd_from(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
     x, _ = pgd_step(logits_fn, x, labels, step_b, ball, loss)
     return i + 1, x
 
-  _, x_adv = tf.while_loop(lambda i, _: i < steps, body,
-                           (tf.constant(0), tf.convert_to_tensor(x_start, tf.float32)),
-                           maximum_iterations=steps)
+  _, x_adv = tf.while_loop(
+    lambda i, _: i < steps,
+    body,
+    (tf.constant(0), tf.convert_to_tensor(x_start, tf.float32)),
+    maximum_iterations=steps,
+  )
   return tf.stop_gradient(x_adv)
 
 
 def is_correct(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
   """[B] bool: argmax(logits) == label."""
-  return tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32),
-                  tf.cast(labels, tf.int32))
+  return tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), tf.cast(labels, tf.int32))

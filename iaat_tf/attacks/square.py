@@ -42,14 +42,16 @@ SCHEDULE = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
 class SquareResult(NamedTuple):
   """adversarial: the best point (lowest margin) in the ball; robust: [B] bool,
   True iff it is still classified correctly."""
+
   adversarial: tf.Tensor
   robust: tf.Tensor
 
 
 def p_schedule(query: tf.Tensor, p_init: float) -> tf.Tensor:
   """The window's area fraction at (0-based) query `query`."""
-  halvings = tf.reduce_sum(tf.cast(
-      tf.cast(query, tf.int32) > tf.constant(SCHEDULE, tf.int32), tf.float32))
+  halvings = tf.reduce_sum(
+    tf.cast(tf.cast(query, tf.int32) > tf.constant(SCHEDULE, tf.int32), tf.float32)
+  )
   return p_init / tf.pow(2.0, halvings)
 
 
@@ -82,7 +84,8 @@ def eta(side, size: int | None = None) -> tf.Tensor:
   def block(rows_in_block, row):  # An eta_rectangles block, normalised.
     m = tf.maximum(tf.abs(row - rows_in_block // 2), tf.abs(c - half))
     value = tf.gather(partial, tf.broadcast_to(k_end, tf.shape(m))) - tf.gather(
-        partial, tf.minimum(m, k_end))
+      partial, tf.minimum(m, k_end)
+    )
     inside = (row >= 0) & (row < rows_in_block) & (c < side)
     value = tf.where(inside, value, 0.0)
     return value / tf.maximum(tf.sqrt(tf.reduce_sum(tf.square(value))), 1e-30)
@@ -91,8 +94,7 @@ def eta(side, size: int | None = None) -> tf.Tensor:
   return delta / tf.sqrt(tf.reduce_sum(tf.square(delta)))
 
 
-def _place(pattern: tf.Tensor, top, left, side, transpose, height: int,
-           width: int) -> tf.Tensor:
+def _place(pattern: tf.Tensor, top, left, side, transpose, height: int, width: int) -> tf.Tensor:
   """[n, H, W, 1]: each row's [side, side] `pattern` corner (transposed where
   `transpose`) placed at (top, left); 0 outside the window."""
   r = tf.range(height)[None, :, None] - tf.reshape(top, [-1, 1, 1])
@@ -112,8 +114,7 @@ def _signs(u):
 def _corner(u: tf.Tensor, size, side) -> tf.Tensor:
   """[n] a window's first row (or column) from uniform draws: any of the
   size - side + 1 positions."""
-  return tf.minimum(tf.cast(u * tf.cast(size - side + 1, tf.float32), tf.int32),
-                    size - side)
+  return tf.minimum(tf.cast(u * tf.cast(size - side + 1, tf.float32), tf.int32), size - side)
 
 
 def _window(top, left, side, height: int, width: int) -> tf.Tensor:
@@ -131,23 +132,23 @@ def _rescaled(images, delta, eps_b) -> tf.Tensor:
   return tf.clip_by_value(images + unit * eps_b, 0.0, 1.0)
 
 
-def l2_start(images: tf.Tensor, eps_b: tf.Tensor, index: tf.Tensor, salt: int,
-             seed: int) -> tf.Tensor:
+def l2_start(
+  images: tf.Tensor, eps_b: tf.Tensor, index: tf.Tensor, salt: int, seed: int
+) -> tf.Tensor:
   """The reference's L2 start: a grid of eta(h // 5) tiles, random channel
   signs, rescaled to norm eps and clipped to [0, 1]. Static H, W needed."""
   height, width, channels = images.shape[1], images.shape[2], images.shape[3]
   s = max(height // 5, 1)
   pad = (height - 5 * s) // 2
-  tiles = [(pad + i * s, pad + j * s) for i in range(height // s)
-           for j in range(width // s)]
+  tiles = [(pad + i * s, pad + j * s) for i in range(height // s) for j in range(width // s)]
   u = noise.per_example_uniform(
-      tf.stack([tf.shape(images)[0], len(tiles), channels + 1]), index, 0, salt, seed)
+    tf.stack([tf.shape(images)[0], len(tiles), channels + 1]), index, 0, salt, seed
+  )
   pattern = eta(s)
   delta = tf.zeros_like(images)
   for k, (top, left) in enumerate(tiles):
     ones = tf.ones_like(u[:, k, 0], tf.int32)
-    tile = _place(pattern, top * ones, left * ones, s, u[:, k, 0] > 0.5,
-                  height, width)
+    tile = _place(pattern, top * ones, left * ones, s, u[:, k, 0] > 0.5, height, width)
     delta += tile * _signs(u[:, k, 1:])[:, None, None, :]
   return _rescaled(images, delta, eps_b)
 
@@ -162,27 +163,34 @@ def l2_proposal(images, x_best, eps_b, side, u) -> tf.Tensor:
   channels = tf.shape(images)[3]
   top1, left1 = _corner(u[:, 0], height, side), _corner(u[:, 1], width, side)
   w1 = _window(top1, left1, side, height, width)
-  w2 = _window(_corner(u[:, 2], height, side), _corner(u[:, 3], width, side), side,
-               height, width)
+  w2 = _window(_corner(u[:, 2], height, side), _corner(u[:, 3], width, side), side, height, width)
   delta = x_best - images
   per_channel = lambda t: tf.sqrt(tf.reduce_sum(tf.square(t), axis=[1, 2], keepdims=True))
   in_w1 = tf.where(w1, delta, 0.0)
-  budget = tf.maximum(tf.square(eps_b) - tf.square(
-      rows(norms.l2_norm(delta), delta)), 0.0) / tf.cast(channels, tf.float32)
+  budget = tf.maximum(
+    tf.square(eps_b) - tf.square(rows(norms.l2_norm(delta), delta)), 0.0
+  ) / tf.cast(channels, tf.float32)
   budget += tf.square(per_channel(tf.where(w1 | w2, delta, 0.0)))
-  fresh = _place(eta(side, min(height, width)), top1, left1, side, u[:, 4] > 0.5,
-                 height, width)
+  fresh = _place(eta(side, min(height, width)), top1, left1, side, u[:, 4] > 0.5, height, width)
   new = fresh * _signs(u[:, 5:])[:, None, None, :] + in_w1 / (1e-12 + per_channel(in_w1))
   new = new / (1e-12 + per_channel(new)) * tf.sqrt(budget)
   return _rescaled(images, tf.where(w1, new, tf.where(w2, 0.0, delta)), eps_b)
 
 
-def square_attack(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
-                  eps: tf.Tensor, *, n_queries: int = 5000,
-                  p_init: float = 0.8, index=None,
-                  salt: int = noise.Salt.AA_SQUARE,
-                  seed: int = 0, only_unbroken: bool = True,
-                  norm: str = "linf") -> SquareResult:
+def square_attack(
+  logits_fn: LogitsFn,
+  images: tf.Tensor,
+  labels: tf.Tensor,
+  eps: tf.Tensor,
+  *,
+  n_queries: int = 5000,
+  p_init: float = 0.8,
+  index=None,
+  salt: int = noise.Salt.AA_SQUARE,
+  seed: int = 0,
+  only_unbroken: bool = True,
+  norm: str = "linf",
+) -> SquareResult:
   """Square attack in each example's `norm` ball; graph math (wrap it in a tf.function).
 
   `only_unbroken` (the default) queries only the examples still correctly
@@ -213,44 +221,43 @@ def square_attack(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
       raise ValueError("the L2 Square attack needs a static image shape")
     x_best = l2_start(images, eps_b, index, salt, seed)
   else:
-    stripes = _signs(noise.per_example_uniform(
-        tf.stack([batch, 1, width, channels]), index, 0, salt, seed))
-    x_best = tf.clip_by_value(images + eps_b * stripes,
-                              tf.maximum(images - eps_b, 0.0),
-                              tf.minimum(images + eps_b, 1.0))
+    stripes = _signs(
+      noise.per_example_uniform(tf.stack([batch, 1, width, channels]), index, 0, salt, seed)
+    )
+    x_best = tf.clip_by_value(
+      images + eps_b * stripes, tf.maximum(images - eps_b, 0.0), tf.minimum(images + eps_b, 1.0)
+    )
   best = margin(logits_fn(x_best), labels)
 
   def linf_proposal(x0, x_best, eps_b, i, index):
     n = tf.shape(x_best)[0]
     side = tf.cast(tf.round(tf.sqrt(p_schedule(i, p_init) * area)), tf.int32)
     side = tf.clip_by_value(side, 1, side_max)
-    u = noise.per_example_uniform(tf.stack([n, 2 + channels]), index,
-                                    i + 1, salt, seed)
-    window = _window(_corner(u[:, 0], height, side), _corner(u[:, 1], width, side),
-                     side, height, width)
+    u = noise.per_example_uniform(tf.stack([n, 2 + channels]), index, i + 1, salt, seed)
+    window = _window(
+      _corner(u[:, 0], height, side), _corner(u[:, 1], width, side), side, height, width
+    )
     sign = tf.reshape(_signs(u[:, 2:]), [n, 1, 1, channels])
     x_new = tf.where(window, x_best + 2.0 * eps_b * sign, x_best)
-    return tf.clip_by_value(x_new, tf.maximum(x0 - eps_b, 0.0),
-                            tf.minimum(x0 + eps_b, 1.0))
+    return tf.clip_by_value(x_new, tf.maximum(x0 - eps_b, 0.0), tf.minimum(x0 + eps_b, 1.0))
 
   def l2_query_proposal(x0, x_best, eps_b, i, index):
     side = tf.cast(tf.round(tf.sqrt(p_schedule(i, p_init) * area)), tf.int32)
     side = tf.maximum(side, 3)
     side = tf.minimum(side + 1 - side % 2, side_max)  # Odd, as the reference.
     u = noise.per_example_uniform(
-        tf.stack([tf.shape(x_best)[0], 5 + channels]), index, i + 1, salt, seed)
+      tf.stack([tf.shape(x_best)[0], 5 + channels]), index, i + 1, salt, seed
+    )
     return l2_proposal(x0, x_best, eps_b, side, u)
 
   propose = l2_query_proposal if norm == "l2" else linf_proposal
 
   def query(i, x_best, best, x0, eps_b, labels, index):
     """One query on these rows: (x_best, best) after keeping improvements."""
-    x_new = tf.ensure_shape(propose(x0, x_best, eps_b, i, index),
-                            [None, *images.shape[1:]])
+    x_new = tf.ensure_shape(propose(x0, x_best, eps_b, i, index), [None, *images.shape[1:]])
     new = margin(logits_fn(x_new), labels)
     take = tf.logical_and(best > 0.0, new < best)
-    x_best = tf.where(pgd.broadcast_eps(tf.cast(take, tf.float32),
-                                            x_best) > 0, x_new, x_best)
+    x_best = tf.where(pgd.broadcast_eps(tf.cast(take, tf.float32), x_best) > 0, x_new, x_best)
     return x_best, tf.where(take, new, best)
 
   def body(i, x_best, best):
@@ -259,15 +266,18 @@ def square_attack(logits_fn: LogitsFn, images: tf.Tensor, labels: tf.Tensor,
       return i + 1, x_best, best
     idx = tf.where(best > 0.0)[:, 0]
     take = lambda t: tf.gather(t, idx)
-    x_sub, best_sub = query(i, take(x_best), take(best), take(images),
-                            take(eps_b), take(labels), take(index))
+    x_sub, best_sub = query(
+      i, take(x_best), take(best), take(images), take(eps_b), take(labels), take(index)
+    )
     x_best = tf.tensor_scatter_nd_update(x_best, idx[:, None], x_sub)
     best = tf.tensor_scatter_nd_update(best, idx[:, None], best_sub)
     return i + 1, x_best, best
 
   _, x_best, best = tf.while_loop(
-      lambda i, x, b: tf.logical_and(i < n_queries, tf.reduce_any(b > 0.0)),
-      body, (tf.constant(0), x_best, best), maximum_iterations=n_queries)
-  robust = tf.logical_and(best > 0.0,
-                          pgd.is_correct(logits_fn(x_best), labels))
+    lambda i, x, b: tf.logical_and(i < n_queries, tf.reduce_any(b > 0.0)),
+    body,
+    (tf.constant(0), x_best, best),
+    maximum_iterations=n_queries,
+  )
+  robust = tf.logical_and(best > 0.0, pgd.is_correct(logits_fn(x_best), labels))
   return SquareResult(tf.stop_gradient(x_best), robust)

@@ -16,15 +16,15 @@ import os
 import sys
 import textwrap
 import warnings
-from typing import Callable, Iterable, Optional, Sequence, Tuple
+from typing import Callable, Iterable, NoReturn, Optional, Sequence, Tuple
 
 EXIT_USAGE = 2
 HELP_ARGS = ("--help", "-h", "-?", "--helpshort", "--helpfull")
 # Flags renamed for clarity (old name -> new name); named in the error.
 RENAMED_FLAGS = {
-    "max_eval_examples": "max_test_examples",
-    "eval_max_examples": "val_examples",
-    "max_examples": "num_examples",
+  "max_eval_examples": "max_test_examples",
+  "eval_max_examples": "val_examples",
+  "max_examples": "num_examples",
 }
 
 HelpGroups = Sequence[Tuple[str, Sequence[str]]]
@@ -34,7 +34,7 @@ def one_line(message: object) -> str:
   return " ".join(str(message).replace("ERROR:: ", "").split())
 
 
-def fail(prog: str, message: object) -> None:
+def fail(prog: str, message: object) -> NoReturn:
   """Prints `PROG: error: MESSAGE` (one line) on stderr and exits 2."""
   print(f"{prog}: error: {one_line(message)}", file=sys.stderr)
   sys.exit(EXIT_USAGE)
@@ -43,12 +43,16 @@ def fail(prog: str, message: object) -> None:
 def define_debug_flag() -> None:
   """--debug: show TensorFlow's log lines and warnings (hidden by default)."""
   from absl import flags  # pylint: disable=g-import-not-at-top
+
   if "debug" not in flags.FLAGS:
-    flags.DEFINE_bool("debug", False, "Show TensorFlow's start-up/log lines and "
-                      "Python warnings (hidden by default).")
+    flags.DEFINE_bool(
+      "debug",
+      False,
+      "Show TensorFlow's start-up/log lines and Python warnings (hidden by default).",
+    )
 
 
-def _absl_error(prog: str, error: Exception) -> None:
+def _absl_error(prog: str, error: Exception) -> NoReturn:
   text = str(error).replace("ERROR:: ", "").strip()
   first = text.splitlines()[0] if text else type(error).__name__
   for old, new in RENAMED_FLAGS.items():
@@ -64,6 +68,7 @@ def parse_flags(prog: str, argv: Sequence[str]) -> list:
   """
   from absl import flags  # pylint: disable=g-import-not-at-top
   from iaat_tf.cli import flagfiles  # pylint: disable=g-import-not-at-top
+
   argv = list(argv)
   try:
     argv = argv[:1] + flagfiles.expand(argv[1:])
@@ -78,15 +83,20 @@ def parse_flags(prog: str, argv: Sequence[str]) -> list:
 def format_help(prog: str, summary: str, groups: HelpGroups) -> str:
   """The text `--help` prints: usage, then each group's flags with defaults."""
   from absl import flags  # pylint: disable=g-import-not-at-top
-  lines = [f"usage: python -m {'iaat_tf.main' if prog == 'iaat_tf' else prog} "
-           "[--flag=value ...]", "", summary.strip(), ""]
+
+  lines = [
+    f"usage: python -m {'iaat_tf.main' if prog == 'iaat_tf' else prog} [--flag=value ...]",
+    "",
+    summary.strip(),
+    "",
+  ]
   for title, names in groups:
     lines.append(f"{title}:")
     for name in names:
       flag = flags.FLAGS[name]
       default = flag.default
       if getattr(flag, "shown_default", None):  # e.g. a per-norm default.
-        shown = flag.shown_default
+        shown = getattr(flag, "shown_default")
       elif isinstance(default, bool):
         shown = str(default).lower()
       elif isinstance(default, (list, tuple)):
@@ -104,9 +114,11 @@ def format_help(prog: str, summary: str, groups: HelpGroups) -> str:
       lines.append(f"{head:<30}{wrapped[0]}")
       lines.extend(" " * 30 + w for w in wrapped[1:])
     lines.append("")
-  lines.append("Flags can also come from a file: --flagfile=FILE (one --flag=value "
-               "a line), or a shipped experiment by name (--flagfile=quickstart). "
-               "Radii accept fractions such as 8/255.")
+  lines.append(
+    "Flags can also come from a file: --flagfile=FILE (one --flag=value "
+    "a line), or a shipped experiment by name (--flagfile=quickstart). "
+    "Radii accept fractions such as 8/255."
+  )
   return "\n".join(lines) + "\n"
 
 
@@ -122,6 +134,7 @@ def quiet_environment(debug: bool) -> None:
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   warnings.filterwarnings("ignore")
   from absl import logging  # pylint: disable=g-import-not-at-top
+
   logging.set_verbosity(logging.ERROR)
 
 
@@ -136,6 +149,7 @@ def import_tensorflow(debug: bool = False):
   quiet_environment(debug)
   if debug or "tensorflow" in sys.modules:
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
     return tf
   sys.stderr.flush()
   saved = os.dup(2)
@@ -143,7 +157,6 @@ def import_tensorflow(debug: bool = False):
   try:
     os.dup2(null, 2)
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    import keras  # pylint: disable=g-import-not-at-top,unused-import
   finally:
     os.dup2(saved, 2)
     os.close(saved)
@@ -152,9 +165,14 @@ def import_tensorflow(debug: bool = False):
   return tf
 
 
-def start(prog: str, *, summary: str, groups: HelpGroups,
-          define_flags: Optional[Callable[[], None]] = None,
-          argv: Optional[Sequence[str]] = None) -> list:
+def start(
+  prog: str,
+  *,
+  summary: str,
+  groups: HelpGroups,
+  define_flags: Optional[Callable[[], None]] = None,
+  argv: Optional[Sequence[str]] = None,
+) -> list:
   """Defines and parses the flags (or prints --help and exits 0).
 
   Returns the remaining argv. Bad flags end the process with one line and
@@ -172,11 +190,16 @@ def start(prog: str, *, summary: str, groups: HelpGroups,
 
 def debug() -> bool:
   from absl import flags  # pylint: disable=g-import-not-at-top
+
   return "debug" in flags.FLAGS and bool(flags.FLAGS["debug"].value)
 
 
-def call(prog: str, main: Callable[[list], None], argv: Sequence[str],
-         errors: Iterable[type] = (ValueError,)) -> None:
+def call(
+  prog: str,
+  main: Callable[[list], object],
+  argv: Sequence[str],
+  errors: Iterable[type[BaseException]] = (ValueError,),
+) -> None:
   """Runs `main(argv)`; any of `errors` becomes `PROG: error: ...`, exit 2."""
   try:
     main(list(argv))
@@ -184,11 +207,16 @@ def call(prog: str, main: Callable[[list], None], argv: Sequence[str],
     fail(prog, e)
 
 
-def run(prog: str, main: Callable[[list], None], *, summary: str,
-        groups: HelpGroups, define_flags: Optional[Callable[[], None]] = None,
-        errors: Iterable[type] = (ValueError,),
-        argv: Optional[Sequence[str]] = None) -> None:
+def run(
+  prog: str,
+  main: Callable[[list], None],
+  *,
+  summary: str,
+  groups: HelpGroups,
+  define_flags: Optional[Callable[[], None]] = None,
+  errors: Iterable[type[BaseException]] = (ValueError,),
+  argv: Optional[Sequence[str]] = None,
+) -> None:
   """An entry point: flags (or --help), then `main(argv)` with one-line errors."""
-  argv = start(prog, summary=summary, groups=groups, define_flags=define_flags,
-               argv=argv)
+  argv = start(prog, summary=summary, groups=groups, define_flags=define_flags, argv=argv)
   call(prog, main, argv, errors)

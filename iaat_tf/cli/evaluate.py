@@ -60,14 +60,16 @@ PROG = "iaat_tf.evaluate"
 def _checked_options(argv) -> EvaluationConfig:
   """Everything that can be checked without TensorFlow (flags, --run_dir)."""
   from absl import flags  # pylint: disable=g-import-not-at-top
+
   if len(argv) > 1:
     raise EvaluationError(f"unexpected arguments {' '.join(argv[1:])!r}")
   options = evaluation_options.config_from_flags(flags.FLAGS)
   if options.foreign:
-    name = os.path.basename(os.path.normpath(options.saved_model or options.keras_model))
-    return dataclasses.replace(options, attacks=("autoattack",),
-                               out_dir=options.out_dir or f"eval_{name}")
-  run_io.check_run_dir(options.run_dir)
+    name = os.path.basename(os.path.normpath(options.saved_model or options.keras_model or ""))
+    return dataclasses.replace(
+      options, attacks=("autoattack",), out_dir=options.out_dir or f"eval_{name}"
+    )
+  run_io.check_run_dir(options.run_dir or "")
   return options
 
 
@@ -75,18 +77,22 @@ def run(argv) -> None:
   """The command after its flags are parsed."""
   options = _checked_options(argv)
   from iaat_tf.cli import evaluation_run  # pylint: disable=g-import-not-at-top
+
   if options.foreign:
     evaluation_run.autoattack_model(options)
   else:
-    evaluation_run.evaluate_selected(options.run_dir, options)
+    evaluation_run.evaluate_selected(options.run_dir or "", options)
 
 
 def main() -> None:
   """The entry point: flags (or --help) and every check before TensorFlow
   loads, then `run`, errors as one line."""
-  argv = app.start(PROG, summary=evaluation_options.SUMMARY,
-                   groups=evaluation_options.HELP_GROUPS,
-                   define_flags=evaluation_options.define_flags)
+  argv = app.start(
+    PROG,
+    summary=evaluation_options.SUMMARY,
+    groups=evaluation_options.HELP_GROUPS,
+    define_flags=evaluation_options.define_flags,
+  )
   app.call(PROG, _checked_options, argv)  # Fails fast, before TF loads.
   app.import_tensorflow(debug=app.debug())
   app.call(PROG, run, argv)

@@ -19,9 +19,14 @@ from iaat_tf.evaluation.settings import AUTOATTACK, AutoAttackConfig
 from iaat_tf.options import ConfigError, Section, document_fields, option
 
 RUN, FOREIGN, ATTACKS, EXAMPLES, DEVICES, CORRUPTIONS = (
-    "Run", "A model not trained here", "Attacks", "Examples", "Devices", "CIFAR-10-C")
-HELP_GROUP_ORDER = (RUN, FOREIGN, ATTACKS, AUTOATTACK, EXAMPLES, DEVICES, CORRUPTIONS,
-                    "Output")
+  "Run",
+  "A model not trained here",
+  "Attacks",
+  "Examples",
+  "Devices",
+  "CIFAR-10-C",
+)
+HELP_GROUP_ORDER = (RUN, FOREIGN, ATTACKS, AUTOATTACK, EXAMPLES, DEVICES, CORRUPTIONS, "Output")
 # The test splits a model not trained here can be attacked on.
 FOREIGN_DATASETS = tuple(d for d in cfg.DATASETS if d != "synthetic")
 
@@ -33,71 +38,101 @@ class EvaluationError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class EvaluationConfig(Section):
   """What `iaat_tf.evaluate` measures, on a training run or a foreign model."""
-  run_dir: Optional[str] = option(None, "A training run's --output_dir.", group=RUN,
-                                  path=True)
+
+  run_dir: Optional[str] = option(None, "A training run's --output_dir.", group=RUN, path=True)
   source: Literal["saved_model", "checkpoint"] = option(
-      "saved_model", "Evaluate the exported SavedModel or the latest checkpoint.",
-      group=RUN)
-  out_dir: Optional[str] = option(None, "Output directory (default RUN_DIR/eval).",
-                                  group=RUN, path=True)
-  data_dir: Optional[str] = option(None, "Override the run's tfds --data_dir.",
-                                   group=RUN, path=True)
+    "saved_model", "Evaluate the exported SavedModel or the latest checkpoint.", group=RUN
+  )
+  out_dir: Optional[str] = option(
+    None, "Output directory (default RUN_DIR/eval).", group=RUN, path=True
+  )
+  data_dir: Optional[str] = option(
+    None, "Override the run's tfds --data_dir.", group=RUN, path=True
+  )
   # A model this package did not train (evaluation/foreign.py): AutoAttack on
   # `dataset`'s test split.
   saved_model: Optional[str] = option(
-      None, "Evaluate this SavedModel (any model: model.export(), "
-      "tf.saved_model.save) instead of a run.", group=FOREIGN, path=True)
+    None,
+    "Evaluate this SavedModel (any model: model.export(), tf.saved_model.save) instead of a run.",
+    group=FOREIGN,
+    path=True,
+  )
   keras_model: Optional[str] = option(
-      None, "Evaluate this .keras file instead of a run.", group=FOREIGN, path=True)
+    None, "Evaluate this .keras file instead of a run.", group=FOREIGN, path=True
+  )
   signature: Optional[str] = option(
-      None, "The SavedModel's signature (default: its `serve` endpoint, else "
-      "serving_default).", group=FOREIGN)
+    None,
+    "The SavedModel's signature (default: its `serve` endpoint, else serving_default).",
+    group=FOREIGN,
+  )
   dataset: Optional[str] = option(
-      None, "With --saved_model/--keras_model: the test split to attack ("
-      + ", ".join(FOREIGN_DATASETS) + ").", group=FOREIGN)
-  npz_path: Optional[str] = option(None, "With --dataset=npz: the .npz file.",
-                                   group=FOREIGN, path=True)
-  image_size: int = option(224, "With --dataset=imagenet2012: the crop size.",
-                           group=FOREIGN, minimum=1)
+    None,
+    "With --saved_model/--keras_model: the test split to attack ("
+    + ", ".join(FOREIGN_DATASETS)
+    + ").",
+    group=FOREIGN,
+  )
+  npz_path: Optional[str] = option(
+    None, "With --dataset=npz: the .npz file.", group=FOREIGN, path=True
+  )
+  image_size: int = option(
+    224, "With --dataset=imagenet2012: the crop size.", group=FOREIGN, minimum=1
+  )
   input_range: Tuple[float, ...] = option(
-      (0.0, 1.0), "The pixel range the model takes, e.g. 0,255 (images are attacked "
-      "in [0, 1]).", group=FOREIGN)
+    (0.0, 1.0),
+    "The pixel range the model takes, e.g. 0,255 (images are attacked in [0, 1]).",
+    group=FOREIGN,
+  )
   input_mean: Optional[Tuple[float, ...]] = option(
-      None, "Per-channel mean the model expects subtracted (in --input_range units), "
-      "e.g. 0.4914,0.4822,0.4465.", group=FOREIGN)
+    None,
+    "Per-channel mean the model expects subtracted (in --input_range units), "
+    "e.g. 0.4914,0.4822,0.4465.",
+    group=FOREIGN,
+  )
   input_std: Optional[Tuple[float, ...]] = option(
-      None, "Per-channel std the model expects divided by, after the mean.",
-      group=FOREIGN)
+    None, "Per-channel std the model expects divided by, after the mean.", group=FOREIGN
+  )
   attacks: Tuple[Literal["autoattack", "suite"], ...] = option(
-      ("autoattack", "suite"), "autoattack (AutoAttack standard: APGD-CE, APGD-T, "
-      "FAB-T, Square at the run's eval eps) and/or suite (PGD/APGD curve).",
-      group=ATTACKS)
+    ("autoattack", "suite"),
+    "autoattack (AutoAttack standard: APGD-CE, APGD-T, "
+    "FAB-T, Square at the run's eval eps) and/or suite (PGD/APGD curve).",
+    group=ATTACKS,
+  )
   norm: Optional[cfg.Norm] = option(
-      None, "Threat model of both evaluations (default: the run's --norm; another "
-      "norm needs --aa_eps and --eps_list in its units).", group=ATTACKS)
+    None,
+    "Threat model of both evaluations (default: the run's --norm; another "
+    "norm needs --aa_eps and --eps_list in its units).",
+    group=ATTACKS,
+  )
   eps_list: Tuple[float, ...] = option(
-      (), "Radii, e.g. 0,2/255,4/255,8/255 (default: 0, eval_eps/2, eval_eps, "
-      "2*eval_eps).", group=ATTACKS)
+    (),
+    "Radii, e.g. 0,2/255,4/255,8/255 (default: 0, eval_eps/2, eval_eps, 2*eval_eps).",
+    group=ATTACKS,
+  )
   pgd_steps: int = option(20, "PGD steps.", group=ATTACKS, minimum=1)
   restarts: int = option(1, "PGD random restarts.", group=ATTACKS, minimum=1)
   losses: Tuple[Literal["ce", "margin"], ...] = option(
-      ("ce", "margin"), "PGD losses (ce, margin).", group=ATTACKS)
+    ("ce", "margin"), "PGD losses (ce, margin).", group=ATTACKS
+  )
   apgd: bool = option(True, "Also run APGD-CE and APGD-DLR.", group=ATTACKS)
-  apgd_iters: int = option(100, "APGD iterations of the suite.", group=ATTACKS,
-                           minimum=1)
+  apgd_iters: int = option(100, "APGD iterations of the suite.", group=ATTACKS, minimum=1)
   jit_compile: bool = option(False, "XLA-compile the attacks.", group=ATTACKS)
   max_examples: int = option(
-      1000, "Test examples of the robustness suite (0: all; AutoAttack's: "
-      "--aa_max_examples).", flag="num_examples", group=EXAMPLES, minimum=0)
+    1000,
+    "Test examples of the robustness suite (0: all; AutoAttack's: --aa_max_examples).",
+    flag="num_examples",
+    group=EXAMPLES,
+    minimum=0,
+  )
   batch_size: int = option(0, "Batch size (0: the run's).", group=EXAMPLES, minimum=0)
   strategy: Literal["default", "mirrored"] = option(
-      "default", "mirrored: spread attack batches over the local GPUs.", group=DEVICES)
+    "default", "mirrored: spread attack batches over the local GPUs.", group=DEVICES
+  )
   num_virtual_devices: int = option(
-      0, "Split the CPU into this many devices (tests).", group=DEVICES, minimum=0)
-  corruptions: Tuple[str, ...] = option((), "CIFAR-10-C corruptions, or 'all'.",
-                                        group=CORRUPTIONS)
-  severities: Tuple[int, ...] = option((1, 2, 3, 4, 5), "CIFAR-10-C severities.",
-                                       group=CORRUPTIONS)
+    0, "Split the CPU into this many devices (tests).", group=DEVICES, minimum=0
+  )
+  corruptions: Tuple[str, ...] = option((), "CIFAR-10-C corruptions, or 'all'.", group=CORRUPTIONS)
+  severities: Tuple[int, ...] = option((1, 2, 3, 4, 5), "CIFAR-10-C severities.", group=CORRUPTIONS)
   autoattack: AutoAttackConfig = AutoAttackConfig()
 
   def __post_init__(self):
@@ -117,16 +152,27 @@ class EvaluationConfig(Section):
 document_fields(EvaluationConfig)
 # Flags that only mean something for a training run (the robustness suite,
 # the run's checkpoint, CIFAR-10-C): refused with a model not trained here.
-RUN_ONLY = ("source", "eps_list", "pgd_steps", "restarts", "losses", "apgd",
-            "apgd_iters", "num_examples", "corruptions", "severities")
+RUN_ONLY = (
+  "source",
+  "eps_list",
+  "pgd_steps",
+  "restarts",
+  "losses",
+  "apgd",
+  "apgd_iters",
+  "num_examples",
+  "corruptions",
+  "severities",
+)
 SUMMARY = """\
 Measures the robustness of a finished training run: clean accuracy and
 PGD / APGD accuracy at every radius, with the per-example worst case. Writes
 RUN_DIR/eval/ (or --out_dir) and adds the curve to RUN_DIR/results.json.
 Any other TensorFlow classifier (--saved_model=DIR or --keras_model=FILE.keras,
 with --dataset): AutoAttack at --aa_eps, written to --out_dir."""
-HELP_GROUPS = flag_fields.help_groups((EvaluationConfig, AutoAttackConfig),
-                                      HELP_GROUP_ORDER, last=[("Output", "debug")])
+HELP_GROUPS = flag_fields.help_groups(
+  (EvaluationConfig, AutoAttackConfig), HELP_GROUP_ORDER, last=[("Output", "debug")]
+)
 
 
 def define_flags():
@@ -144,29 +190,35 @@ def threat_model(options: EvaluationConfig, run_norm: str, run_eps: float) -> st
   norm = options.norm or run_norm
   aa_eps = options.autoattack.eps
   if norm != run_norm and (
-      ("autoattack" in options.attacks and aa_eps is None) or
-      ("suite" in options.attacks and not options.eps_list)):
+    ("autoattack" in options.attacks and aa_eps is None)
+    or ("suite" in options.attacks and not options.eps_list)
+  ):
     raise EvaluationError(
-        f"--norm={norm} differs from the run's {run_norm}, whose radius "
-        f"{run_eps:.4g} is in {run_norm} units: pass --aa_eps and --eps_list in "
-        f"{norm} units (e.g. 0.5 for l2, 8/255 for linf)")
+      f"--norm={norm} differs from the run's {run_norm}, whose radius "
+      f"{run_eps:.4g} is in {run_norm} units: pass --aa_eps and --eps_list in "
+      f"{norm} units (e.g. 0.5 for l2, 8/255 for linf)"
+    )
   radii = list(options.eps_list) + ([aa_eps] if aa_eps is not None else [])
   for eps in radii:
     if norm == "linf" and not 0.0 <= eps <= 1.0:
-      raise EvaluationError(f"radius {eps} is outside [0, 1] (L-inf on [0, 1] "
-                            "images; L2 radii need --norm=l2)")
+      raise EvaluationError(
+        f"radius {eps} is outside [0, 1] (L-inf on [0, 1] images; L2 radii need --norm=l2)"
+      )
   return norm
 
 
 def config_from_flags(f) -> EvaluationConfig:
   """The evaluation's config from parsed flags, checked (no TensorFlow)."""
   options = flag_fields.build(
-      f, EvaluationConfig, autoattack=flag_fields.build(f, AutoAttackConfig))
+    f, EvaluationConfig, autoattack=flag_fields.build(f, AutoAttackConfig)
+  )
   sources = [n for n in ("run_dir", "saved_model", "keras_model") if f[n].value]
   if len(sources) != 1:
-    raise EvaluationError("give exactly one of --run_dir (a training run), "
-                          "--saved_model=DIR or --keras_model=FILE.keras, got "
-                          + (", ".join(f"--{n}" for n in sources) or "none"))
+    raise EvaluationError(
+      "give exactly one of --run_dir (a training run), "
+      "--saved_model=DIR or --keras_model=FILE.keras, got "
+      + (", ".join(f"--{n}" for n in sources) or "none")
+    )
   if options.foreign:
     _check_foreign(f, options)
   return options
@@ -174,34 +226,45 @@ def config_from_flags(f) -> EvaluationConfig:
 
 def _check_foreign(f, options: EvaluationConfig) -> None:
   """What a model this package did not train needs (and refuses)."""
-  path = options.saved_model or options.keras_model
+  path = options.saved_model or options.keras_model or ""
   flag = "saved_model" if options.saved_model else "keras_model"
   if not os.path.exists(path):
     raise EvaluationError(f"--{flag}={path} does not exist")
   if options.keras_model and not options.keras_model.endswith(".keras"):
-    raise EvaluationError(f"--keras_model={path} is not a .keras file (a "
-                          "SavedModel folder goes to --saved_model)")
+    raise EvaluationError(
+      f"--keras_model={path} is not a .keras file (a SavedModel folder goes to --saved_model)"
+    )
   if options.dataset not in FOREIGN_DATASETS:
-    raise EvaluationError(f"--{flag} needs --dataset, one of {', '.join(FOREIGN_DATASETS)}"
-                          + (f" (got {options.dataset!r})" if options.dataset else ""))
+    raise EvaluationError(
+      f"--{flag} needs --dataset, one of {', '.join(FOREIGN_DATASETS)}"
+      + (f" (got {options.dataset!r})" if options.dataset else "")
+    )
   if options.dataset == "npz" and not options.npz_path:
     raise EvaluationError("--dataset=npz needs --npz_path=FILE.npz")
   low, high = options.input_range if len(options.input_range) == 2 else (0, 0)
   if not high > low:
-    raise EvaluationError(f"--input_range={','.join(f.input_range)} must be "
-                          "two numbers, low < high (e.g. 0,255)")
+    raise EvaluationError(
+      f"--input_range={','.join(f.input_range)} must be two numbers, low < high (e.g. 0,255)"
+    )
   if options.input_std and min(options.input_std) <= 0:
     raise EvaluationError("--input_std values must be > 0")
   if "suite" in options.attacks and f["attacks"].present:
-    raise EvaluationError("--attacks=suite (the PGD/APGD curve) reads a training "
-                          "run; a model from --saved_model/--keras_model gets "
-                          "--attacks=autoattack")
+    raise EvaluationError(
+      "--attacks=suite (the PGD/APGD curve) reads a training "
+      "run; a model from --saved_model/--keras_model gets "
+      "--attacks=autoattack"
+    )
   given = [f"--{name}" for name in RUN_ONLY if f[name].present]
   if given:
-    hint = (" (AutoAttack's number of test images is --aa_max_examples)"
-            if "--num_examples" in given else "")
-    raise EvaluationError(f"{', '.join(given)} only apply to a training run's "
-                          f"evaluation, not to --{flag}{hint}")
+    hint = (
+      " (AutoAttack's number of test images is --aa_max_examples)"
+      if "--num_examples" in given
+      else ""
+    )
+    raise EvaluationError(
+      f"{', '.join(given)} only apply to a training run's evaluation, not to --{flag}{hint}"
+    )
   if options.autoattack.eps is None:
-    raise EvaluationError(f"--{flag} needs --aa_eps (there is no run to take the "
-                          "radius from), e.g. --aa_eps=8/255")
+    raise EvaluationError(
+      f"--{flag} needs --aa_eps (there is no run to take the radius from), e.g. --aa_eps=8/255"
+    )

@@ -11,6 +11,7 @@ results.json. `iaat_tf.evaluate` is the command around it.
 
 import dataclasses
 import os
+import typing
 from typing import Callable
 
 import numpy as np
@@ -30,10 +31,26 @@ IMAGENET_AA_EXAMPLES = 5000  # RobustBench: the first 5,000 validation images.
 AA_EXAMPLES = "autoattack_examples.csv"  # Per example: id, label, outcome.
 
 CIFAR10_C_CORRUPTIONS = (
-    "brightness", "contrast", "defocus_blur", "elastic", "fog", "frost",
-    "frosted_glass_blur", "gaussian_blur", "gaussian_noise", "impulse_noise",
-    "jpeg_compression", "motion_blur", "pixelate", "saturate", "shot_noise",
-    "snow", "spatter", "speckle_noise", "zoom_blur")
+  "brightness",
+  "contrast",
+  "defocus_blur",
+  "elastic",
+  "fog",
+  "frost",
+  "frosted_glass_blur",
+  "gaussian_blur",
+  "gaussian_noise",
+  "impulse_noise",
+  "jpeg_compression",
+  "motion_blur",
+  "pixelate",
+  "saturate",
+  "shot_noise",
+  "snow",
+  "spatter",
+  "speckle_noise",
+  "zoom_blur",
+)
 
 
 def load_run_config(run_dir: str) -> cfg.Config:
@@ -43,7 +60,7 @@ def load_run_config(run_dir: str) -> cfg.Config:
     raise EvaluationError(str(e)) from None
 
 
-_STRATEGIES = {}
+_STRATEGIES: dict = {}
 
 
 def strategy_for(options: EvaluationConfig) -> tf.distribute.Strategy:
@@ -51,43 +68,47 @@ def strategy_for(options: EvaluationConfig) -> tf.distribute.Strategy:
   key = (options.strategy, options.num_virtual_devices)
   if key not in _STRATEGIES:
     from iaat_tf.training import runtime  # pylint: disable=g-import-not-at-top
-    train = cfg.TrainConfig(strategy=options.strategy,
-                            num_virtual_devices=options.num_virtual_devices)
+
+    train = cfg.TrainConfig(
+      strategy=options.strategy, num_virtual_devices=options.num_virtual_devices
+    )
     runtime.configure_devices(train)
     _STRATEGIES[key] = runtime.make_strategy(train)
   return _STRATEGIES[key]
 
 
-def classifier_from_checkpoint(config: cfg.Config, info: data.DatasetInfo,
-                               run_dir: str) -> tf.keras.Model:
+def classifier_from_checkpoint(
+  config: cfg.Config, info: data.DatasetInfo, run_dir: str
+) -> tf.keras.Model:
   """Rebuilds the classifier and restores its weights from the latest checkpoint."""
   ckpt = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
   if not ckpt:
     raise EvaluationError(f"{run_dir}: no checkpoint in {run_dir}/checkpoints")
-  classifier = models.build_classifier(config.model, info.image_shape,
-                                       info.num_classes, info.name)
+  classifier = models.build_classifier(config.model, info.image_shape, info.num_classes, info.name)
   tf.train.Checkpoint(classifier=classifier).restore(ckpt).expect_partial()
   return classifier
 
 
-def logits_function(config: cfg.Config, info: data.DatasetInfo, run_dir: str,
-                    source: str) -> Callable[[tf.Tensor], tf.Tensor]:
+def logits_function(
+  config: cfg.Config, info: data.DatasetInfo, run_dir: str, source: str
+) -> Callable[[tf.Tensor], tf.Tensor]:
   """images -> float32 logits, from the SavedModel or the checkpoint."""
   if source == "saved_model":
     path = os.path.join(run_dir, "saved_model")
     if not os.path.isdir(path):
-      raise EvaluationError(f"{run_dir}: no saved_model/ (train with --export, "
-                            "or use --source=checkpoint)")
+      raise EvaluationError(
+        f"{run_dir}: no saved_model/ (train with --export, or use --source=checkpoint)"
+      )
     return export.load_classifier(path)
   if source == "checkpoint":
     classifier = classifier_from_checkpoint(config, info, run_dir)
-    return gradients.mark_independent(
-        lambda x: tf.cast(classifier(x, training=False), tf.float32))
+    return gradients.mark_independent(lambda x: tf.cast(classifier(x, training=False), tf.float32))
   raise EvaluationError(f"unknown --source={source!r}; use saved_model or checkpoint")
 
 
-def _where(run_dir: str, options: EvaluationConfig, name: str, norm: str,
-           run_norm: str) -> tuple[str, str]:
+def _where(
+  run_dir: str, options: EvaluationConfig, name: str, norm: str, run_norm: str
+) -> tuple[str, str]:
   """(output directory, results.json key) of an evaluation. In another norm
   than the run's, both get the norm as a suffix (eval_l2/, "autoattack_l2"),
   so they never overwrite the run's own-norm results (which pareto reads)."""
@@ -101,55 +122,80 @@ def default_eps_list(eval_eps: float, norm: str = "linf") -> list:
   return sorted({0.0, eval_eps / 2, eval_eps, top})
 
 
-def corruption_accuracy(logits_fn, config: cfg.Config, options: EvaluationConfig,
-                        log: Callable[[str], None]) -> dict:
+def corruption_accuracy(
+  logits_fn, config: cfg.Config, options: EvaluationConfig, log: Callable[[str], None]
+) -> dict:
   """Clean accuracy on tfds `cifar10_corrupted` configs, when present."""
   if config.data.dataset != "cifar10":
-    return {"available": False,
-            "message": f"CIFAR-10-C applies to cifar10 runs, not {config.data.dataset}"}
+    return {
+      "available": False,
+      "message": f"CIFAR-10-C applies to cifar10 runs, not {config.data.dataset}",
+    }
   names = CIFAR10_C_CORRUPTIONS if "all" in options.corruptions else options.corruptions
   unknown = sorted(set(names) - set(CIFAR10_C_CORRUPTIONS))
   if unknown:
-    raise EvaluationError(f"unknown CIFAR-10-C corruption(s) {unknown}; "
-                          f"choose from {', '.join(CIFAR10_C_CORRUPTIONS)}")
+    raise EvaluationError(
+      f"unknown CIFAR-10-C corruption(s) {unknown}; choose from {', '.join(CIFAR10_C_CORRUPTIONS)}"
+    )
   return corruptions.corruption_accuracy(
-      logits_fn, names, options.severities,
-      data_dir=options.data_dir or config.data.data_dir,
-      max_examples=options.max_examples,
-      batch_size=options.batch_size or config.data.eval_batch_size, log=log)
+    logits_fn,
+    names,
+    options.severities,
+    data_dir=options.data_dir or config.data.data_dir,
+    max_examples=options.max_examples,
+    batch_size=options.batch_size or config.data.eval_batch_size,
+    log=log,
+  )
 
 
-def evaluate_run(run_dir: str, options: EvaluationConfig = EvaluationConfig(),
-                 log: Callable[[str], None] = print) -> dict:
+def evaluate_run(
+  run_dir: str, options: EvaluationConfig = EvaluationConfig(), log: Callable[[str], None] = print
+) -> dict:
   """Evaluates a run directory; returns the robustness.json payload."""
   config = load_run_config(run_dir)
   strategy = strategy_for(options)  # Before any op: it may split the CPU.
   data_cfg = dataclasses.replace(
-      config.data, augment=False, max_eval_examples=options.max_examples,
-      data_dir=options.data_dir or config.data.data_dir,
-      eval_batch_size=options.batch_size or config.data.eval_batch_size)
+    config.data,
+    augment=False,
+    max_eval_examples=options.max_examples,
+    data_dir=options.data_dir or config.data.data_dir,
+    eval_batch_size=options.batch_size or config.data.eval_batch_size,
+  )
   datasets = data.load_datasets(data_cfg)
   with strategy.scope():
     logits_fn = logits_function(config, datasets.info, run_dir, options.source)
   run_eps = config.validation.eps
-  norm = threat_model(dataclasses.replace(options, attacks=("suite",)),
-                      config.attack.norm, run_eps)
+  norm = threat_model(dataclasses.replace(options, attacks=("suite",)), config.attack.norm, run_eps)
   if norm != config.attack.norm:  # The run's radius is in other units.
     eps_list = sorted(set(options.eps_list))
   else:
-    eps_list = sorted(set(options.eps_list) | {run_eps}) if options.eps_list \
-        else default_eps_list(run_eps, norm)
+    eps_list = (
+      sorted(set(options.eps_list) | {run_eps})
+      if options.eps_list
+      else default_eps_list(run_eps, norm)
+    )
 
   total = -(-datasets.info.num_test // data_cfg.eval_batch_size)
-  log(f"evaluate: {run_dir} ({options.source}), {datasets.info.num_test} test "
-      f"examples, {norm} eps {', '.join(f'{e:.4g}' for e in eps_list)}")
+  log(
+    f"evaluate: {run_dir} ({options.source}), {datasets.info.num_test} test "
+    f"examples, {norm} eps {', '.join(f'{e:.4g}' for e in eps_list)}"
+  )
   progress = ProgressLine(total, log)
   report = robustness.evaluate_robustness(
-      logits_fn, datasets.test, eps_list, pgd_steps=options.pgd_steps,
-      restarts=options.restarts, losses=tuple(options.losses),
-      apgd=options.apgd, apgd_iters=options.apgd_iters, seed=config.seed,
-      progress=progress, jit_compile=options.jit_compile, strategy=strategy,
-      norm=norm)
+    logits_fn,
+    datasets.test,
+    eps_list,
+    pgd_steps=options.pgd_steps,
+    restarts=options.restarts,
+    losses=tuple(options.losses),
+    apgd=options.apgd,
+    apgd_iters=options.apgd_iters,
+    seed=config.seed,
+    progress=progress,
+    jit_compile=options.jit_compile,
+    strategy=strategy,
+    norm=norm,
+  )
   warnings = robustness.gradient_masking_report(report)
   for w in warnings:
     log(f"evaluate: WARNING (possible gradient masking): {w}")
@@ -157,27 +203,49 @@ def evaluate_run(run_dir: str, options: EvaluationConfig = EvaluationConfig(),
   out_dir, key = _where(run_dir, options, "robustness", norm, config.attack.norm)
   os.makedirs(out_dir, exist_ok=True)
   payload = {
-      "run_dir": run_dir, "source": options.source,
-      "settings": {"pgd_steps": options.pgd_steps, "restarts": options.restarts,
-                   "losses": list(options.losses), "apgd": options.apgd,
-                   "apgd_iters": options.apgd_iters,
-                   "max_examples": options.max_examples},
-      **report.to_dict(),
-      "gradient_masking_warnings": warnings,
+    "run_dir": run_dir,
+    "source": options.source,
+    "settings": {
+      "pgd_steps": options.pgd_steps,
+      "restarts": options.restarts,
+      "losses": list(options.losses),
+      "apgd": options.apgd,
+      "apgd_iters": options.apgd_iters,
+      "max_examples": options.max_examples,
+    },
+    **report.to_dict(),
+    "gradient_masking_warnings": warnings,
   }
   name = os.path.basename(os.path.normpath(run_dir))
   payload["plot"] = curves.plot_robustness_curve(
-      {name: payload["curve"]}, os.path.join(out_dir, "robustness_curve.png"),
-      per_255=plots.uses_per_255([run_eps], norm=norm), norm=norm)
+    {name: payload["curve"]},
+    os.path.join(out_dir, "robustness_curve.png"),
+    per_255=plots.uses_per_255([run_eps], norm=norm),
+    norm=norm,
+  )
   if options.corruptions:
     corr = corruption_accuracy(logits_fn, config, options, log)
     run_io.write_json(os.path.join(out_dir, "corruptions.json"), corr)
     payload["corruptions"] = corr
   run_io.write_json(os.path.join(out_dir, "robustness.json"), payload)
 
-  run_io.update_results(run_dir, **{key: {
-      k: payload[k] for k in ("source", "norm", "clean_accuracy", "num_examples",
-                              "curve", "gradient_masking_warnings", "settings")}})
+  run_io.update_results(
+    run_dir,
+    **{
+      key: {
+        k: payload[k]
+        for k in (
+          "source",
+          "norm",
+          "clean_accuracy",
+          "num_examples",
+          "curve",
+          "gradient_masking_warnings",
+          "settings",
+        )
+      }
+    },
+  )
   for point in payload["curve"]:
     cols = ", ".join(f"{k} {v:.4f}" for k, v in point.items() if k != "eps")
     log(f"evaluate: eps {point['eps']:.4g}: {cols}")
@@ -187,8 +255,10 @@ def evaluate_run(run_dir: str, options: EvaluationConfig = EvaluationConfig(),
 
 # -- AutoAttack -----------------------------------------------------------------
 
-def autoattack_run(run_dir: str, options: EvaluationConfig = EvaluationConfig(),
-                   log: Callable[[str], None] = print) -> dict:
+
+def autoattack_run(
+  run_dir: str, options: EvaluationConfig = EvaluationConfig(), log: Callable[[str], None] = print
+) -> dict:
   """AutoAttack (standard, in the run's norm or `options.norm`) on a run's test split.
 
   Writes `<out_dir>/autoattack.json` (RobustBench-style: dataset, norm, eps,
@@ -203,60 +273,97 @@ def autoattack_run(run_dir: str, options: EvaluationConfig = EvaluationConfig(),
     raise EvaluationError(f"--run_dir={run_dir} does not exist")
   config = load_run_config(run_dir)
   strategy = strategy_for(options)  # Before any op: it may split the CPU.
-  batch_size = (options.autoattack.batch_size or options.batch_size
-                or config.data.eval_batch_size)
+  batch_size = options.autoattack.batch_size or options.batch_size or config.data.eval_batch_size
   limit = options.autoattack.max_examples
   if limit is None:  # RobustBench's ImageNet subset size; all of a small split.
     limit = IMAGENET_AA_EXAMPLES if config.data.dataset == "imagenet2012" else 0
   data_cfg = dataclasses.replace(
-      config.data, augment=False, max_eval_examples=limit,
-      data_dir=options.data_dir or config.data.data_dir,
-      eval_batch_size=batch_size)
+    config.data,
+    augment=False,
+    max_eval_examples=limit,
+    data_dir=options.data_dir or config.data.data_dir,
+    eval_batch_size=batch_size,
+  )
   datasets = data.load_datasets(data_cfg)
   with strategy.scope():
     logits_fn = logits_function(config, datasets.info, run_dir, options.source)
-  norm = threat_model(dataclasses.replace(options, attacks=("autoattack",)),
-                      config.attack.norm, config.validation.eps)
+  norm = threat_model(
+    dataclasses.replace(options, attacks=("autoattack",)), config.attack.norm, config.validation.eps
+  )
   eps = config.validation.eps if options.autoattack.eps is None else options.autoattack.eps
-  report = _autoattack(logits_fn, datasets, options, norm=norm, eps=eps,
-                       seed=config.seed, batch_size=batch_size, strategy=strategy,
-                       dataset=config.data.dataset, log=log)
+  report = _autoattack(
+    logits_fn,
+    datasets,
+    options,
+    norm=norm,
+    eps=eps,
+    seed=config.seed,
+    batch_size=batch_size,
+    strategy=strategy,
+    dataset=config.data.dataset,
+    log=log,
+  )
   out_dir, key = _where(run_dir, options, "autoattack", norm, config.attack.norm)
-  payload = write_autoattack(report, out_dir, log, run_dir=run_dir,
-                             source=options.source)
-  run_io.update_results(run_dir, **{key: {k: v for k, v in payload.items()
-                                         if k != "run_dir"}})
+  payload = write_autoattack(report, out_dir, log, run_dir=run_dir, source=options.source)
+  run_io.update_results(run_dir, **{key: {k: v for k, v in payload.items() if k != "run_dir"}})
   curve_path = os.path.join(out_dir, "robustness.json")
   if os.path.isfile(curve_path):
     curve = run_io.read_json(curve_path).get("curve")
     if curve:
       name = os.path.basename(os.path.normpath(run_dir))
       payload["plot"] = curves.plot_robustness_curve(
-          {name: curve}, os.path.join(out_dir, "robustness_curve.png"),
-          autoattack={name: (eps, report.robust_accuracy)}, norm=norm)
+        {name: curve},
+        os.path.join(out_dir, "robustness_curve.png"),
+        autoattack={name: (eps, report.robust_accuracy)},
+        norm=norm,
+      )
   log_autoattack_summary(report, log)
   return payload
 
 
-def _autoattack(logits_fn, datasets, options: EvaluationConfig, *, norm: str,
-                eps: float, seed: int, batch_size: int, strategy, dataset: str,
-                log: Callable[[str], None], what: str = ""):
+def _autoattack(
+  logits_fn,
+  datasets,
+  options: EvaluationConfig,
+  *,
+  norm: str,
+  eps: float,
+  seed: int,
+  batch_size: int,
+  strategy,
+  dataset: str,
+  log: Callable[[str], None],
+  what: str = "",
+):
   """AutoAttack standard with the options' counts on `datasets.test`."""
   aa_options = autoattack.AutoAttackOptions(
-      norm=norm, apgd_iters=options.autoattack.apgd_iters, targets=options.autoattack.targets,
-      fab_iters=options.autoattack.fab_iters, square_queries=options.autoattack.square_queries,
-      batch_size=batch_size, seed=seed, jit_compile=options.jit_compile)
-  log(f"evaluate: AutoAttack ({', '.join(aa_options.attacks)}) at {norm} eps "
-      f"{eps:.4g} on {datasets.info.num_test} {dataset} test examples, "
-      f"{what + ', ' if what else ''}{strategy.num_replicas_in_sync} device(s)")
+    norm=norm,
+    apgd_iters=options.autoattack.apgd_iters,
+    targets=options.autoattack.targets,
+    fab_iters=options.autoattack.fab_iters,
+    square_queries=options.autoattack.square_queries,
+    batch_size=batch_size,
+    seed=seed,
+    jit_compile=options.jit_compile,
+  )
+  log(
+    f"evaluate: AutoAttack ({', '.join(aa_options.attacks)}) at {norm} eps "
+    f"{eps:.4g} on {datasets.info.num_test} {dataset} test examples, "
+    f"{what + ', ' if what else ''}{strategy.num_replicas_in_sync} device(s)"
+  )
   return autoattack.run_autoattack(
-      logits_fn, datasets.test, eps=eps, options=aa_options, dataset=dataset,
-      strategy=strategy, num_examples=datasets.info.num_test,
-      progress=lambda p: log(f"evaluate: {p.line()}"))
+    logits_fn,
+    datasets.test,
+    eps=eps,
+    options=aa_options,
+    dataset=dataset,
+    strategy=strategy,
+    num_examples=datasets.info.num_test,
+    progress=lambda p: log(f"evaluate: {p.line()}"),
+  )
 
 
-def write_autoattack(report, out_dir: str, log: Callable[[str], None],
-                     **header) -> dict:
+def write_autoattack(report, out_dir: str, log: Callable[[str], None], **header) -> dict:
   """autoattack.json (`header` first) and autoattack_examples.csv in `out_dir`;
   logs the gradient-masking warnings; returns the JSON payload."""
   payload = {**header, **report.to_dict(), "examples_file": AA_EXAMPLES}
@@ -264,16 +371,21 @@ def write_autoattack(report, out_dir: str, log: Callable[[str], None],
   for w in payload["gradient_masking_warnings"]:
     log(f"evaluate: WARNING (possible gradient masking): {w}")
   os.makedirs(out_dir, exist_ok=True)
-  run_io.write_csv(os.path.join(out_dir, AA_EXAMPLES),
-                   autoattack.AutoAttackReport.EXAMPLE_FIELDS, report.example_rows())
+  run_io.write_csv(
+    os.path.join(out_dir, AA_EXAMPLES),
+    autoattack.AutoAttackReport.EXAMPLE_FIELDS,
+    report.example_rows(),
+  )
   run_io.write_json(os.path.join(out_dir, "autoattack.json"), payload)
   return payload
 
 
 def log_autoattack_summary(report, log: Callable[[str], None]) -> None:
   after = ", ".join(f"{k} {v:.4f}" for k, v in report.accuracy_after.items())
-  log(f"evaluate: AutoAttack clean {report.clean_accuracy:.4f}, robust "
-      f"{report.robust_accuracy:.4f} (after {after})")
+  log(
+    f"evaluate: AutoAttack clean {report.clean_accuracy:.4f}, robust "
+    f"{report.robust_accuracy:.4f} (after {after})"
+  )
 
 
 def autoattack_model(options: EvaluationConfig, log: Callable[[str], None] = print) -> dict:
@@ -287,25 +399,31 @@ def autoattack_model(options: EvaluationConfig, log: Callable[[str], None] = pri
   to `options.out_dir`; returns the JSON payload.
   """
   from iaat_tf.evaluation import foreign  # pylint: disable=g-import-not-at-top
+
   norm = options.norm or "linf"
   if options.autoattack.eps is None:
-    raise EvaluationError("a model not trained here needs --aa_eps (there is no "
-                          "run to take the radius from), e.g. --aa_eps=8/255")
+    raise EvaluationError(
+      "a model not trained here needs --aa_eps (there is no "
+      "run to take the radius from), e.g. --aa_eps=8/255"
+    )
   eps = options.autoattack.eps
   threat_model(dataclasses.replace(options, attacks=("autoattack",)), norm, eps)
-  if options.dataset in ("mnist", "cifar10", "cifar100", "imagenet2012") \
-      and not options.data_dir:
-    raise EvaluationError(f"--dataset={options.dataset} reads tfds data: pass "
-                          "--data_dir=DIR")
+  if options.dataset in ("mnist", "cifar10", "cifar100", "imagenet2012") and not options.data_dir:
+    raise EvaluationError(f"--dataset={options.dataset} reads tfds data: pass --data_dir=DIR")
   strategy = strategy_for(options)  # Before any op: it may split the CPU.
   batch_size = options.autoattack.batch_size or options.batch_size or 256
   limit = options.autoattack.max_examples
   if limit is None:
     limit = IMAGENET_AA_EXAMPLES if options.dataset == "imagenet2012" else 0
   data_cfg = cfg.DataConfig(
-      dataset=options.dataset, data_dir=options.data_dir, npz_path=options.npz_path,
-      image_size=options.image_size, batch_size=1, max_eval_examples=limit,
-      eval_batch_size=batch_size)
+    dataset=typing.cast(cfg.Dataset, options.dataset),  # One of FOREIGN_DATASETS.
+    data_dir=options.data_dir,
+    npz_path=options.npz_path,
+    image_size=options.image_size,
+    batch_size=1,
+    max_eval_examples=limit,
+    eval_batch_size=batch_size,
+  )
   try:
     datasets = data.load_datasets(data_cfg)
   except data.DataError as e:
@@ -314,41 +432,66 @@ def autoattack_model(options: EvaluationConfig, log: Callable[[str], None] = pri
   for name in ("input_mean", "input_std"):
     values = getattr(options, name)
     if values is not None and len(values) not in (1, channels):
-      raise EvaluationError(f"--{name} has {len(values)} values; the images have "
-                            f"{channels} channel(s)")
+      raise EvaluationError(
+        f"--{name} has {len(values)} values; the images have {channels} channel(s)"
+      )
   source = "saved_model" if options.saved_model else "keras_model"
-  path = options.saved_model or options.keras_model
+  path = options.saved_model or options.keras_model or ""
   what = f"--{source}={path}"
   with strategy.scope():
     logits_fn = foreign.load_logits_fn(
-        saved_model=options.saved_model, keras_model=options.keras_model,
-        input_range=options.input_range, mean=options.input_mean,
-        std=options.input_std, signature=options.signature)
+      saved_model=options.saved_model,
+      keras_model=options.keras_model,
+      input_range=options.input_range,
+      mean=options.input_mean,
+      std=options.input_std,
+      signature=options.signature,
+    )
   first_images, first_labels = next(iter(datasets.test))
   images = first_images["image"] if isinstance(first_images, dict) else first_images
   images = np.asarray(images)[:64]
   foreign.check_logits(logits_fn, images, datasets.info.num_classes, what)
   convention = input_convention(options)
-  log(f"evaluate: {what}: AutoAttack only (the PGD/APGD suite reads a training run) "
-      f"at {norm} eps {eps:.4g}; the model gets {convention}")
+  log(
+    f"evaluate: {what}: AutoAttack only (the PGD/APGD suite reads a training run) "
+    f"at {norm} eps {eps:.4g}; the model gets {convention}"
+  )
   # Before AutoAttack's long run: a model at chance on the first batch was
   # most likely given inputs it does not expect.
-  first_clean = float(np.mean(np.argmax(logits_fn(tf.constant(images)), -1)
-                              == np.asarray(first_labels)[:64]))
+  first_clean = float(
+    np.mean(np.argmax(logits_fn(tf.constant(images)), -1) == np.asarray(first_labels)[:64])
+  )
   early = foreign.chance_warning(first_clean, np.asarray(first_labels)[:64], convention)
   if early:
     log(f"evaluate: WARNING: on the first batch, {early}")
-  report = _autoattack(logits_fn, datasets, options, norm=norm, eps=eps, seed=0,
-                       batch_size=batch_size, strategy=strategy,
-                       dataset=datasets.info.name, log=log, what=what)
+  report = _autoattack(
+    logits_fn,
+    datasets,
+    options,
+    norm=norm,
+    eps=eps,
+    seed=0,
+    batch_size=batch_size,
+    strategy=strategy,
+    dataset=datasets.info.name,
+    log=log,
+    what=what,
+  )
   warning = foreign.chance_warning(report.clean_accuracy, report.labels, convention)
   payload = write_autoattack(
-      report, options.out_dir, log, model=path, source=source,
-      input={"range": list(options.input_range),
-             "mean": None if options.input_mean is None else list(options.input_mean),
-             "std": None if options.input_std is None else list(options.input_std),
-             "convention": convention},
-      input_warning=warning)
+    report,
+    options.out_dir or f"eval_{os.path.basename(os.path.normpath(path))}",
+    log,
+    model=path,
+    source=source,
+    input={
+      "range": list(options.input_range),
+      "mean": None if options.input_mean is None else list(options.input_mean),
+      "std": None if options.input_std is None else list(options.input_std),
+      "convention": convention,
+    },
+    input_warning=warning,
+  )
   log_autoattack_summary(report, log)
   if warning:
     log(f"evaluate: WARNING: {warning}")
@@ -368,8 +511,9 @@ def input_convention(options: EvaluationConfig) -> str:
   return words
 
 
-def evaluate_selected(run_dir: str, options: EvaluationConfig,
-                      log: Callable[[str], None] = print) -> dict:
+def evaluate_selected(
+  run_dir: str, options: EvaluationConfig, log: Callable[[str], None] = print
+) -> dict:
   """Runs the suite and/or AutoAttack as `options.attacks` says."""
   out = {}
   if "suite" in options.attacks:

@@ -43,9 +43,19 @@ from iaat_tf.config import ADAPTIVE_METHODS, Config, ConfigError
 from iaat_tf.validation import validate
 
 # What a run writes into output_dir (and --overwrite deletes).
-OUTPUTS = ("config.json", "results.json", "history.csv", "eps_table.npy",
-           "train_labels.npy", "checkpoints", "best_checkpoint", "tensorboard",
-           "plots", "eval", "saved_model")
+OUTPUTS = (
+  "config.json",
+  "results.json",
+  "history.csv",
+  "eps_table.npy",
+  "train_labels.npy",
+  "checkpoints",
+  "best_checkpoint",
+  "tensorboard",
+  "plots",
+  "eval",
+  "saved_model",
+)
 
 
 def _prepare_output_dir(path: str) -> None:
@@ -67,12 +77,12 @@ def _clear_outputs(out: str, chief: bool, strategy) -> None:
     elif os.path.exists(path):
       os.remove(path)
   if not chief:
-    shutil.rmtree(os.path.dirname(runtime.worker_dir(out, strategy, "x")),
-                  ignore_errors=True)
+    shutil.rmtree(os.path.dirname(runtime.worker_dir(out, strategy, "x")), ignore_errors=True)
 
 
-def training_input(datasets: data.Datasets, config: Config,
-                   strategy: tf.distribute.Strategy, initial_epoch: int):
+def training_input(
+  datasets: data.Datasets, config: Config, strategy: tf.distribute.Strategy, initial_epoch: int
+):
   """The epochs to train, as `fit` takes them.
 
   Under --strategy=multi_worker each worker builds its own pipeline holding
@@ -84,30 +94,47 @@ def training_input(datasets: data.Datasets, config: Config,
     return datasets.train_epochs(initial_epoch, config.train.epochs)
 
   def worker_pipeline(context: tf.distribute.InputContext):
-    return datasets.train_epochs(initial_epoch, config.train.epochs, data.WorkerShard(
-        context.num_input_pipelines, context.input_pipeline_id,
-        context.get_per_replica_batch_size(config.data.batch_size)))
+    return datasets.train_epochs(
+      initial_epoch,
+      config.train.epochs,
+      data.WorkerShard(
+        context.num_input_pipelines,
+        context.input_pipeline_id,
+        context.get_per_replica_batch_size(config.data.batch_size),
+      ),
+    )
+
   return strategy.distribute_datasets_from_function(worker_pipeline)
 
 
-def build_trainer(config: Config, info: data.DatasetInfo, steps_per_epoch: int,
-                  strategy: tf.distribute.Strategy):
+def build_trainer(
+  config: Config, info: data.DatasetInfo, steps_per_epoch: int, strategy: tf.distribute.Strategy
+):
   """Classifier + AdversarialTrainer + optimizer, created in the strategy scope."""
   with strategy.scope():
-    classifier = models.build_classifier(config.model, info.image_shape,
-                                         info.num_classes, info.name)
+    classifier = models.build_classifier(
+      config.model, info.image_shape, info.num_classes, info.name
+    )
     trainer = AdversarialTrainer(
-        classifier, info.num_train, config.method,
-        dataclasses.replace(config.attack, jit_compile=(
-            config.attack.jit_compile or config.train.jit_compile == "attack")),
-        validation=config.validation, seed=config.seed, steps_per_epoch=steps_per_epoch,
-        ema_decay=config.train.ema_decay)
+      classifier,
+      info.num_train,
+      config.method,
+      dataclasses.replace(
+        config.attack,
+        jit_compile=(config.attack.jit_compile or config.train.jit_compile == "attack"),
+      ),
+      validation=config.validation,
+      seed=config.seed,
+      steps_per_epoch=steps_per_epoch,
+      ema_decay=config.train.ema_decay,
+    )
     # jit_compile is always explicit: Keras' default "auto" would XLA-compile
     # the whole step on a single GPU.
     trainer.compile(
-        optimizer=runtime.make_optimizer(config.train, steps_per_epoch),
-        steps_per_execution=config.train.steps_per_execution,
-        jit_compile=config.train.jit_compile == "step")
+      optimizer=runtime.make_optimizer(config.train, steps_per_epoch),
+      steps_per_execution=config.train.steps_per_execution,
+      jit_compile=config.train.jit_compile == "step",
+    )
     # Built here, not by the first step: a first step that creates the
     # optimizer's variables makes Keras trace the train function twice.
     trainer.optimizer.build(classifier.trainable_variables)
@@ -148,16 +175,29 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
   manager, initial_epoch = _restore(trainer, config, strategy, log)
   paths = _worker_paths(config.output_dir, strategy)
   if initial_epoch < config.train.epochs:
-    _fit(trainer, config, datasets, strategy, manager, paths, initial_epoch,
-         steps_per_epoch, chief, log)
+    _fit(
+      trainer,
+      config,
+      datasets,
+      strategy,
+      manager,
+      paths,
+      initial_epoch,
+      steps_per_epoch,
+      chief,
+      log,
+    )
   history_rows = run_io.read_history(paths["history"])
   best = _choose_final_weights(trainer, config, datasets, paths["best"], log)
-  results = _test_and_summarise(trainer, config, datasets, strategy, initial_epoch,
-                                history_rows, best, log)
+  results = _test_and_summarise(
+    trainer, config, datasets, strategy, initial_epoch, history_rows, best, log
+  )
   if chief:
     _write_outputs(trainer, config, datasets.info, results)
-  log(f"iaat_tf: clean {results['final']['clean_accuracy']:.4f}, "
-      f"PGD {results['final']['pgd_accuracy']:.4f}; wrote {config.output_dir}")
+  log(
+    f"iaat_tf: clean {results['final']['clean_accuracy']:.4f}, "
+    f"PGD {results['final']['pgd_accuracy']:.4f}; wrote {config.output_dir}"
+  )
   return results
 
 
@@ -167,8 +207,9 @@ def _set_up_runtime(config: Config) -> tf.distribute.Strategy:
   strategy = runtime.make_strategy(config.train)
   replicas = strategy.num_replicas_in_sync
   if config.data.batch_size % replicas:
-    raise ConfigError(f"--batch_size={config.data.batch_size} must be divisible "
-                      f"by the {replicas} replicas")
+    raise ConfigError(
+      f"--batch_size={config.data.batch_size} must be divisible by the {replicas} replicas"
+    )
   runtime.set_precision(config.train)
   keras.utils.set_random_seed(config.seed)
   return strategy
@@ -179,8 +220,10 @@ def _load_data(config: Config) -> tuple[data.Datasets, int]:
   datasets = data.load_datasets(config.data)
   steps_per_epoch = datasets.info.num_train // config.data.batch_size
   if steps_per_epoch < 1:
-    raise ConfigError(f"--batch_size={config.data.batch_size} is larger than the "
-                      f"{datasets.info.num_train} training examples")
+    raise ConfigError(
+      f"--batch_size={config.data.batch_size} is larger than the "
+      f"{datasets.info.num_train} training examples"
+    )
   return datasets, steps_per_epoch
 
 
@@ -192,30 +235,44 @@ def _prepare_outputs(config: Config, strategy) -> bool:
   if config.overwrite:
     _clear_outputs(out, chief, strategy)
   if chief:
-    run_io.write_json(os.path.join(out, run_io.CONFIG), {
+    run_io.write_json(
+      os.path.join(out, run_io.CONFIG),
+      {
         **config.to_dict(),
         # Which code ran it (read by no one when resuming: config_from_dict skips it).
-        "provenance": provenance.provenance(config.train.precision)})
+        "provenance": provenance.provenance(config.train.precision),
+      },
+    )
   return chief
 
 
-def _log_start(config: Config, info: data.DatasetInfo, strategy,
-               steps_per_epoch: int, log: Callable[[str], None]) -> None:
+def _log_start(
+  config: Config, info: data.DatasetInfo, strategy, steps_per_epoch: int, log: Callable[[str], None]
+) -> None:
   """The run's first line, and notes on radius schedules that cannot adapt."""
-  log(f"iaat_tf: {config.method.method} on {info.describe()}; "
-      f"{config.model.name}, {strategy.num_replicas_in_sync} replica(s), "
-      f"{steps_per_epoch} steps/epoch")
+  log(
+    f"iaat_tf: {config.method.method} on {info.describe()}; "
+    f"{config.model.name}, {strategy.num_replicas_in_sync} replica(s), "
+    f"{steps_per_epoch} steps/epoch"
+  )
   if config.method.method not in ADAPTIVE_METHODS:
     return
   if config.method.warmup_epochs >= config.train.epochs:
-    log(f"iaat_tf: note: --warmup_epochs={config.method.warmup_epochs} >= "
-        f"--epochs={config.train.epochs}: every epoch is warmup, so this run "
-        f"trains at --eps like PGD-AT and no radius adapts")
+    log(
+      f"iaat_tf: note: --warmup_epochs={config.method.warmup_epochs} >= "
+      f"--epochs={config.train.epochs}: every epoch is warmup, so this run "
+      f"trains at --eps like PGD-AT and no radius adapts"
+    )
     return
   note = radius.recovery_note(
-      config.method.method, eps=config.method.eps, gamma=config.method.gamma,
-      beta=config.method.beta, warmup_epochs=config.method.warmup_epochs,
-      epochs=config.train.epochs, cheap_beta=config.method.cheap_beta)
+    config.method.method,
+    eps=config.method.eps,
+    gamma=config.method.gamma,
+    beta=config.method.beta,
+    warmup_epochs=config.method.warmup_epochs,
+    epochs=config.train.epochs,
+    cheap_beta=config.method.cheap_beta,
+  )
   if note:
     log(f"iaat_tf: note: {note}")
 
@@ -223,173 +280,233 @@ def _log_start(config: Config, info: data.DatasetInfo, strategy,
 def _restore(trainer, config: Config, strategy, log: Callable[[str], None]):
   """(checkpoint manager, finished epochs restored from its newest checkpoint)."""
   manager = tf.train.CheckpointManager(
-      runtime.make_checkpoint(trainer),
-      runtime.worker_dir(config.output_dir, strategy, "checkpoints"),
-      max_to_keep=config.train.keep_checkpoints)
+    runtime.make_checkpoint(trainer),
+    runtime.worker_dir(config.output_dir, strategy, "checkpoints"),
+    max_to_keep=config.train.keep_checkpoints,
+  )
   initial_epoch = runtime.restore_latest(trainer, manager, log)
   if initial_epoch:
-    restored = [p for p in manager.checkpoints
-                if runtime.finished_epochs(p) == initial_epoch][-1]
-    log(f"iaat_tf: resumed from {restored} "
-        f"(epoch {initial_epoch}/{config.train.epochs})")
+    restored = [p for p in manager.checkpoints if runtime.finished_epochs(p) == initial_epoch][-1]
+    log(f"iaat_tf: resumed from {restored} (epoch {initial_epoch}/{config.train.epochs})")
   return manager, initial_epoch
 
 
 def _worker_paths(out: str, strategy) -> dict:
   """This worker's history.csv and best_checkpoint/ (runtime.worker_dir)."""
-  return {"history": runtime.worker_dir(out, strategy, run_io.HISTORY),
-          # Robust early stopping keeps the best weights here (saved before
-          # the epoch's resume checkpoint).
-          "best": runtime.worker_dir(out, strategy, "best_checkpoint")}
+  return {
+    "history": runtime.worker_dir(out, strategy, run_io.HISTORY),
+    # Robust early stopping keeps the best weights here (saved before
+    # the epoch's resume checkpoint).
+    "best": runtime.worker_dir(out, strategy, "best_checkpoint"),
+  }
 
 
 def _validation_data(config: Config, datasets: data.Datasets):
   """The held-out training examples, or the first test batches."""
   if datasets.validation is not None:
     return datasets.validation
-  return datasets.test.take(max(1, math.ceil(config.validation.max_examples /
-                                             config.data.eval_batch_size)))
+  return datasets.test.take(
+    max(1, math.ceil(config.validation.max_examples / config.data.eval_batch_size))
+  )
 
 
-def epoch_callbacks(config: Config, trainer, datasets: data.Datasets, validation, manager,
-                    paths: dict, initial_epoch: int, steps_per_epoch: int,
-                    chief: bool, log: Callable[[str], None]) -> list:
+def epoch_callbacks(
+  config: Config,
+  trainer,
+  datasets: data.Datasets,
+  validation,
+  manager,
+  paths: dict,
+  initial_epoch: int,
+  steps_per_epoch: int,
+  chief: bool,
+  log: Callable[[str], None],
+) -> list:
   """The callbacks of `fit`, in the order they must run (see each comment);
   `validation` is the data `fit` validates on (the weight average too)."""
   adaptive = config.method.method in ADAPTIVE_METHODS
   _, summary, bar = _progress_mode(config.train.verbose)
   return [
-      callbacks.StopOnNaN(),  # Before history and checkpoint: see its doc.
-      callbacks.EpochTimer(steps_per_epoch * config.data.batch_size),
-      callbacks.LearningRateLogger(),
-      *([callbacks.EpsTableLogger()] if adaptive else []),
-      # The weight average's validation (val_ema_*), before every reader.
-      *([callbacks.AverageValidation(validation)]
-        if trainer.weight_average is not None else []),
-      callbacks.OverfittingWatch(paths["history"], initial_epoch, log,
-                                 method=config.method.method),
-      # history.csv before the checkpoint: rows past the checkpoint are
-      # dropped on resume, so history and checkpoint always agree.
-      callbacks.HistoryWriter(paths["history"], initial_epoch),
-      *([callbacks.TensorBoardLogger(os.path.join(config.output_dir, "tensorboard"),
-                                     config.to_dict(), eps_histogram=adaptive)]
-        if chief else []),
-      # The bar ends its line before the epoch's summary line is printed.
-      *([callbacks.BatchProgressBar()] if bar else []),
-      *([callbacks.EpochSummary(config.train.epochs, log)] if summary else []),
-      *([callbacks.BestCheckpoint(
-          paths["best"], average=config.early_stopping_weights == "ema")]
-        if datasets.validation is not None else []),
-      callbacks.CheckpointCallback(manager),
+    callbacks.StopOnNaN(),  # Before history and checkpoint: see its doc.
+    callbacks.EpochTimer(steps_per_epoch * config.data.batch_size),
+    callbacks.LearningRateLogger(),
+    *([callbacks.EpsTableLogger()] if adaptive else []),
+    # The weight average's validation (val_ema_*), before every reader.
+    *([callbacks.AverageValidation(validation)] if trainer.weight_average is not None else []),
+    callbacks.OverfittingWatch(paths["history"], initial_epoch, log, method=config.method.method),
+    # history.csv before the checkpoint: rows past the checkpoint are
+    # dropped on resume, so history and checkpoint always agree.
+    callbacks.HistoryWriter(paths["history"], initial_epoch),
+    *(
+      [
+        callbacks.TensorBoardLogger(
+          os.path.join(config.output_dir, "tensorboard"), config.to_dict(), eps_histogram=adaptive
+        )
+      ]
+      if chief
+      else []
+    ),
+    # The bar ends its line before the epoch's summary line is printed.
+    *([callbacks.BatchProgressBar()] if bar else []),
+    *([callbacks.EpochSummary(config.train.epochs, log)] if summary else []),
+    *(
+      [callbacks.BestCheckpoint(paths["best"], average=config.early_stopping_weights == "ema")]
+      if datasets.validation is not None
+      else []
+    ),
+    callbacks.CheckpointCallback(manager),
   ]
 
 
-def _fit(trainer, config: Config, datasets: data.Datasets, strategy, manager,
-         paths: dict, initial_epoch: int, steps_per_epoch: int, chief: bool,
-         log: Callable[[str], None]) -> None:
+def _fit(
+  trainer,
+  config: Config,
+  datasets: data.Datasets,
+  strategy,
+  manager,
+  paths: dict,
+  initial_epoch: int,
+  steps_per_epoch: int,
+  chief: bool,
+  log: Callable[[str], None],
+) -> None:
   """Trains from `initial_epoch` to the last epoch."""
   fit_verbose, _, _ = _progress_mode(config.train.verbose)
   validation = _validation_data(config, datasets)  # fit's and the average's.
   trainer.fit(
-      training_input(datasets, config, strategy, initial_epoch),
-      steps_per_epoch=steps_per_epoch,
-      epochs=config.train.epochs, initial_epoch=initial_epoch,
-      validation_data=validation,
-      validation_freq=config.validation.every_epochs,
-      callbacks=epoch_callbacks(config, trainer, datasets, validation, manager, paths,
-                                initial_epoch, steps_per_epoch, chief, log),
-      verbose=fit_verbose, shuffle=False)
+    training_input(datasets, config, strategy, initial_epoch),
+    steps_per_epoch=steps_per_epoch,
+    epochs=config.train.epochs,
+    initial_epoch=initial_epoch,
+    validation_data=validation,
+    validation_freq=config.validation.every_epochs,
+    callbacks=epoch_callbacks(
+      config,
+      trainer,
+      datasets,
+      validation,
+      manager,
+      paths,
+      initial_epoch,
+      steps_per_epoch,
+      chief,
+      log,
+    ),
+    verbose=fit_verbose,
+    shuffle=False,
+  )
 
 
-def _choose_final_weights(trainer, config: Config, datasets: data.Datasets,
-                          best_dir: str, log: Callable[[str], None]):
+def _choose_final_weights(
+  trainer, config: Config, datasets: data.Datasets, best_dir: str, log: Callable[[str], None]
+):
   """Loads the weights --export_model names; the best-epoch state or None."""
   best = None
   if datasets.validation is not None:
     best = early_stopping.read_state(best_dir)
     if best is not None and config.export_model == "best":
       early_stopping.restore_best_weights(trainer.classifier, best_dir)
-      log(f"iaat_tf: restored the best validation weights (epoch {best['epoch']}, "
-          f"{best['monitor']} {best['value']:.4f})")
+      log(
+        f"iaat_tf: restored the best validation weights (epoch {best['epoch']}, "
+        f"{best['monitor']} {best['value']:.4f})"
+      )
   if config.export_model == "ema":  # The final weight average replaces the raw.
     trainer.weight_average.swap()
-    log(f"iaat_tf: testing and exporting the weight average (decay "
-        f"{config.train.ema_decay})")
+    log(f"iaat_tf: testing and exporting the weight average (decay {config.train.ema_decay})")
   return best
 
 
-def _test_and_summarise(trainer, config: Config, datasets: data.Datasets, strategy,
-                        initial_epoch: int, history_rows: list, best,
-                        log: Callable[[str], None]) -> dict:
+def _test_and_summarise(
+  trainer,
+  config: Config,
+  datasets: data.Datasets,
+  strategy,
+  initial_epoch: int,
+  history_rows: list,
+  best,
+  log: Callable[[str], None],
+) -> dict:
   """Tests the final weights; the results.json payload (without outputs)."""
   info = datasets.info
   fit_verbose, _, bar = _progress_mode(config.train.verbose)
-  log("iaat_tf: final evaluation on the test split "
-      f"(clean + {config.attack.norm} PGD-{config.validation.steps} at eps={config.validation.eps:.5f})")
-  final = trainer.evaluate(datasets.test, verbose=1 if bar else fit_verbose,
-                           return_dict=True)
+  log(
+    "iaat_tf: final evaluation on the test split "
+    f"(clean + {config.attack.norm} PGD-{config.validation.steps} at eps={config.validation.eps:.5f})"
+  )
+  final = trainer.evaluate(datasets.test, verbose=1 if bar else fit_verbose, return_dict=True)
   history = run_io.history_columns(history_rows)
   results = {
-      "provenance": provenance.provenance(config.train.precision),
-      "method": config.method.method,
-      "loss": config.method.loss,
-      "dataset": info.name,
-      "model": config.model.name,
-      "train_eps": config.method.eps,
-      "norm": config.attack.norm,  # The units of every radius here.
-      "num_train": info.num_train,
-      "num_test": info.num_test,
-      "replicas": strategy.num_replicas_in_sync,
-      "epochs": config.train.epochs,
-      "resumed_from_epoch": initial_epoch,
-      "train_seconds": float(sum(s for s in history.get("epoch_seconds", []) if s)),
-      "final": {"clean_accuracy": float(final["clean_acc"]),
-                "pgd_accuracy": float(final["pgd_acc"]),
-                "eval_eps": config.validation.eps,
-                "eval_pgd_steps": config.validation.steps},
-      "history": history,
-      # The first collapse of validation PGD accuracy with clean accuracy
-      # held (training/overfitting.py), or None.
-      "catastrophic_overfitting": overfitting.detect(history_rows,
-                                                     config.method.method),
-      "train_attack": config.attack.name,
-      # The weights `final` measured and the SavedModel holds.
-      "weights": ("best" if best is not None and config.export_model == "best"
-                  else "ema" if config.export_model == "ema" else "last"),
-      "ema_decay": config.train.ema_decay,
+    "provenance": provenance.provenance(config.train.precision),
+    "method": config.method.method,
+    "loss": config.method.loss,
+    "dataset": info.name,
+    "model": config.model.name,
+    "train_eps": config.method.eps,
+    "norm": config.attack.norm,  # The units of every radius here.
+    "num_train": info.num_train,
+    "num_test": info.num_test,
+    "replicas": strategy.num_replicas_in_sync,
+    "epochs": config.train.epochs,
+    "resumed_from_epoch": initial_epoch,
+    "train_seconds": float(sum(s for s in history.get("epoch_seconds", []) if s)),
+    "final": {
+      "clean_accuracy": float(final["clean_acc"]),
+      "pgd_accuracy": float(final["pgd_acc"]),
+      "eval_eps": config.validation.eps,
+      "eval_pgd_steps": config.validation.steps,
+    },
+    "history": history,
+    # The first collapse of validation PGD accuracy with clean accuracy
+    # held (training/overfitting.py), or None.
+    "catastrophic_overfitting": overfitting.detect(history_rows, config.method.method),
+    "train_attack": config.attack.name,
+    # The weights `final` measured and the SavedModel holds.
+    "weights": (
+      "best"
+      if best is not None and config.export_model == "best"
+      else "ema"
+      if config.export_model == "ema"
+      else "last"
+    ),
+    "ema_decay": config.train.ema_decay,
   }
   if best is not None:
     results["early_stopping"] = {
-        "best_epoch": best["epoch"], "monitor": best["monitor"],
-        "best_value": best["value"], "best_metrics": best["metrics"],
-        "num_validation": info.num_validation,
-        "final_weights": config.export_model}
+      "best_epoch": best["epoch"],
+      "monitor": best["monitor"],
+      "best_value": best["value"],
+      "best_metrics": best["metrics"],
+      "num_validation": info.num_validation,
+      "final_weights": config.export_model,
+    }
   return results
 
 
-def _write_outputs(trainer, config: Config, info: data.DatasetInfo,
-                   results: dict) -> None:
+def _write_outputs(trainer, config: Config, info: data.DatasetInfo, results: dict) -> None:
   """The chief's files: labels, eps table, plots, SavedModel, results.json."""
   out = config.output_dir
-  labels = example_lookup.read_train_labels(config.data)[:info.num_train]
+  labels = example_lookup.read_train_labels(config.data)[: info.num_train]
   np.save(os.path.join(out, "train_labels.npy"), labels)
   eps_table = trainer.eps_table.numpy()
   if config.method.method in ADAPTIVE_METHODS:
     np.save(os.path.join(out, "eps_table.npy"), eps_table)
     results["eps"] = plots.eps_summary(eps_table, labels)
   elif config.method.method == "pgd_at":  # Every example at --eps.
-    results["eps"] = {**plots.eps_summary(np.full(info.num_train, config.method.eps),
-                                          labels), "uniform": True}
-  results["plots"] = write_run_plots(config, out, eps_table, labels,
-                                     results["history"])
+    results["eps"] = {
+      **plots.eps_summary(np.full(info.num_train, config.method.eps), labels),
+      "uniform": True,
+    }
+  results["plots"] = write_run_plots(config, out, eps_table, labels, results["history"])
   if config.export:
     results["saved_model"] = export.export_classifier(
-        trainer.classifier, os.path.join(out, "saved_model"), info.image_shape)
+      trainer.classifier, os.path.join(out, "saved_model"), info.image_shape
+    )
   run_io.write_json(os.path.join(out, run_io.RESULTS), results)
 
 
-def write_run_plots(config: Config, out: str, eps_table: np.ndarray,
-                    labels: np.ndarray, history: dict, k: int = 8) -> dict:
+def write_run_plots(
+  config: Config, out: str, eps_table: np.ndarray, labels: np.ndarray, history: dict, k: int = 8
+) -> dict:
   """PNGs of the eps table and the training curves in output_dir/plots."""
   plot_dir = os.path.join(out, "plots")
   os.makedirs(plot_dir, exist_ok=True)
@@ -398,25 +515,39 @@ def write_run_plots(config: Config, out: str, eps_table: np.ndarray,
   per_255 = plots.uses_per_255([config.method.eps], norm=norm)
   if history:
     written["history"] = curves.plot_training_history(
-        history, os.path.join(plot_dir, "training_history.png"), per_255=per_255,
-        norm=norm)
+      history, os.path.join(plot_dir, "training_history.png"), per_255=per_255, norm=norm
+    )
     if any(k.startswith("eps_table_q") for k in history):
       written["eps_over_epochs"] = curves.plot_eps_over_epochs(
-          history, os.path.join(plot_dir, "eps_over_epochs.png"),
-          warmup_eps=config.method.eps, eval_eps=config.validation.eps,
-          warmup_epochs=config.method.warmup_epochs, per_255=per_255, norm=norm)
+        history,
+        os.path.join(plot_dir, "eps_over_epochs.png"),
+        warmup_eps=config.method.eps,
+        eval_eps=config.validation.eps,
+        warmup_epochs=config.method.warmup_epochs,
+        per_255=per_255,
+        norm=norm,
+      )
   if config.method.method in ADAPTIVE_METHODS and eps_table.size:
     written["eps_histogram"] = plots.plot_eps_histogram(
-        eps_table, os.path.join(plot_dir, "eps_histogram.png"),
-        title=f"Learned radii ({config.method.method}, {config.data.dataset})",
-        eps_reference=config.method.eps, per_255=per_255, norm=norm)
+      eps_table,
+      os.path.join(plot_dir, "eps_histogram.png"),
+      title=f"Learned radii ({config.method.method}, {config.data.dataset})",
+      eps_reference=config.method.eps,
+      per_255=per_255,
+      norm=norm,
+    )
     written["eps_per_class"] = plots.plot_eps_per_class(
-        eps_table, labels, os.path.join(plot_dir, "eps_per_class.png"),
-        per_255=per_255, norm=norm)
+      eps_table, labels, os.path.join(plot_dir, "eps_per_class.png"), per_255=per_255, norm=norm
+    )
     smallest, largest = plots.extreme_indices(eps_table, k)
     ids = np.concatenate([smallest, largest])
     images, image_labels = example_lookup.train_examples_by_index(config.data, ids)
     written["eps_extremes"] = plots.plot_eps_extremes_grid(
-        images, eps_table[ids], os.path.join(plot_dir, "eps_extremes.png"), k=k,
-        labels=image_labels, per_255=per_255)
+      images,
+      eps_table[ids],
+      os.path.join(plot_dir, "eps_extremes.png"),
+      k=k,
+      labels=image_labels,
+      per_255=per_255,
+    )
   return written

@@ -21,8 +21,10 @@ from typing import List, Sequence
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The wheel's copy, then a checkout's folder (editable installs, Bazel).
-_DIRECTORIES = (os.path.join(_PACKAGE, "flagfiles"),
-                os.path.join(os.path.dirname(_PACKAGE), "flags"))
+_DIRECTORIES = (
+  os.path.join(_PACKAGE, "flagfiles"),
+  os.path.join(os.path.dirname(_PACKAGE), "flags"),
+)
 MAX_DEPTH = 20  # Nesting deeper than this is a loop.
 
 
@@ -35,25 +37,28 @@ def directory() -> str:
   for path in _DIRECTORIES:
     if os.path.isdir(path):
       return path
-  raise FlagfileError("the shipped flagfiles are missing (iaat_tf/flagfiles "
-                      "in an installed package, flags/ in a checkout)")
+  raise FlagfileError(
+    "the shipped flagfiles are missing (iaat_tf/flagfiles "
+    "in an installed package, flags/ in a checkout)"
+  )
 
 
 def names() -> List[str]:
   """The shipped flagfiles' names (without `.flags`), sorted."""
-  return sorted(f[:-len(".flags")] for f in os.listdir(directory())
-                if f.endswith(".flags"))
+  return sorted(f[: -len(".flags")] for f in os.listdir(directory()) if f.endswith(".flags"))
 
 
 def flagfile(name: str) -> str:
   """The path of the shipped flagfile `name` ("quickstart", "quickstart.flags"
   or "flags/quickstart.flags")."""
   base = os.path.basename(name)
-  base = base[:-len(".flags")] if base.endswith(".flags") else base
+  base = base[: -len(".flags")] if base.endswith(".flags") else base
   path = os.path.join(directory(), base + ".flags")
   if not os.path.isfile(path):
-    raise FlagfileError(f"--flagfile={name}: no such file, and no shipped "
-                        f"flagfile of that name (shipped: {', '.join(names())})")
+    raise FlagfileError(
+      f"--flagfile={name}: no such file, and no shipped "
+      f"flagfile of that name (shipped: {', '.join(names())})"
+    )
   return path
 
 
@@ -67,8 +72,9 @@ def resolve(value: str) -> str:
 
 def _lines(path: str, depth: int) -> List[str]:
   if depth > MAX_DEPTH:
-    raise FlagfileError(f"--flagfile={path}: flagfiles nested more than "
-                        f"{MAX_DEPTH} deep (does one include itself?)")
+    raise FlagfileError(
+      f"--flagfile={path}: flagfiles nested more than {MAX_DEPTH} deep (does one include itself?)"
+    )
   try:
     with open(path) as f:
       text = f.read()
@@ -85,7 +91,7 @@ def _lines(path: str, depth: int) -> List[str]:
 
 def _expand_one(arg: str, depth: int) -> List[str]:
   if arg.startswith("--flagfile="):
-    return _lines(resolve(arg[len("--flagfile="):]), depth)
+    return _lines(resolve(arg[len("--flagfile=") :]), depth)
   return [arg]
 
 

@@ -62,8 +62,9 @@ def define(cls, radius_defaults: Optional[dict] = None) -> None:
     if meta["radius"]:
       if radius_defaults and name in radius_defaults["linf"]:
         flags.DEFINE_string(name, None, f"{meta['help']} In --norm's units.")
-        flags.FLAGS[name].shown_default = ", ".join(
-            f"{values[name]} ({norm})" for norm, values in radius_defaults.items())
+        # Shown by --help instead of the flag's None (cli/app.py).
+        shown = ", ".join(f"{values[name]} ({norm})" for norm, values in radius_defaults.items())
+        setattr(flags.FLAGS[name], "shown_default", shown)
       else:
         flags.DEFINE_string(name, None if default is None else str(default), meta["help"])
     elif kind is bool:
@@ -77,8 +78,7 @@ def define(cls, radius_defaults: Optional[dict] = None) -> None:
     elif meta["repeated"]:
       flags.DEFINE_multi_string(name, list(default), meta["help"])
     elif _item_type(kind) is not None:
-      flags.DEFINE_list(name, None if default is None else [str(v) for v in default],
-                        meta["help"])
+      flags.DEFINE_list(name, None if default is None else [str(v) for v in default], meta["help"])
     else:  # str, Literal: choices are checked by the section (one line).
       flags.DEFINE_string(name, default, meta["help"])
 
@@ -91,8 +91,13 @@ def _items(name: str, values, item) -> tuple:
     raise ConfigError(f"--{name}={','.join(values)} must be comma-separated {what}") from None
 
 
-def value(f: flags.FlagValues, field: dataclasses.Field, name: str,
-          radius_defaults: Optional[dict] = None, norm: str = "linf"):
+def value(
+  f: flags.FlagValues,
+  field: dataclasses.Field,
+  name: str,
+  radius_defaults: Optional[dict] = None,
+  norm: str = "linf",
+):
   """A field's value from its flag: radii parsed (default per --norm), lists
   as tuples of the item type, paths with ~ expanded."""
   meta, raw = field.metadata, f[name].value
@@ -102,14 +107,13 @@ def value(f: flags.FlagValues, field: dataclasses.Field, name: str,
     return None if raw is None else parse_radius(name, raw)
   item = _item_type(field.type)
   if meta["repeated"]:
-    return tuple(raw)
+    return tuple(raw or ())
   if meta["words"]:
     return tuple(shlex.split(raw or ""))
   if item is not None:
     if raw is None:
       return None
-    return tuple(parse_radius(name, v) for v in raw) if item is float else _items(
-        name, raw, item)
+    return tuple(parse_radius(name, v) for v in raw) if item is float else _items(name, raw, item)
   if meta["path"] and raw:
     return os.path.expanduser(raw)
   return raw
@@ -123,15 +127,20 @@ def build(f: flags.FlagValues, cls, *, parse: Optional[Callable] = None, **deriv
   return cls(**{**values, **derived})
 
 
-def help_groups(classes: Iterable, order: Iterable[str], *, first: Iterable[tuple] = (),
-                last: Iterable[tuple] = ()) -> tuple:
+def help_groups(
+  classes: Iterable,
+  order: Iterable[str],
+  *,
+  first: Iterable[tuple] = (),
+  last: Iterable[tuple] = (),
+) -> tuple:
   """(group, flag names) in `order`, from the fields' groups of `classes`.
 
   `first` and `last` add (group, flag name) pairs for flags that are not
   fields (e.g. a preset first, the shared --debug last). Empty groups are
   left out.
   """
-  groups = {name: [] for name in order}
+  groups: dict[str, list[str]] = {name: [] for name in order}
   for cls in classes:
     for field, name in options_of(cls):
       groups[field.metadata["group"]].append(name)

@@ -21,13 +21,36 @@ from iaat_tf.config import ConfigError
 # track; its gamma and step sizes are the L-inf ones scaled by 0.5 / (8/255)
 # (gamma 1.9/255 -> 0.12, 2/255 -> 0.125 = 2.5 eps / 10); no radius cap.
 RADIUS_DEFAULTS = {
-    "linf": {"eps": "8/255", "gamma": "1.9/255", "eps_max": "1",
-             "pgd_min_step": "2/255", "eval_eps": "8/255", "eval_step_size": "2/255"},
-    "l2": {"eps": "0.5", "gamma": "0.12", "eps_max": "inf",
-           "pgd_min_step": "0.125", "eval_eps": "0.5", "eval_step_size": "0.125"}}
+  "linf": {
+    "eps": "8/255",
+    "gamma": "1.9/255",
+    "eps_max": "1",
+    "pgd_min_step": "2/255",
+    "eval_eps": "8/255",
+    "eval_step_size": "2/255",
+  },
+  "l2": {
+    "eps": "0.5",
+    "gamma": "0.12",
+    "eps_max": "inf",
+    "pgd_min_step": "0.125",
+    "eval_eps": "0.5",
+    "eval_step_size": "0.125",
+  },
+}
 # The --help groups, in the order they are printed.
-HELP_GROUP_ORDER = (cfg.RUN, cfg.DATA, cfg.MODEL, cfg.METHOD, cfg.PROBES, cfg.LOSS,
-                    cfg.ATTACK, cfg.OPTIM, cfg.EVAL, cfg.EARLY)
+HELP_GROUP_ORDER = (
+  cfg.RUN,
+  cfg.DATA,
+  cfg.MODEL,
+  cfg.METHOD,
+  cfg.PROBES,
+  cfg.LOSS,
+  cfg.ATTACK,
+  cfg.OPTIM,
+  cfg.EVAL,
+  cfg.EARLY,
+)
 # Where each section's fields come from: Config's own fields, then each section.
 _CLASSES = (cfg.Config, *cfg.SECTIONS.values())
 
@@ -37,19 +60,22 @@ def define_flags() -> None:
   for cls in _CLASSES:
     flag_fields.define(cls, RADIUS_DEFAULTS)
   # Not a field: it sets several of MethodConfig's probe_* fields.
-  flags.DEFINE_string("alg2_preset", "exact",
-                      "iaat: Algorithm 2's probes, exact (two probe attacks like the "
-                      "training attack), fast (shorter probes that stop early) or reuse "
-                      "(no probe attacks: the training attack and a short extension of "
-                      "it; experiments/iaat_cost); the probe_* flags below override a "
-                      "preset's values.")
+  flags.DEFINE_string(
+    "alg2_preset",
+    "exact",
+    "iaat: Algorithm 2's probes, exact (two probe attacks like the "
+    "training attack), fast (shorter probes that stop early) or reuse "
+    "(no probe attacks: the training attack and a short extension of "
+    "it; experiments/iaat_cost); the probe_* flags below override a "
+    "preset's values.",
+  )
 
 
 define_flags()
 # --help prints the flags in these groups (tests check every flag is in one).
 HELP_GROUPS = flag_fields.help_groups(
-    _CLASSES, HELP_GROUP_ORDER, first=[(cfg.PROBES, "alg2_preset")],
-    last=[(cfg.RUN, "debug")])  # The commands' shared --debug (cli/app.py).
+  _CLASSES, HELP_GROUP_ORDER, first=[(cfg.PROBES, "alg2_preset")], last=[(cfg.RUN, "debug")]
+)  # The commands' shared --debug (cli/app.py).
 
 
 def _jit_mode(value: str) -> str:
@@ -61,11 +87,18 @@ def _jit_mode(value: str) -> str:
 def _probe_settings(f: flags.FlagValues, attack: cfg.AttackConfig) -> dict:
   """MethodConfig's probe_* fields: the preset, overridden by explicit flags."""
   # An explicit --probe_steps keeps the preset's rule for the step size.
-  values = cfg.alg2_preset(f.alg2_preset, attack.steps, attack.ratio,
-                           f.probe_steps if f["probe_steps"].present else None)
-  for name in ("probe_steps", "probe_step_ratio", "probe_batched",
-               "probe_early_stop", "probe_only_needed", "probe_source",
-               "probe_extra_steps"):
+  values = cfg.alg2_preset(
+    f.alg2_preset, attack.steps, attack.ratio, f.probe_steps if f["probe_steps"].present else None
+  )
+  for name in (
+    "probe_steps",
+    "probe_step_ratio",
+    "probe_batched",
+    "probe_early_stop",
+    "probe_only_needed",
+    "probe_source",
+    "probe_extra_steps",
+  ):
     if f[name].present or name not in values:
       values[name] = f[name].value
   return values
@@ -73,10 +106,12 @@ def _probe_settings(f: flags.FlagValues, attack: cfg.AttackConfig) -> dict:
 
 def _section(f: flags.FlagValues, cls, **derived):
   """A section from its flags (radii default per --norm)."""
+
   def parse(field, name):
     if name == "jit_compile":
       return _jit_mode(f[name].value)
     return flag_fields.value(f, field, name, RADIUS_DEFAULTS, f.norm)
+
   return flag_fields.build(f, cls, parse=parse, **derived)
 
 
@@ -85,22 +120,29 @@ def config_from_flags(f: flags.FlagValues = flags.FLAGS) -> cfg.Config:
   if not f.output_dir:
     raise ConfigError("--output_dir is required")
   imagenet_shaped = f.dataset == "imagenet2012" or (
-      f.dataset == "synthetic" and f.synthetic_like == "imagenet2012")
+    f.dataset == "synthetic" and f.synthetic_like == "imagenet2012"
+  )
   if f["image_size"].present and not imagenet_shaped:
-    raise ConfigError(f"--image_size applies to imagenet2012 only; --dataset="
-                      f"{f.dataset} keeps its images' own size")
+    raise ConfigError(
+      f"--image_size applies to imagenet2012 only; --dataset={f.dataset} keeps its images' own size"
+    )
   if f.norm not in cfg.NORMS:  # Before the radii, whose defaults it picks.
     raise ConfigError(f"unknown --norm={f.norm!r}; choose one of {', '.join(cfg.NORMS)}")
-  attack = _section(f, cfg.AttackConfig,
-                    jit_compile=_jit_mode(f.jit_compile) == "attack")
+  attack = _section(f, cfg.AttackConfig, jit_compile=_jit_mode(f.jit_compile) == "attack")
   if attack.name == "fgsm_rs":  # Its own step rule (config.FGSM_RS).
-    attack = cfg.AttackConfig.fgsm_rs(bn_mode=attack.bn_mode, norm=attack.norm,
-                                      jit_compile=attack.jit_compile)
+    attack = cfg.AttackConfig.fgsm_rs(
+      bn_mode=attack.bn_mode, norm=attack.norm, jit_compile=attack.jit_compile
+    )
   method = _section(f, cfg.MethodConfig)
   method = dataclasses.replace(method, **_probe_settings(f, attack))
   config = _section(
-      f, cfg.Config,
-      data=_section(f, cfg.DataConfig, seed=f.seed),
-      model=_section(f, cfg.ModelConfig), attack=attack, method=method,
-      train=_section(f, cfg.TrainConfig), validation=_section(f, cfg.ValidationConfig))
+    f,
+    cfg.Config,
+    data=_section(f, cfg.DataConfig, seed=f.seed),
+    model=_section(f, cfg.ModelConfig),
+    attack=attack,
+    method=method,
+    train=_section(f, cfg.TrainConfig),
+    validation=_section(f, cfg.ValidationConfig),
+  )
   return validation.validate(config)

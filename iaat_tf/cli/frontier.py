@@ -30,8 +30,14 @@ The runs are cli/frontier_run.py, the analysis reports/frontier.py. Bad input is
 
 from iaat_tf.cli import app
 from iaat_tf.cli import flags as flag_fields
-from iaat_tf.cli.frontier_run import (EVALUATION, EXPERIMENT, FrontierConfig,
-                                      FrontierError, run_frontier, settings_of)
+from iaat_tf.cli.frontier_run import (
+  EVALUATION,
+  EXPERIMENT,
+  FrontierConfig,
+  FrontierError,
+  run_frontier,
+  settings_of,
+)
 from iaat_tf.evaluation.settings import AutoAttackConfig
 
 PROG = "iaat_tf.frontier"
@@ -41,11 +47,14 @@ judges every run with AutoAttack, and writes the clean-vs-robust frontier
 (frontier.json, frontier.md, frontier.png) with a verdict: is IAAT above
 uniform PGD-AT's frontier on this data, and can the seeds tell?"""
 HELP_GROUPS = flag_fields.help_groups(
-    (FrontierConfig, AutoAttackConfig), (EXPERIMENT, EVALUATION, "AutoAttack", "Output"),
-    last=[("Output", "debug")])
+  (FrontierConfig, AutoAttackConfig),
+  (EXPERIMENT, EVALUATION, "AutoAttack", "Output"),
+  last=[("Output", "debug")],
+)
 
 
 # -- command line ----------------------------------------------------------------
+
 
 def _define_flags():
   flag_fields.define(FrontierConfig)
@@ -54,8 +63,7 @@ def _define_flags():
 
 def config_from_flags(f) -> FrontierConfig:
   """The frontier's config from parsed flags, checked before any run."""
-  options = flag_fields.build(f, FrontierConfig,
-                              autoattack=flag_fields.build(f, AutoAttackConfig))
+  options = flag_fields.build(f, FrontierConfig, autoattack=flag_fields.build(f, AutoAttackConfig))
   if not options.experiment:
     raise FrontierError("--experiment is required (e.g. --experiment=quickstart)")
   if not options.out_dir:
@@ -69,6 +77,7 @@ def config_from_flags(f) -> FrontierConfig:
 def run(argv) -> None:
   """The command after its flags are parsed."""
   from absl import flags  # pylint: disable=g-import-not-at-top
+
   if len(argv) > 1:
     raise FrontierError(f"unexpected arguments {' '.join(argv[1:])!r}")
   run_frontier(config_from_flags(flags.FLAGS))
@@ -76,8 +85,14 @@ def run(argv) -> None:
 
 def main() -> None:
   """The entry point (`iaat-frontier`, `python -m iaat_tf.frontier`)."""
-  app.run(PROG, run, summary=SUMMARY, groups=HELP_GROUPS,
-          define_flags=_define_flags, errors=(ValueError, OSError))
+  app.run(
+    PROG,
+    run,
+    summary=SUMMARY,
+    groups=HELP_GROUPS,
+    define_flags=_define_flags,
+    errors=(ValueError, OSError),
+  )
 
 
 if __name__ == "__main__":

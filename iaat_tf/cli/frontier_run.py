@@ -31,6 +31,7 @@ class FrontierError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class Setting:
   """One training setting: a name and the flags it adds to the experiment."""
+
   name: str
   method: str
   flags: tuple
@@ -42,31 +43,46 @@ class Setting:
 @dataclasses.dataclass(frozen=True)
 class FrontierConfig(Section):
   """The frontier experiment: which settings, how many seeds, how judged."""
-  experiment: Optional[str] = option(
-      None, "The experiment: a shipped flagfile's name (quickstart) or a path to your "
-      "own flagfile.", group=EXPERIMENT)
-  out_dir: Optional[str] = option(None, "Output folder (runs/, logs/, frontier.*).",
-                                  group=EXPERIMENT, path=True)
+
+  experiment: str = option(
+    "",
+    "The experiment: a shipped flagfile's name (quickstart) or a path to your own flagfile.",
+    group=EXPERIMENT,
+  )
+  out_dir: str = option(
+    "", "Output folder (runs/, logs/, frontier.*).", group=EXPERIMENT, path=True
+  )
   pgd_at_eps: Tuple[float, ...] = option(
-      (), "Uniform PGD-AT radii, e.g. 0.05,0.1,0.2 or 4/255,8/255.", group=EXPERIMENT)
+    (), "Uniform PGD-AT radii, e.g. 0.05,0.1,0.2 or 4/255,8/255.", group=EXPERIMENT
+  )
   iaat: Tuple[str, ...] = option(
-      (), "An adaptive setting: flag=value pairs over the experiment's (repeat the "
-      "flag for several), e.g. --iaat='eps=0.3 gamma=0.1' or --iaat=method=iaat_cheap.",
-      group=EXPERIMENT, repeated=True)
+    (),
+    "An adaptive setting: flag=value pairs over the experiment's (repeat the "
+    "flag for several), e.g. --iaat='eps=0.3 gamma=0.1' or --iaat=method=iaat_cheap.",
+    group=EXPERIMENT,
+    repeated=True,
+  )
   seeds: Tuple[int, ...] = option((0, 1, 2), "Seeds of every setting.", group=EXPERIMENT)
   train_args: Tuple[str, ...] = option(
-      (), "Training flags for every run, e.g. '--epochs=30 --warmup_epochs=5' (one "
-      "string).", group=EXPERIMENT, words=True)
+    (),
+    "Training flags for every run, e.g. '--epochs=30 --warmup_epochs=5' (one string).",
+    group=EXPERIMENT,
+    words=True,
+  )
   jobs: int = option(1, "Runs at a time.", group=EXPERIMENT, minimum=1)
   # Uniform PGD-AT's radius ramps from 0 over the experiment's --warmup_epochs:
   # the start IAAT's warmup gives its settings. False: full radius from the
   # first step.
   uniform_ramp: bool = option(
-      True, "Ramp uniform PGD-AT's radius from 0 over the experiment's "
-      "--warmup_epochs, the start IAAT's warmup gives its settings "
-      "(--nouniform_ramp: the full radius from the first step).", group=EXPERIMENT)
-  curve: bool = option(True, "Also the robustness curve over radii (evaluate's suite).",
-                       group=EVALUATION)
+    True,
+    "Ramp uniform PGD-AT's radius from 0 over the experiment's "
+    "--warmup_epochs, the start IAAT's warmup gives its settings "
+    "(--nouniform_ramp: the full radius from the first step).",
+    group=EXPERIMENT,
+  )
+  curve: bool = option(
+    True, "Also the robustness curve over radii (evaluate's suite).", group=EVALUATION
+  )
   autoattack: AutoAttackConfig = AutoAttackConfig()
 
   def __post_init__(self):
@@ -86,6 +102,7 @@ def warmup_epochs(options: FrontierConfig) -> int:
   """The experiment's --warmup_epochs (its flagfile, then --train_args)."""
   from iaat_tf import config as cfg  # pylint: disable=g-import-not-at-top
   from iaat_tf.cli import flagfiles  # pylint: disable=g-import-not-at-top
+
   value = cfg.MethodConfig().warmup_epochs
   try:
     args = flagfiles.expand([f"--flagfile={options.experiment}", *options.train_args])
@@ -106,7 +123,8 @@ def settings_of(options: FrontierConfig) -> list[Setting]:
   out = []
   ramp = warmup_epochs(options) if options.uniform_ramp else 0
   for eps in options.pgd_at_eps:
-    name, flags = f"pgd_at_eps{eps:.4g}", ("--method=pgd_at", f"--eps={eps!r}")
+    name = f"pgd_at_eps{eps:.4g}"
+    flags: tuple[str, ...] = ("--method=pgd_at", f"--eps={eps!r}")
     if ramp:
       name, flags = f"{name}_ramp{ramp}", flags + (f"--eps_ramp_epochs={ramp}",)
     out.append(Setting(name, "pgd_at", flags))
@@ -116,16 +134,22 @@ def settings_of(options: FrontierConfig) -> list[Setting]:
     for pair in pairs:
       key, sep, value = pair.lstrip("-").partition("=")
       if not sep or not key or not value:
-        raise FrontierError(f"--iaat={text!r}: write flag=value pairs, e.g. "
-                            "--iaat='eps=0.3 gamma=0.1'")
+        raise FrontierError(
+          f"--iaat={text!r}: write flag=value pairs, e.g. --iaat='eps=0.3 gamma=0.1'"
+        )
       values[key] = value
     method = values.pop("method", "iaat")
     if method not in ("iaat", "iaat_cheap"):
-      raise FrontierError(f"--iaat={text!r}: method={method} is not adaptive "
-                          "(iaat or iaat_cheap; uniform radii go to --pgd_at_eps)")
+      raise FrontierError(
+        f"--iaat={text!r}: method={method} is not adaptive "
+        "(iaat or iaat_cheap; uniform radii go to --pgd_at_eps)"
+      )
     name = _slug("_".join([method] + [f"{k}{v}" for k, v in values.items()]))
-    out.append(Setting(name, method, (f"--method={method}",) +
-                       tuple(f"--{k}={v}" for k, v in values.items())))
+    out.append(
+      Setting(
+        name, method, (f"--method={method}",) + tuple(f"--{k}={v}" for k, v in values.items())
+      )
+    )
   names = [s.name for s in out]
   if len(set(names)) != len(names):
     raise FrontierError(f"two settings are the same: {', '.join(names)}")
@@ -144,7 +168,7 @@ def _run(command: Sequence[str], log_path: str) -> None:
 def _evaluated(run_dir: str, aa_eps: Optional[float], n: Optional[int]) -> bool:
   """results.json already has an AutoAttack at this radius and size."""
   try:
-    aa = run_io.read_results(run_dir).get("autoattack") or {}
+    aa = (run_io.read_results(run_dir) or {}).get("autoattack") or {}
   except run_io.RunDirError:
     return False
   if not aa:
@@ -153,40 +177,71 @@ def _evaluated(run_dir: str, aa_eps: Optional[float], n: Optional[int]) -> bool:
   return eps_ok and (not n or aa.get("n_examples") == n)
 
 
-def train_and_evaluate(setting: Setting, seed: int, options: FrontierConfig,
-                       experiment_path: str) -> dict:
+def train_and_evaluate(
+  setting: Setting, seed: int, options: FrontierConfig, experiment_path: str
+) -> dict:
   """Trains (or resumes) and evaluates one run; returns its numbers."""
   run_dir = setting.run_dir(options.out_dir, seed)
   logs = os.path.join(options.out_dir, "logs")
   os.makedirs(logs, exist_ok=True)
   log_path = os.path.join(logs, f"{setting.name}_seed{seed}.log")
   python = sys.executable
-  _run([python, "-m", "iaat_tf.main", f"--flagfile={experiment_path}",
-        *options.train_args, *setting.flags, f"--seed={seed}",
-        f"--output_dir={run_dir}"], log_path)
+  _run(
+    [
+      python,
+      "-m",
+      "iaat_tf.main",
+      f"--flagfile={experiment_path}",
+      *options.train_args,
+      *setting.flags,
+      f"--seed={seed}",
+      f"--output_dir={run_dir}",
+    ],
+    log_path,
+  )
   aa = options.autoattack
   if not _evaluated(run_dir, aa.eps, aa.max_examples):
     attacks = "autoattack,suite" if options.curve else "autoattack"
-    _run([python, "-m", "iaat_tf.evaluate", f"--run_dir={run_dir}",
-          f"--attacks={attacks}", *flag_args(aa)], log_path)
+    _run(
+      [
+        python,
+        "-m",
+        "iaat_tf.evaluate",
+        f"--run_dir={run_dir}",
+        f"--attacks={attacks}",
+        *flag_args(aa),
+      ],
+      log_path,
+    )
   return read_run(run_dir, setting, seed)
 
 
 def read_run(run_dir: str, setting: Setting, seed: int) -> dict:
   """The numbers the analysis needs from a finished, evaluated run."""
   results = run_io.read_results(run_dir)
+  if not results or "autoattack" not in results:
+    raise run_io.RunDirError(f"{run_dir}: no AutoAttack in its results.json; rerun iaat-evaluate")
   aa = results["autoattack"]
-  run = {"setting": setting.name, "method": setting.method,
-         "flags": list(setting.flags), "seed": seed, "run_dir": run_dir,
-         "clean": float(aa["clean_accuracy"]), "autoattack": float(aa["robust_accuracy"]),
-         "aa_eps": float(aa["eps"]), "norm": results.get("norm", "linf"),
-         "n_examples": int(aa["n_examples"]), "chance": _chance(run_dir, aa)}
+  run = {
+    "setting": setting.name,
+    "method": setting.method,
+    "flags": list(setting.flags),
+    "seed": seed,
+    "run_dir": run_dir,
+    "clean": float(aa["clean_accuracy"]),
+    "autoattack": float(aa["robust_accuracy"]),
+    "aa_eps": float(aa["eps"]),
+    "norm": results.get("norm", "linf"),
+    "n_examples": int(aa["n_examples"]),
+    "chance": _chance(run_dir, aa),
+  }
   eps = results.get("eps") or {}
   if setting.method == "pgd_at":
     run["train_eps"] = float(eps.get("mean", float("nan")))
   table = os.path.join(run_dir, "eps_table.npy")
   if os.path.isfile(table):
     import numpy as np  # pylint: disable=g-import-not-at-top
+
     radii = np.load(table)
     run["eps_quantiles"] = [float(v) for v in np.percentile(radii, [10, 25, 50, 75, 90])]
   return run
@@ -199,20 +254,27 @@ def _chance(run_dir: str, aa: dict) -> float:
     return float(aa["majority_rate"])
   import csv  # pylint: disable=g-import-not-at-top
   from iaat_tf.evaluation import autoattack  # pylint: disable=g-import-not-at-top
+
   path = os.path.join(run_dir, "eval", aa.get("examples_file", "autoattack_examples.csv"))
   try:
     with open(path) as f:
       labels = [int(row["label"]) for row in csv.DictReader(f)]
   except (OSError, KeyError, ValueError) as e:
-    raise run_io.RunDirError(f"{run_dir}: no majority-class rate in its AutoAttack "
-                             f"and no per-example labels ({e}); rerun iaat-evaluate") from None
-  return autoattack.majority_rate(labels)
+    raise run_io.RunDirError(
+      f"{run_dir}: no majority-class rate in its AutoAttack "
+      f"and no per-example labels ({e}); rerun iaat-evaluate"
+    ) from None
+  rate = autoattack.majority_rate(labels)
+  if rate is None:
+    raise run_io.RunDirError(f"{run_dir}: its per-example AutoAttack file is empty")
+  return rate
 
 
 def run_frontier(options: FrontierConfig, log: Callable[[str], None] = print) -> dict:
   """Trains, evaluates and analyses every (setting, seed); returns frontier.json."""
   from iaat_tf.cli import flagfiles  # pylint: disable=g-import-not-at-top
   from iaat_tf.reports import frontier  # pylint: disable=g-import-not-at-top
+
   try:
     experiment_path = os.path.abspath(flagfiles.resolve(options.experiment))
   except flagfiles.FlagfileError as e:
@@ -220,9 +282,11 @@ def run_frontier(options: FrontierConfig, log: Callable[[str], None] = print) ->
   settings = settings_of(options)
   jobs = [(s, seed) for s in settings for seed in options.seeds]
   os.makedirs(options.out_dir, exist_ok=True)
-  log(f"frontier: {len(settings)} settings x {len(options.seeds)} seeds = "
-      f"{len(jobs)} runs from {options.experiment}, {options.jobs} at a time; "
-      f"logs in {os.path.join(options.out_dir, 'logs')}")
+  log(
+    f"frontier: {len(settings)} settings x {len(options.seeds)} seeds = "
+    f"{len(jobs)} runs from {options.experiment}, {options.jobs} at a time; "
+    f"logs in {os.path.join(options.out_dir, 'logs')}"
+  )
   start, done, lock = time.perf_counter(), [], threading.Lock()
   runs, failures = [], []
 
@@ -241,9 +305,11 @@ def run_frontier(options: FrontierConfig, log: Callable[[str], None] = print) ->
       done.append(job)
       elapsed = time.perf_counter() - start
       eta = elapsed / len(done) * (len(jobs) - len(done))
-      log(f"frontier: [{len(done)}/{len(jobs)}] {setting.name} seed {seed}: "
-          f"clean {run['clean']:.4f}, AutoAttack {run['autoattack']:.4f} "
-          f"({time.perf_counter() - began:.0f} s; {elapsed:.0f} s elapsed, ETA {eta:.0f} s)")
+      log(
+        f"frontier: [{len(done)}/{len(jobs)}] {setting.name} seed {seed}: "
+        f"clean {run['clean']:.4f}, AutoAttack {run['autoattack']:.4f} "
+        f"({time.perf_counter() - began:.0f} s; {elapsed:.0f} s elapsed, ETA {eta:.0f} s)"
+      )
 
   with concurrent.futures.ThreadPoolExecutor(max_workers=options.jobs) as pool:
     list(pool.map(one, jobs))
@@ -252,27 +318,41 @@ def run_frontier(options: FrontierConfig, log: Callable[[str], None] = print) ->
   norms = sorted({r["norm"] for r in runs})
   aa_eps = sorted({round(r["aa_eps"], 9) for r in runs})
   if len(norms) > 1 or len(aa_eps) > 1:
-    raise FrontierError(f"the runs were judged in different threat models "
-                        f"({norms}, eps {aa_eps}); use one --aa_eps")
+    raise FrontierError(
+      f"the runs were judged in different threat models ({norms}, eps {aa_eps}); use one --aa_eps"
+    )
   order = {(s.name, seed): i for i, (s, seed) in enumerate(jobs)}
   runs.sort(key=lambda r: order[(r["setting"], r["seed"])])
   analysis = frontier.analyse(runs)
-  payload = {"experiment": options.experiment, "norm": norms[0],
-             "aa_eps": aa_eps[0], "seeds": list(options.seeds),
-             **analysis, "runs": runs, "failures": failures,
-             "seconds": round(time.perf_counter() - start, 1)}
+  payload = {
+    "experiment": options.experiment,
+    "norm": norms[0],
+    "aa_eps": aa_eps[0],
+    "seeds": list(options.seeds),
+    **analysis,
+    "runs": runs,
+    "failures": failures,
+    "seconds": round(time.perf_counter() - start, 1),
+  }
   run_io.write_json(os.path.join(options.out_dir, "frontier.json"), payload)
-  md = (f"# Frontier: {options.experiment}\n\nAutoAttack at {norms[0]} eps "
-        f"{aa_eps[0]:.4g}; mean +- std over seeds {list(options.seeds)}; percent.\n\n"
-        + frontier.table_markdown(analysis["settings"]) + "\n"
-        + "\n".join(f"- {line}" for line in analysis["verdict"]) + "\n")
+  md = (
+    f"# Frontier: {options.experiment}\n\nAutoAttack at {norms[0]} eps "
+    f"{aa_eps[0]:.4g}; mean +- std over seeds {list(options.seeds)}; percent.\n\n"
+    + frontier.table_markdown(analysis["settings"])
+    + "\n"
+    + "\n".join(f"- {line}" for line in analysis["verdict"])
+    + "\n"
+  )
   run_io.atomic_write_bytes(os.path.join(options.out_dir, "frontier.md"), md.encode())
-  frontier.plot_frontier(analysis, os.path.join(options.out_dir, "frontier.png"),
-                         aa_eps=aa_eps[0], norm=norms[0])
+  frontier.plot_frontier(
+    analysis, os.path.join(options.out_dir, "frontier.png"), aa_eps=aa_eps[0], norm=norms[0]
+  )
   for line in analysis["verdict"]:
     log(f"frontier: {line}")
   if failures:
-    log(f"frontier: {len(failures)} run(s) failed (see their logs); "
-        "rerun the same command to retry them")
+    log(
+      f"frontier: {len(failures)} run(s) failed (see their logs); "
+      "rerun the same command to retry them"
+    )
   log(f"frontier: wrote {options.out_dir} ({payload['seconds']:.0f} s)")
   return payload

@@ -30,11 +30,10 @@ def expand_run_args(spec: str) -> list[str]:
       continue
     if glob.has_magic(item):
       matches = sorted(
-          d for d in glob.glob(item)
-          if os.path.isfile(os.path.join(d, "results.json")))
+        d for d in glob.glob(item) if os.path.isfile(os.path.join(d, "results.json"))
+      )
       if not matches:
-        raise ValueError(f"{item}: glob matches no run directory with a "
-                         "results.json")
+        raise ValueError(f"{item}: glob matches no run directory with a results.json")
       run_dirs.extend(matches)
     else:
       run_dirs.append(item)
@@ -53,14 +52,16 @@ PARETO = "Pareto plot"
 @dataclasses.dataclass(frozen=True)
 class ParetoConfig(Section):
   """Which runs to compare and where the table and plot go."""
-  runs: Optional[str] = option(None, "Comma-separated run directories or globs "
-                               "(e.g. 'runs/*').", group=PARETO)
-  out_dir: Optional[str] = option(None, "Where to write pareto.csv/.png.", group=PARETO,
-                                  path=True)
+
+  runs: Optional[str] = option(
+    None, "Comma-separated run directories or globs (e.g. 'runs/*').", group=PARETO
+  )
+  out_dir: Optional[str] = option(None, "Where to write pareto.csv/.png.", group=PARETO, path=True)
 
 
-HELP_GROUPS = flag_fields.help_groups((ParetoConfig,), (PARETO, "Output"),
-                                      last=[("Output", "debug")])
+HELP_GROUPS = flag_fields.help_groups(
+  (ParetoConfig,), (PARETO, "Output"), last=[("Output", "debug")]
+)
 
 
 def _define_flags() -> None:
@@ -70,6 +71,7 @@ def _define_flags() -> None:
 def run(argv: Sequence[str]) -> None:
   """The command after its flags are parsed."""
   from absl import flags  # pylint: disable=g-import-not-at-top
+
   if len(argv) > 1:
     raise ValueError(f"unexpected arguments: {' '.join(argv[1:])}")
   options = flag_fields.build(flags.FLAGS, ParetoConfig)
@@ -85,8 +87,14 @@ def run(argv: Sequence[str]) -> None:
 
 def main() -> None:
   """The entry point: flags (or --help), then `run`, errors as one line."""
-  app.run(PROG, run, summary=SUMMARY, groups=HELP_GROUPS,
-          define_flags=_define_flags, errors=(ValueError, OSError))
+  app.run(
+    PROG,
+    run,
+    summary=SUMMARY,
+    groups=HELP_GROUPS,
+    define_flags=_define_flags,
+    errors=(ValueError, OSError),
+  )
 
 
 if __name__ == "__main__":

@@ -12,8 +12,7 @@ class ProgressLine:
   tenth of the work (and the last batch).
   """
 
-  def __init__(self, total: int, log: Callable[[str], None],
-               tty: Optional[bool] = None):
+  def __init__(self, total: int, log: Callable[[str], None], tty: Optional[bool] = None):
     self.total, self.log = total, log
     self.tty = sys.stdout.isatty() if tty is None else tty
     self.start = time.perf_counter()
@@ -23,8 +22,10 @@ class ProgressLine:
     total = total or self.total
     elapsed = time.perf_counter() - self.start
     eta = elapsed / max(done, 1) * max(total - done, 0)
-    text = (f"evaluate: batch {done}/{total} ({100 * done // max(total, 1)}%), "
-            f"{elapsed:.0f}s elapsed, ETA {eta:.0f}s")
+    text = (
+      f"evaluate: batch {done}/{total} ({100 * done // max(total, 1)}%), "
+      f"{elapsed:.0f}s elapsed, ETA {eta:.0f}s"
+    )
     if self.tty and self.log is print:
       end = "\n" if done >= total else ""
       print("\r" + text, end=end, flush=True)

@@ -30,8 +30,10 @@ def fail(message: str) -> None:
 def run(argv) -> None:
   """The command after its flags are parsed (tests call it under flagsaver)."""
   if len(argv) > 1:
-    fail(f"unexpected arguments {' '.join(argv[1:])!r} (flags start with --; "
-         "check the flagfile for lines without a leading --)")
+    fail(
+      f"unexpected arguments {' '.join(argv[1:])!r} (flags start with --; "
+      "check the flagfile for lines without a leading --)"
+    )
   try:
     config = flags_config.config_from_flags(FLAGS)
   except ConfigError as e:
@@ -49,6 +51,7 @@ def run(argv) -> None:
   app.import_tensorflow(debug=app.debug())
   from iaat_tf import data  # pylint: disable=g-import-not-at-top
   from iaat_tf.cli import experiment  # pylint: disable=g-import-not-at-top
+
   try:
     experiment.run(config)
   except (ConfigError, data.DataError) as e:
@@ -57,8 +60,13 @@ def run(argv) -> None:
 
 def main() -> None:
   """The entry point: flags (or --help), then `run`, errors as one line."""
-  app.run(PROG, run, summary=SUMMARY, groups=flags_config.HELP_GROUPS,
-          errors=(ConfigError, run_io.TrainingDiverged))
+  app.run(
+    PROG,
+    run,
+    summary=SUMMARY,
+    groups=flags_config.HELP_GROUPS,
+    errors=(ConfigError, run_io.TrainingDiverged),
+  )
 
 
 if __name__ == "__main__":

@@ -11,12 +11,32 @@ Pictures of single training examples are read back by
 `reports/example_lookup.py`. This file only re-exports.
 """
 
-from iaat_tf.data.arrays import (DataError, holdout_split,  # noqa: F401
-                                 load_digits_arrays, load_npz_arrays)
-from iaat_tf.data.pipeline import (AUTOTUNE, TFDS_DATASETS, Datasets,  # noqa: F401
-                                   DatasetInfo, WorkerShard, build_pipelines,
-                                   epoch_seed, load_datasets,
-                                   shuffle_buffer_size)
+from iaat_tf.data.arrays import (
+  DataError,
+  holdout_split,  # noqa: F401
+  load_digits_arrays,
+  load_npz_arrays,
+)
+from iaat_tf.data.pipeline import (
+  AUTOTUNE,
+  TFDS_DATASETS,
+  Datasets,  # noqa: F401
+  DatasetInfo,
+  WorkerShard,
+  build_pipelines,
+  epoch_seed,
+  load_datasets,
+  shuffle_buffer_size,
+)
 
-__all__ = ["DataError", "DatasetInfo", "Datasets", "WorkerShard", "epoch_seed",
-           "holdout_split", "load_datasets", "load_digits_arrays", "load_npz_arrays"]
+__all__ = [
+  "DataError",
+  "DatasetInfo",
+  "Datasets",
+  "WorkerShard",
+  "epoch_seed",
+  "holdout_split",
+  "load_datasets",
+  "load_digits_arrays",
+  "load_npz_arrays",
+]

@@ -36,8 +36,9 @@ def to_unit_float(image: tf.Tensor) -> tf.Tensor:
 PAD_MODES = {"zeros": "CONSTANT", "reflect": "REFLECT"}
 
 
-def pad_crop_flip(image: tf.Tensor, seed: tf.Tensor, pad: int = 4,
-                  mode: str = "zeros") -> tf.Tensor:
+def pad_crop_flip(
+  image: tf.Tensor, seed: tf.Tensor, pad: int = 4, mode: str = "zeros"
+) -> tf.Tensor:
   """Pad by `pad`, crop back to the original size, maybe flip (keyed).
 
   `mode` "reflect" mirrors without repeating the edge, like torchvision's
@@ -54,10 +55,15 @@ def _random_box(shape: tf.Tensor, seed: tf.Tensor):
   """Inception's random box (area 8%-100%, aspect 3/4-4/3) for an image of
   `shape` [H, W, C]: (begin [3], size [3]), a pure function of (shape, seed)."""
   begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
-      shape, tf.zeros([1, 0, 4], tf.float32), seed=seed,
-      min_object_covered=0.1, aspect_ratio_range=(3 / 4, 4 / 3),
-      area_range=(0.08, 1.0), max_attempts=10,
-      use_image_if_no_bounding_boxes=True)
+    shape,
+    tf.zeros([1, 0, 4], tf.float32),
+    seed=seed,
+    min_object_covered=0.1,
+    aspect_ratio_range=(3 / 4, 4 / 3),
+    area_range=(0.08, 1.0),
+    max_attempts=10,
+    use_image_if_no_bounding_boxes=True,
+  )
   return begin, size
 
 
@@ -74,8 +80,9 @@ def imagenet_train_crop(image: tf.Tensor, size: int, seed: tf.Tensor) -> tf.Tens
   return _resize_and_flip(tf.slice(image, begin, crop_size), size, flip_seed)
 
 
-def imagenet_train_crop_encoded(encoded: tf.Tensor, size: int, seed: tf.Tensor,
-                                channels: int = 3) -> tf.Tensor:
+def imagenet_train_crop_encoded(
+  encoded: tf.Tensor, size: int, seed: tf.Tensor, channels: int = 3
+) -> tf.Tensor:
   """`imagenet_train_crop` of encoded image bytes, decoding only the crop.
 
   JPEGs (all of tfds' imagenet2012) are decoded with `decode_and_crop_jpeg`
@@ -98,8 +105,7 @@ def imagenet_train_crop_encoded(encoded: tf.Tensor, size: int, seed: tf.Tensor,
     begin, crop_size = _random_box(tf.shape(image), box_seed)
     return tf.slice(image, begin, crop_size)
 
-  crop = tf.ensure_shape(tf.cond(tf.io.is_jpeg(encoded), jpeg, other),
-                         [None, None, channels])
+  crop = tf.ensure_shape(tf.cond(tf.io.is_jpeg(encoded), jpeg, other), [None, None, channels])
   return _resize_and_flip(crop, size, flip_seed)
 
 

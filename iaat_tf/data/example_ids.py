@@ -32,50 +32,54 @@ def _split(spec):
   if isinstance(spec, dict):
     if IMAGE not in spec or LABEL not in spec:
       raise ExampleIdError(
-          f"with_example_ids: a dataset of dicts needs 'image' and 'label' keys "
-          f"(found {sorted(spec)}); or yield (image, label) pairs")
+        f"with_example_ids: a dataset of dicts needs 'image' and 'label' keys "
+        f"(found {sorted(spec)}); or yield (image, label) pairs"
+      )
     return spec[IMAGE], spec[LABEL], "dict"
   if not isinstance(spec, tuple) or len(spec) != 2:
     raise ExampleIdError(
-        "with_example_ids: the dataset must yield (image, label) pairs, "
-        f"got elements of {spec}")
+      f"with_example_ids: the dataset must yield (image, label) pairs, got elements of {spec}"
+    )
   features, label = spec
   if isinstance(features, dict):
     if IMAGE not in features:
       raise ExampleIdError(
-          f"with_example_ids: the features dict has no 'image' key (found "
-          f"{sorted(features)}); name the image 'image'")
+        f"with_example_ids: the features dict has no 'image' key (found "
+        f"{sorted(features)}); name the image 'image'"
+      )
     if INDEX in features:
       raise ExampleIdError(
-          "with_example_ids: the features already have an 'index'; call "
-          "with_example_ids once, on the raw dataset")
+        "with_example_ids: the features already have an 'index'; call "
+        "with_example_ids once, on the raw dataset"
+      )
     return features[IMAGE], label, "features"
   return features, label, "tuple"
 
 
 def _check_unbatched(image_spec, label_spec) -> None:
   if not isinstance(image_spec, tf.TensorSpec):
-    raise ExampleIdError(f"with_example_ids: the image must be a dense tensor, "
-                         f"got {image_spec}")
+    raise ExampleIdError(f"with_example_ids: the image must be a dense tensor, got {image_spec}")
   rank = image_spec.shape.rank
   label_rank = getattr(label_spec, "shape", tf.TensorShape(None)).rank
   if rank == 4 or label_rank == 1:
     raise ExampleIdError(
-        f"with_example_ids: the dataset looks batched (image shape "
-        f"{image_spec.shape}, label shape {label_spec.shape}); call it on the "
-        "unbatched dataset, before shuffle() and batch()")
+      f"with_example_ids: the dataset looks batched (image shape "
+      f"{image_spec.shape}, label shape {label_spec.shape}); call it on the "
+      "unbatched dataset, before shuffle() and batch()"
+    )
   if rank not in (3, None):
     raise ExampleIdError(
-        f"with_example_ids: images must be [height, width, channels], got "
-        f"shape {image_spec.shape} (add a channel axis with image[..., None])")
+      f"with_example_ids: images must be [height, width, channels], got "
+      f"shape {image_spec.shape} (add a channel axis with image[..., None])"
+    )
   if label_rank not in (0, None):
     raise ExampleIdError(
-        f"with_example_ids: labels must be integer class ids (scalars), got "
-        f"shape {label_spec.shape}")
+      f"with_example_ids: labels must be integer class ids (scalars), got shape {label_spec.shape}"
+    )
   if not label_spec.dtype.is_integer:
     raise ExampleIdError(
-        f"with_example_ids: labels must be integer class ids, got "
-        f"{label_spec.dtype.name}")
+      f"with_example_ids: labels must be integer class ids, got {label_spec.dtype.name}"
+    )
 
 
 def with_example_ids(dataset: tf.data.Dataset) -> tf.data.Dataset:
@@ -107,19 +111,21 @@ def with_example_ids(dataset: tf.data.Dataset) -> tf.data.Dataset:
       image, label = element[0][IMAGE], element[1]
     else:
       image, label = element
-    return ({IMAGE: to_unit_float(image), INDEX: tf.cast(index, tf.int64)},
-            tf.cast(label, tf.int64))
+    return (
+      {IMAGE: to_unit_float(image), INDEX: tf.cast(index, tf.int64)},
+      tf.cast(label, tf.int64),
+    )
 
-  return dataset.enumerate().map(key, num_parallel_calls=tf.data.AUTOTUNE,
-                                 deterministic=True)
+  return dataset.enumerate().map(key, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def num_examples(dataset: tf.data.Dataset) -> int:
   """The number of examples (the eps table's size): cardinality, else a count."""
   n = int(dataset.cardinality())
   if n == int(tf.data.INFINITE_CARDINALITY):
-    raise ExampleIdError("num_examples: the dataset is infinite (repeat()?); "
-                         "count the examples before repeating")
+    raise ExampleIdError(
+      "num_examples: the dataset is infinite (repeat()?); count the examples before repeating"
+    )
   if n >= 0:
     return n
   return int(dataset.reduce(tf.constant(0, tf.int64), lambda c, _: c + 1))

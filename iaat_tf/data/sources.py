@@ -29,25 +29,30 @@ import numpy as np
 import tensorflow as tf
 
 from iaat_tf.data import augment
-from iaat_tf.data.arrays import (DataError, _array_classes, _declared_classes,  # pylint: disable=unused-import
-                                 check_labels, holdout_split, load_digits_arrays,
-                                 load_npz_arrays)
-from iaat_tf.config import DataConfig, first_line
+from iaat_tf.data.arrays import (
+  DataError,
+  _declared_classes,  # pylint: disable=unused-import
+  holdout_split,
+  load_digits_arrays,
+  load_npz_arrays,
+)
+from iaat_tf.config import DataConfig
+from iaat_tf.options import first_line
 
 TFDS_SPLITS = {  # name -> (train split, test split)
-    "mnist": ("train", "test"),
-    "cifar10": ("train", "test"),
-    "cifar100": ("train", "test"),
-    "imagenet2012": ("train", "validation"),
+  "mnist": ("train", "test"),
+  "cifar10": ("train", "test"),
+  "cifar100": ("train", "test"),
+  "imagenet2012": ("train", "validation"),
 }
 # --synthetic_like: (image shape, classes) of the dataset synthetic data stands
 # in for; imagenet2012's shape is (--image_size, --image_size, 3).
 SYNTHETIC_LIKE = {
-    "digits": ((8, 8, 1), 10),
-    "mnist": ((28, 28, 1), 10),
-    "cifar10": ((32, 32, 3), 10),
-    "cifar100": ((32, 32, 3), 100),
-    "imagenet2012": (None, 1000),
+  "digits": ((8, 8, 1), 10),
+  "mnist": ((28, 28, 1), 10),
+  "cifar10": ((32, 32, 3), 10),
+  "cifar100": ((32, 32, 3), 100),
+  "imagenet2012": (None, 1000),
 }
 # ImageNet's auto shuffle buffer, in encoded JPEGs (~110 KB each: ~5.5 GB).
 IMAGENET_SHUFFLE_BUFFER = 50_000
@@ -66,11 +71,12 @@ class Source:
   `image_shape`. `arrays` holds (x_train, y_train) of in-memory sources (for
   direct lookups). `shuffle_buffer` is the auto (`--shuffle_buffer=0`) size.
   """
+
   name: str
   train: tf.data.Dataset
   test: tf.data.Dataset
   num_classes: int
-  image_shape: Tuple[int, int, int]
+  image_shape: Tuple[int, ...]  # (H, W, C)
   num_train: int
   num_test: int
   train_transform: Transform
@@ -82,32 +88,41 @@ class Source:
 
 def _transforms(config: DataConfig, decode=lambda im: im):
   """Generic (train, eval) transforms: unit range, optional pad-crop-flip."""
+
   def eval_transform(raw):
     return augment.to_unit_float(decode(raw))
 
   def train_transform(raw, seed):
     image = eval_transform(raw)
-    return (augment.pad_crop_flip(image, seed, mode=config.augment_pad)
-            if config.augment else image)
+    return augment.pad_crop_flip(image, seed, mode=config.augment_pad) if config.augment else image
+
   return train_transform, eval_transform
 
 
 # -- class counts --------------------------------------------------------------
 
+
 def _array_source(config: DataConfig, name: str, train, test, num_classes) -> Source:
   (x, y), (xt, yt) = train, test
   if config.max_train_examples:
-    x, y = x[:config.max_train_examples], y[:config.max_train_examples]
+    x, y = x[: config.max_train_examples], y[: config.max_train_examples]
   if config.max_eval_examples:
-    xt, yt = xt[:config.max_eval_examples], yt[:config.max_eval_examples]
+    xt, yt = xt[: config.max_eval_examples], yt[: config.max_eval_examples]
   train_transform, eval_transform = _transforms(config)
   return Source(
-      name=name, train=tf.data.Dataset.from_tensor_slices((x, y)),
-      test=tf.data.Dataset.from_tensor_slices((xt, yt)),
-      num_classes=int(num_classes), image_shape=tuple(int(d) for d in x.shape[1:]),
-      num_train=len(x), num_test=len(xt), train_transform=train_transform,
-      eval_transform=eval_transform, cache=True, shuffle_buffer=max(1, len(x)),
-      arrays=(x, y))
+    name=name,
+    train=tf.data.Dataset.from_tensor_slices((x, y)),
+    test=tf.data.Dataset.from_tensor_slices((xt, yt)),
+    num_classes=int(num_classes),
+    image_shape=tuple(int(d) for d in x.shape[1:]),
+    num_train=len(x),
+    num_test=len(xt),
+    train_transform=train_transform,
+    eval_transform=eval_transform,
+    cache=True,
+    shuffle_buffer=max(1, len(x)),
+    arrays=(x, y),
+  )
 
 
 def load_digits(config: DataConfig, encoded: bool = False) -> Source:
@@ -119,26 +134,28 @@ def load_digits(config: DataConfig, encoded: bool = False) -> Source:
 
 def load_npz(config: DataConfig, encoded: bool = False) -> Source:
   del encoded
-  train, test, classes = load_npz_arrays(config.npz_path, config.holdout_fraction,
-                                         config)
+  if not config.npz_path:
+    raise DataError("--dataset=npz needs --npz_path=FILE.npz")
+  train, test, classes = load_npz_arrays(config.npz_path, config.holdout_fraction, config)
   return _array_source(config, "npz", train, test, classes)
 
 
 # -- synthetic -----------------------------------------------------------------
 
+
 def synthetic_spec(config: DataConfig):
   """(image shape, classes) of `--dataset=synthetic`."""
   if config.synthetic_like not in SYNTHETIC_LIKE:
-    raise DataError(f"unknown --synthetic_like={config.synthetic_like!r}; choose "
-                    f"one of {', '.join(SYNTHETIC_LIKE)}")
-  shape, classes = SYNTHETIC_LIKE[config.synthetic_like]
-  if shape is None:
-    shape = (config.image_size, config.image_size, 3)
+    raise DataError(
+      f"unknown --synthetic_like={config.synthetic_like!r}; choose "
+      f"one of {', '.join(SYNTHETIC_LIKE)}"
+    )
+  like_shape, classes = SYNTHETIC_LIKE[config.synthetic_like]
+  shape: tuple[int, ...] = like_shape or (config.image_size, config.image_size, 3)
   if config.synthetic_shape:
     shape = tuple(config.synthetic_shape)
   if len(shape) != 3 or shape[-1] not in (1, 3) or min(shape) < 1:
-    raise DataError(f"--synthetic_shape={','.join(map(str, shape))} must be "
-                    "H,W,C with C in (1, 3)")
+    raise DataError(f"--synthetic_shape={','.join(map(str, shape))} must be H,W,C with C in (1, 3)")
   classes = config.num_classes or classes
   if classes < 2:
     raise DataError(f"--num_classes={classes}: need at least 2 classes")
@@ -159,17 +176,18 @@ def load_synthetic(config: DataConfig, encoded: bool = False) -> Source:
   if config.max_eval_examples:
     num_test = min(num_test, config.max_eval_examples)
   if num_train < 1 or num_test < 1:
-    raise DataError("--synthetic_train_examples and --synthetic_test_examples "
-                    "must be >= 1")
+    raise DataError("--synthetic_train_examples and --synthetic_test_examples must be >= 1")
 
   def split(name: str, n: int) -> tf.data.Dataset:
     base = tf.constant([int(config.seed), _SYNTHETIC_SALT[name]], tf.int64)
 
     def example(index):
       seed = tf.random.experimental.stateless_fold_in(base, index)
-      label = tf.random.stateless_uniform([], seed=seed[::-1], minval=0,
-                                          maxval=classes, dtype=tf.int64)
+      label = tf.random.stateless_uniform(
+        [], seed=seed[::-1], minval=0, maxval=classes, dtype=tf.int64
+      )
       return seed, label
+
     return tf.data.Dataset.range(n).map(example)
 
   def eval_transform(seed):
@@ -177,17 +195,29 @@ def load_synthetic(config: DataConfig, encoded: bool = False) -> Source:
 
   def train_transform(seed, augment_seed):
     image = eval_transform(seed)
-    return (augment.pad_crop_flip(image, augment_seed, mode=config.augment_pad)
-            if config.augment else image)
+    return (
+      augment.pad_crop_flip(image, augment_seed, mode=config.augment_pad)
+      if config.augment
+      else image
+    )
 
   return Source(
-      name="synthetic", train=split("train", num_train), test=split("test", num_test),
-      num_classes=classes, image_shape=shape, num_train=num_train,
-      num_test=num_test, train_transform=train_transform,
-      eval_transform=eval_transform, cache=False, shuffle_buffer=num_train)
+    name="synthetic",
+    train=split("train", num_train),
+    test=split("test", num_test),
+    num_classes=classes,
+    image_shape=shape,
+    num_train=num_train,
+    num_test=num_test,
+    train_transform=train_transform,
+    eval_transform=eval_transform,
+    cache=False,
+    shuffle_buffer=num_train,
+  )
 
 
 # -- tfds ----------------------------------------------------------------------
+
 
 def _num_examples(ds: tf.data.Dataset, info, split: str) -> int:
   """The split's size: from the dataset, else tfds metadata, else a count."""
@@ -208,10 +238,13 @@ def load_tfds(config: DataConfig, encoded: bool = False) -> Source:
   buffer holds JPEGs instead of decoded images.
   """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
   name = config.dataset
   if config.data_dir and not config.download and not os.path.isdir(config.data_dir):
-    raise DataError(f"--data_dir={config.data_dir} does not exist (pass the "
-                    f"directory holding tfds data, or --download)")
+    raise DataError(
+      f"--data_dir={config.data_dir} does not exist (pass the "
+      f"directory holding tfds data, or --download)"
+    )
   imagenet = name == "imagenet2012"
   skip_decoding = encoded or imagenet
   train_split, test_split = TFDS_SPLITS[name]
@@ -220,56 +253,72 @@ def load_tfds(config: DataConfig, encoded: bool = False) -> Source:
     kwargs["decoders"] = {"image": tfds.decode.SkipDecoding()}
   if config.manual_dir:
     kwargs["download_and_prepare_kwargs"] = {
-        "download_config": tfds.download.DownloadConfig(manual_dir=config.manual_dir)}
+      "download_config": tfds.download.DownloadConfig(manual_dir=config.manual_dir)
+    }
   try:
     (train, test), info = tfds.load(
-        name, split=[train_split, test_split], data_dir=config.data_dir,
-        download=config.download, as_supervised=True, shuffle_files=False,
-        with_info=True, **kwargs)
+      name,
+      split=[train_split, test_split],
+      data_dir=config.data_dir,
+      download=config.download,
+      as_supervised=True,
+      shuffle_files=False,
+      with_info=True,
+      **kwargs,
+    )
   except Exception as e:  # tfds raises AssertionError/DatasetNotFoundError/...
     first = first_line(e)
-    raise DataError(f"could not load tfds dataset {name!r} from --data_dir="
-                    f"{config.data_dir}: {first}") from e
-  classes = _declared_classes(config, info.features["label"].num_classes,
-                              f"tfds {name}")
+    raise DataError(
+      f"could not load tfds dataset {name!r} from --data_dir={config.data_dir}: {first}"
+    ) from e
+  classes = _declared_classes(config, info.features["label"].num_classes, f"tfds {name}")
   shape = tuple(info.features["image"].shape)
   channels = int(shape[-1])
   num_train = _num_examples(train, info, train_split)
   num_test = _num_examples(test, info, test_split)
   if config.max_train_examples:
-    train, num_train = train.take(config.max_train_examples), min(
-        num_train, config.max_train_examples)
+    train, num_train = (
+      train.take(config.max_train_examples),
+      min(num_train, config.max_train_examples),
+    )
   if config.max_eval_examples:
-    test, num_test = test.take(config.max_eval_examples), min(
-        num_test, config.max_eval_examples)
+    test, num_test = test.take(config.max_eval_examples), min(num_test, config.max_eval_examples)
 
   decode = lambda im: im
   if skip_decoding:
     decode = lambda im: tf.ensure_shape(
-        tf.io.decode_image(im, channels=channels, expand_animations=False),
-        [None, None, channels])
+      tf.io.decode_image(im, channels=channels, expand_animations=False), [None, None, channels]
+    )
   if imagenet:
     size = config.image_size
     shape = (size, size, 3)
     # Decodes only the random crop: the training pipeline's main cost.
     train_transform = lambda raw, seed: augment.imagenet_train_crop_encoded(
-        raw, size, seed, channels)
+      raw, size, seed, channels
+    )
     eval_transform = lambda raw: augment.imagenet_eval_crop(decode(raw), size)
   else:
     train_transform, eval_transform = _transforms(config, decode)
   return Source(
-      name=name, train=train, test=test, num_classes=classes,
-      image_shape=tuple(int(d) for d in shape), num_train=num_train,
-      num_test=num_test, train_transform=train_transform,
-      eval_transform=eval_transform, cache=not imagenet,
-      shuffle_buffer=min(num_train, IMAGENET_SHUFFLE_BUFFER) if imagenet else num_train)
+    name=name,
+    train=train,
+    test=test,
+    num_classes=classes,
+    image_shape=tuple(int(d) for d in shape),
+    num_train=num_train,
+    num_test=num_test,
+    train_transform=train_transform,
+    eval_transform=eval_transform,
+    cache=not imagenet,
+    shuffle_buffer=min(num_train, IMAGENET_SHUFFLE_BUFFER) if imagenet else num_train,
+  )
 
 
 LOADERS = {
-    "digits": load_digits,
-    "npz": load_npz,
-    "synthetic": load_synthetic,
-    **{name: load_tfds for name in TFDS_SPLITS},
+  "digits": load_digits,
+  "npz": load_npz,
+  "synthetic": load_synthetic,
+  **{name: load_tfds for name in TFDS_SPLITS},
 }
 
 
@@ -281,8 +330,7 @@ def load_source(config: DataConfig, encoded: bool = False) -> Source:
   return loader(config, encoded=encoded)
 
 
-def split_validation(source: Source, fraction: float
-                     ) -> Tuple[Source, Optional[tf.data.Dataset]]:
+def split_validation(source: Source, fraction: float) -> Tuple[Source, Optional[tf.data.Dataset]]:
   """Holds `fraction` of the training split out for robust early stopping.
 
   The held-out ids are fixed by example position (`holdout_split`'s fixed
@@ -301,12 +349,14 @@ def split_validation(source: Source, fraction: float
     chosen = keyed.filter(lambda i, example: tf.equal(is_held[i], want))
     # Known sizes keep Keras' epoch bookkeeping exact.
     return chosen.map(lambda i, example: example).apply(
-        tf.data.experimental.assert_cardinality(count))
+      tf.data.experimental.assert_cardinality(count)
+    )
 
   arrays = None
   if source.arrays is not None:
     x, y = source.arrays
     arrays = (x[kept], y[kept])
-  train = dataclasses.replace(source, train=pick(False, len(kept)),
-                              num_train=len(kept), arrays=arrays)
+  train = dataclasses.replace(
+    source, train=pick(False, len(kept)), num_train=len(kept), arrays=arrays
+  )
   return train, pick(True, len(held))

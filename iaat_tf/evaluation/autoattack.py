@@ -50,6 +50,7 @@ _STANDARD = AutoAttackConfig()
 @dataclasses.dataclass(frozen=True)
 class AutoAttackOptions:
   """Settings; the defaults are AutoAttack's "standard" version."""
+
   attacks: Sequence[str] = STANDARD
   # AutoAttack standard's counts, written once (evaluation/settings.py).
   apgd_iters: int = _STANDARD.apgd_iters
@@ -66,8 +67,9 @@ class AutoAttackOptions:
     norms.check_norm(self.norm)
     unknown = [a for a in self.attacks if a not in STANDARD]
     if unknown or not self.attacks:
-      raise ValueError(f"Unknown AutoAttack attack(s) {unknown or '(none)'}; "
-                       f"choose from {', '.join(STANDARD)}.")
+      raise ValueError(
+        f"Unknown AutoAttack attack(s) {unknown or '(none)'}; choose from {', '.join(STANDARD)}."
+      )
     for name in ("apgd_iters", "targets", "fab_iters", "batch_size"):
       if getattr(self, name) < 1:
         raise ValueError(f"AutoAttack {name} must be >= 1.")
@@ -78,6 +80,7 @@ class AutoAttackOptions:
 @dataclasses.dataclass(frozen=True)
 class AttackProgress:
   """What a progress callback receives after every attack pass of a chunk."""
+
   attack: str
   pass_index: int  # 0-based target rank - 1 for targeted attacks, else 0.
   passes: int
@@ -89,13 +92,14 @@ class AttackProgress:
   chunk: tuple[int, int] = (0, 0)  # The chunk's examples [start, end).
 
   def line(self) -> str:
-    target = (f" target {self.pass_index + 1}/{self.passes}"
-              if self.passes > 1 else "")
+    target = f" target {self.pass_index + 1}/{self.passes}" if self.passes > 1 else ""
     of = f" of {self.total}" if self.total else ""
     eta = f", ETA {self.eta:.0f}s" if math.isfinite(self.eta) else ""
-    return (f"{self.attack}{target} on examples {self.chunk[0]}-"
-            f"{self.chunk[1]}{of}: {self.done} done, {self.robust_left} "
-            f"robust so far, {self.elapsed:.0f}s elapsed{eta}")
+    return (
+      f"{self.attack}{target} on examples {self.chunk[0]}-"
+      f"{self.chunk[1]}{of}: {self.done} done, {self.robust_left} "
+      f"robust so far, {self.elapsed:.0f}s elapsed{eta}"
+    )
 
 
 ProgressFn = Callable[[AttackProgress], None]
@@ -111,6 +115,7 @@ class AutoAttackReport:
     broken_by ("" robust, "clean" misclassified, else the first attack that
     broke it) are [N] arrays in the order read.
   """
+
   eps: float
   num_examples: int
   clean_accuracy: float
@@ -119,24 +124,24 @@ class AutoAttackReport:
   seconds: dict[str, float]
   options: AutoAttackOptions
   dataset: str = ""
-  clean_correct: np.ndarray = dataclasses.field(default=None, repr=False)
-  robust: np.ndarray = dataclasses.field(default=None, repr=False)
-  robust_after: dict[str, np.ndarray] = dataclasses.field(
-      default_factory=dict, repr=False)
-  index: np.ndarray = dataclasses.field(default=None, repr=False)
-  labels: np.ndarray = dataclasses.field(default=None, repr=False)
-  broken_by: np.ndarray = dataclasses.field(default=None, repr=False)
+  clean_correct: Any = dataclasses.field(default=None, repr=False)  # [N] bool
+  robust: Any = dataclasses.field(default=None, repr=False)  # [N] bool
+  robust_after: dict[str, np.ndarray] = dataclasses.field(default_factory=dict, repr=False)
+  index: Any = dataclasses.field(default=None, repr=False)  # [N] int64 example ids
+  labels: Any = dataclasses.field(default=None, repr=False)  # [N]
+  broken_by: Any = dataclasses.field(default=None, repr=False)  # [N] str
 
   EXAMPLE_FIELDS = ("index", "label", "clean_correct", "robust", "broken_by")
 
   def example_rows(self) -> list[dict[str, Any]]:
     """One row per example (`EXAMPLE_FIELDS`), in the order read: two
     evaluations (or two methods) compare example by example on `index`."""
-    return [{"index": int(i), "label": int(l), "clean_correct": int(c),
-             "robust": int(r), "broken_by": b}
-            for i, l, c, r, b in zip(self.index, self.labels,
-                                     self.clean_correct, self.robust,
-                                     self.broken_by)]
+    return [
+      {"index": int(i), "label": int(l), "clean_correct": int(c), "robust": int(r), "broken_by": b}
+      for i, l, c, r, b in zip(
+        self.index, self.labels, self.clean_correct, self.robust, self.broken_by
+      )
+    ]
 
   def masking_warnings(self) -> list[str]:
     return robustness.sequence_masking_report(self.to_dict(versions=False))
@@ -144,20 +149,21 @@ class AutoAttackReport:
   def to_dict(self, versions: bool = True) -> dict[str, Any]:
     """JSON-serialisable, in RobustBench's spirit."""
     out = {
-        "dataset": self.dataset, "norm": REPORT_NORMS[self.options.norm],
-        "eps": float(self.eps),
-        "n_examples": int(self.num_examples),
-        "clean_accuracy": float(self.clean_accuracy),
-        "robust_accuracy": float(self.robust_accuracy),
-        # Chance: the accuracy of always predicting the most frequent label.
-        "majority_rate": majority_rate(self.labels),
-        "attacks": list(self.accuracy_after),
-        "accuracy_after_attack": {k: float(v)
-                                  for k, v in self.accuracy_after.items()},
-        "seconds_per_attack": {k: round(float(v), 3)
-                               for k, v in self.seconds.items()},
-        "settings": {k: (list(v) if isinstance(v, (tuple, list)) else v)
-                     for k, v in dataclasses.asdict(self.options).items()},
+      "dataset": self.dataset,
+      "norm": REPORT_NORMS[self.options.norm],
+      "eps": float(self.eps),
+      "n_examples": int(self.num_examples),
+      "clean_accuracy": float(self.clean_accuracy),
+      "robust_accuracy": float(self.robust_accuracy),
+      # Chance: the accuracy of always predicting the most frequent label.
+      "majority_rate": majority_rate(self.labels),
+      "attacks": list(self.accuracy_after),
+      "accuracy_after_attack": {k: float(v) for k, v in self.accuracy_after.items()},
+      "seconds_per_attack": {k: round(float(v), 3) for k, v in self.seconds.items()},
+      "settings": {
+        k: (list(v) if isinstance(v, (tuple, list)) else v)
+        for k, v in dataclasses.asdict(self.options).items()
+      },
     }
     if versions:
       out["versions"] = package_versions()
@@ -176,11 +182,13 @@ def majority_rate(labels) -> Optional[float]:
 def package_versions() -> dict:
   """Which code made the report (`iaat_tf.provenance`)."""
   from iaat_tf import provenance  # pylint: disable=g-import-not-at-top
+
   return provenance.provenance()
 
 
-def _chunks(images, labels, index, size: int
-            ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def _chunks(
+  images, labels, index, size: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
   """(images, labels, ids) in chunks of `size` examples, from arrays or a
   dataset read lazily (at most one chunk plus one batch in host memory)."""
   if not isinstance(images, tf.data.Dataset):
@@ -189,15 +197,14 @@ def _chunks(images, labels, index, size: int
     x, y = np.asarray(images), np.asarray(labels)
     if len(x) != len(y):
       raise ValueError(f"{len(x)} images but {len(y)} labels.")
-    idx = (np.arange(len(x), dtype=np.int64) if index is None
-           else np.asarray(index, np.int64))
+    idx = np.arange(len(x), dtype=np.int64) if index is None else np.asarray(index, np.int64)
     for i in range(0, len(x), size):
-      yield (np.asarray(x[i:i + size], np.float32), y[i:i + size],
-             idx[i:i + size])
+      yield (np.asarray(x[i : i + size], np.float32), y[i : i + size], idx[i : i + size])
     return
   if labels is not None:
     raise ValueError("Pass labels inside the dataset, not as `labels`.")
-  parts, held, offset = [], 0, 0
+  parts: list[tuple] = []
+  held, offset = 0, 0
   for x, y in images:
     batch_images, batch_index = robustness.split_inputs(x, offset)
     part = (batch_images.numpy(), np.asarray(y), batch_index.numpy())
@@ -214,16 +221,22 @@ def _chunks(images, labels, index, size: int
     yield joined[0], joined[1], joined[2]
 
 
-def _attack_functions(logits_fn: LogitsFn, options: AutoAttackOptions,
-                      num_classes: int) -> dict[str, Callable[..., tf.Tensor]]:
+def _attack_functions(
+  logits_fn: LogitsFn, options: AutoAttackOptions, num_classes: int
+) -> dict[str, Callable[..., tf.Tensor]]:
   """attack -> tf.function (images, labels, eps, index, targets, rank) -> robust."""
   seed = options.seed
   norm = options.norm
-  ce = apgd.ApgdOptions(n_iter=options.apgd_iters, loss="ce",
-                        salt=noise.Salt.AA_APGD_CE, seed=seed, norm=norm)
-  targeted = apgd.ApgdOptions(n_iter=options.apgd_iters,
-                              loss=apgd.targeted_loss_for(num_classes),
-                              salt=noise.Salt.AA_APGD_T, seed=seed, norm=norm)
+  ce = apgd.ApgdOptions(
+    n_iter=options.apgd_iters, loss="ce", salt=noise.Salt.AA_APGD_CE, seed=seed, norm=norm
+  )
+  targeted = apgd.ApgdOptions(
+    n_iter=options.apgd_iters,
+    loss=apgd.targeted_loss_for(num_classes),
+    salt=noise.Salt.AA_APGD_T,
+    seed=seed,
+    norm=norm,
+  )
   fab_options = fab.FabOptions(n_iter=options.fab_iters, norm=norm)
 
   def final(x_adv, labels):
@@ -236,8 +249,9 @@ def _attack_functions(logits_fn: LogitsFn, options: AutoAttackOptions,
 
   def apgd_t(images, labels, eps, index, targets, rank):
     # The target rank keys the random start, like one restart per target.
-    result = apgd.apgd_attack(logits_fn, images, labels, eps, targeted,
-                              index=index, step=rank, targets=targets)
+    result = apgd.apgd_attack(
+      logits_fn, images, labels, eps, targeted, index=index, step=rank, targets=targets
+    )
     return tf.logical_and(result.robust, final(result.adversarial, labels))
 
   def fab_t(images, labels, eps, index, targets, rank):
@@ -247,27 +261,38 @@ def _attack_functions(logits_fn: LogitsFn, options: AutoAttackOptions,
   def square_(images, labels, eps, index, targets, rank):
     del targets, rank
     return square.square_attack(
-        logits_fn, images, labels, eps, n_queries=options.square_queries,
-        p_init=options.square_p_init, index=index, seed=seed,
-        only_unbroken=not options.jit_compile, norm=norm).robust
+      logits_fn,
+      images,
+      labels,
+      eps,
+      n_queries=options.square_queries,
+      p_init=options.square_p_init,
+      index=index,
+      seed=seed,
+      only_unbroken=not options.jit_compile,
+      norm=norm,
+    ).robust
 
   fns = {APGD_CE: apgd_ce, APGD_T: apgd_t, FAB_T: fab_t, SQUARE: square_}
-  return {name: tf.function(fn, jit_compile=options.jit_compile,
-                            reduce_retracing=True)
-          for name, fn in fns.items()}
+  return {
+    name: tf.function(fn, jit_compile=options.jit_compile, reduce_retracing=True)
+    for name, fn in fns.items()
+  }
 
 
-def run_autoattack(logits_fn: LogitsFn,
-                 images,
-                 labels=None,
-                 eps: float = 8 / 255,
-                 *,
-                 options: AutoAttackOptions = AutoAttackOptions(),
-                 index=None,
-                 dataset: str = "",
-                 progress: Optional[ProgressFn] = None,
-                 strategy: Optional[tf.distribute.Strategy] = None,
-                 num_examples: Optional[int] = None) -> AutoAttackReport:
+def run_autoattack(
+  logits_fn: LogitsFn,
+  images,
+  labels=None,
+  eps: float = 8 / 255,
+  *,
+  options: AutoAttackOptions = AutoAttackOptions(),
+  index=None,
+  dataset: str = "",
+  progress: Optional[ProgressFn] = None,
+  strategy: Optional[tf.distribute.Strategy] = None,
+  num_examples: Optional[int] = None,
+) -> AutoAttackReport:
   """Runs the AutoAttack sequence at radius `eps` in `options.norm`.
 
   The examples stream: a chunk of `batch_size` x replicas examples is read,
@@ -299,14 +324,14 @@ def run_autoattack(logits_fn: LogitsFn,
     An `AutoAttackReport` with per-example results.
   """
   if not (math.isfinite(eps) and 0.0 <= eps and (options.norm == "l2" or eps <= 1.0)):
-    raise ValueError(f"eps must be in [0, 1] (linf) or finite and >= 0 (l2), "
-                     f"got {eps} under {options.norm}.")
+    raise ValueError(
+      f"eps must be in [0, 1] (linf) or finite and >= 0 (l2), got {eps} under {options.norm}."
+    )
   replicas = Replicas(strategy)
   bs = options.batch_size
   if num_examples is None and not isinstance(images, tf.data.Dataset):
     num_examples = len(images)
-  logits_call = tf.function(lambda z: tf.cast(logits_fn(z), tf.float32),
-                            reduce_retracing=True)
+  logits_call = tf.function(lambda z: tf.cast(logits_fn(z), tf.float32), reduce_retracing=True)
   fns = None
   seconds = {name: 0.0 for name in options.attacks}
   parts = []  # Per chunk: (ids, labels, clean, robust after each attack).
@@ -330,20 +355,40 @@ def run_autoattack(logits_fn: LogitsFn,
         rows = np.flatnonzero(robust)
         if len(rows):
           ok = replicas.map(
-              fns[name], [x[rows], y[rows].astype(np.int64), eps_rows[rows],
-                          idx[rows], order[rows, p + 1].astype(np.int32)],
-              shared=[np.int64(p + 1)], cap=chunk)
+            fns[name],
+            [
+              x[rows],
+              y[rows].astype(np.int64),
+              eps_rows[rows],
+              idx[rows],
+              order[rows, p + 1].astype(np.int32),
+            ],
+            shared=[np.int64(p + 1)],
+            cap=chunk,
+          )
           robust[rows] &= ok
         if progress is not None:
           last = name == options.attacks[-1] and p == passes - 1
           finished = done + (len(y) if last else 0)
           elapsed = time.time() - start
-          eta = (elapsed * (num_examples - finished) / finished
-                 if num_examples and finished else float("nan"))
-          progress(AttackProgress(
-              attack=name, pass_index=p, passes=passes, done=finished,
-              total=num_examples, robust_left=robust_so_far + int(robust.sum()),
-              elapsed=elapsed, eta=eta, chunk=(done, done + len(y))))
+          eta = (
+            elapsed * (num_examples - finished) / finished
+            if num_examples and finished
+            else float("nan")
+          )
+          progress(
+            AttackProgress(
+              attack=name,
+              pass_index=p,
+              passes=passes,
+              done=finished,
+              total=num_examples,
+              robust_left=robust_so_far + int(robust.sum()),
+              elapsed=elapsed,
+              eta=eta,
+              chunk=(done, done + len(y)),
+            )
+          )
       seconds[name] += time.time() - attack_start
       after[name] = robust.copy()
     del x  # Only per-example results outlive the chunk.
@@ -358,8 +403,7 @@ def _report(parts, options, eps, dataset, seconds) -> AutoAttackReport:
   if not parts:
     raise ValueError("The dataset is empty.")
   idx, y, clean = (np.concatenate([p[i] for p in parts]) for i in range(3))
-  robust_after = {name: np.concatenate([p[3][name] for p in parts])
-                  for name in options.attacks}
+  robust_after = {name: np.concatenate([p[3][name] for p in parts]) for name in options.attacks}
   robust = robust_after[options.attacks[-1]]
   broken_by = np.where(clean, "", "clean").astype(object)
   still = clean.copy()
@@ -368,9 +412,18 @@ def _report(parts, options, eps, dataset, seconds) -> AutoAttackReport:
     still &= robust_after[name]
   n = len(y)
   return AutoAttackReport(
-      eps=float(eps), num_examples=n,
-      clean_accuracy=float(clean.mean()), robust_accuracy=float(robust.mean()),
-      accuracy_after={k: float(v.mean()) for k, v in robust_after.items()},
-      seconds=seconds, options=options, dataset=dataset, clean_correct=clean,
-      robust=robust, robust_after=robust_after, index=idx.astype(np.int64),
-      labels=y, broken_by=broken_by)
+    eps=float(eps),
+    num_examples=n,
+    clean_accuracy=float(clean.mean()),
+    robust_accuracy=float(robust.mean()),
+    accuracy_after={k: float(v.mean()) for k, v in robust_after.items()},
+    seconds=seconds,
+    options=options,
+    dataset=dataset,
+    clean_correct=clean,
+    robust=robust,
+    robust_after=robust_after,
+    index=idx.astype(np.int64),
+    labels=y,
+    broken_by=broken_by,
+  )

@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from iaat_tf.attacks import gradients
 from iaat_tf.evaluation import autoattack
-from iaat_tf.config import first_line
+from iaat_tf.options import first_line
 
 LogitsFn = Callable[[tf.Tensor], tf.Tensor]
 
@@ -37,43 +37,49 @@ def _saved_model_fn(path: str, signature: Optional[str]):
     loaded = tf.saved_model.load(path)
   except (OSError, ValueError, tf.errors.OpError) as e:
     first = first_line(e)
-    raise ForeignModelError(f"--saved_model={path}: not a readable SavedModel "
-                            f"({first[:200]})") from None
+    raise ForeignModelError(
+      f"--saved_model={path}: not a readable SavedModel ({first[:200]})"
+    ) from None
   signatures = dict(getattr(loaded, "signatures", {}) or {})
   if signature is None and hasattr(loaded, "serve") and callable(loaded.serve):
     endpoint = loaded.serve  # Keras' model.export() and our export_classifier.
-    call = lambda x: endpoint(x)
-    call.input_shape = _serve_input_shape(endpoint)
-    return call, loaded, "serve"
+    serve = lambda x: endpoint(x)
+    setattr(serve, "input_shape", _serve_input_shape(endpoint))
+    return serve, loaded, "serve"
   name = signature or "serving_default"
   if name not in signatures:
     have = ", ".join(sorted(signatures)) or "none"
-    raise ForeignModelError(f"--saved_model={path}: no signature {name!r} "
-                            f"(signatures: {have}; choose one with --signature)")
+    raise ForeignModelError(
+      f"--saved_model={path}: no signature {name!r} "
+      f"(signatures: {have}; choose one with --signature)"
+    )
   fn = signatures[name]
   _, kwargs = fn.structured_input_signature
   tensors = {k: v for k, v in kwargs.items() if isinstance(v, tf.TensorSpec)}
   if len(tensors) != 1:
     raise ForeignModelError(
-        f"--saved_model={path}: signature {name!r} takes {len(tensors)} inputs "
-        f"({', '.join(sorted(tensors))}); evaluation needs one image input")
-  (key, spec), = tensors.items()
+      f"--saved_model={path}: signature {name!r} takes {len(tensors)} inputs "
+      f"({', '.join(sorted(tensors))}); evaluation needs one image input"
+    )
+  ((key, spec),) = tensors.items()
   if spec.shape.rank not in (None, 4):
     raise ForeignModelError(
-        f"--saved_model={path}: signature {name!r} input {key!r} has shape "
-        f"{spec.shape}, not images [N, H, W, C]")
+      f"--saved_model={path}: signature {name!r} input {key!r} has shape "
+      f"{spec.shape}, not images [N, H, W, C]"
+    )
 
   def call(x):
     out = fn(**{key: tf.cast(x, spec.dtype)})
     if isinstance(out, dict):
       if len(out) != 1:
         raise ForeignModelError(
-            f"--saved_model={path}: signature {name!r} has {len(out)} outputs "
-            f"({', '.join(sorted(out))}); evaluation needs one logits output")
+          f"--saved_model={path}: signature {name!r} has {len(out)} outputs "
+          f"({', '.join(sorted(out))}); evaluation needs one logits output"
+        )
       out = next(iter(out.values()))
     return out
 
-  call.input_shape = _shape(spec.shape)
+  setattr(call, "input_shape", _shape(spec.shape))
   return call, loaded, name
 
 
@@ -99,12 +105,15 @@ def _serve_input_shape(endpoint) -> Optional[tuple]:
     return None
 
 
-def load_logits_fn(*, saved_model: Optional[str] = None,
-                   keras_model: Optional[str] = None,
-                   input_range: Sequence[float] = (0.0, 1.0),
-                   mean: Optional[Sequence[float]] = None,
-                   std: Optional[Sequence[float]] = None,
-                   signature: Optional[str] = None) -> LogitsFn:
+def load_logits_fn(
+  *,
+  saved_model: Optional[str] = None,
+  keras_model: Optional[str] = None,
+  input_range: Sequence[float] = (0.0, 1.0),
+  mean: Optional[Sequence[float]] = None,
+  std: Optional[Sequence[float]] = None,
+  signature: Optional[str] = None,
+) -> LogitsFn:
   """images in [0, 1] -> float32 logits of a SavedModel or a .keras file."""
   if (saved_model is None) == (keras_model is None):
     raise ForeignModelError("give one of --saved_model and --keras_model")
@@ -112,17 +121,19 @@ def load_logits_fn(*, saved_model: Optional[str] = None,
     call, keep_alive, _ = _saved_model_fn(saved_model, signature)
   else:
     import keras  # pylint: disable=g-import-not-at-top
+
     try:
       model = keras.saving.load_model(keras_model, compile=False)
     except (OSError, ValueError, TypeError) as e:
       first = first_line(e)
-      raise ForeignModelError(f"--keras_model={keras_model}: cannot be loaded "
-                              f"({first[:200]})") from None
+      raise ForeignModelError(
+        f"--keras_model={keras_model}: cannot be loaded ({first[:200]})"
+      ) from None
     call, keep_alive = (lambda x: model(x, training=False)), model
     try:
-      call.input_shape = _shape(model.inputs[0].shape)
+      setattr(call, "input_shape", _shape(model.inputs[0].shape))
     except (AttributeError, IndexError, TypeError, ValueError):
-      call.input_shape = None
+      setattr(call, "input_shape", None)
   low, high = (float(v) for v in input_range)
   mean_t = None if mean is None else tf.constant(mean, tf.float32)
   std_t = None if std is None else tf.constant(std, tf.float32)
@@ -135,8 +146,8 @@ def load_logits_fn(*, saved_model: Optional[str] = None,
       x = x / std_t
     return tf.cast(call(x), tf.float32)
 
-  logits_fn.model = keep_alive  # Keeps the model's variables alive.
-  logits_fn.input_shape = getattr(call, "input_shape", None)
+  setattr(logits_fn, "model", keep_alive)  # Keeps the model's variables alive.
+  setattr(logits_fn, "input_shape", getattr(call, "input_shape", None))
   # Keras models run with training=False and serving signatures in inference
   # mode: every example on its own (per-example float16 protection).
   return gradients.mark_independent(logits_fn)
@@ -158,14 +169,15 @@ def chance_warning(clean_accuracy: float, labels, convention: str) -> Optional[s
   margin = 3.0 * float(np.sqrt(majority * (1.0 - majority) / labels.size))
   if clean_accuracy > majority + margin:
     return None
-  return (f"clean accuracy {100 * clean_accuracy:.1f}% on {labels.size} test images is "
-          f"at chance (the most frequent label is {100 * majority:.1f}% of them): the "
-          f"model most likely expects other inputs than it got ({convention}); "
-          "check --input_range, --input_mean and --input_std")
+  return (
+    f"clean accuracy {100 * clean_accuracy:.1f}% on {labels.size} test images is "
+    f"at chance (the most frequent label is {100 * majority:.1f}% of them): the "
+    f"model most likely expects other inputs than it got ({convention}); "
+    "check --input_range, --input_mean and --input_std"
+  )
 
 
-def check_logits(logits_fn: LogitsFn, images: np.ndarray, num_classes: int,
-                 what: str) -> None:
+def check_logits(logits_fn: LogitsFn, images: np.ndarray, num_classes: int, what: str) -> None:
   """ForeignModelError (one line) unless `logits_fn` maps `images` to logits."""
   try:
     out = logits_fn(tf.constant(images, tf.float32))
@@ -174,30 +186,33 @@ def check_logits(logits_fn: LogitsFn, images: np.ndarray, num_classes: int,
   except (ValueError, TypeError, tf.errors.InvalidArgumentError) as e:
     data_shape = tuple(images.shape[1:])
     model_shape = getattr(logits_fn, "input_shape", None)
-    if model_shape is not None and (len(model_shape) != len(data_shape) or any(
-        m not in (None, d) for m, d in zip(model_shape, data_shape))):
+    if model_shape is not None and (
+      len(model_shape) != len(data_shape)
+      or any(m not in (None, d) for m, d in zip(model_shape, data_shape))
+    ):
       raise ForeignModelError(
-          f"{what} takes images of shape {_dims(model_shape)}; the dataset's are "
-          f"{_dims(data_shape)}: check --dataset (and --image_size for ImageNet)"
+        f"{what} takes images of shape {_dims(model_shape)}; the dataset's are "
+        f"{_dims(data_shape)}: check --dataset (and --image_size for ImageNet)"
       ) from None
     first = first_line(e).replace("`", "'")
     if len(first) > 160:
       first = first[:157] + "..."
     raise ForeignModelError(
-        f"{what} does not take the dataset's images of shape {_dims(data_shape)} "
-        f"({first}); check --dataset (and --image_size for ImageNet)") from None
+      f"{what} does not take the dataset's images of shape {_dims(data_shape)} "
+      f"({first}); check --dataset (and --image_size for ImageNet)"
+    ) from None
   out = np.asarray(out)
   if out.ndim != 2 or out.shape[0] != len(images):
-    raise ForeignModelError(f"{what} maps {len(images)} images to outputs of "
-                            f"shape {out.shape}, not [N, classes] logits")
+    raise ForeignModelError(
+      f"{what} maps {len(images)} images to outputs of shape {out.shape}, not [N, classes] logits"
+    )
   if out.shape[1] != num_classes:
-    raise ForeignModelError(f"{what} outputs {out.shape[1]} classes; the "
-                            f"dataset has {num_classes}")
+    raise ForeignModelError(f"{what} outputs {out.shape[1]} classes; the dataset has {num_classes}")
   if not np.all(np.isfinite(out)):
     raise ForeignModelError(f"{what} outputs non-finite values on clean images")
-  if (out.min() >= 0.0 and out.max() <= 1.0
-      and np.allclose(out.sum(axis=1), 1.0, atol=1e-3)):
+  if out.min() >= 0.0 and out.max() <= 1.0 and np.allclose(out.sum(axis=1), 1.0, atol=1e-3):
     raise ForeignModelError(
-        f"{what} outputs probabilities (every row is in [0, 1] and sums to "
-        "1), not logits: AutoAttack's losses need logits; export the model "
-        "without its final softmax")
+      f"{what} outputs probabilities (every row is in [0, 1] and sums to "
+      "1), not logits: AutoAttack's losses need logits; export the model "
+      "without its final softmax"
+    )

@@ -30,12 +30,19 @@ class Replicas:
     self.strategy = strategy or tf.distribute.get_strategy()
     self.count = self.strategy.num_replicas_in_sync
     if self.count > 1 and len(self.strategy.extended.worker_devices) != self.count:
-      raise ValueError("Evaluation shards over one machine's replicas only "
-                       "(a MirroredStrategy), not over several workers.")
-    self._distributed = {}
+      raise ValueError(
+        "Evaluation shards over one machine's replicas only "
+        "(a MirroredStrategy), not over several workers."
+      )
+    self._distributed: dict = {}
 
-  def map(self, fn: Callable[..., tf.Tensor], rows: Sequence[np.ndarray],
-          shared: Sequence = (), cap: int = 1 << 30):
+  def map(
+    self,
+    fn: Callable[..., tf.Tensor],
+    rows: Sequence[np.ndarray],
+    shared: Sequence = (),
+    cap: int = 1 << 30,
+  ):
     """fn(*row_tensors, *shared) for the rows, as numpy (a structure of arrays).
 
     `rows`: arrays with the same first dimension n (the examples); `shared`:
@@ -64,19 +71,20 @@ class Replicas:
 
     picks = [padded(r) for r in range(self.count)]
     values = self.strategy.experimental_distribute_values_from_function(
-        lambda ctx: tuple(tf.constant(a[picks[ctx.replica_id_in_sync_group]])
-                          for a in rows))
+      lambda ctx: tuple(tf.constant(a[picks[ctx.replica_id_in_sync_group]]) for a in rows)
+    )
     run = self._distributed.get(fn)
     if run is None:
-      run = tf.function(lambda args, extra: self.strategy.run(
-          fn, args=(*args, *extra)), reduce_retracing=True)
+      run = tf.function(
+        lambda args, extra: self.strategy.run(fn, args=(*args, *extra)), reduce_retracing=True
+      )
       self._distributed[fn] = run
     out = run(values, shared)
 
     def gather(v):
       parts = self.strategy.experimental_local_results(v)
-      return np.concatenate([p.numpy()[:starts[r + 1] - starts[r]]
-                             for r, p in enumerate(parts)])
+      return np.concatenate([p.numpy()[: starts[r + 1] - starts[r]] for r, p in enumerate(parts)])
+
     return _each(gather, out)
 
 

@@ -37,16 +37,18 @@ class RobustnessPoint:
   correct: attack name (and "worst_case") -> [N] bool per-example masks, in
     dataset order; not part of `to_dict`.
   """
+
   eps: float
   accuracies: dict[str, float]
   worst_case: float
-  correct: dict[str, np.ndarray] = dataclasses.field(default_factory=dict,
-                                                     repr=False)
+  correct: dict[str, np.ndarray] = dataclasses.field(default_factory=dict, repr=False)
 
   def to_dict(self) -> dict[str, float]:
-    return {"eps": float(self.eps),
-            **{k: float(v) for k, v in self.accuracies.items()},
-            WORST_CASE: float(self.worst_case)}
+    return {
+      "eps": float(self.eps),
+      **{k: float(v) for k, v in self.accuracies.items()},
+      WORST_CASE: float(self.worst_case),
+    }
 
 
 @dataclasses.dataclass
@@ -57,20 +59,24 @@ class RobustnessReport:
   is the dataset's "index" feature, or the position in the stream); they are
   not part of `to_dict`.
   """
+
   clean_accuracy: float
   num_examples: int
   curve: list[RobustnessPoint]
   norm: str = "linf"
   clean_correct: np.ndarray = dataclasses.field(
-      default_factory=lambda: np.zeros([0], bool), repr=False)
-  index: np.ndarray = dataclasses.field(
-      default_factory=lambda: np.zeros([0], np.int64), repr=False)
+    default_factory=lambda: np.zeros([0], bool), repr=False
+  )
+  index: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros([0], np.int64), repr=False)
 
   def to_dict(self) -> dict[str, Any]:
     """JSON-serialisable: {"norm", "clean_accuracy", "num_examples", "curve": [...]}."""
-    return {"norm": self.norm, "clean_accuracy": float(self.clean_accuracy),
-            "num_examples": int(self.num_examples),
-            "curve": [point.to_dict() for point in self.curve]}
+    return {
+      "norm": self.norm,
+      "clean_accuracy": float(self.clean_accuracy),
+      "num_examples": int(self.num_examples),
+      "curve": [point.to_dict() for point in self.curve],
+    }
 
 
 def split_inputs(x: Any, offset: int) -> tuple[tf.Tensor, tf.Tensor]:
@@ -85,8 +91,7 @@ def split_inputs(x: Any, offset: int) -> tuple[tf.Tensor, tf.Tensor]:
   return images, tf.cast(index, tf.int64)
 
 
-def _total_batches(dataset: tf.data.Dataset,
-                   max_batches: Optional[int]) -> Optional[int]:
+def _total_batches(dataset: tf.data.Dataset, max_batches: Optional[int]) -> Optional[int]:
   """The number of batches to evaluate, or None when unknown."""
   cardinality = int(dataset.cardinality())
   if cardinality == int(tf.data.INFINITE_CARDINALITY) and max_batches is None:
@@ -97,35 +102,55 @@ def _total_batches(dataset: tf.data.Dataset,
   return max_batches if known is None else min(known, max_batches)
 
 
-def _make_pgd_fn(logits_fn: LogitsFn, *, loss: str, steps: int,
-                 step_size: Optional[float], seed: int,
-                 jit_compile: bool, norm: str) -> Callable[..., tf.Tensor]:
+def _make_pgd_fn(
+  logits_fn: LogitsFn,
+  *,
+  loss: str,
+  steps: int,
+  step_size: Optional[float],
+  seed: int,
+  jit_compile: bool,
+  norm: str,
+) -> Callable[..., tf.Tensor]:
   """tf.function (images, labels, eps, index, restart) -> [B] bool correct.
 
   The step is `step_size`, or 2.5 * eps / steps per example when None.
   """
 
   def run(images, labels, eps, index, restart):
-    size = (eps * (2.5 / steps) if step_size is None
-            else tf.fill(tf.shape(eps), tf.cast(step_size, tf.float32)))
-    x_adv = pgd.pgd_attack(logits_fn, images, labels, eps, steps=steps,
-                               step_size=size, random_start=True, index=index,
-                               step=restart, salt=noise.Salt.EVAL_PGD, seed=seed,
-                               loss=loss, norm=norm)
+    size = (
+      eps * (2.5 / steps)
+      if step_size is None
+      else tf.fill(tf.shape(eps), tf.cast(step_size, tf.float32))
+    )
+    x_adv = pgd.pgd_attack(
+      logits_fn,
+      images,
+      labels,
+      eps,
+      steps=steps,
+      step_size=size,
+      random_start=True,
+      index=index,
+      step=restart,
+      salt=noise.Salt.EVAL_PGD,
+      seed=seed,
+      loss=loss,
+      norm=norm,
+    )
     return pgd.is_correct(logits_fn(x_adv), labels)
 
   return tf.function(run, jit_compile=jit_compile, reduce_retracing=True)
 
 
-def _make_apgd_fn(logits_fn: LogitsFn, *, loss: str, n_iter: int, seed: int,
-                  jit_compile: bool, norm: str) -> Callable[..., tf.Tensor]:
+def _make_apgd_fn(
+  logits_fn: LogitsFn, *, loss: str, n_iter: int, seed: int, jit_compile: bool, norm: str
+) -> Callable[..., tf.Tensor]:
   """tf.function (images, labels, eps, index) -> [B] bool correct."""
-  options = apgd.ApgdOptions(n_iter=n_iter, loss=loss, salt=_APGD_SALT[loss],
-                             seed=seed, norm=norm)
+  options = apgd.ApgdOptions(n_iter=n_iter, loss=loss, salt=_APGD_SALT[loss], seed=seed, norm=norm)
 
   def run(images, labels, eps, index):
-    result = apgd.apgd_attack(logits_fn, images, labels, eps, options,
-                              index=index)
+    result = apgd.apgd_attack(logits_fn, images, labels, eps, options, index=index)
     # Robust only if APGD never saw a mistake and its returned point agrees.
     final = pgd.is_correct(logits_fn(result.adversarial), labels)
     return tf.logical_and(result.robust, final)
@@ -137,22 +162,24 @@ def _accuracy(mask: np.ndarray) -> float:
   return float(mask.mean()) if mask.size else 0.0
 
 
-def evaluate_robustness(logits_fn: LogitsFn,
-                        dataset: tf.data.Dataset,
-                        eps_list: Sequence[float],
-                        *,
-                        pgd_steps: int = 10,
-                        pgd_step_size: Optional[float] = None,
-                        restarts: int = 1,
-                        losses: Iterable[str] = ("ce", "margin"),
-                        apgd: bool = True,
-                        apgd_iters: int = 100,
-                        max_batches: Optional[int] = None,
-                        seed: int = 0,
-                        progress: Optional[ProgressFn] = None,
-                        jit_compile: bool = False,
-                        strategy: Optional[tf.distribute.Strategy] = None,
-                        norm: str = "linf") -> RobustnessReport:
+def evaluate_robustness(
+  logits_fn: LogitsFn,
+  dataset: tf.data.Dataset,
+  eps_list: Sequence[float],
+  *,
+  pgd_steps: int = 10,
+  pgd_step_size: Optional[float] = None,
+  restarts: int = 1,
+  losses: Iterable[str] = ("ce", "margin"),
+  apgd: bool = True,
+  apgd_iters: int = 100,
+  max_batches: Optional[int] = None,
+  seed: int = 0,
+  progress: Optional[ProgressFn] = None,
+  jit_compile: bool = False,
+  strategy: Optional[tf.distribute.Strategy] = None,
+  norm: str = "linf",
+) -> RobustnessReport:
   """Clean, PGD, APGD and worst-case accuracy at every radius of `eps_list`.
 
   Args:
@@ -183,8 +210,9 @@ def evaluate_robustness(logits_fn: LogitsFn,
   losses = tuple(losses)
   for loss in losses:
     if loss not in objectives.UNTARGETED:
-      raise ValueError(f"Unknown PGD loss {loss!r}; expected one of "
-                       f"{sorted(objectives.UNTARGETED)}.")
+      raise ValueError(
+        f"Unknown PGD loss {loss!r}; expected one of {sorted(objectives.UNTARGETED)}."
+      )
   if pgd_steps < 1 or restarts < 1 or apgd_iters < 1:
     raise ValueError("pgd_steps, restarts and apgd_iters must be >= 1.")
   eps_values = [float(e) for e in eps_list]
@@ -192,13 +220,20 @@ def evaluate_robustness(logits_fn: LogitsFn,
     raise ValueError(f"eps must be finite and >= 0, got {eps_values}.")
 
   pgd_fns = {
-      loss: _make_pgd_fn(logits_fn, loss=loss, steps=pgd_steps,
-                         step_size=pgd_step_size, seed=seed,
-                         jit_compile=jit_compile, norm=norm)
-      for loss in losses}
+    loss: _make_pgd_fn(
+      logits_fn,
+      loss=loss,
+      steps=pgd_steps,
+      step_size=pgd_step_size,
+      seed=seed,
+      jit_compile=jit_compile,
+      norm=norm,
+    )
+    for loss in losses
+  }
   clean_fn = tf.function(
-      lambda images, labels: pgd.is_correct(logits_fn(images), labels),
-      reduce_retracing=True)
+    lambda images, labels: pgd.is_correct(logits_fn(images), labels), reduce_retracing=True
+  )
   apgd_fns: dict[str, Callable[..., tf.Tensor]] = {}
 
   total = _total_batches(dataset, max_batches)
@@ -223,9 +258,12 @@ def evaluate_robustness(logits_fn: LogitsFn,
     if apgd and not apgd_fns:
       num_classes = int(logits_fn(images[:1]).shape[-1])
       apgd_losses = ("ce", "dlr") if num_classes >= 3 else ("ce",)
-      apgd_fns = {loss: _make_apgd_fn(logits_fn, loss=loss, n_iter=apgd_iters,
-                                      seed=seed, jit_compile=jit_compile, norm=norm)
-                  for loss in apgd_losses}
+      apgd_fns = {
+        loss: _make_apgd_fn(
+          logits_fn, loss=loss, n_iter=apgd_iters, seed=seed, jit_compile=jit_compile, norm=norm
+        )
+        for loss in apgd_losses
+      }
     for j, eps in enumerate(eps_values):
       rows = [images, labels, np.full([batch], eps, np.float32), index]
       for loss, fn in pgd_fns.items():
@@ -240,8 +278,7 @@ def evaluate_robustness(logits_fn: LogitsFn,
     if progress is not None:
       progress(done, total)
 
-  clean_correct = (np.concatenate(clean_masks) if clean_masks
-                   else np.zeros([0], bool))
+  clean_correct = np.concatenate(clean_masks) if clean_masks else np.zeros([0], bool)
   curve = []
   for eps, parts in zip(eps_values, masks):
     correct = {name: np.concatenate(p) for name, p in parts.items()}
@@ -249,21 +286,27 @@ def evaluate_robustness(logits_fn: LogitsFn,
     for mask in correct.values():
       worst &= mask
     correct[WORST_CASE] = worst
-    curve.append(RobustnessPoint(
+    curve.append(
+      RobustnessPoint(
         eps=eps,
-        accuracies={name: _accuracy(m) for name, m in correct.items()
-                    if name != WORST_CASE},
-        worst_case=_accuracy(worst), correct=correct))
+        accuracies={name: _accuracy(m) for name, m in correct.items() if name != WORST_CASE},
+        worst_case=_accuracy(worst),
+        correct=correct,
+      )
+    )
   return RobustnessReport(
-      clean_accuracy=_accuracy(clean_correct),
-      num_examples=int(clean_correct.size), curve=curve, norm=norm,
-      clean_correct=clean_correct,
-      index=(np.concatenate(index_parts) if index_parts
-             else np.zeros([0], np.int64)))
+    clean_accuracy=_accuracy(clean_correct),
+    num_examples=int(clean_correct.size),
+    curve=curve,
+    norm=norm,
+    clean_correct=clean_correct,
+    index=(np.concatenate(index_parts) if index_parts else np.zeros([0], np.int64)),
+  )
 
 
-def _curve_dicts(report: RobustnessReport | Mapping[str, Any]
-                 ) -> tuple[float, int, list[dict[str, float]]]:
+def _curve_dicts(
+  report: RobustnessReport | Mapping[str, Any],
+) -> tuple[float, int, list[dict[str, float]]]:
   """(clean accuracy, number of examples, curve sorted by eps) of either form."""
   data = report.to_dict() if isinstance(report, RobustnessReport) else report
   curve = sorted((dict(p) for p in data["curve"]), key=lambda p: p["eps"])
@@ -271,16 +314,21 @@ def _curve_dicts(report: RobustnessReport | Mapping[str, Any]
 
 
 def _accuracy_columns(point: Mapping[str, float]) -> dict[str, float]:
-  return {k: float(v) for k, v in point.items()
-          if k != "eps" and v is not None and math.isfinite(float(v))}
+  return {
+    k: float(v)
+    for k, v in point.items()
+    if k != "eps" and v is not None and math.isfinite(float(v))
+  }
 
 
-def gradient_masking_report(report: RobustnessReport | Mapping[str, Any],
-                            *,
-                            tolerance_examples: int = 1,
-                            apgd_gap: float = 0.02,
-                            large_eps: Optional[float] = None,
-                            large_eps_max_accuracy: float = 0.05) -> list[str]:
+def gradient_masking_report(
+  report: RobustnessReport | Mapping[str, Any],
+  *,
+  tolerance_examples: int = 1,
+  apgd_gap: float = 0.02,
+  large_eps: Optional[float] = None,
+  large_eps_max_accuracy: float = 0.05,
+) -> list[str]:
   """Human-readable signs of gradient masking in a report (empty: none found).
 
   Accepts a `RobustnessReport` or its `to_dict()` form. The checks:
@@ -307,10 +355,9 @@ def gradient_masking_report(report: RobustnessReport | Mapping[str, Any],
   `sequence_masking_report` instead.
   """
   if isinstance(report, Mapping) and "accuracy_after_attack" in report:
-    return sequence_masking_report(report,
-                                   tolerance_examples=tolerance_examples)
+    return sequence_masking_report(report, tolerance_examples=tolerance_examples)
   clean, num_examples, curve = _curve_dicts(report)
-  norm = getattr(report, "norm", None) or dict(report).get("norm", "linf")
+  norm = getattr(report, "norm", None) or dict(report).get("norm", "linf")  # type: ignore[arg-type]
   large_eps = (0.25 if norm == "linf" else math.inf) if large_eps is None else large_eps
   warnings: list[str] = []
   tol = tolerance_examples / max(num_examples, 1) + 1e-9
@@ -319,55 +366,59 @@ def gradient_masking_report(report: RobustnessReport | Mapping[str, Any],
     for name, acc in _accuracy_columns(point).items():
       if acc > clean + 1e-9:
         warnings.append(
-            f"{name} accuracy {acc:.4f} at eps={point['eps']:.5g} is above the "
-            f"clean accuracy {clean:.4f}: the attack is failing.")
+          f"{name} accuracy {acc:.4f} at eps={point['eps']:.5g} is above the "
+          f"clean accuracy {clean:.4f}: the attack is failing."
+        )
 
   names = sorted({k for p in curve for k in _accuracy_columns(p)})
   for name in names:
-    lowest, lowest_eps = None, None
+    lowest: Optional[float] = None
+    lowest_eps: Optional[float] = None
     for point in curve:
-      acc = _accuracy_columns(point).get(name)
-      if acc is None:
+      value = _accuracy_columns(point).get(name)
+      if value is None:
         continue
-      if lowest is not None and acc > lowest + tol:
+      if lowest is not None and value > lowest + tol:
         warnings.append(
-            f"{name} accuracy rises with eps: {acc:.4f} at eps="
-            f"{point['eps']:.5g} > {lowest:.4f} at eps={lowest_eps:.5g}.")
-      if lowest is None or acc < lowest:
-        lowest, lowest_eps = acc, point["eps"]
+          f"{name} accuracy rises with eps: {value:.4f} at eps="
+          f"{point['eps']:.5g} > {lowest:.4f} at eps={lowest_eps:.5g}."
+        )
+      if lowest is None or value < lowest:
+        lowest, lowest_eps = value, point["eps"]
 
   for point in curve:
     cols = _accuracy_columns(point)
     pgd_cols = {k: v for k, v in cols.items() if k.startswith("pgd_")}
     apgd_cols = {k: v for k, v in cols.items() if k.startswith("apgd_")}
-    if "apgd_ce" in cols and "pgd_ce" in cols and (
-        cols["apgd_ce"] > cols["pgd_ce"] + apgd_gap):
+    if "apgd_ce" in cols and "pgd_ce" in cols and (cols["apgd_ce"] > cols["pgd_ce"] + apgd_gap):
       warnings.append(
-          f"APGD-CE ({cols['apgd_ce']:.4f}) is weaker than PGD-CE "
-          f"({cols['pgd_ce']:.4f}) at eps={point['eps']:.5g}.")
-    if pgd_cols and apgd_cols and (
-        min(apgd_cols.values()) > min(pgd_cols.values()) + apgd_gap):
+        f"APGD-CE ({cols['apgd_ce']:.4f}) is weaker than PGD-CE "
+        f"({cols['pgd_ce']:.4f}) at eps={point['eps']:.5g}."
+      )
+    if pgd_cols and apgd_cols and (min(apgd_cols.values()) > min(pgd_cols.values()) + apgd_gap):
       warnings.append(
-          f"The best APGD ({min(apgd_cols.values()):.4f}) is weaker than the "
-          f"best PGD ({min(pgd_cols.values()):.4f}) at eps={point['eps']:.5g}.")
+        f"The best APGD ({min(apgd_cols.values()):.4f}) is weaker than the "
+        f"best PGD ({min(pgd_cols.values()):.4f}) at eps={point['eps']:.5g}."
+      )
 
   if curve and curve[-1]["eps"] >= large_eps:
     cols = _accuracy_columns(curve[-1])
-    acc = cols.get(WORST_CASE, min(cols.values()) if cols else None)
-    if acc is not None and acc > large_eps_max_accuracy:
+    worst: Optional[float] = cols.get(WORST_CASE, min(cols.values()) if cols else None)
+    if worst is not None and worst > large_eps_max_accuracy:
       warnings.append(
-          f"Robust accuracy {acc:.4f} at eps={curve[-1]['eps']:.5g} (>= "
-          f"{large_eps}) is not near 0: suspect masked gradients unless the model "
-          "was trained to be robust at this radius.")
+        f"Robust accuracy {worst:.4f} at eps={curve[-1]['eps']:.5g} (>= "
+        f"{large_eps}) is not near 0: suspect masked gradients unless the model "
+        "was trained to be robust at this radius."
+      )
   return warnings
 
 
 GRADIENT_FREE = ("square",)
 
 
-def sequence_masking_report(report: Mapping[str, Any], *,
-                            tolerance_examples: int = 1,
-                            gradient_free_gap: float = 0.01) -> list[str]:
+def sequence_masking_report(
+  report: Mapping[str, Any], *, tolerance_examples: int = 1, gradient_free_gap: float = 0.01
+) -> list[str]:
   """Signs of gradient masking in an AutoAttack report (its `to_dict()`).
 
   1. An accuracy after an attack above the clean accuracy, or rising along
@@ -384,16 +435,18 @@ def sequence_masking_report(report: Mapping[str, Any], *,
   previous_name, previous = "clean", clean
   for name, acc in after.items():
     if acc > previous + 1e-9:
-      warnings.append(f"accuracy after {name} ({acc:.4f}) is above the "
-                      f"accuracy after {previous_name} ({previous:.4f}): "
-                      "the sequence is broken.")
-    gap = previous - acc
-    if (name in GRADIENT_FREE and previous_name != "clean"
-        and gap > max(gradient_free_gap, tol)):
       warnings.append(
-          f"the gradient-free {name} attack broke {gap:.4f} of the examples "
-          f"that survived every gradient attack ({previous:.4f} -> "
-          f"{acc:.4f}): gradients are likely masked, so gradient-based "
-          "robustness numbers overstate robustness.")
+        f"accuracy after {name} ({acc:.4f}) is above the "
+        f"accuracy after {previous_name} ({previous:.4f}): "
+        "the sequence is broken."
+      )
+    gap = previous - acc
+    if name in GRADIENT_FREE and previous_name != "clean" and gap > max(gradient_free_gap, tol):
+      warnings.append(
+        f"the gradient-free {name} attack broke {gap:.4f} of the examples "
+        f"that survived every gradient attack ({previous:.4f} -> "
+        f"{acc:.4f}): gradients are likely masked, so gradient-based "
+        "robustness numbers overstate robustness."
+      )
     previous_name, previous = name, acc
   return warnings

@@ -39,8 +39,7 @@ AUTHORS_STD = (63.0 / 255.0, 62.1 / 255.0, 66.7 / 255.0)
 
 # nn.init.kaiming_normal_(mode="fan_out", nonlinearity="relu"): N(0, 2/fan_out),
 # fan_out = out_channels * kernel_h * kernel_w (Keras computes the same).
-KAIMING_FAN_OUT = keras.initializers.VarianceScaling(
-    2.0, "fan_out", "untruncated_normal")
+KAIMING_FAN_OUT = keras.initializers.VarianceScaling(2.0, "fan_out", "untruncated_normal")
 
 
 @keras.saving.register_keras_serializable(package="iaat_tf")
@@ -63,8 +62,9 @@ def blocks_per_stage(depth: int) -> int:
 
 
 def _bn(name: str, affine: bool = False, sync: bool = False):
-  return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, center=affine,
-                                   scale=affine, synchronized=sync, name=name)
+  return layers.BatchNormalization(
+    momentum=0.9, epsilon=1e-5, center=affine, scale=affine, synchronized=sync, name=name
+  )
 
 
 def _conv(x, filters: int, kernel: int, stride: int, name: str):
@@ -74,26 +74,52 @@ def _conv(x, filters: int, kernel: int, stride: int, name: str):
     padding = "valid"
   else:
     padding = "same"  # Symmetric for odd kernels at stride 1.
-  return layers.Conv2D(filters, kernel, strides=stride, padding=padding,
-                       use_bias=False, kernel_initializer=KAIMING_FAN_OUT,
-                       name=name)(x)
+  return layers.Conv2D(
+    filters,
+    kernel,
+    strides=stride,
+    padding=padding,
+    use_bias=False,
+    kernel_initializer=KAIMING_FAN_OUT,
+    name=name,
+  )(x)
 
 
 def _block(x, width: int, sync: bool, name: str):
   """Their `Block`: x + conv1(relu(bn1(conv0(relu(bn0(x))))))."""
-  h = _conv(layers.ReLU(name=f"{name}_relu0")(_bn(f"{name}_bn0", sync=sync)(x)),
-            width, 3, 1, f"{name}_conv0")
-  h = _conv(layers.ReLU(name=f"{name}_relu1")(_bn(f"{name}_bn1", sync=sync)(h)),
-            width, 3, 1, f"{name}_conv1")
+  h = _conv(
+    layers.ReLU(name=f"{name}_relu0")(_bn(f"{name}_bn0", sync=sync)(x)),
+    width,
+    3,
+    1,
+    f"{name}_conv0",
+  )
+  h = _conv(
+    layers.ReLU(name=f"{name}_relu1")(_bn(f"{name}_bn1", sync=sync)(h)),
+    width,
+    3,
+    1,
+    f"{name}_conv1",
+  )
   return layers.Add(name=f"{name}_add")([x, h])
 
 
 def _downsample_block(x, width: int, sync: bool, name: str):
   """Their `DownsampleBlock`: strided residual path + avg-pool/zeros shortcut."""
-  h = _conv(layers.ReLU(name=f"{name}_relu0")(_bn(f"{name}_bn0", sync=sync)(x)),
-            width, 3, 2, f"{name}_conv0")
-  h = _conv(layers.ReLU(name=f"{name}_relu1")(_bn(f"{name}_bn1", sync=sync)(h)),
-            width, 3, 1, f"{name}_conv1")
+  h = _conv(
+    layers.ReLU(name=f"{name}_relu0")(_bn(f"{name}_bn0", sync=sync)(x)),
+    width,
+    3,
+    2,
+    f"{name}_conv0",
+  )
+  h = _conv(
+    layers.ReLU(name=f"{name}_relu1")(_bn(f"{name}_bn1", sync=sync)(h)),
+    width,
+    3,
+    1,
+    f"{name}_conv1",
+  )
   # F.avg_pool2d(x, 3, stride=2, padding=1): zero padding counted in the mean.
   d = layers.ZeroPadding2D(1, name=f"{name}_pool_pad")(x)
   d = layers.AveragePooling2D(3, strides=2, padding="valid", name=f"{name}_pool")(d)
@@ -101,15 +127,23 @@ def _downsample_block(x, width: int, sync: bool, name: str):
   return layers.Add(name=f"{name}_add")([d, h])
 
 
-def authors_wrn(input_shape, num_classes: int, depth: int = 32, width: int = 10,
-                mean=AUTHORS_MEAN, std=AUTHORS_STD, sync_batchnorm: bool = False,
-                name: str | None = None) -> keras.Model:
+def authors_wrn(
+  input_shape,
+  num_classes: int,
+  depth: int = 32,
+  width: int = 10,
+  mean=AUTHORS_MEAN,
+  std=AUTHORS_STD,
+  sync_batchnorm: bool = False,
+  name: str | None = None,
+) -> keras.Model:
   """The authors' WRN-`depth`-`width`: images in [0, 1] (NHWC) -> logits."""
   n = blocks_per_stage(depth)
   widths = [int(v * width) for v in (16, 32, 64)]
   inputs = keras.Input(shape=input_shape, name="image")
-  x = layers.Normalization(mean=list(mean), variance=[s * s for s in std],
-                           axis=-1, name="standardize")(inputs)
+  x = layers.Normalization(
+    mean=list(mean), variance=[s * s for s in std], axis=-1, name="standardize"
+  )(inputs)
   x = _conv(x, widths[0], 3, 1, "conv0")
   for stage, w in enumerate(widths):
     for block in range(n):

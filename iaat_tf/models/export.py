@@ -47,5 +47,5 @@ def load_classifier(path: str):
     return loaded.serve(tf.cast(images, tf.float32))
 
   # The exported classifier runs in inference mode: examples are independent.
-  logits_fn.independent_examples = True
+  setattr(logits_fn, "independent_examples", True)  # gradients.mark_independent.
   return logits_fn

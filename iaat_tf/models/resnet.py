@@ -20,9 +20,15 @@ def _conv(x, filters: int, kernel: int, stride: int, name: str):
     padding = "valid"
   else:
     padding = "same"
-  return layers.Conv2D(filters, kernel, strides=stride, padding=padding,
-                       use_bias=False, kernel_initializer=_CONV_INIT,
-                       name=name)(x)
+  return layers.Conv2D(
+    filters,
+    kernel,
+    strides=stride,
+    padding=padding,
+    use_bias=False,
+    kernel_initializer=_CONV_INIT,
+    name=name,
+  )(x)
 
 
 def _bottleneck(x, filters: int, stride: int, sync: bool, name: str):
@@ -30,17 +36,21 @@ def _bottleneck(x, filters: int, stride: int, sync: bool, name: str):
   shortcut = x
   if stride != 1 or x.shape[-1] != 4 * filters:
     shortcut = batch_norm(sync, f"{name}_short_bn")(
-        _conv(x, 4 * filters, 1, stride, f"{name}_short_conv"))
+      _conv(x, 4 * filters, 1, stride, f"{name}_short_conv")
+    )
   y = layers.ReLU(name=f"{name}_relu1")(
-      batch_norm(sync, f"{name}_bn1")(_conv(x, filters, 1, 1, f"{name}_conv1")))
+    batch_norm(sync, f"{name}_bn1")(_conv(x, filters, 1, 1, f"{name}_conv1"))
+  )
   y = layers.ReLU(name=f"{name}_relu2")(
-      batch_norm(sync, f"{name}_bn2")(_conv(y, filters, 3, stride, f"{name}_conv2")))
+    batch_norm(sync, f"{name}_bn2")(_conv(y, filters, 3, stride, f"{name}_conv2"))
+  )
   y = batch_norm(sync, f"{name}_bn3")(_conv(y, 4 * filters, 1, 1, f"{name}_conv3"))
   return layers.ReLU(name=f"{name}_out")(layers.Add(name=f"{name}_add")([shortcut, y]))
 
 
-def resnet50(input_shape, num_classes: int, mean, std,
-             sync_batchnorm: bool = False, dropout: float = 0.0) -> keras.Model:
+def resnet50(
+  input_shape, num_classes: int, mean, std, sync_batchnorm: bool = False, dropout: float = 0.0
+) -> keras.Model:
   """ResNet-50 v1.5 as torchvision builds it (25.6M parameters, 1000 classes).
 
   `sync_batchnorm` makes every BatchNorm use cross-replica statistics;

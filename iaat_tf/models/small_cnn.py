@@ -6,8 +6,7 @@ from keras import layers
 from iaat_tf.models.layers import standardize
 
 
-def small_cnn(input_shape, num_classes: int, mean, std,
-              name: str = "small_cnn") -> keras.Model:
+def small_cnn(input_shape, num_classes: int, mean, std, name: str = "small_cnn") -> keras.Model:
   inputs = keras.Input(shape=input_shape, name="image")
   x = standardize(inputs, mean, std)
   x = layers.Conv2D(32, 3, padding="same", activation="relu")(x)

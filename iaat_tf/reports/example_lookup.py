@@ -30,14 +30,13 @@ def train_examples_by_index(config: DataConfig, indices: np.ndarray):
   if source.arrays is not None:
     x, y = source.arrays
     return x[indices], y[indices]
-  wanted = {}  # id -> positions in the answer (an id may be asked twice).
+  wanted: dict[int, list[int]] = {}  # id -> positions in the answer (an id may be asked twice).
   for k, i in enumerate(indices):
     wanted.setdefault(int(i), []).append(k)
-  images = [None] * len(indices)
+  images: list = [None] * len(indices)
   labels = np.zeros([len(indices)], np.int64)
   remaining = len(wanted)
-  keyed = source.train.enumerate().filter(
-      lambda i, ex: tf.reduce_any(tf.equal(i, indices)))
+  keyed = source.train.enumerate().filter(lambda i, ex: tf.reduce_any(tf.equal(i, indices)))
   keyed = keyed.map(lambda i, ex: (i, source.eval_transform(ex[0]), ex[1]))
   for index, image, label in keyed.as_numpy_iterator():
     for k in wanted[int(index)]:

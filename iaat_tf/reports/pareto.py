@@ -24,43 +24,52 @@ from iaat_tf import run_io
 from iaat_tf.reports import plots
 
 
-METHOD_NAMES = {"iaat": "IAAT", "iaat_cheap": "cheap IAAT",
-                "pgd_at": "PGD-AT", "standard": "standard training"}
+METHOD_NAMES = {
+  "iaat": "IAAT",
+  "iaat_cheap": "cheap IAAT",
+  "pgd_at": "PGD-AT",
+  "standard": "standard training",
+}
 LOSS_NAMES = {"trades": "TRADES", "mart": "MART"}
 
 SCALE = 255.0
-CSV_FIELDS = ("name", "method", "norm", "train_eps", "clean_accuracy",
-              "robust_accuracy", "on_front")
+CSV_FIELDS = (
+  "name",
+  "method",
+  "norm",
+  "train_eps",
+  "clean_accuracy",
+  "robust_accuracy",
+  "on_front",
+)
 _AA_NORMS = {"Linf": "linf", "L2": "l2"}  # autoattack.json's spelling.
 _STYLES = {  # method -> (marker, colour)
-    "iaat": ("o", "tab:red"),
-    "iaat_cheap": ("D", "tab:orange"),
-    "pgd_at": ("s", "tab:blue"),
-    "standard": ("^", "tab:gray"),
+  "iaat": ("o", "tab:red"),
+  "iaat_cheap": ("D", "tab:orange"),
+  "pgd_at": ("s", "tab:blue"),
+  "standard": ("^", "tab:gray"),
 }
 _EPS_MATCH_TOL = 1e-6
 
 
 def _number(value: Any, what: str, run_dir: str) -> float:
   if isinstance(value, bool) or not isinstance(value, (int, float)):
-    raise ValueError(f"{run_dir}: results.json field {what} is not a number: "
-                     f"{value!r}")
+    raise ValueError(f"{run_dir}: results.json field {what} is not a number: {value!r}")
   return float(value)
 
 
-def _robust_accuracy(results: dict, eval_eps: float,
-                     run_dir: str) -> tuple[float, str]:
+def _robust_accuracy(results: dict, eval_eps: float, run_dir: str) -> tuple[float, str]:
   """(robust accuracy, source) for one run; see the module docstring."""
   robustness = results.get("robustness")
   if isinstance(robustness, dict):
     for point in robustness.get("curve") or []:
-      if (isinstance(point, dict) and "worst_case" in point
-          and abs(float(point.get("eps", math.nan)) - eval_eps)
-          <= _EPS_MATCH_TOL):
-        return _number(point["worst_case"], "robustness.curve.worst_case",
-                       run_dir), "worst_case"
-  return _number(results["final"]["pgd_accuracy"], "final.pgd_accuracy",
-                 run_dir), "pgd_accuracy"
+      if (
+        isinstance(point, dict)
+        and "worst_case" in point
+        and abs(float(point.get("eps", math.nan)) - eval_eps) <= _EPS_MATCH_TOL
+      ):
+        return _number(point["worst_case"], "robustness.curve.worst_case", run_dir), "worst_case"
+  return _number(results["final"]["pgd_accuracy"], "final.pgd_accuracy", run_dir), "pgd_accuracy"
 
 
 def read_run(run_dir: str, name: Optional[str] = None) -> dict:
@@ -75,27 +84,24 @@ def read_run(run_dir: str, name: Optional[str] = None) -> dict:
   try:
     final = results["final"]
     clean = _number(final["clean_accuracy"], "final.clean_accuracy", run_dir)
-    eval_eps = _number(final.get("eval_eps", math.nan), "final.eval_eps",
-                       run_dir)
+    eval_eps = _number(final.get("eval_eps", math.nan), "final.eval_eps", run_dir)
     robust, source = _robust_accuracy(results, eval_eps, run_dir)
     norm = str(results.get("norm") or _config_value(run_dir, "attack", "norm", "linf"))
     return {
-        "name": name or os.path.basename(os.path.normpath(run_dir)),
-        "method": str(results["method"]),
-        "loss": str(results.get("loss") or _config_value(run_dir, "method", "loss", "ce")),
-        "norm": norm,
-        "train_eps": _number(results.get("train_eps", 0.0), "train_eps",
-                             run_dir),
-        "clean_accuracy": clean,
-        "robust_accuracy": robust,
-        "robust_source": source,
-        "eval_eps": eval_eps,
-        "run_dir": run_dir,
-        "autoattack_accuracy": _autoattack_accuracy(results, eval_eps, norm),
+      "name": name or os.path.basename(os.path.normpath(run_dir)),
+      "method": str(results["method"]),
+      "loss": str(results.get("loss") or _config_value(run_dir, "method", "loss", "ce")),
+      "norm": norm,
+      "train_eps": _number(results.get("train_eps", 0.0), "train_eps", run_dir),
+      "clean_accuracy": clean,
+      "robust_accuracy": robust,
+      "robust_source": source,
+      "eval_eps": eval_eps,
+      "run_dir": run_dir,
+      "autoattack_accuracy": _autoattack_accuracy(results, eval_eps, norm),
     }
   except (KeyError, TypeError, AttributeError) as e:
-    raise ValueError(f"{run_dir}: malformed results.json (missing or bad "
-                     f"field {e})") from None
+    raise ValueError(f"{run_dir}: malformed results.json (missing or bad field {e})") from None
 
 
 def _config_value(run_dir: str, section: str, key: str, default: str) -> str:
@@ -106,13 +112,15 @@ def _config_value(run_dir: str, section: str, key: str, default: str) -> str:
     return default
 
 
-def _autoattack_accuracy(results: dict, eval_eps: float,
-                         norm: str) -> Optional[float]:
+def _autoattack_accuracy(results: dict, eval_eps: float, norm: str) -> Optional[float]:
   """AutoAttack robust accuracy at the eval eps and the run's norm, or None."""
   aa = results.get("autoattack")
-  if (isinstance(aa, dict) and isinstance(aa.get("robust_accuracy"), (int, float))
-      and _AA_NORMS.get(aa.get("norm", "Linf")) == norm
-      and abs(float(aa.get("eps", math.nan)) - eval_eps) <= _EPS_MATCH_TOL):
+  if (
+    isinstance(aa, dict)
+    and isinstance(aa.get("robust_accuracy"), (int, float))
+    and _AA_NORMS.get(aa.get("norm", "Linf")) == norm
+    and abs(float(aa.get("eps", math.nan)) - eval_eps) <= _EPS_MATCH_TOL
+  ):
     return float(aa["robust_accuracy"])
   return None
 
@@ -126,13 +134,14 @@ def choose_metric(runs: Sequence[dict]) -> tuple[list[dict], str]:
   """
   missing = [r["name"] for r in runs if r.get("autoattack_accuracy") is None]
   if runs and not missing:
-    runs = [{**r, "robust_accuracy": r["autoattack_accuracy"],
-             "robust_source": "autoattack"} for r in runs]
+    runs = [
+      {**r, "robust_accuracy": r["autoattack_accuracy"], "robust_source": "autoattack"}
+      for r in runs
+    ]
     return runs, robust_axis_label(runs)
   label = robust_axis_label(runs)
   if 0 < len(missing) < len(runs):
-    label += (f"; no AutoAttack for {', '.join(missing[:3])}"
-              f"{'...' if len(missing) > 3 else ''}")
+    label += f"; no AutoAttack for {', '.join(missing[:3])}{'...' if len(missing) > 3 else ''}"
   return list(runs), label
 
 
@@ -152,14 +161,15 @@ def collect_runs(run_dirs: Sequence[str]) -> list[dict]:
   for run_dir, base in zip(run_dirs, basenames):
     name = base if basenames.count(base) == 1 else os.path.normpath(run_dir)
     runs.append(read_run(run_dir, name))
-  by_norm = {}
+  by_norm: dict[str, list[str]] = {}
   for run in runs:
     by_norm.setdefault(run["norm"], []).append(run["name"])
   if len(by_norm) > 1:
-    parts = " and ".join(f"{n} ({', '.join(names[:3])}{'...' if len(names) > 3 else ''})"
-                         for n, names in sorted(by_norm.items()))
-    raise ValueError(f"the runs use different threat models, {parts}: compare "
-                     "one --norm at a time")
+    parts = " and ".join(
+      f"{n} ({', '.join(names[:3])}{'...' if len(names) > 3 else ''})"
+      for n, names in sorted(by_norm.items())
+    )
+    raise ValueError(f"the runs use different threat models, {parts}: compare one --norm at a time")
   return runs
 
 
@@ -176,8 +186,9 @@ def pareto_front(points: Sequence[Sequence[float]]) -> list[int]:
     if np.isnan(x) or np.isnan(y):
       continue
     others = np.delete(pts, i, axis=0)
-    dominated = np.any((others[:, 0] >= x) & (others[:, 1] >= y)
-                       & ((others[:, 0] > x) | (others[:, 1] > y)))
+    dominated = np.any(
+      (others[:, 0] >= x) & (others[:, 1] >= y) & ((others[:, 0] > x) | (others[:, 1] > y))
+    )
     if not dominated:
       front.append(i)
   return sorted(front, key=lambda i: (pts[i, 0], pts[i, 1]))
@@ -189,8 +200,7 @@ def point_label(run: dict, per_255: bool = True) -> str:
   name = METHOD_NAMES.get(method, method)
   loss = run.get("loss", "ce")
   if loss in LOSS_NAMES:  # PGD-AT's radius with another loss is that method.
-    name = (LOSS_NAMES[loss] if method == "pgd_at"
-            else f"{name} + {LOSS_NAMES[loss]} loss")
+    name = LOSS_NAMES[loss] if method == "pgd_at" else f"{name} + {LOSS_NAMES[loss]} loss"
   if method == "standard":
     return name
   radius = plots.format_radius(run["train_eps"], per_255)
@@ -211,8 +221,11 @@ def robust_axis_label(runs: Sequence[dict]) -> str:
   norm = _norm(runs)
   per_255 = bool(radii) and plots.uses_per_255(radii, norm=norm)
   unit = plots.norm_label(norm)
-  at = (f" at {unit} eps {plots.format_radius(radii[0], per_255)}" if len(radii) == 1
-        else f" at each run's {unit} eval eps")
+  at = (
+    f" at {unit} eps {plots.format_radius(radii[0], per_255)}"
+    if len(radii) == 1
+    else f" at each run's {unit} eval eps"
+  )
   if sources == {"autoattack"}:
     what = "AutoAttack robust accuracy (standard)"
   elif sources == {"worst_case"}:
@@ -225,43 +238,67 @@ def robust_axis_label(runs: Sequence[dict]) -> str:
 
 
 def _write_csv(runs: Sequence[dict], front: set, path: str) -> str:
-  rows = [{"name": run["name"], "method": run["method"], "norm": run.get("norm", "linf"),
-           "train_eps": repr(run["train_eps"]),
-           "clean_accuracy": repr(run["clean_accuracy"]),
-           "robust_accuracy": repr(run["robust_accuracy"]),
-           "on_front": int(i in front)} for i, run in enumerate(runs)]
+  rows = [
+    {
+      "name": run["name"],
+      "method": run["method"],
+      "norm": run.get("norm", "linf"),
+      "train_eps": repr(run["train_eps"]),
+      "clean_accuracy": repr(run["clean_accuracy"]),
+      "robust_accuracy": repr(run["robust_accuracy"]),
+      "on_front": int(i in front),
+    }
+    for i, run in enumerate(runs)
+  ]
   return run_io.write_csv(path, CSV_FIELDS, rows)
 
 
-def _plot(runs: Sequence[dict], front: list[int], path: str,
-          xlabel: str) -> str:
+def _plot(runs: Sequence[dict], front: list[int], path: str, xlabel: str) -> str:
   plt = plots.plt
   fig, ax = plt.subplots(figsize=(7.0, 5.0))
   per_255 = plots.uses_per_255([r["train_eps"] for r in runs], norm=_norm(runs))
   # Each point carries a short number; the legend says in words what it is
   # (numbers stay readable when runs lie close together).
-  order = sorted(range(len(runs)), key=lambda i: (-runs[i]["clean_accuracy"],
-                                                  runs[i]["robust_accuracy"]))
+  order = sorted(
+    range(len(runs)), key=lambda i: (-runs[i]["clean_accuracy"], runs[i]["robust_accuracy"])
+  )
   for n, i in enumerate(order, start=1):
     run = runs[i]
     marker, color = _STYLES.get(run["method"], ("x", "black"))
-    ax.scatter(run["robust_accuracy"], run["clean_accuracy"], marker=marker,
-               color=color, s=50, zorder=3,
-               label=f"{n}: {point_label(run, per_255)} ({run['name']})")
-    ax.annotate(str(n), (run["robust_accuracy"], run["clean_accuracy"]),
-                textcoords="offset points", xytext=(5, 3), fontsize=8)
+    ax.scatter(
+      run["robust_accuracy"],
+      run["clean_accuracy"],
+      marker=marker,
+      color=color,
+      s=50,
+      zorder=3,
+      label=f"{n}: {point_label(run, per_255)} ({run['name']})",
+    )
+    ax.annotate(
+      str(n),
+      (run["robust_accuracy"], run["clean_accuracy"]),
+      textcoords="offset points",
+      xytext=(5, 3),
+      fontsize=8,
+    )
   if front:
-    ax.plot([runs[i]["robust_accuracy"] for i in front],
-            [runs[i]["clean_accuracy"] for i in front], "-", color="black",
-            alpha=0.5, linewidth=1.2, label="Pareto front", zorder=2)
+    ax.plot(
+      [runs[i]["robust_accuracy"] for i in front],
+      [runs[i]["clean_accuracy"] for i in front],
+      "-",
+      color="black",
+      alpha=0.5,
+      linewidth=1.2,
+      label="Pareto front",
+      zorder=2,
+    )
   ax.set_xlabel(xlabel)
   ax.set_ylabel("clean accuracy (test split)")
   ax.set_xlim(0.0, 1.0)
   ax.set_ylim(0.0, 1.0)
   ax.grid(alpha=0.3)
   ax.set_title("Clean vs robust accuracy", pad=10)
-  ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0),
-            frameon=False)
+  ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
   return plots.save_figure(fig, path)
 
 
@@ -271,8 +308,7 @@ def write_pareto(runs: Sequence[dict], out_dir: str) -> tuple[str, str]:
     raise ValueError("no runs to compare")
   os.makedirs(out_dir, exist_ok=True)
   runs, xlabel = choose_metric(runs)
-  front = pareto_front([(r["robust_accuracy"], r["clean_accuracy"])
-                        for r in runs])
+  front = pareto_front([(r["robust_accuracy"], r["clean_accuracy"]) for r in runs])
   csv_path = _write_csv(runs, set(front), os.path.join(out_dir, "pareto.csv"))
   png_path = _plot(runs, front, os.path.join(out_dir, "pareto.png"), xlabel)
   return csv_path, png_path

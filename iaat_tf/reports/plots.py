@@ -41,6 +41,8 @@ def norm_label(norm: str = "linf") -> str:
 def radius_units(norm: str = "linf") -> str:
   """What a radius measures under `norm`, for axis labels."""
   return "L2 norm" if norm == "l2" else "L-inf, fraction of the [0, 1] pixel range"
+
+
 _QUANTILES = (0.1, 0.25, 0.75, 0.9)
 
 
@@ -72,9 +74,11 @@ def uses_per_255(*values: Any, norm: str = "linf") -> bool:
   radii only: an L2 radius is no fraction of the pixel range)."""
   if norm != "linf":
     return False
-  finite = [float(v) for v in np.concatenate(
-      [np.asarray(v, dtype=np.float64).reshape(-1) for v in values])
-            if np.isfinite(v)]
+  finite = [
+    float(v)
+    for v in np.concatenate([np.asarray(v, dtype=np.float64).reshape(-1) for v in values])
+    if np.isfinite(v)
+  ]
   return bool(finite) and max(finite) <= PER_255_MAX
 
 
@@ -85,8 +89,7 @@ def radius_axis(axis: Any, per_255: bool, span: float) -> None:
     axis.set_major_locator(MultipleLocator((steps[0] if steps else 16) / SCALE))
   else:
     axis.set_major_locator(MaxNLocator(nbins=8))
-  axis.set_major_formatter(FuncFormatter(
-      lambda v, _: format_radius(v, per_255)))
+  axis.set_major_formatter(FuncFormatter(lambda v, _: format_radius(v, per_255)))
 
 
 def _as_eps(eps_table: Any) -> np.ndarray:
@@ -113,8 +116,7 @@ def eps_per_class(eps_table: Any, labels: Any, num_classes: int) -> np.ndarray:
   eps = _as_eps(eps_table)
   labels = _as_labels(labels, eps.shape[0])
   if labels.size and labels.max() >= num_classes:
-    raise ValueError(
-        f"label {labels.max()} out of range for num_classes={num_classes}")
+    raise ValueError(f"label {labels.max()} out of range for num_classes={num_classes}")
   counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
   sums = np.bincount(labels, weights=eps, minlength=num_classes)
   means = np.full(num_classes, np.nan)
@@ -132,14 +134,14 @@ def eps_summary(eps_table: Any, labels: Any = None) -> dict:
   """
   eps = _as_eps(eps_table)
   summary = {
-      "count": int(eps.size),
-      "mean": float(eps.mean()),
-      "median": float(np.median(eps)),
-      "std": float(eps.std()),
-      "min": float(eps.min()),
-      "max": float(eps.max()),
-      "quantiles": {str(q): float(np.quantile(eps, q)) for q in _QUANTILES},
-      "zero_fraction": float(np.mean(eps <= 0.0)),
+    "count": int(eps.size),
+    "mean": float(eps.mean()),
+    "median": float(np.median(eps)),
+    "std": float(eps.std()),
+    "min": float(eps.min()),
+    "max": float(eps.max()),
+    "quantiles": {str(q): float(np.quantile(eps, q)) for q in _QUANTILES},
+    "zero_fraction": float(np.mean(eps <= 0.0)),
   }
   if labels is not None:
     labels = _as_labels(labels, eps.shape[0])
@@ -174,12 +176,15 @@ def extreme_indices(eps: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
 # -- plots ---------------------------------------------------------------------
 
 
-def plot_eps_histogram(eps_table: Any,
-                       path: str,
-                       title: Optional[str] = None,
-                       eps_reference: Optional[float] = None,
-                       reference_label: str = "warmup radius",
-                       per_255: Optional[bool] = None, norm: str = "linf") -> str:
+def plot_eps_histogram(
+  eps_table: Any,
+  path: str,
+  title: Optional[str] = None,
+  eps_reference: Optional[float] = None,
+  reference_label: str = "warmup radius",
+  per_255: Optional[bool] = None,
+  norm: str = "linf",
+) -> str:
   """Histogram of radii; optional line at a reference radius.
 
   The reference is IAAT's warmup radius eps_w (`--eps`) by default; pass
@@ -187,62 +192,65 @@ def plot_eps_histogram(eps_table: Any,
   """
   eps = _as_eps(eps_table)
   if per_255 is None:
-    per_255 = uses_per_255(eps, [] if eps_reference is None else [eps_reference],
-                           norm=norm)
+    per_255 = uses_per_255(eps, [] if eps_reference is None else [eps_reference], norm=norm)
   fmt = lambda v: format_radius(v, per_255)
   fig, ax = plt.subplots(figsize=(6.4, 4.0))
   bins = int(min(50, max(10, math.sqrt(eps.size))))
   ax.hist(eps, bins=bins, color="tab:blue", alpha=0.8, edgecolor="white")
-  ax.axvline(eps.mean(), color="tab:orange", linestyle="-",
-             label=f"mean {fmt(eps.mean())}")
-  ax.axvline(np.median(eps), color="tab:green", linestyle=":",
-             label=f"median {fmt(np.median(eps))}")
+  ax.axvline(eps.mean(), color="tab:orange", linestyle="-", label=f"mean {fmt(eps.mean())}")
+  ax.axvline(
+    np.median(eps), color="tab:green", linestyle=":", label=f"median {fmt(np.median(eps))}"
+  )
   top = eps.max()
   if eps_reference is not None:
     ref = float(eps_reference)
     top = max(top, ref)
-    ax.axvline(ref, color="tab:red", linestyle="--",
-               label=f"{reference_label} {fmt(ref)}")
+    ax.axvline(ref, color="tab:red", linestyle="--", label=f"{reference_label} {fmt(ref)}")
   radius_axis(ax.xaxis, per_255, top)
   ax.set_xlabel(f"per-example {RADIUS} ({radius_units(norm)})")
   ax.set_ylabel("number of training examples")
   ax.set_title(title or f"Per-example radii (N={eps.size})")
-  ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9,
-            frameon=False)
+  ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False)
   return save_figure(fig, path)
 
 
-def plot_eps_per_class(eps_table: Any,
-                       labels: Any,
-                       path: str,
-                       class_names: Optional[Sequence[str]] = None,
-                       per_255: Optional[bool] = None, norm: str = "linf") -> str:
+def plot_eps_per_class(
+  eps_table: Any,
+  labels: Any,
+  path: str,
+  class_names: Optional[Sequence[str]] = None,
+  per_255: Optional[bool] = None,
+  norm: str = "linf",
+) -> str:
   """Bar chart of the mean radius per class."""
   eps = _as_eps(eps_table)
   labels = _as_labels(labels, eps.shape[0])
-  num_classes = (len(class_names) if class_names is not None
-                 else int(labels.max()) + 1)
+  num_classes = len(class_names) if class_names is not None else int(labels.max()) + 1
   means = eps_per_class(eps, labels, num_classes)
   per_255 = uses_per_255(eps, norm=norm) if per_255 is None else per_255
-  names = (list(class_names) if class_names is not None
-           else [str(c) for c in range(num_classes)])
+  names = list(class_names) if class_names is not None else [str(c) for c in range(num_classes)]
   fig, ax = plt.subplots(figsize=(max(6.4, 0.5 * num_classes), 4.0))
   x = np.arange(num_classes)
   ax.bar(x, np.nan_to_num(means, nan=0.0), color="tab:blue")
   for c in np.flatnonzero(np.isnan(means)):
-    ax.text(c, 0.0, "n/a", ha="center", va="bottom", fontsize=8)
-  ax.axhline(eps.mean(), color="tab:orange", linestyle="--",
-             label=f"overall mean {format_radius(eps.mean(), per_255)}")
-  radius_axis(ax.yaxis, per_255, float(np.nanmax(means)) if np.isfinite(means).any()
-              else float(eps.max()))
+    ax.text(float(c), 0.0, "n/a", ha="center", va="bottom", fontsize=8)
+  ax.axhline(
+    eps.mean(),
+    color="tab:orange",
+    linestyle="--",
+    label=f"overall mean {format_radius(eps.mean(), per_255)}",
+  )
+  radius_axis(
+    ax.yaxis, per_255, float(np.nanmax(means)) if np.isfinite(means).any() else float(eps.max())
+  )
   ax.set_xticks(x)
-  ax.set_xticklabels(names, rotation=45 if num_classes > 10 else 0,
-                     ha="right" if num_classes > 10 else "center")
+  ax.set_xticklabels(
+    names, rotation=45 if num_classes > 10 else 0, ha="right" if num_classes > 10 else "center"
+  )
   ax.set_xlabel("class")
   ax.set_ylabel(f"mean {RADIUS} ({norm_label(norm)})")
   ax.set_title("Mean per-example radius by class")
-  ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9,
-            frameon=False)
+  ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False)
   return save_figure(fig, path)
 
 
@@ -256,10 +264,15 @@ def _show_image(ax: Any, image: np.ndarray) -> None:
     ax.imshow(image)
 
 
-def plot_eps_extremes_grid(images: Any, eps: Any, path: str, k: int = 8,
-                           labels: Any = None,
-                           class_names: Optional[Sequence[str]] = None,
-                           per_255: Optional[bool] = None) -> str:
+def plot_eps_extremes_grid(
+  images: Any,
+  eps: Any,
+  path: str,
+  k: int = 8,
+  labels: Any = None,
+  class_names: Optional[Sequence[str]] = None,
+  per_255: Optional[bool] = None,
+) -> str:
   """2-row grid: top the k smallest-eps examples, bottom the k largest.
 
   `images` float [M, H, W, C] in [0, 1] with C in {1, 3} (or [M, H, W]);
@@ -269,10 +282,8 @@ def plot_eps_extremes_grid(images: Any, eps: Any, path: str, k: int = 8,
   """
   images = np.asarray(images)
   eps = np.asarray(eps, dtype=np.float64).reshape(-1)
-  if images.ndim not in (3, 4) or (images.ndim == 4
-                                   and images.shape[-1] not in (1, 3)):
-    raise ValueError(f"images must be [M,H,W] or [M,H,W,1|3], got "
-                     f"{images.shape}")
+  if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] not in (1, 3)):
+    raise ValueError(f"images must be [M,H,W] or [M,H,W,1|3], got {images.shape}")
   if images.shape[0] != eps.shape[0]:
     raise ValueError(f"{images.shape[0]} images but {eps.shape[0]} radii")
   if eps.size == 0:
@@ -284,10 +295,8 @@ def plot_eps_extremes_grid(images: Any, eps: Any, path: str, k: int = 8,
   per_255 = uses_per_255(eps) if per_255 is None else per_255
   smallest, largest = extreme_indices(eps, k)
   cols = max(len(smallest), len(largest))
-  fig, axes = plt.subplots(2, cols, figsize=(1.6 * cols + 0.8, 4.6),
-                           squeeze=False)
-  for row, (indices, name) in enumerate(((smallest, "smallest"),
-                                         (largest, "largest"))):
+  fig, axes = plt.subplots(2, cols, figsize=(1.6 * cols + 0.8, 4.6), squeeze=False)
+  for row, (indices, name) in enumerate(((smallest, "smallest"), (largest, "largest"))):
     for col in range(cols):
       ax = axes[row, col]
       ax.set_xticks([])
@@ -297,13 +306,11 @@ def plot_eps_extremes_grid(images: Any, eps: Any, path: str, k: int = 8,
         _show_image(ax, images[i])
         title = f"eps {format_radius(eps[i], per_255)}"
         if labels is not None:
-          shown = (class_names[int(labels[i])] if class_names is not None
-                   else str(int(labels[i])))
+          shown = class_names[int(labels[i])] if class_names is not None else str(int(labels[i]))
           title = f"label {shown}\n{title}"
         ax.set_title(title, fontsize=9)
       else:
         ax.axis("off")
     axes[row, 0].set_ylabel(f"{name}\nradius", fontsize=9)
-  fig.suptitle("Training examples with the smallest (top) and largest "
-               "(bottom) radius")
+  fig.suptitle("Training examples with the smallest (top) and largest (bottom) radius")
   return save_figure(fig, path)

@@ -45,6 +45,7 @@ def t_quantile(df: float, level: float = LEVEL) -> float:
 @dataclasses.dataclass(frozen=True)
 class Estimate:
   """value +- t(df) * se. se is nan when it cannot be estimated (one seed)."""
+
   value: float
   se: float
   df: float
@@ -72,7 +73,7 @@ class Estimate:
     return not math.isnan(self.se)
 
   def side(self) -> str:
-    """"above" (interval above 0), "below" (under 0), else "cannot_tell"."""
+    """ "above" (interval above 0), "below" (under 0), else "cannot_tell"."""
     if self.known and self.low > 0:
       return "above"
     if self.known and self.high < 0:
@@ -95,8 +96,9 @@ def mean(values: Sequence[float], level: float = LEVEL) -> Estimate:
   return combination([dict(enumerate(values))], level=level)
 
 
-def combination(parts: Sequence[Mapping[int, float]], level: float = LEVEL,
-                paired: bool = True) -> Estimate:
+def combination(
+  parts: Sequence[Mapping[int, float]], level: float = LEVEL, paired: bool = True
+) -> Estimate:
   """sum_k mean(parts[k]); each part maps seed -> that seed's value.
 
   Paired (when `paired` and every part has the same seeds): the per-seed
@@ -112,17 +114,18 @@ def combination(parts: Sequence[Mapping[int, float]], level: float = LEVEL,
   seeds = sorted(parts[0])
   if paired and all(sorted(p) == seeds for p in parts):
     sums = np.sum([[p[s] for s in seeds] for p in parts], axis=0)
-    return Estimate(value, float(np.std(sums, ddof=1) / math.sqrt(len(seeds))),
-                    len(seeds) - 1.0, level)
+    return Estimate(
+      value, float(np.std(sums, ddof=1) / math.sqrt(len(seeds))), len(seeds) - 1.0, level
+    )
   variances = [float(np.var(list(p.values()), ddof=1)) / len(p) for p in parts]
   var = sum(variances)
-  df = (var ** 2 / sum(v ** 2 / (len(p) - 1) for v, p in zip(variances, parts))
-        if var > 0 else math.inf)
+  df = var**2 / sum(v**2 / (len(p) - 1) for v, p in zip(variances, parts)) if var > 0 else math.inf
   return Estimate(value, math.sqrt(var), df, level)
 
 
-def difference(a: Mapping[int, float], b: Mapping[int, float], level: float = LEVEL,
-               paired: bool = True) -> Estimate:
+def difference(
+  a: Mapping[int, float], b: Mapping[int, float], level: float = LEVEL, paired: bool = True
+) -> Estimate:
   """mean(a) - mean(b): paired by seed when both have the same seeds."""
   return combination([a, {s: -v for s, v in b.items()}], level=level, paired=paired)
 
@@ -132,9 +135,13 @@ def _per_seed(runs: Sequence[Mapping], a: float, c: float) -> dict:
   return {int(r["seed"]): a * r["autoattack"] + c * r["clean"] for r in runs}
 
 
-def gap_to_segment(setting: Sequence[Mapping], lo: Sequence[Mapping],
-                   hi: Sequence[Mapping], level: float = LEVEL,
-                   paired: bool = True) -> tuple[Estimate, float]:
+def gap_to_segment(
+  setting: Sequence[Mapping],
+  lo: Sequence[Mapping],
+  hi: Sequence[Mapping],
+  level: float = LEVEL,
+  paired: bool = True,
+) -> tuple[Estimate, float]:
   """(gap, w): the setting's mean AutoAttack accuracy minus the line from
   `lo` to `hi` (runs of three settings: seed, clean, autoattack) at the
   setting's mean clean accuracy, and where on that line (w = 0 at lo, 1 at
@@ -154,6 +161,9 @@ def gap_to_segment(setting: Sequence[Mapping], lo: Sequence[Mapping],
   span = c(hi) - c(lo)
   w = (c(setting) - c(lo)) / span
   m = (a(hi) - a(lo)) / span
-  parts = [_per_seed(setting, 1.0, -m), _per_seed(lo, -(1 - w), m * (1 - w)),
-           _per_seed(hi, -w, m * w)]
+  parts = [
+    _per_seed(setting, 1.0, -m),
+    _per_seed(lo, -(1 - w), m * (1 - w)),
+    _per_seed(hi, -w, m * w),
+  ]
   return combination(parts, level=level, paired=paired), w

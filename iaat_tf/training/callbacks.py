@@ -36,10 +36,15 @@ from iaat_tf import run_io
 from iaat_tf.training import early_stopping, overfitting
 
 SUMMARY_KEYS = (  # (log key, label) printed by EpochSummary when present.
-    ("loss", "loss"), ("train_acc", "train_acc"), ("clean_acc", "clean_acc"),
-    ("val_clean_acc", "val_clean_acc"), ("val_pgd_acc", "val_pgd_acc"),
-    ("val_ema_clean_acc", "val_ema_clean_acc"), ("val_ema_pgd_acc", "val_ema_pgd_acc"),
-    ("eps_mean", "eps_mean"))
+  ("loss", "loss"),
+  ("train_acc", "train_acc"),
+  ("clean_acc", "clean_acc"),
+  ("val_clean_acc", "val_clean_acc"),
+  ("val_pgd_acc", "val_pgd_acc"),
+  ("val_ema_clean_acc", "val_ema_clean_acc"),
+  ("val_ema_pgd_acc", "val_ema_pgd_acc"),
+  ("eps_mean", "eps_mean"),
+)
 
 
 def _numeric(logs: Optional[Mapping]) -> dict:
@@ -66,9 +71,10 @@ class StopOnNaN(keras.callbacks.Callback):
     loss = (logs or {}).get("loss")
     if loss is not None and not np.isfinite(float(loss)):
       raise run_io.TrainingDiverged(
-          f"training diverged: the loss of epoch {epoch + 1} is {float(loss)}; "
-          f"the checkpoint of epoch {epoch} is kept (lower --learning_rate, or "
-          "raise --warmup_epochs / --eps_ramp_epochs)")
+        f"training diverged: the loss of epoch {epoch + 1} is {float(loss)}; "
+        f"the checkpoint of epoch {epoch} is kept (lower --learning_rate, or "
+        "raise --warmup_epochs / --eps_ramp_epochs)"
+      )
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -120,11 +126,12 @@ class HistoryWriter(keras.callbacks.Callback):
     super().__init__()
     self.path = path
     self.initial_epoch = initial_epoch
-    self.rows = []
+    self.rows: list[dict] = []
 
   def on_train_begin(self, logs=None):
-    self.rows = [r for r in run_io.read_history(self.path)
-                 if 1 <= r.get("epoch", 0) <= self.initial_epoch]
+    self.rows = [
+      r for r in run_io.read_history(self.path) if 1 <= r.get("epoch", 0) <= self.initial_epoch
+    ]
 
   def on_epoch_end(self, epoch, logs=None):
     self.rows = [r for r in self.rows if r["epoch"] < epoch + 1]
@@ -161,18 +168,27 @@ class OverfittingWatch(keras.callbacks.Callback):
 
   KEY = "catastrophic_overfitting"
 
-  def __init__(self, history_path: str, initial_epoch: int = 0,
-               log: Callable[[str], None] = print, method: str = "pgd_at"):
+  def __init__(
+    self,
+    history_path: str,
+    initial_epoch: int = 0,
+    log: Callable[[str], None] = print,
+    method: str = "pgd_at",
+  ):
     super().__init__()
     self.method = method  # `standard` runs are never flagged.
     self.history_path = history_path
     self.initial_epoch = initial_epoch
     self.log = log
-    self.rows, self.found = [], None
+    self.rows: list[dict] = []
+    self.found = None
 
   def on_train_begin(self, logs=None):
-    self.rows = [r for r in run_io.read_history(self.history_path)
-                 if 1 <= r.get("epoch", 0) <= self.initial_epoch]
+    self.rows = [
+      r
+      for r in run_io.read_history(self.history_path)
+      if 1 <= r.get("epoch", 0) <= self.initial_epoch
+    ]
     self.found = overfitting.detect(self.rows, self.method)
 
   def on_epoch_end(self, epoch, logs=None):
@@ -189,8 +205,7 @@ class OverfittingWatch(keras.callbacks.Callback):
 class TensorBoardLogger(keras.callbacks.Callback):
   """Per-epoch scalars (train/ and validation/), eps histogram, settings text."""
 
-  def __init__(self, logdir: str, settings: Optional[Mapping] = None,
-               eps_histogram: bool = True):
+  def __init__(self, logdir: str, settings: Optional[Mapping] = None, eps_histogram: bool = True):
     super().__init__()
     self.train_writer = tf.summary.create_file_writer(f"{logdir}/train")
     self.val_writer = tf.summary.create_file_writer(f"{logdir}/validation")
@@ -217,7 +232,7 @@ class TensorBoardLogger(keras.callbacks.Callback):
     with self.val_writer.as_default(step=step):
       for key, value in values.items():
         if key.startswith("val_"):
-          tf.summary.scalar(key[len("val_"):], value)
+          tf.summary.scalar(key[len("val_") :], value)
     self.train_writer.flush()
     self.val_writer.flush()
 
@@ -233,8 +248,7 @@ class EpochSummary(keras.callbacks.Callback):
   def on_epoch_end(self, epoch, logs=None):
     values = _numeric(logs)
     parts = [f"epoch {epoch + 1}/{self.epochs}"]
-    parts += [f"{label} {values[key]:.4f}" for key, label in SUMMARY_KEYS
-              if key in values]
+    parts += [f"{label} {values[key]:.4f}" for key, label in SUMMARY_KEYS if key in values]
     if "epoch_seconds" in values:
       parts.append(f"{values['epoch_seconds']:.1f}s")
     if "images_per_second" in values:
@@ -294,14 +308,16 @@ class BestCheckpoint(keras.callbacks.Callback):
     self.save(epoch, value, logs)
 
   def save(self, epoch: int, value: float, logs: dict) -> None:
-    with (self.model.weight_average.swapped() if self.average
-          else contextlib.nullcontext()):
+    with self.model.weight_average.swapped() if self.average else contextlib.nullcontext():
       tf.train.Checkpoint(classifier=self.model.classifier).write(
-          os.path.join(self.directory, early_stopping.WEIGHTS_PREFIX))
-    state = {"epoch": int(epoch) + 1,  # 1-based, like history rows.
-             "monitor": self.monitor, "value": value,
-             "metrics": {k: float(v) for k, v in logs.items()
-                         if k.startswith("val_")}}
+        os.path.join(self.directory, early_stopping.WEIGHTS_PREFIX)
+      )
+    state = {
+      "epoch": int(epoch) + 1,  # 1-based, like history rows.
+      "monitor": self.monitor,
+      "value": value,
+      "metrics": {k: float(v) for k, v in logs.items() if k.startswith("val_")},
+    }
     early_stopping.write_state(self.directory, state)
     self.best, self.best_value = state, value
 

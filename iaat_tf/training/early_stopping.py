@@ -52,5 +52,6 @@ def restore_best_weights(classifier: keras.Model, directory: str) -> Optional[di
   if state is None:
     return None
   tf.train.Checkpoint(classifier=classifier).read(
-      os.path.join(directory, WEIGHTS_PREFIX)).assert_existing_objects_matched()
+    os.path.join(directory, WEIGHTS_PREFIX)
+  ).assert_existing_objects_matched()
   return state

@@ -28,9 +28,12 @@ class EpsTable:
   def __init__(self, num_examples: int, name: str = "eps_table"):
     self.num_examples = int(num_examples)
     self.variable = tf.Variable(
-        tf.zeros([self.num_examples], tf.float32), trainable=False, name=name,
-        synchronization=tf.VariableSynchronization.ON_WRITE,
-        aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+      tf.zeros([self.num_examples], tf.float32),
+      trainable=False,
+      name=name,
+      synchronization=tf.VariableSynchronization.ON_WRITE,
+      aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+    )
 
   def gather(self, index: tf.Tensor) -> tf.Tensor:
     """[B] float32 radii of the examples `index` ([B] int ids)."""
@@ -63,8 +66,7 @@ class EpsTable:
         all_index = strategy.gather(per_replica_index, axis=0)
         all_eps = strategy.gather(per_replica_eps, axis=0)
       else:
-        all_index = tf.concat(
-            strategy.experimental_local_results(per_replica_index), 0)
+        all_index = tf.concat(strategy.experimental_local_results(per_replica_index), 0)
         all_eps = tf.concat(strategy.experimental_local_results(per_replica_eps), 0)
       self.variable.scatter_update(tf.IndexedSlices(all_eps, all_index))
 

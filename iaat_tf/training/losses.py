@@ -22,18 +22,19 @@ from iaat_tf.config import LOSSES
 from iaat_tf.tensors import f32
 
 
-def ce_loss(clean_logits: tf.Tensor, adv_logits: tf.Tensor, labels: tf.Tensor,
-            beta: float = 0.0) -> tf.Tensor:
+def ce_loss(
+  clean_logits: tf.Tensor, adv_logits: tf.Tensor, labels: tf.Tensor, beta: float = 0.0
+) -> tf.Tensor:
   """[B] cross-entropy on the adversarial example (clean logits unused)."""
   del clean_logits, beta
   return cross_entropy_loss(adv_logits, labels)
 
 
-def trades_loss(clean_logits: tf.Tensor, adv_logits: tf.Tensor,
-                labels: tf.Tensor, beta: float) -> tf.Tensor:
+def trades_loss(
+  clean_logits: tf.Tensor, adv_logits: tf.Tensor, labels: tf.Tensor, beta: float
+) -> tf.Tensor:
   """[B] TRADES: CE(clean) + beta * KL(p_clean || p_adv)."""
-  return cross_entropy_loss(clean_logits, labels) + beta * kl_divergence(
-      clean_logits, adv_logits)
+  return cross_entropy_loss(clean_logits, labels) + beta * kl_divergence(clean_logits, adv_logits)
 
 
 def boosted_cross_entropy(adv_logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
@@ -49,8 +50,9 @@ def boosted_cross_entropy(adv_logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor
   return cross_entropy_loss(adv_logits, labels) - tf.math.log(1.0001 - p_wrong + 1e-12)
 
 
-def mart_loss(clean_logits: tf.Tensor, adv_logits: tf.Tensor, labels: tf.Tensor,
-              beta: float) -> tf.Tensor:
+def mart_loss(
+  clean_logits: tf.Tensor, adv_logits: tf.Tensor, labels: tf.Tensor, beta: float
+) -> tf.Tensor:
   """[B] MART: BCE(adv) + beta * KL(p_clean || p_adv) * (1 - p_clean[y])."""
   clean_logits, adv_logits = f32(clean_logits), f32(adv_logits)
   labels = tf.cast(labels, tf.int32)
@@ -59,16 +61,14 @@ def mart_loss(clean_logits: tf.Tensor, adv_logits: tf.Tensor, labels: tf.Tensor,
   # MART's KL: sum p_clean * (log p_clean - log(p_adv + 1e-12)).
   adv_probs = tf.nn.softmax(adv_logits, axis=-1)
   log_clean = tf.nn.log_softmax(clean_logits, axis=-1)
-  kl = tf.reduce_sum(
-      clean_probs * (log_clean - tf.math.log(adv_probs + 1e-12)), axis=-1)
+  kl = tf.reduce_sum(clean_probs * (log_clean - tf.math.log(adv_probs + 1e-12)), axis=-1)
   return boosted_cross_entropy(adv_logits, labels) + beta * kl * (1.0000001 - p_true)
 
 
 PER_EXAMPLE = {"ce": ce_loss, "trades": trades_loss, "mart": mart_loss}
 
 
-def per_example_loss(name: str, clean_logits, adv_logits, labels,
-                     beta: float) -> tf.Tensor:
+def per_example_loss(name: str, clean_logits, adv_logits, labels, beta: float) -> tf.Tensor:
   """[B] the loss `name` ("ce", "trades", "mart") with weight `beta`."""
   if name not in PER_EXAMPLE:
     raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")

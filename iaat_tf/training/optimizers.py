@@ -30,14 +30,25 @@ from keras import ops
 class CoupledDecaySGD(keras.optimizers.SGD):
   """SGD with momentum and coupled L2 decay, exactly as torch.optim.SGD."""
 
-  def __init__(self, learning_rate=0.01, momentum=0.0,
-               l2_decay: float = 0.0, name: str = "coupled_decay_sgd", **kwargs):
+  def __init__(
+    self,
+    learning_rate=0.01,
+    momentum=0.0,
+    l2_decay: float = 0.0,
+    name: str = "coupled_decay_sgd",
+    **kwargs,
+  ):
     # `momentum` may be a per-step schedule (callable of the step, as
     # PyTorch's CyclicLR cycles it): PyTorch's SGD reads the group's
     # momentum at every step.
-    super().__init__(learning_rate=learning_rate,
-                     momentum=1.0 if callable(momentum) else momentum,
-                     nesterov=False, weight_decay=None, name=name, **kwargs)
+    super().__init__(
+      learning_rate=learning_rate,
+      momentum=1.0 if callable(momentum) else momentum,
+      nesterov=False,
+      weight_decay=None,
+      name=name,
+      **kwargs,
+    )
     self.momentum_schedule = momentum if callable(momentum) else None
     self.l2_decay = float(l2_decay)
 
@@ -50,12 +61,12 @@ class CoupledDecaySGD(keras.optimizers.SGD):
     learning_rate = ops.cast(learning_rate, variable.dtype)
     direction = ops.cast(gradient, variable.dtype)
     if self.l2_decay:
-      direction = ops.add(direction, ops.multiply(
-          ops.cast(self.l2_decay, variable.dtype), variable))
+      direction = ops.add(
+        direction, ops.multiply(ops.cast(self.l2_decay, variable.dtype), variable)
+      )
     if self.momentum:
       buf = self.momentums[self._get_variable_index(variable)]
-      self.assign(buf, ops.add(
-          ops.multiply(buf, self._momentum(variable.dtype)), direction))
+      self.assign(buf, ops.add(ops.multiply(buf, self._momentum(variable.dtype)), direction))
       direction = buf
     self.assign_sub(variable, ops.multiply(direction, learning_rate))
 
@@ -64,24 +75,25 @@ class CoupledDecaySGD(keras.optimizers.SGD):
     config.pop("nesterov", None)
     config["l2_decay"] = self.l2_decay
     if self.momentum_schedule is not None:
-      config["momentum"] = keras.optimizers.schedules.serialize(
-          self.momentum_schedule)
+      config["momentum"] = keras.optimizers.schedules.serialize(self.momentum_schedule)
     return config
 
 
 class CoupledDecayAdam(keras.optimizers.Adam):
   """Adam on `g + l2_decay * w`, as torch.optim.Adam(weight_decay=...)."""
 
-  def __init__(self, learning_rate=0.001, l2_decay: float = 0.0,
-               name: str = "coupled_decay_adam", **kwargs):
-    super().__init__(learning_rate=learning_rate, weight_decay=None, name=name,
-                     **kwargs)
+  def __init__(
+    self, learning_rate=0.001, l2_decay: float = 0.0, name: str = "coupled_decay_adam", **kwargs
+  ):
+    super().__init__(learning_rate=learning_rate, weight_decay=None, name=name, **kwargs)
     self.l2_decay = float(l2_decay)
 
   def update_step(self, gradient, variable, learning_rate):
     if self.l2_decay:
-      gradient = ops.add(ops.cast(gradient, variable.dtype), ops.multiply(
-          ops.cast(self.l2_decay, variable.dtype), variable))
+      gradient = ops.add(
+        ops.cast(gradient, variable.dtype),
+        ops.multiply(ops.cast(self.l2_decay, variable.dtype), variable),
+      )
     super().update_step(gradient, variable, learning_rate)
 
   def get_config(self):

@@ -42,21 +42,26 @@ def detect(rows: Sequence[Mapping], method: str = "pgd_at") -> Optional[dict]:
       continue
     if previous is not None:
       top, top_clean = previous[PGD], previous[CLEAN]
-      if (pgd < DROP * top and pgd <= top - MIN_DROP
-          and clean >= top_clean - CLEAN_KEPT):
-        return {"epoch": int(row["epoch"]), PGD: float(pgd), CLEAN: float(clean),
-                "previous_epoch": int(previous["epoch"]),
-                "previous_val_pgd_acc": float(top),
-                "previous_val_clean_acc": float(top_clean)}
+      if pgd < DROP * top and pgd <= top - MIN_DROP and clean >= top_clean - CLEAN_KEPT:
+        return {
+          "epoch": int(row["epoch"]),
+          PGD: float(pgd),
+          CLEAN: float(clean),
+          "previous_epoch": int(previous["epoch"]),
+          "previous_val_pgd_acc": float(top),
+          "previous_val_clean_acc": float(top_clean),
+        }
     previous = row
   return None
 
 
 def message(found: Mapping) -> str:
   """One line for the log."""
-  return (f"catastrophic overfitting at epoch {found['epoch']}: validation PGD "
-          f"accuracy {found[PGD]:.4f}, down from {found['previous_val_pgd_acc']:.4f} "
-          f"at epoch {found['previous_epoch']}, while clean accuracy held "
-          f"({found[CLEAN]:.4f}); the single-step attack no longer finds the "
-          f"model's adversarial examples (try --eps_ramp_epochs, a smaller "
-          f"--eps, or robust early stopping with --validation_fraction)")
+  return (
+    f"catastrophic overfitting at epoch {found['epoch']}: validation PGD "
+    f"accuracy {found[PGD]:.4f}, down from {found['previous_val_pgd_acc']:.4f} "
+    f"at epoch {found['previous_epoch']}, while clean accuracy held "
+    f"({found[CLEAN]:.4f}); the single-step attack no longer finds the "
+    f"model's adversarial examples (try --eps_ramp_epochs, a smaller "
+    f"--eps, or robust early stopping with --validation_fraction)"
+  )

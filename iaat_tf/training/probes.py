@@ -39,14 +39,21 @@ def reuses_training_attack(method: MethodConfig) -> bool:
 def is_exact_algorithm2(method: MethodConfig, attack: AttackConfig | None = None) -> bool:
   """True when no probe option departs from the exact Algorithm 2."""
   steps_same = method.probe_steps in (0, None) or (
-      attack is not None and method.probe_steps == attack.steps)
-  return (steps_same and not method.probe_batched and
-          method.probe_early_stop == "none" and not method.probe_only_needed
-          and method.probe_step_ratio == 0 and not reuses_training_attack(method))
+    attack is not None and method.probe_steps == attack.steps
+  )
+  return (
+    steps_same
+    and not method.probe_batched
+    and method.probe_early_stop == "none"
+    and not method.probe_only_needed
+    and method.probe_step_ratio == 0
+    and not reuses_training_attack(method)
+  )
 
 
-def exact_probes(craft: CraftFn, logits_fn: pgd.LogitsFn, images, labels,
-                 index, stored, gamma: float, step):
+def exact_probes(
+  craft: CraftFn, logits_fn: pgd.LogitsFn, images, labels, index, stored, gamma: float, step
+):
   """Both probes with the training attack, in the authors' order
   (epsilon_select): the attack at p, the one at p + gamma, then one forward
   pass on each. Outcomes do not depend on the order; under train-mode
@@ -58,21 +65,30 @@ def exact_probes(craft: CraftFn, logits_fn: pgd.LogitsFn, images, labels,
   return up_fails, same_fails
 
 
-def algorithm2_outcomes(craft: CraftFn, logits_fn: pgd.LogitsFn, images, labels,
-                        index, stored, clean_ok, attack: AttackConfig,
-                        method: MethodConfig, step, seed: int):
+def algorithm2_outcomes(
+  craft: CraftFn,
+  logits_fn: pgd.LogitsFn,
+  images,
+  labels,
+  index,
+  stored,
+  clean_ok,
+  attack: AttackConfig,
+  method: MethodConfig,
+  step,
+  seed: int,
+):
   """(up_fails, same_fails) from probe attacks: `exact_probes` with the
   default options, else `fast_probes` (`craft` runs the training attack;
   `attack` and `seed` are its settings)."""
   if is_exact_algorithm2(method, attack):
-    return exact_probes(craft, logits_fn, images, labels, index, stored,
-                        method.gamma, step)
-  return fast_probes(logits_fn, images, labels, index, stored, clean_ok, attack,
-                     method, step, seed)
+    return exact_probes(craft, logits_fn, images, labels, index, stored, method.gamma, step)
+  return fast_probes(logits_fn, images, labels, index, stored, clean_ok, attack, method, step, seed)
 
 
-def random_start(images, eps, index, step, salt: int, seed: int,
-                 enabled: bool = True, norm: str = "linf") -> tf.Tensor:
+def random_start(
+  images, eps, index, step, salt: int, seed: int, enabled: bool = True, norm: str = "linf"
+) -> tf.Tensor:
   """The PGD start of `pgd.pgd_attack` (same noise, same clipping)."""
   images = tf.convert_to_tensor(images, tf.float32)
   if not enabled:
@@ -80,12 +96,11 @@ def random_start(images, eps, index, step, salt: int, seed: int,
   return pgd.uniform_start(images, eps, index, step, salt, seed, norm)
 
 
-def _probe_final(logits_fn, images, labels, x0, eps, step_size, steps, needed,
-                 norm):
+def _probe_final(logits_fn, images, labels, x0, eps, step_size, steps, needed, norm):
   """Exact probe semantics: correct at the last iterate. Only `needed` rows run."""
+
   def run(images, labels, x0, eps, step_size):
-    x = pgd.pgd_from(logits_fn, images, labels, x0, eps, step_size, steps,
-                     norm=norm)
+    x = pgd.pgd_from(logits_fn, images, labels, x0, eps, step_size, steps, norm=norm)
     return pgd.is_correct(logits_fn(x), labels)
 
   if needed is None:
@@ -100,8 +115,9 @@ def _probe_final(logits_fn, images, labels, x0, eps, step_size, steps, needed,
   return tf.cond(tf.size(idx) > 0, subset, lambda: tf.zeros(batch, tf.bool))
 
 
-def _probe_early_stop(logits_fn, images, labels, x0, eps, step_size, steps,
-                      needed, per_example: bool, norm: str):
+def _probe_early_stop(
+  logits_fn, images, labels, x0, eps, step_size, steps, needed, per_example: bool, norm: str
+):
   """Early-stopping probe: an example is decided once misclassified.
 
   An example counts as broken (the attack succeeded) when any iterate, the
@@ -124,8 +140,7 @@ def _probe_early_stop(logits_fn, images, labels, x0, eps, step_size, steps,
       idx = tf.where(~decided)[:, 0]
       x_a = tf.gather(x, idx)
       y_a = tf.gather(labels, idx)
-      x_new, logits = pgd.pgd_step(
-          logits_fn, x_a, y_a, tf.gather(step_b, idx), ball.take(idx))
+      x_new, logits = pgd.pgd_step(logits_fn, x_a, y_a, tf.gather(step_b, idx), ball.take(idx))
       wrong = ~pgd.is_correct(logits, y_a)
       # Broken rows keep the iterate that broke them.
       x_new = tf.where(rows(wrong, x_a), x_a, x_new)
@@ -139,27 +154,35 @@ def _probe_early_stop(logits_fn, images, labels, x0, eps, step_size, steps,
 
   cond = lambda i, x, decided, broken: (i < steps) & ~tf.reduce_all(decided)
   _, x, decided, broken = tf.while_loop(
-      cond, body, (tf.constant(0), x0, decided, broken),
-      maximum_iterations=steps)
+    cond, body, (tf.constant(0), x0, decided, broken), maximum_iterations=steps
+  )
 
   def last_check():  # The final iterate of the undecided examples.
     idx = tf.where(~decided)[:, 0]
-    wrong = ~pgd.is_correct(logits_fn(tf.gather(x, idx)),
-                            tf.gather(labels, idx))
+    wrong = ~pgd.is_correct(logits_fn(tf.gather(x, idx)), tf.gather(labels, idx))
     return broken | tf.scatter_nd(idx[:, None], wrong, batch)
 
   if per_example:
     broken = tf.cond(tf.reduce_all(decided), lambda: broken, last_check)
   else:
-    broken = tf.cond(tf.reduce_all(decided), lambda: broken,
-                     lambda: broken | (~decided & ~pgd.is_correct(
-                         logits_fn(x), labels)))
+    broken = tf.cond(
+      tf.reduce_all(decided),
+      lambda: broken,
+      lambda: broken | (~decided & ~pgd.is_correct(logits_fn(x), labels)),
+    )
   return ~broken
 
 
-def probe_fails(logits_fn: pgd.LogitsFn, images, labels, x0, eps,
-                attack: AttackConfig, method: MethodConfig,
-                needed=None) -> tf.Tensor:
+def probe_fails(
+  logits_fn: pgd.LogitsFn,
+  images,
+  labels,
+  x0,
+  eps,
+  attack: AttackConfig,
+  method: MethodConfig,
+  needed=None,
+) -> tf.Tensor:
   """[B] bool: still correct under a probe attack at `eps` started from `x0`.
 
   The probe runs `method.probe_steps` steps (0: the attack's k) of size
@@ -172,15 +195,33 @@ def probe_fails(logits_fn: pgd.LogitsFn, images, labels, x0, eps,
   eps = tf.cast(eps, tf.float32)
   step_size = pgd.pgd_step_size(eps, ratio, attack.min_step)
   if method.probe_early_stop == "none":
-    return _probe_final(logits_fn, images, labels, x0, eps, step_size, steps,
-                        needed, attack.norm)
-  return _probe_early_stop(logits_fn, images, labels, x0, eps, step_size, steps,
-                           needed, per_example=method.probe_early_stop == "example",
-                           norm=attack.norm)
+    return _probe_final(logits_fn, images, labels, x0, eps, step_size, steps, needed, attack.norm)
+  return _probe_early_stop(
+    logits_fn,
+    images,
+    labels,
+    x0,
+    eps,
+    step_size,
+    steps,
+    needed,
+    per_example=method.probe_early_stop == "example",
+    norm=attack.norm,
+  )
 
 
-def fast_probes(logits_fn: pgd.LogitsFn, images, labels, index, stored, clean_ok,
-                attack: AttackConfig, method: MethodConfig, step, seed: int):
+def fast_probes(
+  logits_fn: pgd.LogitsFn,
+  images,
+  labels,
+  index,
+  stored,
+  clean_ok,
+  attack: AttackConfig,
+  method: MethodConfig,
+  step,
+  seed: int,
+):
   """(up_fails, same_fails) of Algorithm 2 with the probe options on.
 
   probe_batched: both probes in one call on the doubled batch [x; x] with
@@ -194,29 +235,38 @@ def fast_probes(logits_fn: pgd.LogitsFn, images, labels, index, stored, clean_ok
   labels = tf.cast(labels, tf.int32)
   stored = tf.cast(stored, tf.float32)
   up_eps = stored + method.gamma
-  x_up = random_start(images, up_eps, index, step, noise.Salt.PROBE_UP, seed,
-                      attack.random_start, attack.norm)
-  x_same = random_start(images, stored, index, step, noise.Salt.PROBE_SAME, seed,
-                        attack.random_start, attack.norm)
+  x_up = random_start(
+    images, up_eps, index, step, noise.Salt.PROBE_UP, seed, attack.random_start, attack.norm
+  )
+  x_same = random_start(
+    images, stored, index, step, noise.Salt.PROBE_SAME, seed, attack.random_start, attack.norm
+  )
   needed = clean_ok if method.probe_only_needed else None
   if method.probe_batched:
     both = lambda t: tf.concat([t, t], 0)
     fails = probe_fails(
-        logits_fn, both(images), both(labels), tf.concat([x_up, x_same], 0),
-        tf.concat([up_eps, stored], 0), attack, method,
-        needed=None if needed is None else both(needed))
+      logits_fn,
+      both(images),
+      both(labels),
+      tf.concat([x_up, x_same], 0),
+      tf.concat([up_eps, stored], 0),
+      attack,
+      method,
+      needed=None if needed is None else both(needed),
+    )
     up_fails, same_fails = tf.split(fails, 2)
     return up_fails, same_fails
-  up_fails = probe_fails(logits_fn, images, labels, x_up, up_eps, attack,
-                         method, needed=needed)
+  up_fails = probe_fails(logits_fn, images, labels, x_up, up_eps, attack, method, needed=needed)
   same_needed = None if needed is None else needed & ~up_fails
-  same_fails = probe_fails(logits_fn, images, labels, x_same, stored, attack,
-                           method, needed=same_needed)
+  same_fails = probe_fails(
+    logits_fn, images, labels, x_same, stored, attack, method, needed=same_needed
+  )
   return up_fails, same_fails
 
 
-def reuse_probes(logits_fn: pgd.LogitsFn, images, labels, x_adv, stored,
-                 attack: AttackConfig, method: MethodConfig):
+def reuse_probes(
+  logits_fn: pgd.LogitsFn, images, labels, x_adv, stored, attack: AttackConfig, method: MethodConfig
+):
   """(up_fails, same_fails) of Algorithm 2 from the training attack's example.
 
   `x_adv` is the training attack at the stored radius p (the batch trains
@@ -238,11 +288,20 @@ def reuse_probes(logits_fn: pgd.LogitsFn, images, labels, x_adv, stored,
   up_eps = tf.cast(stored, tf.float32) + method.gamma
   ball = norms.Ball(images, up_eps, attack.norm)
   step_size = pgd.pgd_step_size(up_eps, attack.ratio, attack.min_step)
-  x, logits_at_p = pgd.pgd_step(logits_fn, tf.cast(x_adv, tf.float32), labels,
-                                pgd.broadcast_eps(step_size, images), ball)
+  x, logits_at_p = pgd.pgd_step(
+    logits_fn, tf.cast(x_adv, tf.float32), labels, pgd.broadcast_eps(step_size, images), ball
+  )
   same_fails = pgd.is_correct(logits_at_p, labels)
   if method.probe_extra_steps > 1:
-    x = pgd.pgd_from(logits_fn, images, labels, x, up_eps, step_size,
-                     method.probe_extra_steps - 1, norm=attack.norm)
+    x = pgd.pgd_from(
+      logits_fn,
+      images,
+      labels,
+      x,
+      up_eps,
+      step_size,
+      method.probe_extra_steps - 1,
+      norm=attack.norm,
+    )
   up_fails = pgd.is_correct(logits_fn(x), labels)
   return up_fails, same_fails

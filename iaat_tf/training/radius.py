@@ -31,8 +31,9 @@ def warmup(eps_w: float, clean_ok: tf.Tensor) -> tf.Tensor:
   return eps_w * f32(clean_ok)
 
 
-def algorithm2_choice(stored: tf.Tensor, up_fails: tf.Tensor,
-                      same_fails: tf.Tensor, gamma: float) -> tf.Tensor:
+def algorithm2_choice(
+  stored: tf.Tensor, up_fails: tf.Tensor, same_fails: tf.Tensor, gamma: float
+) -> tf.Tensor:
   """Algorithm 2's choice before zeroing, smoothing and clipping.
 
   Args:
@@ -42,12 +43,10 @@ def algorithm2_choice(stored: tf.Tensor, up_fails: tf.Tensor,
     gamma: the radius step.
   """
   stored = f32(stored)
-  return tf.where(up_fails, stored + gamma,
-                  tf.where(same_fails, stored, stored - gamma))
+  return tf.where(up_fails, stored + gamma, tf.where(same_fails, stored, stored - gamma))
 
 
-def cheap_choice(stored: tf.Tensor, attack_failed: tf.Tensor,
-                 gamma: float) -> tf.Tensor:
+def cheap_choice(stored: tf.Tensor, attack_failed: tf.Tensor, gamma: float) -> tf.Tensor:
   """The paper's cheap rule: p + gamma after a failed attack, else p - gamma."""
   stored = f32(stored)
   return stored + tf.where(attack_failed, gamma, -gamma)
@@ -68,18 +67,31 @@ def clip(eps: tf.Tensor, eps_max: float) -> tf.Tensor:
   return tf.clip_by_value(f32(eps), 0.0, eps_max)
 
 
-def algorithm2_update(stored: tf.Tensor, up_fails: tf.Tensor,
-                      same_fails: tf.Tensor, clean_ok: tf.Tensor, *,
-                      gamma: float, beta: float, eps_max: float) -> tf.Tensor:
+def algorithm2_update(
+  stored: tf.Tensor,
+  up_fails: tf.Tensor,
+  same_fails: tf.Tensor,
+  clean_ok: tf.Tensor,
+  *,
+  gamma: float,
+  beta: float,
+  eps_max: float,
+) -> tf.Tensor:
   """Algorithm 2's new radii: choice, zero for S-, smooth, clip."""
   selected = algorithm2_choice(stored, up_fails, same_fails, gamma)
   selected = zero_if_misclassified(selected, clean_ok)
   return clip(smooth(stored, selected, beta), eps_max)
 
 
-def cheap_update(stored: tf.Tensor, attack_failed: tf.Tensor,
-                 clean_ok: tf.Tensor, *, gamma: float, eps_max: float,
-                 beta: float | None = None) -> tf.Tensor:
+def cheap_update(
+  stored: tf.Tensor,
+  attack_failed: tf.Tensor,
+  clean_ok: tf.Tensor,
+  *,
+  gamma: float,
+  eps_max: float,
+  beta: float | None = None,
+) -> tf.Tensor:
   """The cheap rule's new radii: +/- gamma, zero for S-, clip.
 
   `beta=None` (the paper) applies no smoothing; a float smooths like
@@ -102,8 +114,7 @@ def ramp_factor(step, ramp_steps: int) -> tf.Tensor:
   return tf.minimum(f32(step) / float(ramp_steps), 1.0)
 
 
-def growth_per_epoch(method: str, gamma: float, beta: float,
-                     cheap_beta: float = 0.0) -> float:
+def growth_per_epoch(method: str, gamma: float, beta: float, cheap_beta: float = 0.0) -> float:
   """The most a radius can grow in one epoch after the warmup.
 
   Each example's radius is updated once per epoch (once per pass over the
@@ -118,9 +129,16 @@ def growth_per_epoch(method: str, gamma: float, beta: float,
   return 0.0
 
 
-def recovery_note(method: str, *, eps: float, gamma: float, beta: float,
-                  warmup_epochs: int, epochs: int,
-                  cheap_beta: float = 0.0) -> str | None:
+def recovery_note(
+  method: str,
+  *,
+  eps: float,
+  gamma: float,
+  beta: float,
+  warmup_epochs: int,
+  epochs: int,
+  cheap_beta: float = 0.0,
+) -> str | None:
   """A one-line note when radii at 0 cannot grow back to the warmup radius.
 
   The warmup stores `eps` only for examples that are correct when clean at
@@ -135,9 +153,11 @@ def recovery_note(method: str, *, eps: float, gamma: float, beta: float,
   if left <= 0 or growth <= 0 or left * growth >= eps:
     return None
   rule = "beta x gamma" if method == "iaat" else "gamma"
-  return (f"after the warmup a radius grows by at most {rule} = {growth:.4g} "
-          f"per epoch (one update per example per epoch), so in the {left} "
-          f"epochs left a radius at 0 (every example misclassified when the "
-          f"warmup ends) reaches at most {left * growth:.4g}, below the "
-          f"warmup radius --eps={eps:.4g}: train longer (--epochs), raise "
-          f"--gamma or --beta, or shorten --warmup_epochs")
+  return (
+    f"after the warmup a radius grows by at most {rule} = {growth:.4g} "
+    f"per epoch (one update per example per epoch), so in the {left} "
+    f"epochs left a radius at 0 (every example misclassified when the "
+    f"warmup ends) reaches at most {left * growth:.4g}, below the "
+    f"warmup radius --eps={eps:.4g}: train longer (--epochs), raise "
+    f"--gamma or --beta, or shorten --warmup_epochs"
+  )

@@ -65,8 +65,9 @@ def attack_logits_fn(classifier, bn_mode: str = "inference") -> pgd.LogitsFn:
   return logits_fn if training else gradients.mark_independent(logits_fn)
 
 
-def make_pgd(logits_fn: pgd.LogitsFn, attack: AttackConfig, seed: int = 0,
-             jit_compile: bool | None = None) -> probes.CraftFn:
+def make_pgd(
+  logits_fn: pgd.LogitsFn, attack: AttackConfig, seed: int = 0, jit_compile: bool | None = None
+) -> probes.CraftFn:
   """A tf.function crafting PGD examples with the training attack's settings.
 
   Returns craft(images, labels, eps, index, step, salt): k steps (in
@@ -78,10 +79,19 @@ def make_pgd(logits_fn: pgd.LogitsFn, attack: AttackConfig, seed: int = 0,
 
   def craft(images, labels, eps, index, step, salt):
     return pgd.pgd_attack(
-        logits_fn, images, labels, eps, steps=attack.steps,
-        step_size=pgd.pgd_step_size(eps, attack.ratio, attack.min_step),
-        random_start=attack.random_start, index=index, step=step, salt=salt,
-        seed=seed, norm=attack.norm)
+      logits_fn,
+      images,
+      labels,
+      eps,
+      steps=attack.steps,
+      step_size=pgd.pgd_step_size(eps, attack.ratio, attack.min_step),
+      random_start=attack.random_start,
+      index=index,
+      step=step,
+      salt=salt,
+      seed=seed,
+      norm=attack.norm,
+    )
 
   if jit_compile is None:
     return tf.function(craft, reduce_retracing=True)
@@ -97,8 +107,7 @@ def by_phase(in_warmup, warm, adapt):
   return tf.cond(in_warmup, warm, adapt)
 
 
-def training_images(images: tf.Tensor, x_adv: tf.Tensor,
-                    clean_rows: tf.Tensor | None) -> tf.Tensor:
+def training_images(images: tf.Tensor, x_adv: tf.Tensor, clean_rows: tf.Tensor | None) -> tf.Tensor:
   """Algorithm 1, line 10: adversarial images, clean ones where `clean_rows`
   ([B] bool; None: adversarial everywhere)."""
   if clean_rows is None:
@@ -108,6 +117,7 @@ def training_images(images: tf.Tensor, x_adv: tf.Tensor,
 
 class Plan(NamedTuple):
   """What a step decided before its attack (`radii_before_attack`)."""
+
   step: tf.Tensor  # The optimizer's step before the update: keys random starts.
   in_warmup: bool | tf.Tensor
   clean_ok: tf.Tensor | None  # [B] bool, correct without attack (S+); None: standard.
@@ -127,6 +137,7 @@ class Plan(NamedTuple):
 
 class Judged(NamedTuple):
   """The training attack's outcomes, judged before the training forward pass."""
+
   attack_failed: tf.Tensor | None  # iaat_cheap (inference signal): [B] still correct.
   probe_outcomes: tuple | None  # reuse: (up_fails, same_fails) of reuse_probes.
 
@@ -139,8 +150,15 @@ class TrainingRecipe:
   radius) linearly from 0 over that many steps.
   """
 
-  def __init__(self, classifier: keras.Model, method: MethodConfig,
-               attack: AttackConfig, *, seed: int = 0, ramp_steps: int = 0):
+  def __init__(
+    self,
+    classifier: keras.Model,
+    method: MethodConfig,
+    attack: AttackConfig,
+    *,
+    seed: int = 0,
+    ramp_steps: int = 0,
+  ):
     check_attack_bn_mode(attack, method)
     check_probe_source(method)
     self.classifier, self.method, self.attack_config = classifier, method, attack
@@ -153,19 +171,31 @@ class TrainingRecipe:
     self.judge_logits_fn = attack_logits_fn(classifier, "inference")
     self.craft = make_pgd(self.logits_fn, attack, seed=seed, jit_compile=jit)
     self._kl_craft = tf.function(
-        lambda images, eps, index, step: kl_attack.kl_attack(
-            self.logits_fn, images, eps, steps=attack.steps,
-            step_size=pgd.pgd_step_size(eps, attack.ratio, attack.min_step),
-            index=index, step=step, salt=noise.Salt.TRAIN, seed=seed,
-            norm=attack.norm),
-        jit_compile=jit, reduce_retracing=True)
+      lambda images, eps, index, step: kl_attack.kl_attack(
+        self.logits_fn,
+        images,
+        eps,
+        steps=attack.steps,
+        step_size=pgd.pgd_step_size(eps, attack.ratio, attack.min_step),
+        index=index,
+        step=step,
+        salt=noise.Salt.TRAIN,
+        seed=seed,
+        norm=attack.norm,
+      ),
+      jit_compile=jit,
+      reduce_retracing=True,
+    )
 
   @staticmethod
   def batch(inputs, labels):
     """(float32 images, int32 labels, int64 index) of a ({"image", "index"},
     label) batch."""
-    return (tf.cast(inputs["image"], tf.float32), tf.cast(labels, tf.int32),
-            tf.cast(inputs["index"], tf.int64))
+    return (
+      tf.cast(inputs["image"], tf.float32),
+      tf.cast(labels, tf.int32),
+      tf.cast(inputs["index"], tf.int64),
+    )
 
   def stored(self, table: EpsTable, index) -> tf.Tensor | None:
     """The table's radii of the batch; None for methods without a table."""
@@ -173,8 +203,7 @@ class TrainingRecipe:
 
   # -- 1. radii for this batch ------------------------------------------------
 
-  def radii_before_attack(self, images, labels, index, stored, *, step,
-                          epoch) -> Plan:
+  def radii_before_attack(self, images, labels, index, stored, *, step, epoch) -> Plan:
     """Clean correctness, then the batch's training radii.
 
     * standard: 0; pgd_at: `method.eps` for every example.
@@ -217,10 +246,21 @@ class TrainingRecipe:
     """Algorithm 2: probe at stored + gamma and at stored, then the rule."""
     method = self.method
     up, same = probes.algorithm2_outcomes(
-        self.craft, self.logits_fn, images, labels, index, stored, clean_ok,
-        self.attack_config, method, step, self.seed)
-    return radius.algorithm2_update(stored, up, same, clean_ok, gamma=method.gamma,
-                                    beta=method.beta, eps_max=method.eps_max)
+      self.craft,
+      self.logits_fn,
+      images,
+      labels,
+      index,
+      stored,
+      clean_ok,
+      self.attack_config,
+      method,
+      step,
+      self.seed,
+    )
+    return radius.algorithm2_update(
+      stored, up, same, clean_ok, gamma=method.gamma, beta=method.beta, eps_max=method.eps_max
+    )
 
   # -- 2. attack ------------------------------------------------------------
 
@@ -249,9 +289,13 @@ class TrainingRecipe:
     outcomes = None
     if probes.reuses_training_attack(method):
       nothing = lambda: (tf.zeros(tf.shape(labels), tf.bool),) * 2
-      outcomes = by_phase(plan.in_warmup, nothing, lambda: probes.reuse_probes(
-          self.logits_fn, images, labels, x_adv, plan.stored, self.attack_config,
-          method))
+      outcomes = by_phase(
+        plan.in_warmup,
+        nothing,
+        lambda: probes.reuse_probes(
+          self.logits_fn, images, labels, x_adv, plan.stored, self.attack_config, method
+        ),
+      )
     return Judged(failed, outcomes)
 
   # -- 4. loss ----------------------------------------------------------------
@@ -275,16 +319,16 @@ class TrainingRecipe:
     beta = method.mart_beta if method.loss == "mart" else method.trades_beta
     if clean_logits is not None and plan.attacked_rows is not None:
       beta = beta * tf.cast(plan.attacked_rows, tf.float32)  # No KL term for S-.
-    loss = tf.reduce_mean(losses.per_example_loss(
-        method.loss, clean_logits, logits, labels, beta))
+    loss = tf.reduce_mean(losses.per_example_loss(method.loss, clean_logits, logits, labels, beta))
     if self.classifier.losses:
       loss += tf.add_n([tf.cast(l, tf.float32) for l in self.classifier.losses])
     return loss, logits
 
   # -- 5. radii to store --------------------------------------------------------
 
-  def radii_after_update(self, plan: Plan, judged: Judged,
-                         train_correct: tf.Tensor | None = None) -> tf.Tensor | None:
+  def radii_after_update(
+    self, plan: Plan, judged: Judged, train_correct: tf.Tensor | None = None
+  ) -> tf.Tensor | None:
     """The radii to write to the table; None for methods without one.
 
     During the warmup, and for iaat, the radii trained at (`plan.eps`).
@@ -298,20 +342,28 @@ class TrainingRecipe:
     if not self.adaptive:
       return None
     if probes.reuses_training_attack(method):
+      up_fails, same_fails = judged.probe_outcomes or (None, None)
       adapt = lambda: radius.algorithm2_update(
-          plan.stored, *judged.probe_outcomes, plan.clean_ok, gamma=method.gamma,
-          beta=method.beta, eps_max=method.eps_max)
+        plan.stored,
+        up_fails,
+        same_fails,
+        plan.clean_ok,
+        gamma=method.gamma,
+        beta=method.beta,
+        eps_max=method.eps_max,
+      )
     elif method.method == "iaat_cheap":
       failed = judged.attack_failed
       if failed is None:
         if train_correct is None:
-          raise ValueError("cheap_signal='train_forward' reads the training "
-                           "forward pass: pass train_correct=")
+          raise ValueError(
+            "cheap_signal='train_forward' reads the training forward pass: pass train_correct="
+          )
         failed = train_correct
       beta = method.cheap_beta if method.cheap_beta > 0 else None
-      adapt = lambda: radius.cheap_update(plan.stored, failed, plan.clean_ok,
-                                          gamma=method.gamma,
-                                          eps_max=method.eps_max, beta=beta)
+      adapt = lambda: radius.cheap_update(
+        plan.stored, failed, plan.clean_ok, gamma=method.gamma, eps_max=method.eps_max, beta=beta
+      )
     else:
       return plan.eps
     return by_phase(plan.in_warmup, lambda: plan.eps, adapt)

@@ -15,7 +15,8 @@ import keras
 import tensorflow as tf
 
 from iaat_tf.training import optimizers
-from iaat_tf.config import ConfigError, TrainConfig, first_line
+from iaat_tf.config import ConfigError, TrainConfig
+from iaat_tf.options import first_line
 
 
 def configure_devices(config: TrainConfig) -> None:
@@ -30,12 +31,14 @@ def configure_devices(config: TrainConfig) -> None:
   cpus = tf.config.list_physical_devices("CPU")
   try:
     tf.config.set_logical_device_configuration(
-        cpus[0], [tf.config.LogicalDeviceConfiguration()] * n)
+      cpus[0], [tf.config.LogicalDeviceConfiguration()] * n
+    )
   except RuntimeError:
     have = len(tf.config.list_logical_devices("CPU"))
     if have < n:
-      raise ConfigError(f"--num_virtual_devices={n}: TensorFlow already started "
-                        f"with {have} CPU device(s)") from None
+      raise ConfigError(
+        f"--num_virtual_devices={n}: TensorFlow already started with {have} CPU device(s)"
+      ) from None
 
 
 class _KerasMultiWorkerStrategy(tf.distribute.MultiWorkerMirroredStrategy):
@@ -54,7 +57,9 @@ class _KerasMultiWorkerStrategy(tf.distribute.MultiWorkerMirroredStrategy):
       first = v.values[0] if isinstance(v, tf.distribute.DistributedValues) else v
       rank = getattr(getattr(first, "shape", None), "rank", None)
       return super(_KerasMultiWorkerStrategy, self).reduce(
-          reduce_op, v, None if rank == 0 else axis)
+        reduce_op, v, None if rank == 0 else axis
+      )
+
     return tf.nest.map_structure(reduce_one, value)
 
 
@@ -73,10 +78,15 @@ def _check_tf_config() -> None:
   if not cluster:
     return
   task_type, index = task.get("type"), task.get("index", 0)
-  if (task_type not in cluster or not isinstance(index, int) or
-      not 0 <= index < len(cluster[task_type])):
-    raise ConfigError(f"TF_CONFIG task {json.dumps(task)} is not in its cluster "
-                      f"({', '.join(f'{k}: {len(v)}' for k, v in cluster.items())})")
+  if (
+    task_type not in cluster
+    or not isinstance(index, int)
+    or not 0 <= index < len(cluster[task_type])
+  ):
+    raise ConfigError(
+      f"TF_CONFIG task {json.dumps(task)} is not in its cluster "
+      f"({', '.join(f'{k}: {len(v)}' for k, v in cluster.items())})"
+    )
 
 
 def make_strategy(config: TrainConfig) -> tf.distribute.Strategy:
@@ -129,8 +139,7 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
     return tf.maximum(tf.where(t <= rise, up, down), 0.0)
 
   def get_config(self):
-    return {"peak": self.peak, "epochs": self.epochs,
-            "steps_per_epoch": self.steps_per_epoch}
+    return {"peak": self.peak, "epochs": self.epochs, "steps_per_epoch": self.steps_per_epoch}
 
 
 # PyTorch CyclicLR's momentum range (base_momentum, max_momentum defaults),
@@ -151,8 +160,7 @@ class Cyclic(keras.optimizers.schedules.LearningRateSchedule):
   `peak - (peak - low) * scale`, 0.9 -> 0.8 -> 0.9.
   """
 
-  def __init__(self, peak: float, total_steps: int, low: float = 0.0,
-               inverse: bool = False):
+  def __init__(self, peak: float, total_steps: int, low: float = 0.0, inverse: bool = False):
     self.peak, self.low = float(peak), float(low)
     self.total_steps, self.inverse = max(1, int(total_steps)), bool(inverse)
 
@@ -165,8 +173,12 @@ class Cyclic(keras.optimizers.schedules.LearningRateSchedule):
     return self.low + (self.peak - self.low) * scale
 
   def get_config(self):
-    return {"peak": self.peak, "total_steps": self.total_steps,
-            "low": self.low, "inverse": self.inverse}
+    return {
+      "peak": self.peak,
+      "total_steps": self.total_steps,
+      "low": self.low,
+      "inverse": self.inverse,
+    }
 
 
 class Warmup(keras.optimizers.schedules.LearningRateSchedule):
@@ -207,7 +219,7 @@ def _schedule(config: TrainConfig, steps_per_epoch: int):
     # boundary: the first step of epoch b (step b * steps_per_epoch) must
     # already use the decayed rate, as PyTorch's MultiStepLR does.
     boundaries = [int(b) * steps_per_epoch - 1 for b in config.lr_boundaries]
-    values = [lr * config.lr_decay ** i for i in range(len(boundaries) + 1)]
+    values = [lr * config.lr_decay**i for i in range(len(boundaries) + 1)]
     return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
   return lr
 
@@ -216,8 +228,9 @@ def momentum(config: TrainConfig, steps_per_epoch: int):
   """The momentum: a float, or `--lr_schedule=cyclic`'s per-step cycle."""
   if config.lr_schedule != "cyclic":
     return config.momentum
-  return Cyclic(config.momentum, max(1, config.epochs * steps_per_epoch),
-                low=CYCLIC_BASE_MOMENTUM, inverse=True)
+  return Cyclic(
+    config.momentum, max(1, config.epochs * steps_per_epoch), low=CYCLIC_BASE_MOMENTUM, inverse=True
+  )
 
 
 def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
@@ -232,8 +245,8 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizer
   if config.weight_decay_type == "coupled":
     if config.optimizer == "sgd":
       return optimizers.CoupledDecaySGD(
-          lr, momentum=momentum(config, steps_per_epoch),
-          l2_decay=config.weight_decay)
+        lr, momentum=momentum(config, steps_per_epoch), l2_decay=config.weight_decay
+      )
     return optimizers.CoupledDecayAdam(lr, l2_decay=config.weight_decay)
   wd = config.weight_decay or None
   if config.optimizer == "sgd":
@@ -244,15 +257,16 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizer
 def make_checkpoint(trainer) -> tf.train.Checkpoint:
   """Everything needed to resume: weights, optimizer (its step count gives
   the epoch, `AdversarialTrainer.epoch`), eps table and weight average."""
-  extra = ({} if trainer.weight_average is None
-           else {"weight_average": trainer.weight_average})
-  return tf.train.Checkpoint(classifier=trainer.classifier,
-                             optimizer=trainer.optimizer,
-                             eps_table=trainer.eps_table.variable, **extra)
+  extra = {} if trainer.weight_average is None else {"weight_average": trainer.weight_average}
+  return tf.train.Checkpoint(
+    classifier=trainer.classifier,
+    optimizer=trainer.optimizer,
+    eps_table=trainer.eps_table.variable,
+    **extra,
+  )
 
 
-def restore_latest(trainer, manager: tf.train.CheckpointManager,
-                   log=print) -> int:
+def restore_latest(trainer, manager: tf.train.CheckpointManager, log=print) -> int:
   """Restores the newest readable checkpoint, if any; returns the finished epochs.
 
   Runs in the trainer's distribution strategy scope, so the optimizer's slot
@@ -275,16 +289,19 @@ def restore_latest(trainer, manager: tf.train.CheckpointManager,
         failures.append((path, reason))
         continue
       for bad, why in failures:
-        log(f"iaat_tf: WARNING: checkpoint {bad} is unreadable ({why[:200]}); "
-            f"resuming from {path} instead")
+        log(
+          f"iaat_tf: WARNING: checkpoint {bad} is unreadable ({why[:200]}); "
+          f"resuming from {path} instead"
+        )
       # Not trainer.epoch: a step that dynamic loss scaling skipped does not
       # count there.
       return finished_epochs(path)
   bad, why = failures[0]
   raise ConfigError(
-      f"no readable checkpoint in {os.path.dirname(bad)}: {bad} is unreadable "
-      f"({why[:200]}); rerun with --overwrite to start over, or restore the "
-      f"checkpoint files from a copy")
+    f"no readable checkpoint in {os.path.dirname(bad)}: {bad} is unreadable "
+    f"({why[:200]}); rerun with --overwrite to start over, or restore the "
+    f"checkpoint files from a copy"
+  )
 
 
 def finished_epochs(checkpoint_path: str) -> int:
@@ -299,8 +316,10 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
   if resolver is None or not resolver.cluster_spec().as_dict():
     return True
   return resolver.task_type in (None, "chief") or (
-      resolver.task_type == "worker" and resolver.task_id == 0 and
-      "chief" not in resolver.cluster_spec().as_dict())
+    resolver.task_type == "worker"
+    and resolver.task_id == 0
+    and "chief" not in resolver.cluster_spec().as_dict()
+  )
 
 
 def worker_dir(output_dir: str, strategy: tf.distribute.Strategy, name: str) -> str:

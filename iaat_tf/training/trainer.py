@@ -55,6 +55,7 @@ from iaat_tf.training.eps_table import EpsTable
 from iaat_tf.training.recipe import TrainingRecipe, attack_logits_fn
 from iaat_tf.training.weight_average import WeightAverage
 
+
 def _images(inputs):
   return inputs["image"] if isinstance(inputs, dict) else inputs
 
@@ -79,10 +80,18 @@ class AdversarialTrainer(keras.Model):
   compiles only the attack.
   """
 
-  def __init__(self, classifier: keras.Model, num_train_examples: int,
-               method: MethodConfig, attack: AttackConfig,
-               validation: Optional[ValidationConfig] = None, seed: int = 0,
-               steps_per_epoch: int = 0, ema_decay: float = 0.0, **kwargs):
+  def __init__(
+    self,
+    classifier: keras.Model,
+    num_train_examples: int,
+    method: MethodConfig,
+    attack: AttackConfig,
+    validation: Optional[ValidationConfig] = None,
+    seed: int = 0,
+    steps_per_epoch: int = 0,
+    ema_decay: float = 0.0,
+    **kwargs,
+  ):
     super().__init__(**kwargs)
     self.classifier = classifier
     self.method_config = method
@@ -98,25 +107,30 @@ class AdversarialTrainer(keras.Model):
     self.eps_table = EpsTable(self.num_train_examples)
     # --ema_decay: a moving average of the classifier's weights, updated
     # after every optimizer step (weight_average.py); None when off.
-    self.weight_average = (WeightAverage(classifier, ema_decay)
-                           if ema_decay > 0 else None)
+    self.weight_average = WeightAverage(classifier, ema_decay) if ema_decay > 0 else None
     # The running epoch is derived in the graph from the optimizer's step
     # (see `epoch`); these two hold steps per epoch and fit's resume offset.
     self._steps_per_epoch = tf.Variable(
-        max(0, int(steps_per_epoch)), dtype=tf.int64, trainable=False,
-        name="steps_per_epoch",
-        aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+      max(0, int(steps_per_epoch)),
+      dtype=tf.int64,
+      trainable=False,
+      name="steps_per_epoch",
+      aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+    )
     self._epoch_offset = tf.Variable(
-        0, dtype=tf.int64, trainable=False, name="epoch_offset",
-        aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+      0,
+      dtype=tf.int64,
+      trainable=False,
+      name="epoch_offset",
+      aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+    )
     self.loss_tracker = keras.metrics.Mean(name="loss")
     self.train_accuracy = keras.metrics.Mean(name="train_acc")
     self.clean_accuracy = keras.metrics.Mean(name="clean_acc")
     self.eps_mean = keras.metrics.Mean(name="eps_mean")
     self.robust_accuracy = keras.metrics.Mean(name="pgd_acc")
     # The method's decisions and its compiled attacks (checks the settings).
-    self.recipe = TrainingRecipe(classifier, method, attack, seed=seed,
-                                 ramp_steps=self.ramp_steps)
+    self.recipe = TrainingRecipe(classifier, method, attack, seed=seed, ramp_steps=self.ramp_steps)
 
   # -- Keras plumbing -------------------------------------------------------
 
@@ -143,23 +157,27 @@ class AdversarialTrainer(keras.Model):
     `shuffle=False` for a dataset unless given: Keras ignores it there).
     """
     given = inspect.signature(keras.Model.fit).bind(self, *args, **kwargs).arguments
-    steps = (int(given.get("steps_per_epoch") or 0)
-             or int(self._steps_per_epoch.numpy())
-             or _num_steps(given.get("x"), given.get("batch_size")))
+    steps = (
+      int(given.get("steps_per_epoch") or 0)
+      or int(self._steps_per_epoch.numpy())
+      or _num_steps(given.get("x"), given.get("batch_size"))
+    )
     method = self.method_config
-    if (not steps and method.warmup_epochs > 0
-        and method.method in ADAPTIVE_METHODS):
+    if not steps and method.warmup_epochs > 0 and method.method in ADAPTIVE_METHODS:
       raise ValueError(
-          "AdversarialTrainer: the warmup counts epochs, but the number of "
-          "steps per epoch is unknown (a dataset of unknown length): pass "
-          "steps_per_epoch= to the trainer or to fit")
+        "AdversarialTrainer: the warmup counts epochs, but the number of "
+        "steps per epoch is unknown (a dataset of unknown length): pass "
+        "steps_per_epoch= to the trainer or to fit"
+      )
     self._steps_per_epoch.assign(steps)
     done = 0
     if self.optimizer is not None:  # Else Keras' own "compile first" error.
       done = int(self.optimizer.iterations.numpy()) // max(steps, 1)
     self._epoch_offset.assign(int(given.get("initial_epoch") or 0) - done)
-    if isinstance(given.get("x"), (tf.data.Dataset, tf.distribute.DistributedDataset)
-                  ) and "shuffle" not in given:
+    if (
+      isinstance(given.get("x"), (tf.data.Dataset, tf.distribute.DistributedDataset))
+      and "shuffle" not in given
+    ):
       kwargs["shuffle"] = False  # Ignored for datasets: spares Keras' warning.
     return super().fit(*args, **kwargs)
 
@@ -170,8 +188,13 @@ class AdversarialTrainer(keras.Model):
 
   @property
   def metrics(self):
-    return [self.loss_tracker, self.train_accuracy, self.clean_accuracy,
-            self.eps_mean, self.robust_accuracy]
+    return [
+      self.loss_tracker,
+      self.train_accuracy,
+      self.clean_accuracy,
+      self.eps_mean,
+      self.robust_accuracy,
+    ]
 
   def get_metrics_result(self):
     """Results of the metrics updated in this phase (train or evaluation).
@@ -190,8 +213,13 @@ class AdversarialTrainer(keras.Model):
     recipe, table = self.recipe, self.eps_table
     images, labels, index = recipe.batch(data[0], data[1])
     plan = recipe.radii_before_attack(
-        images, labels, index, recipe.stored(table, index),
-        step=tf.convert_to_tensor(self.optimizer.iterations), epoch=self.epoch)
+      images,
+      labels,
+      index,
+      recipe.stored(table, index),
+      step=tf.convert_to_tensor(self.optimizer.iterations),
+      epoch=self.epoch,
+    )
     x_adv, x_train = recipe.attack(images, labels, index, plan)
     judged = recipe.judge(images, labels, x_adv, x_train, plan)
     with tf.GradientTape() as tape:
@@ -213,8 +241,7 @@ class AdversarialTrainer(keras.Model):
     self.train_accuracy.update_state(tf.cast(train_ok, tf.float32))
     # The radius actually trained at (0 for S- trained on the clean image).
     self.eps_mean.update_state(plan.trained_radii)
-    logs = {"loss": self.loss_tracker.result(),
-            "train_acc": self.train_accuracy.result()}
+    logs = {"loss": self.loss_tracker.result(), "train_acc": self.train_accuracy.result()}
     if plan.clean_ok is not None:
       self.clean_accuracy.update_state(tf.cast(plan.clean_ok, tf.float32))
       logs["clean_acc"] = self.clean_accuracy.result()
@@ -244,23 +271,35 @@ class AdversarialTrainer(keras.Model):
     def evaluate_batch():
       logits = logits_fn(images)
       x_adv = pgd.pgd_attack(
-          logits_fn, images, labels, tf.fill(tf.shape(labels), e.eps),
-          steps=e.steps, step_size=e.step_size, random_start=True, index=index,
-          step=0, salt=noise.Salt.VALIDATION, seed=self.seed,
-          norm=self.attack_config.norm)
-      return (objectives.cross_entropy_loss(logits, labels),
-              tf.cast(pgd.is_correct(logits, labels), tf.float32),
-              tf.cast(pgd.is_correct(logits_fn(x_adv), labels), tf.float32))
+        logits_fn,
+        images,
+        labels,
+        tf.fill(tf.shape(labels), e.eps),
+        steps=e.steps,
+        step_size=e.step_size,
+        random_start=True,
+        index=index,
+        step=0,
+        salt=noise.Salt.VALIDATION,
+        seed=self.seed,
+        norm=self.attack_config.norm,
+      )
+      return (
+        objectives.cross_entropy_loss(logits, labels),
+        tf.cast(pgd.is_correct(logits, labels), tf.float32),
+        tf.cast(pgd.is_correct(logits_fn(x_adv), labels), tf.float32),
+      )
 
     def empty_batch():
       nothing = tf.zeros([0], tf.float32)
       return nothing, nothing, nothing
 
-    per_example, clean_ok, robust_ok = tf.cond(
-        tf.shape(images)[0] > 0, evaluate_batch, empty_batch)
+    per_example, clean_ok, robust_ok = tf.cond(tf.shape(images)[0] > 0, evaluate_batch, empty_batch)
     self.loss_tracker.update_state(per_example)
     self.clean_accuracy.update_state(clean_ok)
     self.robust_accuracy.update_state(robust_ok)
-    return {"loss": self.loss_tracker.result(),
-            "clean_acc": self.clean_accuracy.result(),
-            "pgd_acc": self.robust_accuracy.result()}
+    return {
+      "loss": self.loss_tracker.result(),
+      "clean_acc": self.clean_accuracy.result(),
+      "pgd_acc": self.robust_accuracy.result(),
+    }

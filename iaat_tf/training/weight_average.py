@@ -37,15 +37,21 @@ class WeightAverage(tf.Module):
       raise ValueError(f"the weight-average decay must be in (0, 1), got {decay}")
     if not classifier.weights:
       raise ValueError(
-          "the weight average needs a built classifier: an unbuilt one has no "
-          "weights to average yet (build it with keras.Input, or call it once "
-          "on a batch, before creating the trainer)")
+        "the weight average needs a built classifier: an unbuilt one has no "
+        "weights to average yet (build it with keras.Input, or call it once "
+        "on a batch, before creating the trainer)"
+      )
     self.decay = float(decay)
     self._weights = lambda: classifier.weights  # Not tracked twice.
     self.average = [
-        tf.Variable(tf.convert_to_tensor(w), trainable=False, name=f"ema_{i}",
-                    aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-        for i, w in enumerate(classifier.weights)]
+      tf.Variable(
+        tf.convert_to_tensor(w),
+        trainable=False,
+        name=f"ema_{i}",
+        aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+      )
+      for i, w in enumerate(classifier.weights)
+    ]
 
   def update(self, step) -> None:
     """Moves the average towards the current weights (in a train step)."""
@@ -55,8 +61,10 @@ class WeightAverage(tf.Module):
     def merge(strategy, values, d):
       for average, value in zip(self.average, values):
         strategy.extended.update(
-            average, lambda a, v, d: a.assign(d * a + (1.0 - d) * tf.cast(v, a.dtype)),
-            args=(value, d))
+          average,
+          lambda a, v, d: a.assign(d * a + (1.0 - d) * tf.cast(v, a.dtype)),
+          args=(value, d),
+        )
 
     tf.distribute.get_replica_context().merge_call(merge, args=(values, d))
 

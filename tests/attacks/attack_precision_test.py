@@ -23,11 +23,14 @@ EPS = 0.12
 
 
 def _net():
-  return keras.Sequential([
+  return keras.Sequential(
+    [
       keras.Input((8, 8, 1)),
       keras.layers.Conv2D(8, 3, activation="relu"),
       keras.layers.Flatten(),
-      keras.layers.Dense(10, dtype="float32")])  # float32 logits, as ours.
+      keras.layers.Dense(10, dtype="float32"),
+    ]
+  )  # float32 logits, as ours.
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +40,9 @@ def nets():
   y = data.target.astype(np.int64)
   keras.utils.set_random_seed(0)
   full = _net()
-  full.compile(keras.optimizers.Adam(1e-2),
-               keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+  full.compile(
+    keras.optimizers.Adam(1e-2), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+  )
   full.fit(x[:1400], y[:1400], batch_size=128, epochs=10, verbose=0)
   kernel, bias = full.layers[-1].get_weights()
   full.layers[-1].set_weights([6.0 * kernel, 6.0 * bias])  # Confident.
@@ -58,15 +62,22 @@ def nets():
 
 
 def _pgd(fn, x, y):
-  x_adv = attacks.pgd_attack(fn, x, y, np.full([len(x)], EPS, np.float32),
-                             steps=10, step_size=EPS / 4,
-                             index=np.arange(len(x)))
+  x_adv = attacks.pgd_attack(
+    fn,
+    x,
+    y,
+    np.full([len(x)], EPS, np.float32),
+    steps=10,
+    step_size=EPS / 4,
+    index=np.arange(len(x)),
+  )
   return attacks.is_correct(fn(x_adv), y).numpy()
 
 
 def _apgd(fn, x, y):
-  result = apgd.apgd_attack(fn, x, y, np.full([len(x)], EPS, np.float32),
-                            n_iter=20, index=np.arange(len(x)))
+  result = apgd.apgd_attack(
+    fn, x, y, np.full([len(x)], EPS, np.float32), n_iter=20, index=np.arange(len(x))
+  )
   return result.robust.numpy()
 
 
@@ -74,15 +85,23 @@ L2_EPS = 1.0  # On 64 pixels, an L2 ball of similar strength.
 
 
 def _pgd_l2(fn, x, y):
-  x_adv = attacks.pgd_attack(fn, x, y, np.full([len(x)], L2_EPS, np.float32),
-                             steps=10, step_size=L2_EPS / 4,
-                             index=np.arange(len(x)), norm="l2")
+  x_adv = attacks.pgd_attack(
+    fn,
+    x,
+    y,
+    np.full([len(x)], L2_EPS, np.float32),
+    steps=10,
+    step_size=L2_EPS / 4,
+    index=np.arange(len(x)),
+    norm="l2",
+  )
   return attacks.is_correct(fn(x_adv), y).numpy()
 
 
 def _apgd_l2(fn, x, y):
-  result = apgd.apgd_attack(fn, x, y, np.full([len(x)], L2_EPS, np.float32),
-                            n_iter=20, index=np.arange(len(x)), norm="l2")
+  result = apgd.apgd_attack(
+    fn, x, y, np.full([len(x)], L2_EPS, np.float32), n_iter=20, index=np.arange(len(x)), norm="l2"
+  )
   return result.robust.numpy()
 
 
@@ -94,8 +113,9 @@ def test_the_examples_are_confident(nets):
   assert np.mean(top2[:, 1] - top2[:, 0] > 20.0) > 0.5  # p_other < 2e-9.
 
 
-@pytest.mark.parametrize("attack", [_pgd, _apgd, _pgd_l2, _apgd_l2],
-                         ids=["pgd", "apgd", "pgd_l2", "apgd_l2"])
+@pytest.mark.parametrize(
+  "attack", [_pgd, _apgd, _pgd_l2, _apgd_l2], ids=["pgd", "apgd", "pgd_l2", "apgd_l2"]
+)
 def test_float16_attacks_match_float32(nets, attack):
   f32, f16, x, y = nets
   clean = attacks.is_correct(f32(x), y).numpy().sum()
@@ -118,8 +138,7 @@ def test_without_the_fix_float16_gradients_vanish(nets, monkeypatch):
   assert agree > 0.95
 
   fixed = _pgd(f16, x, y).sum() + _apgd(f16, x, y).sum()
-  monkeypatch.setattr(gradients, "value_and_gradient",
-                      gradients.unscaled_value_and_gradient)
+  monkeypatch.setattr(gradients, "value_and_gradient", gradients.unscaled_value_and_gradient)
   broken = _pgd(f16, x, y).sum() + _apgd(f16, x, y).sum()
   assert broken >= fixed + 10  # The float16 attack stalls without the fix.
 
@@ -130,10 +149,14 @@ def _fast_probe(fn, x, y, early_stop="example"):
   eps = tf.fill([len(x)], EPS)
   index = tf.range(len(x), dtype=tf.int64)
   x0 = probes.random_start(x, eps, index, 0, attacks.Salt.PROBE_UP, 0)
-  method = MethodConfig(method="iaat", probe_steps=10, probe_step_ratio=0.25,
-                        probe_early_stop=early_stop, probe_only_needed=True)
-  return probes.probe_fails(fn, x, y, x0, eps, AttackConfig(steps=10),
-                                 method).numpy()
+  method = MethodConfig(
+    method="iaat",
+    probe_steps=10,
+    probe_step_ratio=0.25,
+    probe_early_stop=early_stop,
+    probe_only_needed=True,
+  )
+  return probes.probe_fails(fn, x, y, x0, eps, AttackConfig(steps=10), method).numpy()
 
 
 @pytest.mark.parametrize("early_stop", ["example", "batch"])
@@ -146,8 +169,7 @@ def test_fast_probes_keep_their_strength_in_float16(nets, early_stop, monkeypatc
   assert abs(int(fails16) - int(fails32)) <= 2  # ...equally in float16.
   # A probe loop with the naive tape gradient stalls on confident examples:
   # they "survive" the probe, so Algorithm 2 would grow their radii.
-  monkeypatch.setattr(gradients, "value_and_gradient",
-                      gradients.unscaled_value_and_gradient)
+  monkeypatch.setattr(gradients, "value_and_gradient", gradients.unscaled_value_and_gradient)
   assert _fast_probe(f16, x, y, early_stop).sum() >= fails16 + 10
 
 
@@ -155,10 +177,17 @@ def _reuse_probe(fn, x, y):
   """--alg2_preset=reuse's probes from a PGD example at EPS: (up, same) fails."""
   x, y = tf.constant(x), tf.constant(y, tf.int32)
   eps = tf.fill([len(x)], EPS)
-  x_adv = attacks.pgd_attack(fn, x, y, eps, steps=10, step_size=EPS / 4,
-                             random_start=True, index=tf.range(len(x), dtype=tf.int64))
-  method = MethodConfig(method="iaat", gamma=0.05, probe_source="training",
-                        probe_extra_steps=2)
+  x_adv = attacks.pgd_attack(
+    fn,
+    x,
+    y,
+    eps,
+    steps=10,
+    step_size=EPS / 4,
+    random_start=True,
+    index=tf.range(len(x), dtype=tf.int64),
+  )
+  method = MethodConfig(method="iaat", gamma=0.05, probe_source="training", probe_extra_steps=2)
   attack = AttackConfig(steps=10, step_ratio=0.25, min_step=0.0)
   up, same = probes.reuse_probes(fn, x, y, x_adv, eps, attack, method)
   return up.numpy(), same.numpy()
@@ -171,6 +200,5 @@ def test_reuse_probes_keep_their_strength_in_float16(nets, monkeypatch):
   up16, _ = _reuse_probe(f16, x, y)
   assert up32.sum() < clean - 10  # The extension breaks examples...
   assert abs(int(up16.sum()) - int(up32.sum())) <= 2  # ...equally in float16.
-  monkeypatch.setattr(gradients, "value_and_gradient",
-                      gradients.unscaled_value_and_gradient)
+  monkeypatch.setattr(gradients, "value_and_gradient", gradients.unscaled_value_and_gradient)
   assert _reuse_probe(f16, x, y)[0].sum() >= up16.sum() + 10

@@ -24,15 +24,19 @@ def confident_bn_cnn(digits):
   of magnitude (the lowest-loss examples have the smallest)."""
   x, y = digits
   keras.utils.set_random_seed(3)
-  model = keras.Sequential([
+  model = keras.Sequential(
+    [
       keras.Input((8, 8, 1)),
       keras.layers.Conv2D(8, 3, padding="same"),
       keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5),
       keras.layers.ReLU(),
       keras.layers.Flatten(),
-      keras.layers.Dense(10)])
-  model.compile(keras.optimizers.Adam(1e-2),
-                keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+      keras.layers.Dense(10),
+    ]
+  )
+  model.compile(
+    keras.optimizers.Adam(1e-2), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+  )
   model.fit(x[:1024], y[:1024], batch_size=128, epochs=3, verbose=0)
   dense = model.layers[-1]
   dense.kernel.assign(dense.kernel * 4.0)
@@ -44,8 +48,9 @@ def _reference_gradient(model, x, y, training):
   x = tf.convert_to_tensor(x)
   with tf.GradientTape() as tape:
     tape.watch(x)
-    loss = tf.reduce_sum(attacks.cross_entropy_loss(
-        tf.cast(model(x, training=training), tf.float32), y))
+    loss = tf.reduce_sum(
+      attacks.cross_entropy_loss(tf.cast(model(x, training=training), tf.float32), y)
+    )
   return tape.gradient(loss, x).numpy()
 
 
@@ -62,7 +67,8 @@ def test_attack_gradient_signs_are_the_batch_loss(digits, confident_bn_cnn, mode
   p_true = probs[np.arange(64), y]
   assert (1 - p_true).max() / max((1 - p_true).min(), 1e-30) > 1e3
   _, _, grad = gradients.value_and_gradient(
-      logits_fn, x, lambda z: attacks.cross_entropy_loss(z, y))
+    logits_fn, x, lambda z: attacks.cross_entropy_loss(z, y)
+  )
   ref = _reference_gradient(model, x, y, training=mode == "train")
   # Signs equal wherever the reference is above float32 noise (relative to
   # its own example: confident examples have tiny gradients).
@@ -81,8 +87,7 @@ def test_train_mode_pgd_step_follows_the_batch_loss(digits, confident_bn_cnn):
   logits_fn = recipe.attack_logits_fn(model, "train")
   ref = _reference_gradient(model, x, y, training=True)
   ball = attacks.norms.Ball(tf.constant(x), tf.fill([64], 1.0), "linf")
-  x_new, _ = attacks.pgd_step(logits_fn, tf.constant(x), tf.constant(y),
-                              tf.constant(0.01), ball)
+  x_new, _ = attacks.pgd_step(logits_fn, tf.constant(x), tf.constant(y), tf.constant(0.01), ball)
   moved = np.sign(x_new.numpy() - x)
   scale = np.abs(ref).reshape(64, -1).max(1)[:, None, None, None]
   clear = (np.abs(ref) > 1e-4 * scale) & (x > 0.02) & (x < 0.98)
@@ -100,13 +105,13 @@ def test_any_function_gets_the_exact_gradient(digits, confident_bn_cnn, training
   plain = lambda z: model(z, training=training)
   assert not gradients.independent_examples(plain)
   ref = _reference_gradient(model, x, y, training=training)
-  _, _, grad = gradients.value_and_gradient(
-      plain, x, lambda z: attacks.cross_entropy_loss(z, y))
+  _, _, grad = gradients.value_and_gradient(plain, x, lambda z: attacks.cross_entropy_loss(z, y))
   scale = np.abs(ref).reshape(64, -1).max(1)[:, None, None, None]
   clear = np.abs(ref) > 1e-4 * scale
   assert (np.sign(grad)[clear] == np.sign(ref)[clear]).mean() >= 0.999
-  x_adv = attacks.pgd_attack(plain, x, y, np.full([64], 0.01, np.float32), steps=1,
-                             step_size=0.01, random_start=False)
+  x_adv = attacks.pgd_attack(
+    plain, x, y, np.full([64], 0.01, np.float32), steps=1, step_size=0.01, random_start=False
+  )
   moved = np.sign(x_adv.numpy() - x)
   inside = clear & (x > 0.02) & (x < 0.98)
   assert (moved[inside] == np.sign(ref)[inside]).mean() >= 0.999
@@ -122,8 +127,7 @@ def test_per_example_scales_are_an_opt_in(digits, confident_bn_cnn):
   marked = gradients.mark_independent(lambda z: model(z, training=True))
   assert gradients.independent_examples(marked)
   ref = _reference_gradient(model, x, y, training=True)
-  _, _, grad = gradients.value_and_gradient(
-      marked, x, lambda z: attacks.cross_entropy_loss(z, y))
+  _, _, grad = gradients.value_and_gradient(marked, x, lambda z: attacks.cross_entropy_loss(z, y))
   scale = np.abs(ref).reshape(64, -1).max(1)[:, None, None, None]
   clear = np.abs(ref) > 1e-4 * scale
   assert (np.sign(grad)[clear] == np.sign(ref)[clear]).mean() < 0.99

@@ -58,7 +58,7 @@ def test_take_is_the_ball_of_those_rows(norm):
   assert part.norm == norm
   np.testing.assert_array_equal(part.images, images[[3, 1]])
   x = images + rng.uniform(-0.5, 0.5, images.shape).astype(np.float32)
-  np.testing.assert_allclose(part.project(x[[3, 1]]),
-                             tf.gather(ball.project(x), idx), atol=1e-6)
-  np.testing.assert_allclose(norms.size(part.project(x[[3, 1]]) - images[[3, 1]], norm),
-                             [0.3, 0.1], rtol=1e-5)
+  np.testing.assert_allclose(part.project(x[[3, 1]]), tf.gather(ball.project(x), idx), atol=1e-6)
+  np.testing.assert_allclose(
+    norms.size(part.project(x[[3, 1]]) - images[[3, 1]], norm), [0.3, 0.1], rtol=1e-5
+  )

@@ -8,14 +8,14 @@ import tensorflow as tf
 from iaat_tf.attacks import square
 from iaat_tf.evaluation import autoattack, robustness
 
-SMALL = dict(apgd_iters=20, fab_iters=20, square_queries=300, targets=3,
-             batch_size=64)
+SMALL = dict(apgd_iters=20, fab_iters=20, square_queries=300, targets=3, batch_size=64)
 
 
 def _run(logits_fn, x, y, eps, **kwargs):
   options = autoattack.AutoAttackOptions(**{**SMALL, **kwargs})
-  return autoattack.run_autoattack(logits_fn, x, y, eps, options=options,
-                                   index=np.arange(1400, 1400 + len(x)))
+  return autoattack.run_autoattack(
+    logits_fn, x, y, eps, options=options, index=np.arange(1400, 1400 + len(x))
+  )
 
 
 def _l2(a, b):
@@ -25,22 +25,24 @@ def _l2(a, b):
 def _reference_eta(s):
   """fra31/auto-attack's square.py `eta(s)` (without its random transpose),
   translated line by line to numpy."""
+
   def eta_rectangles(x, y):
     delta = np.zeros([x, y])
     x_c, y_c = x // 2 + 1, y // 2 + 1
     counter2 = [x_c - 1, y_c - 1]
     for counter in range(0, max(x_c, y_c)):
-      delta[max(counter2[0], 0):min(counter2[0] + (2 * counter + 1), x),
-            max(0, counter2[1]):min(counter2[1] + (2 * counter + 1), y)
-            ] += 1.0 / (counter + 1) ** 2
+      delta[
+        max(counter2[0], 0) : min(counter2[0] + (2 * counter + 1), x),
+        max(0, counter2[1]) : min(counter2[1] + (2 * counter + 1), y),
+      ] += 1.0 / (counter + 1) ** 2
       counter2[0] -= 1
       counter2[1] -= 1
-    return delta / np.sqrt((delta ** 2).sum())
+    return delta / np.sqrt((delta**2).sum())
 
   delta = np.zeros([s, s])
-  delta[:s // 2] = eta_rectangles(s // 2, s) if s // 2 else 0.0
-  delta[s // 2:] = -1.0 * eta_rectangles(s - s // 2, s)
-  return delta / np.sqrt((delta ** 2).sum())
+  delta[: s // 2] = eta_rectangles(s // 2, s) if s // 2 else 0.0
+  delta[s // 2 :] = -1.0 * eta_rectangles(s - s // 2, s)
+  return delta / np.sqrt((delta**2).sum())
 
 
 @pytest.mark.slow
@@ -54,8 +56,7 @@ def test_square_l2_eta_pattern_and_proposals(digits_mlp, digits):
   x, y = digits[0][1400:1432], digits[1][1400:1432]
   fn = lambda z: digits_mlp(z, training=False)
   eps = np.linspace(0.0, 1.5, 32).astype(np.float32)
-  result = square.square_attack(fn, x, y, eps, n_queries=100, index=tf.range(32),
-                                norm="l2")
+  result = square.square_attack(fn, x, y, eps, n_queries=100, index=tf.range(32), norm="l2")
   adv = result.adversarial.numpy()
   assert np.all(_l2(adv, x) <= eps + 1e-4) and adv.min() >= 0 and adv.max() <= 1
   np.testing.assert_array_equal(adv[0], x[0])
@@ -85,9 +86,11 @@ def test_square_queries_only_unbroken_examples_with_the_same_result(digits_mlp, 
   keyed by (example id, query), so the results do not change."""
   x, y = digits[0][1400:1480], digits[1][1400:1480]
   fn = lambda z: tf.cast(digits_mlp(z, training=False), tf.float32)
-  run = lambda only: tf.function(lambda: square.square_attack(
-      fn, x, y, 0.12, n_queries=200, index=np.arange(1400, 1480),
-      only_unbroken=only))()
+  run = lambda only: tf.function(
+    lambda: square.square_attack(
+      fn, x, y, 0.12, n_queries=200, index=np.arange(1400, 1480), only_unbroken=only
+    )
+  )()
   subset, full = run(True), run(False)
   robust = subset.robust.numpy()
   assert 5 <= robust.sum() <= len(y) - 5  # Some broke early, some held.

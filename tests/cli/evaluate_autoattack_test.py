@@ -17,12 +17,13 @@ from iaat_tf.cli import experiment
 def _tiny_digits_run(out, method, attack, epochs, eval_eps, eval_step) -> str:
   """Trains a tiny digits run (512 examples, 64 test) into `out`."""
   config = cfg.Config(
-      output_dir=str(out),
-      data=cfg.DataConfig(batch_size=64, max_train_examples=512,
-                          max_eval_examples=64),
-      method=method, attack=attack,
-      train=cfg.TrainConfig(epochs=epochs, learning_rate=0.05, verbose=0),
-      validation=cfg.ValidationConfig(eps=eval_eps, steps=2, step_size=eval_step, max_examples=64))
+    output_dir=str(out),
+    data=cfg.DataConfig(batch_size=64, max_train_examples=512, max_eval_examples=64),
+    method=method,
+    attack=attack,
+    train=cfg.TrainConfig(epochs=epochs, learning_rate=0.05, verbose=0),
+    validation=cfg.ValidationConfig(eps=eval_eps, steps=2, step_size=eval_step, max_examples=64),
+  )
   experiment.run(config, log=lambda _: None)
   return str(out)
 
@@ -30,17 +31,27 @@ def _tiny_digits_run(out, method, attack, epochs, eval_eps, eval_step) -> str:
 @pytest.fixture(scope="module")
 def digits_run(tmp_path_factory):
   return _tiny_digits_run(
-      tmp_path_factory.mktemp("runs") / "digits_pgd",
-      cfg.MethodConfig(method="pgd_at", eps=0.1),
-      cfg.AttackConfig(steps=2, step_ratio=0.5, min_step=0.01),
-      epochs=1, eval_eps=0.1, eval_step=0.05)
+    tmp_path_factory.mktemp("runs") / "digits_pgd",
+    cfg.MethodConfig(method="pgd_at", eps=0.1),
+    cfg.AttackConfig(steps=2, step_ratio=0.5, min_step=0.01),
+    epochs=1,
+    eval_eps=0.1,
+    eval_step=0.05,
+  )
 
 
-SMALL_AA = AutoAttackConfig(max_examples=48, apgd_iters=5, targets=2, fab_iters=5,
-                            square_queries=20)
+SMALL_AA = AutoAttackConfig(
+  max_examples=48, apgd_iters=5, targets=2, fab_iters=5, square_queries=20
+)
 SMALL = evaluation_options.EvaluationConfig(
-    attacks=("suite", "autoattack"), eps_list=(0.0, 0.1), pgd_steps=2,
-    apgd=False, max_examples=48, batch_size=32, autoattack=SMALL_AA)
+  attacks=("suite", "autoattack"),
+  eps_list=(0.0, 0.1),
+  pgd_steps=2,
+  apgd=False,
+  max_examples=48,
+  batch_size=32,
+  autoattack=SMALL_AA,
+)
 
 
 @pytest.mark.slow
@@ -54,8 +65,7 @@ def test_autoattack_json_results_plot_and_pareto(digits_run):
   assert written["norm"] == "Linf" and written["eps"] == pytest.approx(0.1)
   assert written["n_examples"] == 48 and written["dataset"] == "digits"
   assert written["robust_accuracy"] <= written["clean_accuracy"]
-  assert list(written["accuracy_after_attack"]) == [
-      "apgd-ce", "apgd-t", "fab-t", "square"]
+  assert list(written["accuracy_after_attack"]) == ["apgd-ce", "apgd-t", "fab-t", "square"]
   assert written["robust_accuracy"] == aa["robust_accuracy"]
   assert os.path.isfile(os.path.join(digits_run, "eval", "robustness.json"))
   assert aa["plot"].endswith("robustness_curve.png")
@@ -73,10 +83,22 @@ def test_autoattack_json_results_plot_and_pareto(digits_run):
 
 
 def test_pareto_falls_back_when_a_run_lacks_autoattack():
-  runs = [{"name": "a", "robust_accuracy": 0.4, "autoattack_accuracy": 0.3,
-           "robust_source": "worst_case", "eval_eps": 0.2},
-          {"name": "b", "robust_accuracy": 0.5, "autoattack_accuracy": None,
-           "robust_source": "worst_case", "eval_eps": 0.2}]
+  runs = [
+    {
+      "name": "a",
+      "robust_accuracy": 0.4,
+      "autoattack_accuracy": 0.3,
+      "robust_source": "worst_case",
+      "eval_eps": 0.2,
+    },
+    {
+      "name": "b",
+      "robust_accuracy": 0.5,
+      "autoattack_accuracy": None,
+      "robust_source": "worst_case",
+      "eval_eps": 0.2,
+    },
+  ]
   chosen, label = pareto.choose_metric(runs)
   assert [r["robust_accuracy"] for r in chosen] == [0.4, 0.5]
   assert "worst-case" in label and "no AutoAttack for b" in label
@@ -85,19 +107,20 @@ def test_pareto_falls_back_when_a_run_lacks_autoattack():
 @pytest.mark.slow
 def test_unknown_attack_selection_is_refused(digits_run):
   with pytest.raises(ValueError, match="--attacks"):
-    evaluation_run.evaluate_selected(
-        digits_run, dataclasses.replace(SMALL, attacks=("pgd",)))
+    evaluation_run.evaluate_selected(digits_run, dataclasses.replace(SMALL, attacks=("pgd",)))
 
 
 @pytest.fixture(scope="module")
 def digits_l2_run(tmp_path_factory):
   """A tiny L2 IAAT run: radii, gamma and steps in L2 units."""
   return _tiny_digits_run(
-      tmp_path_factory.mktemp("runs") / "digits_iaat_l2",
-      cfg.MethodConfig(method="iaat", eps=0.5, gamma=0.12, warmup_epochs=1,
-                       eps_max=float("inf")),
-      cfg.AttackConfig(steps=2, min_step=0.125, norm="l2"),
-      epochs=2, eval_eps=0.5, eval_step=0.25)
+    tmp_path_factory.mktemp("runs") / "digits_iaat_l2",
+    cfg.MethodConfig(method="iaat", eps=0.5, gamma=0.12, warmup_epochs=1, eps_max=float("inf")),
+    cfg.AttackConfig(steps=2, min_step=0.125, norm="l2"),
+    epochs=2,
+    eval_eps=0.5,
+    eval_step=0.25,
+  )
 
 
 @pytest.mark.slow
@@ -110,7 +133,8 @@ def test_an_l2_run_is_evaluated_in_l2_throughout(digits_l2_run, digits_run):
   assert len(np.unique(table)) > 3 and table.max() > 0.5
   lines = []
   out = evaluation_run.evaluate_selected(
-      digits_l2_run, dataclasses.replace(SMALL, eps_list=()), log=lines.append)
+    digits_l2_run, dataclasses.replace(SMALL, eps_list=()), log=lines.append
+  )
   assert out["autoattack"]["norm"] == "L2"
   assert out["autoattack"]["eps"] == pytest.approx(0.5)
   assert out["autoattack"]["settings"]["norm"] == "l2"
@@ -128,15 +152,19 @@ def test_an_l2_run_is_evaluated_in_l2_throughout(digits_l2_run, digits_run):
 
 @pytest.mark.slow
 def test_another_norm_than_the_runs_needs_radii_in_its_units(digits_run):
-  with pytest.raises(evaluation_options.EvaluationError, match="--norm=l2 differs from the run's linf"):
+  with pytest.raises(
+    evaluation_options.EvaluationError, match="--norm=l2 differs from the run's linf"
+  ):
     evaluation_run.autoattack_run(digits_run, dataclasses.replace(SMALL, norm="l2"))
   with pytest.raises(evaluation_options.EvaluationError, match="L2 radii need --norm=l2"):
-    evaluation_run.autoattack_run(digits_run, dataclasses.replace(
-        SMALL, autoattack=dataclasses.replace(SMALL_AA, eps=1.5)))
+    evaluation_run.autoattack_run(
+      digits_run, dataclasses.replace(SMALL, autoattack=dataclasses.replace(SMALL_AA, eps=1.5))
+    )
   out = evaluation_run.autoattack_run(
-      digits_run, dataclasses.replace(
-          SMALL, norm="l2", autoattack=dataclasses.replace(SMALL_AA, eps=1.0)),
-      log=lambda _: None)
+    digits_run,
+    dataclasses.replace(SMALL, norm="l2", autoattack=dataclasses.replace(SMALL_AA, eps=1.0)),
+    log=lambda _: None,
+  )
   assert out["norm"] == "L2" and out["eps"] == 1.0
   # Beside the run's own-norm evaluation, never over it.
   assert os.path.isfile(os.path.join(digits_run, "eval_l2", "autoattack.json"))

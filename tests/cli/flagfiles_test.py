@@ -59,17 +59,26 @@ def smoke_args(path: str, output_dir: str) -> list:
   dataset = values.get("dataset", "digits")
   like = values.get("synthetic_like", "cifar10") if dataset == "synthetic" else dataset
   assert like in ("digits", "mnist", "cifar10", "cifar100", "imagenet2012"), (
-      f"{path}: no synthetic stand-in for --dataset={dataset}")
+    f"{path}: no synthetic stand-in for --dataset={dataset}"
+  )
   replicas = 2 if values.get("strategy") == "mirrored" else 1
   batch = PER_REPLICA_BATCH * replicas
   args = [
-      f"--flagfile={path}", "--dataset=synthetic", f"--synthetic_like={like}",
-      f"--synthetic_train_examples={2 * batch}",
-      f"--synthetic_test_examples={batch}",
-      f"--batch_size={batch}", f"--eval_batch_size={batch}",
-      f"--val_examples={batch}", "--epochs=1", "--warmup_epochs=0",
-      "--pgd_steps=1", "--eval_pgd_steps=1", "--export=false", "--verbose=2",
-      f"--output_dir={output_dir}",
+    f"--flagfile={path}",
+    "--dataset=synthetic",
+    f"--synthetic_like={like}",
+    f"--synthetic_train_examples={2 * batch}",
+    f"--synthetic_test_examples={batch}",
+    f"--batch_size={batch}",
+    f"--eval_batch_size={batch}",
+    f"--val_examples={batch}",
+    "--epochs=1",
+    "--warmup_epochs=0",
+    "--pgd_steps=1",
+    "--eval_pgd_steps=1",
+    "--export=false",
+    "--verbose=2",
+    f"--output_dir={output_dir}",
   ]
   if replicas > 1:
     args.append(f"--num_virtual_devices={replicas}")
@@ -78,26 +87,40 @@ def smoke_args(path: str, output_dir: str) -> list:
 
 def _expected_cost(path: str) -> int:
   values = flag_values(path)
-  return (values.get("model") == "resnet50") * 4 + (
-      values.get("strategy") == "mirrored") * 2 + (values.get("model") == "wide_resnet")
+  return (
+    (values.get("model") == "resnet50") * 4
+    + (values.get("strategy") == "mirrored") * 2
+    + (values.get("model") == "wide_resnet")
+  )
 
 
 def _run(path: str, output_dir: str):
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
-             PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+  env = dict(
+    os.environ,
+    TF_CPP_MIN_LOG_LEVEL="2",
+    PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
+  )
   env.pop("TF_CONFIG", None)
   start = time.perf_counter()
   result = subprocess.run(
-      [sys.executable, "-m", "iaat_tf.main", *smoke_args(path, output_dir)],
-      cwd=REPO, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    [sys.executable, "-m", "iaat_tf.main", *smoke_args(path, output_dir)],
+    cwd=REPO,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=TIMEOUT,
+  )
   return result, time.perf_counter() - start
 
 
 @pytest.fixture(scope="module")
 def runs(request, tmp_path_factory):
   """path -> future (CompletedProcess, seconds) of every selected flagfile."""
-  selected = [item.callspec.params["path"] for item in request.session.items
-              if item.module is request.module and hasattr(item, "callspec")]
+  selected = [
+    item.callspec.params["path"]
+    for item in request.session.items
+    if item.module is request.module and hasattr(item, "callspec")
+  ]
   pool = concurrent.futures.ThreadPoolExecutor(max_workers=PARALLEL_RUNS)
   futures = {}
   for path in sorted(set(selected), key=_expected_cost, reverse=True):

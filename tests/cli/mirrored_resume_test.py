@@ -18,12 +18,22 @@ from tests import main_process
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EPOCHS, TRAIN, BATCH = 4, 192, 64
 ARGS = [
-    f"--flagfile={os.path.join(REPO, 'flags', 'quickstart.flags')}",
-    "--strategy=mirrored", "--num_virtual_devices=2", "--weight_decay_type=coupled",
-    f"--epochs={EPOCHS}", "--warmup_epochs=1", f"--max_train_examples={TRAIN}",
-    f"--batch_size={BATCH}", "--pgd_steps=10", "--shuffle_buffer=1",
-    "--val_examples=64", "--max_test_examples=64", "--eval_pgd_steps=2",
-    "--export=false", "--verbose=2", "--seed=5",
+  f"--flagfile={os.path.join(REPO, 'flags', 'quickstart.flags')}",
+  "--strategy=mirrored",
+  "--num_virtual_devices=2",
+  "--weight_decay_type=coupled",
+  f"--epochs={EPOCHS}",
+  "--warmup_epochs=1",
+  f"--max_train_examples={TRAIN}",
+  f"--batch_size={BATCH}",
+  "--pgd_steps=10",
+  "--shuffle_buffer=1",
+  "--val_examples=64",
+  "--max_test_examples=64",
+  "--eval_pgd_steps=2",
+  "--export=false",
+  "--verbose=2",
+  "--seed=5",
 ]
 TIMEOUT = 180
 
@@ -45,7 +55,8 @@ def test_killed_mirrored_run_resumes_to_the_uninterrupted_result(tmp_path):
   reference = _start(reference_dir)
   first = _start(run_dir)
   first_out, killed_at = main_process.kill_after_first_checkpoint(
-      first, run_dir, TIMEOUT, settle=0.3)
+    first, run_dir, TIMEOUT, settle=0.3
+  )
   assert 1 <= killed_at < EPOCHS, first_out[-2000:]
 
   second_out = _wait(_start(run_dir))
@@ -63,5 +74,6 @@ def test_killed_mirrored_run_resumes_to_the_uninterrupted_result(tmp_path):
     np.testing.assert_allclose(resumed[key], value, atol=1e-6, rtol=0, err_msg=key)
   table = np.load(os.path.join(run_dir, "eps_table.npy"))
   np.testing.assert_allclose(
-      table, np.load(os.path.join(reference_dir, "eps_table.npy")), atol=1e-6, rtol=0)
+    table, np.load(os.path.join(reference_dir, "eps_table.npy")), atol=1e-6, rtol=0
+  )
   assert len(np.unique(table)) > 2  # Adaptive epochs ran after the resume.

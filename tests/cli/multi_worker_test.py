@@ -28,12 +28,21 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 EPOCHS = 3
 TIMEOUT = 150  # seconds per process; the test takes ~30 s on 2 CPU cores.
 ARGS = [
-    f"--flagfile={os.path.join(REPO, 'flags', 'quickstart.flags')}",
-    "--dataset=digits", "--model=small_cnn", "--method=iaat",
-    f"--epochs={EPOCHS}", "--warmup_epochs=1", "--max_train_examples=256",
-    "--batch_size=32", "--max_test_examples=64", "--val_examples=64",
-    "--eval_pgd_steps=2", "--pgd_steps=3", "--seed=1", "--export=false",
-    "--verbose=0",
+  f"--flagfile={os.path.join(REPO, 'flags', 'quickstart.flags')}",
+  "--dataset=digits",
+  "--model=small_cnn",
+  "--method=iaat",
+  f"--epochs={EPOCHS}",
+  "--warmup_epochs=1",
+  "--max_train_examples=256",
+  "--batch_size=32",
+  "--max_test_examples=64",
+  "--val_examples=64",
+  "--eval_pgd_steps=2",
+  "--pgd_steps=3",
+  "--seed=1",
+  "--export=false",
+  "--verbose=0",
 ]
 
 
@@ -48,8 +57,11 @@ def _free_ports(n: int):
 
 
 def _env(tf_config=None):
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
-             PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+  env = dict(
+    os.environ,
+    TF_CPP_MIN_LOG_LEVEL="2",
+    PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
+  )
   env.pop("TF_CONFIG", None)
   if tf_config is not None:
     env["TF_CONFIG"] = json.dumps(tf_config)
@@ -57,9 +69,14 @@ def _env(tf_config=None):
 
 
 def _start(args, env):
-  return subprocess.Popen([sys.executable, "-m", "iaat_tf.main", *ARGS, *args],
-                          cwd=REPO, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True)
+  return subprocess.Popen(
+    [sys.executable, "-m", "iaat_tf.main", *ARGS, *args],
+    cwd=REPO,
+    env=env,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.STDOUT,
+    text=True,
+  )
 
 
 def _finish(procs):
@@ -75,8 +92,9 @@ def _finish(procs):
         p.kill()
         p.wait()
   failed = [i for i, p in enumerate(procs) if p.returncode != 0]
-  assert not failed, "\n\n".join(f"--- process {i} (exit {procs[i].returncode}):\n"
-                                 f"{logs[i][-4000:]}" for i in failed)
+  assert not failed, "\n\n".join(
+    f"--- process {i} (exit {procs[i].returncode}):\n{logs[i][-4000:]}" for i in failed
+  )
   return logs
 
 
@@ -84,8 +102,11 @@ def _checkpoint(directory: str) -> dict:
   """{classifier variable / eps_table / optimizer iterations: array}."""
   reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(directory))
   keep = ("classifier/", "eps_table/", "optimizer/_iterations/", "epoch/")
-  return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
-          if k.startswith(keep) and not k.endswith("OBJECT_CONFIG_JSON")}
+  return {
+    k: reader.get_tensor(k)
+    for k in reader.get_variable_to_shape_map()
+    if k.startswith(keep) and not k.endswith("OBJECT_CONFIG_JSON")
+  }
 
 
 def _assert_same_state(a: dict, b: dict, atol: float) -> None:
@@ -99,9 +120,12 @@ def test_two_workers_match_one_device(tmp_path):
   multi, single = str(tmp_path / "multi"), str(tmp_path / "single")
   cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
   procs = [
-      _start(["--strategy=multi_worker", f"--output_dir={multi}"],
-             _env({"cluster": cluster, "task": {"type": "worker", "index": i}}))
-      for i in range(2)]
+    _start(
+      ["--strategy=multi_worker", f"--output_dir={multi}"],
+      _env({"cluster": cluster, "task": {"type": "worker", "index": i}}),
+    )
+    for i in range(2)
+  ]
   procs.append(_start(["--strategy=mirrored", f"--output_dir={single}"], _env()))
   logs = _finish(procs)
   assert "2 replica(s)" in logs[0] and "1 replica(s)" in logs[2]
@@ -115,12 +139,14 @@ def test_two_workers_match_one_device(tmp_path):
   steps_key = next(k for k in chief if k.startswith("optimizer/_iterations"))
   assert int(chief[steps_key]) == EPOCHS * 256 // 32
   _assert_same_state(chief, reference, atol=1e-5)
-  np.testing.assert_allclose(np.load(os.path.join(multi, "eps_table.npy")),
-                             np.load(os.path.join(single, "eps_table.npy")),
-                             atol=1e-5, rtol=0)
+  np.testing.assert_allclose(
+    np.load(os.path.join(multi, "eps_table.npy")),
+    np.load(os.path.join(single, "eps_table.npy")),
+    atol=1e-5,
+    rtol=0,
+  )
   # The replicas on the two workers never diverged.
-  _assert_same_state(chief, _checkpoint(os.path.join(multi, ".worker1", "checkpoints")),
-                     atol=0)
+  _assert_same_state(chief, _checkpoint(os.path.join(multi, ".worker1", "checkpoints")), atol=0)
 
   # The chief writes output_dir; the other worker only its scratch twin.
   results = json.load(open(os.path.join(multi, "results.json")))
@@ -137,17 +163,21 @@ class _FakeStrategy:
 
   def __init__(self, cluster, task_type=None, task_id=None):
     self.cluster_resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
-        tf.train.ClusterSpec(cluster), task_type=task_type, task_id=task_id)
+      tf.train.ClusterSpec(cluster), task_type=task_type, task_id=task_id
+    )
 
 
-@pytest.mark.parametrize("cluster,task,chief,scratch", [
+@pytest.mark.parametrize(
+  "cluster,task,chief,scratch",
+  [
     ({}, (None, None), True, None),
     ({"worker": ["a:1", "b:1"]}, ("worker", 0), True, None),
     ({"worker": ["a:1", "b:1"]}, ("worker", 1), False, ".worker1"),
     ({"chief": ["a:1"], "worker": ["b:1"]}, ("chief", 0), True, None),
     ({"chief": ["a:1"], "worker": ["b:1"]}, ("worker", 0), False, ".worker0"),
     ({"worker": ["a:1"], "evaluator": ["c:1"]}, ("evaluator", 0), False, ".evaluator0"),
-])
+  ],
+)
 def test_is_chief_and_worker_dir(cluster, task, chief, scratch, tmp_path):
   strategy = _FakeStrategy(cluster, *task)
   assert runtime.is_chief(strategy) == chief
@@ -159,15 +189,18 @@ def test_is_chief_and_worker_dir(cluster, task, chief, scratch, tmp_path):
 
 def test_single_process_strategies_are_chief():
   assert runtime.is_chief(tf.distribute.get_strategy())
-  assert (runtime.worker_dir("out", tf.distribute.get_strategy(), "x") ==
-          os.path.join("out", "x"))
+  assert runtime.worker_dir("out", tf.distribute.get_strategy(), "x") == os.path.join("out", "x")
 
 
-@pytest.mark.parametrize("tf_config", [
-    "{not json", "[1, 2]",
+@pytest.mark.parametrize(
+  "tf_config",
+  [
+    "{not json",
+    "[1, 2]",
     json.dumps({"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}}),
     json.dumps({"cluster": {"worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}),
-])
+  ],
+)
 def test_bad_tf_config_is_a_one_line_config_error(tf_config, monkeypatch):
   monkeypatch.setenv("TF_CONFIG", tf_config)
   with pytest.raises(ConfigError, match="TF_CONFIG") as e:

@@ -23,18 +23,24 @@ from tests import main_process
 from iaat_tf import data
 from iaat_tf.cli import experiment
 from iaat_tf.training import callbacks, runtime
-from iaat_tf.config import (AttackConfig, Config, ConfigError, DataConfig,
-                            MethodConfig, TrainConfig)
+from iaat_tf.config import AttackConfig, Config, ConfigError, DataConfig, MethodConfig, TrainConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EPOCHS, TRAIN, BATCH = 6, 640, 64
 STEPS_PER_EPOCH = TRAIN // BATCH
 ARGS = [
-    f"--flagfile={os.path.join(REPO, 'flags', 'quickstart.flags')}",
-    f"--epochs={EPOCHS}", "--warmup_epochs=2", f"--max_train_examples={TRAIN}",
-    f"--batch_size={BATCH}", "--pgd_steps=20", "--shuffle_buffer=1",
-    "--val_examples=64", "--eval_pgd_steps=2", "--export=false",
-    "--verbose=2", "--seed=3",
+  f"--flagfile={os.path.join(REPO, 'flags', 'quickstart.flags')}",
+  f"--epochs={EPOCHS}",
+  "--warmup_epochs=2",
+  f"--max_train_examples={TRAIN}",
+  f"--batch_size={BATCH}",
+  "--pgd_steps=20",
+  "--shuffle_buffer=1",
+  "--val_examples=64",
+  "--eval_pgd_steps=2",
+  "--export=false",
+  "--verbose=2",
+  "--seed=3",
 ]
 TIMEOUT = 180
 
@@ -78,7 +84,8 @@ def _kill_resume_and_compare(tmp_path, extra=()):
   reference = _start(reference_dir, extra)  # Runs alongside the interrupted run.
   first = _start(run_dir, extra)
   first_out, killed_at = main_process.kill_after_first_checkpoint(
-      first, run_dir, TIMEOUT, settle=0.5)
+    first, run_dir, TIMEOUT, settle=0.5
+  )
   assert not os.path.exists(os.path.join(run_dir, "results.json"))
   assert 1 <= killed_at < EPOCHS, first_out[-2000:]
 
@@ -90,8 +97,7 @@ def _kill_resume_and_compare(tmp_path, extra=()):
   assert results["history"]["epoch"] == list(range(1, EPOCHS + 1))
   assert len(results["history"]["loss"]) == EPOCHS
   with open(os.path.join(run_dir, "history.csv")) as f:
-    assert [r.split(",")[0] for r in f.read().split()[1:]] == [
-        str(e) for e in range(1, EPOCHS + 1)]
+    assert [r.split(",")[0] for r in f.read().split()[1:]] == [str(e) for e in range(1, EPOCHS + 1)]
   assert results["train_seconds"] > 0
   _wait(reference)
 
@@ -104,39 +110,42 @@ def _kill_resume_and_compare(tmp_path, extra=()):
   for key, value in uninterrupted.items():
     np.testing.assert_allclose(resumed[key], value, atol=1e-6, rtol=0, err_msg=key)
   table = np.load(os.path.join(run_dir, "eps_table.npy"))
-  np.testing.assert_allclose(table, np.load(os.path.join(reference_dir, "eps_table.npy")),
-                             atol=1e-6, rtol=0)
+  np.testing.assert_allclose(
+    table, np.load(os.path.join(reference_dir, "eps_table.npy")), atol=1e-6, rtol=0
+  )
   assert len(np.unique(table)) > 2  # The adaptive epochs ran after the resume.
 
 
 def _small_config(output_dir: str) -> Config:
   return Config(
-      output_dir=output_dir,
-      data=DataConfig(dataset="digits", max_train_examples=128, batch_size=32),
-      method=MethodConfig(method="iaat", eps=0.1, warmup_epochs=1, gamma=0.02,
-                          eps_max=0.3),
-      attack=AttackConfig(steps=2, step_ratio=0.25, min_step=0.01),
-      train=TrainConfig(learning_rate=0.05, epochs=3))
+    output_dir=output_dir,
+    data=DataConfig(dataset="digits", max_train_examples=128, batch_size=32),
+    method=MethodConfig(method="iaat", eps=0.1, warmup_epochs=1, gamma=0.02, eps_max=0.3),
+    attack=AttackConfig(steps=2, step_ratio=0.25, min_step=0.01),
+    train=TrainConfig(learning_rate=0.05, epochs=3),
+  )
 
 
 def _snapshot(trainer) -> dict:
   # Positional: variable paths differ between optimizer instances (sgd, sgd_1).
   optimizer = [v.numpy() for v in trainer.optimizer.variables]
-  return {"weights": [w.numpy() for w in trainer.classifier.weights],
-          "optimizer": optimizer, "eps_table": trainer.eps_table.numpy(),
-          "epoch": int(trainer.epoch.numpy()),
-          "iterations": int(trainer.optimizer.iterations.numpy())}
+  return {
+    "weights": [w.numpy() for w in trainer.classifier.weights],
+    "optimizer": optimizer,
+    "eps_table": trainer.eps_table.numpy(),
+    "epoch": int(trainer.epoch.numpy()),
+    "iterations": int(trainer.optimizer.iterations.numpy()),
+  }
 
 
 def _trainer_and_manager(config: Config, seed: int):
   keras.utils.set_random_seed(seed)
   datasets = data.load_datasets(config.data)
   steps = datasets.info.num_train // config.data.batch_size
-  trainer = experiment.build_trainer(config, datasets.info, steps,
-                                     tf.distribute.get_strategy())
+  trainer = experiment.build_trainer(config, datasets.info, steps, tf.distribute.get_strategy())
   manager = tf.train.CheckpointManager(
-      runtime.make_checkpoint(trainer), os.path.join(config.output_dir, "ckpt"),
-      max_to_keep=2)
+    runtime.make_checkpoint(trainer), os.path.join(config.output_dir, "ckpt"), max_to_keep=2
+  )
   return trainer, manager, datasets, steps
 
 
@@ -165,9 +174,13 @@ def test_restore_latest_brings_back_everything_saved(tmp_path):
 
   # Training continues from the restored step, and the first epoch after the
   # resume reads the restored radii (the warmup is over: epoch 2 adapts).
-  fresh.fit(datasets.train, epochs=3, initial_epoch=2,
-            callbacks=[callbacks.CheckpointCallback(fresh_manager)],
-            verbose=0)
+  fresh.fit(
+    datasets.train,
+    epochs=3,
+    initial_epoch=2,
+    callbacks=[callbacks.CheckpointCallback(fresh_manager)],
+    verbose=0,
+  )
   assert int(fresh.optimizer.iterations.numpy()) == 3 * steps
   assert fresh_manager.latest_checkpoint.endswith("ckpt-3")
   # One adaptive step moves each radius by beta * (selected - stored), with
@@ -186,12 +199,15 @@ def test_a_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path):
   one warning line; with no readable checkpoint left, one error line."""
   config = _small_config(str(tmp_path))
   trainer, manager, datasets, _ = _trainer_and_manager(config, seed=0)
-  trainer.fit(datasets.train, epochs=2, callbacks=[callbacks.CheckpointCallback(manager)],
-              verbose=0)
+  trainer.fit(
+    datasets.train, epochs=2, callbacks=[callbacks.CheckpointCallback(manager)], verbose=0
+  )
   first, last = manager.checkpoints
-  data_files = lambda prefix: [os.path.join(os.path.dirname(prefix), f)
-                               for f in os.listdir(os.path.dirname(prefix))
-                               if f.startswith(os.path.basename(prefix) + ".data")]
+  data_files = lambda prefix: [
+    os.path.join(os.path.dirname(prefix), f)
+    for f in os.listdir(os.path.dirname(prefix))
+    if f.startswith(os.path.basename(prefix) + ".data")
+  ]
   for path in data_files(last):
     with open(path, "r+b") as f:
       f.truncate(os.path.getsize(path) // 2)

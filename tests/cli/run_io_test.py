@@ -21,9 +21,11 @@ def _expected_mode():
 
 
 def test_atomic_writes_have_the_normal_mode_and_leave_no_temp_files(tmp_path):
-  paths = [run_io.write_json(str(tmp_path / "a.json"), {"b": 1, "a": [1.5]}),
-           run_io.atomic_write_bytes(str(tmp_path / "sub" / "b.png"), b"\x89PNG"),
-           run_io.write_csv(str(tmp_path / "c.csv"), ["x", "y"], [{"x": 1}])]
+  paths = [
+    run_io.write_json(str(tmp_path / "a.json"), {"b": 1, "a": [1.5]}),
+    run_io.atomic_write_bytes(str(tmp_path / "sub" / "b.png"), b"\x89PNG"),
+    run_io.write_csv(str(tmp_path / "c.csv"), ["x", "y"], [{"x": 1}]),
+  ]
   for path in paths:
     assert _mode(path) == _expected_mode()  # 0644 under the usual umask 022.
   assert sorted(os.listdir(tmp_path)) == ["a.json", "c.csv", "sub"]
@@ -42,21 +44,27 @@ def test_read_json_errors_are_one_line(tmp_path):
 
 def test_update_results_keeps_other_keys(tmp_path):
   assert run_io.update_results(str(tmp_path), robustness={}) is None
-  run_io.write_json(str(tmp_path / "results.json"),
-                    {"history": {"loss": [1.0, 0.5]}, "autoattack": {"x": 1}})
+  run_io.write_json(
+    str(tmp_path / "results.json"), {"history": {"loss": [1.0, 0.5]}, "autoattack": {"x": 1}}
+  )
   run_io.update_results(str(tmp_path), robustness={"curve": []})
   results = run_io.read_results(str(tmp_path))
-  assert results == {"history": {"loss": [1.0, 0.5]}, "autoattack": {"x": 1},
-                     "robustness": {"curve": []}}
+  assert results == {
+    "history": {"loss": [1.0, 0.5]},
+    "autoattack": {"x": 1},
+    "robustness": {"curve": []},
+  }
 
 
 def test_history_rows_and_columns(tmp_path):
   path = str(tmp_path / "history.csv")
-  run_io.write_csv(path, ["epoch", "loss", "val_pgd_acc"],
-                   [{"epoch": 1, "loss": 2.0}, {"epoch": 2, "loss": 1.0, "val_pgd_acc": 0.5}])
+  run_io.write_csv(
+    path,
+    ["epoch", "loss", "val_pgd_acc"],
+    [{"epoch": 1, "loss": 2.0}, {"epoch": 2, "loss": 1.0, "val_pgd_acc": 0.5}],
+  )
   rows = run_io.read_history(path)
-  assert rows == [{"epoch": 1.0, "loss": 2.0},
-                  {"epoch": 2.0, "loss": 1.0, "val_pgd_acc": 0.5}]
+  assert rows == [{"epoch": 1.0, "loss": 2.0}, {"epoch": 2.0, "loss": 1.0, "val_pgd_acc": 0.5}]
   columns = run_io.history_columns(rows)
   assert columns == {"epoch": [1, 2], "loss": [2.0, 1.0], "val_pgd_acc": [None, 0.5]}
   assert run_io.read_history(str(tmp_path / "none.csv")) == []
@@ -80,8 +88,7 @@ def test_finished_and_resume_checks(tmp_path):
   run_io.write_json(str(tmp_path / "results.json"), {"epochs": 3})
   assert run_io.finished_results(config) == {"epochs": 3}
   assert "--overwrite" in run_io.finished_message(config, {"epochs": 3})
-  other = cfg.Config(output_dir=str(tmp_path),
-                     method=cfg.MethodConfig(method="pgd_at"))
+  other = cfg.Config(output_dir=str(tmp_path), method=cfg.MethodConfig(method="pgd_at"))
   with pytest.raises(cfg.ConfigError, match="different method settings"):
     run_io.check_resume_compatible(other)
 
@@ -93,17 +100,21 @@ def test_a_run_saved_before_a_setting_existed_resumes(tmp_path):
   del saved["data"]["augment_pad"], saved["method"]["s_minus"]
   run_io.write_json(str(tmp_path / "config.json"), saved)
   run_io.check_resume_compatible(config)  # The defaults: the old behaviour.
-  changed = cfg.Config(output_dir=str(tmp_path),
-                       method=cfg.MethodConfig(s_minus="adversarial"))
+  changed = cfg.Config(output_dir=str(tmp_path), method=cfg.MethodConfig(s_minus="adversarial"))
   with pytest.raises(cfg.ConfigError, match="different method settings"):
     run_io.check_resume_compatible(changed)
 
 
 def test_run_io_imports_no_tensorflow():
-  import subprocess, sys  # pylint: disable=g-import-not-at-top,multiple-imports
+  import subprocess
+  import sys  # pylint: disable=g-import-not-at-top,multiple-imports
+
   repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-  code = ("import sys; import iaat_tf.run_io, iaat_tf.cli.app, iaat_tf.pareto; "
-          "print('tensorflow' in sys.modules)")
-  out = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True,
-                       text=True, timeout=60, check=True)
+  code = (
+    "import sys; import iaat_tf.run_io, iaat_tf.cli.app, iaat_tf.pareto; "
+    "print('tensorflow' in sys.modules)"
+  )
+  out = subprocess.run(
+    [sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=60, check=True
+  )
   assert out.stdout.strip() == "False"

@@ -1,6 +1,5 @@
 """`python -m iaat_tf.main`: end to end, every flagfile, and bad input."""
 
-import dataclasses
 import glob
 import json
 import re
@@ -31,10 +30,22 @@ def test_main_end_to_end_on_mock_cifar10(tmp_path):
   out = str(tmp_path / "run")
   with tfds.testing.mock_data(num_examples=64):
     with flagsaver.flagsaver(
-        dataset="cifar10", data_dir=str(tmp_path), model="small_cnn",
-        method="iaat", eps="8/255", warmup_epochs=1, gamma="2/255", epochs=2,
-        batch_size=16, eval_batch_size=32, pgd_steps=2, eval_pgd_steps=2,
-        val_examples=32, output_dir=out, verbose=0):
+      dataset="cifar10",
+      data_dir=str(tmp_path),
+      model="small_cnn",
+      method="iaat",
+      eps="8/255",
+      warmup_epochs=1,
+      gamma="2/255",
+      epochs=2,
+      batch_size=16,
+      eval_batch_size=32,
+      pgd_steps=2,
+      eval_pgd_steps=2,
+      val_examples=32,
+      output_dir=out,
+      verbose=0,
+    ):
       train.run(["iaat_tf.main"])
 
   results = json.load(open(os.path.join(out, "results.json")))
@@ -69,8 +80,7 @@ def test_main_end_to_end_on_mock_cifar10(tmp_path):
   logits = loaded.serve(images)
   assert logits.shape == (5, 10) and logits.dtype == tf.float32
   signature = loaded.signatures["serving_default"]
-  np.testing.assert_allclose(list(signature(images=images).values())[0], logits,
-                             atol=1e-5)
+  np.testing.assert_allclose(list(signature(images=images).values())[0], logits, atol=1e-5)
 
 
 @pytest.mark.parametrize("path", FLAGFILES, ids=os.path.basename)
@@ -85,15 +95,25 @@ def test_every_flagfile_parses_into_a_valid_config(path, monkeypatch):
 
 def test_flagfiles_cover_the_documented_experiments():
   names = {os.path.basename(p) for p in FLAGFILES}
-  assert {"quickstart.flags", "cifar10_wrn_pgd_at.flags", "cifar10_wrn_iaat.flags",
-          "cifar100_wrn_iaat.flags", "imagenet_resnet50_iaat.flags"} <= names
+  assert {
+    "quickstart.flags",
+    "cifar10_wrn_pgd_at.flags",
+    "cifar10_wrn_iaat.flags",
+    "cifar100_wrn_iaat.flags",
+    "imagenet_resnet50_iaat.flags",
+  } <= names
 
 
 def _run_main(args, tmp_path):
   env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3")
-  return subprocess.run([sys.executable, "-m", "iaat_tf.main", *args],
-                        cwd=str(tmp_path), env=env, capture_output=True,
-                        text=True, timeout=300)
+  return subprocess.run(
+    [sys.executable, "-m", "iaat_tf.main", *args],
+    cwd=str(tmp_path),
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
 
 
 def _bad_npz(tmp_path):
@@ -103,33 +123,42 @@ def _bad_npz(tmp_path):
 
 
 BAD_INPUTS = {
-    "unknown_dataset": (["--dataset=cifar11"], "unknown --dataset='cifar11'"),
-    "unknown_model": (["--model=vgg"], "unknown --model='vgg'"),
-    "unknown_method": (["--method=trades"], "unknown --method='trades'"),
-    "eps_out_of_range": (["--eps=300/255", "--eps_max=2"], "out of range"),
-    "eps_not_a_number": (["--eps=eight"], "not a number or fraction"),
-    "negative_gamma": (["--gamma=-0.1"], "out of range"),
-    "missing_data_dir": (["--dataset=cifar10", "--data_dir=/nonexistent/tfds"],
-                         "--data_dir=/nonexistent/tfds does not exist"),
-    "no_data_dir": (["--dataset=cifar10"], "pass --data_dir"),
-    "missing_flagfile": (["--flagfile=nope.flags"],
-                         "--flagfile=nope.flags: no such file, and no shipped flagfile"),
-    "unknown_flag": (["--epochz=3"], "Unknown command line flag 'epochz'"),
-    "bad_int": (["--epochs=ten"], "--epochs=ten"),
-    "missing_output_dir": (["--output_dir="], "--output_dir is required"),
-    "sync_bn_in_attacks": (["--sync_batchnorm", "--attack_bn_mode=train"],
-                           "is not supported"),
-    "image_size_on_digits": (["--image_size=32"], "--image_size applies to imagenet2012 only"),
-    "s_minus_with_cheap": (["--method=iaat_cheap", "--s_minus=adversarial"],
-                           "--s_minus=adversarial is the authors' Algorithm 2 code"),
-    "fgsm_rs_with_alg2": (["--method=iaat", "--train_attack=fgsm_rs"],
-                          "--train_attack=fgsm_rs trains --method=pgd_at or iaat_cheap"),
-    "fgsm_rs_with_trades": (["--method=pgd_at", "--train_attack=fgsm_rs",
-                             "--loss=trades"], "is a cross-entropy attack"),
-    "unknown_train_attack": (["--train_attack=fgsm"], "unknown --train_attack='fgsm'"),
-    "unknown_norm": (["--norm=l1"], "unknown --norm='l1'"),
-    "l2_radius_under_linf": (["--eps=2", "--eps_max=2"], "L2 radii need --norm=l2"),
-    "negative_l2_radius": (["--norm=l2", "--gamma=-0.1"], "an L2 radius is >= 0"),
+  "unknown_dataset": (["--dataset=cifar11"], "unknown --dataset='cifar11'"),
+  "unknown_model": (["--model=vgg"], "unknown --model='vgg'"),
+  "unknown_method": (["--method=trades"], "unknown --method='trades'"),
+  "eps_out_of_range": (["--eps=300/255", "--eps_max=2"], "out of range"),
+  "eps_not_a_number": (["--eps=eight"], "not a number or fraction"),
+  "negative_gamma": (["--gamma=-0.1"], "out of range"),
+  "missing_data_dir": (
+    ["--dataset=cifar10", "--data_dir=/nonexistent/tfds"],
+    "--data_dir=/nonexistent/tfds does not exist",
+  ),
+  "no_data_dir": (["--dataset=cifar10"], "pass --data_dir"),
+  "missing_flagfile": (
+    ["--flagfile=nope.flags"],
+    "--flagfile=nope.flags: no such file, and no shipped flagfile",
+  ),
+  "unknown_flag": (["--epochz=3"], "Unknown command line flag 'epochz'"),
+  "bad_int": (["--epochs=ten"], "--epochs=ten"),
+  "missing_output_dir": (["--output_dir="], "--output_dir is required"),
+  "sync_bn_in_attacks": (["--sync_batchnorm", "--attack_bn_mode=train"], "is not supported"),
+  "image_size_on_digits": (["--image_size=32"], "--image_size applies to imagenet2012 only"),
+  "s_minus_with_cheap": (
+    ["--method=iaat_cheap", "--s_minus=adversarial"],
+    "--s_minus=adversarial is the authors' Algorithm 2 code",
+  ),
+  "fgsm_rs_with_alg2": (
+    ["--method=iaat", "--train_attack=fgsm_rs"],
+    "--train_attack=fgsm_rs trains --method=pgd_at or iaat_cheap",
+  ),
+  "fgsm_rs_with_trades": (
+    ["--method=pgd_at", "--train_attack=fgsm_rs", "--loss=trades"],
+    "is a cross-entropy attack",
+  ),
+  "unknown_train_attack": (["--train_attack=fgsm"], "unknown --train_attack='fgsm'"),
+  "unknown_norm": (["--norm=l1"], "unknown --norm='l1'"),
+  "l2_radius_under_linf": (["--eps=2", "--eps_max=2"], "L2 radii need --norm=l2"),
+  "negative_l2_radius": (["--norm=l2", "--gamma=-0.1"], "an L2 radius is >= 0"),
 }
 
 
@@ -150,12 +179,13 @@ def test_bad_input_is_one_clear_line_and_exit_2(name, tmp_path):
 def test_malformed_flagfile_and_bad_npz(tmp_path):
   flagfile = tmp_path / "bad.flags"
   flagfile.write_text("--dataset=digits\nepochs 3\n")
-  result = _run_main([f"--flagfile={flagfile}", f"--output_dir={tmp_path / 'o1'}"],
-                     tmp_path)
+  result = _run_main([f"--flagfile={flagfile}", f"--output_dir={tmp_path / 'o1'}"], tmp_path)
   assert result.returncode == 2 and "epochs 3" in result.stderr
   assert not (tmp_path / "o1").exists()
-  result = _run_main(["--dataset=npz", f"--npz_path={_bad_npz(tmp_path)}",
-                      f"--output_dir={tmp_path / 'o2'}"], tmp_path)
+  result = _run_main(
+    ["--dataset=npz", f"--npz_path={_bad_npz(tmp_path)}", f"--output_dir={tmp_path / 'o2'}"],
+    tmp_path,
+  )
   assert result.returncode == 2 and "one label per image" in result.stderr
   assert not (tmp_path / "o2").exists()
 
@@ -171,13 +201,31 @@ def test_cli_mirrored_on_two_devices_matches_one_device(tmp_path):
   for strategy in ("default", "mirrored"):
     out = tmp_path / strategy
     devices = ["--num_virtual_devices=2"] if strategy == "mirrored" else []
-    result = _run_main([
-        "--dataset=digits", "--model=small_cnn", "--method=iaat", "--eps=0.2",
-        "--warmup_epochs=1", "--gamma=0.05", "--beta=0.5", "--eps_max=0.4",
-        "--epochs=3", "--batch_size=32", "--max_train_examples=256",
-        "--pgd_steps=3", "--eval_pgd_steps=2", "--val_examples=64",
-        "--max_test_examples=64", f"--strategy={strategy}", *devices,
-        f"--output_dir={out}", "--verbose=0", "--export=false"], tmp_path)
+    result = _run_main(
+      [
+        "--dataset=digits",
+        "--model=small_cnn",
+        "--method=iaat",
+        "--eps=0.2",
+        "--warmup_epochs=1",
+        "--gamma=0.05",
+        "--beta=0.5",
+        "--eps_max=0.4",
+        "--epochs=3",
+        "--batch_size=32",
+        "--max_train_examples=256",
+        "--pgd_steps=3",
+        "--eval_pgd_steps=2",
+        "--val_examples=64",
+        "--max_test_examples=64",
+        f"--strategy={strategy}",
+        *devices,
+        f"--output_dir={out}",
+        "--verbose=0",
+        "--export=false",
+      ],
+      tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.load(open(out / "results.json"))
     assert results["replicas"] == (2 if strategy == "mirrored" else 1)
@@ -188,8 +236,12 @@ def test_cli_mirrored_on_two_devices_matches_one_device(tmp_path):
 
 # -- issue 9: nothing lost, nothing noisy -------------------------------------
 
-QUICK = [f"--flagfile={os.path.join(REPO, 'flags', 'quickstart.flags')}",
-         "--epochs=2", "--max_train_examples=256", "--val_examples=64"]
+QUICK = [
+  f"--flagfile={os.path.join(REPO, 'flags', 'quickstart.flags')}",
+  "--epochs=2",
+  "--max_train_examples=256",
+  "--val_examples=64",
+]
 
 
 def _quiet_env(**extra):
@@ -207,8 +259,14 @@ def _no_tensorflow_env(tmp_path):
 
 
 def _cli(module, args, env, cwd):
-  return subprocess.run([sys.executable, "-m", module, *args], cwd=str(cwd),
-                        env=env, capture_output=True, text=True, timeout=300)
+  return subprocess.run(
+    [sys.executable, "-m", module, *args],
+    cwd=str(cwd),
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
 
 
 def _snapshot_files(root):
@@ -224,11 +282,22 @@ def _snapshot_files(root):
 def test_help_lists_grouped_flags_without_tensorflow(tmp_path):
   env = _no_tensorflow_env(tmp_path)
   for module, expected in (
-      ("iaat_tf.main", ["Data:", "Method (radius schedule):", "--max_test_examples",
-                        "--val_examples", "--overwrite", "--debug",
-                        "[default: 8/255 (linf), 0.5 (l2)]", "--norm"]),
-      ("iaat_tf.evaluate", ["Attacks:", "--num_examples", "[default: 1000]"]),
-      ("iaat_tf.pareto", ["Pareto plot:", "--runs", "--out_dir"])):
+    (
+      "iaat_tf.main",
+      [
+        "Data:",
+        "Method (radius schedule):",
+        "--max_test_examples",
+        "--val_examples",
+        "--overwrite",
+        "--debug",
+        "[default: 8/255 (linf), 0.5 (l2)]",
+        "--norm",
+      ],
+    ),
+    ("iaat_tf.evaluate", ["Attacks:", "--num_examples", "[default: 1000]"]),
+    ("iaat_tf.pareto", ["Pareto plot:", "--runs", "--out_dir"]),
+  ):
     result = _cli(module, ["--help"], env, tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
@@ -240,8 +309,9 @@ def test_every_training_flag_is_in_one_help_group():
   grouped = [n for _, names in flags_config.HELP_GROUPS for n in names]
   assert len(grouped) == len(set(grouped))
   # Generated from the config's fields (cli/flags.py) and --alg2_preset.
-  defined = {f.name for module in (flags_config, flag_fields)
-             for f in FLAGS.get_flags_for_module(module)}
+  defined = {
+    f.name for module in (flags_config, flag_fields) for f in FLAGS.get_flags_for_module(module)
+  }
   assert defined <= set(grouped) <= defined | {"debug"}
 
 
@@ -250,15 +320,15 @@ def test_errors_found_without_tensorflow_are_one_line(tmp_path):
   run_dir = tmp_path / "run"
   run_dir.mkdir()
   cases = [
-      ("iaat_tf.evaluate", [f"--run_dir={tmp_path / 'none'}"], "does not exist"),
-      ("iaat_tf.evaluate", [f"--run_dir={run_dir}"], "no config.json"),
-      ("iaat_tf.evaluate", ["--source=bogus"], "unknown --source='bogus'"),
-      ("iaat_tf.evaluate", ["--eps_list=abc"], "not a number or fraction"),
-      ("iaat_tf.evaluate", ["--max_examples=3"], "use --num_examples"),
-      ("iaat_tf.pareto", ["--bogus"], "Unknown command line flag 'bogus'"),
-      ("iaat_tf.pareto", [], "--runs is required"),
-      ("iaat_tf.main", ["--eval_max_examples=3"], "use --val_examples"),
-      ("iaat_tf.main", ["--output_dir=x", "--eps=2"], "out of range"),
+    ("iaat_tf.evaluate", [f"--run_dir={tmp_path / 'none'}"], "does not exist"),
+    ("iaat_tf.evaluate", [f"--run_dir={run_dir}"], "no config.json"),
+    ("iaat_tf.evaluate", ["--source=bogus"], "unknown --source='bogus'"),
+    ("iaat_tf.evaluate", ["--eps_list=abc"], "not a number or fraction"),
+    ("iaat_tf.evaluate", ["--max_examples=3"], "use --num_examples"),
+    ("iaat_tf.pareto", ["--bogus"], "Unknown command line flag 'bogus'"),
+    ("iaat_tf.pareto", [], "--runs is required"),
+    ("iaat_tf.main", ["--eval_max_examples=3"], "use --val_examples"),
+    ("iaat_tf.main", ["--output_dir=x", "--eps=2"], "out of range"),
   ]
   for module, args, message in cases:
     if module == "iaat_tf.evaluate" and not any(a.startswith("--run_dir") for a in args):
@@ -279,8 +349,7 @@ def test_quick_start_is_quiet_and_a_rerun_changes_nothing(tmp_path):
   assert result.stderr == ""  # No TF preamble, cuInit or cpu_feature_guard lines.
   lines = result.stdout.strip().splitlines()
   assert all(l.startswith(("iaat_tf: ", "epoch ")) for l in lines), result.stdout
-  assert [l.split(" - ")[0] for l in lines if l.startswith("epoch ")] == [
-      "epoch 1/2", "epoch 2/2"]
+  assert [l.split(" - ")[0] for l in lines if l.startswith("epoch ")] == ["epoch 1/2", "epoch 2/2"]
 
   # history.csv and results.json number epochs from 1; files have mode 0644.
   results = json.load(open(out / "results.json"))
@@ -301,9 +370,18 @@ def test_quick_start_is_quiet_and_a_rerun_changes_nothing(tmp_path):
       for event in tf.compat.v1.train.summary_iterator(event_file):
         for value in event.summary.value:
           tags.setdefault(split, set()).add(value.tag)
-  assert {"loss", "train_acc", "clean_acc", "eps_mean", "learning_rate",
-          "images_per_second", "epoch_seconds", "eps_table",
-          "eps_table_mean", "settings"} <= tags["train"]
+  assert {
+    "loss",
+    "train_acc",
+    "clean_acc",
+    "eps_mean",
+    "learning_rate",
+    "images_per_second",
+    "epoch_seconds",
+    "eps_table",
+    "eps_table_mean",
+    "settings",
+  } <= tags["train"]
   assert {"loss", "clean_acc", "pgd_acc"} <= tags["validation"]
 
   # evaluate adds a curve; a rerun with the same flags keeps everything.
@@ -319,8 +397,12 @@ def test_quick_start_is_quiet_and_a_rerun_changes_nothing(tmp_path):
   assert _snapshot_files(out) == before  # results.json, history, plots, TB, model.
 
   # Starting over is explicit.
-  fresh = _cli("iaat_tf.main", [*QUICK, "--epochs=1", "--overwrite",
-                                f"--output_dir={out}"], _quiet_env(), tmp_path)
+  fresh = _cli(
+    "iaat_tf.main",
+    [*QUICK, "--epochs=1", "--overwrite", f"--output_dir={out}"],
+    _quiet_env(),
+    tmp_path,
+  )
   assert fresh.returncode == 0, fresh.stderr[-3000:]
   results = json.load(open(out / "results.json"))
   assert results["epochs"] == 1 and results["history"]["epoch"] == [1]
@@ -331,16 +413,17 @@ def test_quick_start_is_quiet_and_a_rerun_changes_nothing(tmp_path):
 @pytest.mark.slow
 def test_pgd_at_reports_the_radius_it_trained_at(tmp_path):
   from iaat_tf.cli import experiment  # pylint: disable=g-import-not-at-top
-  from iaat_tf import config as cfg  # pylint: disable=g-import-not-at-top
+
   out = tmp_path / "pgd"
   config = cfg.Config(
-      output_dir=str(out), export=False,
-      data=cfg.DataConfig(max_train_examples=128, batch_size=64,
-                          max_eval_examples=64),
-      method=cfg.MethodConfig(method="pgd_at", eps=0.1),
-      attack=cfg.AttackConfig(steps=2, step_ratio=0.25, min_step=0.01),
-      train=cfg.TrainConfig(epochs=1, learning_rate=0.05, verbose=0),
-      validation=cfg.ValidationConfig(eps=0.1, steps=2, step_size=0.05, max_examples=64))
+    output_dir=str(out),
+    export=False,
+    data=cfg.DataConfig(max_train_examples=128, batch_size=64, max_eval_examples=64),
+    method=cfg.MethodConfig(method="pgd_at", eps=0.1),
+    attack=cfg.AttackConfig(steps=2, step_ratio=0.25, min_step=0.01),
+    train=cfg.TrainConfig(epochs=1, learning_rate=0.05, verbose=0),
+    validation=cfg.ValidationConfig(eps=0.1, steps=2, step_size=0.05, max_examples=64),
+  )
   results = experiment.run(config, log=lambda _: None)
   eps = results["eps"]
   assert eps["uniform"] and eps["mean"] == pytest.approx(0.1)
@@ -351,6 +434,7 @@ def test_pgd_at_reports_the_radius_it_trained_at(tmp_path):
   # Provenance: a reader of either file can tell which code made it.
   import iaat_tf  # pylint: disable=g-import-not-at-top
   from iaat_tf import provenance  # pylint: disable=g-import-not-at-top
+
   with open(out / "config.json") as f:
     saved = json.load(f)["provenance"]
   checkout = provenance.git_commit()  # None outside a git checkout (Bazel).
@@ -366,10 +450,21 @@ def test_a_diverging_run_stops_with_one_line_and_keeps_no_nan_epoch(tmp_path):
   before history.csv and the checkpoint record the diverged epoch."""
   out = tmp_path / "nan"
   with flagsaver.flagsaver(
-      dataset="digits", model="small_cnn", method="pgd_at", eps="0.1",
-      learning_rate=1e30, epochs=4, batch_size=64, max_train_examples=128,
-      pgd_steps=1, eval_pgd_steps=1, val_examples=64, output_dir=str(out),
-      verbose=0, export=False):
+    dataset="digits",
+    model="small_cnn",
+    method="pgd_at",
+    eps="0.1",
+    learning_rate=1e30,
+    epochs=4,
+    batch_size=64,
+    max_train_examples=128,
+    pgd_steps=1,
+    eval_pgd_steps=1,
+    val_examples=64,
+    output_dir=str(out),
+    verbose=0,
+    export=False,
+  ):
     with pytest.raises(run_io.TrainingDiverged) as raised:
       train.run(["iaat_tf.main"])
   message = str(raised.value)
@@ -386,10 +481,23 @@ def test_a_diverging_run_stops_with_one_line_and_keeps_no_nan_epoch(tmp_path):
 @pytest.mark.slow
 def test_radii_that_cannot_recover_are_said_and_their_quantiles_kept(tmp_path, capsys):
   with flagsaver.flagsaver(
-      dataset="digits", model="small_cnn", method="iaat", warmup_epochs=1,
-      epochs=2, eps="0.3", gamma="0.05", beta=0.3, batch_size=64,
-      max_train_examples=128, pgd_steps=1, eval_pgd_steps=1, val_examples=64,
-      output_dir=str(tmp_path / "r"), verbose=0, export=False):
+    dataset="digits",
+    model="small_cnn",
+    method="iaat",
+    warmup_epochs=1,
+    epochs=2,
+    eps="0.3",
+    gamma="0.05",
+    beta=0.3,
+    batch_size=64,
+    max_train_examples=128,
+    pgd_steps=1,
+    eval_pgd_steps=1,
+    val_examples=64,
+    output_dir=str(tmp_path / "r"),
+    verbose=0,
+    export=False,
+  ):
     train.run(["iaat_tf.main"])
   out = capsys.readouterr().out
   assert "note: after the warmup a radius grows by at most beta x gamma = 0.015" in out
@@ -402,10 +510,20 @@ def test_radii_that_cannot_recover_are_said_and_their_quantiles_kept(tmp_path, c
 @pytest.mark.slow
 def test_warmup_as_long_as_the_run_is_said(tmp_path, capsys):
   with flagsaver.flagsaver(
-      dataset="digits", model="small_cnn", method="iaat", warmup_epochs=3,
-      epochs=1, batch_size=64, max_train_examples=128, pgd_steps=1,
-      eval_pgd_steps=1, val_examples=64, output_dir=str(tmp_path / "w"),
-      verbose=0, export=False):
+    dataset="digits",
+    model="small_cnn",
+    method="iaat",
+    warmup_epochs=3,
+    epochs=1,
+    batch_size=64,
+    max_train_examples=128,
+    pgd_steps=1,
+    eval_pgd_steps=1,
+    val_examples=64,
+    output_dir=str(tmp_path / "w"),
+    verbose=0,
+    export=False,
+  ):
     train.run(["iaat_tf.main"])
   out = capsys.readouterr().out
   assert "--warmup_epochs=3 >= --epochs=1: every epoch is warmup" in out

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from iaat_tf import config, data
+from iaat_tf import config, data, validation
 from iaat_tf.data import augment, sources
 from iaat_tf.reports import example_lookup
 from iaat_tf.config import DataConfig
@@ -16,7 +16,9 @@ from iaat_tf.config import DataConfig
 def _collect(ds):
   images, index, labels = [], [], []
   for x, y in ds.as_numpy_iterator():
-    images.append(x["image"]); index.append(x["index"]); labels.append(y)
+    images.append(x["image"])
+    index.append(x["index"])
+    labels.append(y)
   return np.concatenate(images), np.concatenate(index), np.concatenate(labels)
 
 
@@ -60,8 +62,9 @@ def test_epoch_order_depends_only_on_seed_and_epoch():
   np.testing.assert_array_equal(both, np.concatenate([first, second]))
   _, again, _ = _collect(data.load_datasets(cfg).train_epochs(1, 2))
   np.testing.assert_array_equal(second, again)
-  _, other_seed, _ = _collect(data.load_datasets(
-      DataConfig(dataset="digits", batch_size=64, seed=4)).train_epochs(1, 2))
+  _, other_seed, _ = _collect(
+    data.load_datasets(DataConfig(dataset="digits", batch_size=64, seed=4)).train_epochs(1, 2)
+  )
   assert not np.array_equal(second, other_seed)
 
 
@@ -90,25 +93,30 @@ def test_npz_with_and_without_test_split(tmp_path):
   x = (rng.rand(30, 5, 5, 3) * 255).astype(np.uint8)
   y = rng.randint(0, 4, 30)
   path = _write_npz(tmp_path / "a.npz", x=x, y=y)
-  d = data.load_datasets(DataConfig(dataset="npz", npz_path=path, batch_size=8,
-                                    holdout_fraction=0.2))
+  d = data.load_datasets(
+    DataConfig(dataset="npz", npz_path=path, batch_size=8, holdout_fraction=0.2)
+  )
   assert d.info.num_train == 24 and d.info.num_test == 6
   assert d.info.image_shape == (5, 5, 3)
-  path = _write_npz(tmp_path / "b.npz", x=x[..., 0] / 255.0, y=y,
-                    x_test=x[:7, ..., 0] / 255.0, y_test=y[:7])
+  path = _write_npz(
+    tmp_path / "b.npz", x=x[..., 0] / 255.0, y=y, x_test=x[:7, ..., 0] / 255.0, y_test=y[:7]
+  )
   d = data.load_datasets(DataConfig(dataset="npz", npz_path=path, batch_size=8))
   assert d.info.num_train == 30 and d.info.num_test == 7
   assert d.info.image_shape == (5, 5, 1)
 
 
-@pytest.mark.parametrize("arrays, message", [
+@pytest.mark.parametrize(
+  "arrays, message",
+  [
     (dict(x=np.zeros([10, 4, 4, 3]), y=np.zeros([9], int)), "one label per image"),
     (dict(x=np.zeros([10, 4]), y=np.zeros([10], int)), "must have shape"),
     (dict(x=np.zeros([10, 4, 4, 2]), y=np.zeros([10], int)), "must have shape"),
     (dict(x=np.full([10, 4, 4, 1], 7.0), y=np.zeros([10], int)), "float in [0, 1]"),
     (dict(x=np.zeros([10, 4, 4, 1]), y=np.zeros([10])), "integer class ids"),
     (dict(image=np.zeros([10, 4, 4, 1]), y=np.zeros([10], int)), "missing array 'x'"),
-])
+  ],
+)
 def test_npz_errors_are_clear(tmp_path, arrays, message):
   path = _write_npz(tmp_path / "bad.npz", **arrays)
   with pytest.raises(data.DataError, match=None) as err:
@@ -125,13 +133,13 @@ def test_missing_npz_and_data_dir(tmp_path):
     data.load_datasets(DataConfig(dataset="cifar10", data_dir=str(tmp_path)))
 
 
-@pytest.mark.parametrize("name, shape, classes", [
-    ("cifar10", (32, 32, 3), 10), ("cifar100", (32, 32, 3), 100),
-    ("mnist", (28, 28, 1), 10)])
+@pytest.mark.parametrize(
+  "name, shape, classes",
+  [("cifar10", (32, 32, 3), 10), ("cifar100", (32, 32, 3), 100), ("mnist", (28, 28, 1), 10)],
+)
 def test_tfds_sources_under_mock_data(tmp_path, name, shape, classes):
   with tfds.testing.mock_data(num_examples=20):
-    cfg = DataConfig(dataset=name, data_dir=str(tmp_path), batch_size=4,
-                     augment=True)
+    cfg = DataConfig(dataset=name, data_dir=str(tmp_path), batch_size=4, augment=True)
     d = data.load_datasets(cfg)
     assert d.info.image_shape == shape and d.info.num_classes == classes
     assert d.info.num_train == 20
@@ -147,8 +155,15 @@ def test_tfds_sources_under_mock_data(tmp_path, name, shape, classes):
 
 def test_imagenet_preprocessing_under_mock_data(tmp_path):
   with tfds.testing.mock_data(num_examples=6):
-    d = data.load_datasets(DataConfig(dataset="imagenet2012", data_dir=str(tmp_path),
-                                      batch_size=2, eval_batch_size=3, image_size=48))
+    d = data.load_datasets(
+      DataConfig(
+        dataset="imagenet2012",
+        data_dir=str(tmp_path),
+        batch_size=2,
+        eval_batch_size=3,
+        image_size=48,
+      )
+    )
     x, _ = next(iter(d.train))
     assert x["image"].shape == (2, 48, 48, 3) and d.info.num_classes == 1000
     x, _ = next(iter(d.test))
@@ -158,20 +173,32 @@ def test_imagenet_preprocessing_under_mock_data(tmp_path):
 
 # -- sources registry, synthetic data ------------------------------------------
 
+
 def test_every_configured_dataset_has_a_loader():
   assert set(sources.LOADERS) == set(config.DATASETS)
   assert set(sources.SYNTHETIC_LIKE) == set(config.SYNTHETIC_LIKE)
 
 
-@pytest.mark.parametrize("like, shape, classes", [
-    ("digits", (8, 8, 1), 10), ("mnist", (28, 28, 1), 10),
-    ("cifar10", (32, 32, 3), 10), ("cifar100", (32, 32, 3), 100),
-    ("imagenet2012", (40, 40, 3), 1000)])
-def test_synthetic_takes_shape_and_classes_of_the_dataset_it_stands_in_for(
-    like, shape, classes):
-  cfg = DataConfig(dataset="synthetic", synthetic_like=like, image_size=40,
-                   synthetic_train_examples=12, synthetic_test_examples=5,
-                   batch_size=4, eval_batch_size=4)
+@pytest.mark.parametrize(
+  "like, shape, classes",
+  [
+    ("digits", (8, 8, 1), 10),
+    ("mnist", (28, 28, 1), 10),
+    ("cifar10", (32, 32, 3), 10),
+    ("cifar100", (32, 32, 3), 100),
+    ("imagenet2012", (40, 40, 3), 1000),
+  ],
+)
+def test_synthetic_takes_shape_and_classes_of_the_dataset_it_stands_in_for(like, shape, classes):
+  cfg = DataConfig(
+    dataset="synthetic",
+    synthetic_like=like,
+    image_size=40,
+    synthetic_train_examples=12,
+    synthetic_test_examples=5,
+    batch_size=4,
+    eval_batch_size=4,
+  )
   d = data.load_datasets(cfg)
   assert d.info.image_shape == shape and d.info.num_classes == classes
   assert (d.info.num_train, d.info.num_test) == (12, 5)
@@ -183,9 +210,14 @@ def test_synthetic_takes_shape_and_classes_of_the_dataset_it_stands_in_for(
 
 
 def test_synthetic_is_keyed_by_index_and_deterministic_by_seed():
-  cfg = DataConfig(dataset="synthetic", synthetic_like="cifar10", seed=5,
-                   synthetic_train_examples=40, synthetic_test_examples=8,
-                   batch_size=8)
+  cfg = DataConfig(
+    dataset="synthetic",
+    synthetic_like="cifar10",
+    seed=5,
+    synthetic_train_examples=40,
+    synthetic_test_examples=8,
+    batch_size=8,
+  )
   d = data.load_datasets(cfg)
   im0, idx0, y0 = _collect(d.train_epochs(0, 1))
   im1, idx1, y1 = _collect(d.train_epochs(1, 2))
@@ -195,8 +227,7 @@ def test_synthetic_is_keyed_by_index_and_deterministic_by_seed():
   np.testing.assert_array_equal(y0[order0], y1[order1])
   again, _, _ = _collect(data.load_datasets(cfg).train_epochs(0, 1))
   np.testing.assert_array_equal(again, im0)
-  other, idx2, _ = _collect(data.load_datasets(
-      dataclasses.replace(cfg, seed=6)).train_epochs(0, 1))
+  other, idx2, _ = _collect(data.load_datasets(dataclasses.replace(cfg, seed=6)).train_epochs(0, 1))
   assert not np.allclose(other[np.argsort(idx2)], im0[order0])
   assert len(np.unique(y0)) > 3  # Labels spread over the classes.
   images, labels = example_lookup.train_examples_by_index(cfg, idx0[:5])
@@ -208,9 +239,14 @@ def test_synthetic_is_keyed_by_index_and_deterministic_by_seed():
 
 
 def test_synthetic_shape_and_num_classes_override_the_table():
-  cfg = DataConfig(dataset="synthetic", synthetic_like="cifar10",
-                   synthetic_shape=(6, 5, 1), num_classes=3,
-                   synthetic_train_examples=30, batch_size=30)
+  cfg = DataConfig(
+    dataset="synthetic",
+    synthetic_like="cifar10",
+    synthetic_shape=(6, 5, 1),
+    num_classes=3,
+    synthetic_train_examples=30,
+    batch_size=30,
+  )
   d = data.load_datasets(cfg)
   assert d.info.image_shape == (6, 5, 1) and d.info.num_classes == 3
   _, _, y = _collect(d.train)
@@ -219,10 +255,17 @@ def test_synthetic_shape_and_num_classes_override_the_table():
 
 # -- augmentation keyed by (seed, id, epoch) -----------------------------------
 
+
 @pytest.mark.parametrize("dataset", ["digits", "synthetic"])
 def test_augmented_epochs_are_a_function_of_seed_id_and_epoch(dataset):
-  cfg = DataConfig(dataset=dataset, augment=True, batch_size=32, seed=2,
-                   max_train_examples=256, synthetic_like="cifar10")
+  cfg = DataConfig(
+    dataset=dataset,
+    augment=True,
+    batch_size=32,
+    seed=2,
+    max_train_examples=256,
+    synthetic_like="cifar10",
+  )
   tf.random.set_seed(cfg.seed)  # As experiment.run does before loading data.
   whole, whole_idx, _ = _collect(data.load_datasets(cfg).train_epochs(0, 3))
   # A run resumed at epoch 2: a new pipeline (fresh random op states).
@@ -245,14 +288,14 @@ def test_pad_crop_flip_is_a_shifted_possibly_flipped_copy():
   again = augment.pad_crop_flip(image, seed).numpy()
   np.testing.assert_array_equal(out, again)
   padded = np.pad(image.numpy(), [[4, 4], [4, 4], [0, 0]])
-  windows = [padded[r:r + 8, c:c + 8] for r in range(9) for c in range(9)]
-  assert any(np.array_equal(out, w) or np.array_equal(out, w[:, ::-1])
-             for w in windows)
+  windows = [padded[r : r + 8, c : c + 8] for r in range(9) for c in range(9)]
+  assert any(np.array_equal(out, w) or np.array_equal(out, w[:, ::-1]) for w in windows)
   other = augment.example_seed(0, tf.constant(5, tf.int64), 4).numpy()
   assert not np.array_equal(seed.numpy(), other)
 
 
 # -- shuffle buffer ------------------------------------------------------------
+
 
 def test_auto_shuffle_buffer_shuffles_the_whole_in_memory_dataset():
   cfg = DataConfig(dataset="digits", batch_size=64)
@@ -277,6 +320,7 @@ def test_imagenet_auto_shuffle_buffer_is_the_documented_constant(tmp_path):
 
 
 # -- class counts and bad values -----------------------------------------------
+
 
 def _labels_npz(tmp_path, y, **extra):
   x = np.zeros([len(y), 4, 4, 1], np.uint8)
@@ -308,24 +352,27 @@ def test_class_count_comes_from_the_npz_or_the_flag(tmp_path):
   path = _labels_npz(tmp_path, y, num_classes=np.array([7]))
   d = data.load_datasets(DataConfig(dataset="npz", npz_path=path, batch_size=2))
   assert d.info.num_classes == 7 and "7 classes" in d.info.describe()
-  d = data.load_datasets(DataConfig(dataset="npz", npz_path=_labels_npz(tmp_path, y),
-                                    batch_size=2, num_classes=6))
+  d = data.load_datasets(
+    DataConfig(dataset="npz", npz_path=_labels_npz(tmp_path, y), batch_size=2, num_classes=6)
+  )
   assert d.info.num_classes == 6
-  d = data.load_datasets(DataConfig(dataset="npz", batch_size=2,
-                                    npz_path=_labels_npz(tmp_path, [0, 1, 2] * 4)))
+  d = data.load_datasets(
+    DataConfig(dataset="npz", batch_size=2, npz_path=_labels_npz(tmp_path, [0, 1, 2] * 4))
+  )
   assert d.info.num_classes == 3  # Inferred: every id below the max occurs.
   message = _npz_error(_labels_npz(tmp_path, y, num_classes=np.float32(7)))
   assert "num_classes must be one integer" in message
 
 
 def test_num_classes_flag_must_agree_with_known_datasets(tmp_path):
-  with pytest.raises(data.DataError, match="--num_classes=5 disagrees with the 10 classes of digits"):
+  with pytest.raises(
+    data.DataError, match="--num_classes=5 disagrees with the 10 classes of digits"
+  ):
     data.load_datasets(DataConfig(dataset="digits", num_classes=5))
   assert data.load_datasets(DataConfig(dataset="digits", num_classes=10)).info.num_classes == 10
   with tfds.testing.mock_data(num_examples=4):
     with pytest.raises(data.DataError, match="100 classes of tfds cifar100"):
-      data.load_datasets(DataConfig(dataset="cifar100", data_dir=str(tmp_path),
-                                    num_classes=10))
+      data.load_datasets(DataConfig(dataset="cifar100", data_dir=str(tmp_path), num_classes=10))
 
 
 @pytest.mark.parametrize("bad, word", [(np.nan, "NaN"), (np.inf, "Inf"), (-np.inf, "Inf")])
@@ -341,12 +388,13 @@ def test_config_rejects_bad_synthetic_and_shuffle_settings():
   # A field outside its choices or minimum is refused when the section is
   # built; rules across fields when the run's config is validated.
   for options, message in (
-      ({"dataset": "synthetic", "synthetic_like": "svhn"}, "unknown --synthetic_like"),
-      ({"dataset": "synthetic", "synthetic_shape": (4, 4)}, "must be H,W,C"),
-      ({"shuffle_buffer": -1}, "--shuffle_buffer=-1 must be >= 0"),
-      ({"num_classes": 1}, "--num_classes=1 must be >= 2")):
+    ({"dataset": "synthetic", "synthetic_like": "svhn"}, "unknown --synthetic_like"),
+    ({"dataset": "synthetic", "synthetic_shape": (4, 4)}, "must be H,W,C"),
+    ({"shuffle_buffer": -1}, "--shuffle_buffer=-1 must be >= 0"),
+    ({"num_classes": 1}, "--num_classes=1 must be >= 2"),
+  ):
     with pytest.raises(config.ConfigError, match=message):
-      config.validate(dataclasses.replace(base, data=DataConfig(**options)))
+      validation.validate(dataclasses.replace(base, data=DataConfig(**options)))
 
 
 def test_a_file_that_is_not_an_npz_archive_is_named_so(tmp_path):

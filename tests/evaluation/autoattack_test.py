@@ -10,8 +10,7 @@ import tensorflow as tf
 
 from iaat_tf.evaluation import autoattack
 
-SMALL = dict(apgd_iters=20, fab_iters=20, square_queries=300, targets=3,
-             batch_size=64)
+SMALL = dict(apgd_iters=20, fab_iters=20, square_queries=300, targets=3, batch_size=64)
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +21,9 @@ def model(digits_mlp):
 
 def _run(logits_fn, x, y, eps, **kwargs):
   options = autoattack.AutoAttackOptions(**{**SMALL, **kwargs})
-  return autoattack.run_autoattack(logits_fn, x, y, eps, options=options,
-                                 index=np.arange(1400, 1400 + len(x)))
+  return autoattack.run_autoattack(
+    logits_fn, x, y, eps, options=options, index=np.arange(1400, 1400 + len(x))
+  )
 
 
 @pytest.mark.slow
@@ -31,8 +31,7 @@ def _run(logits_fn, x, y, eps, **kwargs):
 @pytest.mark.parametrize("attack", autoattack.STANDARD)
 def test_each_attack_alone_breaks_an_undefended_model(model, digits, attack, norm, eps):
   x, y = digits[0][1400:1460], digits[1][1400:1460]
-  report = _run(lambda z: model(z, training=False), x, y, eps,
-                attacks=(attack,), norm=norm)
+  report = _run(lambda z: model(z, training=False), x, y, eps, attacks=(attack,), norm=norm)
   assert report.clean_accuracy > 0.9
   assert report.robust_accuracy <= 1 / 60
   assert report.to_dict(versions=False)["norm"] == {"linf": "Linf", "l2": "L2"}[norm]
@@ -88,13 +87,13 @@ def test_another_seed_does_not_raise_accuracy(sequence_and_singles):
 
 
 @pytest.mark.slow
-def test_chunks_of_another_size_give_the_same_per_example_results(
-    sequence_and_singles):
+def test_chunks_of_another_size_give_the_same_per_example_results(sequence_and_singles):
   """Chunks of 64 + 16 examples vs 5 of 16: the same outcome per example."""
   full, _, _, small_chunks = sequence_and_singles
   for name in autoattack.STANDARD:
-    np.testing.assert_array_equal(full.robust_after[name],
-                                  small_chunks.robust_after[name], err_msg=name)
+    np.testing.assert_array_equal(
+      full.robust_after[name], small_chunks.robust_after[name], err_msg=name
+    )
   assert list(full.broken_by) == list(small_chunks.broken_by)
   assert set(full.broken_by) - {"", "clean"}  # Attacks did break examples.
 
@@ -102,13 +101,16 @@ def test_chunks_of_another_size_give_the_same_per_example_results(
 @pytest.mark.slow
 def test_report_json_and_progress(model, digits):
   x, y = digits[0][1400:1430], digits[1][1400:1430]
-  dataset = tf.data.Dataset.from_tensor_slices(
-      ({"image": x, "index": np.arange(30)}, y)).batch(16)
+  dataset = tf.data.Dataset.from_tensor_slices(({"image": x, "index": np.arange(30)}, y)).batch(16)
   lines = []
   report = autoattack.run_autoattack(
-      lambda z: model(z, training=False), dataset, eps=0.05,
-      options=autoattack.AutoAttackOptions(**{**SMALL, "batch_size": 16}),
-      dataset="digits", progress=lambda p: lines.append(p))
+    lambda z: model(z, training=False),
+    dataset,
+    eps=0.05,
+    options=autoattack.AutoAttackOptions(**{**SMALL, "batch_size": 16}),
+    dataset="digits",
+    progress=lambda p: lines.append(p),
+  )
   data = json.loads(json.dumps(report.to_dict()))
   assert data["norm"] == "Linf" and data["n_examples"] == 30
   assert data["dataset"] == "digits" and data["eps"] == 0.05
@@ -137,5 +139,3 @@ def test_bad_options_are_refused():
     autoattack.AutoAttackOptions(attacks=("pgd",))
   with pytest.raises(ValueError, match="eps"):
     autoattack.run_autoattack(lambda z: z, np.zeros([1, 2, 2, 1]), [0], eps=2.0)
-
-

@@ -15,7 +15,6 @@ import sys
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from iaat_tf.cli import evaluation_run
 from iaat_tf.cli.evaluation_options import EvaluationConfig
@@ -23,8 +22,15 @@ from iaat_tf.evaluation.settings import AutoAttackConfig
 from iaat_tf.evaluation import foreign
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SMALL_AA = dict(aa_eps=0.1, aa_max_examples=24, aa_apgd_iters=4, aa_targets=2,
-                aa_fab_iters=3, aa_square_queries=10, aa_batch_size=24)
+SMALL_AA = dict(
+  aa_eps=0.1,
+  aa_max_examples=24,
+  aa_apgd_iters=4,
+  aa_targets=2,
+  aa_fab_iters=3,
+  aa_square_queries=10,
+  aa_batch_size=24,
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,17 +38,24 @@ def plain_keras_model(digits):
   """Plain Keras: 8x8 digits in [0, 255] (the model's own range) -> logits."""
   x, y = digits
   keras.utils.set_random_seed(0)
-  model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Rescaling(1 / 255),
-                            keras.layers.Flatten(), keras.layers.Dense(32, activation="relu"),
-                            keras.layers.Dense(10)])
-  model.compile(keras.optimizers.Adam(1e-2),
-                keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+  model = keras.Sequential(
+    [
+      keras.Input((8, 8, 1)),
+      keras.layers.Rescaling(1 / 255),
+      keras.layers.Flatten(),
+      keras.layers.Dense(32, activation="relu"),
+      keras.layers.Dense(10),
+    ]
+  )
+  model.compile(
+    keras.optimizers.Adam(1e-2), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+  )
   model.fit(x[:1200] * 255, y[:1200], epochs=4, batch_size=128, verbose=0)
   return model
 
 
 def _options(**kw):
-  small = AutoAttackConfig(**{k[len("aa_"):]: v for k, v in SMALL_AA.items()})
+  small = AutoAttackConfig(**{k[len("aa_") :]: v for k, v in SMALL_AA.items()})
   return EvaluationConfig(attacks=("autoattack",), dataset="digits", autoattack=small, **kw)
 
 
@@ -56,8 +69,8 @@ def test_model_export_savedmodel_and_keras_file(plain_keras_model, tmp_path):
   for kind, path in (("saved_model", exported), ("keras_model", keras_file)):
     out = str(tmp_path / f"eval_{kind}")
     payload = evaluation_run.autoattack_model(
-        _options(**{kind: path}, out_dir=out, input_range=(0.0, 255.0)),
-        log=lambda line: None)
+      _options(**{kind: path}, out_dir=out, input_range=(0.0, 255.0)), log=lambda line: None
+    )
     with open(os.path.join(out, "autoattack.json")) as f:
       saved = json.load(f)
     assert saved["robust_accuracy"] == payload["robust_accuracy"]
@@ -84,13 +97,12 @@ def test_the_input_range_and_normalisation_are_applied(plain_keras_model, digits
   assert right > 0.8 and wrong < right - 0.3
   # (x * 255 - 0) / 1 is the same input: mean 0, std 1 change nothing; a
   # mean and std are applied after the range.
-  same = foreign.load_logits_fn(keras_model=path, input_range=(0, 255), mean=[0.0],
-                                std=[1.0])
+  same = foreign.load_logits_fn(keras_model=path, input_range=(0, 255), mean=[0.0], std=[1.0])
   np.testing.assert_allclose(same(x[:8]), plain_keras_model(x[:8] * 255), rtol=1e-5)
-  shifted = foreign.load_logits_fn(keras_model=path, input_range=(0, 255),
-                                   mean=[-10.0], std=[2.0])
-  np.testing.assert_allclose(shifted(x[:8]), plain_keras_model((x[:8] * 255 + 10) / 2),
-                             rtol=1e-5, atol=1e-5)
+  shifted = foreign.load_logits_fn(keras_model=path, input_range=(0, 255), mean=[-10.0], std=[2.0])
+  np.testing.assert_allclose(
+    shifted(x[:8]), plain_keras_model((x[:8] * 255 + 10) / 2), rtol=1e-5, atol=1e-5
+  )
 
 
 def test_bad_models_are_one_line_errors(plain_keras_model, tmp_path, digits):
@@ -102,22 +114,26 @@ def test_bad_models_are_one_line_errors(plain_keras_model, tmp_path, digits):
   with pytest.raises(foreign.ForeignModelError, match="probabilities") as e:
     foreign.check_logits(fn, x[:16], 10, f"--keras_model={path}")
   assert "\n" not in str(e.value)
-  wide = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
-                           keras.layers.Dense(10)])
+  wide = keras.Sequential(
+    [keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)]
+  )
   wide_path = str(tmp_path / "wide.keras")
   wide.save(wide_path)
   fn = foreign.load_logits_fn(keras_model=wide_path)
   with pytest.raises(foreign.ForeignModelError) as e:
     foreign.check_logits(fn, x[:16], 10, f"--keras_model={wide_path}")
   # Both shapes, whole: no message cut inside TensorFlow's text.
-  assert str(e.value) == (f"--keras_model={wide_path} takes images of shape 28x28x1; "
-                          "the dataset's are 8x8x1: check --dataset (and --image_size "
-                          "for ImageNet)")
+  assert str(e.value) == (
+    f"--keras_model={wide_path} takes images of shape 28x28x1; "
+    "the dataset's are 8x8x1: check --dataset (and --image_size "
+    "for ImageNet)"
+  )
   exported = str(tmp_path / "wide_export")
   wide.export(exported, verbose=False)
   fn = foreign.load_logits_fn(saved_model=exported)
-  with pytest.raises(foreign.ForeignModelError, match="takes images of shape 28x28x1; "
-                     "the dataset's are 8x8x1"):
+  with pytest.raises(
+    foreign.ForeignModelError, match="takes images of shape 28x28x1; the dataset's are 8x8x1"
+  ):
     foreign.check_logits(fn, x[:16], 10, f"--saved_model={exported}")
   fn = foreign.load_logits_fn(keras_model=str(tmp_path / "softmax.keras"))
   with pytest.raises(foreign.ForeignModelError, match="outputs 10 classes"):
@@ -145,8 +161,9 @@ def test_a_model_fed_the_wrong_range_is_a_loud_warning(plain_keras_model, tmp_pa
   path = str(tmp_path / "model.keras")
   plain_keras_model.save(path)
   lines = []
-  payload = evaluation_run.autoattack_model(_options(keras_model=path, out_dir=str(tmp_path / "e")),
-                                      log=lines.append)
+  payload = evaluation_run.autoattack_model(
+    _options(keras_model=path, out_dir=str(tmp_path / "e")), log=lines.append
+  )
   warnings = [l for l in lines if "WARNING" in l]
   assert len(warnings) == 2 and all("--input_range" in l for l in warnings)
   assert "on the first batch" in warnings[0]
@@ -154,8 +171,9 @@ def test_a_model_fed_the_wrong_range_is_a_loud_warning(plain_keras_model, tmp_pa
   assert "at chance" in payload["input_warning"]
   assert any("AutoAttack only" in l for l in lines)
   right = evaluation_run.autoattack_model(
-      _options(keras_model=path, out_dir=str(tmp_path / "r"), input_range=(0.0, 255.0)),
-      log=lines.append)
+    _options(keras_model=path, out_dir=str(tmp_path / "r"), input_range=(0.0, 255.0)),
+    log=lines.append,
+  )
   assert right["input_warning"] is None
   assert right["input"]["convention"] == "pixels in [0, 255]"
 
@@ -165,26 +183,42 @@ def test_cli_on_a_saved_model_and_its_errors(plain_keras_model, tmp_path):
   exported = str(tmp_path / "exported")
   plain_keras_model.export(exported, verbose=False)
   run = lambda *args: subprocess.run(
-      [sys.executable, "-m", "iaat_tf.evaluate", *args], capture_output=True,
-      text=True, cwd=tmp_path, timeout=600,
-      env={**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "3"})
-  result = run(f"--saved_model={exported}", "--dataset=digits", "--input_range=0,255",
-               *[f"--{k}={v}" for k, v in SMALL_AA.items()])
+    [sys.executable, "-m", "iaat_tf.evaluate", *args],
+    capture_output=True,
+    text=True,
+    cwd=tmp_path,
+    timeout=600,
+    env={**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "3"},
+  )
+  result = run(
+    f"--saved_model={exported}",
+    "--dataset=digits",
+    "--input_range=0,255",
+    *[f"--{k}={v}" for k, v in SMALL_AA.items()],
+  )
   assert result.returncode == 0, result.stderr
   assert "AutoAttack clean" in result.stdout and result.stderr == ""
   with open(tmp_path / "eval_exported" / "autoattack.json") as f:
     assert json.load(f)["n_examples"] == 24
   for args, message in (
-      ([f"--saved_model={exported}"], "needs --dataset"),
-      ([f"--saved_model={exported}", "--run_dir=x", "--dataset=digits"], "exactly one of"),
-      ([f"--keras_model={exported}", "--dataset=digits"], "not a .keras file"),
-      ([f"--saved_model={exported}", "--dataset=digits", "--attacks=suite"], "reads a training run"),
-      ([f"--saved_model={exported}", "--dataset=digits", "--input_range=1,0"], "low < high"),
-      ([f"--saved_model={tmp_path / 'none'}", "--dataset=digits"], "does not exist"),
-      ([f"--saved_model={exported}", "--dataset=digits"], "needs --aa_eps"),
-      ([f"--saved_model={exported}", "--dataset=digits", "--aa_eps=0.1",
-        "--num_examples=300", "--eps_list=0.1"],
-       "--eps_list, --num_examples only apply to a training run's evaluation")):
+    ([f"--saved_model={exported}"], "needs --dataset"),
+    ([f"--saved_model={exported}", "--run_dir=x", "--dataset=digits"], "exactly one of"),
+    ([f"--keras_model={exported}", "--dataset=digits"], "not a .keras file"),
+    ([f"--saved_model={exported}", "--dataset=digits", "--attacks=suite"], "reads a training run"),
+    ([f"--saved_model={exported}", "--dataset=digits", "--input_range=1,0"], "low < high"),
+    ([f"--saved_model={tmp_path / 'none'}", "--dataset=digits"], "does not exist"),
+    ([f"--saved_model={exported}", "--dataset=digits"], "needs --aa_eps"),
+    (
+      [
+        f"--saved_model={exported}",
+        "--dataset=digits",
+        "--aa_eps=0.1",
+        "--num_examples=300",
+        "--eps_list=0.1",
+      ],
+      "--eps_list, --num_examples only apply to a training run's evaluation",
+    ),
+  ):
     result = run(*args)
     assert result.returncode == 2, (args, result.stderr)
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
@@ -194,9 +228,11 @@ def test_cli_on_a_saved_model_and_its_errors(plain_keras_model, tmp_path):
 def test_the_documented_python_block_runs():
   """docs/evaluation.md: run_autoattack on a keras.Model and a tf.function."""
   from tests import readme_snippets  # pylint: disable=g-import-not-at-top
+
   names = readme_snippets.run_block(
-      "## AutoAttack for models this package did not train",
-      path=os.path.join(REPO, "docs", "evaluation.md"))
+    "## AutoAttack for models this package did not train",
+    path=os.path.join(REPO, "docs", "evaluation.md"),
+  )
   report, same = names["report"], names["same"]
   assert report.num_examples == same.num_examples == 64
   # The same model either way.

@@ -53,10 +53,11 @@ print("RESULT " + json.dumps({"one": one, "two": two}))
 @pytest.mark.slow
 def test_partial_last_batch_on_two_replicas_matches_one_device():
   env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-  proc = subprocess.run([sys.executable, "-c", _SCRIPT], cwd=REPO, env=env,
-                        capture_output=True, text=True, timeout=300)
+  proc = subprocess.run(
+    [sys.executable, "-c", _SCRIPT], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   line = next(l for l in proc.stdout.splitlines() if l.startswith("RESULT "))
-  result = json.loads(line[len("RESULT "):])
+  result = json.loads(line[len("RESULT ") :])
   for key in ("loss", "clean_acc", "pgd_acc"):
     assert result["two"][key] == pytest.approx(result["one"][key], abs=1e-6), result

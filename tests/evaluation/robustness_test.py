@@ -22,7 +22,7 @@ def _keyed_dataset(digits, n=300, batch=128):
   x, y = digits
   index = np.arange(1400, 1400 + n, dtype=np.int64)
   return tf.data.Dataset.from_tensor_slices(
-      ({"image": x[1400:1400 + n], "index": index}, y[1400:1400 + n])
+    ({"image": x[1400 : 1400 + n], "index": index}, y[1400 : 1400 + n])
   ).batch(batch)
 
 
@@ -30,8 +30,13 @@ def _keyed_dataset(digits, n=300, batch=128):
 def report(logits_fn, digits):
   calls = []
   result = robustness.evaluate_robustness(
-      logits_fn, _keyed_dataset(digits), EPS, pgd_steps=10, apgd_iters=15,
-      progress=lambda done, total: calls.append((done, total)))
+    logits_fn,
+    _keyed_dataset(digits),
+    EPS,
+    pgd_steps=10,
+    apgd_iters=15,
+    progress=lambda done, total: calls.append((done, total)),
+  )
   result.progress_calls = calls  # For the progress test.
   return result
 
@@ -86,10 +91,14 @@ def test_plain_images_max_batches_and_restarts(logits_fn, digits):
   kwargs = dict(pgd_steps=5, losses=("margin",), apgd=False, max_batches=2)
   calls = []
   one = robustness.evaluate_robustness(
-      logits_fn, ds, [0.05, 0.1], restarts=1,
-      progress=lambda done, total: calls.append((done, total)), **kwargs)
-  two = robustness.evaluate_robustness(logits_fn, ds, [0.05, 0.1], restarts=2,
-                                       **kwargs)
+    logits_fn,
+    ds,
+    [0.05, 0.1],
+    restarts=1,
+    progress=lambda done, total: calls.append((done, total)),
+    **kwargs,
+  )
+  two = robustness.evaluate_robustness(logits_fn, ds, [0.05, 0.1], restarts=2, **kwargs)
   assert calls == [(1, 2), (2, 2)]
   assert one.num_examples == 128
   np.testing.assert_array_equal(one.index, np.arange(128))  # Stream position.
@@ -109,14 +118,14 @@ def test_bad_arguments_raise(logits_fn, digits):
 
 def _synthetic(curve, clean=0.9, n=1000):
   names = ("pgd_ce", "pgd_margin", "apgd_ce", "apgd_dlr", "worst_case")
-  return {"clean_accuracy": clean, "num_examples": n,
-          "curve": [{"eps": eps, **dict(zip(names, accs))}
-                    for eps, accs in curve]}
+  return {
+    "clean_accuracy": clean,
+    "num_examples": n,
+    "curve": [{"eps": eps, **dict(zip(names, accs))} for eps, accs in curve],
+  }
 
 
-GOOD = [(0.0, [0.9] * 5),
-        (0.1, [0.50, 0.48, 0.47, 0.46, 0.40]),
-        (0.3, [0.01, 0.01, 0.0, 0.0, 0.0])]
+GOOD = [(0.0, [0.9] * 5), (0.1, [0.50, 0.48, 0.47, 0.46, 0.40]), (0.3, [0.01, 0.01, 0.0, 0.0, 0.0])]
 
 
 def test_masking_report_is_empty_for_a_healthy_report():
@@ -126,12 +135,15 @@ def test_masking_report_is_empty_for_a_healthy_report():
   assert robustness.gradient_masking_report(_synthetic(wiggle)) == []
 
 
-@pytest.mark.parametrize("curve,needle", [
+@pytest.mark.parametrize(
+  "curve,needle",
+  [
     ([(0.0, [0.95, 0.9, 0.9, 0.9, 0.9])], "above the clean accuracy"),
     ([GOOD[0], (0.05, [0.3] * 5), (0.1, [0.35] * 5)], "rises with eps"),
     ([GOOD[0], (0.1, [0.40, 0.40, 0.45, 0.44, 0.38])], "weaker than PGD"),
     ([GOOD[0], (0.3, [0.3, 0.3, 0.3, 0.3, 0.25])], "not near 0"),
-])
+  ],
+)
 def test_masking_report_flags_each_sign(curve, needle):
   warnings = robustness.gradient_masking_report(_synthetic(curve))
   assert any(needle in w for w in warnings), warnings

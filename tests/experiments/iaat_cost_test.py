@@ -11,8 +11,10 @@ from experiments.iaat_cost import cost
 
 def _runs(values, clean=None):
   clean = clean or [0.98] * len(values)
-  return [{"seed": s, "autoattack": a, "clean": c, "chance": 0.106, "n_examples": 359}
-          for s, (a, c) in enumerate(zip(values, clean))]
+  return [
+    {"seed": s, "autoattack": a, "clean": c, "chance": 0.106, "n_examples": 359}
+    for s, (a, c) in enumerate(zip(values, clean))
+  ]
 
 
 EXACT = _runs([0.66, 0.65, 0.69, 0.71, 0.63], [0.986, 0.981, 0.986, 0.964, 0.972])
@@ -42,14 +44,18 @@ def test_summarise_gives_sample_std():
 
 def test_judge_tells_within_the_margin_only_when_the_seeds_can():
   # Every seed within +-0.2 points: told within 1 point.
-  close = _runs([a["autoattack"] + d for a, d in zip(EXACT, [0.002, -0.002, 0.0, 0.001, -0.001])],
-                [r["clean"] for r in EXACT])
+  close = _runs(
+    [a["autoattack"] + d for a, d in zip(EXACT, [0.002, -0.002, 0.0, 0.001, -0.001])],
+    [r["clean"] for r in EXACT],
+  )
   j = cost.judge(close, EXACT, [1.1, 1.2])
   assert j["aa_within_margin"] and j["aa_told"] and j["meets_and_told"]
   assert "the seeds tell" in j["aa_verdict"]
   # Same mean loss (-0.5 points) but seeds scattered by +-3 points: cannot tell.
-  noisy = _runs([a["autoattack"] + d for a, d in zip(EXACT, [0.025, -0.035, 0.03, -0.03, -0.015])],
-                [r["clean"] for r in EXACT])
+  noisy = _runs(
+    [a["autoattack"] + d for a, d in zip(EXACT, [0.025, -0.035, 0.03, -0.03, -0.015])],
+    [r["clean"] for r in EXACT],
+  )
   j = cost.judge(noisy, EXACT, [1.1])
   assert j["meets_on_means"] and not j["aa_told"] and not j["meets_and_told"]
   assert "cannot tell" in j["aa_verdict"]
@@ -79,23 +85,32 @@ def test_seeds_that_fail_to_learn_are_named_and_set_apart():
   assert s["autoattack_mean_learned"] == pytest.approx(0.855)
   row = {"variant": "pgd_at", **s, **cost.judge(runs, EXACT, [1.0])}
   assert "fails to learn on 1 of 3 seeds; on the others 99.5 +- 0.7" in cost.table_markdown(
-      [row], [])
+    [row], []
+  )
   assert cost.summarise(EXACT)["failed_seeds"] == []
 
 
 def test_table_and_plot(tmp_path):
   rows = []
-  for name, runs, ratio in (("pgd_at", _runs([0.07] * 5, [0.07] * 5), 1.0),
-                            ("exact", EXACT, 2.2), ("reuse", EXACT, 1.15)):
-    row = {"variant": name, "step_time_ratios": {"cnn": ratio}, "passes_per_image": 16.0,
-           **cost.summarise(runs)}
+  for name, runs, ratio in (
+    ("pgd_at", _runs([0.07] * 5, [0.07] * 5), 1.0),
+    ("exact", EXACT, 2.2),
+    ("reuse", EXACT, 1.15),
+  ):
+    row = {
+      "variant": name,
+      "step_time_ratios": {"cnn": ratio},
+      "passes_per_image": 16.0,
+      **cost.summarise(runs),
+    }
     if name != "exact":
       row.update(cost.judge(runs, EXACT, [ratio]))
     rows.append(row)
   table = cost.table_markdown(rows, ["cnn"])
   assert "| reuse | 1.15 | 16.0 |" in table and "met, told" in table
   assert table.count("\n") == 2 + len(rows)
-  path = cost.plot_cost({"digits": rows}, str(tmp_path / "cost.png"), model="cnn",
-                        aa_eps={"digits": 0.2})
+  path = cost.plot_cost(
+    {"digits": rows}, str(tmp_path / "cost.png"), model="cnn", aa_eps={"digits": 0.2}
+  )
   with open(path, "rb") as f:
     assert f.read(8) == b"\x89PNG\r\n\x1a\n"

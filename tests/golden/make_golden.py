@@ -37,8 +37,9 @@ def _commit(path):
   commit_file = os.path.join(path, "COMMIT")
   if os.path.exists(commit_file):
     return open(commit_file).read().strip()
-  return subprocess.run(["git", "-C", path, "rev-parse", "HEAD"], check=True,
-                        capture_output=True, text=True).stdout.strip()
+  return subprocess.run(
+    ["git", "-C", path, "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+  ).stdout.strip()
 
 
 class _InjectedRand:
@@ -60,21 +61,33 @@ def _stub_unused_imports():
   """Stand-ins for what their packages import at the top but the code run
   here never calls (torchvision transforms and datasets, PIL, foolbox and ART
   in attacks/attacks.py, and `zero_gradients`, gone from newer PyTorch)."""
+
   def placeholder(attr):
     if attr.startswith("__"):
       raise AttributeError(attr)
     return type(attr, (), {})  # Usable as a base class (VisionDataset).
 
-  for name in ("torchvision", "torchvision.transforms", "torchvision.datasets",
-               "torchvision.datasets.vision", "torchvision.datasets.utils", "PIL", "PIL.Image", "foolbox", "art", "art.attacks",
-               "art.attacks.evasion", "art.attacks.evasion.carlini",
-               "art.classifiers", "art.classifiers.classifier"):
+  for name in (
+    "torchvision",
+    "torchvision.transforms",
+    "torchvision.datasets",
+    "torchvision.datasets.vision",
+    "torchvision.datasets.utils",
+    "PIL",
+    "PIL.Image",
+    "foolbox",
+    "art",
+    "art.attacks",
+    "art.attacks.evasion",
+    "art.attacks.evasion.carlini",
+    "art.classifiers",
+    "art.classifiers.classifier",
+  ):
     if name not in sys.modules:
       module = types.ModuleType(name)
       module.__getattr__ = placeholder
       module.__path__ = []
       sys.modules[name] = module
-  import torch.autograd.gradcheck  # pylint: disable=import-outside-toplevel,unused-import
   gradcheck = sys.modules["torch.autograd.gradcheck"]  # The module, not the function.
   if not hasattr(gradcheck, "zero_gradients"):
     gradcheck.zero_gradients = lambda x: None
@@ -87,6 +100,7 @@ def _state(model):
 def _tiny_wrn(iaat_path, seed):
   sys.path.insert(0, iaat_path)
   import models  # pylint: disable=import-outside-toplevel
+
   torch.manual_seed(seed)
   return models.WRN(depth=8, width=1, num_classes=10)
 
@@ -158,6 +172,7 @@ def iaat_step_golden(iaat_path):
   _stub_unused_imports()
   import attacks  # pylint: disable=import-outside-toplevel
   import trainers.trainer_adaptive as ta  # pylint: disable=import-outside-toplevel
+
   torch.Tensor.cuda = lambda self, *a, **k: self  # CPU only.
   rng = np.random.RandomState(1)
   # Pre-train the tiny WRN on the teacher task so that the batch mixes
@@ -166,11 +181,12 @@ def iaat_step_golden(iaat_path):
   xs, ys = _teacher_data(rng, 512)
   opt = torch.optim.SGD(model.parameters(), 0.05, momentum=0.9)
   model.train()
-  for epoch in range(6):
+  for _ in range(6):
     for i in range(0, 512, 64):
       opt.zero_grad()
       torch.nn.functional.cross_entropy(
-          model(torch.from_numpy(xs[i:i + 64])), torch.from_numpy(ys[i:i + 64])).backward()
+        model(torch.from_numpy(xs[i : i + 64])), torch.from_numpy(ys[i : i + 64])
+      ).backward()
       opt.step()
   start = {k: v.clone() for k, v in model.state_dict().items()}
   x, y = _teacher_data(rng, 16)
@@ -178,31 +194,49 @@ def iaat_step_golden(iaat_path):
   index = rng.permutation(num_examples)[:16].astype(np.int64)
   # Their epsilon_select judges clean correctness in train mode (batch statistics).
   with torch.no_grad():
-    clean_ok = (model(torch.from_numpy(x)).argmax(1).numpy() == y)
+    clean_ok = model(torch.from_numpy(x)).argmax(1).numpy() == y
   model.load_state_dict(start)
-  settings = dict(attack_steps=3, attack_lr=2 / 255, attack_eps=8 / 255,
-                  gamma=1.9 / 255, beta=0.1, warmup=1, alg="adv_training",
-                  lr=0.1, weight_decay=5e-4)
+  settings = dict(
+    attack_steps=3,
+    attack_lr=2 / 255,
+    attack_eps=8 / 255,
+    gamma=1.9 / 255,
+    beta=0.1,
+    warmup=1,
+    alg="adv_training",
+    lr=0.1,
+    weight_decay=5e-4,
+  )
   for draw in range(1, 500):
     pick = np.random.RandomState(draw)
     # Radii around gamma (0.0075): small ones clip at 0, larger ones go down,
     # confident examples go up.
-    table = pick.choice([0.001, 0.003, 0.005, 0.009, 0.012, 0.02, 0.03],
-                        num_examples).astype(np.float32)
+    table = pick.choice([0.001, 0.003, 0.005, 0.009, 0.012, 0.02, 0.03], num_examples).astype(
+      np.float32
+    )
     noise = pick.uniform(0, 1, (3, 16, 3, 8, 8)).astype(np.float32)
-    out = {"x": x, "y": y, "index": index, "table": table, "noise": noise,
-           "clean_ok": clean_ok,
-           **{f"state/{k}": v.numpy().copy() for k, v in start.items()}}
+    out = {
+      "x": x,
+      "y": y,
+      "index": index,
+      "table": table,
+      "noise": noise,
+      "clean_ok": clean_ok,
+      **{f"state/{k}": v.numpy().copy() for k, v in start.items()},
+    }
     out["settings"] = np.array(json.dumps(settings))
     _iaat_phases(ta, attacks, model, start, out, settings)
-    branch = algorithm2_branches(table[index], out["adaptive/table"][index], clean_ok,
-                                 settings["gamma"], settings["beta"])
+    branch = algorithm2_branches(
+      table[index], out["adaptive/table"][index], clean_ok, settings["gamma"], settings["beta"]
+    )
     if len(set(branch)) == len(BRANCHES):
       out["adaptive/branch"] = branch
       out["branch_names"] = np.array(BRANCHES)
       out["draw"] = np.array(draw)
-      print(f"iaat step: draw {draw} takes every branch: "
-            + ", ".join(f"{n} {int((branch == i).sum())}" for i, n in enumerate(BRANCHES)))
+      print(
+        f"iaat step: draw {draw} takes every branch: "
+        + ", ".join(f"{n} {int((branch == i).sum())}" for i, n in enumerate(BRANCHES))
+      )
       return out
   raise RuntimeError("no draw took every branch of Algorithm 2")
 
@@ -216,16 +250,16 @@ def _iaat_phases(ta, attacks, model, start, out, settings):
     trainer = ta.TrainerAdaptive.__new__(ta.TrainerAdaptive)
     trainer.args = types.SimpleNamespace(nepochs=epoch + 1, **settings)
     trainer.model = model
-    trainer.optimizer = torch.optim.SGD(model.parameters(), settings["lr"],
-                                        momentum=0.9,
-                                        weight_decay=settings["weight_decay"])
+    trainer.optimizer = torch.optim.SGD(
+      model.parameters(), settings["lr"], momentum=0.9, weight_decay=settings["weight_decay"]
+    )
     trainer.lr_scheduler = torch.optim.lr_scheduler.MultiStepLR(
-        trainer.optimizer, milestones=[70, 90, 100], gamma=0.2)
+      trainer.optimizer, milestones=[70, 90, 100], gamma=0.2
+    )
     trainer.epoch = epoch
     trainer.epsilon_memory = torch.from_numpy(table.copy())
     trainer.attacker = attacks.PGDAttackerAdaptive()
-    trainer.train_loader = [(torch.from_numpy(x), torch.from_numpy(y),
-                             torch.from_numpy(index))]
+    trainer.train_loader = [(torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(index))]
     trainer._log = lambda message: None
     trainer._save_checkpoint = lambda *a, **k: None
     trainer.eval = lambda: 0.0
@@ -249,7 +283,7 @@ def _first_window_decisions_differ(losses, start_loss, n_iter):
   count (its first comparison: first loss > 0) but not under a count that
   compares the first loss with the start's, or the other way round."""
   k = max(int(0.22 * n_iter), 1)
-  rest = (losses[1:k] > losses[:k - 1]).sum(0)
+  rest = (losses[1:k] > losses[: k - 1]).sum(0)
   reference = rest + (losses[0] > 0)
   other = rest + (losses[0] > start_loss)
   return (reference <= 0.75 * k) != (other <= 0.75 * k)
@@ -262,6 +296,7 @@ def apgd_golden(autoattack_path):
   on what the first window's first comparison is (so the fixture pins it)."""
   sys.path.insert(0, autoattack_path)
   from autoattack import autopgd_base  # pylint: disable=import-outside-toplevel
+
   n, classes, hidden, eps, n_iter = 256, 10, 32, 0.25, 100
   t = lambda a: torch.from_numpy(a)
   for seed in range(2, 200):
@@ -271,25 +306,34 @@ def apgd_golden(autoattack_path):
     w2 = (rng.randn(hidden, classes) * 0.3).astype(np.float32)
     b2 = (rng.randn(classes) * 0.1).astype(np.float32)
     x = rng.uniform(0, 1, (n, 1, 4, 4)).astype(np.float32)
-    net = lambda z: torch.tanh(z.reshape(z.shape[0], -1) @ t(w1) + t(b1)) @ t(w2) + t(b2)
+    net = lambda z: torch.tanh(z.reshape(z.shape[0], -1) @ t(w1) + t(b1)) @ t(w2) + t(b2)  # noqa: B023  (used in this iteration)
     with torch.no_grad():
       y = net(t(x)).argmax(1).numpy().astype(np.int64)
-    out = {"w1": w1, "b1": b1, "w2": w2, "b2": b2, "x": x, "y": y,
-           "eps": np.float32(eps), "n_iter": n_iter, "seed": seed}
+    out = {
+      "w1": w1,
+      "b1": b1,
+      "w2": w2,
+      "b2": b2,
+      "x": x,
+      "y": y,
+      "eps": np.float32(eps),
+      "n_iter": n_iter,
+      "seed": seed,
+    }
     pinned = True
     for loss in ("ce", "dlr"):
       seen = []
 
-      def model(z):
-        seen.append(z.detach().numpy().copy())
-        return net(z)
+      def model(z):  # Used in this iteration only.
+        seen.append(z.detach().numpy().copy())  # noqa: B023
+        return net(z)  # noqa: B023
 
       u = rng.uniform(0, 1, x.shape).astype(np.float32)
-      attack = autopgd_base.APGDAttack(model, n_iter=n_iter, norm="Linf", eps=eps,
-                                       seed=0, loss=loss, rho=0.75, device="cpu")
+      attack = autopgd_base.APGDAttack(
+        model, n_iter=n_iter, norm="Linf", eps=eps, seed=0, loss=loss, rho=0.75, device="cpu"
+      )
       attack.init_hyperparam(t(x))
-      criterion = (torch.nn.CrossEntropyLoss(reduction="none") if loss == "ce"
-                   else attack.dlr_loss)
+      criterion = torch.nn.CrossEntropyLoss(reduction="none") if loss == "ce" else attack.dlr_loss
       rand = _InjectedRand([u])
       real_rand, torch.rand = torch.rand, rand
       try:
@@ -342,6 +386,7 @@ def schedule_golden():
     if epoch >= 75:
       return lr * 0.1
     return lr
+
   out["trades/lr_per_epoch"] = np.array([trades_lr(e) for e in range(1, 77)])
 
   # fast_adversarial, CIFAR10/train_fgsm.py lines 75-88: SGD(momentum 0.9),
@@ -351,7 +396,8 @@ def schedule_golden():
     opt = torch.optim.SGD(lin.parameters(), 0.2, momentum=0.9, weight_decay=5e-4)
     steps = epochs * batches
     sched = torch.optim.lr_scheduler.CyclicLR(
-        opt, base_lr=0.0, max_lr=0.2, step_size_up=steps / 2, step_size_down=steps / 2)
+      opt, base_lr=0.0, max_lr=0.2, step_size_up=steps / 2, step_size_down=steps / 2
+    )
     lrs, moms = [], []
     for _ in range(steps):
       lrs.append(opt.param_groups[0]["lr"])
@@ -364,8 +410,11 @@ def schedule_golden():
   # fast_adversarial, MNIST/train_mnist.py lines 54 and 70: batch i of epoch
   # e trains at np.interp([e + (i+1)/N], [0, epochs * 2//5, epochs], [0, lr_max, 0]).
   for epochs, batches in ((20, 22), (3, 5)):
-    lrs = [np.interp([e + (i + 1) / batches], [0, epochs * 2 // 5, epochs],
-                     [0, 0.05, 0])[0] for e in range(epochs) for i in range(batches)]
+    lrs = [
+      np.interp([e + (i + 1) / batches], [0, epochs * 2 // 5, epochs], [0, 0.05, 0])[0]
+      for e in range(epochs)
+      for i in range(batches)
+    ]
     out[f"fast_mnist_{epochs}x{batches}/lr_per_step"] = np.array(lrs)
   return out
 
@@ -379,8 +428,11 @@ def main():
   parser.add_argument("--autoattack", default=None, help="needed for apgd")
   parser.add_argument("--trades", default=None, help="for SOURCES.json only")
   parser.add_argument("--fast_adversarial", default=None, help="for SOURCES.json only")
-  parser.add_argument("--only", default=",".join(FIXTURES),
-                      help="comma-separated fixtures to (re)write: " + ", ".join(FIXTURES))
+  parser.add_argument(
+    "--only",
+    default=",".join(FIXTURES),
+    help="comma-separated fixtures to (re)write: " + ", ".join(FIXTURES),
+  )
   args = parser.parse_args()
   only = args.only.split(",")
   unknown = sorted(set(only) - set(FIXTURES))
@@ -390,10 +442,12 @@ def main():
     parser.error("--only=apgd needs --autoattack=PATH")
   torch.use_deterministic_algorithms(True)
   torch.set_num_threads(1)
-  makers = {"authors_wrn": lambda: wrn_golden(args.iaat),
-            "authors_iaat_step": lambda: iaat_step_golden(args.iaat),
-            "apgd": lambda: apgd_golden(args.autoattack),
-            "schedules": schedule_golden}
+  makers = {
+    "authors_wrn": lambda: wrn_golden(args.iaat),
+    "authors_iaat_step": lambda: iaat_step_golden(args.iaat),
+    "apgd": lambda: apgd_golden(args.autoattack),
+    "schedules": schedule_golden,
+  }
   path = os.path.join(HERE, "SOURCES.json")
   sources = {}
   if os.path.exists(path):
@@ -404,8 +458,11 @@ def main():
     # Which torch wrote each fixture (a partial rewrite keeps the others').
     sources.setdefault("torch_per_fixture", {})[f"{name}.npz"] = torch.__version__
   sources["yogeshbalaji/Instance_Adaptive_Adversarial_Training"] = _commit(args.iaat)
-  for name, ref in (("fra31/auto-attack", args.autoattack), ("yaodongyu/TRADES", args.trades),
-                    ("locuslab/fast_adversarial", args.fast_adversarial)):
+  for name, ref in (
+    ("fra31/auto-attack", args.autoattack),
+    ("yaodongyu/TRADES", args.trades),
+    ("locuslab/fast_adversarial", args.fast_adversarial),
+  ):
     if ref:
       sources[name] = _commit(ref)
   with open(path, "w") as f:

@@ -34,8 +34,7 @@ def test_structure(wrn_32_10):
   assert not any(c.use_bias for c in convs)
   assert m.get_layer("conv0").filters == 160  # 16 * width stem.
   for stage, width in enumerate((160, 320, 640)):
-    blocks = {l.name.split("_")[1] for l in m.layers
-              if l.name.startswith(f"group{stage}_block")}
+    blocks = {l.name.split("_")[1] for l in m.layers if l.name.startswith(f"group{stage}_block")}
     assert len(blocks) == 5  # (32 - 2) // 6 blocks per stage.
     assert m.get_layer(f"group{stage}_block4_conv1").filters == width
   # Downsampling: strided conv + avg-pool/zero-channel shortcut, no 1x1 conv.
@@ -67,7 +66,7 @@ def _torch_conv(x, w, stride):
   out = np.zeros([x.shape[0], out_h, out_h, w.shape[-1]], np.float64)
   for i in range(out_h):
     for j in range(out_h):
-      patch = x[:, i * stride:i * stride + k, j * stride:j * stride + k, :]
+      patch = x[:, i * stride : i * stride + k, j * stride : j * stride + k, :]
       out[:, i, j] = np.tensordot(patch, w, axes=([1, 2, 3], [0, 1, 2]))
   return out
 
@@ -76,8 +75,13 @@ def _torch_avg_pool_3x3_s2_p1(x):
   """F.avg_pool2d(x, 3, stride=2, padding=1): zeros counted (count_include_pad)."""
   x = np.pad(x, [(0, 0), (1, 1), (1, 1), (0, 0)])
   out_h = (x.shape[1] - 3) // 2 + 1
-  return np.stack([np.stack([x[:, 2 * i:2 * i + 3, 2 * j:2 * j + 3].mean((1, 2))
-                             for j in range(out_h)], 1) for i in range(out_h)], 1)
+  return np.stack(
+    [
+      np.stack([x[:, 2 * i : 2 * i + 3, 2 * j : 2 * j + 3].mean((1, 2)) for j in range(out_h)], 1)
+      for i in range(out_h)
+    ],
+    1,
+  )
 
 
 def test_downsample_block_follows_pytorch_conventions():
@@ -104,12 +108,12 @@ def test_downsample_block_follows_pytorch_conventions():
 
 
 def test_model_registry_builds_it_with_their_normalisation():
-  model = models.build_classifier(ModelConfig("authors_wrn", depth=8, width=1),
-                                  (32, 32, 3), 10, "cifar10")
+  model = models.build_classifier(
+    ModelConfig("authors_wrn", depth=8, width=1), (32, 32, 3), 10, "cifar10"
+  )
   norm = model.get_layer("standardize")
   np.testing.assert_allclose(np.ravel(norm.mean), authors_wrn.AUTHORS_MEAN, rtol=1e-6)
-  np.testing.assert_allclose(np.sqrt(np.ravel(norm.variance)), authors_wrn.AUTHORS_STD,
-                             rtol=1e-5)
+  np.testing.assert_allclose(np.sqrt(np.ravel(norm.variance)), authors_wrn.AUTHORS_STD, rtol=1e-5)
   logits = model(np.zeros([2, 32, 32, 3], np.float32), training=True)
   assert logits.shape == (2, 10)
   with pytest.raises(ValueError, match="6n\\+2"):
@@ -122,12 +126,19 @@ def test_train_mode_attacks_update_running_statistics(mode, moves):
   running statistics, as the authors' train-mode attacks do."""
   from iaat_tf import attacks  # pylint: disable=g-import-not-at-top
   from iaat_tf.training import recipe  # pylint: disable=g-import-not-at-top
+
   keras.utils.set_random_seed(0)
   model = authors_wrn.authors_wrn((8, 8, 3), 3, depth=8, width=1)
   x = np.random.RandomState(0).rand(4, 8, 8, 3).astype(np.float32)
   bn = model.get_layer("bn")
   before = bn.moving_mean.numpy().copy()
-  attacks.pgd_attack(recipe.attack_logits_fn(model, mode), x,
-                     np.zeros(4, np.int64), 0.03, steps=2, step_size=0.01,
-                     index=np.arange(4))
+  attacks.pgd_attack(
+    recipe.attack_logits_fn(model, mode),
+    x,
+    np.zeros(4, np.int64),
+    0.03,
+    steps=2,
+    step_size=0.01,
+    index=np.arange(4),
+  )
   assert (np.abs(bn.moving_mean.numpy() - before).max() > 1e-3) == moves

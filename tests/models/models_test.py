@@ -9,20 +9,21 @@ from iaat_tf import models
 from iaat_tf.config import ModelConfig
 
 
-@pytest.mark.parametrize("depth, width, millions", [
-    (28, 10, 36.48), (34, 10, 46.16), (32, 10, 46.16)])
+@pytest.mark.parametrize(
+  "depth, width, millions", [(28, 10, 36.48), (34, 10, 46.16), (32, 10, 46.16)]
+)
 def test_wide_resnet_sizes_match_the_literature(depth, width, millions):
   # WRN-28-10 has 36.5M parameters and WRN-34-10 46.2M (CIFAR-10 head);
   # Madry's "WRN-32-10" is the same n=5 network as WRN-34-10.
-  model = models.build_classifier(ModelConfig("wide_resnet", depth, width),
-                                  (32, 32, 3), 10, "cifar10")
+  model = models.build_classifier(
+    ModelConfig("wide_resnet", depth, width), (32, 32, 3), 10, "cifar10"
+  )
   trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
   assert trainable / 1e6 == pytest.approx(millions, rel=0.01)
 
 
 def test_resnet50_size_and_logits():
-  model = models.build_classifier(ModelConfig("resnet50"), (64, 64, 3), 1000,
-                                  "imagenet2012")
+  model = models.build_classifier(ModelConfig("resnet50"), (64, 64, 3), 1000, "imagenet2012")
   trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
   assert trainable / 1e6 == pytest.approx(25.5, rel=0.02)
   logits = model(tf.random.uniform([2, 64, 64, 3]), training=False)
@@ -53,8 +54,7 @@ def _batchnorms(model):
 
 
 def test_resnet50_is_torchvisions_v1_5_layout():
-  model = models.build_classifier(ModelConfig("resnet50"), (224, 224, 3), 1000,
-                                  "imagenet2012")
+  model = models.build_classifier(ModelConfig("resnet50"), (224, 224, 3), 1000, "imagenet2012")
   trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
   assert trainable == 25_557_032  # torchvision.models.resnet50().
   assert model.get_layer("stem_pool").output.shape[1:3] == (56, 56)
@@ -69,8 +69,7 @@ def test_resnet50_is_torchvisions_v1_5_layout():
 @pytest.mark.parametrize("name", ["resnet50", "wide_resnet"])
 def test_sync_batchnorm_and_dropout_are_honoured(name):
   shape = (32, 32, 3)
-  plain = models.build_classifier(ModelConfig(name, depth=10, width=1), shape, 10,
-                                  "cifar10")
+  plain = models.build_classifier(ModelConfig(name, depth=10, width=1), shape, 10, "cifar10")
   assert _batchnorms(plain) and not any(l.synchronized for l in _batchnorms(plain))
   assert not any(isinstance(l, keras.layers.Dropout) for l in plain.layers)
   config = ModelConfig(name, depth=10, width=1, sync_batchnorm=True, dropout=0.3)

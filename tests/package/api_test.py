@@ -22,14 +22,17 @@ def test_every_public_name_resolves_and_is_documented():
     assert inspect.getdoc(value), f"iaat_tf.{name} has no docstring"
   assert iaat_tf.TrainingRecipe.radii_before_attack is not None
   with pytest.raises(AttributeError, match="no attribute 'nope'"):
-    iaat_tf.nope  # pylint: disable=pointless-statement
+    iaat_tf.nope  # noqa: B018  pylint: disable=pointless-statement
 
 
 def test_cli_import_does_not_load_tensorflow():
-  code = ("import sys, iaat_tf, iaat_tf.main, iaat_tf.config\n"
-          "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
-  out = subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True,
-                       capture_output=True, text=True).stdout
+  code = (
+    "import sys, iaat_tf, iaat_tf.main, iaat_tf.config\n"
+    "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+  )
+  out = subprocess.run(
+    [sys.executable, "-c", code], cwd=REPO, check=True, capture_output=True, text=True
+  ).stdout
   assert out.split() == ["False", "False"]
 
 
@@ -44,8 +47,9 @@ def test_ids_are_positions_before_shuffle():
   seen = {}
   for epoch in range(2):
     for features, labels in keyed.shuffle(10, seed=epoch).batch(4):
-      for image, index, label in zip(features["image"].numpy(),
-                                     features["index"].numpy(), labels.numpy()):
+      for image, index, label in zip(
+        features["image"].numpy(), features["index"].numpy(), labels.numpy()
+      ):
         np.testing.assert_array_equal(image, x[index])
         assert label == y[index]
         seen.setdefault(epoch, []).append(int(index))
@@ -59,9 +63,9 @@ def test_uint8_images_dicts_and_tfds_style_elements():
   x8 = np.full([3, 2, 2, 3], 255, np.uint8)
   y = np.array([0, 1, 2], np.int32)
   sources = [
-      tf.data.Dataset.from_tensor_slices((x8, y)),
-      tf.data.Dataset.from_tensor_slices(({"image": x8, "extra": y}, y)),
-      tf.data.Dataset.from_tensor_slices({"image": x8, "label": y}),
+    tf.data.Dataset.from_tensor_slices((x8, y)),
+    tf.data.Dataset.from_tensor_slices(({"image": x8, "extra": y}, y)),
+    tf.data.Dataset.from_tensor_slices({"image": x8, "label": y}),
   ]
   for source in sources:
     features, labels = next(iter(iaat_tf.with_example_ids(source).batch(3)))
@@ -71,28 +75,40 @@ def test_uint8_images_dicts_and_tfds_style_elements():
     np.testing.assert_array_equal(labels.numpy(), y)
 
 
-@pytest.mark.parametrize("dataset, message", [
-    (lambda: tf.data.Dataset.from_tensor_slices((_images(), np.zeros(10, int))).batch(2),
-     "looks batched"),
-    (lambda: tf.data.Dataset.from_tensor_slices(({"pixels": _images()}, np.zeros(10, int))),
-     "no 'image' key"),
-    (lambda: tf.data.Dataset.from_tensor_slices({"image": _images()}),
-     "needs 'image' and 'label'"),
-    (lambda: tf.data.Dataset.from_tensor_slices((_images(), np.zeros(10, np.float32))),
-     "integer class ids"),
-    (lambda: tf.data.Dataset.from_tensor_slices((_images()[..., 0], np.zeros(10, int))),
-     "channel axis"),
-    (lambda: iaat_tf.with_example_ids(
-        tf.data.Dataset.from_tensor_slices((_images(), np.zeros(10, int)))),
-     "already have an 'index'"),
-])
+@pytest.mark.parametrize(
+  "dataset, message",
+  [
+    (
+      lambda: tf.data.Dataset.from_tensor_slices((_images(), np.zeros(10, int))).batch(2),
+      "looks batched",
+    ),
+    (
+      lambda: tf.data.Dataset.from_tensor_slices(({"pixels": _images()}, np.zeros(10, int))),
+      "no 'image' key",
+    ),
+    (lambda: tf.data.Dataset.from_tensor_slices({"image": _images()}), "needs 'image' and 'label'"),
+    (
+      lambda: tf.data.Dataset.from_tensor_slices((_images(), np.zeros(10, np.float32))),
+      "integer class ids",
+    ),
+    (
+      lambda: tf.data.Dataset.from_tensor_slices((_images()[..., 0], np.zeros(10, int))),
+      "channel axis",
+    ),
+    (
+      lambda: iaat_tf.with_example_ids(
+        tf.data.Dataset.from_tensor_slices((_images(), np.zeros(10, int)))
+      ),
+      "already have an 'index'",
+    ),
+  ],
+)
 def test_refuses_datasets_it_cannot_key(dataset, message):
   with pytest.raises(iaat_tf.ExampleIdError, match=message):
     iaat_tf.with_example_ids(dataset())
 
 
 class _Epochs(keras.callbacks.Callback):
-
   def __init__(self):
     super().__init__()
     self.seen = []
@@ -103,12 +119,16 @@ class _Epochs(keras.callbacks.Callback):
 
 def _epoch_trainer(steps_per_epoch=0):
   keras.utils.set_random_seed(0)
-  classifier = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
-                                 keras.layers.Dense(2)])
+  classifier = keras.Sequential(
+    [keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(2)]
+  )
   trainer = iaat_tf.AdversarialTrainer(
-      classifier, 8, iaat_tf.MethodConfig(method="iaat_cheap", eps=0.1,
-                                          warmup_epochs=1, gamma=0.05),
-      iaat_tf.AttackConfig(steps=1), steps_per_epoch=steps_per_epoch)
+    classifier,
+    8,
+    iaat_tf.MethodConfig(method="iaat_cheap", eps=0.1, warmup_epochs=1, gamma=0.05),
+    iaat_tf.AttackConfig(steps=1),
+    steps_per_epoch=steps_per_epoch,
+  )
   trainer.compile(optimizer=keras.optimizers.SGD(0.0), jit_compile=False)
   return trainer
 

@@ -12,16 +12,15 @@ import make_build  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-impor
 
 def test_build_equals_the_generators_output():
   with open(os.path.join(REPO, "BUILD")) as f:
-    assert f.read() == make_build.generate(), (
-        "BUILD is stale: run python tools/make_build.py")
+    assert f.read() == make_build.generate(), "BUILD is stale: run python tools/make_build.py"
 
 
 def test_every_python_file_has_a_target():
   text = make_build.generate()
   for path in make_build._python_files():  # pylint: disable=protected-access
     if path.endswith("_test.py") and path.startswith("tests/"):
-      name = path[len("tests/"):-len("_test.py")].replace("/", "_")  # ROOM_X
-      assert (f'name = "{name}_test"' in text or f'name = "{name}_slow_test"' in text), path
+      name = path[len("tests/") : -len("_test.py")].replace("/", "_")  # ROOM_X
+      assert f'name = "{name}_test"' in text or f'name = "{name}_slow_test"' in text, path
     else:
       assert f'"{path}"' in text, path
 
@@ -29,29 +28,29 @@ def test_every_python_file_has_a_target():
 def test_dependencies_follow_imports():
   text = make_build.generate()
   # The trainer imports the recipe; the evaluation command its library.
-  trainer = text[text.index('name = "training_trainer"'):]
-  trainer = trainer[:trainer.index(")\n")]
+  trainer = text[text.index('name = "training_trainer"') :]
+  trainer = trainer[: trainer.index(")\n")]
   assert '":training_recipe"' in trainer
-  evaluate = text[text.index('name = "cli_evaluate"'):]
-  evaluate = evaluate[:evaluate.index(")\n")]
+  evaluate = text[text.index('name = "cli_evaluate"') :]
+  evaluate = evaluate[: evaluate.index(")\n")]
   assert '":cli_evaluation_run"' in evaluate
-  shim = text[text.index('name = "evaluate"'):]
-  assert '":cli_evaluate"' in shim[:shim.index(")\n")]
+  shim = text[text.index('name = "evaluate"') :]
+  assert '":cli_evaluate"' in shim[: shim.index(")\n")]
 
 
 def test_modules_a_subprocess_imports_are_dependencies():
   """run_io_test runs `python -c "import iaat_tf.run_io, iaat_tf.cli.app,
   iaat_tf.pareto"`: Bazel's runfiles must hold those modules."""
   text = make_build.generate()
-  stanza = text[text.index('name = "cli_run_io_test"'):]
-  stanza = stanza[:stanza.index(")\n")]
+  stanza = text[text.index('name = "cli_run_io_test"') :]
+  stanza = stanza[: stanza.index(")\n")]
   assert '":cli_app"' in stanza and '":pareto"' in stanza
 
 
 def test_slow_tests_get_their_own_tagged_target():
   text = make_build.generate()
-  stanza = text[text.index('name = "cli_resume_slow_test"'):]
-  stanza = stanza[:stanza.index(")\n")]
+  stanza = text[text.index('name = "cli_resume_slow_test"') :]
+  stanza = stanza[: stanza.index(")\n")]
   assert '"slow"' in stanza and "\"-m\", \"'slow'\"" in stanza
 
 
@@ -59,9 +58,16 @@ def test_check_mode_fails_on_a_stale_build(tmp_path):
   stale = tmp_path / "BUILD"
   stale.write_text("# stale\n")
   result = subprocess.run(
-      [sys.executable, "-c",
-       "import sys, make_build; "
-       "sys.exit(make_build.main(['--check', '--build=' + sys.argv[1]]))", str(stale)],
-      cwd=os.path.join(REPO, "tools"), capture_output=True, text=True, timeout=60)
+    [
+      sys.executable,
+      "-c",
+      "import sys, make_build; sys.exit(make_build.main(['--check', '--build=' + sys.argv[1]]))",
+      str(stale),
+    ],
+    cwd=os.path.join(REPO, "tools"),
+    capture_output=True,
+    text=True,
+    timeout=60,
+  )
   assert result.returncode == 1
   assert "run python tools/make_build.py" in result.stderr

@@ -15,15 +15,17 @@ def test_every_config_section_checks_its_own_fields_when_built():
   """Choices (the field's Literal type) and bounds come from the fields
   (options.option) and are checked on construction, also by
   dataclasses.replace; one line each."""
-  cases = [(cfg.MethodConfig, {"method": "iaat_fast"}, "unknown --method='iaat_fast'"),
-           (cfg.MethodConfig, {"probe_extra_steps": 0}, "--probe_extra_steps=0 must be >= 1"),
-           (cfg.MethodConfig, {"beta": 1.5}, "--beta=1.5 must be in [0, 1]"),
-           (cfg.AttackConfig, {"bn_mode": "eval"}, "unknown --attack_bn_mode='eval'"),
-           (cfg.TrainConfig, {"epochs": 0}, "--epochs=0 must be >= 1"),
-           (cfg.TrainConfig, {"learning_rate": 0.0}, "--learning_rate=0.0 must be > 0"),
-           (cfg.TrainConfig, {"ema_decay": 1.0}, "--ema_decay=1.0 must be in [0, 1)"),
-           (cfg.DataConfig, {"holdout_fraction": 1.0}, "--holdout_fraction=1.0 must be in (0, 1)"),
-           (cfg.DataConfig, {"shuffle_buffer": -2}, "--shuffle_buffer=-2 must be >= 0")]
+  cases = [
+    (cfg.MethodConfig, {"method": "iaat_fast"}, "unknown --method='iaat_fast'"),
+    (cfg.MethodConfig, {"probe_extra_steps": 0}, "--probe_extra_steps=0 must be >= 1"),
+    (cfg.MethodConfig, {"beta": 1.5}, "--beta=1.5 must be in [0, 1]"),
+    (cfg.AttackConfig, {"bn_mode": "eval"}, "unknown --attack_bn_mode='eval'"),
+    (cfg.TrainConfig, {"epochs": 0}, "--epochs=0 must be >= 1"),
+    (cfg.TrainConfig, {"learning_rate": 0.0}, "--learning_rate=0.0 must be > 0"),
+    (cfg.TrainConfig, {"ema_decay": 1.0}, "--ema_decay=1.0 must be in [0, 1)"),
+    (cfg.DataConfig, {"holdout_fraction": 1.0}, "--holdout_fraction=1.0 must be in (0, 1)"),
+    (cfg.DataConfig, {"shuffle_buffer": -2}, "--shuffle_buffer=-2 must be >= 0"),
+  ]
   for section, values, message in cases:
     with pytest.raises(cfg.ConfigError, match=re.escape(message)) as error:
       section(**values)
@@ -50,21 +52,29 @@ def test_validate_checks_rules_across_fields_once_each():
   ok = cfg.Config(output_dir="/tmp/x")
   assert validation.validate(ok) is ok  # The defaults pass.
   cases = [
-      (dict(method=cfg.MethodConfig(eps=0.5, eps_max=0.3)), "larger than --eps_max"),
-      (dict(method=cfg.MethodConfig(method="pgd_at", s_minus="adversarial")),
-       "--s_minus=adversarial"),
-      (dict(method=cfg.MethodConfig(eps=2.0, eps_max=3.0)), "out of range"),
-      (dict(train=cfg.TrainConfig(jit_compile="step", strategy="mirrored")),
-       "--jit_compile=step needs --strategy=default"),
-      (dict(data=cfg.DataConfig(num_classes=1)), "--num_classes=1 must be >= 2")]
+    (dict(method=cfg.MethodConfig(eps=0.5, eps_max=0.3)), "larger than --eps_max"),
+    (
+      dict(method=cfg.MethodConfig(method="pgd_at", s_minus="adversarial")),
+      "--s_minus=adversarial",
+    ),
+    (dict(method=cfg.MethodConfig(eps=2.0, eps_max=3.0)), "out of range"),
+    (
+      dict(train=cfg.TrainConfig(jit_compile="step", strategy="mirrored")),
+      "--jit_compile=step needs --strategy=default",
+    ),
+    (dict(data=cfg.DataConfig(num_classes=1)), "--num_classes=1 must be >= 2"),
+  ]
   for changes, message in cases:
     with pytest.raises(cfg.ConfigError, match=re.escape(message)) as error:
       validation.validate(dataclasses.replace(ok, **changes))
     assert "\n" not in str(error.value)
   # The L2 threat model has no [0, 1] bound on radii.
-  l2 = dataclasses.replace(ok, attack=cfg.AttackConfig(norm="l2"),
-                           method=cfg.MethodConfig(eps=2.0, eps_max=float("inf")),
-                           validation=cfg.ValidationConfig(eps=2.0))
+  l2 = dataclasses.replace(
+    ok,
+    attack=cfg.AttackConfig(norm="l2"),
+    method=cfg.MethodConfig(eps=2.0, eps_max=float("inf")),
+    validation=cfg.ValidationConfig(eps=2.0),
+  )
   validation.validate(l2)
 
 

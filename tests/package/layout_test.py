@@ -19,17 +19,25 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 # Room -> the rooms it may import. "top" holds config.py, tensors.py, run_io.py,
 # provenance.py and _version.py.
 ALLOWED = {
-    "top": {"top"},
-    "attacks": {"attacks", "top"},
-    "training": {"training", "attacks", "top"},
-    "data": {"data", "top"},
-    "models": {"models", "top"},
-    "evaluation": {"evaluation", "attacks", "top"},
-    "reports": {"reports", "data", "top"},
-    "cli": {"cli", "training", "attacks", "data", "models", "evaluation",
-            "reports", "top"},
-    "commands": {"commands", "cli", "training", "attacks", "data", "models",
-                 "evaluation", "reports", "top"},
+  "top": {"top"},
+  "attacks": {"attacks", "top"},
+  "training": {"training", "attacks", "top"},
+  "data": {"data", "top"},
+  "models": {"models", "top"},
+  "evaluation": {"evaluation", "attacks", "top"},
+  "reports": {"reports", "data", "top"},
+  "cli": {"cli", "training", "attacks", "data", "models", "evaluation", "reports", "top"},
+  "commands": {
+    "commands",
+    "cli",
+    "training",
+    "attacks",
+    "data",
+    "models",
+    "evaluation",
+    "reports",
+    "top",
+  },
 }
 COMMANDS = {"main", "evaluate", "pareto", "frontier"}
 ROOMS = {"attacks", "training", "data", "models", "evaluation", "reports", "cli"}
@@ -48,7 +56,7 @@ def _room(module: str) -> str:
 def _modules():
   for path in sorted(glob.glob(os.path.join(REPO, "iaat_tf", "**", "*.py"), recursive=True)):
     rel = os.path.relpath(path, REPO)[:-3].replace(os.sep, ".")
-    yield path, rel[:-len(".__init__")] if rel.endswith(".__init__") else rel
+    yield path, rel[: -len(".__init__")] if rel.endswith(".__init__") else rel
 
 
 def _imports(path: str):
@@ -71,8 +79,8 @@ def test_imports_only_go_down(path, module):
   for imported in _imports(path):
     target = _room(imported)
     assert target in ALLOWED[room], (
-        f"{module} ({room}) imports {imported} ({target}); "
-        f"{room} may import {sorted(ALLOWED[room])}")
+      f"{module} ({room}) imports {imported} ({target}); {room} may import {sorted(ALLOWED[room])}"
+    )
 
 
 def test_only_the_command_line_reads_flags():
@@ -80,8 +88,13 @@ def test_only_the_command_line_reads_flags():
     if _room(module) in ("cli", "commands"):
       continue
     for node in ast.walk(ast.parse(open(path).read())):
-      names = ([node.module or ""] if isinstance(node, ast.ImportFrom) else
-               [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+      names = (
+        [node.module or ""]
+        if isinstance(node, ast.ImportFrom)
+        else [a.name for a in node.names]
+        if isinstance(node, ast.Import)
+        else []
+      )
       assert not any(n.split(".")[0] == "absl" for n in names), f"{module} imports absl"
 
 
@@ -89,8 +102,20 @@ def test_every_module_is_in_a_room_with_a_docstring():
   for path, module in _modules():
     assert ast.get_docstring(ast.parse(open(path).read())), f"{module}: no docstring"
   top = {os.path.basename(p)[:-3] for p in glob.glob(os.path.join(REPO, "iaat_tf", "*.py"))}
-  assert top == {"__init__", "_version", "config", "options", "validation", "provenance", "tensors",
-                 "run_io"} | COMMANDS, top
+  assert (
+    top
+    == {
+      "__init__",
+      "_version",
+      "config",
+      "options",
+      "validation",
+      "provenance",
+      "tensors",
+      "run_io",
+    }
+    | COMMANDS
+  ), top
 
 
 def test_subpackage_inits_only_re_export():
@@ -103,10 +128,14 @@ def test_subpackage_inits_only_re_export():
         continue  # The docstring.
       if isinstance(node, (ast.Import, ast.ImportFrom)):
         continue
-      if isinstance(node, ast.Assign) and [getattr(t, "id", "") for t in node.targets] == ["__all__"]:
+      if isinstance(node, ast.Assign) and [getattr(t, "id", "") for t in node.targets] == [
+        "__all__"
+      ]:
         continue
-      raise AssertionError(f"{os.path.relpath(path, REPO)}:{node.lineno} holds "
-                           f"{type(node).__name__}; move it to a module named for it")
+      raise AssertionError(
+        f"{os.path.relpath(path, REPO)}:{node.lineno} holds "
+        f"{type(node).__name__}; move it to a module named for it"
+      )
 
 
 def test_python_m_commands_are_shims_calling_cli_main():
@@ -115,8 +144,9 @@ def test_python_m_commands_are_shims_calling_cli_main():
     tree = ast.parse(open(os.path.join(REPO, "iaat_tf", f"{name}.py")).read())
     imports = [n for n in tree.body if isinstance(n, ast.ImportFrom)]
     assert len(tree.body) == 3 and len(imports) == 1, name
-    assert imports[0].module.startswith("iaat_tf.cli.") and [
-        a.name for a in imports[0].names] == ["main"], name
+    assert imports[0].module.startswith("iaat_tf.cli.") and [a.name for a in imports[0].names] == [
+      "main"
+    ], name
 
 
 def test_bench_and_experiments_run_as_modules_without_path_edits():
@@ -143,8 +173,13 @@ def _entry_modules():
 @pytest.mark.slow
 @pytest.mark.parametrize("module", list(_entry_modules()))
 def test_every_bench_and_experiment_script_starts_as_a_module(module):
-  result = subprocess.run([sys.executable, "-m", module, "--help"], cwd=REPO,
-                          capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+  result = subprocess.run(
+    [sys.executable, "-m", module, "--help"],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=300,
+    env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+  )
   assert result.returncode == 0, result.stderr[-2000:]
   assert "usage" in result.stdout.lower(), result.stdout[-500:]

@@ -28,9 +28,11 @@ def _pyproject():
 
 def test_every_subpackage_and_the_flagfiles_are_packaged():
   setup = _pyproject()["tool"]["setuptools"]
-  tree = {os.path.relpath(root, REPO).replace(os.sep, ".")
-          for root, _, files in os.walk(os.path.join(REPO, "iaat_tf"))
-          if "__init__.py" in files}
+  tree = {
+    os.path.relpath(root, REPO).replace(os.sep, ".")
+    for root, _, files in os.walk(os.path.join(REPO, "iaat_tf"))
+    if "__init__.py" in files
+  }
   assert set(setup["packages"]) == tree | {"iaat_tf.flagfiles"}
   assert setup["package-dir"] == {"iaat_tf.flagfiles": "flags"}
   assert setup["package-data"] == {"iaat_tf.flagfiles": ["*.flags"]}
@@ -45,23 +47,37 @@ def test_one_version_number():
     assert f"## {iaat_tf.__version__}" in f.read()
 
 
-@pytest.mark.parametrize("script,module", [
-    ("iaat-train", "iaat_tf.main"), ("iaat-evaluate", "iaat_tf.evaluate"),
-    ("iaat-pareto", "iaat_tf.pareto"), ("iaat-frontier", "iaat_tf.frontier")])
+@pytest.mark.parametrize(
+  "script,module",
+  [
+    ("iaat-train", "iaat_tf.main"),
+    ("iaat-evaluate", "iaat_tf.evaluate"),
+    ("iaat-pareto", "iaat_tf.pareto"),
+    ("iaat-frontier", "iaat_tf.frontier"),
+  ],
+)
 def test_console_scripts_run_their_command(script, module, tmp_path):
   target = _pyproject()["project"]["scripts"][script]
   module_name, function = target.split(":")
-  code = (f"import sys; sys.argv = [{script!r}, '--help']; "
-          f"import {module_name} as m; m.{function}()")
-  result = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                          text=True, cwd=tmp_path, timeout=120,
-                          env={**os.environ, "PYTHONPATH": REPO})
+  code = f"import sys; sys.argv = [{script!r}, '--help']; import {module_name} as m; m.{function}()"
+  result = subprocess.run(
+    [sys.executable, "-c", code],
+    capture_output=True,
+    text=True,
+    cwd=tmp_path,
+    timeout=120,
+    env={**os.environ, "PYTHONPATH": REPO},
+  )
   assert result.returncode == 0, result.stderr
   assert f"python -m {module}" in result.stdout and "--" in result.stdout
   bad = subprocess.run(
-      [sys.executable, "-c", code.replace("'--help'", "'--no_such_flag'")],
-      capture_output=True, text=True, cwd=tmp_path, timeout=120,
-      env={**os.environ, "PYTHONPATH": REPO})
+    [sys.executable, "-c", code.replace("'--help'", "'--no_such_flag'")],
+    capture_output=True,
+    text=True,
+    cwd=tmp_path,
+    timeout=120,
+    env={**os.environ, "PYTHONPATH": REPO},
+  )
   assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
 
 

@@ -32,5 +32,6 @@ def test_readme_snippet_trains_evaluates_and_exports(tmp_path, monkeypatch):
 
   assert os.path.isdir(tmp_path / "digits_model")
   x = ns["x"][:16]
-  np.testing.assert_allclose(ns["model"](x).numpy(),
-                             classifier(x, training=False).numpy(), atol=1e-5)
+  np.testing.assert_allclose(
+    ns["model"](x).numpy(), classifier(x, training=False).numpy(), atol=1e-5
+  )

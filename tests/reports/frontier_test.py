@@ -19,24 +19,38 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def _runs(setting, method, pairs, **extra):
-  return [{"setting": setting, "method": method, "flags": [f"--method={method}"],
-           "seed": i, "clean": c, "autoattack": a, "chance": 0.1, "n_examples": 359,
-           **extra}
-          for i, (c, a) in enumerate(pairs)]
+  return [
+    {
+      "setting": setting,
+      "method": method,
+      "flags": [f"--method={method}"],
+      "seed": i,
+      "clean": c,
+      "autoattack": a,
+      "chance": 0.1,
+      "n_examples": 359,
+      **extra,
+    }
+    for i, (c, a) in enumerate(pairs)
+  ]
 
 
 def _example():
   # PGD-AT: a clean/robust trade-off; 0.3 is dominated by 0.2 here.
-  return (_runs("pgd_at_0.1", "pgd_at", [(0.95, 0.30), (0.97, 0.32), (0.96, 0.31)],
-                train_eps=0.1)
-          + _runs("pgd_at_0.2", "pgd_at", [(0.90, 0.50), (0.92, 0.52), (0.91, 0.51)],
-                  train_eps=0.2)
-          + _runs("pgd_at_0.3", "pgd_at", [(0.80, 0.45), (0.82, 0.47)], train_eps=0.3)
-          + _runs("iaat_a", "iaat", [(0.935, 0.50), (0.945, 0.52), (0.94, 0.51)],
-                  eps_quantiles=[0.0, 0.1, 0.2, 0.3, 0.4])
-          + _runs("iaat_b", "iaat", [(0.85, 0.40), (0.87, 0.42)])
-          + _runs("iaat_c", "iaat", [(0.99, 0.10), (0.99, 0.12)])
-          + _runs("iaat_d", "iaat", [(0.88, 0.49), (0.89, 0.515)]))
+  return (
+    _runs("pgd_at_0.1", "pgd_at", [(0.95, 0.30), (0.97, 0.32), (0.96, 0.31)], train_eps=0.1)
+    + _runs("pgd_at_0.2", "pgd_at", [(0.90, 0.50), (0.92, 0.52), (0.91, 0.51)], train_eps=0.2)
+    + _runs("pgd_at_0.3", "pgd_at", [(0.80, 0.45), (0.82, 0.47)], train_eps=0.3)
+    + _runs(
+      "iaat_a",
+      "iaat",
+      [(0.935, 0.50), (0.945, 0.52), (0.94, 0.51)],
+      eps_quantiles=[0.0, 0.1, 0.2, 0.3, 0.4],
+    )
+    + _runs("iaat_b", "iaat", [(0.85, 0.40), (0.87, 0.42)])
+    + _runs("iaat_c", "iaat", [(0.99, 0.10), (0.99, 0.12)])
+    + _runs("iaat_d", "iaat", [(0.88, 0.49), (0.89, 0.515)])
+  )
 
 
 def test_summary_frontier_and_structured_verdicts_have_known_values():
@@ -45,7 +59,8 @@ def test_summary_frontier_and_structured_verdicts_have_known_values():
   assert by["pgd_at_0.1"]["clean_mean"] == pytest.approx(0.96)
   assert by["pgd_at_0.1"]["clean_std"] == pytest.approx(0.01)
   assert by["pgd_at_0.1"]["clean_ci"] == pytest.approx(
-      list(scipy_stats.t.interval(0.95, 2, loc=0.96, scale=0.01 / math.sqrt(3))))
+    list(scipy_stats.t.interval(0.95, 2, loc=0.96, scale=0.01 / math.sqrt(3)))
+  )
   assert analysis["uniform_frontier"] == ["pgd_at_0.2", "pgd_at_0.1"]
   assert not by["pgd_at_0.3"]["on_frontier"] and by["pgd_at_0.1"]["on_frontier"]
   assert not by["pgd_at_0.2"]["on_frontier"]  # iaat_a: more clean, same AA.
@@ -57,10 +72,12 @@ def test_summary_frontier_and_structured_verdicts_have_known_values():
   assert a["compared_with"] == ["pgd_at_0.2", "pgd_at_0.1"]
   assert a["frontier_autoattack"] == pytest.approx(0.39)
   assert a["gap"] == pytest.approx(0.12)
-  m, w = -4.0, 0.6
-  per_seed = [(0.50 + 4 * 0.935) - (1 - w) * (0.50 + 4 * 0.90) - w * (0.30 + 4 * 0.95),
-              (0.52 + 4 * 0.945) - (1 - w) * (0.52 + 4 * 0.92) - w * (0.32 + 4 * 0.97),
-              (0.51 + 4 * 0.94) - (1 - w) * (0.51 + 4 * 0.91) - w * (0.31 + 4 * 0.96)]
+  w = 0.6
+  per_seed = [
+    (0.50 + 4 * 0.935) - (1 - w) * (0.50 + 4 * 0.90) - w * (0.30 + 4 * 0.95),
+    (0.52 + 4 * 0.945) - (1 - w) * (0.52 + 4 * 0.92) - w * (0.32 + 4 * 0.97),
+    (0.51 + 4 * 0.94) - (1 - w) * (0.51 + 4 * 0.91) - w * (0.31 + 4 * 0.96),
+  ]
   assert np.mean(per_seed) == pytest.approx(0.12)
   se = np.std(per_seed, ddof=1) / math.sqrt(3)
   assert a["gap_se"] == pytest.approx(se) and a["gap_df"] == 2
@@ -83,9 +100,11 @@ def test_summary_frontier_and_structured_verdicts_have_known_values():
   assert c["gap"] is None and c["verdict"] == "not_comparable"
   assert "smaller than 0.1" in c["reason"]
   text = "\n".join(analysis["verdict"])
-  assert ("iaat_a (learns on 3/3 seeds): clean 94.0 +- 0.5, AutoAttack 51.0 +- 1.0; "
-          "at the same clean accuracy, between pgd_at_0.2 (learns on 3/3), pgd_at_0.1 "
-          "(learns on 3/3): gap +12.0 AutoAttack points, 95% interval [+7.0, +17.0]") in text
+  assert (
+    "iaat_a (learns on 3/3 seeds): clean 94.0 +- 0.5, AutoAttack 51.0 +- 1.0; "
+    "at the same clean accuracy, between pgd_at_0.2 (learns on 3/3), pgd_at_0.1 "
+    "(learns on 3/3): gap +12.0 AutoAttack points, 95% interval [+7.0, +17.0]"
+  ) in text
   assert "above uniform PGD-AT's frontier: the seeds tell" in text
   assert "Student's t" in text
   table = frontier.table_markdown(analysis["settings"])
@@ -95,9 +114,11 @@ def test_summary_frontier_and_structured_verdicts_have_known_values():
 
 
 def test_the_seeds_cannot_tell_a_small_gap():
-  runs = (_runs("pgd_at_0.1", "pgd_at", [(0.95, 0.30), (0.97, 0.40)])
-          + _runs("pgd_at_0.2", "pgd_at", [(0.90, 0.50), (0.92, 0.60)])
-          + _runs("iaat", "iaat", [(0.935, 0.38), (0.945, 0.50)]))
+  runs = (
+    _runs("pgd_at_0.1", "pgd_at", [(0.95, 0.30), (0.97, 0.40)])
+    + _runs("pgd_at_0.2", "pgd_at", [(0.90, 0.50), (0.92, 0.60)])
+    + _runs("iaat", "iaat", [(0.935, 0.38), (0.945, 0.50)])
+  )
   analysis = frontier.analyse(runs)
   assert analysis["settings"][-1]["verdict"] == "cannot_tell"
   assert "the seeds cannot tell" in analysis["verdict"][-1]
@@ -106,10 +127,12 @@ def test_the_seeds_cannot_tell_a_small_gap():
 def test_seeds_that_fail_to_learn_are_reliability_not_accuracy(tmp_path):
   """PGD-AT at 0.25 fails on seed 1: its point is the mean over the seeds
   it learns on, "2/3" beside it, and IAAT is compared with it there."""
-  runs = (_runs("pgd_at_0.2", "pgd_at", [(0.99, 0.62), (0.98, 0.64), (0.99, 0.63)])
-          + _runs("pgd_at_0.25", "pgd_at", [(0.97, 0.68), (0.10, 0.10), (0.98, 0.70)])
-          + _runs("pgd_at_0.3", "pgd_at", [(0.088, 0.086)] * 3)
-          + _runs("iaat", "iaat", [(0.978, 0.66), (0.981, 0.68), (0.982, 0.67)]))
+  runs = (
+    _runs("pgd_at_0.2", "pgd_at", [(0.99, 0.62), (0.98, 0.64), (0.99, 0.63)])
+    + _runs("pgd_at_0.25", "pgd_at", [(0.97, 0.68), (0.10, 0.10), (0.98, 0.70)])
+    + _runs("pgd_at_0.3", "pgd_at", [(0.088, 0.086)] * 3)
+    + _runs("iaat", "iaat", [(0.978, 0.66), (0.981, 0.68), (0.982, 0.67)])
+  )
   analysis = frontier.analyse(runs)
   by = {s["setting"]: s for s in analysis["settings"]}
   u = by["pgd_at_0.25"]
@@ -139,7 +162,11 @@ def test_seeds_that_fail_to_learn_are_reliability_not_accuracy(tmp_path):
 
 def test_learns_is_judged_against_chance():
   run = lambda clean, aa=0.0, chance=0.1, n=359: {
-      "clean": clean, "autoattack": aa, "chance": chance, "n_examples": n}
+    "clean": clean,
+    "autoattack": aa,
+    "chance": chance,
+    "n_examples": n,
+  }
   assert frontier.learns(run(0.97, 0.97))  # Robust, not constant.
   assert not frontier.learns(run(0.088, 0.086))  # Below chance, AA < clean.
   assert not frontier.learns(run(0.106, 0.0, chance=0.106))  # The majority class.
@@ -156,8 +183,7 @@ def test_learns_is_judged_against_chance():
 # PGD-AT's true frontier on digits (clean, AutoAttack) and four adaptive
 # settings whose true points lie on it; seed noise 0.6 clean and 3
 # AutoAttack points, as on digits (issue 32).
-_UNIFORM_TRUTH = [(0.992, 0.25), (0.991, 0.47), (0.987, 0.63), (0.974, 0.68),
-                  (0.955, 0.71)]
+_UNIFORM_TRUTH = [(0.992, 0.25), (0.991, 0.47), (0.987, 0.63), (0.974, 0.68), (0.955, 0.71)]
 _ADAPTIVE_CLEAN = [0.980, 0.975, 0.985, 0.965]
 
 
@@ -171,14 +197,13 @@ def _on_truth(c):
 
 def _simulate(rng, seeds, advantage):
   runs = []
-  points = ([(f"u{k}", "pgd_at", c, a) for k, (c, a) in enumerate(_UNIFORM_TRUTH)]
-            + [(f"a{k}", "iaat", c, _on_truth(c) + advantage)
-               for k, c in enumerate(_ADAPTIVE_CLEAN)])
+  points = [(f"u{k}", "pgd_at", c, a) for k, (c, a) in enumerate(_UNIFORM_TRUTH)] + [
+    (f"a{k}", "iaat", c, _on_truth(c) + advantage) for k, c in enumerate(_ADAPTIVE_CLEAN)
+  ]
   for name, method, c, a in points:
     noise = rng.standard_normal((seeds, 2)) * [0.006, 0.03]
     runs += _runs(name, method, [(min(1.0, c + dc), a + da) for dc, da in noise])
-  return [s["verdict"] for s in frontier.analyse(runs)["settings"]
-          if s["method"] == "iaat"]
+  return [s["verdict"] for s in frontier.analyse(runs)["settings"] if s["method"] == "iaat"]
 
 
 @pytest.mark.parametrize("seeds", [3, 5])
@@ -201,38 +226,59 @@ def test_a_true_advantage_is_found_most_of_the_time():
 
 def test_settings_of_names_and_refusals():
   options = command.FrontierConfig(
-      experiment="quickstart", out_dir="x", pgd_at_eps=(0.1, 8 / 255),
-      iaat=("eps=0.3 gamma=0.1", "method=iaat_cheap"))
+    experiment="quickstart",
+    out_dir="x",
+    pgd_at_eps=(0.1, 8 / 255),
+    iaat=("eps=0.3 gamma=0.1", "method=iaat_cheap"),
+  )
   names = [s.name for s in command.settings_of(options)]
   # Uniform radii ramp over the experiment's warmup (5 epochs in quickstart).
-  assert names == ["pgd_at_eps0.1_ramp5", "pgd_at_eps0.03137_ramp5",
-                   "iaat_eps0.3_gamma0.1", "iaat_cheap"]
+  assert names == [
+    "pgd_at_eps0.1_ramp5",
+    "pgd_at_eps0.03137_ramp5",
+    "iaat_eps0.3_gamma0.1",
+    "iaat_cheap",
+  ]
   assert command.settings_of(options)[0].flags == (
-      "--method=pgd_at", "--eps=0.1", "--eps_ramp_epochs=5")
+    "--method=pgd_at",
+    "--eps=0.1",
+    "--eps_ramp_epochs=5",
+  )
   longer = dataclasses.replace(options, train_args=("--warmup_epochs=8",))
   assert command.settings_of(longer)[0].name == "pgd_at_eps0.1_ramp8"
   plain = dataclasses.replace(options, uniform_ramp=False)
-  assert [s.name for s in command.settings_of(plain)][:2] == [
-      "pgd_at_eps0.1", "pgd_at_eps0.03137"]
+  assert [s.name for s in command.settings_of(plain)][:2] == ["pgd_at_eps0.1", "pgd_at_eps0.03137"]
   for bad, message in (("eps", "flag=value"), ("method=pgd_at", "not adaptive")):
     with pytest.raises(command.FrontierError, match=message):
-      command.settings_of(command.FrontierConfig(
-          experiment="quickstart", out_dir="x", pgd_at_eps=(0.1,), iaat=(bad,)))
+      command.settings_of(
+        command.FrontierConfig(experiment="quickstart", out_dir="x", pgd_at_eps=(0.1,), iaat=(bad,))
+      )
 
 
 @pytest.mark.slow
 def test_command_end_to_end_and_resumed(tmp_path):
   out = tmp_path / "frontier"
-  args = [sys.executable, "-m", "iaat_tf.frontier", "--experiment=quickstart",
-          "--pgd_at_eps=0.2", "--iaat=eps=0.3 gamma=0.1", "--seeds=0", "--jobs=2",
-          "--train_args=--epochs=2 --warmup_epochs=1 --val_examples=32 "
-          "--pgd_steps=1 --max_train_examples=256",
-          "--aa_max_examples=64", "--aa_apgd_iters=3", "--aa_targets=1",
-          "--aa_fab_iters=3", "--aa_square_queries=5", "--nocurve",
-          f"--out_dir={out}"]
+  args = [
+    sys.executable,
+    "-m",
+    "iaat_tf.frontier",
+    "--experiment=quickstart",
+    "--pgd_at_eps=0.2",
+    "--iaat=eps=0.3 gamma=0.1",
+    "--seeds=0",
+    "--jobs=2",
+    "--train_args=--epochs=2 --warmup_epochs=1 --val_examples=32 "
+    "--pgd_steps=1 --max_train_examples=256",
+    "--aa_max_examples=64",
+    "--aa_apgd_iters=3",
+    "--aa_targets=1",
+    "--aa_fab_iters=3",
+    "--aa_square_queries=5",
+    "--nocurve",
+    f"--out_dir={out}",
+  ]
   env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "3"}
-  first = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path,
-                         env=env, timeout=900)
+  first = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=900)
   assert first.returncode == 0, first.stdout + first.stderr
   with open(out / "frontier.json") as f:
     result = json.load(f)
@@ -240,18 +286,30 @@ def test_command_end_to_end_and_resumed(tmp_path):
   # The uniform radius ramps over the experiment's warmup (1 epoch here).
   assert set(settings) == {"pgd_at_eps0.2_ramp1", "iaat_eps0.3_gamma0.1"}
   assert settings["pgd_at_eps0.2_ramp1"]["flags"] == [
-      "--method=pgd_at", "--eps=0.2", "--eps_ramp_epochs=1"]
+    "--method=pgd_at",
+    "--eps=0.2",
+    "--eps_ramp_epochs=1",
+  ]
   for s in settings.values():
-    assert {"method", "flags", "seeds", "learns", "clean_mean", "clean_std",
-            "autoattack_mean", "autoattack_std", "on_frontier", "per_seed"} <= set(s)
+    assert {
+      "method",
+      "flags",
+      "seeds",
+      "learns",
+      "clean_mean",
+      "clean_std",
+      "autoattack_mean",
+      "autoattack_std",
+      "on_frontier",
+      "per_seed",
+    } <= set(s)
     (run,) = s["per_seed"]
     assert s["seeds"] == [0] and 0 <= run["autoattack"] <= run["clean"] <= 1
   iaat = settings["iaat_eps0.3_gamma0.1"]
   assert iaat["verdict"] in frontier.VERDICTS
   assert iaat["verdict"] != "above"  # One seed: no interval, nothing told.
   assert 0 < result["runs"][0]["chance"] < 0.5 and result["runs"][0]["n_examples"] == 64
-  assert settings["iaat_eps0.3_gamma0.1"]["flags"] == [
-      "--method=iaat", "--eps=0.3", "--gamma=0.1"]
+  assert settings["iaat_eps0.3_gamma0.1"]["flags"] == ["--method=iaat", "--eps=0.3", "--gamma=0.1"]
   assert len(settings["iaat_eps0.3_gamma0.1"]["eps_quantiles"]) == 5
   assert (out / "frontier.png").stat().st_size > 10_000
   assert "AutoAttack" in (out / "frontier.md").read_text()
@@ -259,8 +317,7 @@ def test_command_end_to_end_and_resumed(tmp_path):
   run = out / "runs" / "pgd_at_eps0.2_ramp1_seed0"
   assert json.loads((run / "results.json").read_text())["autoattack"]["n_examples"] == 64
   # Rerun: nothing is retrained or re-attacked, the same numbers come back.
-  again = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path,
-                         env=env, timeout=900)
+  again = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=900)
   assert again.returncode == 0, again.stderr
   with open(out / "frontier.json") as f:
     assert json.load(f)["settings"] == result["settings"]
@@ -268,9 +325,13 @@ def test_command_end_to_end_and_resumed(tmp_path):
   assert log.count("-m iaat_tf.evaluate") == 1 and "finished" in log
   # The radius dynamics of its IAAT runs (experiments/frontier_digits/).
   dynamics = subprocess.run(
-      [sys.executable, "-m", "experiments.frontier_digits.radius_dynamics",
-       f"--out_dir={out}"], capture_output=True, text=True, cwd=REPO, env=env,
-      timeout=300)
+    [sys.executable, "-m", "experiments.frontier_digits.radius_dynamics", f"--out_dir={out}"],
+    capture_output=True,
+    text=True,
+    cwd=REPO,
+    env=env,
+    timeout=300,
+  )
   assert dynamics.returncode == 0, dynamics.stderr
   radii = json.loads((out / "radius_dynamics.json").read_text())
   gamma = radii["iaat_eps0.3_gamma0.1"]
@@ -279,7 +340,8 @@ def test_command_end_to_end_and_resumed(tmp_path):
   assert gamma["end"]["at_zero"] == pytest.approx(float(np.mean(table == 0)))
   assert gamma["end"]["below_eval_eps"] == pytest.approx(float(np.mean(table < 0.2 - 1e-6)))
   assert (out / "radius_dynamics.png").stat().st_size > 10_000
-  bad = subprocess.run(args[:4] + ["--out_dir=x"], capture_output=True, text=True,
-                       cwd=tmp_path, env=env, timeout=120)
+  bad = subprocess.run(
+    args[:4] + ["--out_dir=x"], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120
+  )
   assert bad.returncode == 2 and "--pgd_at_eps" in bad.stderr
   assert len(bad.stderr.strip().splitlines()) == 1

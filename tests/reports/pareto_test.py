@@ -13,21 +13,26 @@ from iaat_tf.reports import pareto
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _write_run(root, name, method, train_eps, clean, pgd, worst=None,
-               eval_eps=8 / 255):
+def _write_run(root, name, method, train_eps, clean, pgd, worst=None, eval_eps=8 / 255):
   run_dir = root / name
   run_dir.mkdir(parents=True)
-  results = {"method": method, "dataset": "digits", "model": "small_cnn",
-             "train_eps": train_eps,
-             "final": {"clean_accuracy": clean, "pgd_accuracy": pgd,
-                       "eval_eps": eval_eps},
-             "history": {"loss": [1.0, 0.5]}}
+  results = {
+    "method": method,
+    "dataset": "digits",
+    "model": "small_cnn",
+    "train_eps": train_eps,
+    "final": {"clean_accuracy": clean, "pgd_accuracy": pgd, "eval_eps": eval_eps},
+    "history": {"loss": [1.0, 0.5]},
+  }
   if worst is not None:
-    results["robustness"] = {"clean_accuracy": clean, "curve": [
+    results["robustness"] = {
+      "clean_accuracy": clean,
+      "curve": [
         {"eps": 0.0, "pgd_ce": clean, "worst_case": clean},
-        {"eps": eval_eps, "pgd_ce": pgd, "apgd_ce": worst + 0.01,
-         "worst_case": worst},
-        {"eps": 2 * eval_eps, "pgd_ce": pgd / 2, "worst_case": worst / 2}]}
+        {"eps": eval_eps, "pgd_ce": pgd, "apgd_ce": worst + 0.01, "worst_case": worst},
+        {"eps": 2 * eval_eps, "pgd_ce": pgd / 2, "worst_case": worst / 2},
+      ],
+    }
   (run_dir / "results.json").write_text(json.dumps(results))
   return str(run_dir)
 
@@ -36,17 +41,16 @@ def _write_run(root, name, method, train_eps, clean, pgd, worst=None,
 def _run_dirs(tmp_path):
   root = tmp_path / "runs"
   return [
-      _write_run(root, "iaat_8", "iaat", 8 / 255, 0.90, 0.50, worst=0.45),
-      _write_run(root, "pgd_4", "pgd_at", 4 / 255, 0.88, 0.40),
-      _write_run(root, "pgd_8", "pgd_at", 8 / 255, 0.80, 0.48, worst=0.46),
-      _write_run(root, "standard", "standard", 0.0, 0.95, 0.01),
-      _write_run(root, "cheap", "iaat_cheap", 8 / 255, 0.85, 0.42),
+    _write_run(root, "iaat_8", "iaat", 8 / 255, 0.90, 0.50, worst=0.45),
+    _write_run(root, "pgd_4", "pgd_at", 4 / 255, 0.88, 0.40),
+    _write_run(root, "pgd_8", "pgd_at", 8 / 255, 0.80, 0.48, worst=0.46),
+    _write_run(root, "standard", "standard", 0.0, 0.95, 0.01),
+    _write_run(root, "cheap", "iaat_cheap", 8 / 255, 0.85, 0.42),
   ]
 
 
 def test_pareto_front_hand_made():
-  points = [(0.1, 0.9), (0.5, 0.5), (0.4, 0.4), (0.9, 0.1), (0.5, 0.5),
-            (0.2, 0.2), (0.5, 0.3)]
+  points = [(0.1, 0.9), (0.5, 0.5), (0.4, 0.4), (0.9, 0.1), (0.5, 0.5), (0.2, 0.2), (0.5, 0.3)]
   # (0.4,0.4), (0.2,0.2) and (0.5,0.3) are dominated by (0.5,0.5);
   # duplicates of a front point are both kept. Sorted by x.
   assert pareto.pareto_front(points) == [0, 1, 4, 3]
@@ -121,11 +125,16 @@ def test_write_pareto(tmp_path, run_dirs):
 
 
 def _run_cli(*args):
-  env = dict(os.environ, PYTHONPATH=REPO + os.pathsep +
-             os.environ.get("PYTHONPATH", ""))
-  return subprocess.run([sys.executable, "-m", "iaat_tf.pareto", *args],
-                        capture_output=True, text=True, cwd=REPO, env=env,
-                        timeout=60, check=False)
+  env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+  return subprocess.run(
+    [sys.executable, "-m", "iaat_tf.pareto", *args],
+    capture_output=True,
+    text=True,
+    cwd=REPO,
+    env=env,
+    timeout=60,
+    check=False,
+  )
 
 
 def test_cli_end_to_end_with_glob(tmp_path, run_dirs):
@@ -144,8 +153,7 @@ def test_cli_end_to_end_with_glob(tmp_path, run_dirs):
 def test_cli_missing_results_json(tmp_path, run_dirs):
   missing = tmp_path / "empty_run"
   missing.mkdir()
-  proc = _run_cli(f"--runs={run_dirs[0]},{missing}",
-                  f"--out_dir={tmp_path / 'out'}")
+  proc = _run_cli(f"--runs={run_dirs[0]},{missing}", f"--out_dir={tmp_path / 'out'}")
   assert proc.returncode == 2
   lines = proc.stderr.strip().splitlines()
   assert len(lines) == 1, proc.stderr
@@ -159,8 +167,9 @@ def test_labels_in_words_and_the_axis_names_the_metric(run_dirs, tmp_path):
   assert pareto.point_label(runs["iaat_8"]) == "IAAT, warmup 8/255"
   assert pareto.point_label(runs["cheap"]) == "cheap IAAT, warmup 8/255"
   assert pareto.point_label(runs["standard"]) == "standard training"
-  assert pareto.point_label({"method": "pgd_at", "train_eps": 0.3},
-                            per_255=False) == "PGD-AT at 0.3"
+  assert (
+    pareto.point_label({"method": "pgd_at", "train_eps": 0.3}, per_255=False) == "PGD-AT at 0.3"
+  )
   mixed = pareto.robust_axis_label(list(runs.values()))
   assert "worst case where evaluated, else PGD" in mixed and "8/255" in mixed
   worst = pareto.robust_axis_label([runs["iaat_8"], runs["pgd_8"]])
@@ -173,8 +182,10 @@ def test_labels_in_words_and_the_axis_names_the_metric(run_dirs, tmp_path):
 
 
 def test_cli_errors_are_one_line_with_the_program_name(tmp_path):
-  for args, message in ((["--bogus"], "Unknown command line flag 'bogus'"),
-                        (["--runs=x"], "--out_dir is required")):
+  for args, message in (
+    (["--bogus"], "Unknown command line flag 'bogus'"),
+    (["--runs=x"], "--out_dir is required"),
+  ):
     proc = _run_cli(*args)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()

@@ -16,8 +16,7 @@ B = [0.60, 0.61, 0.63, 0.58]
 
 def test_mean_interval_is_scipys_t_interval():
   est = stats.mean(A)
-  low, high = scipy_stats.t.interval(0.95, len(A) - 1, loc=np.mean(A),
-                                     scale=scipy_stats.sem(A))
+  low, high = scipy_stats.t.interval(0.95, len(A) - 1, loc=np.mean(A), scale=scipy_stats.sem(A))
   assert est.value == pytest.approx(np.mean(A))
   assert est.se == pytest.approx(scipy_stats.sem(A))
   assert est.df == len(A) - 1
@@ -76,12 +75,13 @@ def _gap(setting, lo, hi):
 
 def test_gap_to_segment_value_and_delta_method_variance():
   rng = np.random.default_rng(0)
-  s = _runs(list(zip(0.975 + 0.006 * rng.standard_normal(5),
-                     0.66 + 0.03 * rng.standard_normal(5))))
-  lo = _runs(list(zip(0.970 + 0.006 * rng.standard_normal(5),
-                      0.68 + 0.03 * rng.standard_normal(5))))
-  hi = _runs(list(zip(0.987 + 0.006 * rng.standard_normal(5),
-                      0.63 + 0.03 * rng.standard_normal(5))))
+  s = _runs(list(zip(0.975 + 0.006 * rng.standard_normal(5), 0.66 + 0.03 * rng.standard_normal(5))))
+  lo = _runs(
+    list(zip(0.970 + 0.006 * rng.standard_normal(5), 0.68 + 0.03 * rng.standard_normal(5)))
+  )
+  hi = _runs(
+    list(zip(0.987 + 0.006 * rng.standard_normal(5), 0.63 + 0.03 * rng.standard_normal(5)))
+  )
   means = lambda r: (np.mean([x["clean"] for x in r]), np.mean([x["autoattack"] for x in r]))
   point = (*means(s), *means(lo), *means(hi))
   est, w = stats.gap_to_segment(s, lo, hi, paired=False)
@@ -103,11 +103,10 @@ def test_gap_to_segment_value_and_delta_method_variance():
   # The clean coordinate counts: AutoAttack accuracy the same on every seed,
   # clean accuracy noisy, on a slope of -4 AutoAttack points per clean point.
   flat = lambda c, a: _runs([(c - 0.004, a), (c, a), (c + 0.004, a)])
-  est, _ = stats.gap_to_segment(flat(0.98, 0.66), flat(0.97, 0.70), flat(0.99, 0.62),
-                                paired=False)
+  est, _ = stats.gap_to_segment(flat(0.98, 0.66), flat(0.97, 0.70), flat(0.99, 0.62), paired=False)
   assert est.value == pytest.approx(0.0, abs=1e-12)
   slope = 4.0
-  expected = math.sqrt(slope ** 2 * (1 + 0.25 + 0.25) * 0.004 ** 2 / 3)
+  expected = math.sqrt(slope**2 * (1 + 0.25 + 0.25) * 0.004**2 / 3)
   assert est.se == pytest.approx(expected)
 
 
@@ -127,8 +126,9 @@ def test_gap_interval_covers_the_truth_95_percent_of_the_time():
   for _ in range(trials):
     c_s = 0.980
     a_s = 0.68 + (0.63 - 0.68) * (c_s - 0.974) / (0.987 - 0.974)
-    draw = lambda c, a: _runs(list(zip(c + 0.004 * rng.standard_normal(3),
-                                       a + 0.02 * rng.standard_normal(3))))
+    draw = lambda c, a: _runs(
+      list(zip(c + 0.004 * rng.standard_normal(3), a + 0.02 * rng.standard_normal(3)))
+    )
     est, _ = stats.gap_to_segment(draw(c_s, a_s), draw(*truth["lo"]), draw(*truth["hi"]))
     covered += est.low <= 0 <= est.high
   assert covered / trials >= 0.93
@@ -147,8 +147,9 @@ def test_every_path_keeps_its_level():
   assert stats.combination([{0: 0.5, 1: 0.5}, {2: 0.1, 3: 0.1}], level=0.9).level == 0.9
   runs = _runs([(0.9, 0.5), (0.92, 0.54), (0.91, 0.5)])
   for lo, hi in ((runs, runs), (runs, _runs([(0.95, 0.3), (0.97, 0.35), (0.96, 0.3)]))):
-    est, _ = stats.gap_to_segment(_runs([(0.93, 0.4), (0.94, 0.45), (0.92, 0.42)]),
-                                  lo, hi, level=0.9, paired=False)
+    est, _ = stats.gap_to_segment(
+      _runs([(0.93, 0.4), (0.94, 0.45), (0.92, 0.42)]), lo, hi, level=0.9, paired=False
+    )
     assert est.level == 0.9 and est.df != 2  # Welch, not paired.
 
 
@@ -159,8 +160,7 @@ def test_pairing_is_the_default_and_needs_the_same_seeds():
   assert stats.combination([a, {s + 1: v for s, v in b.items()}]).df != 4
   runs = _runs([(0.9, 0.5), (0.92, 0.54), (0.91, 0.5)])
   other = _runs([(0.95, 0.3), (0.97, 0.35), (0.96, 0.31)])
-  est, _ = stats.gap_to_segment(_runs([(0.93, 0.4), (0.94, 0.45), (0.92, 0.42)]),
-                                runs, other)
+  est, _ = stats.gap_to_segment(_runs([(0.93, 0.4), (0.94, 0.45), (0.92, 0.42)]), runs, other)
   assert est.df == 2
 
 
@@ -193,4 +193,5 @@ def test_finite_is_json_safe():
   value = stats.finite(np.float32(0.5))
   assert value == 0.5 and type(value) is float
   assert stats.Estimate(0.1, 0.01, 4).ci == pytest.approx(
-      [0.1 - 2.776 * 0.01, 0.1 + 2.776 * 0.01], abs=1e-4)
+    [0.1 - 2.776 * 0.01, 0.1 + 2.776 * 0.01], abs=1e-4
+  )

@@ -29,35 +29,48 @@ ATTACK = iaat_tf.AttackConfig(steps=3, step_ratio=0.25, min_step=0.01)
 def _keyed_digits():
   digits = load_digits()
   x = (digits.images[:N, ..., None] / 16).astype(np.float32)
-  return iaat_tf.with_example_ids(
-      tf.data.Dataset.from_tensor_slices((x, digits.target[:N])))
+  return iaat_tf.with_example_ids(tf.data.Dataset.from_tensor_slices((x, digits.target[:N])))
 
 
 def _batches_of_epoch(keyed):
-  return lambda epoch: keyed.shuffle(N, seed=epoch, reshuffle_each_iteration=False
-                                     ).batch(BATCH, drop_remainder=True)
+  return lambda epoch: keyed.shuffle(N, seed=epoch, reshuffle_each_iteration=False).batch(
+    BATCH, drop_remainder=True
+  )
 
 
 def _classifier():
   keras.utils.set_random_seed(0)
-  return keras.Sequential([
-      keras.Input((8, 8, 1)), keras.layers.Conv2D(8, 3),
-      keras.layers.BatchNormalization(), keras.layers.ReLU(),
+  return keras.Sequential(
+    [
+      keras.Input((8, 8, 1)),
+      keras.layers.Conv2D(8, 3),
+      keras.layers.BatchNormalization(),
+      keras.layers.ReLU(),
       keras.layers.Flatten(),
-      keras.layers.Dense(10, kernel_regularizer=keras.regularizers.L2(1e-3))])
+      keras.layers.Dense(10, kernel_regularizer=keras.regularizers.L2(1e-3)),
+    ]
+  )
 
 
 def _optimizer():
   return keras.optimizers.SGD(0.05, momentum=0.9)
 
 
-MODES = [(name, s_minus, bn, "ce") for name in ("iaat", "iaat_cheap", "iaat_reuse")
-         for s_minus in ("clean", "adversarial") for bn in ("inference", "train")
-         ] + [("pgd_at", "clean", bn, "ce") for bn in ("inference", "train")] + [
-             ("iaat_cheap_train_forward", "clean", "train", "ce"),
-             ("standard", "clean", "inference", "ce"),
-             ("iaat", "clean", "train", "trades"),
-             ("iaat_cheap", "adversarial", "inference", "mart")]
+MODES = (
+  [
+    (name, s_minus, bn, "ce")
+    for name in ("iaat", "iaat_cheap", "iaat_reuse")
+    for s_minus in ("clean", "adversarial")
+    for bn in ("inference", "train")
+  ]
+  + [("pgd_at", "clean", bn, "ce") for bn in ("inference", "train")]
+  + [
+    ("iaat_cheap_train_forward", "clean", "train", "ce"),
+    ("standard", "clean", "inference", "ce"),
+    ("iaat", "clean", "train", "trades"),
+    ("iaat_cheap", "adversarial", "inference", "mart"),
+  ]
+)
 
 
 @pytest.mark.slow
@@ -66,8 +79,9 @@ def test_readme_loop_matches_fit(name, s_minus, bn_mode, loss):
   attack = dataclasses.replace(ATTACK, bn_mode=bn_mode)
   extra = dict(METHOD, s_minus=s_minus, loss=loss)
   if name == "iaat_reuse":  # Algorithm 2 from the training attack.
-    method = iaat_tf.MethodConfig(method="iaat", **extra,
-                                  **alg2_preset("reuse", ATTACK.steps, ATTACK.ratio))
+    method = iaat_tf.MethodConfig(
+      method="iaat", **extra, **alg2_preset("reuse", ATTACK.steps, ATTACK.ratio)
+    )
   elif name == "iaat_cheap_train_forward":
     method = iaat_tf.MethodConfig(method="iaat_cheap", **extra, cheap_signal="train_forward")
   else:
@@ -84,8 +98,7 @@ def test_readme_loop_matches_fit(name, s_minus, bn_mode, loss):
 
   loop = readme_snippets.run_block(HEADING, path=PAGE)
   loop_classifier = _classifier()
-  table = loop["train"](loop_classifier, _optimizer(), batches_of_epoch, N,
-                        method, attack, EPOCHS)
+  table = loop["train"](loop_classifier, _optimizer(), batches_of_epoch, N, method, attack, EPOCHS)
 
   fit_table = trainer.eps_table.numpy()
   np.testing.assert_allclose(table.numpy(), fit_table, atol=1e-6)

@@ -13,16 +13,24 @@ from iaat_tf import data
 from iaat_tf.cli import experiment
 from iaat_tf.reports import example_lookup
 from iaat_tf.training import callbacks, early_stopping
-from iaat_tf.config import (AttackConfig, Config, DataConfig, ValidationConfig,
-                            MethodConfig, TrainConfig)
+from iaat_tf.config import (
+  AttackConfig,
+  Config,
+  DataConfig,
+  ValidationConfig,
+  MethodConfig,
+  TrainConfig,
+)
 
 # Validation PGD accuracy per epoch: the best is epoch 2 (1-based); epoch 4
 # ties it and must not replace it; epoch 3 has no validation (skipped).
-SCRIPT = [{"val_pgd_acc": 0.2, "val_clean_acc": 0.9},
-          {"val_pgd_acc": 0.5, "val_clean_acc": 0.8},
-          {"loss": 1.0},
-          {"val_pgd_acc": 0.5, "val_clean_acc": 0.95},
-          {"val_pgd_acc": 0.3, "val_clean_acc": 0.99}]
+SCRIPT = [
+  {"val_pgd_acc": 0.2, "val_clean_acc": 0.9},
+  {"val_pgd_acc": 0.5, "val_clean_acc": 0.8},
+  {"loss": 1.0},
+  {"val_pgd_acc": 0.5, "val_clean_acc": 0.95},
+  {"val_pgd_acc": 0.3, "val_clean_acc": 0.99},
+]
 
 
 def _classifier():
@@ -73,10 +81,12 @@ def test_no_saved_state_restores_nothing(tmp_path):
 def test_validation_split_is_fixed_disjoint_and_training_ids_stay_dense():
   base = DataConfig(dataset="digits", batch_size=32)
   plain = data.load_datasets(base)
-  a = data.load_datasets(DataConfig(dataset="digits", batch_size=32,
-                                    validation_fraction=0.25, seed=1))
-  b = data.load_datasets(DataConfig(dataset="digits", batch_size=32,
-                                    validation_fraction=0.25, seed=7))
+  a = data.load_datasets(
+    DataConfig(dataset="digits", batch_size=32, validation_fraction=0.25, seed=1)
+  )
+  b = data.load_datasets(
+    DataConfig(dataset="digits", batch_size=32, validation_fraction=0.25, seed=7)
+  )
   n = plain.info.num_train
   assert a.info.num_validation == round(0.25 * n)
   assert a.info.num_train + a.info.num_validation == n
@@ -89,29 +99,36 @@ def test_validation_split_is_fixed_disjoint_and_training_ids_stay_dense():
   train_set = {im.tobytes() for im in images(a.train_epochs(0, 1))}
   assert not any(im.tobytes() in train_set for im in val_a)
   # Labels by training id follow the split.
-  labels = example_lookup.read_train_labels(a_config := DataConfig(
-      dataset="digits", validation_fraction=0.25))
+  labels = example_lookup.read_train_labels(
+    a_config := DataConfig(dataset="digits", validation_fraction=0.25)
+  )
   assert len(labels) == a.info.num_train
   x, y = example_lookup.train_examples_by_index(a_config, np.array([0, 5]))
-  first = next(iter(data.load_datasets(DataConfig(
-      dataset="digits", batch_size=1, shuffle_buffer=1,
-      validation_fraction=0.25)).train))
+  first = next(
+    iter(
+      data.load_datasets(
+        DataConfig(dataset="digits", batch_size=1, shuffle_buffer=1, validation_fraction=0.25)
+      ).train
+    )
+  )
   np.testing.assert_array_equal(x[0], first[0]["image"][0].numpy())
   assert y[0] == first[1][0].numpy() == labels[0]
 
 
 def _config(out, export_model="best"):
   return Config(
-      output_dir=out, export_model=export_model,
-      data=DataConfig(dataset="digits", max_train_examples=320, batch_size=32,
-                      validation_fraction=0.25),
-      method=MethodConfig(method="pgd_at", eps=0.2, loss="trades"),
-      attack=AttackConfig(steps=2, step_ratio=0.5, min_step=0.01),
-      # The learning rate jumps x40 for the last epoch, which wrecks the
-      # model: the best validation epoch is known to be an earlier one.
-      train=TrainConfig(learning_rate=0.05, epochs=4, lr_boundaries=(3,),
-                        lr_decay=40.0, verbose=0),
-      validation=ValidationConfig(eps=0.2, steps=3, step_size=0.1))
+    output_dir=out,
+    export_model=export_model,
+    data=DataConfig(
+      dataset="digits", max_train_examples=320, batch_size=32, validation_fraction=0.25
+    ),
+    method=MethodConfig(method="pgd_at", eps=0.2, loss="trades"),
+    attack=AttackConfig(steps=2, step_ratio=0.5, min_step=0.01),
+    # The learning rate jumps x40 for the last epoch, which wrecks the
+    # model: the best validation epoch is known to be an earlier one.
+    train=TrainConfig(learning_rate=0.05, epochs=4, lr_boundaries=(3,), lr_decay=40.0, verbose=0),
+    validation=ValidationConfig(eps=0.2, steps=3, step_size=0.1),
+  )
 
 
 @pytest.mark.slow
@@ -136,8 +153,7 @@ def test_run_exports_the_best_validation_epoch(tmp_path):
     correct += int((pred == y.numpy()).sum())
     total += len(pred)
   assert total == 80
-  np.testing.assert_allclose(correct / total, best["best_metrics"]["val_clean_acc"],
-                             atol=1e-6)
+  np.testing.assert_allclose(correct / total, best["best_metrics"]["val_clean_acc"], atol=1e-6)
 
 
 def test_overwrite_clears_the_saved_best(tmp_path):

@@ -46,5 +46,5 @@ def test_two_replicas_write_every_pair_and_stay_equal():
   # Gathered inside a replica: each replica reads its own ids.
   got = strategy.run(tf.function(lambda i, r: table.gather(i)), args=batch)
   np.testing.assert_allclose(
-      np.concatenate([v.numpy() for v in strategy.experimental_local_results(got)]),
-      radii)
+    np.concatenate([v.numpy() for v in strategy.experimental_local_results(got)]), radii
+  )

@@ -2,9 +2,7 @@
 the cheap IAAT rule on it, and catastrophic-overfitting reporting."""
 
 import json
-import os
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -46,26 +44,44 @@ def test_fgsm_rs_is_one_step_of_1_25_eps_from_the_keyed_uniform_start():
 
 
 def test_the_flag_builds_the_fgsm_rs_attack_and_bad_combinations_are_refused(tmp_path):
-  with flagsaver.flagsaver(output_dir=str(tmp_path), method="pgd_at",
-                           train_attack="fgsm_rs", pgd_steps=7, attack_bn_mode="train"):
+  with flagsaver.flagsaver(
+    output_dir=str(tmp_path),
+    method="pgd_at",
+    train_attack="fgsm_rs",
+    pgd_steps=7,
+    attack_bn_mode="train",
+  ):
     config = flags_config.config_from_flags()
   assert config.attack == AttackConfig.fgsm_rs(bn_mode="train")
   assert config.attack.steps == 1 and config.attack.ratio == 1.25
   validation.validate(config)
   with pytest.raises(ConfigError, match="build it with AttackConfig.fgsm_rs"):
-    validation.validate(cfg.Config(output_dir="x", method=cfg.MethodConfig(method="pgd_at"),
-                            attack=AttackConfig(name="fgsm_rs", steps=3)))
+    validation.validate(
+      cfg.Config(
+        output_dir="x",
+        method=cfg.MethodConfig(method="pgd_at"),
+        attack=AttackConfig(name="fgsm_rs", steps=3),
+      )
+    )
   for method in ("iaat", "standard"):
     with pytest.raises(ConfigError, match="trains --method=pgd_at or iaat_cheap"):
-      validation.validate(cfg.Config(output_dir="x", method=cfg.MethodConfig(method=method),
-                              attack=AttackConfig.fgsm_rs()))
+      validation.validate(
+        cfg.Config(
+          output_dir="x", method=cfg.MethodConfig(method=method), attack=AttackConfig.fgsm_rs()
+        )
+      )
 
 
 def test_overfitting_watch_marks_the_epoch_line_and_every_later_epoch(tmp_path):
   path = str(tmp_path / "history.csv")
-  run_io.write_csv(path, ["epoch", "val_pgd_acc", "val_clean_acc"],
-                   [{"epoch": 1, "val_pgd_acc": 0.40, "val_clean_acc": 0.80},
-                    {"epoch": 2, "val_pgd_acc": 0.45, "val_clean_acc": 0.81}])
+  run_io.write_csv(
+    path,
+    ["epoch", "val_pgd_acc", "val_clean_acc"],
+    [
+      {"epoch": 1, "val_pgd_acc": 0.40, "val_clean_acc": 0.80},
+      {"epoch": 2, "val_pgd_acc": 0.45, "val_clean_acc": 0.81},
+    ],
+  )
   lines = []
   watch = callbacks.OverfittingWatch(path, initial_epoch=2, log=lines.append)
   summary = callbacks.EpochSummary(5, log=lines.append)
@@ -86,19 +102,37 @@ def test_overfitting_watch_marks_the_epoch_line_and_every_later_epoch(tmp_path):
 def test_fast_adaptive_training_end_to_end_with_ramp_and_early_stopping(tmp_path):
   out = tmp_path / "fast"
   with flagsaver.flagsaver(
-      dataset="digits", model="small_cnn", method="iaat_cheap",
-      train_attack="fgsm_rs", eps="0.2", warmup_epochs=2, eps_ramp_epochs=1,
-      gamma="0.05", epochs=3, batch_size=64, max_train_examples=256,
-      validation_fraction=0.25, eval_pgd_steps=2, val_examples=64,
-      lr_schedule="onecycle", output_dir=str(out), verbose=0, export=False):
+    dataset="digits",
+    model="small_cnn",
+    method="iaat_cheap",
+    train_attack="fgsm_rs",
+    eps="0.2",
+    warmup_epochs=2,
+    eps_ramp_epochs=1,
+    gamma="0.05",
+    epochs=3,
+    batch_size=64,
+    max_train_examples=256,
+    validation_fraction=0.25,
+    eval_pgd_steps=2,
+    val_examples=64,
+    lr_schedule="onecycle",
+    output_dir=str(out),
+    verbose=0,
+    export=False,
+  ):
     train.run(["iaat_tf.main"])
   results = json.load(open(out / "results.json"))
   assert results["train_attack"] == "fgsm_rs" and results["method"] == "iaat_cheap"
   assert "catastrophic_overfitting" in results  # None, or the collapse found.
   assert results["early_stopping"]["best_epoch"] in (1, 2, 3)
   assert results["history"]["catastrophic_overfitting"] == [
-      float(results["catastrophic_overfitting"] is not None and
-            e >= results["catastrophic_overfitting"]["epoch"]) for e in (1, 2, 3)]
+    float(
+      results["catastrophic_overfitting"] is not None
+      and e >= results["catastrophic_overfitting"]["epoch"]
+    )
+    for e in (1, 2, 3)
+  ]
   config = json.load(open(out / "config.json"))
   assert config["attack"]["name"] == "fgsm_rs" and config["attack"]["steps"] == 1
   table = np.load(out / "eps_table.npy")

@@ -71,13 +71,17 @@ def _set_state(model, state):
       model.get_layer(_layer_name(key)).kernel.assign(np.transpose(value, (2, 3, 1, 0)))
       continue
     layer = model.get_layer(_layer_name(name))
-    target = {"running_mean": layer.moving_mean, "running_var": layer.moving_variance,
-              "weight": getattr(layer, "gamma", None), "bias": getattr(layer, "beta", None)}[part]
+    target = {
+      "running_mean": layer.moving_mean,
+      "running_var": layer.moving_variance,
+      "weight": getattr(layer, "gamma", None),
+      "bias": getattr(layer, "beta", None),
+    }[part]
     target.assign(value)
 
 
 def _state_of(data, prefix):
-  return {k[len(prefix):]: v for k, v in data.items() if k.startswith(prefix)}
+  return {k[len(prefix) :]: v for k, v in data.items() if k.startswith(prefix)}
 
 
 def _values_per_channel(model, bn_name, batch):
@@ -98,8 +102,9 @@ def _check_state(model, expected, before, batch, updates=1):
       continue
     layer = model.get_layer(_layer_name(name))
     if part == "running_mean":
-      np.testing.assert_allclose(layer.moving_mean.numpy(), value, rtol=1e-4,
-                                 atol=2e-6, err_msg=key)
+      np.testing.assert_allclose(
+        layer.moving_mean.numpy(), value, rtol=1e-4, atol=2e-6, err_msg=key
+      )
     elif part == "running_var":
       m = _values_per_channel(model, _layer_name(name), batch)
       got = layer.moving_variance.numpy()
@@ -108,8 +113,9 @@ def _check_state(model, expected, before, batch, updates=1):
       elif updates == 1:  # Exactly: ours = 0.9 old + 0.1 * biased = ... * (m-1)/m.
         old = before[key]
         unbiased = (value - 0.9 * old) / 0.1
-        np.testing.assert_allclose(got, 0.9 * old + 0.1 * unbiased * (m - 1) / m,
-                                   rtol=1e-4, atol=2e-6, err_msg=key)
+        np.testing.assert_allclose(
+          got, 0.9 * old + 0.1 * unbiased * (m - 1) / m, rtol=1e-4, atol=2e-6, err_msg=key
+        )
       else:  # Each pass's difference is at most a factor 1/(m-1).
         np.testing.assert_allclose(got, value, rtol=1.5 / (m - 1), err_msg=key)
     else:
@@ -120,8 +126,12 @@ def _check_state(model, expected, before, batch, updates=1):
 def test_sources_are_recorded():
   with open(os.path.join(GOLDEN, "SOURCES.json")) as f:
     sources = json.load(f)
-  for repo in ("yogeshbalaji/Instance_Adaptive_Adversarial_Training", "fra31/auto-attack",
-               "yaodongyu/TRADES", "locuslab/fast_adversarial"):
+  for repo in (
+    "yogeshbalaji/Instance_Adaptive_Adversarial_Training",
+    "fra31/auto-attack",
+    "yaodongyu/TRADES",
+    "locuslab/fast_adversarial",
+  ):
     assert len(sources[repo]) == 40, repo
 
 
@@ -140,15 +150,18 @@ def test_authors_wrn_logits_gradient_and_running_statistics(mode):
   np.testing.assert_allclose(logits.numpy(), g[f"{mode}/logits"], rtol=1e-4, atol=1e-5)
   ref = _nhwc(g[f"{mode}/grad"])
   np.testing.assert_allclose(grad, ref, rtol=1e-3, atol=1e-4 * np.abs(ref).max())
-  _check_state(model, _state_of(g, f"{mode}/after/"), before, batch=16,
-               updates=int(mode == "train"))
+  _check_state(
+    model, _state_of(g, f"{mode}/after/"), before, batch=16, updates=int(mode == "train")
+  )
 
 
 def _inject_noise(monkeypatch, by_salt):
   """Our keyed random starts replaced by the noise fed to the reference."""
+
   def fake(shape, index, step, salt=0, seed=0):
     del shape, index, step, seed
     return tf.constant(by_salt[int(salt)])
+
   monkeypatch.setattr(noise, "per_example_uniform", fake)
 
 
@@ -157,30 +170,44 @@ def test_one_iaat_step_of_the_authors_trainer(phase, monkeypatch):
   g = _load("authors_iaat_step.npz")
   s = json.loads(str(g["settings"]))
   noise = [_nhwc(n) for n in g["noise"]]
-  _inject_noise(monkeypatch, {int(attacks.Salt.PROBE_SAME): noise[0],
-                              int(attacks.Salt.PROBE_UP): noise[1],
-                              int(attacks.Salt.TRAIN): noise[2]})
+  _inject_noise(
+    monkeypatch,
+    {
+      int(attacks.Salt.PROBE_SAME): noise[0],
+      int(attacks.Salt.PROBE_UP): noise[1],
+      int(attacks.Salt.TRAIN): noise[2],
+    },
+  )
   keras.utils.set_random_seed(0)
   model = _tiny_wrn()
   before = _state_of(g, "state/")
   _set_state(model, before)
   trainer = AdversarialTrainer(
-      model, num_train_examples=len(g["table"]),
-      method=MethodConfig(method="iaat", eps=s["attack_eps"], warmup_epochs=s["warmup"],
-                          gamma=s["gamma"], beta=s["beta"], eps_max=1.0,
-                          s_minus="adversarial"),
-      attack=AttackConfig(steps=s["attack_steps"], step_ratio=0.0,
-                          min_step=s["attack_lr"], bn_mode="train"),
-      steps_per_epoch=1)
-  trainer.compile(optimizer=optimizers.CoupledDecaySGD(
-      s["lr"], momentum=0.9, l2_decay=s["weight_decay"]), jit_compile=False)
+    model,
+    num_train_examples=len(g["table"]),
+    method=MethodConfig(
+      method="iaat",
+      eps=s["attack_eps"],
+      warmup_epochs=s["warmup"],
+      gamma=s["gamma"],
+      beta=s["beta"],
+      eps_max=1.0,
+      s_minus="adversarial",
+    ),
+    attack=AttackConfig(
+      steps=s["attack_steps"], step_ratio=0.0, min_step=s["attack_lr"], bn_mode="train"
+    ),
+    steps_per_epoch=1,
+  )
+  trainer.compile(
+    optimizer=optimizers.CoupledDecaySGD(s["lr"], momentum=0.9, l2_decay=s["weight_decay"]),
+    jit_compile=False,
+  )
   trainer.eps_table.assign(g["table"])
-  data = tf.data.Dataset.from_tensors(
-      ({"image": _nhwc(g["x"]), "index": g["index"]}, g["y"]))
+  data = tf.data.Dataset.from_tensors(({"image": _nhwc(g["x"]), "index": g["index"]}, g["y"]))
   epoch = 0 if phase == "warmup" else 1
   trainer.fit(data, epochs=epoch + 1, initial_epoch=epoch, verbose=0)
-  np.testing.assert_allclose(trainer.eps_table.numpy(), g[f"{phase}/table"],
-                             rtol=1e-5, atol=1e-7)
+  np.testing.assert_allclose(trainer.eps_table.numpy(), g[f"{phase}/table"], rtol=1e-5, atol=1e-7)
   # The fixture takes every branch: in the warmup S+ (the warmup radius)
   # and S- (0); after it each of Algorithm 2's (make_golden.py reads them
   # from the authors' stored radii).
@@ -209,10 +236,19 @@ def test_apgd_visits_the_points_of_the_reference(loss, monkeypatch):
   x, y = _nhwc(g["x"]), g["y"]
   objective = objectives.UNTARGETED[loss]
   result = apgd._single_run(  # pylint: disable=protected-access
-      logits_fn, tf.constant(x), tf.constant(y), tf.fill([len(y)], float(g["eps"])),
-      n_iter=int(g["n_iter"]), objective=lambda z: objective(z, tf.constant(y)),
-      rho=0.75, random_start=True, index=tf.range(len(y), dtype=tf.int64), step=0,
-      salt=0, seed=0)
+    logits_fn,
+    tf.constant(x),
+    tf.constant(y),
+    tf.fill([len(y)], float(g["eps"])),
+    n_iter=int(g["n_iter"]),
+    objective=lambda z: objective(z, tf.constant(y)),
+    rho=0.75,
+    random_start=True,
+    index=tf.range(len(y), dtype=tf.int64),
+    step=0,
+    salt=0,
+    seed=0,
+  )
   ref = np.stack([_nhwc(v) for v in g[f"{loss}/iterates"]])
   seen = np.stack(seen)
   assert len(seen) == len(ref) == int(g["n_iter"]) + 1
@@ -228,13 +264,14 @@ def test_apgd_visits_the_points_of_the_reference(loss, monkeypatch):
   # a best-loss tie to 6 digits).
   np.testing.assert_allclose(seen[:41], ref[:41], atol=1e-5)
   if loss == "dlr":
-    same = (np.abs(seen - ref).reshape(len(ref), len(g["y"]), -1).max((0, 2)) < 1e-5)
+    same = np.abs(seen - ref).reshape(len(ref), len(g["y"]), -1).max((0, 2)) < 1e-5
     assert same.mean() >= 0.99
     robust = result.robust.numpy()
     assert (robust == g[f"{loss}/robust"].astype(bool))[same].all()
 
 
 # -- schedules -----------------------------------------------------------------
+
 
 def _train_config(flagfile, monkeypatch):
   monkeypatch.chdir(REPO)
@@ -244,20 +281,19 @@ def _train_config(flagfile, monkeypatch):
 
 
 def _per_step(schedule, steps):
-  return np.array([float(schedule(s)) if callable(schedule) else schedule
-                   for s in range(steps)])
+  return np.array([float(schedule(s)) if callable(schedule) else schedule for s in range(steps)])
 
 
 # Flagfile -> (golden key, epochs the golden covers). The first step of every
 # epoch is compared (a per-epoch schedule), plus every step for per-step ones.
 EPOCH_SCHEDULES = {
-    "cifar10_wrn_iaat.flags": "authors_iaat",
-    "cifar10_wrn_iaat_cheap.flags": "authors_iaat",
-    "cifar10_wrn_iaat_l2.flags": "authors_iaat",
-    "cifar100_wrn_iaat.flags": "authors_iaat",
-    "cifar10_wrn_pgd_at.flags": "authors_pgd_at",
-    "cifar10_wrn_trades.flags": "trades",
-    "cifar10_wrn_iaat_trades.flags": "trades",
+  "cifar10_wrn_iaat.flags": "authors_iaat",
+  "cifar10_wrn_iaat_cheap.flags": "authors_iaat",
+  "cifar10_wrn_iaat_l2.flags": "authors_iaat",
+  "cifar100_wrn_iaat.flags": "authors_iaat",
+  "cifar10_wrn_pgd_at.flags": "authors_pgd_at",
+  "cifar10_wrn_trades.flags": "trades",
+  "cifar10_wrn_iaat_trades.flags": "trades",
 }
 
 
@@ -276,12 +312,20 @@ def test_flagfile_schedules_are_their_sources(flagfile, monkeypatch):
 # Flagfiles whose schedule is ours, as their comments state it: a constant
 # rate, or Goyal et al.'s ImageNet steps (0.1 per 256 images, x0.1 at 30/60/80).
 OWN_SCHEDULES = {
-    **{name: lambda e: 0.05 for name in (
-        "quickstart.flags", "quickstart_pgd_at.flags", "quickstart_trades.flags",
-        "quickstart_iaat_trades.flags", "quickstart_l2.flags",
-        "quickstart_pgd_at_l2.flags")},
-    "imagenet_resnet50_iaat.flags": lambda e: 0.1 * 512 / 256 * 0.1 ** sum(
-        e >= b for b in (30, 60, 80)),
+  **{
+    name: lambda e: 0.05
+    for name in (
+      "quickstart.flags",
+      "quickstart_pgd_at.flags",
+      "quickstart_trades.flags",
+      "quickstart_iaat_trades.flags",
+      "quickstart_l2.flags",
+      "quickstart_pgd_at_l2.flags",
+    )
+  },
+  "imagenet_resnet50_iaat.flags": lambda e: (
+    0.1 * 512 / 256 * 0.1 ** sum(e >= b for b in (30, 60, 80))
+  ),
 }
 ONECYCLE = ("quickstart_fgsm_rs.flags", "quickstart_iaat_fgsm.flags")
 
@@ -303,14 +347,15 @@ def test_flagfile_schedules_are_what_they_say(flagfile, monkeypatch):
 @pytest.mark.parametrize("epochs,batches", [(3, 7), (15, 10)])
 def test_cyclic_is_fast_adversarials_cifar_cycle(epochs, batches):
   g = _load("schedules.npz")
-  config = runtime.TrainConfig(learning_rate=0.2, momentum=0.9, epochs=epochs,
-                               lr_schedule="cyclic")
+  config = runtime.TrainConfig(learning_rate=0.2, momentum=0.9, epochs=epochs, lr_schedule="cyclic")
   key = f"fast_cifar_{epochs}x{batches}"
   steps = epochs * batches
-  np.testing.assert_allclose(_per_step(runtime.learning_rate(config, batches), steps),
-                             g[f"{key}/lr_per_step"], atol=1e-7)
-  np.testing.assert_allclose(_per_step(runtime.momentum(config, batches), steps),
-                             g[f"{key}/momentum_per_step"], atol=1e-7)
+  np.testing.assert_allclose(
+    _per_step(runtime.learning_rate(config, batches), steps), g[f"{key}/lr_per_step"], atol=1e-7
+  )
+  np.testing.assert_allclose(
+    _per_step(runtime.momentum(config, batches), steps), g[f"{key}/momentum_per_step"], atol=1e-7
+  )
   # The optimizer steps with the cycled momentum (PyTorch's buf = m_t buf + g).
   optimizer = runtime.make_optimizer(config, batches)
   var = tf.Variable([0.0])

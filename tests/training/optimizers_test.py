@@ -68,7 +68,7 @@ def _run(optimizer, x, y, params, loss_scale=False):
   for _ in range(STEPS):
     with tf.GradientTape() as tape:
       residual = tf.matmul(xt, variables[0]) + variables[1] - yt
-      loss = 0.5 * tf.reduce_sum(residual ** 2) / len(x)
+      loss = 0.5 * tf.reduce_sum(residual**2) / len(x)
       if loss_scale:
         loss = optimizer.scale_loss(loss)
     grads = tape.gradient(loss, variables)
@@ -77,8 +77,15 @@ def _run(optimizer, x, y, params, loss_scale=False):
 
 
 def _config(**kwargs):
-  return TrainConfig(optimizer="sgd", learning_rate=LR, momentum=MOMENTUM,
-                     weight_decay=WD, lr_boundaries=(2,), lr_decay=DECAY, **kwargs)
+  return TrainConfig(
+    optimizer="sgd",
+    learning_rate=LR,
+    momentum=MOMENTUM,
+    weight_decay=WD,
+    lr_boundaries=(2,),
+    lr_decay=DECAY,
+    **kwargs,
+  )
 
 
 def test_default_sgd_is_pytorchs_coupled_l2_across_an_lr_boundary():
@@ -97,7 +104,8 @@ def test_default_sgd_is_pytorchs_coupled_l2_across_an_lr_boundary():
 def test_coupled_decay_is_added_to_the_unscaled_gradient_under_loss_scaling():
   x, y, params = _problem()
   optimizer = keras.optimizers.LossScaleOptimizer(
-      runtime.make_optimizer(_config(), steps_per_epoch=1), initial_scale=2.0 ** 12)
+    runtime.make_optimizer(_config(), steps_per_epoch=1), initial_scale=2.0**12
+  )
   got = _run(optimizer, x, y, params, loss_scale=True)
   for g, w in zip(got, _pytorch_sgd(x, y, params)):
     np.testing.assert_allclose(g, w, atol=1e-6, rtol=0)
@@ -105,8 +113,7 @@ def test_coupled_decay_is_added_to_the_unscaled_gradient_under_loss_scaling():
 
 def test_decoupled_option_is_keras_weight_decay():
   x, y, params = _problem()
-  optimizer = runtime.make_optimizer(_config(weight_decay_type="decoupled"),
-                                      steps_per_epoch=1)
+  optimizer = runtime.make_optimizer(_config(weight_decay_type="decoupled"), steps_per_epoch=1)
   assert type(optimizer) is keras.optimizers.SGD
   got = _run(optimizer, x, y, params)
   for g, w in zip(got, _keras_decoupled_sgd(x, y, params)):
@@ -129,7 +136,7 @@ def test_coupled_adam_is_adam_on_the_l2_gradient():
       g = g + WD * q
       mq += (1 - b1) * (g - mq)
       vq += (1 - b2) * (g * g - vq)
-      lr_t = 0.01 * np.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+      lr_t = 0.01 * np.sqrt(1 - b2**t) / (1 - b1**t)
       q -= lr_t * mq / (np.sqrt(vq) + eps)
   for g, w in zip(got, p):
     np.testing.assert_allclose(g, w, atol=1e-6, rtol=0)
@@ -173,12 +180,10 @@ def test_lr_boundaries_only_with_the_step_schedule():
 def test_lr_warmup_ramps_linearly_into_the_schedule():
   """--lr_warmup_epochs=2 at 4 steps per epoch: steps 0-7 at lr x (s+1)/8, then
   the step schedule (x 0.2 from epoch 3), as Goyal et al.'s gradual warmup."""
-  config = TrainConfig(learning_rate=0.4, epochs=5, lr_boundaries=(3,),
-                       lr_warmup_epochs=2)
+  config = TrainConfig(learning_rate=0.4, epochs=5, lr_boundaries=(3,), lr_warmup_epochs=2)
   lr = runtime.learning_rate(config, 4)
   got = np.array([float(lr(step)) for step in range(20)])
-  expected = np.array([0.4 * min(1.0, (s + 1) / 8) * (0.2 if s >= 12 else 1.0)
-                       for s in range(20)])
+  expected = np.array([0.4 * min(1.0, (s + 1) / 8) * (0.2 if s >= 12 else 1.0) for s in range(20)])
   np.testing.assert_allclose(got, expected, rtol=1e-6)
   with pytest.raises(ConfigError, match="--lr_warmup_epochs=-1 must be >= 0"):
     validate(Config(output_dir="x", train=TrainConfig(lr_warmup_epochs=-1)))
@@ -188,6 +193,7 @@ def test_lr_warmup_is_a_flag_from_the_dataclass_field():
   """The flag exists only through TrainConfig's field (options.option)."""
   from absl import flags  # pylint: disable=g-import-not-at-top
   from iaat_tf.cli import flags_config  # pylint: disable=g-import-not-at-top
+
   flag = flags.FLAGS["lr_warmup_epochs"]
   assert flag.default == 0 and "Goyal" in flag.help
   assert any("lr_warmup_epochs" in names for _, names in flags_config.HELP_GROUPS)

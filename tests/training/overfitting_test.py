@@ -6,26 +6,36 @@ from iaat_tf.training import overfitting
 
 
 def _rows(pgd, clean):
-  return [{"epoch": e + 1, "val_pgd_acc": p, "val_clean_acc": c, "loss": 1.0}
-          for e, (p, c) in enumerate(zip(pgd, clean))]
+  return [
+    {"epoch": e + 1, "val_pgd_acc": p, "val_clean_acc": c, "loss": 1.0}
+    for e, (p, c) in enumerate(zip(pgd, clean))
+  ]
 
 
 def test_a_pgd_collapse_with_clean_accuracy_held_is_reported_once():
   rows = _rows([0.30, 0.42, 0.45, 0.03, 0.01], [0.70, 0.78, 0.80, 0.83, 0.85])
   found = overfitting.detect(rows)
-  assert found == {"epoch": 4, "val_pgd_acc": 0.03, "val_clean_acc": 0.83,
-                   "previous_epoch": 3, "previous_val_pgd_acc": 0.45,
-                   "previous_val_clean_acc": 0.80}
+  assert found == {
+    "epoch": 4,
+    "val_pgd_acc": 0.03,
+    "val_clean_acc": 0.83,
+    "previous_epoch": 3,
+    "previous_val_pgd_acc": 0.45,
+    "previous_val_clean_acc": 0.80,
+  }
   line = overfitting.message(found)
   assert "epoch 4" in line and "0.4500" in line and "\n" not in line
 
 
-@pytest.mark.parametrize("pgd,clean", [
-    ([0.30, 0.42, 0.40, 0.38], [0.7, 0.8, 0.8, 0.8]),    # Noise, no collapse.
-    ([0.30, 0.42, 0.05, 0.02], [0.7, 0.8, 0.3, 0.1]),    # Clean fell too: divergence.
-    ([0.08, 0.09, 0.02, 0.01], [0.7, 0.8, 0.8, 0.8]),    # Under 10 points lost.
-    ([0.40, 0.42, 0.25, 0.22], [0.7, 0.8, 0.8, 0.8]),    # Not below half the best.
-])
+@pytest.mark.parametrize(
+  "pgd,clean",
+  [
+    ([0.30, 0.42, 0.40, 0.38], [0.7, 0.8, 0.8, 0.8]),  # Noise, no collapse.
+    ([0.30, 0.42, 0.05, 0.02], [0.7, 0.8, 0.3, 0.1]),  # Clean fell too: divergence.
+    ([0.08, 0.09, 0.02, 0.01], [0.7, 0.8, 0.8, 0.8]),  # Under 10 points lost.
+    ([0.40, 0.42, 0.25, 0.22], [0.7, 0.8, 0.8, 0.8]),  # Not below half the best.
+  ],
+)
 def test_no_report_without_a_collapse(pgd, clean):
   assert overfitting.detect(_rows(pgd, clean)) is None
 

@@ -18,8 +18,14 @@ import tensorflow as tf
 from iaat_tf import models
 from iaat_tf.cli import experiment
 from iaat_tf.training.trainer import AdversarialTrainer
-from iaat_tf.config import (AttackConfig, Config, DataConfig, ValidationConfig,
-                            MethodConfig, TrainConfig)
+from iaat_tf.config import (
+  AttackConfig,
+  Config,
+  DataConfig,
+  ValidationConfig,
+  MethodConfig,
+  TrainConfig,
+)
 
 HALF = {"mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
 N, SHAPE, CLASSES = 16, (8, 8, 1), 3
@@ -37,8 +43,11 @@ def test_attack_gradients_deltas_and_eps_stay_float32(policy):
   keras.utils.set_random_seed(0)
   classifier = models.small_cnn(SHAPE, CLASSES, (0.5,), (0.25,))
   trainer = AdversarialTrainer(
-      classifier, N, MethodConfig(method="iaat", eps=0.1, gamma=0.02),
-      AttackConfig(steps=3, step_ratio=0.25, min_step=0.01))
+    classifier,
+    N,
+    MethodConfig(method="iaat", eps=0.1, gamma=0.02),
+    AttackConfig(steps=3, step_ratio=0.25, min_step=0.01),
+  )
   trainer.compile(optimizer=keras.optimizers.SGD(0.1))
   convs = [l for l in classifier.layers if isinstance(l, keras.layers.Conv2D)]
   assert convs and all(l.compute_dtype == HALF[policy] for l in convs)
@@ -58,8 +67,11 @@ def test_attack_gradients_deltas_and_eps_stay_float32(policy):
   with tf.GradientTape() as tape:
     tape.watch(images)
     logits = trainer.recipe.logits_fn(images)
-    loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=tf.cast(labels, tf.int32), logits=logits))
+    loss = tf.reduce_sum(
+      tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.cast(labels, tf.int32), logits=logits
+      )
+    )
   grad = tape.gradient(loss, images)
   assert logits.dtype == tf.float32 and grad.dtype == tf.float32
   assert np.isfinite(grad.numpy()).all() and np.abs(grad.numpy()).max() > 0
@@ -80,16 +92,21 @@ def test_attack_gradients_deltas_and_eps_stay_float32(policy):
 def _config(output_dir: str, precision: str, tiny: bool) -> Config:
   n = 64 if tiny else 256
   return Config(
-      output_dir=output_dir, export=not tiny, seed=0,
-      data=DataConfig(dataset="digits", max_train_examples=n, batch_size=32,
-                      max_eval_examples=64, eval_batch_size=64),
-      method=MethodConfig(method="iaat", eps=0.1, warmup_epochs=1, gamma=0.02,
-                          beta=0.3, eps_max=0.3),
-      attack=AttackConfig(steps=1 if tiny else 3, step_ratio=0.25, min_step=0.01),
-      train=TrainConfig(epochs=2 if tiny else 3, learning_rate=0.05,
-                        precision=precision, verbose=0),
-      validation=ValidationConfig(eps=0.1, steps=1 if tiny else 3, step_size=0.03,
-                      max_examples=64))
+    output_dir=output_dir,
+    export=not tiny,
+    seed=0,
+    data=DataConfig(
+      dataset="digits",
+      max_train_examples=n,
+      batch_size=32,
+      max_eval_examples=64,
+      eval_batch_size=64,
+    ),
+    method=MethodConfig(method="iaat", eps=0.1, warmup_epochs=1, gamma=0.02, beta=0.3, eps_max=0.3),
+    attack=AttackConfig(steps=1 if tiny else 3, step_ratio=0.25, min_step=0.01),
+    train=TrainConfig(epochs=2 if tiny else 3, learning_rate=0.05, precision=precision, verbose=0),
+    validation=ValidationConfig(eps=0.1, steps=1 if tiny else 3, step_size=0.03, max_examples=64),
+  )
 
 
 @pytest.mark.slow

@@ -22,8 +22,7 @@ from iaat_tf.cli import flags_config
 from iaat_tf import attacks
 from iaat_tf.training import probes, radius, recipe
 from iaat_tf.training.trainer import AdversarialTrainer
-from iaat_tf.config import (AttackConfig, Config, ConfigError, MethodConfig,
-                            TrainConfig, alg2_preset)
+from iaat_tf.config import AttackConfig, Config, ConfigError, MethodConfig, TrainConfig, alg2_preset
 from iaat_tf.validation import validate
 
 N, SHAPE, CLASSES = 48, (6, 6, 1), 3
@@ -34,9 +33,14 @@ STEP = tf.constant(7, tf.int64)
 
 def _classifier(seed=0):
   keras.utils.set_random_seed(seed)
-  return keras.Sequential([keras.Input(SHAPE), keras.layers.Flatten(),
-                           keras.layers.Dense(16, activation="relu"),
-                           keras.layers.Dense(CLASSES)])
+  return keras.Sequential(
+    [
+      keras.Input(SHAPE),
+      keras.layers.Flatten(),
+      keras.layers.Dense(16, activation="relu"),
+      keras.layers.Dense(CLASSES),
+    ]
+  )
 
 
 @pytest.fixture(scope="module", params=["linf", "l2"])
@@ -60,34 +64,36 @@ def batch(request):
 def _radii(batch, **options):
   craft, logits_fn, x, y, index, stored, clean_ok, attack = batch
   method = dataclasses.replace(METHOD, **options)
-  up, same = probes.algorithm2_outcomes(craft, logits_fn, x, y, index, stored,
-                                        clean_ok, attack, method, STEP, seed=3)
-  return radius.algorithm2_update(stored, up, same, clean_ok, gamma=method.gamma,
-                                  beta=method.beta, eps_max=method.eps_max).numpy()
+  up, same = probes.algorithm2_outcomes(
+    craft, logits_fn, x, y, index, stored, clean_ok, attack, method, STEP, seed=3
+  )
+  return radius.algorithm2_update(
+    stored, up, same, clean_ok, gamma=method.gamma, beta=method.beta, eps_max=method.eps_max
+  ).numpy()
 
 
 def _probes(batch, **options):
   _, logits_fn, x, y, index, stored, clean_ok, attack = batch
   method = dataclasses.replace(METHOD, **options)
-  up, same = probes.fast_probes(logits_fn, x, tf.constant(y), index, stored,
-                                clean_ok, attack, method, STEP, seed=3)
+  up, same = probes.fast_probes(
+    logits_fn, x, tf.constant(y), index, stored, clean_ok, attack, method, STEP, seed=3
+  )
   return up.numpy(), same.numpy()
 
 
 def test_default_is_the_exact_algorithm_with_two_training_attacks(batch):
   craft, logits_fn, x, y, index, stored, clean_ok, _ = batch
-  survives = lambda eps, salt: attacks.is_correct(
-      logits_fn(craft(x, y, eps, index, STEP, salt)), y)
+  survives = lambda eps, salt: attacks.is_correct(logits_fn(craft(x, y, eps, index, STEP, salt)), y)
   up = survives(stored + 0.05, attacks.Salt.PROBE_UP)
   same = survives(stored, attacks.Salt.PROBE_SAME)
-  expected = radius.algorithm2_update(stored, up, same, clean_ok, gamma=0.05,
-                                      beta=0.5, eps_max=0.5).numpy()
+  expected = radius.algorithm2_update(
+    stored, up, same, clean_ok, gamma=0.05, beta=0.5, eps_max=0.5
+  ).numpy()
   np.testing.assert_array_equal(_radii(batch), expected)
   # Not vacuous: the batch has robust and broken examples at both radii.
   assert 0 < up.numpy().sum() < N and 0 < same.numpy().sum() < N
   assert probes.is_exact_algorithm2(METHOD, ATTACK)
-  assert probes.is_exact_algorithm2(
-      dataclasses.replace(METHOD, probe_steps=4), ATTACK)
+  assert probes.is_exact_algorithm2(dataclasses.replace(METHOD, probe_steps=4), ATTACK)
 
 
 def test_own_probe_loop_with_k_steps_reproduces_the_training_attack(batch):
@@ -104,12 +110,13 @@ def test_batched_probes_equal_unbatched_probes(batch, steps):
   np.testing.assert_array_equal(a[1], b[1])
 
 
-@pytest.mark.parametrize("options", [{}, {"probe_steps": 2},
-                                     {"probe_batched": True},
-                                     {"probe_early_stop": "example"}])
+@pytest.mark.parametrize(
+  "options", [{}, {"probe_steps": 2}, {"probe_batched": True}, {"probe_early_stop": "example"}]
+)
 def test_probing_only_needed_examples_keeps_every_decision(batch, options):
-  np.testing.assert_array_equal(_radii(batch, **options),
-                                _radii(batch, probe_only_needed=True, **options))
+  np.testing.assert_array_equal(
+    _radii(batch, **options), _radii(batch, probe_only_needed=True, **options)
+  )
 
 
 def test_early_stop_modes_agree_and_only_add_successes(batch):
@@ -118,8 +125,9 @@ def test_early_stop_modes_agree_and_only_add_successes(batch):
     up, same = _probes(batch, probe_early_stop=mode)
     # Any-iterate success includes final-iterate success: fails can only shrink.
     assert not np.any(up & ~exact_up) and not np.any(same & ~exact_same)
-  np.testing.assert_array_equal(_probes(batch, probe_early_stop="batch"),
-                                _probes(batch, probe_early_stop="example"))
+  np.testing.assert_array_equal(
+    _probes(batch, probe_early_stop="batch"), _probes(batch, probe_early_stop="example")
+  )
 
 
 def test_fewer_or_shorter_probe_steps_are_weaker_attacks(batch):
@@ -144,8 +152,16 @@ def test_preset_values_scale_with_k():
 
 def test_preset_flag_and_explicit_overrides():
   with flagsaver.flagsaver():
-    flags.FLAGS(["main", "--output_dir=/tmp/x", "--pgd_steps=10",
-                 "--pgd_step_ratio=0.2", "--alg2_preset=fast", "--probe_steps=4"])
+    flags.FLAGS(
+      [
+        "main",
+        "--output_dir=/tmp/x",
+        "--pgd_steps=10",
+        "--pgd_step_ratio=0.2",
+        "--alg2_preset=fast",
+        "--probe_steps=4",
+      ]
+    )
     method = flags_config.config_from_flags(flags.FLAGS).method
   assert method.probe_steps == 4  # explicit flag wins
   assert method.probe_step_ratio == pytest.approx(0.2 * 10 / 4)  # same distance
@@ -157,8 +173,11 @@ def test_preset_flag_and_explicit_overrides():
 
 
 def test_subset_probes_are_refused_under_whole_step_xla():
-  config = Config(output_dir="/tmp/x", train=TrainConfig(jit_compile="step"),
-                  method=MethodConfig(probe_early_stop="example"))
+  config = Config(
+    output_dir="/tmp/x",
+    train=TrainConfig(jit_compile="step"),
+    method=MethodConfig(probe_early_stop="example"),
+  )
   with pytest.raises(ConfigError, match="jit_compile=step"):
     validate(config)
   validate(dataclasses.replace(config, method=MethodConfig(probe_early_stop="batch")))
@@ -166,21 +185,23 @@ def test_subset_probes_are_refused_under_whole_step_xla():
     validate(dataclasses.replace(config, method=MethodConfig(probe_early_stop="soon")))
 
 
-@pytest.mark.parametrize("probe", [
-    {"probe_only_needed": True}, {"probe_early_stop": "example"},
-    {"probe_batched": True}, "fast"])
+@pytest.mark.parametrize(
+  "probe",
+  [{"probe_only_needed": True}, {"probe_early_stop": "example"}, {"probe_batched": True}, "fast"],
+)
 def test_subset_probes_are_refused_with_train_mode_batchnorm(probe):
   """Train-mode BatchNorm on a subset or a doubled batch would make every
   outcome depend on the other examples and bias the running statistics."""
   attack = AttackConfig(bn_mode="train")
-  method = (MethodConfig(**alg2_preset("fast", 10, 0.2)) if probe == "fast"
-            else MethodConfig(**probe))
+  method = (
+    MethodConfig(**alg2_preset("fast", 10, 0.2)) if probe == "fast" else MethodConfig(**probe)
+  )
   with pytest.raises(ConfigError, match="attack_bn_mode=train"):
     validate(Config(output_dir="/tmp/x", attack=attack, method=method))
   with pytest.raises(ConfigError, match="attack_bn_mode=inference"):
-    AdversarialTrainer(keras.Sequential([keras.Input((4,)),
-                                                        keras.layers.Dense(2)]),
-                                      8, method, attack)
+    AdversarialTrainer(
+      keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]), 8, method, attack
+    )
   # Fewer probe steps on the whole batch, and inference mode, stay allowed.
   validate(Config(output_dir="/tmp/x", attack=attack, method=MethodConfig(probe_steps=3)))
   validate(Config(output_dir="/tmp/x", method=method))
@@ -232,9 +253,14 @@ def test_fast_preset_one_and_two_replicas_give_the_same_eps_table():
   # A fresh process: MirroredStrategy collectives of different models clash
   # within one process (other test files train mirrored models too).
   repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-  proc = subprocess.run([sys.executable, "-c", _REPLICAS_SCRIPT], cwd=repo,
-                        capture_output=True, text=True, timeout=300,
-                        env={**os.environ, "PYTHONPATH": repo, "TF_CPP_MIN_LOG_LEVEL": "2"})
+  proc = subprocess.run(
+    [sys.executable, "-c", _REPLICAS_SCRIPT],
+    cwd=repo,
+    capture_output=True,
+    text=True,
+    timeout=300,
+    env={**os.environ, "PYTHONPATH": repo, "TF_CPP_MIN_LOG_LEVEL": "2"},
+  )
   assert proc.returncode == 0, proc.stderr[-2000:]
   tables = json.loads(proc.stdout.strip().splitlines()[-1])
   one, two = np.array(tables["one"]), np.array(tables["two"])

@@ -20,23 +20,35 @@ from absl.testing import flagsaver
 
 from iaat_tf import attacks
 from iaat_tf.cli import flags_config
-from iaat_tf.config import (AttackConfig, Config, ConfigError, MethodConfig,
-                            alg2_preset)
+from iaat_tf.config import AttackConfig, Config, ConfigError, MethodConfig, alg2_preset
 from iaat_tf.validation import validate
 from iaat_tf.training import probes, radius, recipe
 from iaat_tf.training.trainer import AdversarialTrainer
 
 N, SHAPE, CLASSES = 48, (6, 6, 1), 3
 ATTACK = AttackConfig(steps=4, step_ratio=0.25, min_step=0.01)
-REUSE = MethodConfig(method="iaat", gamma=0.05, beta=0.5, eps_max=0.5, eps=0.15,
-                     warmup_epochs=0, probe_source="training", probe_extra_steps=1)
+REUSE = MethodConfig(
+  method="iaat",
+  gamma=0.05,
+  beta=0.5,
+  eps_max=0.5,
+  eps=0.15,
+  warmup_epochs=0,
+  probe_source="training",
+  probe_extra_steps=1,
+)
 
 
 def _classifier(seed=0):
   keras.utils.set_random_seed(seed)
-  return keras.Sequential([keras.Input(SHAPE), keras.layers.Flatten(),
-                           keras.layers.Dense(16, activation="relu"),
-                           keras.layers.Dense(CLASSES)])
+  return keras.Sequential(
+    [
+      keras.Input(SHAPE),
+      keras.layers.Flatten(),
+      keras.layers.Dense(16, activation="relu"),
+      keras.layers.Dense(CLASSES),
+    ]
+  )
 
 
 def _data(seed=0):
@@ -52,11 +64,11 @@ def _plain_pgd_linf(model, images, labels, x, eps, step, steps):
   for _ in range(steps):
     with tf.GradientTape() as tape:
       tape.watch(x)
-      loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(
-          labels, model(x, training=False)))
+      loss = tf.reduce_sum(
+        tf.nn.sparse_softmax_cross_entropy_with_logits(labels, model(x, training=False))
+      )
     x = x + step[:, None, None, None] * tf.sign(tape.gradient(loss, x))
-    x = tf.clip_by_value(x, images - eps[:, None, None, None],
-                         images + eps[:, None, None, None])
+    x = tf.clip_by_value(x, images - eps[:, None, None, None], images + eps[:, None, None, None])
     x = tf.clip_by_value(x, 0.0, 1.0)
   return x
 
@@ -75,8 +87,7 @@ def test_probes_are_the_training_attack_and_its_extension(extra_steps):
   np.testing.assert_array_equal(same.numpy(), correct(x_adv))
   up_eps = tf.constant(stored + 0.05)
   step = tf.maximum(up_eps * 0.25, 0.01)
-  x_ref = _plain_pgd_linf(model, tf.constant(x), tf.constant(y), x_adv, up_eps, step,
-                          extra_steps)
+  x_ref = _plain_pgd_linf(model, tf.constant(x), tf.constant(y), x_adv, up_eps, step, extra_steps)
   np.testing.assert_array_equal(up.numpy(), correct(x_ref))
   # Not vacuous: both outcomes occur at both radii, and the extension breaks
   # examples the training attack left correct.
@@ -85,8 +96,7 @@ def test_probes_are_the_training_attack_and_its_extension(extra_steps):
 
 
 def _trainer(method=REUSE, attack=ATTACK):
-  trainer = AdversarialTrainer(_classifier(), N, method, attack, seed=3,
-                               steps_per_epoch=1)
+  trainer = AdversarialTrainer(_classifier(), N, method, attack, seed=3, steps_per_epoch=1)
   trainer.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
   return trainer
 
@@ -103,32 +113,35 @@ def test_a_step_trains_at_the_stored_radius_and_stores_algorithm2s_choice():
   clean_ok = attacks.is_correct(logits_fn(x), y)
   x_adv = craft(x, y, stored, index, tf.constant(0, tf.int64), attacks.Salt.TRAIN)
   up, same = probes.reuse_probes(logits_fn, x, y, x_adv, stored, ATTACK, REUSE)
-  expected = radius.algorithm2_update(stored, up, same, clean_ok, gamma=0.05,
-                                      beta=0.5, eps_max=0.5).numpy()
+  expected = radius.algorithm2_update(
+    stored, up, same, clean_ok, gamma=0.05, beta=0.5, eps_max=0.5
+  ).numpy()
   before = [w.numpy() for w in trainer.classifier.weights]
-  logs = trainer.train_on_batch({"image": x, "index": np.arange(N)}, y,
-                                return_dict=True)
+  logs = trainer.train_on_batch({"image": x, "index": np.arange(N)}, y, return_dict=True)
   np.testing.assert_allclose(trainer.eps_table.numpy(), expected, atol=1e-7)
   # Trained at the stored radius (0 for S-, which train on the clean image).
   trained = (stored * clean_ok.numpy()).mean()
   assert logs["eps_mean"] == pytest.approx(trained, rel=1e-5)
   assert not np.allclose(expected, stored)  # The table moved...
-  assert max(np.abs(w.numpy() - b).max()    # ...and so did the weights.
-             for w, b in zip(trainer.classifier.weights, before)) > 1e-4
+  assert (
+    max(
+      np.abs(w.numpy() - b).max()  # ...and so did the weights.
+      for w, b in zip(trainer.classifier.weights, before)
+    )
+    > 1e-4
+  )
 
 
 def test_warmup_ignores_the_probes_and_stores_the_warmup_radius():
   x, y, _ = _data(2)
   trainer = _trainer(dataclasses.replace(REUSE, warmup_epochs=1))
   trainer.train_on_batch({"image": x, "index": np.arange(N)}, y)
-  clean_ok = attacks.is_correct(
-      recipe.attack_logits_fn(_classifier())(x), y).numpy()
+  clean_ok = attacks.is_correct(recipe.attack_logits_fn(_classifier())(x), y).numpy()
   np.testing.assert_allclose(trainer.eps_table.numpy(), 0.15 * clean_ok)
 
 
 def test_preset_and_flags():
-  assert alg2_preset("reuse", 10, 0.2) == {"probe_source": "training",
-                                           "probe_extra_steps": 2}
+  assert alg2_preset("reuse", 10, 0.2) == {"probe_source": "training", "probe_extra_steps": 2}
   assert alg2_preset("reuse", 5, 0.25)["probe_extra_steps"] == 1
   with flagsaver.flagsaver():
     flags.FLAGS(["main", "--output_dir=/tmp/x", "--pgd_steps=10", "--alg2_preset=reuse"])
@@ -136,16 +149,21 @@ def test_preset_and_flags():
   assert method.probe_source == "training" and method.probe_extra_steps == 2
   assert not probes.is_exact_algorithm2(method)
   with flagsaver.flagsaver():
-    flags.FLAGS(["main", "--output_dir=/tmp/x", "--alg2_preset=reuse",
-                 "--probe_extra_steps=3"])
+    flags.FLAGS(["main", "--output_dir=/tmp/x", "--alg2_preset=reuse", "--probe_extra_steps=3"])
     assert flags_config.config_from_flags(flags.FLAGS).method.probe_extra_steps == 3
 
 
-@pytest.mark.parametrize("options,match", [
+@pytest.mark.parametrize(
+  "options,match",
+  [
     ({"loss": "trades"}, "KL attack"),
     ({"probe_steps": 2}, "--probe_steps would do nothing"),
-    ({"probe_early_stop": "example", "probe_only_needed": True},
-     "--probe_early_stop and --probe_only_needed")])
+    (
+      {"probe_early_stop": "example", "probe_only_needed": True},
+      "--probe_early_stop and --probe_only_needed",
+    ),
+  ],
+)
 def test_combinations_that_would_mean_nothing_are_refused(options, match):
   method = dataclasses.replace(REUSE, **options)
   with pytest.raises(ConfigError, match=match) as error:
@@ -155,8 +173,7 @@ def test_combinations_that_would_mean_nothing_are_refused(options, match):
     with pytest.raises(ConfigError, match=match):
       _trainer(method)
   # The same options with the attacks' probes are fine.
-  validate(Config(output_dir="/tmp/x",
-                  method=dataclasses.replace(method, probe_source="attacks")))
+  validate(Config(output_dir="/tmp/x", method=dataclasses.replace(method, probe_source="attacks")))
 
 
 def _bn_classifier(seed=0):
@@ -164,14 +181,19 @@ def _bn_classifier(seed=0):
   last training-mode batch, so judging after the training forward pass
   (instead of before) changes inference-mode outcomes."""
   keras.utils.set_random_seed(seed)
-  return keras.Sequential([keras.Input(SHAPE), keras.layers.BatchNormalization(momentum=0.0),
-                           keras.layers.Flatten(), keras.layers.Dense(16, activation="relu"),
-                           keras.layers.Dense(CLASSES)])
+  return keras.Sequential(
+    [
+      keras.Input(SHAPE),
+      keras.layers.BatchNormalization(momentum=0.0),
+      keras.layers.Flatten(),
+      keras.layers.Dense(16, activation="relu"),
+      keras.layers.Dense(CLASSES),
+    ]
+  )
 
 
 def _bn_trainer(method, attack):
-  trainer = AdversarialTrainer(_bn_classifier(), N, method, attack, seed=3,
-                               steps_per_epoch=1)
+  trainer = AdversarialTrainer(_bn_classifier(), N, method, attack, seed=3, steps_per_epoch=1)
   trainer.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
   return trainer
 
@@ -184,8 +206,7 @@ def test_reuse_and_cheap_judge_the_model_the_attack_attacked_under_batchnorm():
   x = x * 0.5 + 0.4  # Far from the initial running statistics (mean 0, var 1).
   index = tf.range(N, dtype=tf.int64)
   zero = tf.constant(0, tf.int64)
-  cheap = MethodConfig(method="iaat_cheap", eps=0.15, gamma=0.05, eps_max=0.5,
-                       warmup_epochs=0)
+  cheap = MethodConfig(method="iaat_cheap", eps=0.15, gamma=0.05, eps_max=0.5, warmup_epochs=0)
   for method in (REUSE, cheap):
     trainer = _bn_trainer(method, ATTACK)
     trainer.eps_table.assign(stored)
@@ -195,18 +216,19 @@ def test_reuse_and_cheap_judge_the_model_the_attack_attacked_under_batchnorm():
     if method is REUSE:
       x_adv = craft(x, y, stored, index, zero, attacks.Salt.TRAIN)
       up, same = probes.reuse_probes(logits_fn, x, y, x_adv, stored, ATTACK, REUSE)
-      expected = radius.algorithm2_update(stored, up, same, clean_ok, gamma=0.05,
-                                          beta=0.5, eps_max=0.5).numpy()
+      expected = radius.algorithm2_update(
+        stored, up, same, clean_ok, gamma=0.05, beta=0.5, eps_max=0.5
+      ).numpy()
     else:
       eps = radius.zero_if_misclassified(stored, clean_ok)
       x_adv = craft(x, y, eps, index, zero, attacks.Salt.TRAIN)
       x_train = recipe.training_images(x, x_adv, clean_ok)
       failed = attacks.is_correct(logits_fn(x_train), y)  # Inference mode.
-      expected = radius.cheap_update(stored, failed, clean_ok, gamma=0.05,
-                                     eps_max=0.5).numpy()
+      expected = radius.cheap_update(stored, failed, clean_ok, gamma=0.05, eps_max=0.5).numpy()
     trainer.train_on_batch({"image": x, "index": np.arange(N)}, y)
-    np.testing.assert_allclose(trainer.eps_table.numpy(), expected, atol=1e-7,
-                               err_msg=method.method)
+    np.testing.assert_allclose(
+      trainer.eps_table.numpy(), expected, atol=1e-7, err_msg=method.method
+    )
     # The training forward pass did move the running statistics: judged
     # after it, the same inference-mode pass would see another model.
     moved = trainer.classifier.layers[0].moving_mean.numpy()
@@ -227,8 +249,9 @@ def test_train_mode_reuse_leaves_the_training_batchs_running_statistics():
   # example is the same on a copy of the model.
   copy = _bn_classifier()
   craft = recipe.make_pgd(recipe.attack_logits_fn(copy, "train"), attack, seed=3)
-  x_adv = craft(x, y, stored, tf.range(N, dtype=tf.int64), tf.constant(0, tf.int64),
-                attacks.Salt.TRAIN).numpy()
+  x_adv = craft(
+    x, y, stored, tf.range(N, dtype=tf.int64), tf.constant(0, tf.int64), attacks.Salt.TRAIN
+  ).numpy()
   trainer.train_on_batch({"image": x, "index": np.arange(N)}, y)
   bn = trainer.classifier.layers[0]
   np.testing.assert_allclose(bn.moving_mean.numpy(), [x_adv.mean()], atol=1e-5)

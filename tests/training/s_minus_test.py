@@ -27,9 +27,14 @@ GAMMA, BETA, EPS_MAX = 0.03, 0.25, 0.5
 
 def _classifier():
   keras.utils.set_random_seed(2)
-  return keras.Sequential([keras.Input(SHAPE), keras.layers.Flatten(),
-                           keras.layers.Dense(16, activation="relu"),
-                           keras.layers.Dense(CLASSES)])
+  return keras.Sequential(
+    [
+      keras.Input(SHAPE),
+      keras.layers.Flatten(),
+      keras.layers.Dense(16, activation="relu"),
+      keras.layers.Dense(CLASSES),
+    ]
+  )
 
 
 def _numpy_logits(net, x):
@@ -48,10 +53,14 @@ def _run_one_step(rule):
   y = rng.randint(0, CLASSES, N).astype(np.int64)
   stored = rng.uniform(0.02, 0.2, N).astype(np.float32)
   trainer = AdversarialTrainer(
-      _classifier(), N,
-      MethodConfig(method="iaat", eps=0.1, warmup_epochs=0, gamma=GAMMA,
-                   beta=BETA, eps_max=EPS_MAX, s_minus=rule),
-      AttackConfig(steps=3, step_ratio=0.5, min_step=0.01), seed=5)
+    _classifier(),
+    N,
+    MethodConfig(
+      method="iaat", eps=0.1, warmup_epochs=0, gamma=GAMMA, beta=BETA, eps_max=EPS_MAX, s_minus=rule
+    ),
+    AttackConfig(steps=3, step_ratio=0.5, min_step=0.01),
+    seed=5,
+  )
   trainer.compile(optimizer=keras.optimizers.SGD(0.0), jit_compile=False)
   trainer.eps_table.assign(stored)
   ds = tf.data.Dataset.from_tensor_slices(({"image": x, "index": np.arange(N)}, y)).batch(N)
@@ -63,17 +72,20 @@ def _numpy_rule(trainer, x, y, stored, rule):
   """(table, trained radii, trained-on images) re-stated in NumPy."""
   net = trainer.classifier
   index, step = tf.range(N, dtype=tf.int64), tf.constant(0, tf.int64)
+
   def survives(eps, salt):
     x_adv = trainer.recipe.craft(x, y, eps.astype(np.float32), index, step, salt).numpy()
     return _numpy_logits(net, x_adv).argmax(-1) == y
+
   clean_ok = _numpy_logits(net, x).argmax(-1) == y
   up = survives(stored + GAMMA, attacks.Salt.PROBE_UP)
   same = survives(stored, attacks.Salt.PROBE_SAME)
   new = np.where(up, stored + GAMMA, np.where(same, stored, stored - GAMMA))
   new = np.maximum(new * clean_ok, 0.0)
   table = np.clip(BETA * new + (1 - BETA) * stored, 0.0, EPS_MAX)
-  x_adv = trainer.recipe.craft(x, y, table.astype(np.float32), index, step,
-                          attacks.Salt.TRAIN).numpy()
+  x_adv = trainer.recipe.craft(
+    x, y, table.astype(np.float32), index, step, attacks.Salt.TRAIN
+  ).numpy()
   if rule == "clean":
     trained = table * clean_ok
     x_train = np.where(clean_ok[:, None, None, None], x_adv, x)
@@ -105,8 +117,7 @@ def test_the_rules_train_s_minus_differently():
 
 
 def test_adversarial_s_minus_is_only_for_iaat():
-  bad = Config(output_dir="x", method=MethodConfig(method="iaat_cheap",
-                                                    s_minus="adversarial"))
+  bad = Config(output_dir="x", method=MethodConfig(method="iaat_cheap", s_minus="adversarial"))
   with pytest.raises(ConfigError, match="s_minus=adversarial"):
     validate(bad)
   with pytest.raises(ConfigError, match="unknown --s_minus"):

@@ -6,7 +6,6 @@ independently of batching; shuffling then checks that each update lands at
 its example's index.
 """
 
-
 import keras
 import numpy as np
 import pytest
@@ -34,17 +33,16 @@ def _dataset(x, y, batch, shuffle_seed):
 
 def _classifier(seed=0):
   keras.utils.set_random_seed(seed)
-  return keras.Sequential([keras.Input(SHAPE), keras.layers.Flatten(),
-                           keras.layers.Dense(CLASSES)])
-
+  return keras.Sequential([keras.Input(SHAPE), keras.layers.Flatten(), keras.layers.Dense(CLASSES)])
 
 
 def _frozen_trainer(method, warmup=1):
   trainer = AdversarialTrainer(
-      _classifier(), N,
-      MethodConfig(method=method, eps=0.05, warmup_epochs=warmup, gamma=0.02,
-                   beta=0.5, eps_max=0.5),
-      AttackConfig(steps=3, step_ratio=0.25, min_step=0.01, random_start=False))
+    _classifier(),
+    N,
+    MethodConfig(method=method, eps=0.05, warmup_epochs=warmup, gamma=0.02, beta=0.5, eps_max=0.5),
+    AttackConfig(steps=3, step_ratio=0.25, min_step=0.01, random_start=False),
+  )
   trainer.compile(optimizer=keras.optimizers.SGD(0.0))
   return trainer
 
@@ -72,8 +70,9 @@ def test_adaptive_epoch_updates_land_at_shuffled_indices(method):
   index = tf.range(N, dtype=tf.int64)
   recipe = trainer.recipe
   # The second epoch's plan, at the weights of the first (lr 0).
-  plan = recipe.radii_before_attack(x, tf.constant(y, tf.int32), index, stored,
-                                    step=tf.constant(0, tf.int64), epoch=1)
+  plan = recipe.radii_before_attack(
+    x, tf.constant(y, tf.int32), index, stored, step=tf.constant(0, tf.int64), epoch=1
+  )
   if method == "iaat":
     expected = plan.eps  # Algorithm 2's choice, trained at and stored.
   else:
@@ -95,8 +94,7 @@ class _TrainModeCalls(keras.layers.Layer):
   """Counts the forward passes that run in training mode (BatchNorm's mode)."""
 
   def build(self, input_shape):
-    self.calls = self.add_weight(shape=(), initializer="zeros", trainable=False,
-                                 name="calls")
+    self.calls = self.add_weight(shape=(), initializer="zeros", trainable=False, name="calls")
 
   def call(self, x, training=False):
     if training:
@@ -111,13 +109,18 @@ def test_cheap_outcome_is_an_inference_mode_pass_under_train_mode_attacks(signal
   clean check, k attack steps and the training forward in train mode."""
   keras.utils.set_random_seed(0)
   counter = _TrainModeCalls()
-  classifier = keras.Sequential([keras.Input(SHAPE), counter, keras.layers.Flatten(),
-                                 keras.layers.Dense(CLASSES)])
+  classifier = keras.Sequential(
+    [keras.Input(SHAPE), counter, keras.layers.Flatten(), keras.layers.Dense(CLASSES)]
+  )
   steps = 3
   trainer = AdversarialTrainer(
-      classifier, N, MethodConfig(method="iaat_cheap", eps=0.05, warmup_epochs=0,
-                                  gamma=0.02, eps_max=0.5, cheap_signal=signal),
-      AttackConfig(steps=steps, step_ratio=0.25, min_step=0.01, bn_mode="train"))
+    classifier,
+    N,
+    MethodConfig(
+      method="iaat_cheap", eps=0.05, warmup_epochs=0, gamma=0.02, eps_max=0.5, cheap_signal=signal
+    ),
+    AttackConfig(steps=steps, step_ratio=0.25, min_step=0.01, bn_mode="train"),
+  )
   trainer.compile(optimizer=keras.optimizers.SGD(0.0), jit_compile=False)
   x, y = _arrays()
   trainer.fit(_dataset(x, y, N, shuffle_seed=0), epochs=1, verbose=0)
@@ -126,8 +129,14 @@ def test_cheap_outcome_is_an_inference_mode_pass_under_train_mode_attacks(signal
 
 def _cheap_radii_to_store(trainer, stored, failed, clean_ok):
   """The radii the cheap rule stores after the warmup, from the attack's outcome."""
-  plan = Plan(step=tf.constant(0, tf.int64), in_warmup=False, clean_ok=clean_ok,
-              stored=stored, eps=stored, attacked_rows=clean_ok)
+  plan = Plan(
+    step=tf.constant(0, tf.int64),
+    in_warmup=False,
+    clean_ok=clean_ok,
+    stored=stored,
+    eps=stored,
+    attacked_rows=clean_ok,
+  )
   return trainer.recipe.radii_after_update(plan, Judged(failed, None)).numpy()
 
 
@@ -144,12 +153,14 @@ def test_cheap_rule_and_clipping():
 
 def test_cheap_rule_with_explicit_smoothing():
   trainer = AdversarialTrainer(
-      _classifier(), N,
-      MethodConfig(method="iaat_cheap", eps=0.05, gamma=0.02, eps_max=0.5,
-                   cheap_beta=0.5),
-      AttackConfig(steps=1))
-  got = _cheap_radii_to_store(trainer, tf.constant([0.1, 0.1]),
-                              tf.constant([True, False]), tf.constant([True, True]))
+    _classifier(),
+    N,
+    MethodConfig(method="iaat_cheap", eps=0.05, gamma=0.02, eps_max=0.5, cheap_beta=0.5),
+    AttackConfig(steps=1),
+  )
+  got = _cheap_radii_to_store(
+    trainer, tf.constant([0.1, 0.1]), tf.constant([True, False]), tf.constant([True, True])
+  )
   # cheap_beta = 0.5: halfway between stored and stored +/- gamma.
   np.testing.assert_allclose(got, [0.11, 0.09], atol=1e-6)
 
@@ -163,25 +174,36 @@ def test_call_ignores_the_index_and_accepts_plain_images():
 
 
 PGD3 = AttackConfig(steps=3, step_ratio=0.25, min_step=0.01, random_start=True)
-PGD3_L2 = AttackConfig(steps=3, step_ratio=0.25, min_step=0.01, random_start=True,
-                       norm="l2")
+PGD3_L2 = AttackConfig(steps=3, step_ratio=0.25, min_step=0.01, random_start=True, norm="l2")
 
 
-def _trainer_on(strategy, method, loss, ramp, s_minus="clean", attack=PGD3,
-                ema_decay=0.0):
+def _trainer_on(strategy, method, loss, ramp, s_minus="clean", attack=PGD3, ema_decay=0.0):
   with strategy.scope():
     keras.utils.set_random_seed(0)
     classifier = models.small_cnn(SHAPE, CLASSES, (0.5,), (0.25,))
     # "iaat_reuse": iaat with --alg2_preset=reuse (probes from the training attack).
     reuse = alg2_preset("reuse", attack.steps, attack.ratio) if method == "iaat_reuse" else {}
     trainer = AdversarialTrainer(
-        classifier, N,
-        MethodConfig(method="iaat" if reuse else method, eps=0.1, warmup_epochs=1,
-                     gamma=0.03, beta=0.5, eps_max=0.3, loss=loss, eps_ramp_epochs=ramp,
-                     s_minus=s_minus, **reuse),
-        attack, seed=3, steps_per_epoch=N // 16, ema_decay=ema_decay)
-    trainer.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
-                    jit_compile=False)
+      classifier,
+      N,
+      MethodConfig(
+        method="iaat" if reuse else method,
+        eps=0.1,
+        warmup_epochs=1,
+        gamma=0.03,
+        beta=0.5,
+        eps_max=0.3,
+        loss=loss,
+        eps_ramp_epochs=ramp,
+        s_minus=s_minus,
+        **reuse,
+      ),
+      attack,
+      seed=3,
+      steps_per_epoch=N // 16,
+      ema_decay=ema_decay,
+    )
+    trainer.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), jit_compile=False)
     trainer.optimizer.build(classifier.trainable_variables)
   return trainer
 
@@ -233,9 +255,13 @@ def _epochs_of_batches(x, y, epochs):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method,loss,ramp,s_minus,attack", [
-    ("iaat", "trades", 1, "clean", PGD3), ("pgd_at", "trades", 1, "clean", PGD3),
-    ("iaat_cheap", "mart", 0, "clean", PGD3), ("iaat", "ce", 0, "adversarial", PGD3),
+@pytest.mark.parametrize(
+  "method,loss,ramp,s_minus,attack",
+  [
+    ("iaat", "trades", 1, "clean", PGD3),
+    ("pgd_at", "trades", 1, "clean", PGD3),
+    ("iaat_cheap", "mart", 0, "clean", PGD3),
+    ("iaat", "ce", 0, "adversarial", PGD3),
     ("iaat", "trades", 0, "adversarial", PGD3),
     ("iaat_cheap", "ce", 1, "clean", AttackConfig.fgsm_rs()),
     # The L2 threat model: every method and loss once more.
@@ -244,11 +270,22 @@ def _epochs_of_batches(x, y, epochs):
     ("pgd_at", "ce", 1, "clean", AttackConfig.fgsm_rs(norm="l2")),
     # Algorithm 2 from the training attack (--alg2_preset=reuse).
     ("iaat_reuse", "mart", 1, "adversarial", PGD3),
-    ("iaat_reuse", "ce", 0, "clean", PGD3_L2)],
-    ids=["iaat-trades-ramp", "pgd_at-trades-ramp", "cheap-mart", "iaat-sminus_adv",
-         "iaat-trades-sminus_adv", "cheap-fgsm_rs-ramp", "l2-iaat-trades-sminus_adv",
-         "l2-cheap-mart", "l2-pgd_at-fgsm_rs-ramp", "reuse-mart-ramp-sminus_adv",
-         "l2-reuse"])
+    ("iaat_reuse", "ce", 0, "clean", PGD3_L2),
+  ],
+  ids=[
+    "iaat-trades-ramp",
+    "pgd_at-trades-ramp",
+    "cheap-mart",
+    "iaat-sminus_adv",
+    "iaat-trades-sminus_adv",
+    "cheap-fgsm_rs-ramp",
+    "l2-iaat-trades-sminus_adv",
+    "l2-cheap-mart",
+    "l2-pgd_at-fgsm_rs-ramp",
+    "reuse-mart-ramp-sminus_adv",
+    "l2-reuse",
+  ],
+)
 def test_one_and_two_replicas_agree_step_by_step(method, loss, ramp, s_minus, attack):
   """Every step (warmup, ramp, adaptation, KL attack, table write) computes
   the same on 1 and 2 replicas, each step started from the same state.
@@ -269,10 +306,24 @@ def test_one_and_two_replicas_agree_step_by_step(method, loss, ramp, s_minus, at
   devices = tf.config.list_logical_devices("CPU")
   x, y = _arrays(seed=4)
   # With a weight average (--ema_decay), compared like the weights.
-  one = _trainer_on(tf.distribute.OneDeviceStrategy(devices[0].name),
-                    method, loss, ramp, s_minus, attack, ema_decay=0.9)
-  two = _trainer_on(tf.distribute.MirroredStrategy([d.name for d in devices[:2]]),
-                    method, loss, ramp, s_minus, attack, ema_decay=0.9)
+  one = _trainer_on(
+    tf.distribute.OneDeviceStrategy(devices[0].name),
+    method,
+    loss,
+    ramp,
+    s_minus,
+    attack,
+    ema_decay=0.9,
+  )
+  two = _trainer_on(
+    tf.distribute.MirroredStrategy([d.name for d in devices[:2]]),
+    method,
+    loss,
+    ramp,
+    s_minus,
+    attack,
+    ema_decay=0.9,
+  )
   start = [w.numpy() for w in one.classifier.weights]
   for epoch, batches in enumerate(_epochs_of_batches(x, y, 3)):
     for batch in batches:
@@ -280,8 +331,7 @@ def test_one_and_two_replicas_agree_step_by_step(method, loss, ramp, s_minus, at
       step_ds = tf.data.Dataset.from_tensors(batch)
       for trainer in (one, two):
         trainer.fit(step_ds, initial_epoch=epoch, epochs=epoch + 1, verbose=0)
-      np.testing.assert_allclose(one.eps_table.numpy(), two.eps_table.numpy(),
-                                 atol=1e-6)
+      np.testing.assert_allclose(one.eps_table.numpy(), two.eps_table.numpy(), atol=1e-6)
       for w1, w2 in zip(one.classifier.weights, two.classifier.weights):
         np.testing.assert_allclose(w1.numpy(), w2.numpy(), atol=1e-5)
       for a1, a2 in zip(one.weight_average.average, two.weight_average.average):
@@ -290,5 +340,4 @@ def test_one_and_two_replicas_agree_step_by_step(method, loss, ramp, s_minus, at
   if method != "pgd_at":
     assert (one.eps_table.numpy() > 0).any()
   # Training really moved the weights (the comparison is not vacuous).
-  assert max(np.abs(w.numpy() - s).max()
-             for w, s in zip(one.classifier.weights, start)) > 1e-3
+  assert max(np.abs(w.numpy() - s).max() for w, s in zip(one.classifier.weights, start)) > 1e-3

@@ -26,12 +26,22 @@ def _data():
 
 def _trainer(decay=0.9):
   keras.utils.set_random_seed(0)
-  classifier = keras.Sequential([
-      keras.Input(SHAPE), keras.layers.Flatten(), keras.layers.Dense(8),
-      keras.layers.BatchNormalization(), keras.layers.Dense(3)])
+  classifier = keras.Sequential(
+    [
+      keras.Input(SHAPE),
+      keras.layers.Flatten(),
+      keras.layers.Dense(8),
+      keras.layers.BatchNormalization(),
+      keras.layers.Dense(3),
+    ]
+  )
   trainer = AdversarialTrainer(
-      classifier, N, MethodConfig(method="pgd_at", eps=0.1),
-      AttackConfig(steps=2, step_ratio=0.5, min_step=0.01), ema_decay=decay)
+    classifier,
+    N,
+    MethodConfig(method="pgd_at", eps=0.1),
+    AttackConfig(steps=2, step_ratio=0.5, min_step=0.01),
+    ema_decay=decay,
+  )
   trainer.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
   return trainer
 
@@ -42,8 +52,8 @@ def test_an_unbuilt_classifier_is_refused():
   unbuilt = keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(3)])
   with pytest.raises(ValueError, match="needs a built classifier"):
     AdversarialTrainer(
-        unbuilt, N, MethodConfig(method="pgd_at", eps=0.1), AttackConfig(steps=2),
-        ema_decay=0.9)
+      unbuilt, N, MethodConfig(method="pgd_at", eps=0.1), AttackConfig(steps=2), ema_decay=0.9
+    )
   assert _trainer().weight_average.average  # Built: every weight averaged.
 
 
@@ -90,8 +100,7 @@ def test_the_average_is_checkpointed_and_restored(tmp_path):
   fresh = _trainer()
   for v in fresh.weight_average.average:
     v.assign(tf.zeros_like(v))
-  fresh_manager = tf.train.CheckpointManager(runtime.make_checkpoint(fresh),
-                                             str(tmp_path), 1)
+  fresh_manager = tf.train.CheckpointManager(runtime.make_checkpoint(fresh), str(tmp_path), 1)
   assert runtime.restore_latest(fresh, fresh_manager) == 1
   for a, b in zip(fresh.weight_average.average, trainer.weight_average.average):
     np.testing.assert_array_equal(a.numpy(), b.numpy())
@@ -101,11 +110,24 @@ def test_the_average_is_checkpointed_and_restored(tmp_path):
 def test_validated_beside_the_raw_weights_early_stopped_on_and_exported(tmp_path):
   out = tmp_path / "ema"
   with flagsaver.flagsaver(
-      dataset="digits", model="small_cnn", method="pgd_at", eps="0.1",
-      epochs=3, batch_size=64, max_train_examples=256, pgd_steps=2,
-      validation_fraction=0.25, eval_pgd_steps=2, val_examples=64,
-      ema_decay=0.9, early_stopping_weights="ema", export_model="best",
-      output_dir=str(out), verbose=0, export=False):
+    dataset="digits",
+    model="small_cnn",
+    method="pgd_at",
+    eps="0.1",
+    epochs=3,
+    batch_size=64,
+    max_train_examples=256,
+    pgd_steps=2,
+    validation_fraction=0.25,
+    eval_pgd_steps=2,
+    val_examples=64,
+    ema_decay=0.9,
+    early_stopping_weights="ema",
+    export_model="best",
+    output_dir=str(out),
+    verbose=0,
+    export=False,
+  ):
     train.run(["iaat_tf.main"])
   results = json.load(open(out / "results.json"))
   history = results["history"]
@@ -121,44 +143,68 @@ def test_ema_options_need_a_decay_and_a_validation_split(tmp_path):
   from iaat_tf.cli import flags_config  # pylint: disable=g-import-not-at-top
   from iaat_tf.config import ConfigError  # pylint: disable=g-import-not-at-top
   from iaat_tf.validation import validate  # pylint: disable=g-import-not-at-top
+
   for flags, message in [
-      (dict(export_model="ema"), "need a weight average"),
-      (dict(ema_decay=0.99, early_stopping_weights="ema"), "set --validation_fraction"),
-      (dict(ema_decay=1.0), "must be in \\[0, 1\\)")]:
+    (dict(export_model="ema"), "need a weight average"),
+    (dict(ema_decay=0.99, early_stopping_weights="ema"), "set --validation_fraction"),
+    (dict(ema_decay=1.0), "must be in \\[0, 1\\)"),
+  ]:
     with flagsaver.flagsaver(output_dir=str(tmp_path), **flags):
       with pytest.raises(ConfigError, match=message):
         validate(flags_config.config_from_flags())
 
 
 def _cli_run(out, *extra):
-  import subprocess, sys  # pylint: disable=g-import-not-at-top,multiple-import
+  import subprocess
+  import sys  # pylint: disable=g-import-not-at-top,multiple-import
+
   repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   proc = subprocess.run(
-      [sys.executable, "-m", "iaat_tf.main", "--flagfile=flags/quickstart.flags",
-       "--method=iaat_cheap", "--warmup_epochs=1", "--epochs=2",
-       "--max_train_examples=256", "--pgd_steps=2", "--val_examples=64",
-       "--ema_decay=0.9", "--export_model=ema", "--export=false", "--verbose=0",
-       f"--output_dir={out}", *extra], cwd=repo, capture_output=True, text=True,
-      timeout=600)
+    [
+      sys.executable,
+      "-m",
+      "iaat_tf.main",
+      "--flagfile=flags/quickstart.flags",
+      "--method=iaat_cheap",
+      "--warmup_epochs=1",
+      "--epochs=2",
+      "--max_train_examples=256",
+      "--pgd_steps=2",
+      "--val_examples=64",
+      "--ema_decay=0.9",
+      "--export_model=ema",
+      "--export=false",
+      "--verbose=0",
+      f"--output_dir={out}",
+      *extra,
+    ],
+    cwd=repo,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(os.path.join(out, "checkpoints")))
-  state = {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
-           if k.startswith(("weight_average/", "classifier/", "eps_table/"))
-           and not k.endswith("OBJECT_CONFIG_JSON")}
+  state = {
+    k: reader.get_tensor(k)
+    for k in reader.get_variable_to_shape_map()
+    if k.startswith(("weight_average/", "classifier/", "eps_table/"))
+    and not k.endswith("OBJECT_CONFIG_JSON")
+  }
   return state, json.load(open(os.path.join(out, "results.json")))
 
 
 @pytest.mark.slow
 def test_one_and_two_replicas_give_the_same_average_through_the_command(tmp_path):
   one, results_one = _cli_run(str(tmp_path / "one"))
-  two, results_two = _cli_run(str(tmp_path / "two"), "--strategy=mirrored",
-                              "--num_virtual_devices=2")
+  two, results_two = _cli_run(
+    str(tmp_path / "two"), "--strategy=mirrored", "--num_virtual_devices=2"
+  )
   assert sorted(one) == sorted(two)
   assert sum(k.startswith("weight_average/") for k in one) >= 4
   for key in one:
     np.testing.assert_allclose(one[key], two[key], atol=1e-5, err_msg=key)
   assert results_one["weights"] == "ema"
   for key in ("val_ema_pgd_acc", "val_ema_clean_acc"):
-    np.testing.assert_allclose(results_one["history"][key],
-                               results_two["history"][key], atol=1e-6)
+    np.testing.assert_allclose(results_one["history"][key], results_two["history"][key], atol=1e-6)
   assert results_one["final"] == results_two["final"]

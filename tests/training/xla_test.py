@@ -18,7 +18,6 @@ from iaat_tf.config import AttackConfig, MethodConfig
 N, SHAPE, CLASSES, BATCH = 32, (6, 6, 1), 3, 8
 
 
-
 def _train(method: str, jit_compile: bool):
   keras.utils.set_random_seed(0)  # Before the dataset: fixes its shuffle order.
   rng = np.random.RandomState(0)
@@ -26,19 +25,24 @@ def _train(method: str, jit_compile: bool):
   y = rng.randint(0, CLASSES, N).astype(np.int64)
   ds = tf.data.Dataset.from_tensor_slices(({"image": x, "index": np.arange(N)}, y))
   ds = ds.shuffle(N, seed=1).batch(BATCH, drop_remainder=True)
-  classifier = keras.Sequential([
-      keras.Input(SHAPE), keras.layers.Flatten(),
-      keras.layers.Dense(16, activation="relu"), keras.layers.Dense(CLASSES)])
+  classifier = keras.Sequential(
+    [
+      keras.Input(SHAPE),
+      keras.layers.Flatten(),
+      keras.layers.Dense(16, activation="relu"),
+      keras.layers.Dense(CLASSES),
+    ]
+  )
   trainer = AdversarialTrainer(
-      classifier, N,
-      MethodConfig(method=method, eps=0.1, warmup_epochs=1, gamma=0.03,
-                   beta=0.5, eps_max=0.3),
-      AttackConfig(steps=3, step_ratio=0.25, min_step=0.01), seed=2)
-  trainer.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
-                  jit_compile=jit_compile)
+    classifier,
+    N,
+    MethodConfig(method=method, eps=0.1, warmup_epochs=1, gamma=0.03, beta=0.5, eps_max=0.3),
+    AttackConfig(steps=3, step_ratio=0.25, min_step=0.01),
+    seed=2,
+  )
+  trainer.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), jit_compile=jit_compile)
   history = trainer.fit(ds, epochs=3, verbose=0)
-  return (trainer.eps_table.numpy(), [w.numpy() for w in classifier.weights],
-          history.history)
+  return (trainer.eps_table.numpy(), [w.numpy() for w in classifier.weights], history.history)
 
 
 @pytest.mark.slow
@@ -57,10 +61,12 @@ def test_whole_step_xla_matches_the_plain_step(method):
 
 
 def test_step_xla_is_refused_under_a_distribution_strategy():
-  config = cfg.Config(output_dir="/tmp/x", train=cfg.TrainConfig(
-      jit_compile="step", strategy="mirrored"))
+  config = cfg.Config(
+    output_dir="/tmp/x", train=cfg.TrainConfig(jit_compile="step", strategy="mirrored")
+  )
   with pytest.raises(cfg.ConfigError, match="jit_compile=step"):
     validation.validate(config)
   with pytest.raises(cfg.ConfigError, match="unknown --jit_compile"):
-    validation.validate(cfg.Config(output_dir="/tmp/x",
-                            train=cfg.TrainConfig(jit_compile="everything")))
+    validation.validate(
+      cfg.Config(output_dir="/tmp/x", train=cfg.TrainConfig(jit_compile="everything"))
+    )
