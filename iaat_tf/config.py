@@ -437,6 +437,13 @@ class TrainConfig(Section):
   num_virtual_devices: int = option(
     0, "Split the CPU into N logical devices (testing mirrored).", group=OPTIM, minimum=0
   )
+  gpu_memory_growth: bool = option(
+    True,
+    "GPU memory as needed (TensorFlow's TF_FORCE_GPU_ALLOW_GROWTH), so runs "
+    "can share a GPU; --nogpu_memory_growth: TensorFlow's default, all of each "
+    "visible GPU at start. An exported TF_FORCE_GPU_ALLOW_GROWTH wins.",
+    group=OPTIM,
+  )
   precision: Precision = option("float32", f"One of {', '.join(PRECISIONS)}.", group=OPTIM)
   jit_compile: JitMode = option(
     "none",

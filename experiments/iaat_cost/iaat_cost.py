@@ -33,7 +33,6 @@ instead of retrained. runs/ is not committed.
 """
 
 import argparse
-import concurrent.futures
 import json
 import os
 import shutil
@@ -42,7 +41,7 @@ import time
 
 
 from iaat_tf import run_io
-from iaat_tf.cli import flagfiles
+from iaat_tf.cli import devices, flagfiles
 from iaat_tf.cli.frontier_run import FrontierConfig, settings_of, train_and_evaluate
 from iaat_tf.evaluation.settings import AutoAttackConfig
 from experiments.iaat_cost import cost
@@ -130,6 +129,9 @@ def run_all(seeds, jobs: int, log) -> dict:
     shapes.write(TASKS["shapes16"]["npz"])
   out = {}
   start = time.perf_counter()
+  # Each run its own GPUs (one per run) on a GPU box; on CPU, `jobs` at a time.
+  available = devices.slots(devices.gpu_ids("auto"), 1)
+  workers = devices.jobs_for(jobs, available)
   for task in TASKS:
     options = _options(task, seeds, jobs)
     settings = _settings(options)
@@ -139,24 +141,37 @@ def run_all(seeds, jobs: int, log) -> dict:
     seeded = TASKS[task].get("seeded", SEEDED)
     todo = [(name, seed) for name in seeded for seed in seeds]
 
-    def one(job, options=options, settings=settings, experiment=experiment, task=task):
+    results = []
+
+    def one(
+      job,
+      slot,
+      options=options,
+      settings=settings,
+      experiment=experiment,
+      task=task,
+      results=results,
+    ):
       name, seed = job
       began = time.perf_counter()
       try:
-        run = train_and_evaluate(settings[name], seed, options, experiment)
+        env = devices.child_env(slot)
+        run = train_and_evaluate(settings[name], seed, options, experiment, env)
       except (RuntimeError, KeyError, run_io.RunDirError) as e:  # Keep the others going.
         log(f"iaat_cost: FAILED {task} {name} seed {seed}: {e} (rerun to retry)")
-        return name, None
+        return
       log(
         f"iaat_cost: {task} {name} seed {seed}: clean {run['clean']:.4f}, AutoAttack "
         f"{run['autoattack']:.4f} ({time.perf_counter() - began:.0f} s; "
         f"{time.perf_counter() - start:.0f} s elapsed)"
       )
-      return name, run
+      results.append((name, run))
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-      results = list(pool.map(one, todo))
-    out[task] = {name: [r for n, r in results if n == name and r is not None] for name in seeded}
+    devices.run_in_slots(todo, one, available, workers)
+    # In seed order, whichever finished first.
+    out[task] = {
+      name: sorted((r for n, r in results if n == name), key=lambda r: r["seed"]) for name in seeded
+    }
   return out
 
 

@@ -37,13 +37,14 @@ runs at a time (small models use a 2-core CPU better that way).
 """
 
 import argparse
-import concurrent.futures
 import glob
 import json
 import os
 import statistics
 import subprocess
 import sys
+
+from iaat_tf.cli import devices
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RUNS = {  # name -> flags after --flagfile
@@ -108,10 +109,10 @@ LABELS = {
 }
 
 
-def _python(module: str, *args: str) -> None:
+def _python(module: str, *args: str, env=None) -> None:
   command = [sys.executable, "-m", module, *args]
   print("+", " ".join(command), flush=True)
-  subprocess.run(command, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+  subprocess.run(command, cwd=REPO, check=True, stdout=subprocess.DEVNULL, env=env)
 
 
 def _results(run_dir: str) -> dict:
@@ -122,16 +123,25 @@ def _results(run_dir: str) -> dict:
     return json.load(f)
 
 
-def run_one(name: str, seed: int, run_dir: str) -> dict:
-  """Trains and evaluates one run unless it is already finished."""
+def run_one(name: str, seed: int, run_dir: str, env=None) -> dict:
+  """Trains and evaluates one run unless it is already finished; `env`: its
+  processes' environment (its GPUs, devices.child_env)."""
   if "autoattack" not in _results(run_dir):
-    _python("iaat_tf.main", *RUNS[name], f"--seed={seed}", f"--output_dir={run_dir}", "--verbose=0")
+    _python(
+      "iaat_tf.main",
+      *RUNS[name],
+      f"--seed={seed}",
+      f"--output_dir={run_dir}",
+      "--verbose=0",
+      env=env,
+    )
     _python(
       "iaat_tf.evaluate",
       f"--run_dir={run_dir}",
       f"--eps_list={report_eps(name)}",
       "--num_examples=0",
       "--attacks=autoattack,suite",
+      env=env,
     )
   results = _results(run_dir)
   point = next(p for p in results["robustness"]["curve"] if abs(p["eps"] - report_eps(name)) < 1e-9)
@@ -258,12 +268,15 @@ def main(argv=None) -> None:
   out = os.path.abspath(args.out_dir)
   table = {name: {} for name in names}
   jobs = [(name, seed) for seed in seeds for name in names]
-  with concurrent.futures.ThreadPoolExecutor(max(1, args.jobs)) as pool:
-    done = pool.map(
-      lambda job: run_one(job[0], job[1], os.path.join(out, f"seed{job[1]}", job[0])), jobs
-    )
-    for (name, seed), result in zip(jobs, done):
-      table[name][seed] = result
+  # Each run its own GPU on a GPU box (cli/devices.py); on CPU, --jobs at a time.
+  available = devices.slots(devices.gpu_ids("auto"), 1)
+
+  def one(job, slot):
+    name, seed = job
+    run_dir = os.path.join(out, f"seed{seed}", name)
+    table[name][seed] = run_one(name, seed, run_dir, devices.child_env(slot))
+
+  devices.run_in_slots(jobs, one, available, devices.jobs_for(args.jobs, available))
   summary = summarise(table, seeds)
   with open(os.path.join(out, "summary.md"), "w") as f:
     f.write(summary)

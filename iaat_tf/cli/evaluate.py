@@ -51,7 +51,7 @@ import dataclasses
 import os
 
 from iaat_tf import run_io
-from iaat_tf.cli import app, evaluation_options
+from iaat_tf.cli import app, devices, evaluation_options
 from iaat_tf.cli.evaluation_options import EvaluationConfig, EvaluationError
 
 PROG = "iaat_tf.evaluate"
@@ -94,6 +94,9 @@ def main() -> None:
     define_flags=evaluation_options.define_flags,
   )
   app.call(PROG, _checked_options, argv)  # Fails fast, before TF loads.
+  from absl import flags  # pylint: disable=g-import-not-at-top
+
+  os.environ.update(devices.memory_env(flags.FLAGS.gpu_memory_growth))  # Before TF.
   app.import_tensorflow(debug=app.debug())
   app.call(PROG, run, argv)
 

@@ -128,6 +128,13 @@ class EvaluationConfig(Section):
   strategy: Literal["default", "mirrored"] = option(
     "default", "mirrored: spread attack batches over the local GPUs.", group=DEVICES
   )
+  gpu_memory_growth: bool = option(
+    True,
+    "GPU memory as needed (TensorFlow's TF_FORCE_GPU_ALLOW_GROWTH), so runs "
+    "can share a GPU; --nogpu_memory_growth: TensorFlow's default, all of each "
+    "visible GPU at start. An exported TF_FORCE_GPU_ALLOW_GROWTH wins.",
+    group=DEVICES,
+  )
   num_virtual_devices: int = option(
     0, "Split the CPU into this many devices (tests).", group=DEVICES, minimum=0
   )

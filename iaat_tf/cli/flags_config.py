@@ -116,9 +116,12 @@ def _section(f: flags.FlagValues, cls, **derived):
 
 
 def config_from_flags(f: flags.FlagValues = flags.FLAGS) -> cfg.Config:
-  """Builds and validates the run's `Config` from parsed flags."""
-  if not f.output_dir:
-    raise ConfigError("--output_dir is required")
+  """Builds and validates the run's `Config` from parsed flags.
+
+  Checks here only what is about the flags themselves (a flag given where it
+  means nothing, the norm that picks the radii's defaults); each field
+  checks itself, and validation.validate the rules across fields.
+  """
   imagenet_shaped = f.dataset == "imagenet2012" or (
     f.dataset == "synthetic" and f.synthetic_like == "imagenet2012"
   )

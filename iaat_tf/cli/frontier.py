@@ -31,6 +31,7 @@ The runs are cli/frontier_run.py, the analysis reports/frontier.py. Bad input is
 from iaat_tf.cli import app
 from iaat_tf.cli import flags as flag_fields
 from iaat_tf.cli.frontier_run import (
+  DEVICES,
   EVALUATION,
   EXPERIMENT,
   FrontierConfig,
@@ -48,7 +49,7 @@ judges every run with AutoAttack, and writes the clean-vs-robust frontier
 uniform PGD-AT's frontier on this data, and can the seeds tell?"""
 HELP_GROUPS = flag_fields.help_groups(
   (FrontierConfig, AutoAttackConfig),
-  (EXPERIMENT, EVALUATION, "AutoAttack", "Output"),
+  (EXPERIMENT, EVALUATION, "AutoAttack", DEVICES, "Output"),
   last=[("Output", "debug")],
 )
 

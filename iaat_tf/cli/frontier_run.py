@@ -8,7 +8,6 @@ call finished, and writes frontier.json, frontier.md and frontier.png
 (`reports/frontier.py` computes them). `iaat_tf.frontier` is the command.
 """
 
-import concurrent.futures
 import dataclasses
 import os
 import subprocess
@@ -18,10 +17,11 @@ import time
 from typing import Callable, Optional, Sequence, Tuple
 
 from iaat_tf import run_io
+from iaat_tf.cli import devices
 from iaat_tf.evaluation.settings import AutoAttackConfig
 from iaat_tf.options import Section, document_fields, flag_args, option
 
-EXPERIMENT, EVALUATION = "Experiment", "Evaluation"
+EXPERIMENT, EVALUATION, DEVICES = "Experiment", "Evaluation", "Devices"
 
 
 class FrontierError(ValueError):
@@ -69,7 +69,32 @@ class FrontierConfig(Section):
     group=EXPERIMENT,
     words=True,
   )
-  jobs: int = option(1, "Runs at a time.", group=EXPERIMENT, minimum=1)
+  jobs: int = option(
+    0,
+    "Runs at a time (0: one per device slot, --gpus_per_run GPUs each; 1 on a "
+    "machine without GPUs).",
+    group=DEVICES,
+    minimum=0,
+  )
+  gpus: str = option(
+    "auto",
+    "GPUs to share out: auto (CUDA_VISIBLE_DEVICES if set, else every GPU "
+    "nvidia-smi lists), none, or ids like 0,1,2,3.",
+    group=DEVICES,
+  )
+  gpus_per_run: int = option(
+    1,
+    "GPUs each run gets (its processes see only those: CUDA_VISIBLE_DEVICES); "
+    "with 2+, set --strategy=mirrored in the experiment to use them.",
+    group=DEVICES,
+    minimum=0,
+  )
+  gpu_memory_growth: bool = option(
+    True,
+    "Runs allocate GPU memory as needed (TF_FORCE_GPU_ALLOW_GROWTH); "
+    "--nogpu_memory_growth: TensorFlow's default, all of each visible GPU.",
+    group=DEVICES,
+  )
   # Uniform PGD-AT's radius ramps from 0 over the experiment's --warmup_epochs:
   # the start IAAT's warmup gives its settings. False: full radius from the
   # first step.
@@ -156,11 +181,14 @@ def settings_of(options: FrontierConfig) -> list[Setting]:
   return out
 
 
-def _run(command: Sequence[str], log_path: str) -> None:
+def _run(command: Sequence[str], log_path: str, env: Optional[dict] = None) -> None:
   with open(log_path, "a") as log:
-    log.write(f"$ {' '.join(command)}\n")
+    visible = (env or {}).get("CUDA_VISIBLE_DEVICES")
+    log.write(
+      f"$ {'' if visible is None else f'CUDA_VISIBLE_DEVICES={visible} '}{' '.join(command)}\n"
+    )
     log.flush()
-    result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT)
+    result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env)
   if result.returncode:
     raise RuntimeError(f"{command[2]} exited {result.returncode} (log: {log_path})")
 
@@ -178,9 +206,14 @@ def _evaluated(run_dir: str, aa_eps: Optional[float], n: Optional[int]) -> bool:
 
 
 def train_and_evaluate(
-  setting: Setting, seed: int, options: FrontierConfig, experiment_path: str
+  setting: Setting,
+  seed: int,
+  options: FrontierConfig,
+  experiment_path: str,
+  env: Optional[dict] = None,
 ) -> dict:
-  """Trains (or resumes) and evaluates one run; returns its numbers."""
+  """Trains (or resumes) and evaluates one run; returns its numbers. `env`:
+  its processes' environment (devices.child_env: its slot's GPUs)."""
   run_dir = setting.run_dir(options.out_dir, seed)
   logs = os.path.join(options.out_dir, "logs")
   os.makedirs(logs, exist_ok=True)
@@ -198,6 +231,7 @@ def train_and_evaluate(
       f"--output_dir={run_dir}",
     ],
     log_path,
+    env,
   )
   aa = options.autoattack
   if not _evaluated(run_dir, aa.eps, aa.max_examples):
@@ -212,6 +246,7 @@ def train_and_evaluate(
         *flag_args(aa),
       ],
       log_path,
+      env,
     )
   return read_run(run_dir, setting, seed)
 
@@ -281,20 +316,31 @@ def run_frontier(options: FrontierConfig, log: Callable[[str], None] = print) ->
     raise FrontierError(str(e).replace("--flagfile", "--experiment")) from None
   settings = settings_of(options)
   jobs = [(s, seed) for s in settings for seed in options.seeds]
+  try:
+    available = devices.slots(devices.gpu_ids(options.gpus), options.gpus_per_run)
+    workers = devices.jobs_for(options.jobs, available)
+  except devices.DeviceError as e:
+    raise FrontierError(str(e)) from None
   os.makedirs(options.out_dir, exist_ok=True)
+  where = (
+    "on CPU"
+    if available == [None]
+    else "GPU slots " + " ".join(",".join(s) for s in available if s is not None)
+  )
   log(
     f"frontier: {len(settings)} settings x {len(options.seeds)} seeds = "
-    f"{len(jobs)} runs from {options.experiment}, {options.jobs} at a time; "
+    f"{len(jobs)} runs from {options.experiment}, {workers} at a time {where}; "
     f"logs in {os.path.join(options.out_dir, 'logs')}"
   )
   start, done, lock = time.perf_counter(), [], threading.Lock()
   runs, failures = [], []
 
-  def one(job):
+  def one(job, slot):
     setting, seed = job
     began = time.perf_counter()
+    env = devices.child_env(slot, growth=options.gpu_memory_growth)
     try:
-      run = train_and_evaluate(setting, seed, options, experiment_path)
+      run = train_and_evaluate(setting, seed, options, experiment_path, env)
     except (RuntimeError, KeyError, run_io.RunDirError) as e:
       with lock:
         failures.append(f"{setting.name} seed {seed}: {e}")
@@ -311,8 +357,7 @@ def run_frontier(options: FrontierConfig, log: Callable[[str], None] = print) ->
         f"({time.perf_counter() - began:.0f} s; {elapsed:.0f} s elapsed, ETA {eta:.0f} s)"
       )
 
-  with concurrent.futures.ThreadPoolExecutor(max_workers=options.jobs) as pool:
-    list(pool.map(one, jobs))
+  devices.run_in_slots(jobs, one, available, workers)
   if not runs:
     raise FrontierError("no run finished: " + "; ".join(failures))
   norms = sorted({r["norm"] for r in runs})
