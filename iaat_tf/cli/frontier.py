@@ -64,7 +64,15 @@ def _define_flags():
 
 def config_from_flags(f) -> FrontierConfig:
   """The frontier's config from parsed flags, checked before any run."""
-  options = flag_fields.build(f, FrontierConfig, autoattack=flag_fields.build(f, AutoAttackConfig))
+  auto = [s.strip() for s in f.seeds] == ["auto"]
+  options = flag_fields.build(
+    f,
+    FrontierConfig,
+    # --seeds=auto: the sequential design picks them (reports/sequential.py).
+    parse=lambda field, name: () if auto and name == "seeds" else flag_fields.value(f, field, name),
+    auto_seeds=auto,
+    autoattack=flag_fields.build(f, AutoAttackConfig),
+  )
   if not options.experiment:
     raise FrontierError("--experiment is required (e.g. --experiment=quickstart)")
   if not options.out_dir:

@@ -62,7 +62,18 @@ class FrontierConfig(Section):
     group=EXPERIMENT,
     repeated=True,
   )
-  seeds: Tuple[int, ...] = option((0, 1, 2), "Seeds of every setting.", group=EXPERIMENT)
+  seeds: Tuple[int, ...] = option(
+    (0, 1, 2),
+    "Seeds of every setting, or auto: 3 each, then one more per round to the "
+    "adaptive settings whose verdict is undecided and the PGD-AT radii that bracket "
+    "them, up to --max_seeds (reports/sequential.py).",
+    group=EXPERIMENT,
+  )
+  max_seeds: int = option(
+    5, "With --seeds=auto: the most seeds a setting gets.", group=EXPERIMENT, minimum=3
+  )
+  # Set by --seeds=auto (not a flag of its own).
+  auto_seeds: bool = option(False, "Seeds chosen by the sequential design.", flag=None)
   train_args: Tuple[str, ...] = option(
     (),
     "Training flags for every run, e.g. '--epochs=30 --warmup_epochs=5' (one string).",
@@ -112,8 +123,10 @@ class FrontierConfig(Section):
 
   def __post_init__(self):
     super().__post_init__()
+    if self.auto_seeds:
+      return
     if not self.seeds or len(set(self.seeds)) != len(self.seeds):
-      raise FrontierError("--seeds must list distinct integers")
+      raise FrontierError("--seeds must list distinct integers, or be auto")
 
 
 document_fields(FrontierConfig)
@@ -305,17 +318,28 @@ def _chance(run_dir: str, aa: dict) -> float:
   return rate
 
 
+def _seeds_words(payload: dict) -> str:
+  if payload["seeds"] != "auto":
+    return f"seeds {payload['seeds']}"
+  seq = payload["sequential"]
+  return (
+    f"--seeds=auto: {seq['start']} each, then more where the verdict was undecided, "
+    f"up to {seq['max_seeds']}; {seq['runs']} runs in {seq['rounds']} rounds; intervals at "
+    f"{100 * seq['level']:.3g}%, {seq['correction']}"
+  )
+
+
 def run_frontier(options: FrontierConfig, log: Callable[[str], None] = print) -> dict:
   """Trains, evaluates and analyses every (setting, seed); returns frontier.json."""
   from iaat_tf.cli import flagfiles  # pylint: disable=g-import-not-at-top
-  from iaat_tf.reports import frontier  # pylint: disable=g-import-not-at-top
+  from iaat_tf.reports import frontier, sequential  # pylint: disable=g-import-not-at-top
 
   try:
     experiment_path = os.path.abspath(flagfiles.resolve(options.experiment))
   except flagfiles.FlagfileError as e:
     raise FrontierError(str(e).replace("--flagfile", "--experiment")) from None
   settings = settings_of(options)
-  jobs = [(s, seed) for s in settings for seed in options.seeds]
+  by_name = {s.name: s for s in settings}
   try:
     available = devices.slots(devices.gpu_ids(options.gpus), options.gpus_per_run)
     workers = devices.jobs_for(options.jobs, available)
@@ -327,37 +351,63 @@ def run_frontier(options: FrontierConfig, log: Callable[[str], None] = print) ->
     if available == [None]
     else "GPU slots " + " ".join(",".join(s) for s in available if s is not None)
   )
-  log(
-    f"frontier: {len(settings)} settings x {len(options.seeds)} seeds = "
-    f"{len(jobs)} runs from {options.experiment}, {workers} at a time {where}; "
-    f"logs in {os.path.join(options.out_dir, 'logs')}"
+  plan = (
+    f"seeds auto: {sequential.START} each, then more where the verdict is undecided, "
+    f"up to {options.max_seeds}"
+    if options.auto_seeds
+    else f"{len(options.seeds)} seeds = {len(settings) * len(options.seeds)} runs"
   )
-  start, done, lock = time.perf_counter(), [], threading.Lock()
-  runs, failures = [], []
+  log(
+    f"frontier: {len(settings)} settings x {plan}, from {options.experiment}, "
+    f"{workers} at a time {where}; logs in {os.path.join(options.out_dir, 'logs')}"
+  )
+  start, lock = time.perf_counter(), threading.Lock()
+  done: list = []
+  runs: list = []
+  failures: list = []
 
-  def one(job, slot):
-    setting, seed = job
-    began = time.perf_counter()
-    env = devices.child_env(slot, growth=options.gpu_memory_growth)
-    try:
-      run = train_and_evaluate(setting, seed, options, experiment_path, env)
-    except (RuntimeError, KeyError, run_io.RunDirError) as e:
+  def run_round(pairs: list) -> list:
+    """Trains and judges (setting name, seed) pairs in the device slots."""
+    planned = len(done) + len(pairs)
+    finished: list = []
+
+    def one(pair, slot):
+      name, seed = pair
+      began = time.perf_counter()
+      env = devices.child_env(slot, growth=options.gpu_memory_growth)
+      try:
+        run = train_and_evaluate(by_name[name], seed, options, experiment_path, env)
+      except (RuntimeError, KeyError, run_io.RunDirError) as e:
+        with lock:
+          failures.append(f"{name} seed {seed}: {e}")
+          log(f"frontier: FAILED {name} seed {seed}: {e}")
+        return
       with lock:
-        failures.append(f"{setting.name} seed {seed}: {e}")
-        log(f"frontier: FAILED {setting.name} seed {seed}: {e}")
-      return
-    with lock:
-      runs.append(run)
-      done.append(job)
-      elapsed = time.perf_counter() - start
-      eta = elapsed / len(done) * (len(jobs) - len(done))
-      log(
-        f"frontier: [{len(done)}/{len(jobs)}] {setting.name} seed {seed}: "
-        f"clean {run['clean']:.4f}, AutoAttack {run['autoattack']:.4f} "
-        f"({time.perf_counter() - began:.0f} s; {elapsed:.0f} s elapsed, ETA {eta:.0f} s)"
-      )
+        finished.append(run)
+        done.append(pair)
+        elapsed = time.perf_counter() - start
+        eta = elapsed / len(done) * (planned - len(done))
+        log(
+          f"frontier: [{len(done)}/{planned}] {name} seed {seed}: "
+          f"clean {run['clean']:.4f}, AutoAttack {run['autoattack']:.4f} "
+          f"({time.perf_counter() - began:.0f} s; {elapsed:.0f} s elapsed, ETA {eta:.0f} s"
+          f"{' for this round' if options.auto_seeds else ''})"
+        )
 
-  devices.run_in_slots(jobs, one, available, workers)
+    devices.run_in_slots(pairs, one, available, workers)
+    runs.extend(finished)
+    return finished
+
+  if options.auto_seeds:
+    analysis = sequential.decide(
+      [{"name": s.name, "method": s.method} for s in settings],
+      run_round,
+      options.max_seeds,
+      log=log,
+    )
+  else:
+    run_round([(s.name, seed) for s in settings for seed in options.seeds])
+    analysis = None
   if not runs:
     raise FrontierError("no run finished: " + "; ".join(failures))
   norms = sorted({r["norm"] for r in runs})
@@ -366,14 +416,15 @@ def run_frontier(options: FrontierConfig, log: Callable[[str], None] = print) ->
     raise FrontierError(
       f"the runs were judged in different threat models ({norms}, eps {aa_eps}); use one --aa_eps"
     )
-  order = {(s.name, seed): i for i, (s, seed) in enumerate(jobs)}
-  runs.sort(key=lambda r: order[(r["setting"], r["seed"])])
-  analysis = frontier.analyse(runs)
+  order = {name: i for i, name in enumerate(by_name)}
+  runs.sort(key=lambda r: (order[r["setting"]], r["seed"]))
+  if analysis is None:
+    analysis = frontier.analyse(runs)
   payload = {
     "experiment": options.experiment,
     "norm": norms[0],
     "aa_eps": aa_eps[0],
-    "seeds": list(options.seeds),
+    "seeds": "auto" if options.auto_seeds else list(options.seeds),
     **analysis,
     "runs": runs,
     "failures": failures,
@@ -382,7 +433,8 @@ def run_frontier(options: FrontierConfig, log: Callable[[str], None] = print) ->
   run_io.write_json(os.path.join(options.out_dir, "frontier.json"), payload)
   md = (
     f"# Frontier: {options.experiment}\n\nAutoAttack at {norms[0]} eps "
-    f"{aa_eps[0]:.4g}; mean +- std over seeds {list(options.seeds)}; percent.\n\n"
+    f"{aa_eps[0]:.4g}; mean +- std over the seeds of each setting ({_seeds_words(payload)}); "
+    "percent.\n\n"
     + frontier.table_markdown(analysis["settings"])
     + "\n"
     + "\n".join(f"- {line}" for line in analysis["verdict"])

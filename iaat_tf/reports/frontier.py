@@ -170,17 +170,21 @@ def _radius(setting: Mapping) -> str:
   return setting["setting"] if eps is None else f"{eps:.4g}"
 
 
-def compare_to_frontier(setting: Mapping, frontier: Sequence[Mapping]) -> dict:
+def compare_to_frontier(
+  setting: Mapping, frontier: Sequence[Mapping], level: float = stats.LEVEL
+) -> dict:
   """The structured verdict of one adaptive setting against PGD-AT's frontier.
 
-  {"verdict", "gap", "gap_ci", "gap_se", "gap_df", "frontier_autoattack",
-  "frontier_basis" ("interpolated", "higher_clean_point" or None),
-  "compared_with" (frontier settings), "reason" (for not_comparable)}.
+  {"verdict", "gap", "gap_ci" (at `level`), "gap_level", "gap_se", "gap_df",
+  "frontier_autoattack", "frontier_basis" ("interpolated",
+  "higher_clean_point" or None), "compared_with" (frontier settings),
+  "reason" (for not_comparable)}.
   """
   out: dict[str, Any] = {
     "verdict": "not_comparable",
     "gap": None,
     "gap_ci": None,
+    "gap_level": level,
     "gap_se": None,
     "gap_df": None,
     "frontier_autoattack": None,
@@ -213,7 +217,7 @@ def compare_to_frontier(setting: Mapping, frontier: Sequence[Mapping]) -> dict:
     basis = "interpolated"
   lo_runs = _runs(lo)
   hi_runs = lo_runs if hi is lo else _runs(hi)
-  gap, w = stats.gap_to_segment(_runs(setting), lo_runs, hi_runs)
+  gap, w = stats.gap_to_segment(_runs(setting), lo_runs, hi_runs, level=level)
   reach = (1 - w) * lo["autoattack_mean"] + w * hi["autoattack_mean"]
   verdict = gap.side()
   out.update(
@@ -239,16 +243,17 @@ def compare_to_frontier(setting: Mapping, frontier: Sequence[Mapping]) -> dict:
   return out
 
 
-def analyse(runs: Sequence[Mapping]) -> dict:
+def analyse(runs: Sequence[Mapping], level: float = stats.LEVEL) -> dict:
   """Everything frontier.json holds: settings (with on_frontier and, for
-  adaptive settings, the structured verdict) and the verdict in words."""
+  adaptive settings, the structured verdict with its gap interval at
+  `level`) and the verdict in words."""
   settings = summarise(runs)
   for s, ok in zip(settings, pareto_flags(settings)):
     s["on_frontier"] = ok
   frontier = uniform_frontier(settings)
   for s in settings:
     if s["method"] not in UNIFORM:
-      s.update(compare_to_frontier(s, frontier))
+      s.update(compare_to_frontier(s, frontier, level))
   return {
     "settings": settings,
     "uniform_frontier": [s["setting"] for s in frontier],
@@ -284,7 +289,8 @@ def setting_line(s: Mapping, by_name: Mapping[str, Mapping]) -> str:
   """One adaptive setting's verdict in words, from its fields."""
   head = f"{s['setting']} (learns on {s['learns']} seeds)"
   if s["gap"] is None:
-    return f"{head}: not comparable: {s['reason']}."
+    stopped = f" ({s['stopped']})" if s.get("stopped") else ""
+    return f"{head}: not comparable: {s['reason']}{stopped}."
   against = ", ".join(f"{n} (learns on {by_name[n]['learns']})" for n in s["compared_with"])
   where = (
     "at the same clean accuracy, between "
@@ -295,11 +301,16 @@ def setting_line(s: Mapping, by_name: Mapping[str, Mapping]) -> str:
   )
   words = (
     f"{head}: {_point(s)}; {where}{against}: gap {100 * s['gap']:+.1f} "
-    f"AutoAttack points, 95% interval {_ci(s['gap_ci'])}"
+    f"AutoAttack points, {_level(s)} interval {_ci(s['gap_ci'])}"
   )
+  stopped = f" ({s['stopped']})" if s.get("stopped") else ""
   if s["verdict"] == "not_comparable":
-    return f"{words}: not comparable: {s['reason']}."
-  return f"{words}: {_SAYS[s['verdict']]}."
+    return f"{words}: not comparable: {s['reason']}{stopped}."
+  return f"{words}: {_SAYS[s['verdict']]}{stopped}."
+
+
+def _level(s: Mapping) -> str:
+  return f"{100 * s.get('gap_level', stats.LEVEL):.3g}%"
 
 
 def verdict(settings: Sequence[Mapping], frontier: Sequence[Mapping]) -> list[str]:
@@ -308,8 +319,9 @@ def verdict(settings: Sequence[Mapping], frontier: Sequence[Mapping]) -> list[st
   seeds = sorted({len(s["seeds"]) for s in settings})
   lines = [
     f"Judged by AutoAttack over {'/'.join(map(str, seeds))} seeds per setting; "
-    "accuracies are mean +- std over the seeds that learn; intervals are 95% "
-    "Student's t (paired by seed where the settings share their seeds)."
+    "accuracies are mean +- std over the seeds that learn; intervals are "
+    "Student's t (paired by seed where the settings share their seeds), 95% "
+    "for accuracies, each gap's at the level it states."
   ]
   lines.append(
     "Learns (clean accuracy above chance, the majority-class rate): "
