@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Callable, Literal, Optional, Sequence, Tuple
 
 from iaat_tf import run_io
 from iaat_tf.cli import devices
@@ -99,6 +99,22 @@ class FrontierConfig(Section):
     "with 2+, set --strategy=mirrored in the experiment to use them.",
     group=DEVICES,
     minimum=0,
+  )
+  executor: Literal["local", "ray"] = option(
+    "local",
+    "Where runs execute: local (this machine, --jobs at a time in device slots) or "
+    "ray (each run a Ray task with --gpus_per_run GPUs and --cpus_per_run CPUs; "
+    "pip install \"iaat_tf[ray]\"; --out_dir on storage every worker shares).",
+    group=DEVICES,
+  )
+  ray_address: Optional[str] = option(
+    None,
+    "With --executor=ray: the cluster to join (e.g. auto, or ray://HOST:10001); "
+    "default: a new local cluster.",
+    group=DEVICES,
+  )
+  cpus_per_run: float = option(
+    1.0, "With --executor=ray: CPUs each run's task asks for.", group=DEVICES, above=0
   )
   gpu_memory_growth: bool = option(
     True,
@@ -194,6 +210,19 @@ def settings_of(options: FrontierConfig) -> list[Setting]:
   return out
 
 
+def _die_with_parent() -> None:
+  """In the child, before exec (Linux): SIGKILL when the process that started
+  it dies, so a killed frontier or Ray worker leaves no training behind (its
+  run resumes from its checkpoint when started again)."""
+  try:
+    import ctypes  # pylint: disable=g-import-not-at-top
+    import signal  # pylint: disable=g-import-not-at-top
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+  except (OSError, AttributeError):
+    pass
+
+
 def _run(command: Sequence[str], log_path: str, env: Optional[dict] = None) -> None:
   with open(log_path, "a") as log:
     visible = (env or {}).get("CUDA_VISIBLE_DEVICES")
@@ -201,7 +230,13 @@ def _run(command: Sequence[str], log_path: str, env: Optional[dict] = None) -> N
       f"$ {'' if visible is None else f'CUDA_VISIBLE_DEVICES={visible} '}{' '.join(command)}\n"
     )
     log.flush()
-    result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    result = subprocess.run(
+      command,
+      stdout=log,
+      stderr=subprocess.STDOUT,
+      env=env,
+      preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+    )
   if result.returncode:
     raise RuntimeError(f"{command[2]} exited {result.returncode} (log: {log_path})")
 
@@ -318,6 +353,26 @@ def _chance(run_dir: str, aa: dict) -> float:
   return rate
 
 
+def make_executor(options: FrontierConfig):
+  """The executor `options.executor` names, with its devices (FrontierError if
+  it cannot start)."""
+  from iaat_tf.cli import executors  # pylint: disable=g-import-not-at-top
+
+  try:
+    if options.executor == "ray":
+      return executors.RayExecutor(
+        options.ray_address,
+        options.gpus_per_run,
+        options.cpus_per_run,
+        growth=options.gpu_memory_growth,
+      )
+    available = devices.slots(devices.gpu_ids(options.gpus), options.gpus_per_run)
+    workers = devices.jobs_for(options.jobs, available)
+  except (devices.DeviceError, executors.ExecutorError) as e:
+    raise FrontierError(str(e)) from None
+  return executors.LocalExecutor(available, workers, growth=options.gpu_memory_growth)
+
+
 def _seeds_words(payload: dict) -> str:
   if payload["seeds"] != "auto":
     return f"seeds {payload['seeds']}"
@@ -340,17 +395,8 @@ def run_frontier(options: FrontierConfig, log: Callable[[str], None] = print) ->
     raise FrontierError(str(e).replace("--flagfile", "--experiment")) from None
   settings = settings_of(options)
   by_name = {s.name: s for s in settings}
-  try:
-    available = devices.slots(devices.gpu_ids(options.gpus), options.gpus_per_run)
-    workers = devices.jobs_for(options.jobs, available)
-  except devices.DeviceError as e:
-    raise FrontierError(str(e)) from None
+  executor = make_executor(options)
   os.makedirs(options.out_dir, exist_ok=True)
-  where = (
-    "on CPU"
-    if available == [None]
-    else "GPU slots " + " ".join(",".join(s) for s in available if s is not None)
-  )
   plan = (
     f"seeds auto: {sequential.START} each, then more where the verdict is undecided, "
     f"up to {options.max_seeds}"
@@ -359,42 +405,43 @@ def run_frontier(options: FrontierConfig, log: Callable[[str], None] = print) ->
   )
   log(
     f"frontier: {len(settings)} settings x {plan}, from {options.experiment}, "
-    f"{workers} at a time {where}; logs in {os.path.join(options.out_dir, 'logs')}"
+    f"{executor.describe()}; logs in {os.path.join(options.out_dir, 'logs')}"
   )
   start, lock = time.perf_counter(), threading.Lock()
   done: list = []
   runs: list = []
   failures: list = []
 
+  def work(pair: tuple, env: dict) -> dict:
+    name, seed = pair
+    return train_and_evaluate(by_name[name], seed, options, experiment_path, env)
+
   def run_round(pairs: list) -> list:
-    """Trains and judges (setting name, seed) pairs in the device slots."""
+    """Trains and judges (setting name, seed) pairs; progress as each finishes."""
     planned = len(done) + len(pairs)
     finished: list = []
 
-    def one(pair, slot):
+    def report(pair: tuple, outcome: dict) -> None:
       name, seed = pair
-      began = time.perf_counter()
-      env = devices.child_env(slot, growth=options.gpu_memory_growth)
-      try:
-        run = train_and_evaluate(by_name[name], seed, options, experiment_path, env)
-      except (RuntimeError, KeyError, run_io.RunDirError) as e:
-        with lock:
-          failures.append(f"{name} seed {seed}: {e}")
-          log(f"frontier: FAILED {name} seed {seed}: {e}")
-        return
       with lock:
+        if "error" in outcome:
+          failures.append(f"{name} seed {seed}: {outcome['error']}")
+          log(f"frontier: FAILED {name} seed {seed} (on {outcome['node']}): {outcome['error']}")
+          return
+        run = outcome["run"]
         finished.append(run)
         done.append(pair)
         elapsed = time.perf_counter() - start
         eta = elapsed / len(done) * (planned - len(done))
+        node = "" if executor.name == "local" else f" on {outcome['node']}"
         log(
           f"frontier: [{len(done)}/{planned}] {name} seed {seed}: "
           f"clean {run['clean']:.4f}, AutoAttack {run['autoattack']:.4f} "
-          f"({time.perf_counter() - began:.0f} s; {elapsed:.0f} s elapsed, ETA {eta:.0f} s"
+          f"({outcome['seconds']:.0f} s{node}; {elapsed:.0f} s elapsed, ETA {eta:.0f} s"
           f"{' for this round' if options.auto_seeds else ''})"
         )
 
-    devices.run_in_slots(pairs, one, available, workers)
+    executor.run(pairs, work, report)
     runs.extend(finished)
     return finished
 

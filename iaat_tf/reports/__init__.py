@@ -1,5 +1,6 @@
-"""Pictures and lookups for people: eps-table plots, curves, history.
+"""Pictures, tables and verdicts for people: eps-table plots, curves, history,
+the frontier's statistics (`stats`, `frontier`, `sequential`: --seeds=auto).
 
-Imported by the command line only (`iaat_tf.cli`, `main`, `evaluate`,
-`pareto`): training, attacks and evaluation never import it.
+Imported by the command line only (`iaat_tf.cli`): training, attacks and
+evaluation never import it.
 """

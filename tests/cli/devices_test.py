@@ -122,7 +122,7 @@ def test_the_frontier_gives_each_run_its_slot(tmp_path, monkeypatch):
   lines = []
   with pytest.raises(frontier_run.FrontierError, match="no run finished"):
     frontier_run.run_frontier(options, log=lines.append)
-  assert "2 at a time GPU slots 0,1 2,3" in lines[0]
+  assert "2 at a time in GPU slots 0,1 2,3" in lines[0]
   assert len(envs) == 4 and {e[2] for e in envs} <= {"0,1", "2,3"}
   assert {e[3] for e in envs} == {"true"}
   with pytest.raises(frontier_run.FrontierError, match="--jobs=3 but there are 2 GPU slot"):

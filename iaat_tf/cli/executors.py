@@ -1,0 +1,148 @@
+"""Where the frontier's runs execute: local processes in device slots, or Ray tasks.
+
+A run is `work(pair, env)`: train and judge one (setting, seed) in child
+processes whose environment is `env` (cli/frontier_run.py). Both executors
+call `report(pair, outcome)` in the driver once per run, in the order runs
+finish; `outcome` is {"run", "seconds", "node"} or {"error", "node"}.
+
+* `LocalExecutor` (the default): `jobs` runs at a time on this machine,
+  each holding its own device slot (cli/devices.py).
+* `RayExecutor` (`--executor=ray`, the `[ray]` extra): every run is a Ray
+  task asking for `gpus_per_run` GPUs and `cpus_per_run` CPUs, so the same
+  command runs on a laptop (`ray.init()` starts a local cluster), a
+  multi-GPU box or a Ray cluster (`--ray_address`). Ray gives a GPU task
+  its GPUs (CUDA_VISIBLE_DEVICES). Run directories must be on storage every
+  worker shares (`--out_dir` on a shared filesystem). A worker that dies has
+  its task retried (`max_retries`): the rerun resumes the run from its last
+  checkpoint, as a rerun of the command does; a run that fails is reported
+  with its log and the node it ran on, and the others go on.
+"""
+
+import socket
+import time
+from typing import Callable, Optional, Sequence
+
+from iaat_tf.cli import devices
+
+Work = Callable[[tuple, dict], dict]
+Report = Callable[[tuple, dict], None]
+# Errors of a run itself (its command failed, its results are unreadable):
+# reported, not retried.
+RUN_ERRORS: tuple = (RuntimeError, KeyError, ValueError, OSError)
+
+
+def _last_line(error: BaseException) -> str:
+  """A Ray error's last line (the cause), without terminal colours."""
+  import re  # pylint: disable=g-import-not-at-top
+
+  lines = [l for l in re.sub(r"\x1b\[[0-9;]*m", "", str(error)).splitlines() if l.strip()]
+  return lines[-1].strip() if lines else type(error).__name__
+
+
+class ExecutorError(ValueError):
+  """An executor that cannot start (Ray missing, no cluster); one line."""
+
+
+def _attempt(work: Work, pair: tuple, env: dict) -> dict:
+  began = time.perf_counter()
+  node = socket.gethostname()
+  try:
+    run = work(pair, env)
+  except RUN_ERRORS as e:
+    return {"error": str(e), "node": node}
+  return {"run": run, "seconds": time.perf_counter() - began, "node": node}
+
+
+class LocalExecutor:
+  """`workers` runs at a time, each in its own device slot."""
+
+  name = "local"
+
+  def __init__(self, available: Sequence[devices.Slot], workers: int, growth: bool = True):
+    self.available, self.workers, self.growth = available, workers, growth
+
+  def describe(self) -> str:
+    if self.available == [None]:
+      return f"{self.workers} at a time on CPU"
+    slots = " ".join(",".join(s) for s in self.available if s is not None)
+    return f"{self.workers} at a time in GPU slots {slots}"
+
+  def run(self, pairs: Sequence[tuple], work: Work, report: Report) -> None:
+    def one(pair, slot):
+      report(pair, _attempt(work, pair, devices.child_env(slot, growth=self.growth)))
+
+    devices.run_in_slots(list(pairs), one, self.available, self.workers)
+
+
+def _remote_attempt(work: Work, pair: tuple, growth: bool) -> dict:
+  """A Ray task: the run in this worker's environment (Ray set its GPUs)."""
+  import os  # pylint: disable=g-import-not-at-top
+
+  return _attempt(work, pair, devices.child_env(None, os.environ, growth))
+
+
+class RayExecutor:
+  """Every run a Ray task with its GPUs and CPUs; retried if its worker dies."""
+
+  name = "ray"
+
+  def __init__(
+    self,
+    address: Optional[str],
+    gpus_per_run: int,
+    cpus_per_run: float = 1.0,
+    growth: bool = True,
+    max_retries: int = 3,
+    init_kwargs: Optional[dict] = None,
+  ):
+    try:
+      import ray  # pylint: disable=g-import-not-at-top
+    except ImportError:
+      raise ExecutorError(
+        '--executor=ray needs Ray: pip install "iaat_tf[ray]" (or pip install ray)'
+      ) from None
+    self.ray = ray
+    if not ray.is_initialized():
+      try:
+        ray.init(
+          address=address or None,
+          include_dashboard=False,
+          log_to_driver=False,
+          **(init_kwargs or {}),
+        )
+      except (ConnectionError, RuntimeError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ExecutorError(f"--ray_address={address}: cannot join the cluster ({first})") from None
+    # A cluster without GPUs would never schedule a task that asks for one.
+    has_gpus = ray.cluster_resources().get("GPU", 0) > 0
+    self.gpus_per_run = gpus_per_run if has_gpus else 0
+    self.cpus_per_run = cpus_per_run
+    self.growth, self.max_retries = growth, max_retries
+    self._task = ray.remote(_remote_attempt)
+
+  def describe(self) -> str:
+    resources = self.ray.cluster_resources()
+    return (
+      f"as Ray tasks ({self.gpus_per_run} GPU, {self.cpus_per_run:g} CPU each) on a cluster "
+      f"of {resources.get('CPU', 0):g} CPUs and {resources.get('GPU', 0):g} GPUs"
+    )
+
+  def run(self, pairs: Sequence[tuple], work: Work, report: Report) -> None:
+    task = self._task.options(
+      num_gpus=self.gpus_per_run,
+      num_cpus=self.cpus_per_run,
+      max_retries=self.max_retries,
+      retry_exceptions=False,
+    )
+    pending = {task.remote(work, pair, self.growth): pair for pair in pairs}
+    while pending:
+      ready, _ = self.ray.wait(list(pending), num_returns=1)
+      pair = pending.pop(ready[0])
+      try:
+        outcome = self.ray.get(ready[0])
+      except self.ray.exceptions.RayError as e:  # E.g. its worker died every try.
+        outcome = {"error": f"its Ray task failed: {_last_line(e)}", "node": "?"}
+      report(pair, outcome)
+
+  def shutdown(self) -> None:
+    self.ray.shutdown()
