@@ -41,7 +41,7 @@ EXTRA = {
   "tests/readme_snippets.py": {"data": '["README.md", "docs/evaluation.md", "docs/python_api.md"]'},
   "tests/package/build_test.py": {
     "data": '["BUILD"] + glob(["tools/*.py", "iaat_tf/**/*.py", '
-    '"tests/**/*.py", "bench/*.py", "experiments/**/*.py"])'
+    '"tests/**/*.py", "bench/**/*.py", "experiments/**/*.py"])'
   },
   "tests/package/layout_test.py": {"data": 'glob(["iaat_tf/**/*.py"])'},
   "tests/training/golden_test.py": {"data": 'glob(["tests/golden/*.npz", "tests/golden/*.json"])'},
