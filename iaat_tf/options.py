@@ -77,23 +77,25 @@ def check(condition: bool, message: str) -> None:
     raise ConfigError(message)
 
 
+def base_type(kind):
+  """Optional[X] -> X; other types unchanged."""
+  if typing.get_origin(kind) is typing.Union:
+    args = [a for a in typing.get_args(kind) if a is not type(None)]
+    return args[0] if len(args) == 1 else kind
+  return kind
+
+
 def choices_of(kind) -> Tuple:
   """The values a `Literal[...]` (or Optional[Literal[...]]) type allows; ()."""
-  if typing.get_origin(kind) is Literal:
-    return typing.get_args(kind)
-  if typing.get_origin(kind) is typing.Union:
-    for arg in typing.get_args(kind):
-      if typing.get_origin(arg) is Literal:
-        return typing.get_args(arg)
-  return ()
+  kind = base_type(kind)
+  return typing.get_args(kind) if typing.get_origin(kind) is Literal else ()
 
 
-def _item_type(kind):
-  """tuple[X, ...] (or Optional of it) -> X; None for other types."""
-  if typing.get_origin(kind) is typing.Union:
-    kind = next((a for a in typing.get_args(kind) if a is not type(None)), kind)
+def item_type(kind):
+  """tuple[X, ...] (or Optional of it) -> X (Optional removed); None for other types."""
+  kind = base_type(kind)
   if typing.get_origin(kind) is tuple:
-    return typing.get_args(kind)[0]
+    return base_type(typing.get_args(kind)[0])
   return None
 
 
@@ -138,7 +140,7 @@ def check_fields(section) -> None:
         value in choices,
         f"unknown --{flag}={value!r}; choose one of {', '.join(str(c) for c in choices)}",
       )
-    items = choices_of(_item_type(field.type))
+    items = choices_of(item_type(field.type))
     for item in (value or ()) if items else ():
       check(
         item in items,

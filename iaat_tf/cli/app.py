@@ -138,14 +138,21 @@ def quiet_environment(debug: bool) -> None:
   logging.set_verbosity(logging.ERROR)
 
 
-def import_tensorflow(debug: bool = False):
+def import_tensorflow(debug: bool = False, gpu_memory_growth: Optional[bool] = None):
   """Imports TensorFlow (once), hiding the lines its C++ start-up prints.
+
+  `gpu_memory_growth` (True or False) sets TensorFlow's GPU memory policy
+  first (devices.memory_env; an exported TF_FORCE_GPU_ALLOW_GROWTH wins).
 
   TF 2.21 writes its start-up lines (oneDNN notice, CUDA probing) through
   absl's C++ logging before TF_CPP_MIN_LOG_LEVEL applies, so the import runs
   with the process's stderr (file descriptor 2) pointed at /dev/null; Python
   exceptions raised by the import still reach the user after it is restored.
   """
+  if gpu_memory_growth is not None:
+    from iaat_tf.cli import devices  # pylint: disable=g-import-not-at-top
+
+    os.environ.update(devices.memory_env(gpu_memory_growth))
   quiet_environment(debug)
   if debug or "tensorflow" in sys.modules:
     import tensorflow as tf  # pylint: disable=g-import-not-at-top

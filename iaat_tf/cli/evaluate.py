@@ -48,10 +48,9 @@ command never imports the training stack (run directory I/O is in run_io.py).
 """
 
 import dataclasses
-import os
 
 from iaat_tf import run_io
-from iaat_tf.cli import app, devices, evaluation_options
+from iaat_tf.cli import app, evaluation_options
 from iaat_tf.cli.evaluation_options import EvaluationConfig, EvaluationError
 
 PROG = "iaat_tf.evaluate"
@@ -65,10 +64,7 @@ def _checked_options(argv) -> EvaluationConfig:
     raise EvaluationError(f"unexpected arguments {' '.join(argv[1:])!r}")
   options = evaluation_options.config_from_flags(flags.FLAGS)
   if options.foreign:
-    name = os.path.basename(os.path.normpath(options.saved_model or options.keras_model or ""))
-    return dataclasses.replace(
-      options, attacks=("autoattack",), out_dir=options.out_dir or f"eval_{name}"
-    )
+    return dataclasses.replace(options, attacks=("autoattack",), out_dir=options.foreign_out_dir)
   run_io.check_run_dir(options.run_dir or "")
   return options
 
@@ -96,8 +92,7 @@ def main() -> None:
   app.call(PROG, _checked_options, argv)  # Fails fast, before TF loads.
   from absl import flags  # pylint: disable=g-import-not-at-top
 
-  os.environ.update(devices.memory_env(flags.FLAGS.gpu_memory_growth))  # Before TF.
-  app.import_tensorflow(debug=app.debug())
+  app.import_tensorflow(debug=app.debug(), gpu_memory_growth=flags.FLAGS.gpu_memory_growth)
   app.call(PROG, run, argv)
 
 

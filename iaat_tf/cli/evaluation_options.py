@@ -155,6 +155,12 @@ class EvaluationConfig(Section):
     """A model this package did not train (--saved_model / --keras_model)."""
     return bool(self.saved_model or self.keras_model)
 
+  @property
+  def foreign_out_dir(self) -> str:
+    """Where a foreign model's results go: --out_dir, else eval_<model name>."""
+    path = self.saved_model or self.keras_model or ""
+    return self.out_dir or f"eval_{os.path.basename(os.path.normpath(path))}"
+
 
 document_fields(EvaluationConfig)
 # Flags that only mean something for a training run (the robustness suite,

@@ -480,7 +480,7 @@ def autoattack_model(options: EvaluationConfig, log: Callable[[str], None] = pri
   warning = foreign.chance_warning(report.clean_accuracy, report.labels, convention)
   payload = write_autoattack(
     report,
-    options.out_dir or f"eval_{os.path.basename(os.path.normpath(path))}",
+    options.foreign_out_dir,
     log,
     model=path,
     source=source,

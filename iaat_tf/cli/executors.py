@@ -23,6 +23,7 @@ import time
 from typing import Callable, Optional, Sequence
 
 from iaat_tf.cli import devices
+from iaat_tf.options import first_line
 
 Work = Callable[[tuple, dict], dict]
 Report = Callable[[tuple, dict], None]
@@ -111,8 +112,9 @@ class RayExecutor:
           **(init_kwargs or {}),
         )
       except (ConnectionError, RuntimeError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ExecutorError(f"--ray_address={address}: cannot join the cluster ({first})") from None
+        raise ExecutorError(
+          f"--ray_address={address}: cannot join the cluster ({first_line(e)})"
+        ) from None
     # A cluster without GPUs would never schedule a task that asks for one.
     has_gpus = ray.cluster_resources().get("GPU", 0) > 0
     self.gpus_per_run = gpus_per_run if has_gpus else 0

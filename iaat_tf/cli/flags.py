@@ -15,12 +15,11 @@ values default to None. Radius fields (`option(radius=True)`) take fractions
 import dataclasses
 import os
 import shlex
-import typing
 from typing import Callable, Iterable, Optional
 
 from absl import flags
 
-from iaat_tf.options import ConfigError, options_of
+from iaat_tf.options import ConfigError, base_type, choices_of, item_type, options_of
 
 
 def parse_radius(name: str, text: str) -> float:
@@ -34,21 +33,10 @@ def parse_radius(name: str, text: str) -> float:
     raise ConfigError(f"--{name}={text!r} is not a number or fraction like 8/255") from None
 
 
-def _base(kind):
-  """Optional[X] -> X; other types unchanged."""
-  if typing.get_origin(kind) is typing.Union:
-    args = [a for a in typing.get_args(kind) if a is not type(None)]
-    return args[0] if len(args) == 1 else kind
-  return kind
-
-
 def _item_type(kind):
-  """tuple[X, ...] -> X (str for a Literal's values); None for other types."""
-  kind = _base(kind)
-  if typing.get_origin(kind) is tuple:
-    item = _base(typing.get_args(kind)[0])
-    return str if typing.get_origin(item) is typing.Literal else item
-  return None
+  """tuple[X, ...] -> X, as the flag parses it (str for a Literal's values)."""
+  item = item_type(kind)
+  return str if choices_of(item) else item
 
 
 def define(cls, radius_defaults: Optional[dict] = None) -> None:
@@ -58,7 +46,7 @@ def define(cls, radius_defaults: Optional[dict] = None) -> None:
   default depends on --norm (their field default is then unused).
   """
   for field, name in options_of(cls):
-    meta, default, kind = field.metadata, field.default, _base(field.type)
+    meta, default, kind = field.metadata, field.default, base_type(field.type)
     if meta["radius"]:
       if radius_defaults and name in radius_defaults["linf"]:
         flags.DEFINE_string(name, None, f"{meta['help']} In --norm's units.")

@@ -7,12 +7,10 @@ TensorFlow. Bad input ends with one line `iaat_tf: error: ...` on stderr and
 exit 2 (cli/app.py); TensorFlow's start-up lines are hidden unless `--debug`.
 """
 
-import os
-
 from absl import flags
 
 from iaat_tf import run_io
-from iaat_tf.cli import app, devices
+from iaat_tf.cli import app
 from iaat_tf.cli import flags_config
 from iaat_tf.config import ConfigError
 
@@ -50,8 +48,7 @@ def run(argv) -> None:
       print(run_io.finished_message(config, done))
       return
   # Imported late: parsing flags and reporting their errors needs no TF.
-  os.environ.update(devices.memory_env(config.train.gpu_memory_growth))  # Before TF.
-  app.import_tensorflow(debug=app.debug())
+  app.import_tensorflow(debug=app.debug(), gpu_memory_growth=config.train.gpu_memory_growth)
   from iaat_tf import data  # pylint: disable=g-import-not-at-top
   from iaat_tf.cli import experiment  # pylint: disable=g-import-not-at-top
 

@@ -116,10 +116,9 @@ def decide(
       fields, _, why = stopped[s["setting"]]
       s.update(fields)
       s["stopped"] = why
-  frontier_points = [
-    by for by in analysis["settings"] if by["setting"] in analysis["uniform_frontier"]
-  ]
-  analysis["verdict"] = frontier.verdict(analysis["settings"], frontier_points)
+  analysis["verdict"] = frontier.verdict(
+    analysis["settings"], frontier.uniform_frontier(analysis["settings"])
+  )
   analysis["sequential"] = {
     "start": start,
     "max_seeds": max_seeds,
