@@ -33,13 +33,11 @@ batch 256 on 32x32 images). The parameter count at 10 classes is
 import keras
 from keras import layers
 
+from iaat_tf.models.layers import batch_norm, standardize, torch_conv
+
 # The normalisation constants of their model (CIFAR-10 statistics).
 AUTHORS_MEAN = (125.3 / 255.0, 123.0 / 255.0, 113.9 / 255.0)
 AUTHORS_STD = (63.0 / 255.0, 62.1 / 255.0, 66.7 / 255.0)
-
-# nn.init.kaiming_normal_(mode="fan_out", nonlinearity="relu"): N(0, 2/fan_out),
-# fan_out = out_channels * kernel_h * kernel_w (Keras computes the same).
-KAIMING_FAN_OUT = keras.initializers.VarianceScaling(2.0, "fan_out", "untruncated_normal")
 
 
 @keras.saving.register_keras_serializable(package="iaat_tf")
@@ -61,70 +59,21 @@ def blocks_per_stage(depth: int) -> int:
   return (depth - 2) // 6
 
 
-def _bn(name: str, affine: bool = False, sync: bool = False):
-  return layers.BatchNormalization(
-    momentum=0.9, epsilon=1e-5, center=affine, scale=affine, synchronized=sync, name=name
-  )
-
-
-def _conv(x, filters: int, kernel: int, stride: int, name: str):
-  """Bias-free conv, PyTorch padding (kernel // 2 on every side)."""
-  if kernel > 1 and stride > 1:
-    x = layers.ZeroPadding2D(kernel // 2, name=f"{name}_pad")(x)
-    padding = "valid"
-  else:
-    padding = "same"  # Symmetric for odd kernels at stride 1.
-  return layers.Conv2D(
-    filters,
-    kernel,
-    strides=stride,
-    padding=padding,
-    use_bias=False,
-    kernel_initializer=KAIMING_FAN_OUT,
-    name=name,
-  )(x)
-
-
-def _block(x, width: int, sync: bool, name: str):
-  """Their `Block`: x + conv1(relu(bn1(conv0(relu(bn0(x))))))."""
-  h = _conv(
-    layers.ReLU(name=f"{name}_relu0")(_bn(f"{name}_bn0", sync=sync)(x)),
-    width,
-    3,
-    1,
-    f"{name}_conv0",
-  )
-  h = _conv(
-    layers.ReLU(name=f"{name}_relu1")(_bn(f"{name}_bn1", sync=sync)(h)),
-    width,
-    3,
-    1,
-    f"{name}_conv1",
-  )
-  return layers.Add(name=f"{name}_add")([x, h])
-
-
-def _downsample_block(x, width: int, sync: bool, name: str):
-  """Their `DownsampleBlock`: strided residual path + avg-pool/zeros shortcut."""
-  h = _conv(
-    layers.ReLU(name=f"{name}_relu0")(_bn(f"{name}_bn0", sync=sync)(x)),
-    width,
-    3,
-    2,
-    f"{name}_conv0",
-  )
-  h = _conv(
-    layers.ReLU(name=f"{name}_relu1")(_bn(f"{name}_bn1", sync=sync)(h)),
-    width,
-    3,
-    1,
-    f"{name}_conv1",
-  )
-  # F.avg_pool2d(x, 3, stride=2, padding=1): zero padding counted in the mean.
-  d = layers.ZeroPadding2D(1, name=f"{name}_pool_pad")(x)
-  d = layers.AveragePooling2D(3, strides=2, padding="valid", name=f"{name}_pool")(d)
-  d = ZeroChannels(name=f"{name}_zeros")(d)
-  return layers.Add(name=f"{name}_add")([d, h])
+def _block(x, width: int, stride: int, sync: bool, name: str):
+  """Their `Block` (stride 1): x + conv1(relu(bn1(conv0(relu(bn0(x)))))), and
+  their `DownsampleBlock` (stride 2): conv0 strided, and as shortcut the
+  avg-pooled input with zero channels. BatchNorm without affine parameters."""
+  h = layers.ReLU(name=f"{name}_relu0")(batch_norm(sync, f"{name}_bn0", affine=False)(x))
+  h = torch_conv(h, width, 3, stride, f"{name}_conv0")
+  h = layers.ReLU(name=f"{name}_relu1")(batch_norm(sync, f"{name}_bn1", affine=False)(h))
+  h = torch_conv(h, width, 3, 1, f"{name}_conv1")
+  shortcut = x
+  if stride > 1:
+    # F.avg_pool2d(x, 3, stride=2, padding=1): zero padding counted in the mean.
+    shortcut = layers.ZeroPadding2D(1, name=f"{name}_pool_pad")(x)
+    shortcut = layers.AveragePooling2D(3, strides=2, padding="valid", name=f"{name}_pool")(shortcut)
+    shortcut = ZeroChannels(name=f"{name}_zeros")(shortcut)
+  return layers.Add(name=f"{name}_add")([shortcut, h])
 
 
 def authors_wrn(
@@ -141,18 +90,14 @@ def authors_wrn(
   n = blocks_per_stage(depth)
   widths = [int(v * width) for v in (16, 32, 64)]
   inputs = keras.Input(shape=input_shape, name="image")
-  x = layers.Normalization(
-    mean=list(mean), variance=[s * s for s in std], axis=-1, name="standardize"
-  )(inputs)
-  x = _conv(x, widths[0], 3, 1, "conv0")
+  x = standardize(inputs, mean, std)
+  x = torch_conv(x, widths[0], 3, 1, "conv0")
   for stage, w in enumerate(widths):
     for block in range(n):
-      if stage > 0 and block == 0:
-        x = _downsample_block(x, w, sync_batchnorm, f"group{stage}_block{block}")
-      else:
-        x = _block(x, w, sync_batchnorm, f"group{stage}_block{block}")
-  x = layers.ReLU(name="relu")(_bn("bn", sync=sync_batchnorm)(x))
-  x = _conv(x, num_classes, 1, 1, "conv_last")
-  x = _bn("bn_last", affine=True, sync=sync_batchnorm)(x)
+      stride = 2 if stage > 0 and block == 0 else 1  # The downsampling blocks.
+      x = _block(x, w, stride, sync_batchnorm, f"group{stage}_block{block}")
+  x = layers.ReLU(name="relu")(batch_norm(sync_batchnorm, "bn", affine=False)(x))
+  x = torch_conv(x, num_classes, 1, 1, "conv_last")
+  x = batch_norm(sync_batchnorm, "bn_last")(x)
   outputs = layers.GlobalAveragePooling2D(name="logits", dtype="float32")(x)
   return keras.Model(inputs, outputs, name=name or f"authors_wrn_{depth}_{width}")

@@ -1,12 +1,19 @@
-"""What every classifier shares: the input standardisation and BatchNorm.
+"""What every classifier shares: the input standardisation, BatchNorm, PyTorch's conv.
 
 Every model starts with a fixed per-channel standardisation layer, so attacks
 and radii live in [0, 1] pixel space while the network sees normalised input.
+The models ported from PyTorch (the authors' WRN, ResNet-50) build their
+convs with `torch_conv`: PyTorch's padding and initialisation.
 """
 
 from typing import Sequence
 
+import keras
 from keras import layers
+
+# nn.init.kaiming_normal_(mode="fan_out", nonlinearity="relu"): N(0, 2/fan_out),
+# fan_out = out_channels * kernel_h * kernel_w (Keras computes the same).
+KAIMING_FAN_OUT = keras.initializers.VarianceScaling(2.0, "fan_out", "untruncated_normal")
 
 # Per-channel statistics of [0, 1] images, by dataset (others: 0.5 / 0.25).
 CHANNEL_STATS = {
@@ -32,6 +39,29 @@ def standardize(x, mean: Sequence[float], std: Sequence[float]):
   )(x)
 
 
-def batch_norm(sync: bool, name: str):
-  """BatchNorm with PyTorch's momentum/epsilon; `sync`: cross-replica statistics."""
-  return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, synchronized=sync, name=name)
+def batch_norm(sync: bool, name: str, affine: bool = True):
+  """BatchNorm with PyTorch's momentum/epsilon; `sync`: cross-replica
+  statistics; `affine=False`: no scale or offset (PyTorch's affine=False)."""
+  return layers.BatchNormalization(
+    momentum=0.9, epsilon=1e-5, center=affine, scale=affine, synchronized=sync, name=name
+  )
+
+
+def torch_conv(x, filters: int, kernel: int, stride: int, name: str):
+  """Bias-free conv as PyTorch pads it (kernel // 2 on every side), Kaiming
+  fan-out init. A strided conv pads explicitly: TensorFlow's "same" would pad
+  only bottom/right."""
+  if kernel > 1 and stride > 1:
+    x = layers.ZeroPadding2D(kernel // 2, name=f"{name}_pad")(x)
+    padding = "valid"
+  else:
+    padding = "same"  # Symmetric for odd kernels at stride 1.
+  return layers.Conv2D(
+    filters,
+    kernel,
+    strides=stride,
+    padding=padding,
+    use_bias=False,
+    kernel_initializer=KAIMING_FAN_OUT,
+    name=name,
+  )(x)

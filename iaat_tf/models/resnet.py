@@ -7,28 +7,7 @@ logits), which `keras.applications.ResNet50` cannot.
 import keras
 from keras import layers
 
-from iaat_tf.models.layers import batch_norm, standardize
-
-
-_CONV_INIT = keras.initializers.VarianceScaling(2.0, "fan_out", "untruncated_normal")
-
-
-def _conv(x, filters: int, kernel: int, stride: int, name: str):
-  """Bias-free conv with PyTorch's symmetric padding (kernel // 2 each side)."""
-  if kernel > 1 and stride > 1:
-    x = layers.ZeroPadding2D(kernel // 2, name=f"{name}_pad")(x)
-    padding = "valid"
-  else:
-    padding = "same"
-  return layers.Conv2D(
-    filters,
-    kernel,
-    strides=stride,
-    padding=padding,
-    use_bias=False,
-    kernel_initializer=_CONV_INIT,
-    name=name,
-  )(x)
+from iaat_tf.models.layers import batch_norm, standardize, torch_conv
 
 
 def _bottleneck(x, filters: int, stride: int, sync: bool, name: str):
@@ -36,15 +15,15 @@ def _bottleneck(x, filters: int, stride: int, sync: bool, name: str):
   shortcut = x
   if stride != 1 or x.shape[-1] != 4 * filters:
     shortcut = batch_norm(sync, f"{name}_short_bn")(
-      _conv(x, 4 * filters, 1, stride, f"{name}_short_conv")
+      torch_conv(x, 4 * filters, 1, stride, f"{name}_short_conv")
     )
   y = layers.ReLU(name=f"{name}_relu1")(
-    batch_norm(sync, f"{name}_bn1")(_conv(x, filters, 1, 1, f"{name}_conv1"))
+    batch_norm(sync, f"{name}_bn1")(torch_conv(x, filters, 1, 1, f"{name}_conv1"))
   )
   y = layers.ReLU(name=f"{name}_relu2")(
-    batch_norm(sync, f"{name}_bn2")(_conv(y, filters, 3, stride, f"{name}_conv2"))
+    batch_norm(sync, f"{name}_bn2")(torch_conv(y, filters, 3, stride, f"{name}_conv2"))
   )
-  y = batch_norm(sync, f"{name}_bn3")(_conv(y, 4 * filters, 1, 1, f"{name}_conv3"))
+  y = batch_norm(sync, f"{name}_bn3")(torch_conv(y, 4 * filters, 1, 1, f"{name}_conv3"))
   return layers.ReLU(name=f"{name}_out")(layers.Add(name=f"{name}_add")([shortcut, y]))
 
 
@@ -58,7 +37,7 @@ def resnet50(
   """
   inputs = keras.Input(shape=input_shape, name="image")
   x = standardize(inputs, mean, std)
-  x = _conv(x, 64, 7, 2, "stem_conv")
+  x = torch_conv(x, 64, 7, 2, "stem_conv")
   x = layers.ReLU(name="stem_relu")(batch_norm(sync_batchnorm, "stem_bn")(x))
   x = layers.ZeroPadding2D(1, name="stem_pool_pad")(x)
   x = layers.MaxPooling2D(3, strides=2, name="stem_pool")(x)

@@ -87,7 +87,7 @@ def _torch_avg_pool_3x3_s2_p1(x):
 def test_downsample_block_follows_pytorch_conventions():
   keras.utils.set_random_seed(1)
   inp = keras.Input((8, 8, 4))
-  block = keras.Model(inp, authors_wrn._downsample_block(inp, 8, False, "d"))
+  block = keras.Model(inp, authors_wrn._block(inp, 8, 2, False, "d"))
   x = np.random.RandomState(0).randn(2, 8, 8, 4).astype(np.float32)
   bn = lambda v: v / np.sqrt(1.0 + 1e-5)  # Fresh BatchNorm, inference mode.
   relu = lambda v: np.maximum(v, 0.0)
