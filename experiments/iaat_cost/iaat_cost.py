@@ -41,7 +41,8 @@ import time
 
 
 from iaat_tf import run_io
-from iaat_tf.cli import devices, flagfiles
+from iaat_tf.cli import flagfiles
+from iaat_tf.training import devices
 from iaat_tf.cli.frontier_run import FrontierConfig, settings_of, train_and_evaluate
 from iaat_tf.evaluation.settings import AutoAttackConfig
 from experiments.iaat_cost import cost

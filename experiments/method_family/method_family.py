@@ -44,7 +44,7 @@ import statistics
 import subprocess
 import sys
 
-from iaat_tf.cli import devices
+from iaat_tf.training import devices
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RUNS = {  # name -> flags after --flagfile
@@ -268,7 +268,7 @@ def main(argv=None) -> None:
   out = os.path.abspath(args.out_dir)
   table = {name: {} for name in names}
   jobs = [(name, seed) for seed in seeds for name in names]
-  # Each run its own GPU on a GPU box (cli/devices.py); on CPU, --jobs at a time.
+  # Each run its own GPU on a GPU box (training/devices.py); on CPU, --jobs at a time.
   available = devices.slots(devices.gpu_ids("auto"), 1)
 
   def one(job, slot):

@@ -17,7 +17,6 @@
 * `experiment.py`: one training run (set-up, fit, final evaluation, export).
 * `evaluation_run.py`: judging a run directory or a foreign model.
 * `frontier_run.py`: the frontier's runs (train, judge, resume, analyse).
-* `devices.py`: device slots for runs side by side, and the GPU memory policy.
 * `executors.py`: where runs execute (local processes, or Ray tasks).
 * `progress.py`: the evaluation's progress line (the training callbacks are
   `training/callbacks.py`).

@@ -150,7 +150,7 @@ def import_tensorflow(debug: bool = False, gpu_memory_growth: Optional[bool] = N
   exceptions raised by the import still reach the user after it is restored.
   """
   if gpu_memory_growth is not None:
-    from iaat_tf.cli import devices  # pylint: disable=g-import-not-at-top
+    from iaat_tf.training import devices  # pylint: disable=g-import-not-at-top
 
     os.environ.update(devices.memory_env(gpu_memory_growth))
   quiet_environment(debug)

@@ -67,13 +67,13 @@ def strategy_for(options: EvaluationConfig) -> tf.distribute.Strategy:
   """The (cached) strategy the attacks spread over (evaluation/replicas.py)."""
   key = (options.strategy, options.num_virtual_devices)
   if key not in _STRATEGIES:
-    from iaat_tf.training import runtime  # pylint: disable=g-import-not-at-top
+    from iaat_tf.training import devices  # pylint: disable=g-import-not-at-top
 
     train = cfg.TrainConfig(
       strategy=options.strategy, num_virtual_devices=options.num_virtual_devices
     )
-    runtime.configure_devices(train)
-    _STRATEGIES[key] = runtime.make_strategy(train)
+    devices.configure_devices(train)
+    _STRATEGIES[key] = devices.make_strategy(train)
   return _STRATEGIES[key]
 
 

@@ -22,7 +22,7 @@ import socket
 import time
 from typing import Callable, Optional, Sequence
 
-from iaat_tf.cli import devices
+from iaat_tf.training import devices
 from iaat_tf.options import first_line
 
 Work = Callable[[tuple, dict], dict]

@@ -37,7 +37,15 @@ import tensorflow as tf
 from iaat_tf import data, models, provenance, run_io
 from iaat_tf.models import export
 from iaat_tf.reports import curves, example_lookup, plots
-from iaat_tf.training import callbacks, early_stopping, overfitting, radius, runtime
+from iaat_tf.training import (
+  callbacks,
+  devices,
+  early_stopping,
+  optimizers,
+  overfitting,
+  radius,
+  runtime,
+)
 from iaat_tf.training.trainer import AdversarialTrainer
 from iaat_tf.config import ADAPTIVE_METHODS, Config, ConfigError
 from iaat_tf.validation import validate
@@ -131,7 +139,7 @@ def build_trainer(
     # jit_compile is always explicit: Keras' default "auto" would XLA-compile
     # the whole step on a single GPU.
     trainer.compile(
-      optimizer=runtime.make_optimizer(config.train, steps_per_epoch),
+      optimizer=optimizers.make_optimizer(config.train, steps_per_epoch),
       steps_per_execution=config.train.steps_per_execution,
       jit_compile=config.train.jit_compile == "step",
     )
@@ -203,8 +211,8 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
 
 def _set_up_runtime(config: Config) -> tf.distribute.Strategy:
   """Devices, strategy, precision and seeds, before any op is created."""
-  runtime.configure_devices(config.train)
-  strategy = runtime.make_strategy(config.train)
+  devices.configure_devices(config.train)
+  strategy = devices.make_strategy(config.train)
   replicas = strategy.num_replicas_in_sync
   if config.data.batch_size % replicas:
     raise ConfigError(

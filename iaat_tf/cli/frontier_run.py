@@ -17,7 +17,7 @@ import time
 from typing import Callable, Literal, Optional, Sequence, Tuple
 
 from iaat_tf import run_io
-from iaat_tf.cli import devices
+from iaat_tf.training import devices
 from iaat_tf.evaluation.settings import AutoAttackConfig
 from iaat_tf.options import Section, document_fields, flag_args, option
 

@@ -8,8 +8,10 @@
   decision that depends on the method), for `fit` and custom loops.
 * `trainer`: `AdversarialTrainer`, the `keras.Model` whose
   `train_step` is those stages plus Keras' plumbing.
-* `optimizers`: SGD with PyTorch's coupled L2 weight decay.
-* `runtime`: devices, strategy, precision, optimizer, checkpoints.
+* `optimizers`: SGD and Adam with PyTorch's coupled L2 weight decay, and
+  `make_optimizer`; `schedules`: the learning-rate and momentum schedules.
+* `devices`: the distribution strategy, and device slots for runs side by side.
+* `runtime`: precision, checkpoints, and where each worker writes.
 * `early_stopping`: the best-validation checkpoint.
 
 Imports only go down: this package uses `iaat_tf.attacks` and

@@ -21,10 +21,16 @@ variable after `LossScaleOptimizer` has unscaled the gradients and after
 MirroredStrategy has summed them over replicas, so the decay is added to the
 true gradient once per step; the momentum slots are Keras' own (same names),
 so checkpoints hold them as before.
+
+`make_optimizer(config, steps_per_epoch)` builds a run's optimizer with its
+learning rate and momentum (schedules.py).
 """
 
 import keras
 from keras import ops
+
+from iaat_tf.config import TrainConfig
+from iaat_tf.training import schedules
 
 
 class CoupledDecaySGD(keras.optimizers.SGD):
@@ -100,3 +106,24 @@ class CoupledDecayAdam(keras.optimizers.Adam):
     config = super().get_config()
     config["l2_decay"] = self.l2_decay
     return config
+
+
+def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+  """SGD+momentum (or Adam) with the learning rate of `schedules.learning_rate`
+  (and, for `--lr_schedule=cyclic`, the momentum of `schedules.momentum`).
+
+  `weight_decay_type=coupled` (default) is PyTorch's L2 decay, the authors'
+  recipe (`CoupledDecaySGD` / `CoupledDecayAdam`); `decoupled` is
+  Keras' own `weight_decay` (AdamW with adam).
+  """
+  lr = schedules.learning_rate(config, steps_per_epoch)
+  if config.weight_decay_type == "coupled":
+    if config.optimizer == "sgd":
+      return CoupledDecaySGD(
+        lr, momentum=schedules.momentum(config, steps_per_epoch), l2_decay=config.weight_decay
+      )
+    return CoupledDecayAdam(lr, l2_decay=config.weight_decay)
+  wd = config.weight_decay or None
+  if config.optimizer == "sgd":
+    return keras.optimizers.SGD(lr, momentum=config.momentum, weight_decay=wd)
+  return keras.optimizers.Adam(lr, weight_decay=wd)

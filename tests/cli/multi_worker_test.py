@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from iaat_tf.training import runtime
+from iaat_tf.training import devices, runtime
 from iaat_tf.config import ConfigError, TrainConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -204,5 +204,5 @@ def test_single_process_strategies_are_chief():
 def test_bad_tf_config_is_a_one_line_config_error(tf_config, monkeypatch):
   monkeypatch.setenv("TF_CONFIG", tf_config)
   with pytest.raises(ConfigError, match="TF_CONFIG") as e:
-    runtime.make_strategy(TrainConfig(strategy="multi_worker"))
+    devices.make_strategy(TrainConfig(strategy="multi_worker"))
   assert "\n" not in str(e.value)

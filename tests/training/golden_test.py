@@ -35,9 +35,9 @@ from absl.testing import flagsaver
 from iaat_tf import attacks
 from iaat_tf.attacks import apgd, noise, objectives
 from iaat_tf.cli import flags_config
-from iaat_tf.config import AttackConfig, MethodConfig
+from iaat_tf.config import AttackConfig, MethodConfig, TrainConfig
 from iaat_tf.models import authors_wrn
-from iaat_tf.training import optimizers, runtime
+from iaat_tf.training import optimizers, schedules
 from iaat_tf.training.trainer import AdversarialTrainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -304,7 +304,7 @@ def test_flagfile_schedules_are_their_sources(flagfile, monkeypatch):
   config = _train_config(flagfile, monkeypatch)
   assert config.epochs == len(expected)
   steps_per_epoch = 3
-  lr = runtime.learning_rate(config, steps_per_epoch)
+  lr = schedules.learning_rate(config, steps_per_epoch)
   per_step = _per_step(lr, config.epochs * steps_per_epoch)
   np.testing.assert_allclose(per_step, np.repeat(expected, steps_per_epoch), rtol=1e-6)
 
@@ -339,7 +339,7 @@ def test_every_flagfile_schedule_is_pinned():
 def test_flagfile_schedules_are_what_they_say(flagfile, monkeypatch):
   config = _train_config(flagfile, monkeypatch)
   expected = [OWN_SCHEDULES[flagfile](e) for e in range(config.epochs)]
-  lr = runtime.learning_rate(config, 2)
+  lr = schedules.learning_rate(config, 2)
   per_step = _per_step(lr, config.epochs * 2)
   np.testing.assert_allclose(per_step, np.repeat(expected, 2), rtol=1e-6)
 
@@ -347,17 +347,17 @@ def test_flagfile_schedules_are_what_they_say(flagfile, monkeypatch):
 @pytest.mark.parametrize("epochs,batches", [(3, 7), (15, 10)])
 def test_cyclic_is_fast_adversarials_cifar_cycle(epochs, batches):
   g = _load("schedules.npz")
-  config = runtime.TrainConfig(learning_rate=0.2, momentum=0.9, epochs=epochs, lr_schedule="cyclic")
+  config = TrainConfig(learning_rate=0.2, momentum=0.9, epochs=epochs, lr_schedule="cyclic")
   key = f"fast_cifar_{epochs}x{batches}"
   steps = epochs * batches
   np.testing.assert_allclose(
-    _per_step(runtime.learning_rate(config, batches), steps), g[f"{key}/lr_per_step"], atol=1e-7
+    _per_step(schedules.learning_rate(config, batches), steps), g[f"{key}/lr_per_step"], atol=1e-7
   )
   np.testing.assert_allclose(
-    _per_step(runtime.momentum(config, batches), steps), g[f"{key}/momentum_per_step"], atol=1e-7
+    _per_step(schedules.momentum(config, batches), steps), g[f"{key}/momentum_per_step"], atol=1e-7
   )
   # The optimizer steps with the cycled momentum (PyTorch's buf = m_t buf + g).
-  optimizer = runtime.make_optimizer(config, batches)
+  optimizer = optimizers.make_optimizer(config, batches)
   var = tf.Variable([0.0])
   buf, p = 0.0, 0.0
   for t in range(4):
@@ -375,12 +375,12 @@ def test_onecycle_flagfiles_are_fast_adversarials_mnist_cycle(flagfile, monkeypa
   config = _train_config(flagfile, monkeypatch)
   assert config.lr_schedule == "onecycle" and config.epochs == 20
   expected = g[f"fast_mnist_20x{batches}/lr_per_step"] / 0.05 * config.learning_rate
-  got = _per_step(runtime.learning_rate(config, batches), 20 * batches)
+  got = _per_step(schedules.learning_rate(config, batches), 20 * batches)
   np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-8)
 
 
 def test_onecycle_rounds_the_peak_epoch_as_the_mnist_script():
   g = _load("schedules.npz")  # epochs 3: the peak at epoch 3 * 2 // 5 = 1, not 1.2.
-  config = runtime.TrainConfig(learning_rate=0.05, epochs=3, lr_schedule="onecycle")
-  got = _per_step(runtime.learning_rate(config, 5), 15)
+  config = TrainConfig(learning_rate=0.05, epochs=3, lr_schedule="onecycle")
+  got = _per_step(schedules.learning_rate(config, 5), 15)
   np.testing.assert_allclose(got, g["fast_mnist_3x5/lr_per_step"], rtol=1e-5, atol=1e-8)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from iaat_tf.training import optimizers, runtime
+from iaat_tf.training import optimizers, schedules
 from iaat_tf.config import Config, ConfigError, TrainConfig
 from iaat_tf.validation import validate
 
@@ -90,7 +90,7 @@ def _config(**kwargs):
 
 def test_default_sgd_is_pytorchs_coupled_l2_across_an_lr_boundary():
   x, y, params = _problem()
-  optimizer = runtime.make_optimizer(_config(), steps_per_epoch=1)
+  optimizer = optimizers.make_optimizer(_config(), steps_per_epoch=1)
   assert isinstance(optimizer, optimizers.CoupledDecaySGD)
   got = _run(optimizer, x, y, params)
   want = _pytorch_sgd(x, y, params)
@@ -104,7 +104,7 @@ def test_default_sgd_is_pytorchs_coupled_l2_across_an_lr_boundary():
 def test_coupled_decay_is_added_to_the_unscaled_gradient_under_loss_scaling():
   x, y, params = _problem()
   optimizer = keras.optimizers.LossScaleOptimizer(
-    runtime.make_optimizer(_config(), steps_per_epoch=1), initial_scale=2.0**12
+    optimizers.make_optimizer(_config(), steps_per_epoch=1), initial_scale=2.0**12
   )
   got = _run(optimizer, x, y, params, loss_scale=True)
   for g, w in zip(got, _pytorch_sgd(x, y, params)):
@@ -113,7 +113,7 @@ def test_coupled_decay_is_added_to_the_unscaled_gradient_under_loss_scaling():
 
 def test_decoupled_option_is_keras_weight_decay():
   x, y, params = _problem()
-  optimizer = runtime.make_optimizer(_config(weight_decay_type="decoupled"), steps_per_epoch=1)
+  optimizer = optimizers.make_optimizer(_config(weight_decay_type="decoupled"), steps_per_epoch=1)
   assert type(optimizer) is keras.optimizers.SGD
   got = _run(optimizer, x, y, params)
   for g, w in zip(got, _keras_decoupled_sgd(x, y, params)):
@@ -123,7 +123,7 @@ def test_decoupled_option_is_keras_weight_decay():
 def test_coupled_adam_is_adam_on_the_l2_gradient():
   x, y, params = _problem()
   config = TrainConfig(optimizer="adam", learning_rate=0.01, weight_decay=WD)
-  optimizer = runtime.make_optimizer(config, steps_per_epoch=1)
+  optimizer = optimizers.make_optimizer(config, steps_per_epoch=1)
   assert isinstance(optimizer, optimizers.CoupledDecayAdam)
   got = _run(optimizer, x, y, params)
   # NumPy Adam (Keras' epsilon placement) on g + wd * w.
@@ -157,7 +157,7 @@ def test_cosine_and_onecycle_schedules_per_step(schedule):
   config = TrainConfig(learning_rate=0.2, epochs=5, lr_schedule=schedule)
   steps_per_epoch = 4
   total = 20
-  lr = runtime.learning_rate(config, steps_per_epoch)
+  lr = schedules.learning_rate(config, steps_per_epoch)
   t = np.arange(total + 1)
   if schedule == "cosine":  # CosineAnnealingLR stepped per iteration, eta_min 0.
     expected = 0.1 * (1 + np.cos(np.pi * t / total))
@@ -166,7 +166,7 @@ def test_cosine_and_onecycle_schedules_per_step(schedule):
     expected = np.interp((t + 1) / steps_per_epoch, [0, 5 * 2 // 5, 5], [0, 0.2, 0])
   got = np.array([float(lr(step)) for step in t])
   np.testing.assert_allclose(got, expected, atol=1e-6)
-  optimizer = runtime.make_optimizer(config, steps_per_epoch)
+  optimizer = optimizers.make_optimizer(config, steps_per_epoch)
   assert float(np.asarray(optimizer.learning_rate)) == pytest.approx(expected[0], abs=1e-7)
 
 
@@ -181,7 +181,7 @@ def test_lr_warmup_ramps_linearly_into_the_schedule():
   """--lr_warmup_epochs=2 at 4 steps per epoch: steps 0-7 at lr x (s+1)/8, then
   the step schedule (x 0.2 from epoch 3), as Goyal et al.'s gradual warmup."""
   config = TrainConfig(learning_rate=0.4, epochs=5, lr_boundaries=(3,), lr_warmup_epochs=2)
-  lr = runtime.learning_rate(config, 4)
+  lr = schedules.learning_rate(config, 4)
   got = np.array([float(lr(step)) for step in range(20)])
   expected = np.array([0.4 * min(1.0, (s + 1) / 8) * (0.2 if s >= 12 else 1.0) for s in range(20)])
   np.testing.assert_allclose(got, expected, rtol=1e-6)

@@ -1,4 +1,4 @@
-"""cli/devices.py: GPU slots for runs side by side, their environment, the memory policy."""
+"""training/devices.py: GPU slots for runs side by side, their environment, the memory policy."""
 
 import dataclasses
 import threading
@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from iaat_tf.cli import devices
+from iaat_tf.training import devices
 
 
 def test_gpu_ids_from_the_flag_the_environment_or_nvidia_smi():
