@@ -182,6 +182,8 @@ def check_resume_compatible(config: Config) -> None:
   saved = json.loads(
     json.dumps(config_from_dict({"output_dir": config.output_dir, **saved}).to_dict())
   )
+  for settings in (saved, current):  # A preset's name; the probe_* values it set are compared.
+    settings.get("method", {}).pop("alg2_preset", None)
   for key in RESUME_KEYS:
     if key in saved and saved[key] != current[key]:
       raise ConfigError(

@@ -8,14 +8,13 @@ default per `--norm` (`RADIUS_DEFAULTS`). Only the training command (and
 tests of it) import this module; library code receives a `Config`.
 """
 
-import dataclasses
-
 from absl import flags
 
 from iaat_tf import config as cfg
 from iaat_tf import validation
 from iaat_tf.cli import flags as flag_fields
 from iaat_tf.config import ConfigError
+from iaat_tf.options import options_of
 
 # The radius flags' defaults under each --norm. L2 is RobustBench's 0.5
 # track; its gamma and step sizes are the L-inf ones scaled by 0.5 / (8/255)
@@ -59,22 +58,12 @@ def define_flags() -> None:
   """Defines every training flag (once per process; absl keeps them)."""
   for cls in _CLASSES:
     flag_fields.define(cls, RADIUS_DEFAULTS)
-  # Not a field: it sets several of MethodConfig's probe_* fields.
-  flags.DEFINE_string(
-    "alg2_preset",
-    "exact",
-    "iaat: Algorithm 2's probes, exact (two probe attacks like the "
-    "training attack), fast (shorter probes that stop early) or reuse "
-    "(no probe attacks: the training attack and a short extension of "
-    "it; experiments/iaat_cost); the probe_* flags below override a "
-    "preset's values.",
-  )
 
 
 define_flags()
 # --help prints the flags in these groups (tests check every flag is in one).
 HELP_GROUPS = flag_fields.help_groups(
-  _CLASSES, HELP_GROUP_ORDER, first=[(cfg.PROBES, "alg2_preset")], last=[(cfg.RUN, "debug")]
+  _CLASSES, HELP_GROUP_ORDER, last=[(cfg.RUN, "debug")]
 )  # The commands' shared --debug (cli/app.py).
 
 
@@ -84,24 +73,9 @@ def _jit_mode(value: str) -> str:
   return legacy.get(str(value).lower(), str(value))
 
 
-def _probe_settings(f: flags.FlagValues, attack: cfg.AttackConfig) -> dict:
-  """MethodConfig's probe_* fields: the preset, overridden by explicit flags."""
-  # An explicit --probe_steps keeps the preset's rule for the step size.
-  values = cfg.alg2_preset(
-    f.alg2_preset, attack.steps, attack.ratio, f.probe_steps if f["probe_steps"].present else None
-  )
-  for name in (
-    "probe_steps",
-    "probe_step_ratio",
-    "probe_batched",
-    "probe_early_stop",
-    "probe_only_needed",
-    "probe_source",
-    "probe_extra_steps",
-  ):
-    if f[name].present or name not in values:
-      values[name] = f[name].value
-  return values
+def _given(f: flags.FlagValues, cls) -> set:
+  """The fields of `cls` whose flags were given on the command line."""
+  return {field.name for field, name in options_of(cls) if f[name].present}
 
 
 def _section(f: flags.FlagValues, cls, **derived):
@@ -136,8 +110,8 @@ def config_from_flags(f: flags.FlagValues = flags.FLAGS) -> cfg.Config:
     attack = cfg.AttackConfig.fgsm_rs(
       bn_mode=attack.bn_mode, norm=attack.norm, jit_compile=attack.jit_compile
     )
-  method = _section(f, cfg.MethodConfig)
-  method = dataclasses.replace(method, **_probe_settings(f, attack))
+  # --alg2_preset's probe_* values; explicit probe_* flags win.
+  method = _section(f, cfg.MethodConfig).with_alg2_preset(attack, _given(f, cfg.MethodConfig))
   config = _section(
     f,
     cfg.Config,

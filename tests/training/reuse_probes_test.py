@@ -18,7 +18,7 @@ import tensorflow as tf
 from absl import flags
 from absl.testing import flagsaver
 
-from iaat_tf import attacks
+from iaat_tf import attacks, run_io
 from iaat_tf.cli import flags_config
 from iaat_tf.config import AttackConfig, Config, ConfigError, MethodConfig, alg2_preset
 from iaat_tf.validation import validate
@@ -151,6 +151,22 @@ def test_preset_and_flags():
   with flagsaver.flagsaver():
     flags.FLAGS(["main", "--output_dir=/tmp/x", "--alg2_preset=reuse", "--probe_extra_steps=3"])
     assert flags_config.config_from_flags(flags.FLAGS).method.probe_extra_steps == 3
+
+
+def test_the_preset_keeps_its_name_in_config_json_and_older_runs_load_and_resume(tmp_path):
+  argv = ["main", f"--output_dir={tmp_path}", "--pgd_steps=10", "--alg2_preset=reuse"]
+  with flagsaver.flagsaver():
+    flags.FLAGS(argv)
+    config = flags_config.config_from_flags(flags.FLAGS)
+  saved = config.to_dict()
+  assert saved["method"]["alg2_preset"] == "reuse" and saved["method"]["probe_source"] == "training"
+  assert run_io.config_from_dict(saved) == config
+  # A config.json written before the preset was a field: the same values, no name.
+  del saved["method"]["alg2_preset"]
+  older = run_io.config_from_dict(saved)
+  assert older.method.alg2_preset == "exact" and older.method.probe_extra_steps == 2
+  run_io.write_json(str(tmp_path / run_io.CONFIG), saved)
+  run_io.check_resume_compatible(config)  # The name changes no number: it may resume.
 
 
 @pytest.mark.parametrize(
