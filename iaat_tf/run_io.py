@@ -2,7 +2,11 @@
 
 One home for the files a run keeps (`config.json`, `results.json`,
 `history.csv`) and for atomic writes, shared by training (`experiment.py`),
-evaluation (`evaluate.py`), the Pareto tool and the plots. Every write goes to
+evaluation (`evaluate.py`), the Pareto tool and the plots; and for what a
+run's result depends on (its fingerprint: every setting but
+`NOT_IN_RESULT`), which a resume or a rerun must match
+(`check_resume_compatible`; config.json's "changes" record the asked-for
+ones). Every write goes to
 a temporary file in the destination directory and is then renamed into
 place, so a crash never leaves a half-written file; the result has the
 normal mode of a new file (0644 under the usual umask 022).
@@ -10,9 +14,11 @@ normal mode of a new file (0644 under the usual umask 022).
 
 import csv
 import dataclasses
+import glob
 import io
 import json
 import os
+import re
 import tempfile
 from typing import Mapping, Optional, Sequence
 
@@ -21,7 +27,26 @@ from iaat_tf.config import SECTIONS, Config, ConfigError
 CONFIG = "config.json"
 RESULTS = "results.json"
 HISTORY = "history.csv"
-RESUME_KEYS = ("data", "model", "method")  # What a resumed run must share.
+# The settings that change no number of a run (config.json keys): where it
+# writes and reads, what it prints, how its files and devices are managed.
+# Every other setting is part of the run's fingerprint: a resume, or a rerun
+# on a finished run, must match it (`check_resume_compatible`).
+NOT_IN_RESULT = (
+  "output_dir",
+  "overwrite",
+  "export",
+  "data.data_dir",
+  "data.manual_dir",
+  "data.download",
+  "train.verbose",
+  "train.keep_checkpoints",
+  "train.gpu_memory_growth",
+  "train.steps_per_execution",
+  "method.alg2_preset",  # A preset's name; the probe_* values it set are compared.
+)
+# The settings a resume may change, asked for: config.json records each
+# change under "changes", with the epoch it was made at.
+RESUMABLE = ("train.epochs",)
 
 
 class TrainingDiverged(RuntimeError):
@@ -30,6 +55,15 @@ class TrainingDiverged(RuntimeError):
 
 class RunDirError(ValueError):
   """A run directory that is missing, incomplete or malformed; one line."""
+
+
+class SettingsDiffer(ConfigError):
+  """A run directory holding a run made with other settings (one line);
+  `differences`: '--flag (old there, new now)' for each setting."""
+
+  def __init__(self, message: str, differences: Sequence[str] = ()):
+    super().__init__(message)
+    self.differences = list(differences)
 
 
 def _umask() -> int:
@@ -165,32 +199,139 @@ def history_columns(rows: Sequence[Mapping]) -> dict:
 # -- the state of a training run's output directory ---------------------------
 
 
-def check_resume_compatible(config: Config) -> None:
-  """ConfigError if output_dir holds a run of other data, model or method."""
+def _flat(values: Mapping, prefix: str = "") -> dict:
+  """{"train": {"epochs": 3}} -> {"train.epochs": 3}, as JSON values."""
+  out = {}
+  for key, value in json.loads(json.dumps(values)).items():
+    if isinstance(value, dict):
+      out.update(_flat(value, f"{prefix}{key}."))
+    else:
+      out[prefix + key] = value
+  return out
+
+
+def _flag_names() -> dict:
+  """config.json key -> its flag (None: set from other flags, e.g. data.seed)."""
+  names: dict = {}
+  for prefix, cls in (("", Config), *((f"{k}.", c) for k, c in SECTIONS.items())):
+    for f in dataclasses.fields(cls):
+      if "help" in f.metadata:
+        flag = f.metadata["flag"]
+        names[prefix + f.name] = f.name if flag == "" else flag
+  return names
+
+
+def _words(value) -> str:
+  if isinstance(value, float):
+    return f"{value:.6g}"
+  if isinstance(value, list):
+    return ",".join(_words(v) for v in value) or "(none)"
+  return "(none)" if value is None else str(value)
+
+
+def differences(saved: Mapping, current: Mapping) -> list:
+  """'--flag (old there, new now)' for every setting of the fingerprint
+  (all but NOT_IN_RESULT and RESUMABLE) that differs between two
+  config.json payloads."""
+  old, new = _flat(saved), _flat(current)
+  names, out = _flag_names(), dict[str, str]()
+  for key in sorted(set(old) | set(new)):
+    if key in NOT_IN_RESULT + RESUMABLE or old.get(key) == new.get(key):
+      continue
+    flag = names.get(key) or ""
+    label = f"--{flag}" if flag else key  # A derived field: its key, if alone.
+    out.setdefault(label, f"{label} ({_words(old.get(key))} there, {_words(new.get(key))} now)")
+  named = [v for k, v in out.items() if k.startswith("--")]
+  return named or list(out.values())
+
+
+def trained_epochs(output_dir: str) -> int:
+  """The epochs a run directory holds: its newest checkpoint's number
+  (callbacks.CheckpointCallback numbers them by finished epochs) or its
+  results.json's, whichever is larger (0: none)."""
+  found = [0]
+  for path in glob.glob(os.path.join(output_dir, "checkpoints", "ckpt-*.index")):
+    match = re.search(r"ckpt-(\d+)\.index$", path)
+    found += [int(match.group(1))] if match else []
+  try:
+    found.append(int((read_results(output_dir) or {}).get("epochs", 0)))
+  except (RunDirError, TypeError, ValueError):
+    pass
+  return max(found)
+
+
+def _saved_settings(config: Config) -> Optional[dict]:
+  """The settings in output_dir/config.json as `config.to_dict()` writes them
+  now (settings added since read as their defaults); None without one."""
   path = os.path.join(config.output_dir, CONFIG)
   if not os.path.exists(path):
-    return
+    return None
   try:
     saved = read_json(path)
   except RunDirError as e:
     raise ConfigError(
       f"--output_dir={config.output_dir}: {e}; use a new --output_dir or --overwrite"
     ) from None
-  current = json.loads(json.dumps(config.to_dict()))
   # A setting added after the run was saved reads as its default, which is
   # how the older version ran (e.g. --augment_pad, --s_minus).
-  saved = json.loads(
-    json.dumps(config_from_dict({"output_dir": config.output_dir, **saved}).to_dict())
-  )
-  for settings in (saved, current):  # A preset's name; the probe_* values it set are compared.
-    settings.get("method", {}).pop("alg2_preset", None)
-  for key in RESUME_KEYS:
-    if key in saved and saved[key] != current[key]:
-      raise ConfigError(
-        f"--output_dir={config.output_dir} holds a run with different "
-        f"{key} settings; use a new --output_dir, the original flags, "
-        "or --overwrite to delete it"
-      )
+  return config_from_dict({"output_dir": config.output_dir, **saved}).to_dict()
+
+
+def check_resume_compatible(config: Config) -> list:
+  """The changes a resume of output_dir's run makes, asked for (RESUMABLE:
+  more --epochs), as [{"setting", "was", "now"}]; [] when none.
+
+  SettingsDiffer (one line naming every setting that differs) if the run
+  there was made with other settings that change its result, or trained
+  more epochs than `--epochs`.
+  """
+  saved = _saved_settings(config)
+  if saved is None:
+    return []
+  current = config.to_dict()
+  where = f"--output_dir={config.output_dir}"
+  differ = differences(saved, current)
+  if differ:
+    raise SettingsDiffer(
+      f"{where} holds a run made with other settings: {', '.join(differ)}; rerun with its "
+      "settings, use a new --output_dir, or pass --overwrite to delete it",
+      differ,
+    )
+  trained = trained_epochs(config.output_dir)
+  if config.train.epochs < trained:
+    raise SettingsDiffer(
+      f"{where} holds a run that trained {trained} epochs, more than --epochs="
+      f"{config.train.epochs}; pass --epochs={trained} or more, a new --output_dir, "
+      "or --overwrite to delete it",
+      [f"--epochs ({trained} trained there, {config.train.epochs} now)"],
+    )
+  old, new = _flat(saved), _flat(current)
+  names = _flag_names()
+  return [
+    {"setting": f"--{names[key]}", "was": old.get(key), "now": new.get(key)}
+    for key in RESUMABLE
+    if old.get(key) != new.get(key)
+  ]
+
+
+def config_record(config: Config, changes: Sequence[Mapping], provenance: Mapping) -> dict:
+  """config.json's payload: the settings, which code ran them, and every
+  change a resume made ("changes": each with the epoch it was made at, kept
+  across resumes), so config.json always says how the run was made."""
+  path = os.path.join(config.output_dir, CONFIG)
+  kept: list = []
+  if not config.overwrite and os.path.isfile(path):
+    try:
+      kept = list(read_json(path).get("changes") or [])
+    except RunDirError:
+      kept = []
+  at = trained_epochs(config.output_dir) if changes else 0
+  return {
+    **config.to_dict(),
+    # Which code ran it (read by no one when resuming: config_from_dict skips it).
+    "provenance": dict(provenance),
+    "changes": kept + [{**c, "at_epoch": at} for c in changes],
+  }
 
 
 def finished_results(config: Config) -> Optional[dict]:

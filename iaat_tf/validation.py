@@ -5,8 +5,12 @@ Each field's own choices and bounds are checked when its section is built
 anything is written to disk, each rule once, each as a one-line
 `ConfigError`. The trainer calls the two rules it depends on
 (`check_attack_bn_mode`, `check_probe_source`) itself, for configs built in
-Python without `validate`.
+Python without `validate`. `check_paths` checks the files and folders a
+run names (they exist, or can be made), without TensorFlow: the command
+line calls both before TensorFlow starts.
 """
+
+import os
 
 from iaat_tf.config import (
   ADAPTIVE_METHODS,
@@ -18,6 +22,9 @@ from iaat_tf.config import (
   MethodConfig,
 )
 from iaat_tf.options import check
+
+# The datasets read from tensorflow-datasets' --data_dir.
+TFDS_DATASETS = ("mnist", "cifar10", "cifar100", "imagenet2012")
 
 
 def _check_eps(name: str, value: float, norm: str = "linf") -> None:
@@ -225,10 +232,42 @@ def validate(config: Config) -> Config:
       f"--synthetic_shape={','.join(map(str, d.synthetic_shape))} must be H,W,C with C in (1, 3)",
     )
   check(d.dataset != "npz" or bool(d.npz_path), "--dataset=npz needs --npz_path=FILE.npz")
-  if d.dataset in ("mnist", "cifar10", "cifar100", "imagenet2012"):
+  if d.dataset in TFDS_DATASETS:
     check(
       bool(d.data_dir) or d.download,
       f"--dataset={d.dataset} reads tfds data: pass --data_dir=DIR "
       "(or --download to let tfds fetch it)",
+    )
+  return config
+
+
+def check_writable_dir(flag: str, path: str) -> None:
+  """ConfigError unless `path` is a writable folder or can be made one."""
+  if os.path.exists(path):
+    check(os.path.isdir(path), f"--{flag}={path} is a file, not a folder")
+    check(os.access(path, os.W_OK), f"--{flag}={path} is not writable")
+    return
+  parent = os.path.dirname(os.path.abspath(path))
+  while not os.path.exists(parent):
+    parent = os.path.dirname(parent)
+  check(
+    os.path.isdir(parent) and os.access(parent, os.W_OK),
+    f"cannot create --{flag}={path}: {parent} is "
+    + ("not writable" if os.path.isdir(parent) else "a file"),
+  )
+
+
+def check_paths(config: Config) -> Config:
+  """ConfigError (one line) for a file or folder the run names that is
+  missing or cannot be written; reads no file and imports no TensorFlow."""
+  d = config.data
+  check_writable_dir("output_dir", config.output_dir)
+  if d.dataset == "npz":
+    check(os.path.isfile(d.npz_path or ""), f"--npz_path={d.npz_path} does not exist")
+  if d.dataset in TFDS_DATASETS and d.data_dir and not d.download:
+    check(
+      os.path.isdir(d.data_dir),
+      f"--data_dir={d.data_dir} does not exist (pass the directory holding "
+      "tfds data, or --download to let tfds fetch it)",
     )
   return config

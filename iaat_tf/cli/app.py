@@ -5,7 +5,9 @@
   what the user typed after `python -m`, shortened to `iaat_tf` for the
   training command: `iaat_tf`, `iaat_tf.evaluate`, `iaat_tf.pareto`.
 * `--help` (`-h`, `--helpshort`, `--helpfull`): the command's own flags,
-  grouped, with defaults; printed before TensorFlow is imported; exit 0.
+  grouped, with defaults, under a usage line naming the command as it was
+  run (`iaat-evaluate`, or `python -m iaat_tf.evaluate`); printed before
+  TensorFlow is imported; exit 0.
 * A quiet start: TensorFlow's C++ start-up lines (oneDNN, CUDA probing,
   cpu_feature_guard) and Python warnings are hidden unless `--debug`.
 
@@ -52,13 +54,18 @@ def define_debug_flag() -> None:
     )
 
 
-def _absl_error(prog: str, error: Exception) -> NoReturn:
+def flag_error_line(error: Exception) -> str:
+  """absl's parse error as one line (a renamed flag's new name added)."""
   text = str(error).replace("ERROR:: ", "").strip()
   first = text.splitlines()[0] if text else type(error).__name__
   for old, new in RENAMED_FLAGS.items():
     if f"Unknown command line flag '{old}'" in first:
       first += f" (renamed: use --{new})"
-  fail(prog, first)
+  return first
+
+
+def _absl_error(prog: str, error: Exception) -> NoReturn:
+  fail(prog, flag_error_line(error))
 
 
 def parse_flags(prog: str, argv: Sequence[str]) -> list:
@@ -80,12 +87,21 @@ def parse_flags(prog: str, argv: Sequence[str]) -> list:
     _absl_error(prog, e)
 
 
-def format_help(prog: str, summary: str, groups: HelpGroups) -> str:
+def invoked_as(prog: str, argv0: str) -> str:
+  """How the user ran the command: its console script (`iaat-evaluate`), else
+  `python -m MODULE` (argv[0] is then the module's file)."""
+  name = os.path.basename(argv0 or "")
+  if name.startswith("iaat-"):
+    return name
+  return f"python -m {'iaat_tf.main' if prog == 'iaat_tf' else prog}"
+
+
+def format_help(prog: str, summary: str, groups: HelpGroups, argv0: str = "") -> str:
   """The text `--help` prints: usage, then each group's flags with defaults."""
   from absl import flags  # pylint: disable=g-import-not-at-top
 
   lines = [
-    f"usage: python -m {'iaat_tf.main' if prog == 'iaat_tf' else prog} [--flag=value ...]",
+    f"usage: {invoked_as(prog, argv0)} [--flag=value ...]",
     "",
     summary.strip(),
     "",
@@ -190,7 +206,7 @@ def start(
     define_flags()
   define_debug_flag()
   if wants_help(argv):
-    sys.stdout.write(format_help(prog, summary, groups))
+    sys.stdout.write(format_help(prog, summary, groups, argv[0] if argv else ""))
     sys.exit(0)
   return parse_flags(prog, argv)
 

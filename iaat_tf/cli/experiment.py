@@ -19,8 +19,11 @@ accuracy on the test split, exports the classifier as a SavedModel and writes:
   output_dir/results.json     summary (written last, atomically)
 
 A finished run (results.json present, all epochs trained) is left untouched
-by a rerun: `run` says so and returns its results. `Config.overwrite`
-(`--overwrite`) deletes the run's outputs first and trains from scratch.
+by a rerun: `run` says so and returns its results. A run made with other
+settings that change its result is refused, naming them; more `--epochs`
+resume it, and config.json records the change ("changes").
+`Config.overwrite` (`--overwrite`) deletes the run's outputs first and
+trains from scratch.
 """
 
 import dataclasses
@@ -48,7 +51,7 @@ from iaat_tf.training import (
 )
 from iaat_tf.training.trainer import AdversarialTrainer
 from iaat_tf.config import ADAPTIVE_METHODS, Config, ConfigError
-from iaat_tf.validation import validate
+from iaat_tf.validation import check_paths, validate
 
 # What a run writes into output_dir (and --overwrite deletes).
 OUTPUTS = (
@@ -168,16 +171,22 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict:
   final weights (best, last or ema); test them; write results.json, the
   plots, the eps table and the SavedModel.
   """
-  config = validate(config)
+  config = check_paths(validate(config))
+  changes = []
   if not config.overwrite:
-    run_io.check_resume_compatible(config)
+    changes = run_io.check_resume_compatible(config)
     done = run_io.finished_results(config)
     if done is not None:
       log(run_io.finished_message(config, done))
       return done
   strategy = _set_up_runtime(config)
   datasets, steps_per_epoch = _load_data(config)
-  chief = _prepare_outputs(config, strategy)
+  chief = _prepare_outputs(config, strategy, changes)
+  for change in changes:
+    log(
+      f"iaat_tf: {change['setting']} changed from {change['was']} to {change['now']}; "
+      f"config.json records it (changes)"
+    )
   _log_start(config, datasets.info, strategy, steps_per_epoch, log)
   trainer = build_trainer(config, datasets.info, steps_per_epoch, strategy)
   manager, initial_epoch = _restore(trainer, config, strategy, log)
@@ -235,22 +244,17 @@ def _load_data(config: Config) -> tuple[data.Datasets, int]:
   return datasets, steps_per_epoch
 
 
-def _prepare_outputs(config: Config, strategy) -> bool:
-  """The output folder (cleared by --overwrite) and config.json; True on the chief."""
+def _prepare_outputs(config: Config, strategy, changes: list) -> bool:
+  """The output folder (cleared by --overwrite) and config.json (with the
+  `changes` this resume makes); True on the chief."""
   out = config.output_dir
   _prepare_output_dir(out)
   chief = runtime.is_chief(strategy)
   if config.overwrite:
     _clear_outputs(out, chief, strategy)
   if chief:
-    run_io.write_json(
-      os.path.join(out, run_io.CONFIG),
-      {
-        **config.to_dict(),
-        # Which code ran it (read by no one when resuming: config_from_dict skips it).
-        "provenance": provenance.provenance(config.train.precision),
-      },
-    )
+    record = run_io.config_record(config, changes, provenance.provenance(config.train.precision))
+    run_io.write_json(os.path.join(out, run_io.CONFIG), record)
   return chief
 
 
@@ -281,8 +285,20 @@ def _log_start(
     epochs=config.train.epochs,
     cheap_beta=config.method.cheap_beta,
   )
-  if note:
-    log(f"iaat_tf: note: {note}")
+  if not note:
+    return
+  left = config.train.epochs - config.method.warmup_epochs
+  growth = radius.growth_per_epoch(
+    config.method.method, config.method.gamma, config.method.beta, config.method.cheap_beta
+  )
+  if left * growth >= config.validation.eps:
+    # E.g. the quick start: a warmup radius chosen too large for some
+    # examples, which IAAT shrinks; what the run is judged at is reached.
+    note += (
+      f" (expected here: --eps is above the radius the run is judged at, which a "
+      f"radius at 0 still reaches, --eval_eps={config.validation.eps:.4g})"
+    )
+  log(f"iaat_tf: note: {note}")
 
 
 def _restore(trainer, config: Config, strategy, log: Callable[[str], None]):

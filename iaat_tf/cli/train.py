@@ -5,14 +5,24 @@ Parses absl flags into a `Config` (flags_config.py), then runs
 export and results.json. `--help` lists the flags by group without loading
 TensorFlow. Bad input ends with one line `iaat_tf: error: ...` on stderr and
 exit 2 (cli/app.py); TensorFlow's start-up lines are hidden unless `--debug`.
+
+Every check that needs only the flags and the files they name runs before
+TensorFlow is imported (`checked_config`): the settings, the paths, and a
+run already in --output_dir (made with other settings: refused, naming
+them). `check_main` runs these checks alone for many command lines, for
+the frontier before it starts any run.
 """
+
+import json
+import sys
+from typing import Sequence
 
 from absl import flags
 
-from iaat_tf import run_io
-from iaat_tf.cli import app
+from iaat_tf import run_io, validation
+from iaat_tf.cli import app, flagfiles
 from iaat_tf.cli import flags_config
-from iaat_tf.config import ConfigError
+from iaat_tf.config import Config, ConfigError
 
 FLAGS = flags.FLAGS
 PROG = "iaat_tf"
@@ -27,22 +37,26 @@ def fail(message: str) -> None:
   app.fail(PROG, message)
 
 
-def run(argv) -> None:
-  """The command after its flags are parsed (tests call it under flagsaver)."""
+def checked_config(argv: Sequence[str]) -> tuple[Config, list]:
+  """The run's Config from the parsed flags and the changes a resume makes
+  (run_io.check_resume_compatible); ConfigError for anything wrong with
+  the flags, the paths they name or the run already in --output_dir."""
   if len(argv) > 1:
-    fail(
+    raise ConfigError(
       f"unexpected arguments {' '.join(argv[1:])!r} (flags start with --; "
       "check the flagfile for lines without a leading --)"
     )
+  config = validation.check_paths(flags_config.config_from_flags(FLAGS))
+  return config, [] if config.overwrite else run_io.check_resume_compatible(config)
+
+
+def run(argv) -> None:
+  """The command after its flags are parsed (tests call it under flagsaver)."""
   try:
-    config = flags_config.config_from_flags(FLAGS)
+    config, _ = checked_config(argv)
   except ConfigError as e:
     fail(str(e))
   if not config.overwrite:  # A finished run: say so without loading TF.
-    try:
-      run_io.check_resume_compatible(config)
-    except ConfigError as e:
-      fail(str(e))
     done = run_io.finished_results(config)
     if done is not None:
       print(run_io.finished_message(config, done))
@@ -56,6 +70,30 @@ def run(argv) -> None:
     experiment.run(config)
   except (ConfigError, data.DataError) as e:
     fail(str(e))
+
+
+def check(args: Sequence[str]) -> dict:
+  """What training with the command line `args` would refuse, or change in
+  the run in its --output_dir, found without TensorFlow: {"error": line,
+  "differences": [...]} or {"changes": [...]} (run_io.check_resume_compatible)."""
+  FLAGS.unparse_flags()
+  try:
+    argv = FLAGS(["iaat_tf", *flagfiles.expand(list(args))])
+    return {"changes": checked_config(argv)[1]}
+  except run_io.SettingsDiffer as e:
+    return {"error": app.one_line(e), "differences": e.differences}
+  except flags.Error as e:
+    return {"error": app.flag_error_line(e)}
+  except (ConfigError, flagfiles.FlagfileError) as e:
+    return {"error": app.one_line(e)}
+
+
+def check_main() -> None:
+  """Checks many training command lines, before any of them runs: reads a
+  JSON list of argument lists on stdin and writes `check`'s answer for each
+  as a JSON list on stdout (iaat-frontier runs it as
+  `python -c "from iaat_tf.cli import train; train.check_main()"`)."""
+  print(json.dumps([check(args) for args in json.load(sys.stdin)]))
 
 
 def main() -> None:

@@ -1,5 +1,6 @@
 """iaat_tf.run_io: atomic 0644 writes, results.json updates, history.csv, run state."""
 
+import dataclasses
 import json
 import os
 import stat
@@ -88,8 +89,10 @@ def test_finished_and_resume_checks(tmp_path):
   run_io.write_json(str(tmp_path / "results.json"), {"epochs": 3})
   assert run_io.finished_results(config) == {"epochs": 3}
   assert "--overwrite" in run_io.finished_message(config, {"epochs": 3})
-  other = cfg.Config(output_dir=str(tmp_path), method=cfg.MethodConfig(method="pgd_at"))
-  with pytest.raises(cfg.ConfigError, match="different method settings"):
+  other = cfg.Config(
+    output_dir=str(tmp_path), method=cfg.MethodConfig(method="pgd_at"), train=config.train
+  )
+  with pytest.raises(cfg.ConfigError, match=r"other settings: --method \(iaat there, pgd_at now\)"):
     run_io.check_resume_compatible(other)
 
 
@@ -101,8 +104,86 @@ def test_a_run_saved_before_a_setting_existed_resumes(tmp_path):
   run_io.write_json(str(tmp_path / "config.json"), saved)
   run_io.check_resume_compatible(config)  # The defaults: the old behaviour.
   changed = cfg.Config(output_dir=str(tmp_path), method=cfg.MethodConfig(s_minus="adversarial"))
-  with pytest.raises(cfg.ConfigError, match="different method settings"):
+  with pytest.raises(cfg.ConfigError, match=r"--s_minus \(clean there, adversarial now\)"):
     run_io.check_resume_compatible(changed)
+
+
+def _saved_run(path, epochs=3, trained=None, **sections) -> cfg.Config:
+  """A run directory's config.json (and results.json when `trained` epochs finished)."""
+  config = cfg.Config(output_dir=str(path), train=cfg.TrainConfig(epochs=epochs), **sections)
+  run_io.write_json(str(path / "config.json"), config.to_dict())
+  if trained:
+    run_io.write_json(str(path / "results.json"), {"epochs": trained})
+  return config
+
+
+@pytest.mark.parametrize(
+  "section,change,flag",
+  [
+    ("train", {"learning_rate": 0.01}, "--learning_rate (0.1 there, 0.01 now)"),
+    ("train", {"optimizer": "adam"}, "--optimizer (sgd there, adam now)"),
+    ("train", {"weight_decay": 0.0}, "--weight_decay (0.0005 there, 0 now)"),
+    ("train", {"lr_schedule": "cosine"}, "--lr_schedule (step there, cosine now)"),
+    ("train", {"precision": "mixed_bfloat16"}, "--precision"),
+    ("attack", {"steps": 3}, "--pgd_steps (10 there, 3 now)"),
+    ("validation", {"eps": 0.1}, "--eval_eps"),
+    ("data", {"batch_size": 64}, "--batch_size (128 there, 64 now)"),
+    ("model", {"width": 2}, "--wrn_width (10 there, 2 now)"),
+  ],
+)
+def test_a_changed_setting_is_refused_by_name_on_a_finished_or_unfinished_run(
+  tmp_path, section, change, flag
+):
+  for trained in (3, None):  # Finished, then unfinished.
+    saved = _saved_run(tmp_path, trained=trained)
+    changed = dataclasses.replace(
+      saved, **{section: dataclasses.replace(getattr(saved, section), **change)}
+    )
+    with pytest.raises(run_io.SettingsDiffer) as refused:
+      run_io.check_resume_compatible(changed)
+    assert flag in str(refused.value) and "\n" not in str(refused.value)
+    assert [d for d in refused.value.differences if flag in d]
+
+
+def test_settings_that_change_no_result_are_not_refused(tmp_path):
+  saved = _saved_run(tmp_path, trained=3)
+  same_result = dataclasses.replace(
+    saved,
+    export=False,
+    data=dataclasses.replace(saved.data, data_dir="/elsewhere", download=True),
+    train=dataclasses.replace(
+      saved.train, verbose=0, keep_checkpoints=1, gpu_memory_growth=False, steps_per_execution=4
+    ),
+  )
+  assert run_io.check_resume_compatible(same_result) == []
+  assert run_io.finished_results(same_result) == {"epochs": 3}
+  # The seed changes the result: --seed, named once (data.seed follows it).
+  with pytest.raises(run_io.SettingsDiffer) as refused:
+    run_io.check_resume_compatible(dataclasses.replace(saved, seed=1))
+  assert refused.value.differences == ["--seed (0 there, 1 now)"]
+
+
+def test_more_epochs_resume_and_config_json_records_the_change(tmp_path):
+  saved = _saved_run(tmp_path, epochs=3, trained=3)
+  longer = dataclasses.replace(saved, train=dataclasses.replace(saved.train, epochs=5))
+  changes = run_io.check_resume_compatible(longer)
+  assert changes == [{"setting": "--epochs", "was": 3, "now": 5}]
+  assert run_io.finished_results(longer) is None  # It resumes.
+  record = run_io.config_record(longer, changes, {"iaat_tf": "x"})
+  assert record["train"]["epochs"] == 5 and record["provenance"] == {"iaat_tf": "x"}
+  assert record["changes"] == [{"setting": "--epochs", "was": 3, "now": 5, "at_epoch": 3}]
+  # The history is kept across resumes: a later change is appended.
+  run_io.write_json(str(tmp_path / "config.json"), record)
+  (tmp_path / "results.json").unlink()
+  (tmp_path / "checkpoints").mkdir()
+  (tmp_path / "checkpoints" / "ckpt-4.index").write_text("")
+  again = dataclasses.replace(saved, train=dataclasses.replace(saved.train, epochs=6))
+  changes = run_io.check_resume_compatible(again)
+  assert [c["at_epoch"] for c in run_io.config_record(again, changes, {})["changes"]] == [3, 4]
+  # Fewer epochs than trained cannot be honoured.
+  fewer = dataclasses.replace(saved, train=dataclasses.replace(saved.train, epochs=2))
+  with pytest.raises(run_io.SettingsDiffer, match="trained 4 epochs, more than --epochs=2"):
+    run_io.check_resume_compatible(fewer)
 
 
 def test_run_io_imports_no_tensorflow():

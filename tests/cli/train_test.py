@@ -527,3 +527,32 @@ def test_warmup_as_long_as_the_run_is_said(tmp_path, capsys):
     train.run(["iaat_tf.main"])
   out = capsys.readouterr().out
   assert "--warmup_epochs=3 >= --epochs=1: every epoch is warmup" in out
+
+
+def test_the_quick_start_note_says_why_it_is_expected_there():
+  """The quick start's warmup radius 0.3 is above what a radius at 0 can
+  regrow to in 15 epochs (0.225): its note says that this is expected
+  there (0.225 still covers --eval_eps=0.2, what the run is judged at)."""
+  import types  # pylint: disable=g-import-not-at-top
+  from iaat_tf.cli import experiment  # pylint: disable=g-import-not-at-top
+
+  def notes(*args):
+    with flagsaver.flagsaver():
+      FLAGS(
+        ["iaat_tf.main", f"--flagfile={os.path.join(REPO, 'flags', 'quickstart.flags')}", *args]
+      )
+      config = flags_config.config_from_flags(FLAGS)
+    lines = []
+    info = types.SimpleNamespace(describe=lambda: "digits")
+    strategy = types.SimpleNamespace(num_replicas_in_sync=1)
+    experiment._log_start(config, info, strategy, 22, lines.append)  # pylint: disable=protected-access
+    return [l for l in lines if "note:" in l]
+
+  (note,) = notes()
+  assert "reaches at most 0.225, below the warmup radius --eps=0.3" in note
+  assert note.endswith(
+    "(expected here: --eps is above the radius the run is judged at, which a radius at 0 "
+    "still reaches, --eval_eps=0.2)"
+  )
+  (judged_above,) = notes("--eval_eps=0.3")  # Not reached: the advice stands alone.
+  assert "expected here" not in judged_above and "train longer" in judged_above
