@@ -31,7 +31,7 @@ Norm = Literal["linf", "l2"]
 # Where Algorithm 2's outcomes come from (MethodConfig.probe_source): "attacks",
 # two probe attacks of their own before the training attack (the algorithm);
 # "training", the training attack at the stored radius and a short extension
-# of it (probes.reuse_probes; docs/speed.md).
+# of it (probes.ProbeSpec.from_training_attack; docs/speed.md).
 ProbeSource = Literal["attacks", "training"]
 Alg2Preset = Literal["exact", "fast", "reuse"]  # docs/speed.md
 

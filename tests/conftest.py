@@ -9,7 +9,8 @@
   runs, several processes) run with `--run-slow` (both tiers) or when `-m`
   names them (`-m slow`: that tier alone).
 * Shared fixtures: scikit-learn's digits, and an undefended MLP trained on
-  them (the attack tests' target).
+  them (the attack tests' target); `tiny_classifier`, a factory of small
+  seeded classifiers; `tiny_digits_flags`, the flags of a tiny digits run.
 """
 
 import os
@@ -82,3 +83,58 @@ def digits_mlp(digits):
   )
   net.fit(x[:1400], y[:1400], batch_size=128, epochs=15, verbose=0)
   return net
+
+
+def _tiny_classifier(seed=0, *, shape=(6, 6, 1), classes=3, hidden=16, conv=0, l2=0.0):
+  """A small Keras classifier, its weights drawn after `keras.utils.set_random_seed(seed)`:
+  [Conv2D(conv, 3), BatchNormalization, ReLU] (conv > 0) -> Flatten (images)
+  -> [Dense(hidden, relu)] (hidden > 0) -> Dense(classes) (with L2(l2) on its
+  kernel when l2 > 0)."""
+  import keras  # pylint: disable=g-import-not-at-top
+
+  keras.utils.set_random_seed(seed)
+  layers = [keras.Input(shape)]
+  if conv:
+    layers += [keras.layers.Conv2D(conv, 3), keras.layers.BatchNormalization(), keras.layers.ReLU()]
+  if len(shape) > 1:
+    layers.append(keras.layers.Flatten())
+  if hidden:
+    layers.append(keras.layers.Dense(hidden, activation="relu"))
+  regularizer = keras.regularizers.L2(l2) if l2 else None
+  layers.append(keras.layers.Dense(classes, kernel_regularizer=regularizer))
+  return keras.Sequential(layers)
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier():
+  """The factory `tiny_classifier(seed=0, *, shape=(6, 6, 1), classes=3,
+  hidden=16, conv=0, l2=0.0)`: a fresh small classifier per call (see
+  `_tiny_classifier`); the same arguments give the same weights."""
+  return _tiny_classifier
+
+
+def _tiny_digits_flags(output_dir, **flags_):
+  """flagsaver keyword arguments of a tiny training run on the bundled
+  digits: the small CNN, 64-image batches of the first 256 training images,
+  2-step validation PGD on 64 test images, quiet, no export, writing to
+  `output_dir`; `flags_` add flags or replace these."""
+  return {
+    "dataset": "digits",
+    "model": "small_cnn",
+    "batch_size": 64,
+    "max_train_examples": 256,
+    "eval_pgd_steps": 2,
+    "val_examples": 64,
+    "output_dir": str(output_dir),
+    "verbose": 0,
+    "export": False,
+    **flags_,
+  }
+
+
+@pytest.fixture(scope="session")
+def tiny_digits_flags():
+  """The function `tiny_digits_flags(output_dir, **flags)` -> flagsaver
+  keyword arguments of a tiny digits run: `with
+  flagsaver.flagsaver(**tiny_digits_flags(out, method="pgd_at")):`."""
+  return _tiny_digits_flags

@@ -72,26 +72,14 @@ def make_pgd(
 
   Returns craft(images, labels, eps, index, step, salt): k steps (in
   `attack.norm`) of size max(eps * step_ratio, min_step), random start keyed
-  by (index, step, salt, seed). `jit_compile=True` XLA-compiles it; None
-  leaves the choice to an enclosing function (e.g. a whole-step XLA train
-  function).
+  by (index, step, salt, seed) (`probes.training_attack`). `jit_compile=True`
+  XLA-compiles it; None leaves the choice to an enclosing function (e.g. a
+  whole-step XLA train function).
   """
+  spec = probes.training_attack(attack, seed)
 
   def craft(images, labels, eps, index, step, salt):
-    return pgd.pgd_attack(
-      logits_fn,
-      images,
-      labels,
-      eps,
-      steps=attack.steps,
-      step_size=pgd.pgd_step_size(eps, attack.ratio, attack.min_step),
-      random_start=attack.random_start,
-      index=index,
-      step=step,
-      salt=salt,
-      seed=seed,
-      norm=attack.norm,
-    )
+    return spec.attack(logits_fn, images, labels, eps, index, step, salt)
 
   if jit_compile is None:
     return tf.function(craft, reduce_retracing=True)
@@ -139,7 +127,8 @@ class Judged(NamedTuple):
   """The training attack's outcomes, judged before the training forward pass."""
 
   attack_failed: tf.Tensor | None  # iaat_cheap (inference signal): [B] still correct.
-  probe_outcomes: tuple | None  # reuse: (up_fails, same_fails) of reuse_probes.
+  # --alg2_preset=reuse: (up_fails, same_fails) of ProbeSpec.from_training_attack.
+  probe_outcomes: tuple | None
 
 
 class TrainingRecipe:
@@ -170,13 +159,16 @@ class TrainingRecipe:
     # mode (a train-mode pass would also move the running statistics).
     self.judge_logits_fn = attack_logits_fn(classifier, "inference")
     self.craft = make_pgd(self.logits_fn, attack, seed=seed, jit_compile=jit)
+    # Algorithm 2's probes (iaat): their settings, read once.
+    self.probes = probes.ProbeSpec.of(method, attack, seed)
+    trains = probes.training_attack(attack, seed)
     self._kl_craft = tf.function(
       lambda images, eps, index, step: kl_attack.kl_attack(
         self.logits_fn,
         images,
         eps,
         steps=attack.steps,
-        step_size=pgd.pgd_step_size(eps, attack.ratio, attack.min_step),
+        step_size=trains.step_size(eps),
         index=index,
         step=step,
         salt=noise.Salt.TRAIN,
@@ -230,7 +222,7 @@ class TrainingRecipe:
       return Plan(step, in_warmup, clean_ok, None, eps, None)
 
     warm = lambda: radius.warmup(method.eps, clean_ok)
-    if probes.reuses_training_attack(method):
+    if self.probes.reuse:
       adapt = lambda: tf.cast(stored, tf.float32)
     elif method.method == "iaat":
       adapt = lambda: self._algorithm2(images, labels, index, stored, clean_ok, step)
@@ -245,18 +237,15 @@ class TrainingRecipe:
   def _algorithm2(self, images, labels, index, stored, clean_ok, step):
     """Algorithm 2: probe at stored + gamma and at stored, then the rule."""
     method = self.method
-    up, same = probes.algorithm2_outcomes(
-      self.craft,
+    up, same = self.probes.outcomes(
       self.logits_fn,
       images,
       labels,
-      index,
-      stored,
-      clean_ok,
-      self.attack_config,
-      method,
-      step,
-      self.seed,
+      index=index,
+      stored=stored,
+      clean_ok=clean_ok,
+      step=step,
+      craft=self.craft,
     )
     return radius.algorithm2_update(
       stored, up, same, clean_ok, gamma=method.gamma, beta=method.beta, eps_max=method.eps_max
@@ -287,13 +276,13 @@ class TrainingRecipe:
     if method.method == "iaat_cheap" and method.cheap_signal == "inference":
       failed = pgd.is_correct(self.judge_logits_fn(x_train), labels)
     outcomes = None
-    if probes.reuses_training_attack(method):
+    if self.probes.reuse:
       nothing = lambda: (tf.zeros(tf.shape(labels), tf.bool),) * 2
       outcomes = by_phase(
         plan.in_warmup,
         nothing,
-        lambda: probes.reuse_probes(
-          self.logits_fn, images, labels, x_adv, plan.stored, self.attack_config, method
+        lambda: self.probes.from_training_attack(
+          self.logits_fn, images, labels, x_adv, plan.stored
         ),
       )
     return Judged(failed, outcomes)
@@ -341,7 +330,7 @@ class TrainingRecipe:
     method = self.method
     if not self.adaptive:
       return None
-    if probes.reuses_training_attack(method):
+    if self.probes.reuse:
       up_fails, same_fails = judged.probe_outcomes or (None, None)
       adapt = lambda: radius.algorithm2_update(
         plan.stored,

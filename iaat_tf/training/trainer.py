@@ -15,7 +15,7 @@ adds, per the method in `MethodConfig`:
   authors' code; docs/DEPARTURES.md). With `probe_source="training"`
   (`--alg2_preset=reuse`) there are no probe attacks: the batch trains at the
   stored radius, and the training attack (judged before the update) and a
-  short extension of it are the probes (`probes.reuse_probes`).
+  short extension of it are the probes (`probes.ProbeSpec.from_training_attack`).
 * `iaat_cheap`: the paper's cheap rule: train at the stored radius and move it
   by +gamma if that training attack failed, -gamma if it succeeded (no
   smoothing unless `cheap_beta` > 0). The outcome is judged by an

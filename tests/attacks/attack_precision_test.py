@@ -148,7 +148,6 @@ def _fast_probe(fn, x, y, early_stop="example"):
   x, y = tf.constant(x), tf.constant(y, tf.int32)
   eps = tf.fill([len(x)], EPS)
   index = tf.range(len(x), dtype=tf.int64)
-  x0 = probes.random_start(x, eps, index, 0, attacks.Salt.PROBE_UP, 0)
   method = MethodConfig(
     method="iaat",
     probe_steps=10,
@@ -156,7 +155,9 @@ def _fast_probe(fn, x, y, early_stop="example"):
     probe_early_stop=early_stop,
     probe_only_needed=True,
   )
-  return probes.probe_fails(fn, x, y, x0, eps, AttackConfig(steps=10), method).numpy()
+  probe = probes.ProbeSpec.of(method, AttackConfig(steps=10)).probe
+  x0 = probe.start(x, eps, index, 0, attacks.Salt.PROBE_UP)
+  return probe.run(fn, x, y, eps, x0).correct.numpy()
 
 
 @pytest.mark.parametrize("early_stop", ["example", "batch"])
@@ -189,7 +190,7 @@ def _reuse_probe(fn, x, y):
   )
   method = MethodConfig(method="iaat", gamma=0.05, probe_source="training", probe_extra_steps=2)
   attack = AttackConfig(steps=10, step_ratio=0.25, min_step=0.0)
-  up, same = probes.reuse_probes(fn, x, y, x_adv, eps, attack, method)
+  up, same = probes.ProbeSpec.of(method, attack).from_training_attack(fn, x, y, x_adv, eps)
   return up.numpy(), same.numpy()
 
 

@@ -31,26 +31,14 @@ METHOD = MethodConfig(gamma=0.05, beta=0.5, eps_max=0.5)
 STEP = tf.constant(7, tf.int64)
 
 
-def _classifier(seed=0):
-  keras.utils.set_random_seed(seed)
-  return keras.Sequential(
-    [
-      keras.Input(SHAPE),
-      keras.layers.Flatten(),
-      keras.layers.Dense(16, activation="relu"),
-      keras.layers.Dense(CLASSES),
-    ]
-  )
-
-
 @pytest.fixture(scope="module", params=["linf", "l2"])
-def batch(request):
+def batch(request, tiny_classifier):
   """Every test runs in both norms (L2 radii 4x larger: a ball of similar
   strength on these 36-pixel images)."""
   rng = np.random.RandomState(0)
   x = rng.rand(N, *SHAPE).astype(np.float32)
   y = rng.randint(0, CLASSES, N).astype(np.int32)
-  logits_fn = recipe.attack_logits_fn(_classifier())
+  logits_fn = recipe.attack_logits_fn(tiny_classifier(shape=SHAPE, classes=CLASSES))
   norm = request.param
   attack = dataclasses.replace(ATTACK, norm=norm)
   craft = recipe.make_pgd(logits_fn, attack, seed=3)
@@ -64,8 +52,8 @@ def batch(request):
 def _radii(batch, **options):
   craft, logits_fn, x, y, index, stored, clean_ok, attack = batch
   method = dataclasses.replace(METHOD, **options)
-  up, same = probes.algorithm2_outcomes(
-    craft, logits_fn, x, y, index, stored, clean_ok, attack, method, STEP, seed=3
+  up, same = probes.ProbeSpec.of(method, attack, seed=3).outcomes(
+    logits_fn, x, y, index=index, stored=stored, clean_ok=clean_ok, step=STEP, craft=craft
   )
   return radius.algorithm2_update(
     stored, up, same, clean_ok, gamma=method.gamma, beta=method.beta, eps_max=method.eps_max
@@ -73,10 +61,19 @@ def _radii(batch, **options):
 
 
 def _probes(batch, **options):
+  """The probe options' outcomes (never the training attack's: `craft` unused)."""
   _, logits_fn, x, y, index, stored, clean_ok, attack = batch
-  method = dataclasses.replace(METHOD, **options)
-  up, same = probes.fast_probes(
-    logits_fn, x, tf.constant(y), index, stored, clean_ok, attack, method, STEP, seed=3
+  spec = probes.ProbeSpec.of(dataclasses.replace(METHOD, **options), attack, seed=3)
+  assert not spec.exact
+  up, same = spec.outcomes(
+    logits_fn,
+    x,
+    tf.constant(y),
+    index=index,
+    stored=stored,
+    clean_ok=clean_ok,
+    step=STEP,
+    craft=None,
   )
   return up.numpy(), same.numpy()
 
@@ -97,8 +94,8 @@ def test_default_is_the_exact_algorithm_with_two_training_attacks(batch):
 
 
 def test_own_probe_loop_with_k_steps_reproduces_the_training_attack(batch):
-  # probe_batched routes through probe_fails; with k steps and no early stop
-  # it is the exact algorithm (same random starts, same steps).
+  # probe_batched runs the probe on the PGD core (pgd.PGD.run); with k steps
+  # and no early stop it is the exact algorithm (same random starts, same steps).
   np.testing.assert_array_equal(_radii(batch, probe_batched=True), _radii(batch))
 
 
@@ -137,6 +134,23 @@ def test_fewer_or_shorter_probe_steps_are_weaker_attacks(batch):
   up_1, _ = _probes(batch, probe_steps=1)
   assert (~up_k).sum() >= (~up_1).sum()
   assert not np.array_equal(_radii(batch, probe_steps=1), _radii(batch))
+
+
+def test_the_spec_reads_each_preset_once():
+  attack = AttackConfig(steps=10, step_ratio=0.2, min_step=0.01, norm="l2")
+  exact = probes.ProbeSpec.of(MethodConfig(gamma=0.05), attack, seed=3)
+  assert exact.exact and not exact.reuse and exact.gamma == 0.05
+  assert exact.probe == probes.training_attack(attack, seed=3)  # The training attack.
+  fast = probes.ProbeSpec.of(MethodConfig(**alg2_preset("fast", 10, 0.2)), attack, seed=3)
+  assert not fast.exact and fast.only_needed and not fast.batched
+  assert (fast.probe.steps, fast.probe.early_stop, fast.probe.norm) == (3, "example", "l2")
+  assert fast.probe.step_ratio == pytest.approx(0.2 * 10 / 3) and fast.probe.min_step == 0.01
+  reuse = probes.ProbeSpec.of(MethodConfig(**alg2_preset("reuse", 10, 0.2)), attack, seed=3)
+  assert reuse.reuse and not reuse.exact
+  assert (reuse.probe.steps, reuse.probe.step_ratio, reuse.probe.random_start) == (2, 0.2, False)
+  # Not iaat: nothing is reused.
+  cheap = MethodConfig(method="iaat_cheap", probe_source="training")
+  assert not probes.ProbeSpec.of(cheap, attack).reuse
 
 
 def test_preset_values_scale_with_k():

@@ -39,18 +39,6 @@ REUSE = MethodConfig(
 )
 
 
-def _classifier(seed=0):
-  keras.utils.set_random_seed(seed)
-  return keras.Sequential(
-    [
-      keras.Input(SHAPE),
-      keras.layers.Flatten(),
-      keras.layers.Dense(16, activation="relu"),
-      keras.layers.Dense(CLASSES),
-    ]
-  )
-
-
 def _data(seed=0):
   rng = np.random.RandomState(seed)
   x = rng.rand(N, *SHAPE).astype(np.float32)
@@ -74,15 +62,15 @@ def _plain_pgd_linf(model, images, labels, x, eps, step, steps):
 
 
 @pytest.mark.parametrize("extra_steps", [1, 3])
-def test_probes_are_the_training_attack_and_its_extension(extra_steps):
-  model = _classifier()
+def test_probes_are_the_training_attack_and_its_extension(extra_steps, tiny_classifier):
+  model = tiny_classifier(shape=SHAPE, classes=CLASSES)
   logits_fn = recipe.attack_logits_fn(model)
   x, y, stored = _data()
   craft = recipe.make_pgd(logits_fn, ATTACK, seed=3)
   index = tf.range(N, dtype=tf.int64)
   x_adv = craft(x, y, stored, index, 5, attacks.Salt.TRAIN)
   method = dataclasses.replace(REUSE, probe_extra_steps=extra_steps)
-  up, same = probes.reuse_probes(logits_fn, x, y, x_adv, stored, ATTACK, method)
+  up, same = _reuse_probes(logits_fn, x, y, x_adv, stored, method)
   correct = lambda z: np.argmax(model(z, training=False).numpy(), 1) == y
   np.testing.assert_array_equal(same.numpy(), correct(x_adv))
   up_eps = tf.constant(stored + 0.05)
@@ -95,15 +83,22 @@ def test_probes_are_the_training_attack_and_its_extension(extra_steps):
   assert (same.numpy() & ~up.numpy()).any()
 
 
-def _trainer(method=REUSE, attack=ATTACK):
-  trainer = AdversarialTrainer(_classifier(), N, method, attack, seed=3, steps_per_epoch=1)
+def _reuse_probes(logits_fn, x, y, x_adv, stored, method=REUSE):
+  """(up_fails, same_fails) of the probes read from the training attack's `x_adv`."""
+  spec = probes.ProbeSpec.of(method, ATTACK)
+  assert spec.reuse
+  return spec.from_training_attack(logits_fn, x, y, x_adv, stored)
+
+
+def _trainer(classifier, method=REUSE, attack=ATTACK):
+  trainer = AdversarialTrainer(classifier, N, method, attack, seed=3, steps_per_epoch=1)
   trainer.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
   return trainer
 
 
-def test_a_step_trains_at_the_stored_radius_and_stores_algorithm2s_choice():
+def test_a_step_trains_at_the_stored_radius_and_stores_algorithm2s_choice(tiny_classifier):
   x, y, stored = _data(1)
-  trainer = _trainer()
+  trainer = _trainer(tiny_classifier(shape=SHAPE, classes=CLASSES))
   trainer.eps_table.assign(stored)
   # The outcomes the step must use: the training attack (salt TRAIN, this
   # step) against the model before its update.
@@ -112,7 +107,7 @@ def test_a_step_trains_at_the_stored_radius_and_stores_algorithm2s_choice():
   index = tf.range(N, dtype=tf.int64)
   clean_ok = attacks.is_correct(logits_fn(x), y)
   x_adv = craft(x, y, stored, index, tf.constant(0, tf.int64), attacks.Salt.TRAIN)
-  up, same = probes.reuse_probes(logits_fn, x, y, x_adv, stored, ATTACK, REUSE)
+  up, same = _reuse_probes(logits_fn, x, y, x_adv, stored)
   expected = radius.algorithm2_update(
     stored, up, same, clean_ok, gamma=0.05, beta=0.5, eps_max=0.5
   ).numpy()
@@ -132,11 +127,12 @@ def test_a_step_trains_at_the_stored_radius_and_stores_algorithm2s_choice():
   )
 
 
-def test_warmup_ignores_the_probes_and_stores_the_warmup_radius():
+def test_warmup_ignores_the_probes_and_stores_the_warmup_radius(tiny_classifier):
   x, y, _ = _data(2)
-  trainer = _trainer(dataclasses.replace(REUSE, warmup_epochs=1))
+  classifier = lambda: tiny_classifier(shape=SHAPE, classes=CLASSES)
+  trainer = _trainer(classifier(), dataclasses.replace(REUSE, warmup_epochs=1))
   trainer.train_on_batch({"image": x, "index": np.arange(N)}, y)
-  clean_ok = attacks.is_correct(recipe.attack_logits_fn(_classifier())(x), y).numpy()
+  clean_ok = attacks.is_correct(recipe.attack_logits_fn(classifier())(x), y).numpy()
   np.testing.assert_allclose(trainer.eps_table.numpy(), 0.15 * clean_ok)
 
 
@@ -180,14 +176,14 @@ def test_the_preset_keeps_its_name_in_config_json_and_older_runs_load_and_resume
     ),
   ],
 )
-def test_combinations_that_would_mean_nothing_are_refused(options, match):
+def test_combinations_that_would_mean_nothing_are_refused(options, match, tiny_classifier):
   method = dataclasses.replace(REUSE, **options)
   with pytest.raises(ConfigError, match=match) as error:
     validate(Config(output_dir="/tmp/x", method=method))
   assert "\n" not in str(error.value)
   if "loss" in options:  # The trainer refuses it too (no silent KL-attack probes).
     with pytest.raises(ConfigError, match=match):
-      _trainer(method)
+      _trainer(tiny_classifier(shape=SHAPE, classes=CLASSES), method)
   # The same options with the attacks' probes are fine.
   validate(Config(output_dir="/tmp/x", method=dataclasses.replace(method, probe_source="attacks")))
 
@@ -231,7 +227,7 @@ def test_reuse_and_cheap_judge_the_model_the_attack_attacked_under_batchnorm():
     clean_ok = attacks.is_correct(logits_fn(x), y)
     if method is REUSE:
       x_adv = craft(x, y, stored, index, zero, attacks.Salt.TRAIN)
-      up, same = probes.reuse_probes(logits_fn, x, y, x_adv, stored, ATTACK, REUSE)
+      up, same = _reuse_probes(logits_fn, x, y, x_adv, stored)
       expected = radius.algorithm2_update(
         stored, up, same, clean_ok, gamma=0.05, beta=0.5, eps_max=0.5
       ).numpy()
