@@ -24,6 +24,9 @@ PAGE = os.path.join(readme_snippets.REPO, "docs", "python_api.md")
 N, BATCH, EPOCHS = 192, 32, 3
 METHOD = dict(eps=0.1, warmup_epochs=1, gamma=0.03, beta=0.5, eps_max=0.3)
 ATTACK = iaat_tf.AttackConfig(steps=3, step_ratio=0.25, min_step=0.01)
+# The classifier (tiny_classifier, tests/conftest.py): Conv2D(8, 3), BatchNorm,
+# ReLU, then Dense(10) with an L2 penalty (the loss adds classifier.losses).
+CLASSIFIER = dict(shape=(8, 8, 1), classes=10, hidden=0, conv=8, l2=1e-3)
 
 
 def _keyed_digits():
@@ -35,20 +38,6 @@ def _keyed_digits():
 def _batches_of_epoch(keyed):
   return lambda epoch: keyed.shuffle(N, seed=epoch, reshuffle_each_iteration=False).batch(
     BATCH, drop_remainder=True
-  )
-
-
-def _classifier():
-  keras.utils.set_random_seed(0)
-  return keras.Sequential(
-    [
-      keras.Input((8, 8, 1)),
-      keras.layers.Conv2D(8, 3),
-      keras.layers.BatchNormalization(),
-      keras.layers.ReLU(),
-      keras.layers.Flatten(),
-      keras.layers.Dense(10, kernel_regularizer=keras.regularizers.L2(1e-3)),
-    ]
   )
 
 
@@ -75,7 +64,7 @@ MODES = (
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name,s_minus,bn_mode,loss", MODES)
-def test_readme_loop_matches_fit(name, s_minus, bn_mode, loss):
+def test_readme_loop_matches_fit(name, s_minus, bn_mode, loss, tiny_classifier):
   attack = dataclasses.replace(ATTACK, bn_mode=bn_mode)
   extra = dict(METHOD, s_minus=s_minus, loss=loss)
   if name == "iaat_reuse":  # Algorithm 2 from the training attack.
@@ -88,7 +77,7 @@ def test_readme_loop_matches_fit(name, s_minus, bn_mode, loss):
     method = iaat_tf.MethodConfig(method=name, **extra)
   batches_of_epoch = _batches_of_epoch(_keyed_digits())
 
-  fit_classifier = _classifier()
+  fit_classifier = tiny_classifier(**CLASSIFIER)
   trainer = iaat_tf.AdversarialTrainer(fit_classifier, N, method, attack)
   trainer.compile(optimizer=_optimizer(), jit_compile=False)
   all_epochs = batches_of_epoch(0)
@@ -97,7 +86,7 @@ def test_readme_loop_matches_fit(name, s_minus, bn_mode, loss):
   trainer.fit(all_epochs, epochs=EPOCHS, steps_per_epoch=N // BATCH, verbose=0)
 
   loop = readme_snippets.run_block(HEADING, path=PAGE)
-  loop_classifier = _classifier()
+  loop_classifier = tiny_classifier(**CLASSIFIER)
   table = loop["train"](loop_classifier, _optimizer(), batches_of_epoch, N, method, attack, EPOCHS)
 
   fit_table = trainer.eps_table.numpy()

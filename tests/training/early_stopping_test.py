@@ -4,7 +4,6 @@ import json
 import os
 import types
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -33,10 +32,6 @@ SCRIPT = [
 ]
 
 
-def _classifier():
-  return keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
-
-
 def _run_script(callback, classifier, script, first_epoch=0):
   callback.set_model(types.SimpleNamespace(classifier=classifier))
   for k, logs in enumerate(script):
@@ -46,20 +41,24 @@ def _run_script(callback, classifier, script, first_epoch=0):
     callback.on_epoch_end(epoch, dict(logs))
 
 
-def test_best_checkpoint_keeps_the_highest_validation_pgd_epoch(tmp_path):
-  classifier = _classifier()
+# This file's classifier (tiny_classifier, tests/conftest.py): one Dense(2) on 3 inputs.
+DENSE = dict(shape=(3,), classes=2, hidden=0)
+
+
+def test_best_checkpoint_keeps_the_highest_validation_pgd_epoch(tmp_path, tiny_classifier):
+  classifier = tiny_classifier(**DENSE)
   callback = callbacks.BestCheckpoint(str(tmp_path))
   _run_script(callback, classifier, SCRIPT)
   state = early_stopping.read_state(str(tmp_path))
   assert state["epoch"] == 2 and state["value"] == 0.5
   assert state["metrics"] == {"val_pgd_acc": 0.5, "val_clean_acc": 0.8}
-  fresh = _classifier()
+  fresh = tiny_classifier(**DENSE)
   early_stopping.restore_best_weights(fresh, str(tmp_path))
   np.testing.assert_array_equal(fresh.layers[0].kernel.numpy(), 1.0)  # Epoch index 1.
 
 
-def test_resumed_callback_compares_against_the_saved_best(tmp_path):
-  classifier = _classifier()
+def test_resumed_callback_compares_against_the_saved_best(tmp_path, tiny_classifier):
+  classifier = tiny_classifier(**DENSE)
   _run_script(callbacks.BestCheckpoint(str(tmp_path)), classifier, SCRIPT[:2])
   # A new process: a new callback reads best.json, so a worse epoch after the
   # resume does not replace the best, and a better one does.
@@ -69,13 +68,13 @@ def test_resumed_callback_compares_against_the_saved_best(tmp_path):
   assert early_stopping.read_state(str(tmp_path))["epoch"] == 2
   _run_script(resumed, classifier, [{"val_pgd_acc": 0.7}], first_epoch=3)
   assert early_stopping.read_state(str(tmp_path))["epoch"] == 4
-  fresh = _classifier()
+  fresh = tiny_classifier(**DENSE)
   early_stopping.restore_best_weights(fresh, str(tmp_path))
   np.testing.assert_array_equal(fresh.layers[0].kernel.numpy(), 3.0)
 
 
-def test_no_saved_state_restores_nothing(tmp_path):
-  assert early_stopping.restore_best_weights(_classifier(), str(tmp_path)) is None
+def test_no_saved_state_restores_nothing(tmp_path, tiny_classifier):
+  assert early_stopping.restore_best_weights(tiny_classifier(**DENSE), str(tmp_path)) is None
 
 
 def test_validation_split_is_fixed_disjoint_and_training_ids_stay_dense():

@@ -99,27 +99,23 @@ def test_overfitting_watch_marks_the_epoch_line_and_every_later_epoch(tmp_path):
 
 
 @pytest.mark.slow
-def test_fast_adaptive_training_end_to_end_with_ramp_and_early_stopping(tmp_path):
+def test_fast_adaptive_training_end_to_end_with_ramp_and_early_stopping(
+  tmp_path, tiny_digits_flags
+):
   out = tmp_path / "fast"
   with flagsaver.flagsaver(
-    dataset="digits",
-    model="small_cnn",
-    method="iaat_cheap",
-    train_attack="fgsm_rs",
-    eps="0.2",
-    warmup_epochs=2,
-    eps_ramp_epochs=1,
-    gamma="0.05",
-    epochs=3,
-    batch_size=64,
-    max_train_examples=256,
-    validation_fraction=0.25,
-    eval_pgd_steps=2,
-    val_examples=64,
-    lr_schedule="onecycle",
-    output_dir=str(out),
-    verbose=0,
-    export=False,
+    **tiny_digits_flags(
+      out,
+      method="iaat_cheap",
+      train_attack="fgsm_rs",
+      eps="0.2",
+      warmup_epochs=2,
+      eps_ramp_epochs=1,
+      gamma="0.05",
+      epochs=3,
+      validation_fraction=0.25,
+      lr_schedule="onecycle",
+    )
   ):
     train.run(["iaat_tf.main"])
   results = json.load(open(out / "results.json"))

@@ -25,18 +25,6 @@ N, SHAPE, CLASSES = 32, (4, 4, 1), 3
 GAMMA, BETA, EPS_MAX = 0.03, 0.25, 0.5
 
 
-def _classifier():
-  keras.utils.set_random_seed(2)
-  return keras.Sequential(
-    [
-      keras.Input(SHAPE),
-      keras.layers.Flatten(),
-      keras.layers.Dense(16, activation="relu"),
-      keras.layers.Dense(CLASSES),
-    ]
-  )
-
-
 def _numpy_logits(net, x):
   w1, b1, w2, b2 = [w.numpy().astype(np.float64) for w in net.weights]
   return np.maximum(x.reshape(len(x), -1) @ w1 + b1, 0.0) @ w2 + b2
@@ -47,13 +35,14 @@ def _numpy_ce(logits, y):
   return -(z[np.arange(len(y)), y] - np.log(np.exp(z).sum(-1)))
 
 
-def _run_one_step(rule):
+def _run_one_step(tiny_classifier, rule):
+  """One step of iaat under the S- `rule`, on tiny_classifier (tests/conftest.py)."""
   rng = np.random.RandomState(7)
   x = rng.rand(N, *SHAPE).astype(np.float32)
   y = rng.randint(0, CLASSES, N).astype(np.int64)
   stored = rng.uniform(0.02, 0.2, N).astype(np.float32)
   trainer = AdversarialTrainer(
-    _classifier(),
+    tiny_classifier(2, shape=SHAPE, classes=CLASSES),
     N,
     MethodConfig(
       method="iaat", eps=0.1, warmup_epochs=0, gamma=GAMMA, beta=BETA, eps_max=EPS_MAX, s_minus=rule
@@ -96,8 +85,8 @@ def _numpy_rule(trainer, x, y, stored, rule):
 
 
 @pytest.mark.parametrize("rule", ["clean", "adversarial"])
-def test_s_minus_rule_matches_numpy(rule):
-  trainer, x, y, stored, history = _run_one_step(rule)
+def test_s_minus_rule_matches_numpy(rule, tiny_classifier):
+  trainer, x, y, stored, history = _run_one_step(tiny_classifier, rule)
   clean_ok, table, trained, x_train = _numpy_rule(trainer, x, y, stored, rule)
   assert 3 <= (~clean_ok).sum() <= N - 3  # A real mix of S+ and S-.
   np.testing.assert_allclose(trainer.eps_table.numpy(), table, atol=1e-6)
@@ -109,9 +98,9 @@ def test_s_minus_rule_matches_numpy(rule):
 
 
 @pytest.mark.slow
-def test_the_rules_train_s_minus_differently():
-  _, x, y, _, clean = _run_one_step("clean")
-  _, _, _, _, adversarial = _run_one_step("adversarial")
+def test_the_rules_train_s_minus_differently(tiny_classifier):
+  _, x, y, _, clean = _run_one_step(tiny_classifier, "clean")
+  _, _, _, _, adversarial = _run_one_step(tiny_classifier, "adversarial")
   assert adversarial["eps_mean"][0] > clean["eps_mean"][0] + 1e-3
   assert adversarial["loss"][0] > clean["loss"][0] + 1e-3  # S- attacked.
 

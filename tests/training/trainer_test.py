@@ -31,14 +31,13 @@ def _dataset(x, y, batch, shuffle_seed):
   return ds.shuffle(N, seed=shuffle_seed).batch(batch, drop_remainder=True)
 
 
-def _classifier(seed=0):
-  keras.utils.set_random_seed(seed)
-  return keras.Sequential([keras.Input(SHAPE), keras.layers.Flatten(), keras.layers.Dense(CLASSES)])
+# This file's classifier (tiny_classifier, tests/conftest.py): linear in the image.
+LINEAR = dict(shape=SHAPE, classes=CLASSES, hidden=0)
 
 
-def _frozen_trainer(method, warmup=1):
+def _frozen_trainer(classifier, method, warmup=1):
   trainer = AdversarialTrainer(
-    _classifier(),
+    classifier,
     N,
     MethodConfig(method=method, eps=0.05, warmup_epochs=warmup, gamma=0.02, beta=0.5, eps_max=0.5),
     AttackConfig(steps=3, step_ratio=0.25, min_step=0.01, random_start=False),
@@ -51,9 +50,9 @@ def _clean_correct(trainer, x, y):
   return attacks.is_correct(trainer.classifier(x, training=False), y).numpy()
 
 
-def test_warmup_writes_eps_w_for_clean_correct_at_the_right_index():
+def test_warmup_writes_eps_w_for_clean_correct_at_the_right_index(tiny_classifier):
   x, y = _arrays()
-  trainer = _frozen_trainer("iaat", warmup=1)
+  trainer = _frozen_trainer(tiny_classifier(**LINEAR), "iaat", warmup=1)
   trainer.fit(_dataset(x, y, 8, shuffle_seed=3), epochs=1, verbose=0)
   expected = 0.05 * _clean_correct(trainer, x, y)
   np.testing.assert_allclose(trainer.eps_table.numpy(), expected, atol=1e-7)
@@ -61,9 +60,9 @@ def test_warmup_writes_eps_w_for_clean_correct_at_the_right_index():
 
 
 @pytest.mark.parametrize("method", ["iaat", "iaat_cheap"])
-def test_adaptive_epoch_updates_land_at_shuffled_indices(method):
+def test_adaptive_epoch_updates_land_at_shuffled_indices(method, tiny_classifier):
   x, y = _arrays()
-  trainer = _frozen_trainer(method, warmup=1)
+  trainer = _frozen_trainer(tiny_classifier(**LINEAR), method, warmup=1)
   trainer.fit(_dataset(x, y, 8, shuffle_seed=5), epochs=2, verbose=0)
   clean_ok = _clean_correct(trainer, x, y)
   stored = tf.constant(0.05 * clean_ok, tf.float32)  # Table after warmup.
@@ -140,8 +139,8 @@ def _cheap_radii_to_store(trainer, stored, failed, clean_ok):
   return trainer.recipe.radii_after_update(plan, Judged(failed, None)).numpy()
 
 
-def test_cheap_rule_and_clipping():
-  trainer = _frozen_trainer("iaat_cheap")
+def test_cheap_rule_and_clipping(tiny_classifier):
+  trainer = _frozen_trainer(tiny_classifier(**LINEAR), "iaat_cheap")
   stored = tf.constant([0.1, 0.1, 0.49, 0.0])
   failed = tf.constant([True, False, True, False])
   clean_ok = tf.constant([True, True, True, False])
@@ -151,9 +150,9 @@ def test_cheap_rule_and_clipping():
   np.testing.assert_allclose(got, [0.12, 0.08, 0.5, 0.0], atol=1e-6)
 
 
-def test_cheap_rule_with_explicit_smoothing():
+def test_cheap_rule_with_explicit_smoothing(tiny_classifier):
   trainer = AdversarialTrainer(
-    _classifier(),
+    tiny_classifier(**LINEAR),
     N,
     MethodConfig(method="iaat_cheap", eps=0.05, gamma=0.02, eps_max=0.5, cheap_beta=0.5),
     AttackConfig(steps=1),
@@ -165,8 +164,8 @@ def test_cheap_rule_with_explicit_smoothing():
   np.testing.assert_allclose(got, [0.11, 0.09], atol=1e-6)
 
 
-def test_call_ignores_the_index_and_accepts_plain_images():
-  trainer = _frozen_trainer("iaat")
+def test_call_ignores_the_index_and_accepts_plain_images(tiny_classifier):
+  trainer = _frozen_trainer(tiny_classifier(**LINEAR), "iaat")
   x, _ = _arrays()
   a = trainer({"image": x, "index": np.arange(N)}).numpy()
   b = trainer(x).numpy()

@@ -107,26 +107,22 @@ def test_the_average_is_checkpointed_and_restored(tmp_path):
 
 
 @pytest.mark.slow
-def test_validated_beside_the_raw_weights_early_stopped_on_and_exported(tmp_path):
+def test_validated_beside_the_raw_weights_early_stopped_on_and_exported(
+  tmp_path, tiny_digits_flags
+):
   out = tmp_path / "ema"
   with flagsaver.flagsaver(
-    dataset="digits",
-    model="small_cnn",
-    method="pgd_at",
-    eps="0.1",
-    epochs=3,
-    batch_size=64,
-    max_train_examples=256,
-    pgd_steps=2,
-    validation_fraction=0.25,
-    eval_pgd_steps=2,
-    val_examples=64,
-    ema_decay=0.9,
-    early_stopping_weights="ema",
-    export_model="best",
-    output_dir=str(out),
-    verbose=0,
-    export=False,
+    **tiny_digits_flags(
+      out,
+      method="pgd_at",
+      eps="0.1",
+      epochs=3,
+      pgd_steps=2,
+      validation_fraction=0.25,
+      ema_decay=0.9,
+      early_stopping_weights="ema",
+      export_model="best",
+    )
   ):
     train.run(["iaat_tf.main"])
   results = json.load(open(out / "results.json"))
