@@ -44,7 +44,7 @@ from iaat_tf import run_io
 from iaat_tf.cli import flagfiles
 from iaat_tf.training import devices
 from iaat_tf.cli.frontier_run import FrontierConfig, settings_of, train_and_evaluate
-from iaat_tf.evaluation.settings import AutoAttackConfig
+from iaat_tf.evaluation.settings import AutoAttackOptions
 from experiments.iaat_cost import cost
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -100,7 +100,7 @@ def _options(task: str, seeds, jobs: int) -> FrontierConfig:
     train_args=train_args,
     curve=False,
     uniform_ramp=False,
-    autoattack=AutoAttackConfig(max_examples=spec.get("aa_max_examples", 0)),
+    autoattack=AutoAttackOptions(max_examples=spec.get("aa_max_examples", 0)),
   )
 
 

@@ -37,14 +37,19 @@ with AutoAttack on a dataset's test split:
 (`--keras_model=FILE.keras`; `--input_range=0,255`, `--input_mean`,
 `--input_std` when the model expects them; `--norm=l2`). It writes the same
 autoattack.json and autoattack_examples.csv to `--out_dir` (default
-`eval_<model name>` in the current folder); evaluation/foreign.py refuses
-models whose outputs are not logits with one line.
+`eval_<model name>` in the current folder, a .keras file's name without
+`.keras`); evaluation/foreign.py refuses models whose outputs are not
+logits with one line, and a model at chance on the clean test images stops
+before AutoAttack with exit 2 (`--allow_chance` goes on).
 
-Run as a command, the flags, `--run_dir` and config.json are checked before
-TensorFlow loads: `--help` and bad input answer at once, bad input as one
-line `iaat_tf.evaluate: error: ...` with exit 2. The evaluation itself is
-cli/evaluation_run.py (TensorFlow, imported once the input is checked); this
-command never imports the training stack (run directory I/O is in run_io.py).
+Run as a command, everything that needs only the flags and the files they
+name is checked before TensorFlow loads (the flags, `--run_dir`, its
+config.json and the radii in its threat model, the weights `--source`
+names, a model file or folder, the data folder): `--help` and bad input
+answer at once, bad input as one line `iaat_tf.evaluate: error: ...` with
+exit 2. The evaluation itself is cli/evaluation_run.py (TensorFlow,
+imported once the input is checked); this command never imports the
+training stack (run directory I/O is in run_io.py).
 """
 
 import dataclasses
@@ -65,7 +70,12 @@ def _checked_options(argv) -> EvaluationConfig:
   options = evaluation_options.config_from_flags(flags.FLAGS)
   if options.foreign:
     return dataclasses.replace(options, attacks=("autoattack",), out_dir=options.foreign_out_dir)
-  run_io.check_run_dir(options.run_dir or "")
+  run_dir = options.run_dir or ""
+  try:
+    run = run_io.config_from_dict(run_io.read_config_dict(run_dir))
+  except run_io.RunDirError as e:
+    raise EvaluationError(str(e)) from None
+  evaluation_options.check_run(options, run, run_dir)
   return options
 
 

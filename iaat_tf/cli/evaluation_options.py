@@ -1,12 +1,15 @@
 """The evaluation command's options: `EvaluationConfig`, its flags, and their checks.
 
 Every option of `iaat_tf.evaluate` is an `options.option` field of
-`EvaluationConfig` (AutoAttack's are the shared `AutoAttackConfig` section,
+`EvaluationConfig` (AutoAttack's are the shared `AutoAttackOptions`,
 evaluation/settings.py); `define_flags` generates the flags from the fields
 (cli/flags.py) and `config_from_flags` builds the config back and checks
 what spans several flags, without TensorFlow (bad values raise a one-line
-`ConfigError` or `EvaluationError`). Not to be confused with the training
-run's validation (`config.ValidationConfig`: PGD during training).
+`ConfigError` or `EvaluationError`); `check_run` checks a run directory's
+evaluation from its config.json and file names, and `autoattack_options`
+says which AutoAttack an evaluation runs (also for the frontier's cache),
+all before TensorFlow starts. Not to be confused with the training run's
+validation (`config.ValidationConfig`: PGD during training).
 """
 
 import dataclasses
@@ -15,8 +18,10 @@ from typing import Literal, Optional, Tuple
 
 from iaat_tf import config as cfg
 from iaat_tf.cli import flags as flag_fields
-from iaat_tf.evaluation.settings import AUTOATTACK, AutoAttackConfig
+from iaat_tf.evaluation import model_files
+from iaat_tf.evaluation.settings import AUTOATTACK, AutoAttackOptions
 from iaat_tf.options import ConfigError, Section, document_fields, option
+from iaat_tf.validation import TFDS_DATASETS
 
 RUN, FOREIGN, ATTACKS, EXAMPLES, DEVICES, CORRUPTIONS = (
   "Run",
@@ -29,6 +34,13 @@ RUN, FOREIGN, ATTACKS, EXAMPLES, DEVICES, CORRUPTIONS = (
 HELP_GROUP_ORDER = (RUN, FOREIGN, ATTACKS, AUTOATTACK, EXAMPLES, DEVICES, CORRUPTIONS, "Output")
 # The test splits a model not trained here can be attacked on.
 FOREIGN_DATASETS = tuple(d for d in cfg.DATASETS if d != "synthetic")
+IMAGENET_AA_EXAMPLES = 5000  # RobustBench: the first 5,000 validation images.
+FOREIGN_BATCH_SIZE = 256  # A foreign model's evaluation batch (no run to take it from).
+CIFAR10_C_CORRUPTIONS = tuple(
+  "brightness contrast defocus_blur elastic fog frost frosted_glass_blur gaussian_blur "
+  "gaussian_noise impulse_noise jpeg_compression motion_blur pixelate saturate shot_noise "
+  "snow spatter speckle_noise zoom_blur".split()
+)
 
 
 class EvaluationError(ValueError):
@@ -92,6 +104,12 @@ class EvaluationConfig(Section):
   input_std: Optional[Tuple[float, ...]] = option(
     None, "Per-channel std the model expects divided by, after the mean.", group=FOREIGN
   )
+  allow_chance: bool = option(
+    False,
+    "Go on with AutoAttack when the model's clean accuracy is at chance (by default "
+    "that stops with exit 2: the model most likely expects other inputs).",
+    group=FOREIGN,
+  )
   attacks: Tuple[Literal["autoattack", "suite"], ...] = option(
     ("autoattack", "suite"),
     "autoattack (AutoAttack standard: APGD-CE, APGD-T, "
@@ -140,7 +158,7 @@ class EvaluationConfig(Section):
   )
   corruptions: Tuple[str, ...] = option((), "CIFAR-10-C corruptions, or 'all'.", group=CORRUPTIONS)
   severities: Tuple[int, ...] = option((1, 2, 3, 4, 5), "CIFAR-10-C severities.", group=CORRUPTIONS)
-  autoattack: AutoAttackConfig = AutoAttackConfig()
+  autoattack: AutoAttackOptions = AutoAttackOptions()
 
   def __post_init__(self):
     super().__post_init__()
@@ -149,6 +167,12 @@ class EvaluationConfig(Section):
         raise ConfigError(f"eps {eps} in --eps_list must be finite and >= 0")
     if not self.attacks:
       raise ConfigError("--attacks must name suite and/or autoattack, got (none)")
+    unknown = sorted(set(self.corruptions) - set(CIFAR10_C_CORRUPTIONS) - {"all"})
+    if unknown:
+      raise ConfigError(
+        f"unknown CIFAR-10-C corruption(s) {unknown}; choose from "
+        f"{', '.join(CIFAR10_C_CORRUPTIONS)}, or all"
+      )
 
   @property
   def foreign(self) -> bool:
@@ -157,25 +181,18 @@ class EvaluationConfig(Section):
 
   @property
   def foreign_out_dir(self) -> str:
-    """Where a foreign model's results go: --out_dir, else eval_<model name>."""
-    path = self.saved_model or self.keras_model or ""
-    return self.out_dir or f"eval_{os.path.basename(os.path.normpath(path))}"
+    """Where a foreign model's results go: --out_dir, else eval_<model name>
+    (a .keras file's name without its extension)."""
+    name = os.path.basename(os.path.normpath(self.saved_model or self.keras_model or ""))
+    return self.out_dir or f"eval_{name[: -len('.keras')] if self.keras_model else name}"
 
 
 document_fields(EvaluationConfig)
 # Flags that only mean something for a training run (the robustness suite,
 # the run's checkpoint, CIFAR-10-C): refused with a model not trained here.
-RUN_ONLY = (
-  "source",
-  "eps_list",
-  "pgd_steps",
-  "restarts",
-  "losses",
-  "apgd",
-  "apgd_iters",
-  "num_examples",
-  "corruptions",
-  "severities",
+RUN_ONLY = tuple(
+  "source eps_list pgd_steps restarts losses apgd apgd_iters num_examples corruptions "
+  "severities".split()
 )
 SUMMARY = """\
 Measures the robustness of a finished training run: clean accuracy and
@@ -184,16 +201,16 @@ RUN_DIR/eval/ (or --out_dir) and adds the curve to RUN_DIR/results.json.
 Any other TensorFlow classifier (--saved_model=DIR or --keras_model=FILE.keras,
 with --dataset): AutoAttack at --aa_eps, written to --out_dir."""
 HELP_GROUPS = flag_fields.help_groups(
-  (EvaluationConfig, AutoAttackConfig), HELP_GROUP_ORDER, last=[("Output", "debug")]
+  (EvaluationConfig, AutoAttackOptions), HELP_GROUP_ORDER, last=[("Output", "debug")]
 )
 
 
 def define_flags():
   flag_fields.define(EvaluationConfig)
-  flag_fields.define(AutoAttackConfig)
+  flag_fields.define(AutoAttackOptions)
 
 
-def threat_model(options: EvaluationConfig, run_norm: str, run_eps: float) -> str:
+def threat_model(options: EvaluationConfig, run_norm: cfg.Norm, run_eps: float) -> cfg.Norm:
   """The norm of an evaluation, or EvaluationError (`run_eps`: for the message).
 
   The norm is --norm, else the run's. Another norm than the run's has no
@@ -220,10 +237,65 @@ def threat_model(options: EvaluationConfig, run_norm: str, run_eps: float) -> st
   return norm
 
 
+def autoattack_options(
+  options: EvaluationConfig, run: Optional[cfg.Config] = None
+) -> AutoAttackOptions:
+  """The AutoAttack an evaluation runs: the --aa_* options, with what the
+  command decides from its other flags and the run (None: a model not
+  trained here): the threat model (`threat_model`), the radius (--aa_eps,
+  else the run's --eval_eps), the examples (--aa_max_examples, else
+  RobustBench's 5,000 for imagenet2012, else all: 0), the batch size, the
+  seed (the run's; 0) and --jit_compile. EvaluationError for a radius in
+  the wrong units; no TensorFlow."""
+  aa = dataclasses.replace(options, attacks=("autoattack",))
+  if run is None:
+    norm = threat_model(aa, options.norm or "linf", options.autoattack.eps or 0.0)
+    eps, seed, dataset, batch = options.autoattack.eps, 0, options.dataset, FOREIGN_BATCH_SIZE
+  else:
+    norm = threat_model(aa, run.attack.norm, run.validation.eps)
+    eps = run.validation.eps if options.autoattack.eps is None else options.autoattack.eps
+    seed, dataset, batch = run.seed, run.data.dataset, run.data.eval_batch_size
+  limit = options.autoattack.max_examples
+  if limit is None:  # RobustBench's ImageNet subset size; all of a small split.
+    limit = IMAGENET_AA_EXAMPLES if dataset == "imagenet2012" else 0
+  return dataclasses.replace(
+    options.autoattack,
+    norm=norm,
+    eps=eps,
+    max_examples=limit,
+    batch_size=options.autoattack.batch_size or options.batch_size or batch,
+    seed=seed,
+    jit_compile=options.jit_compile,
+  )
+
+
+def check_run(options: EvaluationConfig, run: cfg.Config, run_dir: str) -> None:
+  """What a run's evaluation needs from its flags, config.json and file
+  names (EvaluationError, one line): radii in the threat model's units, the
+  weights --source names, the data folder."""
+  if "suite" in options.attacks:
+    threat_model(
+      dataclasses.replace(options, attacks=("suite",)), run.attack.norm, run.validation.eps
+    )
+  if "autoattack" in options.attacks:
+    autoattack_options(options, run)
+  if options.source == "saved_model" and not os.path.isdir(os.path.join(run_dir, "saved_model")):
+    raise EvaluationError(
+      f"{run_dir}: no saved_model/ (train with --export, or use --source=checkpoint)"
+    )
+  if options.source == "checkpoint" and not os.path.isfile(
+    os.path.join(run_dir, "checkpoints", "checkpoint")
+  ):
+    raise EvaluationError(f"{run_dir}: no checkpoint in {run_dir}/checkpoints")
+  data_dir = options.data_dir or run.data.data_dir
+  if run.data.dataset in TFDS_DATASETS and data_dir and not os.path.isdir(data_dir):
+    raise EvaluationError(f"--data_dir={data_dir} does not exist (the run's tfds data folder)")
+
+
 def config_from_flags(f) -> EvaluationConfig:
   """The evaluation's config from parsed flags, checked (no TensorFlow)."""
   options = flag_fields.build(
-    f, EvaluationConfig, autoattack=flag_fields.build(f, AutoAttackConfig)
+    f, EvaluationConfig, autoattack=flag_fields.build(f, AutoAttackOptions)
   )
   sources = [n for n in ("run_dir", "saved_model", "keras_model") if f[n].value]
   if len(sources) != 1:
@@ -234,6 +306,8 @@ def config_from_flags(f) -> EvaluationConfig:
     )
   if options.foreign:
     _check_foreign(f, options)
+  elif f["allow_chance"].present:
+    raise EvaluationError("--allow_chance applies to --saved_model/--keras_model only")
   return options
 
 
@@ -241,19 +315,26 @@ def _check_foreign(f, options: EvaluationConfig) -> None:
   """What a model this package did not train needs (and refuses)."""
   path = options.saved_model or options.keras_model or ""
   flag = "saved_model" if options.saved_model else "keras_model"
-  if not os.path.exists(path):
-    raise EvaluationError(f"--{flag}={path} does not exist")
-  if options.keras_model and not options.keras_model.endswith(".keras"):
-    raise EvaluationError(
-      f"--keras_model={path} is not a .keras file (a SavedModel folder goes to --saved_model)"
-    )
+  bad = model_files.problem(flag, path)
+  if bad:
+    raise EvaluationError(bad)
   if options.dataset not in FOREIGN_DATASETS:
     raise EvaluationError(
       f"--{flag} needs --dataset, one of {', '.join(FOREIGN_DATASETS)}"
       + (f" (got {options.dataset!r})" if options.dataset else "")
     )
-  if options.dataset == "npz" and not options.npz_path:
-    raise EvaluationError("--dataset=npz needs --npz_path=FILE.npz")
+  if options.dataset == "npz" and not os.path.isfile(options.npz_path or ""):
+    raise EvaluationError(
+      f"--npz_path={options.npz_path} does not exist"
+      if options.npz_path
+      else "--dataset=npz needs --npz_path=FILE.npz"
+    )
+  if options.dataset in TFDS_DATASETS and not options.data_dir:
+    raise EvaluationError(f"--dataset={options.dataset} reads tfds data: pass --data_dir=DIR")
+  if options.data_dir and not os.path.isdir(options.data_dir):
+    raise EvaluationError(
+      f"--data_dir={options.data_dir} does not exist (pass the directory holding the tfds data)"
+    )
   low, high = options.input_range if len(options.input_range) == 2 else (0, 0)
   if not high > low:
     raise EvaluationError(
@@ -274,10 +355,13 @@ def _check_foreign(f, options: EvaluationConfig) -> None:
       if "--num_examples" in given
       else ""
     )
+    names = " and ".join([", ".join(given[:-1]), given[-1]] if len(given) > 1 else given)
     raise EvaluationError(
-      f"{', '.join(given)} only apply to a training run's evaluation, not to --{flag}{hint}"
+      f"{names} {'apply' if len(given) > 1 else 'applies'} only to a training run's "
+      f"evaluation, not to --{flag}{hint}"
     )
   if options.autoattack.eps is None:
     raise EvaluationError(
       f"--{flag} needs --aa_eps (there is no run to take the radius from), e.g. --aa_eps=8/255"
     )
+  autoattack_options(options)  # The radius in the threat model's units.

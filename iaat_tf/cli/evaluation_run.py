@@ -20,37 +20,20 @@ import tensorflow as tf
 from iaat_tf import config as cfg
 from iaat_tf import data, models, run_io
 
-from iaat_tf.cli.evaluation_options import EvaluationConfig, EvaluationError, threat_model
+from iaat_tf.cli.evaluation_options import (
+  CIFAR10_C_CORRUPTIONS,
+  EvaluationConfig,
+  EvaluationError,
+  autoattack_options,
+  threat_model,
+)
 from iaat_tf.attacks import gradients
 from iaat_tf.cli.progress import ProgressLine
-from iaat_tf.evaluation import autoattack, corruptions, robustness
+from iaat_tf.evaluation import autoattack, corruptions, masking, robustness
 from iaat_tf.models import export
 from iaat_tf.reports import curves, plots
 
-IMAGENET_AA_EXAMPLES = 5000  # RobustBench: the first 5,000 validation images.
 AA_EXAMPLES = "autoattack_examples.csv"  # Per example: id, label, outcome.
-
-CIFAR10_C_CORRUPTIONS = (
-  "brightness",
-  "contrast",
-  "defocus_blur",
-  "elastic",
-  "fog",
-  "frost",
-  "frosted_glass_blur",
-  "gaussian_blur",
-  "gaussian_noise",
-  "impulse_noise",
-  "jpeg_compression",
-  "motion_blur",
-  "pixelate",
-  "saturate",
-  "shot_noise",
-  "snow",
-  "spatter",
-  "speckle_noise",
-  "zoom_blur",
-)
 
 
 def load_run_config(run_dir: str) -> cfg.Config:
@@ -131,12 +114,8 @@ def corruption_accuracy(
       "available": False,
       "message": f"CIFAR-10-C applies to cifar10 runs, not {config.data.dataset}",
     }
+  # Each name is one of CIFAR10_C_CORRUPTIONS (EvaluationConfig checks).
   names = CIFAR10_C_CORRUPTIONS if "all" in options.corruptions else options.corruptions
-  unknown = sorted(set(names) - set(CIFAR10_C_CORRUPTIONS))
-  if unknown:
-    raise EvaluationError(
-      f"unknown CIFAR-10-C corruption(s) {unknown}; choose from {', '.join(CIFAR10_C_CORRUPTIONS)}"
-    )
   return corruptions.corruption_accuracy(
     logits_fn,
     names,
@@ -196,7 +175,7 @@ def evaluate_run(
     strategy=strategy,
     norm=norm,
   )
-  warnings = robustness.gradient_masking_report(report)
+  warnings = masking.gradient_masking_report(report)
   for w in warnings:
     log(f"evaluate: WARNING (possible gradient masking): {w}")
 
@@ -272,37 +251,20 @@ def autoattack_run(
   if not os.path.isdir(run_dir):
     raise EvaluationError(f"--run_dir={run_dir} does not exist")
   config = load_run_config(run_dir)
+  aa = autoattack_options(options, config)
   strategy = strategy_for(options)  # Before any op: it may split the CPU.
-  batch_size = options.autoattack.batch_size or options.batch_size or config.data.eval_batch_size
-  limit = options.autoattack.max_examples
-  if limit is None:  # RobustBench's ImageNet subset size; all of a small split.
-    limit = IMAGENET_AA_EXAMPLES if config.data.dataset == "imagenet2012" else 0
   data_cfg = dataclasses.replace(
     config.data,
     augment=False,
-    max_eval_examples=limit,
+    max_eval_examples=aa.max_examples or 0,
     data_dir=options.data_dir or config.data.data_dir,
-    eval_batch_size=batch_size,
+    eval_batch_size=aa.batch_size,
   )
   datasets = data.load_datasets(data_cfg)
   with strategy.scope():
     logits_fn = logits_function(config, datasets.info, run_dir, options.source)
-  norm = threat_model(
-    dataclasses.replace(options, attacks=("autoattack",)), config.attack.norm, config.validation.eps
-  )
-  eps = config.validation.eps if options.autoattack.eps is None else options.autoattack.eps
-  report = _autoattack(
-    logits_fn,
-    datasets,
-    options,
-    norm=norm,
-    eps=eps,
-    seed=config.seed,
-    batch_size=batch_size,
-    strategy=strategy,
-    dataset=config.data.dataset,
-    log=log,
-  )
+  report = _autoattack(logits_fn, datasets, aa, strategy, config.data.dataset, log)
+  norm, eps = aa.norm, aa.eps
   out_dir, key = _where(run_dir, options, "autoattack", norm, config.attack.norm)
   payload = write_autoattack(report, out_dir, log, run_dir=run_dir, source=options.source)
   run_io.update_results(run_dir, **{key: {k: v for k, v in payload.items() if k != "run_dir"}})
@@ -321,41 +283,17 @@ def autoattack_run(
   return payload
 
 
-def _autoattack(
-  logits_fn,
-  datasets,
-  options: EvaluationConfig,
-  *,
-  norm: str,
-  eps: float,
-  seed: int,
-  batch_size: int,
-  strategy,
-  dataset: str,
-  log: Callable[[str], None],
-  what: str = "",
-):
-  """AutoAttack standard with the options' counts on `datasets.test`."""
-  aa_options = autoattack.AutoAttackOptions(
-    norm=norm,
-    apgd_iters=options.autoattack.apgd_iters,
-    targets=options.autoattack.targets,
-    fab_iters=options.autoattack.fab_iters,
-    square_queries=options.autoattack.square_queries,
-    batch_size=batch_size,
-    seed=seed,
-    jit_compile=options.jit_compile,
-  )
+def _autoattack(logits_fn, datasets, aa, strategy, dataset: str, log, what: str = ""):
+  """AutoAttack `aa` (autoattack_options: every setting decided) on `datasets.test`."""
   log(
-    f"evaluate: AutoAttack ({', '.join(aa_options.attacks)}) at {norm} eps "
-    f"{eps:.4g} on {datasets.info.num_test} {dataset} test examples, "
+    f"evaluate: AutoAttack ({', '.join(aa.attacks)}) at {aa.norm} eps "
+    f"{aa.eps:.4g} on {datasets.info.num_test} {dataset} test examples, "
     f"{what + ', ' if what else ''}{strategy.num_replicas_in_sync} device(s)"
   )
   return autoattack.run_autoattack(
     logits_fn,
     datasets.test,
-    eps=eps,
-    options=aa_options,
+    options=aa,
     dataset=dataset,
     strategy=strategy,
     num_examples=datasets.info.num_test,
@@ -393,36 +331,30 @@ def autoattack_model(options: EvaluationConfig, log: Callable[[str], None] = pri
 
   The model is `options.saved_model` or `options.keras_model`, attacked on
   `options.dataset`'s test split at `options.autoattack.eps` (required: there is no
-  run to take it from) in `options.norm` (default L-inf). Writes
-  autoattack.json (with the input convention the model was fed, and a
-  warning when its clean accuracy is at chance) and autoattack_examples.csv
-  to `options.out_dir`; returns the JSON payload.
+  run to take it from) in `options.norm` (default L-inf). A clean pass over
+  the examples comes first: at chance, the model most likely expects other
+  inputs, and EvaluationError stops before AutoAttack unless
+  `options.allow_chance`. Writes autoattack.json (with the input convention
+  the model was fed, and the chance warning) and autoattack_examples.csv to
+  `options.foreign_out_dir`; returns the JSON payload.
   """
   from iaat_tf.evaluation import foreign  # pylint: disable=g-import-not-at-top
 
-  norm = options.norm or "linf"
   if options.autoattack.eps is None:
     raise EvaluationError(
       "a model not trained here needs --aa_eps (there is no "
       "run to take the radius from), e.g. --aa_eps=8/255"
     )
-  eps = options.autoattack.eps
-  threat_model(dataclasses.replace(options, attacks=("autoattack",)), norm, eps)
-  if options.dataset in ("mnist", "cifar10", "cifar100", "imagenet2012") and not options.data_dir:
-    raise EvaluationError(f"--dataset={options.dataset} reads tfds data: pass --data_dir=DIR")
+  aa = autoattack_options(options)
   strategy = strategy_for(options)  # Before any op: it may split the CPU.
-  batch_size = options.autoattack.batch_size or options.batch_size or 256
-  limit = options.autoattack.max_examples
-  if limit is None:
-    limit = IMAGENET_AA_EXAMPLES if options.dataset == "imagenet2012" else 0
   data_cfg = cfg.DataConfig(
     dataset=typing.cast(cfg.Dataset, options.dataset),  # One of FOREIGN_DATASETS.
     data_dir=options.data_dir,
     npz_path=options.npz_path,
     image_size=options.image_size,
     batch_size=1,
-    max_eval_examples=limit,
-    eval_batch_size=batch_size,
+    max_eval_examples=aa.max_examples or 0,
+    eval_batch_size=aa.batch_size,
   )
   try:
     datasets = data.load_datasets(data_cfg)
@@ -447,36 +379,25 @@ def autoattack_model(options: EvaluationConfig, log: Callable[[str], None] = pri
       std=options.input_std,
       signature=options.signature,
     )
-  first_images, first_labels = next(iter(datasets.test))
+  first_images, _ = next(iter(datasets.test))
   images = first_images["image"] if isinstance(first_images, dict) else first_images
-  images = np.asarray(images)[:64]
-  foreign.check_logits(logits_fn, images, datasets.info.num_classes, what)
+  foreign.check_logits(logits_fn, np.asarray(images)[:64], datasets.info.num_classes, what)
   convention = input_convention(options)
   log(
     f"evaluate: {what}: AutoAttack only (the PGD/APGD suite reads a training run) "
-    f"at {norm} eps {eps:.4g}; the model gets {convention}"
+    f"at {aa.norm} eps {aa.eps:.4g}; the model gets {convention}"
   )
-  # Before AutoAttack's long run: a model at chance on the first batch was
+  # Before AutoAttack's long run: a model at chance on clean images was
   # most likely given inputs it does not expect.
-  first_clean = float(
-    np.mean(np.argmax(logits_fn(tf.constant(images)), -1) == np.asarray(first_labels)[:64])
-  )
-  early = foreign.chance_warning(first_clean, np.asarray(first_labels)[:64], convention)
-  if early:
-    log(f"evaluate: WARNING: on the first batch, {early}")
-  report = _autoattack(
-    logits_fn,
-    datasets,
-    options,
-    norm=norm,
-    eps=eps,
-    seed=0,
-    batch_size=batch_size,
-    strategy=strategy,
-    dataset=datasets.info.name,
-    log=log,
-    what=what,
-  )
+  clean, labels = foreign.clean_accuracy(logits_fn, datasets.test)
+  warning = foreign.chance_warning(clean, labels, convention)
+  if warning and not options.allow_chance:
+    raise EvaluationError(
+      f"{what}: {warning}; stopped before AutoAttack (--allow_chance runs it anyway)"
+    )
+  if warning:
+    log(f"evaluate: WARNING: {warning} (--allow_chance: AutoAttack runs anyway)")
+  report = _autoattack(logits_fn, datasets, aa, strategy, datasets.info.name, log, what)
   warning = foreign.chance_warning(report.clean_accuracy, report.labels, convention)
   payload = write_autoattack(
     report,
@@ -495,7 +416,7 @@ def autoattack_model(options: EvaluationConfig, log: Callable[[str], None] = pri
   log_autoattack_summary(report, log)
   if warning:
     log(f"evaluate: WARNING: {warning}")
-  log(f"evaluate: wrote {options.out_dir}")
+  log(f"evaluate: wrote {options.foreign_out_dir}")
   return payload
 
 

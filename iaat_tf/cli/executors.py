@@ -6,7 +6,7 @@ call `report(pair, outcome)` in the driver once per run, in the order runs
 finish; `outcome` is {"run", "seconds", "node"} or {"error", "node"}.
 
 * `LocalExecutor` (the default): `jobs` runs at a time on this machine,
-  each holding its own device slot (cli/devices.py).
+  each holding its own device slot (training/devices.py).
 * `RayExecutor` (`--executor=ray`, the `[ray]` extra): every run is a Ray
   task asking for `gpus_per_run` GPUs and `cpus_per_run` CPUs, so the same
   command runs on a laptop (`ray.init()` starts a local cluster), a
@@ -15,9 +15,15 @@ finish; `outcome` is {"run", "seconds", "node"} or {"error", "node"}.
   worker shares (`--out_dir` on a shared filesystem). A worker that dies has
   its task retried (`max_retries`): the rerun resumes the run from its last
   checkpoint, as a rerun of the command does; a run that fails is reported
-  with its log and the node it ran on, and the others go on.
+  with its log and the node it ran on, and the others go on. Ray's own
+  lines (its notices, the raylet's "worker died" messages) go to
+  `log_dir`/ray.log in plain text, never to the terminal, whose lines stay
+  the frontier's own (`_ray_lines_to`).
 """
 
+import logging
+import os
+import re
 import socket
 import time
 from typing import Callable, Optional, Sequence
@@ -32,12 +38,55 @@ Report = Callable[[tuple, dict], None]
 RUN_ERRORS: tuple = (RuntimeError, KeyError, ValueError, OSError)
 
 
+RAY_LOG = "ray.log"  # Ray's own lines, in the frontier's logs folder.
+
+
+def plain(text: str) -> str:
+  """`text` without terminal colour codes."""
+  return re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)
+
+
 def _last_line(error: BaseException) -> str:
   """A Ray error's last line (the cause), without terminal colours."""
-  import re  # pylint: disable=g-import-not-at-top
-
-  lines = [l for l in re.sub(r"\x1b\[[0-9;]*m", "", str(error)).splitlines() if l.strip()]
+  lines = [l for l in plain(str(error)).splitlines() if l.strip()]
   return lines[-1].strip() if lines else type(error).__name__
+
+
+class _PlainFileHandler(logging.FileHandler):
+  """A log file without colour codes, whatever formatter Ray gives it."""
+
+  def format(self, record: logging.LogRecord) -> str:
+    return plain(super().format(record))
+
+
+def _ray_lines_to(path: str, ray) -> None:
+  """Sends Ray's own lines in this process to `path`, in plain text.
+
+  Two kinds reach a driver: its Python logger's ("ray": the token notice,
+  "Started a local Ray instance"), and the raylet's messages (a worker that
+  died, a task retried), which Ray prints in colour to stdout through
+  `ray._private.worker.print_to_stdstream`, with no public switch; both go
+  to the file. Without that function (another Ray), RAY_COLOR_PREFIX=0 at
+  least keeps them plain.
+  """
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  handler = _PlainFileHandler(path)
+  logger = logging.getLogger("ray")
+  for old in list(logger.handlers):
+    logger.removeHandler(old)
+  logger.addHandler(handler)
+  logger.propagate = False
+  os.environ.setdefault("RAY_COLOR_PREFIX", "0")
+  worker = getattr(getattr(ray, "_private", None), "worker", None)
+  if worker is not None and hasattr(worker, "print_to_stdstream"):
+
+    def to_file(data, *args, **kwargs):
+      del args, kwargs
+      with open(path, "a") as f:
+        for line in data.get("lines", []):
+          f.write(f"({data.get('pid', 'ray')}) {plain(str(line))}\n")
+
+    worker.print_to_stdstream = to_file
 
 
 class ExecutorError(ValueError):
@@ -95,6 +144,7 @@ class RayExecutor:
     growth: bool = True,
     max_retries: int = 3,
     init_kwargs: Optional[dict] = None,
+    log_dir: Optional[str] = None,
   ):
     try:
       import ray  # pylint: disable=g-import-not-at-top
@@ -103,6 +153,9 @@ class RayExecutor:
         '--executor=ray needs Ray: pip install "iaat_tf[ray]" (or pip install ray)'
       ) from None
     self.ray = ray
+    self.log_path = os.path.join(log_dir, RAY_LOG) if log_dir else None
+    if self.log_path:
+      _ray_lines_to(self.log_path, ray)
     if not ray.is_initialized():
       try:
         ray.init(
@@ -127,6 +180,7 @@ class RayExecutor:
     return (
       f"as Ray tasks ({self.gpus_per_run} GPU, {self.cpus_per_run:g} CPU each) on a cluster "
       f"of {resources.get('CPU', 0):g} CPUs and {resources.get('GPU', 0):g} GPUs"
+      + (f" (Ray's own messages: {self.log_path})" if self.log_path else "")
     )
 
   def run(self, pairs: Sequence[tuple], work: Work, report: Report) -> None:

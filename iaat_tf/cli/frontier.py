@@ -39,7 +39,7 @@ from iaat_tf.cli.frontier_run import (
   run_frontier,
   settings_of,
 )
-from iaat_tf.evaluation.settings import AutoAttackConfig
+from iaat_tf.evaluation.settings import AutoAttackOptions
 
 PROG = "iaat_tf.frontier"
 SUMMARY = """\
@@ -48,7 +48,7 @@ judges every run with AutoAttack, and writes the clean-vs-robust frontier
 (frontier.json, frontier.md, frontier.png) with a verdict: is IAAT above
 uniform PGD-AT's frontier on this data, and can the seeds tell?"""
 HELP_GROUPS = flag_fields.help_groups(
-  (FrontierConfig, AutoAttackConfig),
+  (FrontierConfig, AutoAttackOptions),
   (EXPERIMENT, EVALUATION, "AutoAttack", DEVICES, "Output"),
   last=[("Output", "debug")],
 )
@@ -59,7 +59,7 @@ HELP_GROUPS = flag_fields.help_groups(
 
 def _define_flags():
   flag_fields.define(FrontierConfig)
-  flag_fields.define(AutoAttackConfig)
+  flag_fields.define(AutoAttackOptions)
 
 
 def config_from_flags(f) -> FrontierConfig:
@@ -71,7 +71,7 @@ def config_from_flags(f) -> FrontierConfig:
     # --seeds=auto: the sequential design picks them (reports/sequential.py).
     parse=lambda field, name: () if auto and name == "seeds" else flag_fields.value(f, field, name),
     auto_seeds=auto,
-    autoattack=flag_fields.build(f, AutoAttackConfig),
+    autoattack=flag_fields.build(f, AutoAttackOptions),
   )
   if not options.experiment:
     raise FrontierError("--experiment is required (e.g. --experiment=quickstart)")

@@ -6,6 +6,8 @@ subprocess, `jobs` at a time), judges each run with `python -m
 iaat_tf.evaluate` (AutoAttack, the robustness curve), skips what a previous
 call finished, and writes frontier.json, frontier.md and frontier.png
 (`reports/frontier.py` computes them). `iaat_tf.frontier` is the command.
+What a rerun may reuse (training that matches, AutoAttack made with the
+same options) is decided by cli/frontier_cache.py.
 """
 
 import dataclasses
@@ -17,8 +19,9 @@ import time
 from typing import Callable, Literal, Optional, Sequence, Tuple
 
 from iaat_tf import run_io
+from iaat_tf.cli import frontier_cache
 from iaat_tf.training import devices
-from iaat_tf.evaluation.settings import AutoAttackConfig
+from iaat_tf.evaluation.settings import AutoAttackOptions
 from iaat_tf.options import Section, document_fields, flag_args, option
 
 EXPERIMENT, EVALUATION, DEVICES = "Experiment", "Evaluation", "Devices"
@@ -71,6 +74,13 @@ class FrontierConfig(Section):
   )
   max_seeds: int = option(
     5, "With --seeds=auto: the most seeds a setting gets.", group=EXPERIMENT, minimum=3
+  )
+  detect: float = option(
+    0.0,
+    "An advantage in AutoAttack points (e.g. 2): each verdict says about how many seeds "
+    "per setting would find it 80% of the time (0: not asked).",
+    group=EVALUATION,
+    minimum=0,
   )
   # Set by --seeds=auto (not a flag of its own).
   auto_seeds: bool = option(False, "Seeds chosen by the sequential design.", flag=None)
@@ -135,7 +145,7 @@ class FrontierConfig(Section):
   curve: bool = option(
     True, "Also the robustness curve over radii (evaluate's suite).", group=EVALUATION
   )
-  autoattack: AutoAttackConfig = AutoAttackConfig()
+  autoattack: AutoAttackOptions = AutoAttackOptions()
 
   def __post_init__(self):
     super().__post_init__()
@@ -238,19 +248,21 @@ def _run(command: Sequence[str], log_path: str, env: Optional[dict] = None) -> N
       preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
     )
   if result.returncode:
-    raise RuntimeError(f"{command[2]} exited {result.returncode} (log: {log_path})")
+    with open(log_path, errors="replace") as log:
+      lines = [line.strip() for line in log if line.strip()]
+    said = f": {lines[-1]}" if lines and not lines[-1].startswith("$ ") else ""
+    raise RuntimeError(f"{command[2]} exited {result.returncode}{said} (log: {log_path})")
 
 
-def _evaluated(run_dir: str, aa_eps: Optional[float], n: Optional[int]) -> bool:
-  """results.json already has an AutoAttack at this radius and size."""
-  try:
-    aa = (run_io.read_results(run_dir) or {}).get("autoattack") or {}
-  except run_io.RunDirError:
-    return False
-  if not aa:
-    return False
-  eps_ok = aa_eps is None or abs(aa.get("eps", -1) - aa_eps) < 1e-9
-  return eps_ok and (not n or aa.get("n_examples") == n)
+def train_args(setting: Setting, seed: int, options: FrontierConfig, experiment_path: str) -> list:
+  """The training command's flags for one run (`python -m iaat_tf.main ...`)."""
+  return [
+    f"--flagfile={experiment_path}",
+    *options.train_args,
+    *setting.flags,
+    f"--seed={seed}",
+    f"--output_dir={setting.run_dir(options.out_dir, seed)}",
+  ]
 
 
 def train_and_evaluate(
@@ -268,30 +280,27 @@ def train_and_evaluate(
   log_path = os.path.join(logs, f"{setting.name}_seed{seed}.log")
   python = sys.executable
   _run(
-    [
-      python,
-      "-m",
-      "iaat_tf.main",
-      f"--flagfile={experiment_path}",
-      *options.train_args,
-      *setting.flags,
-      f"--seed={seed}",
-      f"--output_dir={run_dir}",
-    ],
+    [python, "-m", "iaat_tf.main", *train_args(setting, seed, options, experiment_path)],
     log_path,
     env,
   )
-  aa = options.autoattack
-  if not _evaluated(run_dir, aa.eps, aa.max_examples):
-    attacks = "autoattack,suite" if options.curve else "autoattack"
+  # AutoAttack again unless the stored one was made with the options asked for.
+  stale = frontier_cache.autoattack_differences(run_dir, options.autoattack)
+  attacks = [] if stale == [] else ["autoattack"]
+  if options.curve and "robustness" not in (run_io.read_results(run_dir) or {}):
+    attacks.append("suite")
+  if stale:
+    with open(log_path, "a") as log:
+      log.write(f"# frontier: AutoAttack made with {', '.join(stale)}: attacked again\n")
+  if attacks:
     _run(
       [
         python,
         "-m",
         "iaat_tf.evaluate",
         f"--run_dir={run_dir}",
-        f"--attacks={attacks}",
-        *flag_args(aa),
+        f"--attacks={','.join(attacks)}",
+        *flag_args(options.autoattack),
       ],
       log_path,
       env,
@@ -365,6 +374,7 @@ def make_executor(options: FrontierConfig):
         options.gpus_per_run,
         options.cpus_per_run,
         growth=options.gpu_memory_growth,
+        log_dir=os.path.join(options.out_dir, "logs"),
       )
     available = devices.slots(devices.gpu_ids(options.gpus), options.gpus_per_run)
     workers = devices.jobs_for(options.jobs, available)
@@ -379,15 +389,20 @@ def _seeds_words(payload: dict) -> str:
   seq = payload["sequential"]
   return (
     f"--seeds=auto: {seq['start']} each, then more where the verdict was undecided, "
-    f"up to {seq['max_seeds']}; {seq['runs']} runs in {seq['rounds']} rounds; intervals at "
-    f"{100 * seq['level']:.3g}%, {seq['correction']}"
+    f"up to {seq['max_seeds']}; {seq['runs']} runs in {seq['rounds']} rounds; "
+    f"{seq['correction']}; each setting's numbers are those of the look where it stopped"
   )
 
 
 def run_frontier(options: FrontierConfig, log: Callable[[str], None] = print) -> dict:
   """Trains, evaluates and analyses every (setting, seed); returns frontier.json."""
   from iaat_tf.cli import flagfiles  # pylint: disable=g-import-not-at-top
-  from iaat_tf.reports import frontier, sequential  # pylint: disable=g-import-not-at-top
+  from iaat_tf.reports import (  # pylint: disable=g-import-not-at-top
+    frontier,
+    frontier_plot,
+    frontier_words,
+    sequential,
+  )
 
   try:
     experiment_path = os.path.abspath(flagfiles.resolve(options.experiment))
@@ -395,6 +410,18 @@ def run_frontier(options: FrontierConfig, log: Callable[[str], None] = print) ->
     raise FrontierError(str(e).replace("--flagfile", "--experiment")) from None
   settings = settings_of(options)
   by_name = {s.name: s for s in settings}
+  seeds = range(options.max_seeds) if options.auto_seeds else options.seeds
+  refusal = frontier_cache.check_training(
+    [
+      (s.run_dir(options.out_dir, seed), train_args(s, seed, options, experiment_path))
+      for s in settings
+      for seed in seeds
+    ],
+    options.out_dir,
+    log,
+  )
+  if refusal:
+    raise FrontierError(refusal)
   executor = make_executor(options)
   os.makedirs(options.out_dir, exist_ok=True)
   plan = (
@@ -420,6 +447,8 @@ def run_frontier(options: FrontierConfig, log: Callable[[str], None] = print) ->
     """Trains and judges (setting name, seed) pairs; progress as each finishes."""
     planned = len(done) + len(pairs)
     finished: list = []
+    run_dirs = [by_name[name].run_dir(options.out_dir, seed) for name, seed in pairs]
+    frontier_cache.say_stale(run_dirs, options.autoattack, log)
 
     def report(pair: tuple, outcome: dict) -> None:
       name, seed = pair
@@ -451,6 +480,7 @@ def run_frontier(options: FrontierConfig, log: Callable[[str], None] = print) ->
       run_round,
       options.max_seeds,
       log=log,
+      detect=options.detect / 100 or None,
     )
   else:
     run_round([(s.name, seed) for s in settings for seed in options.seeds])
@@ -466,7 +496,7 @@ def run_frontier(options: FrontierConfig, log: Callable[[str], None] = print) ->
   order = {name: i for i, name in enumerate(by_name)}
   runs.sort(key=lambda r: (order[r["setting"]], r["seed"]))
   if analysis is None:
-    analysis = frontier.analyse(runs)
+    analysis = frontier.analyse(runs, detect=options.detect / 100 or None)
   payload = {
     "experiment": options.experiment,
     "norm": norms[0],
@@ -482,13 +512,13 @@ def run_frontier(options: FrontierConfig, log: Callable[[str], None] = print) ->
     f"# Frontier: {options.experiment}\n\nAutoAttack at {norms[0]} eps "
     f"{aa_eps[0]:.4g}; mean +- std over the seeds of each setting ({_seeds_words(payload)}); "
     "percent.\n\n"
-    + frontier.table_markdown(analysis["settings"])
+    + frontier_words.table_markdown(analysis["settings"])
     + "\n"
     + "\n".join(f"- {line}" for line in analysis["verdict"])
     + "\n"
   )
   run_io.atomic_write_bytes(os.path.join(options.out_dir, "frontier.md"), md.encode())
-  frontier.plot_frontier(
+  frontier_plot.plot_frontier(
     analysis, os.path.join(options.out_dir, "frontier.png"), aa_eps=aa_eps[0], norm=norms[0]
   )
   for line in analysis["verdict"]:

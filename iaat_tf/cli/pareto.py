@@ -35,6 +35,9 @@ def expand_run_args(spec: str) -> list[str]:
       if not matches:
         raise ValueError(f"{item}: glob matches no run directory with a results.json")
       run_dirs.extend(matches)
+    elif not os.path.isdir(item):
+      what = "is a file, not a run directory" if os.path.exists(item) else "does not exist"
+      raise ValueError(f"--runs: {item} {what}")
     else:
       run_dirs.append(item)
   if not run_dirs:

@@ -242,8 +242,8 @@ def load_tfds(config: DataConfig, encoded: bool = False) -> Source:
   name = config.dataset
   if config.data_dir and not config.download and not os.path.isdir(config.data_dir):
     raise DataError(
-      f"--data_dir={config.data_dir} does not exist (pass the "
-      f"directory holding tfds data, or --download)"
+      f"--data_dir={config.data_dir} does not exist (pass the directory holding tfds "
+      "data; iaat-train --download fetches it)"
     )
   imagenet = name == "imagenet2012"
   skip_decoding = encoded or imagenet
@@ -268,6 +268,12 @@ def load_tfds(config: DataConfig, encoded: bool = False) -> Source:
     )
   except Exception as e:  # tfds raises AssertionError/DatasetNotFoundError/...
     first = first_line(e)
+    if "could not find data" in first:  # tfds' words name its own download=True.
+      raise DataError(
+        f"--data_dir={config.data_dir} holds no prepared tfds {name!r} data: prepare it "
+        f"with `tfds build {name} --data_dir={config.data_dir}` (iaat-train --download "
+        "fetches it)"
+      ) from e
     raise DataError(
       f"could not load tfds dataset {name!r} from --data_dir={config.data_dir}: {first}"
     ) from e

@@ -2,18 +2,17 @@
 
     report = autoattack.run_autoattack(logits_fn, images, labels, eps=8 / 255)
     print(report.robust_accuracy, report.to_dict())
-    l2 = autoattack.run_autoattack(logits_fn, images, labels, eps=0.5,
-                                 options=AutoAttackOptions(norm="l2"))
+    l2 = autoattack.run_autoattack(logits_fn, images, labels,
+                                   options=AutoAttackOptions(eps=0.5, norm="l2"))
 
 The standard sequence is APGD-CE, APGD-T (targeted DLR loss, the 9 most
 likely wrong classes), FAB-T (9 targets) and Square (5,000 queries,
-gradient-free). Each attack runs only on the examples that are still robust,
-and an example is robust iff it is correctly classified when clean and
-survived every attack; the report keeps these per-example masks. Iteration
-and query counts are options (tests use small ones); the defaults are
-AutoAttack's standard settings, the same for both norms (as in the
-reference's `set_version("standard")`); `norm` selects every attack's L2
-version.
+gradient-free). Each attack runs only on the examples still robust; an
+example is robust iff it is correct when clean and survived every attack.
+`AutoAttackOptions` (settings.py: one class for this library and the
+commands' `--aa_*` flags) holds the counts, AutoAttack's standard ones by
+default for both norms (the reference's `set_version("standard")`); `norm`
+selects every attack's L2 version.
 
 `logits_fn` is any images -> logits callable (a Keras model in inference mode,
 a SavedModel's `serve`); images are float32 NHWC in [0, 1]. Attacks are
@@ -29,52 +28,23 @@ correctness and the attack that broke it (`example_rows`).
 import dataclasses
 import math
 import time
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 import tensorflow as tf
 
-from iaat_tf.attacks import apgd, fab, noise, norms, pgd, square
-from iaat_tf.evaluation import robustness
+from iaat_tf.attacks import apgd, fab, noise, pgd, square
+from iaat_tf.evaluation import masking, robustness
 from iaat_tf.evaluation.replicas import Replicas
-from iaat_tf.evaluation.settings import AutoAttackConfig
+
+# The options are one class for the library and the commands (settings.py).
+from iaat_tf.evaluation.settings import APGD_CE, APGD_T, DEFAULT_BATCH_SIZE, FAB_T, SQUARE
+from iaat_tf.evaluation.settings import STANDARD as STANDARD
+from iaat_tf.evaluation.settings import AutoAttackOptions as AutoAttackOptions
 
 LogitsFn = pgd.LogitsFn
-APGD_CE, APGD_T, FAB_T, SQUARE = "apgd-ce", "apgd-t", "fab-t", "square"
-STANDARD = (APGD_CE, APGD_T, FAB_T, SQUARE)
 TARGETED = (APGD_T, FAB_T)
 REPORT_NORMS = {"linf": "Linf", "l2": "L2"}  # RobustBench's spelling.
-_STANDARD = AutoAttackConfig()
-
-
-@dataclasses.dataclass(frozen=True)
-class AutoAttackOptions:
-  """Settings; the defaults are AutoAttack's "standard" version."""
-
-  attacks: Sequence[str] = STANDARD
-  # AutoAttack standard's counts, written once (evaluation/settings.py).
-  apgd_iters: int = _STANDARD.apgd_iters
-  targets: int = _STANDARD.targets  # Of APGD-T and FAB-T (fewer if fewer classes).
-  fab_iters: int = _STANDARD.fab_iters
-  square_queries: int = _STANDARD.square_queries
-  square_p_init: float = 0.8
-  batch_size: int = 500
-  seed: int = 0
-  jit_compile: bool = False
-  norm: str = "linf"  # "linf" or "l2": every attack's threat model.
-
-  def __post_init__(self):
-    norms.check_norm(self.norm)
-    unknown = [a for a in self.attacks if a not in STANDARD]
-    if unknown or not self.attacks:
-      raise ValueError(
-        f"Unknown AutoAttack attack(s) {unknown or '(none)'}; choose from {', '.join(STANDARD)}."
-      )
-    for name in ("apgd_iters", "targets", "fab_iters", "batch_size"):
-      if getattr(self, name) < 1:
-        raise ValueError(f"AutoAttack {name} must be >= 1.")
-    if self.square_queries < 0 or not 0.0 < self.square_p_init <= 1.0:
-      raise ValueError("square_queries must be >= 0 and square_p_init in (0, 1].")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,8 +58,14 @@ class AttackProgress:
   total: Optional[int]  # Examples in all (None: unknown).
   robust_left: int  # Examples read so far that are still robust.
   elapsed: float  # Seconds since the evaluation started.
-  eta: float  # Estimated seconds left (nan: unknown).
   chunk: tuple[int, int] = (0, 0)  # The chunk's examples [start, end).
+
+  @property
+  def eta(self) -> float:
+    """Estimated seconds left (nan: unknown)."""
+    if not (self.total and self.done):
+      return float("nan")
+    return self.elapsed * (self.total - self.done) / self.done
 
   def line(self) -> str:
     target = f" target {self.pass_index + 1}/{self.passes}" if self.passes > 1 else ""
@@ -144,7 +120,7 @@ class AutoAttackReport:
     ]
 
   def masking_warnings(self) -> list[str]:
-    return robustness.sequence_masking_report(self.to_dict(versions=False))
+    return masking.sequence_masking_report(self.to_dict(versions=False))
 
   def to_dict(self, versions: bool = True) -> dict[str, Any]:
     """JSON-serialisable, in RobustBench's spirit."""
@@ -160,10 +136,7 @@ class AutoAttackReport:
       "attacks": list(self.accuracy_after),
       "accuracy_after_attack": {k: float(v) for k, v in self.accuracy_after.items()},
       "seconds_per_attack": {k: round(float(v), 3) for k, v in self.seconds.items()},
-      "settings": {
-        k: (list(v) if isinstance(v, (tuple, list)) else v)
-        for k, v in dataclasses.asdict(self.options).items()
-      },
+      "settings": self.options.to_dict(),
     }
     if versions:
       out["versions"] = package_versions()
@@ -171,8 +144,7 @@ class AutoAttackReport:
 
 
 def majority_rate(labels) -> Optional[float]:
-  """The share of the most frequent label: a constant prediction's best
-  accuracy (None without labels)."""
+  """The most frequent label's share: a constant prediction's best accuracy (or None)."""
   if labels is None or not len(labels):
     return None
   counts = np.unique(np.asarray(labels), return_counts=True)[1]
@@ -219,6 +191,18 @@ def _chunks(
   if held:
     joined = [np.concatenate(a) for a in zip(*parts)]
     yield joined[0], joined[1], joined[2]
+
+
+def _first(chunks: Iterator, limit: Optional[int]) -> Iterator:
+  """The chunks of the first `limit` examples (None or 0: all)."""
+  if not limit:
+    yield from chunks
+    return
+  for x, y, idx in chunks:
+    yield x[:limit], y[:limit], idx[:limit]
+    limit -= len(y)
+    if limit <= 0:
+      return
 
 
 def _attack_functions(
@@ -284,7 +268,7 @@ def run_autoattack(
   logits_fn: LogitsFn,
   images,
   labels=None,
-  eps: float = 8 / 255,
+  eps: Optional[float] = None,
   *,
   options: AutoAttackOptions = AutoAttackOptions(),
   index=None,
@@ -293,7 +277,8 @@ def run_autoattack(
   strategy: Optional[tf.distribute.Strategy] = None,
   num_examples: Optional[int] = None,
 ) -> AutoAttackReport:
-  """Runs the AutoAttack sequence at radius `eps` in `options.norm`.
+  """Runs the AutoAttack sequence at radius `eps` in `options.norm` on the
+  first `options.max_examples` examples (None or 0: all).
 
   The examples stream: a chunk of `batch_size` x replicas examples is read,
   attacked by the whole sequence (each attack on the chunk's examples still
@@ -308,36 +293,39 @@ def run_autoattack(
     images: [N, H, W, C] float32 in [0, 1], or a tf.data.Dataset of
       (images or {"image", "index"}, labels) batches (labels then None).
     labels: [N] int class ids (with an image array).
-    eps: the radius (in `options.norm`: L-inf on [0, 1], or L2).
-    options: an `AutoAttackOptions` (norm, attacks, counts, batch size, seed).
+    eps: the radius (in `options.norm`: L-inf on [0, 1], or L2); None:
+      `options.eps`, else 8/255. The report's options hold the one used.
+    options: an `AutoAttackOptions` (norm, attacks, counts, seed; batch size
+      per replica, 0: 500).
     index: [N] stable example ids keying the random starts (default
       0..N-1, or the dataset's "index" feature).
     dataset: a name for the report.
     progress: called with an `AttackProgress` after every attack of a chunk.
     strategy: spread each chunk over its replicas (default: the current
-      strategy); `batch_size` is per replica. Build `logits_fn`'s model in
-      its scope.
-    num_examples: the number of examples, for progress (when `images` is a
-      dataset).
+      strategy). Build `logits_fn`'s model in its scope.
+    num_examples: the number of examples (a dataset's), for progress.
 
   Returns:
     An `AutoAttackReport` with per-example results.
   """
+  eps = float(next(e for e in (eps, options.eps, 8 / 255) if e is not None))
   if not (math.isfinite(eps) and 0.0 <= eps and (options.norm == "l2" or eps <= 1.0)):
     raise ValueError(
       f"eps must be in [0, 1] (linf) or finite and >= 0 (l2), got {eps} under {options.norm}."
     )
+  options = dataclasses.replace(options, eps=eps)
   replicas = Replicas(strategy)
-  bs = options.batch_size
   if num_examples is None and not isinstance(images, tf.data.Dataset):
     num_examples = len(images)
+  if num_examples is not None and options.max_examples:
+    num_examples = min(num_examples, options.max_examples)
   logits_call = tf.function(lambda z: tf.cast(logits_fn(z), tf.float32), reduce_retracing=True)
   fns = None
   seconds = {name: 0.0 for name in options.attacks}
   parts = []  # Per chunk: (ids, labels, clean, robust after each attack).
   done, robust_so_far, start = 0, 0, time.time()
-  chunk = bs * replicas.count
-  for x, y, idx in _chunks(images, labels, index, chunk):
+  chunk = (options.batch_size or DEFAULT_BATCH_SIZE) * replicas.count
+  for x, y, idx in _first(_chunks(images, labels, index, chunk), options.max_examples):
     clean_logits = replicas.map(logits_call, [x], cap=chunk)
     num_classes = clean_logits.shape[-1]
     if fns is None:
@@ -347,45 +335,28 @@ def run_autoattack(
     order = np.argsort(-clean_logits, axis=-1, kind="stable")
     robust = clean.copy()
     after = {}
-    eps_rows = np.full(len(y), eps, np.float32)
+    # Per example: image, label, radius, id, then the target of each rank.
+    inputs = (x, y.astype(np.int64), np.full(len(y), eps, np.float32), idx)
     for name in options.attacks:
       passes = n_targets if name in TARGETED else 1
       attack_start = time.time()
       for p in range(passes):
         rows = np.flatnonzero(robust)
         if len(rows):
-          ok = replicas.map(
-            fns[name],
-            [
-              x[rows],
-              y[rows].astype(np.int64),
-              eps_rows[rows],
-              idx[rows],
-              order[rows, p + 1].astype(np.int32),
-            ],
-            shared=[np.int64(p + 1)],
-            cap=chunk,
-          )
-          robust[rows] &= ok
+          targets = order[rows, p + 1].astype(np.int32)
+          args = [a[rows] for a in inputs] + [targets]
+          robust[rows] &= replicas.map(fns[name], args, shared=[np.int64(p + 1)], cap=chunk)
         if progress is not None:
           last = name == options.attacks[-1] and p == passes - 1
-          finished = done + (len(y) if last else 0)
-          elapsed = time.time() - start
-          eta = (
-            elapsed * (num_examples - finished) / finished
-            if num_examples and finished
-            else float("nan")
-          )
           progress(
             AttackProgress(
               attack=name,
               pass_index=p,
               passes=passes,
-              done=finished,
+              done=done + (len(y) if last else 0),
               total=num_examples,
               robust_left=robust_so_far + int(robust.sum()),
-              elapsed=elapsed,
-              eta=eta,
+              elapsed=time.time() - start,
               chunk=(done, done + len(y)),
             )
           )
@@ -395,10 +366,10 @@ def run_autoattack(
     parts.append((idx, y, clean, after))
     done += len(y)
     robust_so_far += int(robust.sum())
-  return _report(parts, options, eps, dataset, seconds)
+  return _report(parts, options, dataset, seconds)
 
 
-def _report(parts, options, eps, dataset, seconds) -> AutoAttackReport:
+def _report(parts, options, dataset, seconds) -> AutoAttackReport:
   """The report from per-chunk (ids, labels, clean, {attack: robust})."""
   if not parts:
     raise ValueError("The dataset is empty.")
@@ -410,10 +381,9 @@ def _report(parts, options, eps, dataset, seconds) -> AutoAttackReport:
   for name in options.attacks:
     broken_by[still & ~robust_after[name]] = name
     still &= robust_after[name]
-  n = len(y)
   return AutoAttackReport(
-    eps=float(eps),
-    num_examples=n,
+    eps=options.eps,
+    num_examples=len(y),
     clean_accuracy=float(clean.mean()),
     robust_accuracy=float(robust.mean()),
     accuracy_after={k: float(v.mean()) for k, v in robust_after.items()},

@@ -7,12 +7,15 @@ images in [0, 1], NHWC, as every attack here does: the model's own input
 range (`input_range`, e.g. (0, 255)) and normalisation (`mean`, `std`,
 applied after the range) are applied inside the function.
 
-`check_logits` runs the function once on real images and turns what would
-otherwise be a cryptic failure (or, worse, a meaningless result) into one
-line: a signature that does not take one image tensor, images of the wrong
-shape, outputs that are not [N, classes], and outputs that are
+Loading refuses, in one line, a file that is not a model (model_files.py),
+a model with several inputs or several outputs. `check_logits` runs the
+function once on real images and turns what would otherwise be a cryptic
+failure (or, worse, a meaningless result) into one line: images of the
+wrong shape, outputs that are not [N, classes], and outputs that are
 probabilities (rows in [0, 1] summing to 1: AutoAttack's losses need
 logits; a softmax output would make every gradient-based attack weaker).
+`clean_accuracy` and `chance_warning` tell a model fed inputs it does not
+expect (at chance on clean images) before AutoAttack's long run.
 """
 
 from typing import Callable, Optional, Sequence
@@ -21,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from iaat_tf.attacks import gradients
-from iaat_tf.evaluation import autoattack
+from iaat_tf.evaluation import autoattack, model_files
 from iaat_tf.options import first_line
 
 LogitsFn = Callable[[tf.Tensor], tf.Tensor]
@@ -29,6 +32,27 @@ LogitsFn = Callable[[tf.Tensor], tf.Tensor]
 
 class ForeignModelError(ValueError):
   """A model that cannot be evaluated as images -> logits (one line)."""
+
+
+def _one_in_one_out(what: str, inputs: Sequence[str], outputs: Sequence[str]) -> None:
+  """ForeignModelError unless the model has one (image) input and one output."""
+  if len(inputs) > 1:
+    raise ForeignModelError(
+      f"{what} takes {len(inputs)} inputs ({', '.join(inputs)}); evaluation needs a "
+      "model of one image input [N, H, W, C]: save one that feeds the others itself"
+    )
+  if len(outputs) > 1:
+    raise ForeignModelError(
+      f"{what} has {len(outputs)} outputs ({', '.join(outputs)}); evaluation needs one "
+      "logits output [N, classes]: save a model of that output alone, e.g. "
+      "keras.Model(model.inputs, model.outputs[0])"
+    )
+
+
+def _names(structure, default: str) -> list:
+  """The tensors of a nested structure, by name (or `default`-i)."""
+  flat = tf.nest.flatten(structure, expand_composites=False)
+  return [getattr(t, "name", None) or f"{default}{i}" for i, t in enumerate(flat)]
 
 
 def _saved_model_fn(path: str, signature: Optional[str]):
@@ -43,6 +67,12 @@ def _saved_model_fn(path: str, signature: Optional[str]):
   signatures = dict(getattr(loaded, "signatures", {}) or {})
   if signature is None and hasattr(loaded, "serve") and callable(loaded.serve):
     endpoint = loaded.serve  # Keras' model.export() and our export_classifier.
+    concrete = getattr(endpoint, "concrete_functions", None)
+    if concrete:
+      (args, kwargs), outputs = concrete[0].structured_input_signature, concrete[0].outputs
+      _one_in_one_out(
+        f"--saved_model={path}", _names((args, kwargs), "input"), _names(outputs, "output")
+      )
     serve = lambda x: endpoint(x)
     setattr(serve, "input_shape", _serve_input_shape(endpoint))
     return serve, loaded, "serve"
@@ -122,6 +152,9 @@ def load_logits_fn(
   else:
     import keras  # pylint: disable=g-import-not-at-top
 
+    bad = model_files.problem("keras_model", str(keras_model))
+    if bad:
+      raise ForeignModelError(bad)
     try:
       model = keras.saving.load_model(keras_model, compile=False)
     except (OSError, ValueError, TypeError) as e:
@@ -129,6 +162,8 @@ def load_logits_fn(
       raise ForeignModelError(
         f"--keras_model={keras_model}: cannot be loaded ({first[:200]})"
       ) from None
+    ins, outs = getattr(model, "inputs", None) or [], getattr(model, "outputs", None) or []
+    _one_in_one_out(f"--keras_model={keras_model}", _names(ins, "input"), _names(outs, "output"))
     call, keep_alive = (lambda x: model(x, training=False)), model
     try:
       setattr(call, "input_shape", _shape(model.inputs[0].shape))
@@ -177,6 +212,20 @@ def chance_warning(clean_accuracy: float, labels, convention: str) -> Optional[s
   )
 
 
+def clean_accuracy(logits_fn: LogitsFn, dataset) -> tuple[float, np.ndarray]:
+  """(clean accuracy, labels) of `logits_fn` on a dataset of (images or
+  {"image", ...}, labels) batches: one forward pass over every example."""
+  call = tf.function(lambda x: tf.argmax(logits_fn(x), -1), reduce_retracing=True)
+  hits, labels = [], []
+  for x, y in dataset:
+    images = x["image"] if isinstance(x, dict) else x
+    hits.append(np.asarray(call(tf.cast(images, tf.float32))) == np.asarray(y))
+    labels.append(np.asarray(y))
+  if not labels:
+    raise ForeignModelError("the test split is empty")
+  return float(np.concatenate(hits).mean()), np.concatenate(labels)
+
+
 def check_logits(logits_fn: LogitsFn, images: np.ndarray, num_classes: int, what: str) -> None:
   """ForeignModelError (one line) unless `logits_fn` maps `images` to logits."""
   try:
@@ -201,7 +250,9 @@ def check_logits(logits_fn: LogitsFn, images: np.ndarray, num_classes: int, what
       f"{what} does not take the dataset's images of shape {_dims(data_shape)} "
       f"({first}); check --dataset (and --image_size for ImageNet)"
     ) from None
-  out = np.asarray(out)
+  if isinstance(out, (list, tuple, dict)) and len(out) != 1:
+    _one_in_one_out(what, [], _names(out, "output"))
+  out = np.asarray(tf.nest.flatten(out)[0] if isinstance(out, (list, tuple, dict)) else out)
   if out.ndim != 2 or out.shape[0] != len(images):
     raise ForeignModelError(
       f"{what} maps {len(images)} images to outputs of shape {out.shape}, not [N, classes] logits"

@@ -9,7 +9,7 @@ import pytest
 
 from iaat_tf import config as cfg
 from iaat_tf.cli import evaluation_options, evaluation_run
-from iaat_tf.evaluation.settings import AutoAttackConfig
+from iaat_tf.evaluation.settings import AutoAttackOptions
 from iaat_tf.reports import pareto
 from iaat_tf.cli import experiment
 
@@ -40,7 +40,7 @@ def digits_run(tmp_path_factory):
   )
 
 
-SMALL_AA = AutoAttackConfig(
+SMALL_AA = AutoAttackOptions(
   max_examples=48, apgd_iters=5, targets=2, fab_iters=5, square_queries=20
 )
 SMALL = evaluation_options.EvaluationConfig(

@@ -4,6 +4,7 @@ reported with its node while the others go on, a killed worker's run retried."""
 
 import os
 import signal
+import subprocess
 import sys
 
 import pytest
@@ -87,6 +88,56 @@ def test_ray_runs_tasks_reports_failures_and_retries_a_killed_worker(ray_cluster
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# A driver of its own (a new local cluster), whose first task kills its worker.
+DRIVER = """
+import os, signal, sys
+from iaat_tf.cli import executors
+
+HERE = sys.argv[1]  # The driver's; a task runs in a worker with argv of its own.
+
+def work(pair, env, here=HERE):
+  if pair[0] == "victim" and not os.path.exists(here + "/tried"):
+    open(here + "/tried", "w").close()
+    os.kill(os.getpid(), signal.SIGKILL)
+  return {"value": pair[1]}
+
+ray = executors.RayExecutor(
+  None, 0, log_dir=HERE + "/logs", init_kwargs={"num_cpus": 1, "object_store_memory": 80 << 20}
+)
+print("frontier:", ray.describe())
+ray.run([("victim", 1), ("a", 2)], work, lambda pair, out: print("frontier: done", pair, out["run"]))
+ray.shutdown()
+"""
+
+
+def test_plain_strips_terminal_colours():
+  assert executors.plain("\x1b[33m(raylet)\x1b[0m A worker died") == "(raylet) A worker died"
+
+
+@pytest.mark.slow
+def test_ray_lines_go_to_the_logs_folder_in_plain_text(tmp_path):
+  """Ray's notices and the raylet's "worker died" lines reach neither the
+  driver's stdout nor its stderr (no colour codes, even when not a
+  terminal); they are in logs/ray.log, plain."""
+  pytest.importorskip("ray")
+  driver = subprocess.run(
+    [sys.executable, "-c", DRIVER, str(tmp_path)],
+    capture_output=True,
+    text=True,
+    timeout=300,
+    env={**os.environ, "PYTHONPATH": REPO},
+  )
+  assert driver.returncode == 0, driver.stdout + driver.stderr
+  assert driver.stderr == ""
+  lines = driver.stdout.strip().splitlines()
+  assert all(line.startswith("frontier: ") for line in lines), driver.stdout
+  assert "\x1b[" not in driver.stdout and "(raylet)" not in driver.stdout
+  assert "(Ray's own messages: " in lines[0] and len(lines) == 3
+  log = (tmp_path / "logs" / "ray.log").read_text()
+  assert "\x1b[" not in log
+  assert "(raylet) A worker died" in log and "Started a local Ray instance" in log
+
+
 TINY = [
   "--experiment=quickstart",
   "--pgd_at_eps=0.2",
@@ -132,7 +183,6 @@ def _kill_the_worker_of_the_first_checkpointed_run(runs_dir, killed, stop):
 @pytest.mark.slow
 def test_frontier_on_ray_matches_the_local_executor_and_survives_a_killed_worker(tmp_path):
   import json  # pylint: disable=g-import-not-at-top
-  import subprocess  # pylint: disable=g-import-not-at-top
   import threading  # pylint: disable=g-import-not-at-top
 
   pytest.importorskip("ray")
@@ -167,6 +217,10 @@ def test_frontier_on_ray_matches_the_local_executor_and_survives_a_killed_worker
     watcher.join()
   assert on_ray.returncode == 0, on_ray.stdout + on_ray.stderr
   assert "as Ray tasks" in on_ray.stdout and " on " in on_ray.stdout
+  # The frontier's lines only, plain; Ray's own (a worker died) in logs/ray.log.
+  assert all(line.startswith("frontier: ") for line in on_ray.stdout.strip().splitlines())
+  assert "\x1b[" not in on_ray.stdout + on_ray.stderr and "(raylet)" not in on_ray.stdout
+  assert "(raylet) A worker died" in (tmp_path / "ray" / "logs" / "ray.log").read_text()
   assert killed, "no run was caught mid-training"
   # The killed run's task was retried: its training command ran twice, the
   # second time resuming from the checkpoint.

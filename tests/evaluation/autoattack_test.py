@@ -139,3 +139,22 @@ def test_bad_options_are_refused():
     autoattack.AutoAttackOptions(attacks=("pgd",))
   with pytest.raises(ValueError, match="eps"):
     autoattack.run_autoattack(lambda z: z, np.zeros([1, 2, 2, 1]), [0], eps=2.0)
+
+
+def test_the_options_radius_and_example_count_are_used(model, digits):
+  """One options class: run_autoattack takes the radius and the number of
+  examples from it (as the commands' --aa_eps and --aa_max_examples), and
+  the report's settings record both."""
+  x, y = digits[0][1400:1430], digits[1][1400:1430]
+  options = autoattack.AutoAttackOptions(
+    eps=0.1, max_examples=5, attacks=("apgd-ce",), apgd_iters=2, batch_size=4
+  )
+  report = autoattack.run_autoattack(lambda z: model(z, training=False), x, y, options=options)
+  assert report.num_examples == 5 and report.eps == pytest.approx(0.1)
+  assert report.index.tolist() == [0, 1, 2, 3, 4]
+  settings = report.to_dict(versions=False)["settings"]
+  assert settings["eps"] == pytest.approx(0.1) and settings["max_examples"] == 5
+  # The call's radius wins over the options'.
+  assert autoattack.run_autoattack(
+    lambda z: model(z, training=False), x, y, 0.05, options=options
+  ).eps == pytest.approx(0.05)

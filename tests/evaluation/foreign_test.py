@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from iaat_tf.cli import evaluation_run
-from iaat_tf.cli.evaluation_options import EvaluationConfig
-from iaat_tf.evaluation.settings import AutoAttackConfig
+from iaat_tf.cli.evaluation_options import EvaluationConfig, EvaluationError
+from iaat_tf.evaluation.settings import AutoAttackOptions
 from iaat_tf.evaluation import foreign
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -55,8 +55,10 @@ def plain_keras_model(digits):
 
 
 def _options(**kw):
-  small = AutoAttackConfig(**{k[len("aa_") :]: v for k, v in SMALL_AA.items()})
-  return EvaluationConfig(attacks=("autoattack",), dataset="digits", autoattack=small, **kw)
+  small = AutoAttackOptions(**{k[len("aa_") :]: v for k, v in SMALL_AA.items()})
+  return EvaluationConfig(
+    **{"attacks": ("autoattack",), "dataset": "digits", "autoattack": small, **kw}
+  )
 
 
 @pytest.mark.slow
@@ -142,6 +144,58 @@ def test_bad_models_are_one_line_errors(plain_keras_model, tmp_path, digits):
     foreign.load_logits_fn(saved_model=str(tmp_path))
 
 
+def test_models_of_several_inputs_or_outputs_are_named_as_such(tmp_path, digits):
+  """Neither blamed on the data nor cut inside TensorFlow's text."""
+  x, _ = digits
+  a, b = keras.Input((8, 8, 1), name="image"), keras.Input((8, 8, 1), name="mask")
+  logits = keras.layers.Dense(10)(keras.layers.Flatten()(keras.layers.Add()([a, b])))
+  two_in = keras.Model([a, b], logits)
+  inputs = keras.Input((8, 8, 1))
+  flat = keras.layers.Flatten()(inputs)
+  two_out = keras.Model(inputs, [keras.layers.Dense(10)(flat), keras.layers.Dense(10)(flat)])
+  for model, name, message in (
+    (two_in, "two_in", "takes 2 inputs (image, mask); evaluation needs a model of one image input"),
+    (two_out, "two_out", "has 2 outputs ("),
+  ):
+    path = str(tmp_path / f"{name}.keras")
+    model.save(path)
+    exported = str(tmp_path / name)
+    model.export(exported, verbose=False)
+    for kind, where in (("keras_model", path), ("saved_model", exported)):
+      with pytest.raises(foreign.ForeignModelError) as e:
+        fn = foreign.load_logits_fn(**{kind: where})
+        foreign.check_logits(fn, x[:16], 10, f"--{kind}={where}")
+      words = str(e.value)
+      assert words.startswith(f"--{kind}={where} ") and "\n" not in words
+      assert (message if kind == "keras_model" else message.split(" (")[0]) in words
+      assert "--dataset" not in words and "Binding inputs" not in words
+      if name == "two_out":
+        assert "one logits output [N, classes]" in words
+
+
+def test_a_damaged_keras_file_says_what_is_wrong(plain_keras_model, tmp_path):
+  good = tmp_path / "good.keras"
+  plain_keras_model.save(str(good))
+  cut = tmp_path / "cut.keras"
+  cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+  text = tmp_path / "text.keras"
+  text.write_text("not a model")
+  for path in (cut, text):
+    with pytest.raises(foreign.ForeignModelError) as e:
+      foreign.load_logits_fn(keras_model=str(path))
+    assert str(e.value) == (
+      f"--keras_model={path} is not a readable .keras file: not a whole zip archive "
+      "(cut short by a copy or a full disk, or saved in another format)"
+    )
+    assert "File not found" not in str(e.value)
+
+
+def test_the_default_output_folder_is_named_for_the_model():
+  assert EvaluationConfig(keras_model="models/foreign.keras").foreign_out_dir == "eval_foreign"
+  assert EvaluationConfig(saved_model="models/exported/").foreign_out_dir == "eval_exported"
+  assert EvaluationConfig(keras_model="m.keras", out_dir="o").foreign_out_dir == "o"
+
+
 def test_chance_warning_names_the_input_convention():
   labels = np.repeat(np.arange(10), 36)[:359]
   words = foreign.chance_warning(0.09, labels, "pixels in [0, 1]")
@@ -153,21 +207,45 @@ def test_chance_warning_names_the_input_convention():
   assert foreign.chance_warning(0.20, labels, "x") is None
 
 
+# The [0, 255] model given black images (a range it does not expect): every
+# prediction is the same class, at chance however many images are judged.
+BLACK = (0.0, 0.001)
+
+
+def test_a_model_fed_the_wrong_range_stops_after_the_clean_pass(plain_keras_model, tmp_path):
+  """At chance on the clean pass, before any attack, it stops with one line
+  naming the input flags and the flag that goes on; nothing is written."""
+  path = str(tmp_path / "model.keras")
+  plain_keras_model.save(path)
+  lines = []
+  out = tmp_path / "e"
+  with pytest.raises(EvaluationError) as stopped:
+    evaluation_run.autoattack_model(
+      _options(keras_model=path, out_dir=str(out), input_range=BLACK), log=lines.append
+    )
+  words = str(stopped.value)
+  assert "\n" not in words and "at chance" in words and "pixels in [0, 0.001]" in words
+  assert all(flag in words for flag in ("--input_range", "--input_mean", "--input_std"))
+  assert "--allow_chance" in words
+  assert not any("apgd" in line for line in lines) and not out.exists()
+
+
 @pytest.mark.slow
-def test_a_model_fed_the_wrong_range_is_a_loud_warning(plain_keras_model, tmp_path):
-  """Left without --input_range=0,255 the [0, 255] model sees near-black
-  images: the log says so before and after AutoAttack, naming the input
-  flags, and autoattack.json records the convention and the warning."""
+def test_allow_chance_goes_on_with_a_loud_warning(plain_keras_model, tmp_path):
+  """--allow_chance: AutoAttack runs; the log warns before and after it,
+  naming the input flags, and autoattack.json records the convention and
+  the warning."""
   path = str(tmp_path / "model.keras")
   plain_keras_model.save(path)
   lines = []
   payload = evaluation_run.autoattack_model(
-    _options(keras_model=path, out_dir=str(tmp_path / "e")), log=lines.append
+    _options(keras_model=path, out_dir=str(tmp_path / "e"), input_range=BLACK, allow_chance=True),
+    log=lines.append,
   )
   warnings = [l for l in lines if "WARNING" in l]
   assert len(warnings) == 2 and all("--input_range" in l for l in warnings)
-  assert "on the first batch" in warnings[0]
-  assert payload["input"]["convention"] == "pixels in [0, 1]"
+  assert "--allow_chance: AutoAttack runs anyway" in warnings[0]
+  assert payload["input"]["convention"] == "pixels in [0, 0.001]"
   assert "at chance" in payload["input_warning"]
   assert any("AutoAttack only" in l for l in lines)
   right = evaluation_run.autoattack_model(
@@ -216,7 +294,16 @@ def test_cli_on_a_saved_model_and_its_errors(plain_keras_model, tmp_path):
         "--num_examples=300",
         "--eps_list=0.1",
       ],
-      "--eps_list, --num_examples only apply to a training run's evaluation",
+      "--eps_list and --num_examples apply only to a training run's evaluation",
+    ),
+    (
+      [f"--saved_model={exported}", "--dataset=digits", "--aa_eps=0.1", "--restarts=2"],
+      "--restarts applies only to",
+    ),
+    # At chance on the clean pass: stopped before AutoAttack.
+    (
+      [f"--saved_model={exported}", "--dataset=digits", "--aa_eps=0.1", "--input_range=0,0.001"],
+      "stopped before AutoAttack (--allow_chance runs it anyway)",
     ),
   ):
     result = run(*args)
@@ -237,3 +324,16 @@ def test_the_documented_python_block_runs():
   assert report.num_examples == same.num_examples == 64
   # The same model either way.
   np.testing.assert_array_equal(report.robust, same.robust)
+
+
+def test_missing_tfds_data_is_told_in_evaluates_words(tmp_path):
+  """No --download hint the command has not got, no tfds internals."""
+  empty = tmp_path / "tfds"
+  empty.mkdir()
+  options = _options(keras_model="unused.keras", dataset="mnist", data_dir=str(empty))
+  with pytest.raises(EvaluationError) as e:
+    evaluation_run.autoattack_model(options, log=lambda _: None)
+  words = str(e.value)
+  assert f"--data_dir={empty} holds no prepared tfds 'mnist' data" in words
+  assert f"tfds build mnist --data_dir={empty}" in words
+  assert "download=True" not in words and "pass --download" not in words
