@@ -55,7 +55,7 @@ _LAZY = {
   "run_autoattack": ("iaat_tf.evaluation.autoattack", "run_autoattack"),
   "AutoAttackOptions": ("iaat_tf.evaluation.autoattack", "AutoAttackOptions"),
   "evaluate_robustness": ("iaat_tf.evaluation.robustness", "evaluate_robustness"),
-  "gradient_masking_report": ("iaat_tf.evaluation.robustness", "gradient_masking_report"),
+  "gradient_masking_report": ("iaat_tf.evaluation.masking", "gradient_masking_report"),
   "export_classifier": ("iaat_tf.models.export", "export_classifier"),
   "load_classifier": ("iaat_tf.models.export", "load_classifier"),
   # Custom training loops.
@@ -107,4 +107,5 @@ if TYPE_CHECKING:  # For type checkers and IDEs; never executed.
     with_example_ids,
   )
   from iaat_tf.models.export import export_classifier, load_classifier  # noqa: F401
-  from iaat_tf.evaluation.robustness import evaluate_robustness, gradient_masking_report  # noqa: F401
+  from iaat_tf.evaluation.masking import gradient_masking_report  # noqa: F401
+  from iaat_tf.evaluation.robustness import evaluate_robustness  # noqa: F401

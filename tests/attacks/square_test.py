@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from iaat_tf.attacks import square
-from iaat_tf.evaluation import autoattack, robustness
+from iaat_tf.evaluation import autoattack, masking
 
 SMALL = dict(apgd_iters=20, fab_iters=20, square_queries=300, targets=3, batch_size=64)
 
@@ -76,9 +76,9 @@ def test_square_sees_through_masked_gradients(digits_mlp, digits):
   plain = _run(lambda z: digits_mlp(z, training=False), x, y, eps)
   assert gradient_only.robust_accuracy > plain.robust_accuracy + 0.2
   assert with_square.robust_accuracy < gradient_only.robust_accuracy - 0.15
-  warnings = robustness.gradient_masking_report(with_square.to_dict())
+  warnings = masking.gradient_masking_report(with_square.to_dict())
   assert any("square" in w and "masked" in w for w in warnings), warnings
-  assert not robustness.gradient_masking_report(plain.to_dict())
+  assert not masking.gradient_masking_report(plain.to_dict())
 
 
 def test_square_queries_only_unbroken_examples_with_the_same_result(digits_mlp, digits):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from iaat_tf.evaluation import robustness
+from iaat_tf.evaluation import masking, robustness
 
 EPS = [0.0, 0.02, 0.05, 0.1, 0.3]
 ATTACKS = ("pgd_ce", "pgd_margin", "apgd_ce", "apgd_dlr")
@@ -82,7 +82,7 @@ def test_curves_are_monotone_and_a_huge_ball_breaks_the_model(report):
     assert all(b <= a + one_example for a, b in zip(acc, acc[1:])), name
   assert report.curve[-1].worst_case <= 0.02  # eps = 0.3
   assert report.curve[-2].worst_case < report.clean_accuracy - 0.2  # eps = 0.1
-  assert robustness.gradient_masking_report(report) == []
+  assert masking.gradient_masking_report(report) == []
 
 
 def test_plain_images_max_batches_and_restarts(logits_fn, digits):
@@ -129,10 +129,10 @@ GOOD = [(0.0, [0.9] * 5), (0.1, [0.50, 0.48, 0.47, 0.46, 0.40]), (0.3, [0.01, 0.
 
 
 def test_masking_report_is_empty_for_a_healthy_report():
-  assert robustness.gradient_masking_report(_synthetic(GOOD)) == []
+  assert masking.gradient_masking_report(_synthetic(GOOD)) == []
   # A rise of one example (1/1000) is within the tolerance.
   wiggle = [GOOD[0], (0.05, [0.6] * 5), (0.1, [0.601] * 5)]
-  assert robustness.gradient_masking_report(_synthetic(wiggle)) == []
+  assert masking.gradient_masking_report(_synthetic(wiggle)) == []
 
 
 @pytest.mark.parametrize(
@@ -145,5 +145,5 @@ def test_masking_report_is_empty_for_a_healthy_report():
   ],
 )
 def test_masking_report_flags_each_sign(curve, needle):
-  warnings = robustness.gradient_masking_report(_synthetic(curve))
+  warnings = masking.gradient_masking_report(_synthetic(curve))
   assert any(needle in w for w in warnings), warnings
