@@ -257,11 +257,14 @@ def check_writable_dir(flag: str, path: str) -> None:
   )
 
 
-def check_paths(config: Config) -> Config:
+def check_paths(config: Config, data: bool = True) -> Config:
   """ConfigError (one line) for a file or folder the run names that is
-  missing or cannot be written; reads no file and imports no TensorFlow."""
+  missing or cannot be written (`data`: also the data's, which a run on
+  another machine reads there); opens no file, imports no TensorFlow."""
   d = config.data
   check_writable_dir("output_dir", config.output_dir)
+  if not data:
+    return config
   if d.dataset == "npz":
     check(os.path.isfile(d.npz_path or ""), f"--npz_path={d.npz_path} does not exist")
   if d.dataset in TFDS_DATASETS and d.data_dir and not d.download:

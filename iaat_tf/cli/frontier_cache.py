@@ -32,13 +32,17 @@ from iaat_tf.evaluation.settings import AutoAttackOptions
 Log = Callable[[str], None]
 
 
-def check_training(runs: Sequence[tuple], out_dir: str, log: Log = print) -> Optional[str]:
+def check_training(
+  runs: Sequence[tuple], out_dir: str, log: Log = print, data: bool = True
+) -> Optional[str]:
   """The one-line refusal for `runs` ([(run_dir, training args)]), or None.
 
   None when every run may train (or resume); each change a resume makes is
-  logged in one line, counted over the runs.
+  logged in one line, counted over the runs. `data`: check the data's
+  paths here too (False when the runs read them on other machines).
   """
-  command = [sys.executable, "-c", "from iaat_tf.cli import train; train.check_main()"]
+  code = f"from iaat_tf.cli import train; train.check_main(data={data})"
+  command = [sys.executable, "-c", code]
   result = subprocess.run(
     command, input=json.dumps([args for _, args in runs]), capture_output=True, text=True
   )

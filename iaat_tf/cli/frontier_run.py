@@ -419,6 +419,7 @@ def run_frontier(options: FrontierConfig, log: Callable[[str], None] = print) ->
     ],
     options.out_dir,
     log,
+    data=options.executor == "local",  # Ray: the data is read on the workers.
   )
   if refusal:
     raise FrontierError(refusal)

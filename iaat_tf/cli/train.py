@@ -37,16 +37,17 @@ def fail(message: str) -> None:
   app.fail(PROG, message)
 
 
-def checked_config(argv: Sequence[str]) -> tuple[Config, list]:
+def checked_config(argv: Sequence[str], data: bool = True) -> tuple[Config, list]:
   """The run's Config from the parsed flags and the changes a resume makes
   (run_io.check_resume_compatible); ConfigError for anything wrong with
-  the flags, the paths they name or the run already in --output_dir."""
+  the flags, the paths they name (`data`: the data's too) or the run
+  already in --output_dir."""
   if len(argv) > 1:
     raise ConfigError(
       f"unexpected arguments {' '.join(argv[1:])!r} (flags start with --; "
       "check the flagfile for lines without a leading --)"
     )
-  config = validation.check_paths(flags_config.config_from_flags(FLAGS))
+  config = validation.check_paths(flags_config.config_from_flags(FLAGS), data)
   return config, [] if config.overwrite else run_io.check_resume_compatible(config)
 
 
@@ -72,14 +73,16 @@ def run(argv) -> None:
     fail(str(e))
 
 
-def check(args: Sequence[str]) -> dict:
+def check(args: Sequence[str], data: bool = True) -> dict:
   """What training with the command line `args` would refuse, or change in
   the run in its --output_dir, found without TensorFlow: {"error": line,
-  "differences": [...]} or {"changes": [...]} (run_io.check_resume_compatible)."""
+  "differences": [...]} or {"changes": [...]} (run_io.check_resume_compatible).
+  `data`: check the data's paths too (False: the run reads them elsewhere)."""
+  app.define_debug_flag()
   FLAGS.unparse_flags()
   try:
     argv = FLAGS(["iaat_tf", *flagfiles.expand(list(args))])
-    return {"changes": checked_config(argv)[1]}
+    return {"changes": checked_config(argv, data)[1]}
   except run_io.SettingsDiffer as e:
     return {"error": app.one_line(e), "differences": e.differences}
   except flags.Error as e:
@@ -88,12 +91,12 @@ def check(args: Sequence[str]) -> dict:
     return {"error": app.one_line(e)}
 
 
-def check_main() -> None:
+def check_main(data: bool = True) -> None:
   """Checks many training command lines, before any of them runs: reads a
   JSON list of argument lists on stdin and writes `check`'s answer for each
   as a JSON list on stdout (iaat-frontier runs it as
   `python -c "from iaat_tf.cli import train; train.check_main()"`)."""
-  print(json.dumps([check(args) for args in json.load(sys.stdin)]))
+  print(json.dumps([check(args, data) for args in json.load(sys.stdin)]))
 
 
 def main() -> None:

@@ -169,3 +169,13 @@ def test_the_frontier_refuses_other_train_args_in_one_line(tmp_path):
   changed = _options(tmp_path, train_args=("--epochs=4", "--optimizer=adam"))
   with pytest.raises(frontier_run.FrontierError, match=r"--optimizer \(sgd there, adam now\)"):
     frontier_run.run_frontier(changed, log=lambda _: None)
+
+
+def test_under_ray_the_data_paths_are_left_to_the_workers(tmp_path):
+  """The driver may not hold the data the workers read (--executor=ray)."""
+  run_dir = str(tmp_path / "runs" / "a_seed0")
+  args = ["--flagfile=quickstart", "--dataset=cifar10", f"--data_dir={tmp_path / 'tfds'}"]
+  runs = [(run_dir, [*args, f"--output_dir={run_dir}"])]
+  refusal = frontier_cache.check_training(runs, str(tmp_path))
+  assert "tfds does not exist" in refusal
+  assert frontier_cache.check_training(runs, str(tmp_path), data=False) is None
