@@ -164,6 +164,17 @@ def test_preset_values_scale_with_k():
     alg2_preset("fastest", 10, 0.2)
 
 
+def test_with_alg2_preset_fills_the_presets_values_and_given_fields_win():
+  attack = AttackConfig(steps=10, step_ratio=0.2)
+  for name in ("exact", "fast", "reuse"):
+    method = MethodConfig(alg2_preset=name).with_alg2_preset(attack)
+    assert method == MethodConfig(alg2_preset=name, **alg2_preset(name, 10, 0.2))
+  mine = MethodConfig(alg2_preset="fast", probe_steps=4, probe_early_stop="none")
+  method = mine.with_alg2_preset(attack, given=("probe_steps", "probe_early_stop"))
+  assert method.probe_steps == 4 and method.probe_early_stop == "none"  # Given: kept.
+  assert method.probe_step_ratio == pytest.approx(0.2 * 10 / 4) and method.probe_only_needed
+
+
 def test_preset_flag_and_explicit_overrides():
   with flagsaver.flagsaver():
     flags.FLAGS(
