@@ -111,11 +111,23 @@ class ProbeSpec:
     )
 
   def outcomes(
-    self, logits_fn: pgd.LogitsFn, images, labels, *, index, stored, clean_ok, step, craft: CraftFn
+    self,
+    logits_fn: pgd.LogitsFn,
+    images,
+    labels,
+    *,
+    index,
+    stored,
+    clean_ok,
+    step,
+    craft: CraftFn | None = None,
   ):
     """(up_fails, same_fails) from probe attacks: the training attack
-    (`craft`) twice when `exact`, else the probe options (`_fast`)."""
+    (`craft`, needed when `exact`) twice when `exact`, else the probe
+    options (`_fast`)."""
     if self.exact:
+      if craft is None:
+        raise ValueError("the exact probes are the training attack: pass craft=")
       return self._exact(craft, logits_fn, images, labels, index, stored, step)
     return self._fast(logits_fn, images, labels, index, stored, clean_ok, step)
 

@@ -73,7 +73,6 @@ def _probes(batch, **options):
     stored=stored,
     clean_ok=clean_ok,
     step=STEP,
-    craft=None,
   )
   return up.numpy(), same.numpy()
 
