@@ -383,17 +383,6 @@ def make_executor(options: FrontierConfig):
   return executors.LocalExecutor(available, workers, growth=options.gpu_memory_growth)
 
 
-def _seeds_words(payload: dict) -> str:
-  if payload["seeds"] != "auto":
-    return f"seeds {payload['seeds']}"
-  seq = payload["sequential"]
-  return (
-    f"--seeds=auto: {seq['start']} each, then more where the verdict was undecided, "
-    f"up to {seq['max_seeds']}; {seq['runs']} runs in {seq['rounds']} rounds; "
-    f"{seq['correction']}; each setting's numbers are those of the look where it stopped"
-  )
-
-
 def run_frontier(options: FrontierConfig, log: Callable[[str], None] = print) -> dict:
   """Trains, evaluates and analyses every (setting, seed); returns frontier.json."""
   from iaat_tf.cli import flagfiles  # pylint: disable=g-import-not-at-top
@@ -509,15 +498,7 @@ def run_frontier(options: FrontierConfig, log: Callable[[str], None] = print) ->
     "seconds": round(time.perf_counter() - start, 1),
   }
   run_io.write_json(os.path.join(options.out_dir, "frontier.json"), payload)
-  md = (
-    f"# Frontier: {options.experiment}\n\nAutoAttack at {norms[0]} eps "
-    f"{aa_eps[0]:.4g}; mean +- std over the seeds of each setting ({_seeds_words(payload)}); "
-    "percent.\n\n"
-    + frontier_words.table_markdown(analysis["settings"])
-    + "\n"
-    + "\n".join(f"- {line}" for line in analysis["verdict"])
-    + "\n"
-  )
+  md = frontier_words.page(payload)
   run_io.atomic_write_bytes(os.path.join(options.out_dir, "frontier.md"), md.encode())
   frontier_plot.plot_frontier(
     analysis, os.path.join(options.out_dir, "frontier.png"), aa_eps=aa_eps[0], norm=norms[0]
