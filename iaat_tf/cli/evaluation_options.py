@@ -290,6 +290,8 @@ def check_run(options: EvaluationConfig, run: cfg.Config, run_dir: str) -> None:
   data_dir = options.data_dir or run.data.data_dir
   if run.data.dataset in TFDS_DATASETS and data_dir and not os.path.isdir(data_dir):
     raise EvaluationError(f"--data_dir={data_dir} does not exist (the run's tfds data folder)")
+  if run.data.dataset == "npz" and not os.path.isfile(run.data.npz_path or ""):
+    raise EvaluationError(f"{run_dir}: its --npz_path={run.data.npz_path} does not exist")
 
 
 def config_from_flags(f) -> EvaluationConfig:

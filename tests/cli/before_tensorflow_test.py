@@ -145,6 +145,20 @@ def test_evaluate_checks_flags_and_files_before_tensorflow(no_tensorflow, tmp_pa
     ([f"--run_dir={run_dir}", "--allow_chance"], "--allow_chance applies to --saved_model"),
   ):
     _refused("iaat_tf.evaluate", args, no_tensorflow, tmp_path, message)
+  # A run of an .npz file that is gone.
+  npz = tmp_path / "data.npz"
+  npz.write_bytes(b"")
+  npz_run = str(tmp_path / "npz_run")
+  _trained(npz_run, "--flagfile=quickstart", "--dataset=npz", f"--npz_path={npz}")
+  os.makedirs(os.path.join(npz_run, "saved_model"))
+  npz.unlink()
+  _refused(
+    "iaat_tf.evaluate",
+    [f"--run_dir={npz_run}"],
+    no_tensorflow,
+    tmp_path,
+    f"its --npz_path={npz} does not exist",
+  )
 
 
 def test_pareto_names_a_missing_folder(no_tensorflow, tmp_path):
