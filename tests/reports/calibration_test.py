@@ -69,10 +69,12 @@ def test_seeds_auto_is_calibrated_in_the_steep_world():
 
 def test_the_gentle_worlds_power_is_kept():
   """A true advantage of 10 AutoAttack points at 5 seeds: found at least 40%
-  of the time (measured: 72%), never called below, and its interval holds."""
+  of the time (the target; measured 72%, and the test holds 60%: without the
+  segments' AutoAttack-span bound it was 41%), never called below, and its
+  interval holds."""
   tally = calibration.simulate(calibration.WORLDS["gentle"], 5, SIMS, seed=2, advantage=0.10)
   rates = tally.rates()
-  assert rates["above"] >= 0.4 and rates["below"] == 0, rates
+  assert rates["above"] >= 0.6 and rates["below"] == 0, rates
   assert not _too_low(sum(tally.covered), sum(tally.intervals), COVERAGE)
 
 
