@@ -64,7 +64,7 @@ _LAZY = {
   "radius": ("iaat_tf.training.radius", None),
   "attacks": ("iaat_tf.attacks", None),
   # The shipped experiments: flagfile("quickstart") is a path for --flagfile.
-  "flagfile": ("iaat_tf.cli.flagfiles", "flagfile"),
+  "flagfile": ("iaat_tf.runs.flagfiles", "flagfile"),
 }
 
 __all__ = sorted(_LAZY)
@@ -100,7 +100,7 @@ if TYPE_CHECKING:  # For type checkers and IDEs; never executed.
     MethodConfig,
   )
   from iaat_tf.training.eps_table import EpsTable  # noqa: F401
-  from iaat_tf.cli.flagfiles import flagfile  # noqa: F401
+  from iaat_tf.runs.flagfiles import flagfile  # noqa: F401
   from iaat_tf.data.example_ids import (
     ExampleIdError,
     num_examples,  # noqa: F401

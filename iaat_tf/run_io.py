@@ -1,7 +1,7 @@
 """Reading and writing a run directory, without TensorFlow.
 
 One home for the files a run keeps (`config.json`, `results.json`,
-`history.csv`) and for atomic writes, shared by training (`experiment.py`),
+`history.csv`) and for atomic writes, shared by training (`runs/training.py`),
 evaluation (`evaluate.py`), the Pareto tool and the plots; and for what a
 run's result depends on (its fingerprint: every setting but
 `NOT_IN_RESULT`), which a resume or a rerun must match

@@ -2,7 +2,7 @@
 
 * Two logical CPU devices, configured before TensorFlow starts, so tests can
   run `MirroredStrategy` with 2 replicas on a CPU-only machine.
-* absl FLAGS (defined by iaat_tf.cli.flags_config) marked as parsed, so flag
+* absl FLAGS (the training command's, cli/flags_config.define_flags) marked as parsed, so flag
   defaults can be read and `flagsaver` used outside `app.run`.
 * Two tiers: plain `python -m pytest tests` runs the unit tier; the
   end-to-end tests (marked `slow`: the CLI in a subprocess, whole training
@@ -31,6 +31,9 @@ except RuntimeError:  # Already initialised (e.g. imported twice).
   pass
 
 
+from iaat_tf.cli import flags_config  # noqa: E402  # pylint: disable=g-import-not-at-top
+
+flags_config.define_flags()
 flags.FLAGS.mark_as_parsed()
 
 

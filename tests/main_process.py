@@ -75,3 +75,23 @@ def kill_after_first_checkpoint(
   out, _ = proc.communicate()
   assert proc.returncode == -signal.SIGKILL
   return out, runtime.finished_epochs(tf.train.latest_checkpoint(checkpoint_dir))
+
+
+def assert_resumed_like_uninterrupted(run_dir: str, reference_dir: str, steps: int) -> dict:
+  """A resumed run's last checkpoint and eps table equal the uninterrupted
+  run's (every variable, to 1e-6), its optimizer at `steps`; returns its state."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+
+  resumed = checkpoint_state(os.path.join(run_dir, "checkpoints"))
+  uninterrupted = checkpoint_state(os.path.join(reference_dir, "checkpoints"))
+  # The optimizer step continued from the checkpoint instead of restarting.
+  assert int(resumed["optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"]) == steps
+  assert sorted(resumed) == sorted(uninterrupted)
+  for key, value in uninterrupted.items():
+    np.testing.assert_allclose(resumed[key], value, atol=1e-6, rtol=0, err_msg=key)
+  table = np.load(os.path.join(run_dir, "eps_table.npy"))
+  np.testing.assert_allclose(
+    table, np.load(os.path.join(reference_dir, "eps_table.npy")), atol=1e-6, rtol=0
+  )
+  assert len(np.unique(table)) > 2  # The adaptive epochs ran after the resume.
+  return resumed

@@ -75,7 +75,9 @@ def _python_files() -> List[str]:
       dirs[:] = (
         []
         if top == "tools"
-        else sorted(d for d in dirs if not d.startswith((".", "_")) and d != "runs")
+        else sorted(
+          d for d in dirs if not d.startswith((".", "_")) and (d != "runs" or top == "iaat_tf")
+        )  # A runs/ folder holds a study's run directories, but iaat_tf/runs/ is a room.
       )
       for name in sorted(files):
         if name.endswith(".py"):

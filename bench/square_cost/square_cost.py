@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from iaat_tf import data
-from iaat_tf.cli import evaluation_run
+from iaat_tf.runs import run_evaluation
 from iaat_tf.attacks import square
 
 
@@ -34,9 +34,9 @@ def main() -> None:
   parser.add_argument("--skip_wrn", action="store_true")
   parser.add_argument("--wrn_queries", type=int, default=300)
   args = parser.parse_args()
-  config = evaluation_run.load_run_config(args.run_dir)
+  config = run_evaluation.load_run_config(args.run_dir)
   datasets = data.load_datasets(config.data)
-  model = evaluation_run.classifier_from_checkpoint(config, datasets.info, args.run_dir)
+  model = run_evaluation.classifier_from_checkpoint(config, datasets.info, args.run_dir)
   images, labels = [], []
   for inputs, y in datasets.test:
     images.append(inputs["image"].numpy()), labels.append(y.numpy())

@@ -41,9 +41,10 @@ import time
 
 
 from iaat_tf import run_io
-from iaat_tf.cli import flagfiles
+from iaat_tf.runs import flagfiles
 from iaat_tf.training import devices
-from iaat_tf.cli.frontier_run import FrontierConfig, settings_of, train_and_evaluate
+from iaat_tf.runs.frontier_config import FrontierConfig, settings_of
+from iaat_tf.runs.frontier_jobs import train_and_evaluate
 from iaat_tf.evaluation.settings import AutoAttackOptions
 from experiments.iaat_cost import cost
 
@@ -178,7 +179,7 @@ def run_all(seeds, jobs: int, log) -> dict:
 
 def read_all(seeds) -> dict:
   """The finished runs (for --parts=report): variant -> runs, per task."""
-  from iaat_tf.cli.frontier_run import read_run  # pylint: disable=g-import-not-at-top
+  from iaat_tf.runs.frontier_jobs import read_run  # pylint: disable=g-import-not-at-top
 
   out = {}
   for task in TASKS:

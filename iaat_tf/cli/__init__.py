@@ -1,25 +1,17 @@
-"""The command-line layer: the four commands, flags to a `Config`, and their plumbing.
+"""The command line: flags -> a config -> a run of `iaat_tf.runs`, errors as one line.
 
 * `train.py`, `evaluate.py`, `pareto.py`, `frontier.py`: the commands, each
-  with a `main()` (the console scripts `iaat-train`, ... call it; `python -m
-  iaat_tf.main|evaluate|pareto|frontier` are shims calling it) and a
+  with `main()` (the console scripts `iaat-train`, ... call it; `python -m
+  iaat_tf.main|evaluate|pareto|frontier` are shims calling it), its flags
+  defined by `define_flags()` from its config's `option()` fields, and
   `run(argv)`, the command after its flags are parsed.
-
-* `app.py`: what every entry point shares (one-line errors, grouped
-  `--help` before TensorFlow is imported, a quiet start).
-* `flags_config.py`: the training flags and `config_from_flags()`, the one
-  place FLAGS become a typed `Config`.
 * `flags.py`: absl flags generated from `options.option` fields (every
-  command's), and the typed sections built back from them.
-* `evaluation_options.py`: `EvaluationConfig`, the evaluation command's
-  options and their checks.
-* `flagfiles.py`: `--flagfile=NAME` for the shipped flagfiles.
-* `experiment.py`: one training run (set-up, fit, final evaluation, export).
-* `evaluation_run.py`: judging a run directory or a foreign model.
-* `frontier_run.py`: the frontier's runs (train, judge, resume, analyse).
-* `executors.py`: where runs execute (local processes, or Ray tasks).
-* `progress.py`: the evaluation's progress line (the training callbacks are
-  `training/callbacks.py`).
+  command's), and the typed configs built back from them.
+* `flags_config.py`: the training flags and `config_from_flags()`, the one
+  place they become a typed `Config`.
+* `app.py`: one-line errors, parsing, the entry point every command shares;
+  `help_text.py`: grouped `--help`, before TensorFlow is imported;
+  `tensorflow_start.py`: TensorFlow imported quietly once the input is checked.
 
-Library code never imports this package.
+What a run does lives in `iaat_tf.runs`; nothing below this package imports it.
 """

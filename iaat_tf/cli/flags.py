@@ -40,12 +40,15 @@ def _item_type(kind):
 
 
 def define(cls, radius_defaults: Optional[dict] = None) -> None:
-  """One absl flag per option field of `cls` (once per process).
+  """One absl flag per option field of `cls`; a flag already defined in this
+  process is kept (a command's `define_flags` may run twice).
 
   `radius_defaults`: {norm: {flag: default text}} for radius fields whose
   default depends on --norm (their field default is then unused).
   """
   for field, name in options_of(cls):
+    if name in flags.FLAGS:
+      continue
     meta, default, kind = field.metadata, field.default, base_type(field.type)
     if meta["radius"]:
       if radius_defaults and name in radius_defaults["linf"]:

@@ -11,7 +11,6 @@ tests of it) import this module; library code receives a `Config`.
 from absl import flags
 
 from iaat_tf import config as cfg
-from iaat_tf import validation
 from iaat_tf.cli import flags as flag_fields
 from iaat_tf.config import ConfigError
 from iaat_tf.options import options_of
@@ -60,7 +59,6 @@ def define_flags() -> None:
     flag_fields.define(cls, RADIUS_DEFAULTS)
 
 
-define_flags()
 # --help prints the flags in these groups (tests check every flag is in one).
 HELP_GROUPS = flag_fields.help_groups(
   _CLASSES, HELP_GROUP_ORDER, last=[(cfg.RUN, "debug")]
@@ -90,11 +88,12 @@ def _section(f: flags.FlagValues, cls, **derived):
 
 
 def config_from_flags(f: flags.FlagValues = flags.FLAGS) -> cfg.Config:
-  """Builds and validates the run's `Config` from parsed flags.
+  """Builds the run's `Config` from parsed flags.
 
   Checks here only what is about the flags themselves (a flag given where it
   means nothing, the norm that picks the radii's defaults); each field
-  checks itself, and validation.validate the rules across fields.
+  checks itself, and the training job (`runs.training.prepare`) the rules
+  across fields, once.
   """
   imagenet_shaped = f.dataset == "imagenet2012" or (
     f.dataset == "synthetic" and f.synthetic_like == "imagenet2012"
@@ -122,4 +121,4 @@ def config_from_flags(f: flags.FlagValues = flags.FLAGS) -> cfg.Config:
     train=_section(f, cfg.TrainConfig),
     validation=_section(f, cfg.ValidationConfig),
   )
-  return validation.validate(config)
+  return config

@@ -1,45 +1,25 @@
-"""Does IAAT help on my data? The clean-vs-robust frontier: `iaat-frontier`.
+"""The frontier command: `iaat-frontier` (`python -m iaat_tf.frontier`).
 
-    iaat-frontier --experiment=quickstart \
-        --pgd_at_eps=0.05,0.1,0.15,0.2,0.25,0.3 \
-        --iaat="eps=0.3" --iaat="eps=0.3 gamma=0.1" \
-        --seeds=0,1,2,3,4 --jobs=2 --out_dir=runs/frontier_digits
+    iaat-frontier --experiment=quickstart --pgd_at_eps=0.1,0.2,0.3 \
+        --iaat="eps=0.3" --iaat="eps=0.3 gamma=0.1" --seeds=0,1,2 --out_dir=runs/f
 
-From one experiment (a shipped flagfile's name or your own flagfile), trains
-uniform PGD-AT at every `--pgd_at_eps` radius and IAAT at every `--iaat`
-setting (flag=value pairs over the experiment's, e.g. warmup radius `eps`,
-`gamma`, `beta`, `eps_max`, `s_minus`, `method=iaat_cheap`), each for every
-seed, `--jobs` at a time. Every run is an ordinary run directory under
-OUT_DIR/runs/ (`iaat_tf.evaluate` and `iaat_tf.pareto` read them), trained by
-`python -m iaat_tf.main` and judged by `python -m iaat_tf.evaluate`:
-AutoAttack at the experiment's evaluation radius (`--aa_eps` to change it)
-on the whole test split, and the robustness curve over radii (`--nocurve` to
-skip it). Rerunning resumes: finished runs are not retrained, evaluated runs
-not re-attacked. Writes to OUT_DIR:
-
-  frontier.json   one object per setting (method, flags, seeds, clean and
-                  AutoAttack mean and std, on_frontier, the gap to PGD-AT's
-                  frontier at matched clean accuracy), the verdict, the runs
-  frontier.md     the table (per seed too) and the verdict in words
-  frontier.png    clean vs AutoAttack with error bars both ways and PGD-AT's
-                  frontier drawn; each setting's radii beside it
-
-The runs are cli/frontier_run.py, the analysis reports/frontier.py. Bad input is one line
-`iaat_tf.frontier: error: ...` with exit 2 (cli/app.py).
+Flags -> `FrontierConfig` (runs/frontier_config.py) -> `runs.frontier`
+(runs/frontier_run.py: PGD-AT at every radius and every adaptive setting,
+over seeds, each run judged by AutoAttack; frontier.json, .md, .png with the
+verdict; docs/frontier.md). Bad input is one line `iaat_tf.frontier: error:
+...` with exit 2 (cli/app.py), before any run starts.
 """
 
 from iaat_tf.cli import app
 from iaat_tf.cli import flags as flag_fields
-from iaat_tf.cli.frontier_run import (
+from iaat_tf.evaluation.settings import AutoAttackOptions
+from iaat_tf.runs.frontier_config import (
   DEVICES,
   EVALUATION,
   EXPERIMENT,
   FrontierConfig,
   FrontierError,
-  run_frontier,
-  settings_of,
 )
-from iaat_tf.evaluation.settings import AutoAttackOptions
 
 PROG = "iaat_tf.frontier"
 SUMMARY = """\
@@ -54,42 +34,34 @@ HELP_GROUPS = flag_fields.help_groups(
 )
 
 
-# -- command line ----------------------------------------------------------------
-
-
-def _define_flags():
+def define_flags() -> None:
   flag_fields.define(FrontierConfig)
   flag_fields.define(AutoAttackOptions)
 
 
 def config_from_flags(f) -> FrontierConfig:
-  """The frontier's config from parsed flags, checked before any run."""
+  """The frontier's config from parsed flags (--seeds=auto: the sequential
+  design picks them, reports/sequential.py); `runs.frontier` checks it
+  before any run starts."""
   auto = [s.strip() for s in f.seeds] == ["auto"]
   options = flag_fields.build(
     f,
     FrontierConfig,
-    # --seeds=auto: the sequential design picks them (reports/sequential.py).
     parse=lambda field, name: () if auto and name == "seeds" else flag_fields.value(f, field, name),
     auto_seeds=auto,
     autoattack=flag_fields.build(f, AutoAttackOptions),
   )
-  if not options.experiment:
-    raise FrontierError("--experiment is required (e.g. --experiment=quickstart)")
-  if not options.out_dir:
-    raise FrontierError("--out_dir is required")
-  if not options.pgd_at_eps:
-    raise FrontierError("--pgd_at_eps needs at least one radius (the frontier is PGD-AT's)")
-  settings_of(options)  # Bad --iaat settings fail here, before any run.
   return options
 
 
 def run(argv) -> None:
   """The command after its flags are parsed."""
   from absl import flags  # pylint: disable=g-import-not-at-top
+  from iaat_tf.runs import frontier_run  # pylint: disable=g-import-not-at-top
 
   if len(argv) > 1:
     raise FrontierError(f"unexpected arguments {' '.join(argv[1:])!r}")
-  run_frontier(config_from_flags(flags.FLAGS))
+  frontier_run.frontier(config_from_flags(flags.FLAGS))
 
 
 def main() -> None:
@@ -99,7 +71,7 @@ def main() -> None:
     run,
     summary=SUMMARY,
     groups=HELP_GROUPS,
-    define_flags=_define_flags,
+    define_flags=define_flags,
     errors=(ValueError, OSError),
   )
 

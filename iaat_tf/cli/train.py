@@ -1,16 +1,14 @@
 """The training command: `iaat-train` or `python -m iaat_tf.main --flagfile=flags/NAME.flags`.
 
-Parses absl flags into a `Config` (flags_config.py), then runs
-`experiment.run`: model.fit with the adaptive trainer, evaluation, SavedModel
-export and results.json. `--help` lists the flags by group without loading
-TensorFlow. Bad input ends with one line `iaat_tf: error: ...` on stderr and
-exit 2 (cli/app.py); TensorFlow's start-up lines are hidden unless `--debug`.
-
-Every check that needs only the flags and the files they name runs before
-TensorFlow is imported (`checked_config`): the settings, the paths, and a
-run already in --output_dir (made with other settings: refused, naming
-them). `check_main` runs these checks alone for many command lines, for
-the frontier before it starts any run.
+Flags -> `Config` (flags_config.py) -> `runs.train` (runs/training.py:
+model.fit with the adaptive trainer, evaluation, SavedModel export,
+results.json). The run is prepared (every check that needs only the flags
+and the files they name: the settings, the paths, a run already in
+--output_dir made with other settings) before TensorFlow is imported; a
+finished run is said finished without loading it. `--help` lists the flags
+by group. Bad input ends with one line `iaat_tf: error: ...` on stderr and
+exit 2 (cli/app.py). `check_main` runs the checks alone for many command
+lines: the frontier's pre-flight, before any of its runs starts.
 """
 
 import json
@@ -19,10 +17,10 @@ from typing import Sequence
 
 from absl import flags
 
-from iaat_tf import run_io, validation
-from iaat_tf.cli import app, flagfiles
-from iaat_tf.cli import flags_config
-from iaat_tf.config import Config, ConfigError
+from iaat_tf import run_io
+from iaat_tf.cli import app, flags_config
+from iaat_tf.config import ConfigError
+from iaat_tf.runs import flagfiles, training
 
 FLAGS = flags.FLAGS
 PROG = "iaat_tf"
@@ -33,56 +31,42 @@ PGD-AT or standard training; evaluates, exports a SavedModel and writes
 untouched (use --overwrite, or a new --output_dir, to train again)."""
 
 
-def fail(message: str) -> None:
-  app.fail(PROG, message)
-
-
-def checked_config(argv: Sequence[str], data: bool = True) -> tuple[Config, list]:
-  """The run's Config from the parsed flags and the changes a resume makes
-  (run_io.check_resume_compatible); ConfigError for anything wrong with
-  the flags, the paths they name (`data`: the data's too) or the run
-  already in --output_dir."""
+def prepared(argv: Sequence[str], data: bool = True) -> training.Prepared:
+  """The run from the parsed flags, checked without TensorFlow (ConfigError,
+  run_io.SettingsDiffer; `data`: the data's paths too)."""
   if len(argv) > 1:
     raise ConfigError(
       f"unexpected arguments {' '.join(argv[1:])!r} (flags start with --; "
       "check the flagfile for lines without a leading --)"
     )
-  config = validation.check_paths(flags_config.config_from_flags(FLAGS), data)
-  return config, [] if config.overwrite else run_io.check_resume_compatible(config)
+  return training.prepare(flags_config.config_from_flags(FLAGS), data)
 
 
 def run(argv) -> None:
   """The command after its flags are parsed (tests call it under flagsaver)."""
-  try:
-    config, _ = checked_config(argv)
-  except ConfigError as e:
-    fail(str(e))
-  if not config.overwrite:  # A finished run: say so without loading TF.
-    done = run_io.finished_results(config)
-    if done is not None:
-      print(run_io.finished_message(config, done))
-      return
-  # Imported late: parsing flags and reporting their errors needs no TF.
-  app.import_tensorflow(debug=app.debug(), gpu_memory_growth=config.train.gpu_memory_growth)
-  from iaat_tf import data  # pylint: disable=g-import-not-at-top
-  from iaat_tf.cli import experiment  # pylint: disable=g-import-not-at-top
+  run_ = app.call(PROG, prepared, argv, errors=(ConfigError,))
+  if run_.finished is not None:  # Said finished without loading TensorFlow.
+    training.execute(run_)
+    return
+  from iaat_tf.cli import tensorflow_start  # pylint: disable=g-import-not-at-top
 
-  try:
-    experiment.run(config)
-  except (ConfigError, data.DataError) as e:
-    fail(str(e))
+  tensorflow_start.import_tensorflow(
+    debug=app.debug(), gpu_memory_growth=run_.config.train.gpu_memory_growth
+  )
+  # ConfigError and the data's DataError are both ValueErrors: one line each.
+  app.call(PROG, lambda _: training.execute(run_), argv, errors=(ValueError,))
 
 
 def check(args: Sequence[str], data: bool = True) -> dict:
   """What training with the command line `args` would refuse, or change in
   the run in its --output_dir, found without TensorFlow: {"error": line,
-  "differences": [...]} or {"changes": [...]} (run_io.check_resume_compatible).
-  `data`: check the data's paths too (False: the run reads them elsewhere)."""
+  "differences": [...]} or {"changes": [...]} (run_io.check_resume_compatible)."""
+  flags_config.define_flags()
   app.define_debug_flag()
   FLAGS.unparse_flags()
   try:
     argv = FLAGS(["iaat_tf", *flagfiles.expand(list(args))])
-    return {"changes": checked_config(argv, data)[1]}
+    return {"changes": list(prepared(argv, data).changes)}
   except run_io.SettingsDiffer as e:
     return {"error": app.one_line(e), "differences": e.differences}
   except flags.Error as e:
@@ -106,6 +90,7 @@ def main() -> None:
     run,
     summary=SUMMARY,
     groups=flags_config.HELP_GROUPS,
+    define_flags=flags_config.define_flags,
     errors=(ConfigError, run_io.TrainingDiverged),
   )
 

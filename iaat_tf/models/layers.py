@@ -11,9 +11,15 @@ from typing import Sequence
 import keras
 from keras import layers
 
-# nn.init.kaiming_normal_(mode="fan_out", nonlinearity="relu"): N(0, 2/fan_out),
-# fan_out = out_channels * kernel_h * kernel_w (Keras computes the same).
-KAIMING_FAN_OUT = keras.initializers.VarianceScaling(2.0, "fan_out", "untruncated_normal")
+
+def kaiming_fan_out() -> keras.initializers.Initializer:
+  """nn.init.kaiming_normal_(mode="fan_out", nonlinearity="relu"): N(0,
+  2/fan_out), fan_out = out_channels * kernel_h * kernel_w (Keras computes the
+  same). A new one per conv: a Keras initializer draws its seed once, when it
+  is made, so one shared instance gives every conv of a shape the same
+  weights, seeded at import rather than by `keras.utils.set_random_seed`."""
+  return keras.initializers.VarianceScaling(2.0, "fan_out", "untruncated_normal")
+
 
 # Per-channel statistics of [0, 1] images, by dataset (others: 0.5 / 0.25).
 CHANNEL_STATS = {
@@ -62,6 +68,6 @@ def torch_conv(x, filters: int, kernel: int, stride: int, name: str):
     strides=stride,
     padding=padding,
     use_bias=False,
-    kernel_initializer=KAIMING_FAN_OUT,
+    kernel_initializer=kaiming_fan_out(),
     name=name,
   )(x)

@@ -36,7 +36,7 @@ def _point(s: Mapping) -> str:
 
 
 _SAYS = {
-  "above": "above uniform PGD-AT's frontier: the seeds tell",
+  "above": "above uniform PGD-AT's frontier, the line joining the radii tried: the seeds tell",
   "below": "below uniform PGD-AT's frontier: the seeds tell",
   "cannot_tell": "the seeds cannot tell it from uniform PGD-AT's frontier",
 }
@@ -124,6 +124,10 @@ def setting_line(s: Mapping, by_name: Mapping[str, Mapping]) -> str:
   says = _SAYS[s["verdict"]]
   if s["verdict"] == "below" and str(s.get("reason") or "").startswith("dominated"):
     says = f"below uniform PGD-AT: {s['reason']}"
+  if s["verdict"] == "above" and len(s["compared_with"]) > 1:
+    # A concave PGD-AT curve lies above its chords: an untried radius between
+    # the two may reach the setting (docs/frontier.md, "What above means").
+    says += f" (the control: a PGD-AT radius between {' and '.join(s['compared_with'])})"
   return (
     f"{head}: {point}; {where}{against}: gap {100 * s['gap']:+.1f} AutoAttack points, "
     f"{level_words(s)} interval {ci_words(s['gap_ci'])}{_pieces_words(s)}: {says}"

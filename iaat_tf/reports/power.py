@@ -1,12 +1,13 @@
 """How large a gap the seeds can find: the verdict simulated in the fitted world.
 
-`detectable_gap`: the smallest true advantage that the verdict
+`detectable_gap`: about the smallest true advantage that the verdict
 (`reports/pieces.py`, every piece the setting's clean accuracy may lie on)
 would call `above` in `stats.POWER` (80%) of experiments like this one: the
 setting and PGD-AT's frontier points at their means, the setting placed on
-the frontier at its mean clean accuracy, seed noise drawn from the
-clean/AutoAttack covariance pooled over every setting's learned seeds (more
-stable than one setting's 3-5), each at its own number of seeds. Because
+the frontier at its mean clean accuracy, each at its own number of seeds,
+each with seed noise of the clean/AutoAttack covariance pooled over every
+setting's learned seeds, or its own variances where they are larger (a
+noisier setting is not credited with the others' calm). Because
 every piece's interval moves one for one with the setting's AutoAttack
 accuracy, one set of simulated experiments gives, for each, the advantage it
 would have needed (`pieces.needed_for_above`); the 80th percentile of those
@@ -60,29 +61,30 @@ def _frontier_at(points: Sequence[tuple], clean: float) -> Optional[float]:
 def _needed(
   setting: tuple,
   points: Sequence[tuple],
-  cov: np.ndarray,
+  cov: Mapping[str, np.ndarray],
   seeds: Mapping[str, int],
   level: float,
   sims: int,
 ) -> np.ndarray:
-  """For `sims` experiments drawn with the setting on the fitted frontier,
-  the advantage each would have needed to be called `above`."""
+  """For `sims` experiments drawn with the setting on the fitted frontier
+  (`cov`: each setting's seed covariance), the advantage each would have
+  needed to be called `above`."""
   name, clean = setting
   aa = _frontier_at(points, clean)
   if aa is None:
     return np.full(sims, math.inf)
   rng = np.random.default_rng(0)
-  chol = np.linalg.cholesky(cov + 1e-12 * np.eye(2))
+  chol = {n: np.linalg.cholesky(c + 1e-12 * np.eye(2)) for n, c in cov.items()}
 
-  def draw(n: int, c: float, a: float) -> list:
-    x = rng.standard_normal((n, 2)) @ chol.T + [c, a]
+  def draw(who: str, c: float, a: float) -> list:
+    x = rng.standard_normal((seeds[who], 2)) @ chol[who].T + [c, a]
     return [{"seed": i, "clean": float(v[0]), "autoattack": float(v[1])} for i, v in enumerate(x)]
 
   out = np.empty(sims)
   for i in range(sims):
-    drawn = [(n, draw(seeds[n], c, a)) for n, c, a in points]
+    drawn = [(n, draw(n, c, a)) for n, c, a in points]
     drawn.sort(key=lambda p: math.fsum(r["clean"] for r in p[1]))
-    mine = draw(seeds[name], clean, aa)
+    mine = draw(name, clean, aa)
     out[i] = pieces.needed_for_above(pieces.pieces(mine, drawn, level))
   return out
 
@@ -92,11 +94,28 @@ def _quantile(needed: np.ndarray, power: float) -> Optional[float]:
   return None if math.isinf(value) else max(0.0, value)
 
 
-def _world(setting: Mapping, frontier: Sequence[Mapping]) -> tuple:
+def _covariance(setting: Mapping, pooled: np.ndarray) -> np.ndarray:
+  """The pooled covariance, each variance raised to the setting's own where
+  that is larger (the correlation kept)."""
+  runs = learned_runs(setting)
+  if len(runs) < 2:
+    return pooled
+  own = np.var([[r["clean"], r["autoattack"]] for r in runs], axis=0, ddof=1)
+  sd = np.sqrt(np.diag(pooled))
+  scale = np.where(sd > 0, np.sqrt(np.maximum(own, sd**2)) / np.where(sd > 0, sd, 1), 1.0)
+  out = pooled * np.outer(scale, scale)
+  for k in range(2):
+    if sd[k] == 0:
+      out[k, k] = own[k]
+  return out
+
+
+def _world(setting: Mapping, frontier: Sequence[Mapping], pooled: np.ndarray) -> tuple:
   points = [(f["setting"], f["clean_mean"], f["autoattack_mean"]) for f in frontier]
-  seeds = {f["setting"]: len(learned_runs(f)) for f in frontier}
-  seeds[setting["setting"]] = len(learned_runs(setting))
-  return (setting["setting"], setting["clean_mean"]), points, seeds
+  involved = [*frontier, setting]
+  seeds = {s["setting"]: len(learned_runs(s)) for s in involved}
+  cov = {s["setting"]: _covariance(s, pooled) for s in involved}
+  return (setting["setting"], setting["clean_mean"]), points, seeds, cov
 
 
 def detectable_gap(
@@ -110,10 +129,10 @@ def detectable_gap(
   """The smallest advantage found `power` of the time at these seeds (None:
   not even then, e.g. where the setting's clean accuracy may lie beyond the
   frontier's range, or with one seed)."""
-  me, points, seeds = _world(setting, frontier)
+  me, points, seeds, covs = _world(setting, frontier, cov)
   if min(seeds.values()) < 2:
     return None
-  return _quantile(_needed(me, points, cov, seeds, level, sims), power)
+  return _quantile(_needed(me, points, covs, seeds, level, sims), power)
 
 
 def seeds_to_detect(
@@ -128,10 +147,10 @@ def seeds_to_detect(
 ) -> Optional[int]:
   """About how many seeds per setting (all of them) find an advantage of
   `gap` `power` of the time (None: more than `most`)."""
-  me, points, seeds = _world(setting, frontier)
+  me, points, seeds, covs = _world(setting, frontier, cov)
 
   def finds(n: int) -> bool:
-    found = _quantile(_needed(me, points, cov, dict.fromkeys(seeds, n), level, sims), power)
+    found = _quantile(_needed(me, points, covs, dict.fromkeys(seeds, n), level, sims), power)
     return found is not None and found <= gap
 
   if gap <= 0 or not finds(most):

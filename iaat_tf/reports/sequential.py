@@ -22,7 +22,7 @@ steep world (tests/reports/calibration_test.py, docs/frontier.md's table),
 and tests/reports/sequential_test.py the power left.
 
 Pure functions of run dicts: `decide` runs the rounds through a
-`run_round(pairs) -> runs` callable (cli/frontier_run.py trains and judges
+`run_round(pairs) -> runs` callable (runs/frontier_run.py trains and judges
 the pairs; the tests simulate them).
 """
 

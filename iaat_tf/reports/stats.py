@@ -21,8 +21,8 @@ every interval the package prints comes from one place.
   point along it), by the delta method.
 
 `tests/reports/stats_test.py` checks these against `scipy.stats` (t intervals, Welch
-and paired tests); `tests/reports/frontier_test.py` measures by simulation how
-often the frontier's verdict claims an advantage that is not there.
+and paired tests); `tests/reports/calibration_test.py` measures by simulation
+how often the frontier's verdict, built on them, is wrong.
 """
 
 import dataclasses

@@ -17,7 +17,8 @@ from absl import flags
 from absl.testing import flagsaver
 
 from iaat_tf import run_io
-from iaat_tf.cli import flagfiles, flags_config
+from iaat_tf.cli import flags_config
+from iaat_tf.runs import flagfiles
 
 FLAGS = flags.FLAGS
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -209,10 +210,10 @@ def test_frontier_checks_every_runs_training_flags_before_any_run(no_tensorflow,
 
 
 def test_help_names_the_command_as_it_was_run(no_tensorflow, tmp_path):
-  from iaat_tf.cli import app  # pylint: disable=g-import-not-at-top
+  from iaat_tf.cli import help_text  # pylint: disable=g-import-not-at-top
 
-  assert app.invoked_as("iaat_tf.evaluate", "/venv/bin/iaat-evaluate") == "iaat-evaluate"
-  assert app.invoked_as("iaat_tf", "/repo/iaat_tf/main.py") == "python -m iaat_tf.main"
+  assert help_text.invoked_as("iaat_tf.evaluate", "/venv/bin/iaat-evaluate") == "iaat-evaluate"
+  assert help_text.invoked_as("iaat_tf", "/repo/iaat_tf/main.py") == "python -m iaat_tf.main"
   result = _run("iaat_tf.frontier", ["--help"], no_tensorflow, tmp_path)
   assert result.stdout.startswith("usage: python -m iaat_tf.frontier [--flag=value ...]")
   script = os.path.join(os.path.dirname(sys.executable), "iaat-evaluate")

@@ -10,8 +10,8 @@ import pytest
 import tensorflow_datasets as tfds
 
 from iaat_tf import config as cfg
-from iaat_tf.cli import evaluation_options, evaluation_run
-from iaat_tf.cli import experiment
+from iaat_tf.runs import evaluation_config, run_evaluation
+from iaat_tf.runs import training
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -32,21 +32,21 @@ def _tiny_config(out, **data_overrides):
 @pytest.fixture(scope="module")
 def digits_run(tmp_path_factory):
   out = tmp_path_factory.mktemp("runs") / "digits_iaat"
-  experiment.run(_tiny_config(out), log=lambda _: None)
+  training.train(_tiny_config(out), log=lambda _: None)
   return str(out)
 
 
-OPTIONS = evaluation_options.EvaluationConfig(
+OPTIONS = evaluation_config.EvaluationConfig(
   eps_list=(0.0, 0.05, 0.1, 0.3), pgd_steps=5, apgd_iters=10, max_examples=128
 )
 
 
 @pytest.mark.slow
 def test_saved_model_and_checkpoint_agree_and_outputs_are_written(digits_run, tmp_path):
-  from_saved = evaluation_run.evaluate_run(
+  from_saved = run_evaluation.evaluate_run(
     digits_run, dataclasses.replace(OPTIONS, out_dir=str(tmp_path / "a")), log=lambda _: None
   )
-  from_ckpt = evaluation_run.evaluate_run(
+  from_ckpt = run_evaluation.evaluate_run(
     digits_run,
     dataclasses.replace(OPTIONS, source="checkpoint", out_dir=str(tmp_path / "b")),
     log=lambda _: None,
@@ -101,8 +101,8 @@ def test_cifar10_c_when_present_and_a_clear_message_when_not(tmp_path):
       train=dataclasses.replace(config.train, epochs=1),
       data=dataclasses.replace(config.data, batch_size=16),
     )
-    experiment.run(config, log=lambda _: None)
-    options = evaluation_options.EvaluationConfig(
+    training.train(config, log=lambda _: None)
+    options = evaluation_config.EvaluationConfig(
       eps_list=(0.0,),
       pgd_steps=2,
       apgd=False,
@@ -110,14 +110,14 @@ def test_cifar10_c_when_present_and_a_clear_message_when_not(tmp_path):
       corruptions=("gaussian_noise",),
       severities=(1, 5),
     )
-    present = evaluation_run.evaluate_run(str(out), options, log=lambda _: None)
+    present = run_evaluation.evaluate_run(str(out), options, log=lambda _: None)
   corr = present["corruptions"]
   assert corr["available"] and set(corr["accuracy"]) == {"gaussian_noise_1", "gaussian_noise_5"}
   assert 0.0 <= corr["mean_accuracy"] <= 1.0
   # Without mock data the corrupted sets are not under data_dir.
   messages = []
-  missing = evaluation_run.corruption_accuracy(
-    lambda x: x, evaluation_run.load_run_config(str(out)), options, messages.append
+  missing = run_evaluation.corruption_accuracy(
+    lambda x: x, run_evaluation.load_run_config(str(out)), options, messages.append
   )
   assert not missing["available"] and "not found under --data_dir" in missing["message"]
   assert os.path.getsize(out / "eval" / "corruptions.json") > 0
@@ -139,7 +139,7 @@ def test_cli_errors_are_one_line(tmp_path):
 
 def test_progress_line_has_an_eta_and_a_line_per_tenth():
   lines = []
-  progress = evaluation_run.ProgressLine(20, lines.append, tty=False)
+  progress = run_evaluation.ProgressLine(20, lines.append, tty=False)
   for done in range(1, 21):
     progress(done, 20)
   assert len(lines) == 10 and lines[-1].startswith("evaluate: batch 20/20 (100%)")
@@ -152,7 +152,7 @@ def test_evaluate_keeps_other_results_and_imports_no_training_stack(digits_run, 
   results = json.load(open(path))
   results["autoattack"] = {"kept": True}
   json.dump(results, open(path, "w"))
-  evaluation_run.evaluate_run(
+  run_evaluation.evaluate_run(
     digits_run,
     dataclasses.replace(
       OPTIONS, eps_list=(0.1,), apgd=False, max_examples=32, out_dir=str(tmp_path / "e")

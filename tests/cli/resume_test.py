@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from tests import main_process
 from iaat_tf import data
-from iaat_tf.cli import experiment
+from iaat_tf.runs import training_steps
 from iaat_tf.training import callbacks, runtime
 from iaat_tf.config import AttackConfig, Config, ConfigError, DataConfig, MethodConfig, TrainConfig
 
@@ -51,9 +51,6 @@ def _start(output_dir: str, extra=()) -> subprocess.Popen:
 
 def _wait(proc: subprocess.Popen) -> str:
   return main_process.wait(proc, TIMEOUT)
-
-
-_state = main_process.checkpoint_state
 
 
 def _results(output_dir: str) -> dict:
@@ -101,19 +98,7 @@ def _kill_resume_and_compare(tmp_path, extra=()):
   assert results["train_seconds"] > 0
   _wait(reference)
 
-  resumed = _state(os.path.join(run_dir, "checkpoints"))
-  uninterrupted = _state(os.path.join(reference_dir, "checkpoints"))
-  # The optimizer step continued from the checkpoint instead of restarting.
-  step_key = "optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"
-  assert int(resumed[step_key]) == EPOCHS * STEPS_PER_EPOCH
-  assert sorted(resumed) == sorted(uninterrupted)
-  for key, value in uninterrupted.items():
-    np.testing.assert_allclose(resumed[key], value, atol=1e-6, rtol=0, err_msg=key)
-  table = np.load(os.path.join(run_dir, "eps_table.npy"))
-  np.testing.assert_allclose(
-    table, np.load(os.path.join(reference_dir, "eps_table.npy")), atol=1e-6, rtol=0
-  )
-  assert len(np.unique(table)) > 2  # The adaptive epochs ran after the resume.
+  main_process.assert_resumed_like_uninterrupted(run_dir, reference_dir, EPOCHS * STEPS_PER_EPOCH)
 
 
 def _small_config(output_dir: str) -> Config:
@@ -142,7 +127,7 @@ def _trainer_and_manager(config: Config, seed: int):
   keras.utils.set_random_seed(seed)
   datasets = data.load_datasets(config.data)
   steps = datasets.info.num_train // config.data.batch_size
-  trainer = experiment.build_trainer(config, datasets.info, steps, tf.distribute.get_strategy())
+  trainer = training_steps.build_trainer(config, datasets.info, steps, tf.distribute.get_strategy())
   manager = tf.train.CheckpointManager(
     runtime.make_checkpoint(trainer), os.path.join(config.output_dir, "ckpt"), max_to_keep=2
   )

@@ -22,6 +22,8 @@ from iaat_tf.cli import flags_config
 
 FLAGS = flags.FLAGS
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# Shorter than tests/conftest.py's tiny digits run: half its images, 1-step PGD.
+SHORT = {"max_train_examples": 128, "pgd_steps": 1, "eval_pgd_steps": 1}
 FLAGFILES = sorted(glob.glob(os.path.join(REPO, "flags", "*.flags")))
 
 
@@ -412,7 +414,7 @@ def test_quick_start_is_quiet_and_a_rerun_changes_nothing(tmp_path):
 
 @pytest.mark.slow
 def test_pgd_at_reports_the_radius_it_trained_at(tmp_path):
-  from iaat_tf.cli import experiment  # pylint: disable=g-import-not-at-top
+  from iaat_tf.runs import training  # pylint: disable=g-import-not-at-top
 
   out = tmp_path / "pgd"
   config = cfg.Config(
@@ -424,7 +426,7 @@ def test_pgd_at_reports_the_radius_it_trained_at(tmp_path):
     train=cfg.TrainConfig(epochs=1, learning_rate=0.05, verbose=0),
     validation=cfg.ValidationConfig(eps=0.1, steps=2, step_size=0.05, max_examples=64),
   )
-  results = experiment.run(config, log=lambda _: None)
+  results = training.train(config, log=lambda _: None)
   eps = results["eps"]
   assert eps["uniform"] and eps["mean"] == pytest.approx(0.1)
   assert eps["min"] == pytest.approx(0.1) and eps["zero_fraction"] == 0.0
@@ -445,25 +447,12 @@ def test_pgd_at_reports_the_radius_it_trained_at(tmp_path):
     assert record["devices"]["CPU"] >= 1 and record["precision"] == "float32"
 
 
-def test_a_diverging_run_stops_with_one_line_and_keeps_no_nan_epoch(tmp_path):
+def test_a_diverging_run_stops_with_one_line_and_keeps_no_nan_epoch(tmp_path, tiny_digits_flags):
   """The NaN check runs once per epoch (no per-batch host sync) and stops
   before history.csv and the checkpoint record the diverged epoch."""
   out = tmp_path / "nan"
   with flagsaver.flagsaver(
-    dataset="digits",
-    model="small_cnn",
-    method="pgd_at",
-    eps="0.1",
-    learning_rate=1e30,
-    epochs=4,
-    batch_size=64,
-    max_train_examples=128,
-    pgd_steps=1,
-    eval_pgd_steps=1,
-    val_examples=64,
-    output_dir=str(out),
-    verbose=0,
-    export=False,
+    **tiny_digits_flags(out, method="pgd_at", eps="0.1", learning_rate=1e30, epochs=4, **SHORT)
   ):
     with pytest.raises(run_io.TrainingDiverged) as raised:
       train.run(["iaat_tf.main"])
@@ -479,24 +468,20 @@ def test_a_diverging_run_stops_with_one_line_and_keeps_no_nan_epoch(tmp_path):
 
 
 @pytest.mark.slow
-def test_radii_that_cannot_recover_are_said_and_their_quantiles_kept(tmp_path, capsys):
+def test_radii_that_cannot_recover_are_said_and_their_quantiles_kept(
+  tmp_path, capsys, tiny_digits_flags
+):
   with flagsaver.flagsaver(
-    dataset="digits",
-    model="small_cnn",
-    method="iaat",
-    warmup_epochs=1,
-    epochs=2,
-    eps="0.3",
-    gamma="0.05",
-    beta=0.3,
-    batch_size=64,
-    max_train_examples=128,
-    pgd_steps=1,
-    eval_pgd_steps=1,
-    val_examples=64,
-    output_dir=str(tmp_path / "r"),
-    verbose=0,
-    export=False,
+    **tiny_digits_flags(
+      tmp_path / "r",
+      method="iaat",
+      warmup_epochs=1,
+      epochs=2,
+      eps="0.3",
+      gamma="0.05",
+      beta=0.3,
+      **SHORT,
+    )
   ):
     train.run(["iaat_tf.main"])
   out = capsys.readouterr().out
@@ -508,21 +493,9 @@ def test_radii_that_cannot_recover_are_said_and_their_quantiles_kept(tmp_path, c
 
 
 @pytest.mark.slow
-def test_warmup_as_long_as_the_run_is_said(tmp_path, capsys):
+def test_warmup_as_long_as_the_run_is_said(tmp_path, capsys, tiny_digits_flags):
   with flagsaver.flagsaver(
-    dataset="digits",
-    model="small_cnn",
-    method="iaat",
-    warmup_epochs=3,
-    epochs=1,
-    batch_size=64,
-    max_train_examples=128,
-    pgd_steps=1,
-    eval_pgd_steps=1,
-    val_examples=64,
-    output_dir=str(tmp_path / "w"),
-    verbose=0,
-    export=False,
+    **tiny_digits_flags(tmp_path / "w", method="iaat", warmup_epochs=3, epochs=1, **SHORT)
   ):
     train.run(["iaat_tf.main"])
   out = capsys.readouterr().out
@@ -534,7 +507,7 @@ def test_the_quick_start_note_says_why_it_is_expected_there():
   regrow to in 15 epochs (0.225): its note says that this is expected
   there (0.225 still covers --eval_eps=0.2, what the run is judged at)."""
   import types  # pylint: disable=g-import-not-at-top
-  from iaat_tf.cli import experiment  # pylint: disable=g-import-not-at-top
+  from iaat_tf.runs import training_steps  # pylint: disable=g-import-not-at-top
 
   def notes(*args):
     with flagsaver.flagsaver():
@@ -545,7 +518,7 @@ def test_the_quick_start_note_says_why_it_is_expected_there():
     lines = []
     info = types.SimpleNamespace(describe=lambda: "digits")
     strategy = types.SimpleNamespace(num_replicas_in_sync=1)
-    experiment._log_start(config, info, strategy, 22, lines.append)  # pylint: disable=protected-access
+    training_steps._log_start(config, info, strategy, 22, lines.append)  # pylint: disable=protected-access
     return [l for l in lines if "note:" in l]
 
   (note,) = notes()

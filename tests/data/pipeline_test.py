@@ -129,7 +129,7 @@ def test_missing_npz_and_data_dir(tmp_path):
     data.load_datasets(DataConfig(dataset="npz", npz_path=str(tmp_path / "no.npz")))
   with pytest.raises(data.DataError, match="does not exist"):
     data.load_datasets(DataConfig(dataset="cifar10", data_dir=str(tmp_path / "no")))
-  with pytest.raises(data.DataError, match="could not load tfds dataset 'cifar10'"):
+  with pytest.raises(data.DataError, match="holds no prepared tfds 'cifar10' data"):
     data.load_datasets(DataConfig(dataset="cifar10", data_dir=str(tmp_path)))
 
 

@@ -16,8 +16,8 @@ import keras
 import numpy as np
 import pytest
 
-from iaat_tf.cli import evaluation_run
-from iaat_tf.cli.evaluation_options import EvaluationConfig, EvaluationError
+from iaat_tf.runs import foreign_evaluation
+from iaat_tf.runs.evaluation_config import EvaluationConfig, EvaluationError
 from iaat_tf.evaluation.settings import AutoAttackOptions
 from iaat_tf.evaluation import foreign
 
@@ -70,7 +70,7 @@ def test_model_export_savedmodel_and_keras_file(plain_keras_model, tmp_path):
   results = {}
   for kind, path in (("saved_model", exported), ("keras_model", keras_file)):
     out = str(tmp_path / f"eval_{kind}")
-    payload = evaluation_run.autoattack_model(
+    payload = foreign_evaluation.autoattack_model(
       _options(**{kind: path}, out_dir=out, input_range=(0.0, 255.0)), log=lambda line: None
     )
     with open(os.path.join(out, "autoattack.json")) as f:
@@ -220,7 +220,7 @@ def test_a_model_fed_the_wrong_range_stops_after_the_clean_pass(plain_keras_mode
   lines = []
   out = tmp_path / "e"
   with pytest.raises(EvaluationError) as stopped:
-    evaluation_run.autoattack_model(
+    foreign_evaluation.autoattack_model(
       _options(keras_model=path, out_dir=str(out), input_range=BLACK), log=lines.append
     )
   words = str(stopped.value)
@@ -238,7 +238,7 @@ def test_allow_chance_goes_on_with_a_loud_warning(plain_keras_model, tmp_path):
   path = str(tmp_path / "model.keras")
   plain_keras_model.save(path)
   lines = []
-  payload = evaluation_run.autoattack_model(
+  payload = foreign_evaluation.autoattack_model(
     _options(keras_model=path, out_dir=str(tmp_path / "e"), input_range=BLACK, allow_chance=True),
     log=lines.append,
   )
@@ -248,7 +248,7 @@ def test_allow_chance_goes_on_with_a_loud_warning(plain_keras_model, tmp_path):
   assert payload["input"]["convention"] == "pixels in [0, 0.001]"
   assert "at chance" in payload["input_warning"]
   assert any("AutoAttack only" in l for l in lines)
-  right = evaluation_run.autoattack_model(
+  right = foreign_evaluation.autoattack_model(
     _options(keras_model=path, out_dir=str(tmp_path / "r"), input_range=(0.0, 255.0)),
     log=lines.append,
   )
@@ -332,7 +332,7 @@ def test_missing_tfds_data_is_told_in_evaluates_words(tmp_path):
   empty.mkdir()
   options = _options(keras_model="unused.keras", dataset="mnist", data_dir=str(empty))
   with pytest.raises(EvaluationError) as e:
-    evaluation_run.autoattack_model(options, log=lambda _: None)
+    foreign_evaluation.autoattack_model(options, log=lambda _: None)
   words = str(e.value)
   assert f"--data_dir={empty} holds no prepared tfds 'mnist' data" in words
   assert f"tfds build mnist --data_dir={empty}" in words

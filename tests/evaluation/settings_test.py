@@ -15,11 +15,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def test_one_class_serves_the_library_and_the_commands():
-  from iaat_tf.cli import evaluation_options, frontier_run  # pylint: disable=g-import-not-at-top
+  from iaat_tf.runs import evaluation_config, frontier_config  # pylint: disable=g-import-not-at-top
 
   assert autoattack.AutoAttackOptions is AutoAttackOptions
-  assert isinstance(evaluation_options.EvaluationConfig().autoattack, AutoAttackOptions)
-  assert isinstance(frontier_run.FrontierConfig().autoattack, AutoAttackOptions)
+  assert isinstance(evaluation_config.EvaluationConfig().autoattack, AutoAttackOptions)
+  assert isinstance(frontier_config.FrontierConfig().autoattack, AutoAttackOptions)
   flags = sorted(name for _, name in options_of(AutoAttackOptions))
   assert flags == [
     "aa_apgd_iters",
@@ -76,7 +76,7 @@ def test_the_fingerprint_names_every_option_a_result_depends_on():
 def test_settings_import_no_tensorflow():
   code = (
     "import sys; import iaat_tf.evaluation.settings, iaat_tf.evaluation.model_files, "
-    "iaat_tf.cli.evaluation_options, iaat_tf.cli.frontier_cache; "
+    "iaat_tf.runs.evaluation_config, iaat_tf.runs.frontier_cache; "
     "print('tensorflow' in sys.modules)"
   )
   out = subprocess.run(

@@ -18,7 +18,7 @@ import pytest
 import tensorflow as tf
 
 from iaat_tf import config as cfg
-from iaat_tf.cli import experiment
+from iaat_tf.runs import training
 from iaat_tf.evaluation import autoattack, replicas
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -62,7 +62,7 @@ def _evaluate(run_dir, out_dir, *extra):
 @pytest.mark.slow
 def test_one_and_two_replicas_give_identical_per_example_results(tmp_path):
   run_dir = str(tmp_path / "run")
-  experiment.run(
+  training.train(
     cfg.Config(
       output_dir=run_dir,
       data=cfg.DataConfig(batch_size=64),

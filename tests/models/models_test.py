@@ -82,3 +82,23 @@ def test_sync_batchnorm_and_dropout_are_honoured(name):
   x = tf.random.uniform([4, *shape])
   np.testing.assert_allclose(model(x, training=False), model(x, training=False))
   assert not np.allclose(model(x, training=True), model(x, training=True))
+
+
+def test_pytorch_convs_are_initialised_apart_and_by_the_seed():
+  """Each conv of the ported models gets its own Kaiming draw (a shared
+  initializer gave every conv of a shape the same weights, seeded at import),
+  and the same --seed gives the same weights."""
+  import keras  # pylint: disable=g-import-not-at-top
+  from iaat_tf.models import layers as model_layers  # pylint: disable=g-import-not-at-top
+
+  def build(seed):
+    keras.utils.set_random_seed(seed)
+    x = keras.Input((8, 8, 4))
+    y = model_layers.torch_conv(model_layers.torch_conv(x, 4, 3, 1, "a"), 4, 3, 1, "b")
+    return [v.numpy() for v in keras.Model(x, y).weights]
+
+  first, again, other = build(0), build(0), build(1)
+  assert not np.array_equal(first[0], first[1])
+  assert all(np.array_equal(u, v) for u, v in zip(first, again))
+  assert not np.array_equal(first[0], other[0])
+  assert abs(first[0].std() / np.sqrt(2 / (4 * 9)) - 1) < 0.25  # N(0, 2 / fan_out).

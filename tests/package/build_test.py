@@ -27,13 +27,14 @@ def test_every_python_file_has_a_target():
 
 def test_dependencies_follow_imports():
   text = make_build.generate()
-  # The trainer imports the recipe; the evaluation command its library.
+  # The trainer imports the recipe; the evaluation command its job (runs/, one
+  # target: its __init__.py re-exports the jobs).
   trainer = text[text.index('name = "training_trainer"') :]
   trainer = trainer[: trainer.index(")\n")]
   assert '":training_recipe"' in trainer
   evaluate = text[text.index('name = "cli_evaluate"') :]
   evaluate = evaluate[: evaluate.index(")\n")]
-  assert '":cli_evaluation_run"' in evaluate
+  assert '":runs"' in evaluate
   shim = text[text.index('name = "evaluate"') :]
   assert '":cli_evaluate"' in shim[: shim.index(")\n")]
 
@@ -42,7 +43,7 @@ def test_modules_a_subprocess_imports_are_dependencies():
   """run_io_test runs `python -c "import iaat_tf.run_io, iaat_tf.cli.app,
   iaat_tf.pareto"`: Bazel's runfiles must hold those modules."""
   text = make_build.generate()
-  stanza = text[text.index('name = "cli_run_io_test"') :]
+  stanza = text[text.index('name = "package_run_io_test"') :]
   stanza = stanza[: stanza.index(")\n")]
   assert '":cli_app"' in stanza and '":pareto"' in stanza
 

@@ -1,8 +1,9 @@
 """The package's rooms and which way their imports go.
 
 Each room may import only the rooms listed for it (and itself), so the
-attacks know nothing of training, the library never reads flags, and the
-plots are imported by the command line alone. Checked on every `iaat_tf`
+attacks know nothing of training, the library never reads flags, what a
+run does (runs/) knows nothing of the command line, and the command line
+only turns flags into a config and hands it to a run. Checked on every `iaat_tf`
 import of every module, top-level and inside functions (the AST). The lazy
 public names of `iaat_tf/__init__.py` (PEP 562) import nothing at load time.
 """
@@ -26,10 +27,12 @@ ALLOWED = {
   "models": {"models", "top"},
   "evaluation": {"evaluation", "attacks", "top"},
   "reports": {"reports", "data", "top"},
-  "cli": {"cli", "training", "attacks", "data", "models", "evaluation", "reports", "top"},
+  "runs": {"runs", "training", "attacks", "data", "models", "evaluation", "reports", "top"},
+  "cli": {"cli", "runs", "evaluation", "training", "top"},
   "commands": {
     "commands",
     "cli",
+    "runs",
     "training",
     "attacks",
     "data",
@@ -40,7 +43,7 @@ ALLOWED = {
   },
 }
 COMMANDS = {"main", "evaluate", "pareto", "frontier"}
-ROOMS = {"attacks", "training", "data", "models", "evaluation", "reports", "cli"}
+ROOMS = {"attacks", "training", "data", "models", "evaluation", "reports", "runs", "cli"}
 
 
 def _room(module: str) -> str:

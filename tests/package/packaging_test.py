@@ -14,7 +14,7 @@ import sys
 import pytest
 
 import iaat_tf
-from iaat_tf.cli import flagfiles
+from iaat_tf.runs import flagfiles
 
 tomllib = pytest.importorskip("tomllib")  # Python >= 3.11.
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from iaat_tf.cli import frontier as command
+from iaat_tf.runs import frontier_config
 from iaat_tf.reports import calibration, frontier, frontier_plot, frontier_words, power
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -112,7 +112,10 @@ def test_summary_frontier_and_structured_verdicts_have_known_values():
     "at the same clean accuracy, between pgd_at_0.2 (learns on 3/3), pgd_at_0.1 "
     "(learns on 3/3): gap +12.0 AutoAttack points, 95% interval [+7.0, +17.0]"
   ) in text
-  assert "above uniform PGD-AT's frontier: the seeds tell" in text
+  assert (
+    "above uniform PGD-AT's frontier, the line joining the radii tried: the seeds tell "
+    "(the control: a PGD-AT radius between pgd_at_0.2 and pgd_at_0.1)."
+  ) in text
   assert "Student's t" in text and frontier.FAILURE_RULE in text
   line_d = next(l for l in analysis["verdict"] if l.startswith("iaat_d"))
   assert "gap" not in line_d and "interval" not in line_d and "not comparable" in line_d
@@ -361,13 +364,13 @@ def test_analyse_states_power_and_seeds_to_detect():
 
 
 def test_settings_of_names_and_refusals():
-  options = command.FrontierConfig(
+  options = frontier_config.FrontierConfig(
     experiment="quickstart",
     out_dir="x",
     pgd_at_eps=(0.1, 8 / 255),
     iaat=("eps=0.3 gamma=0.1", "method=iaat_cheap"),
   )
-  names = [s.name for s in command.settings_of(options)]
+  names = [s.name for s in frontier_config.settings_of(options)]
   # Uniform radii ramp over the experiment's warmup (5 epochs in quickstart).
   assert names == [
     "pgd_at_eps0.1_ramp5",
@@ -375,19 +378,24 @@ def test_settings_of_names_and_refusals():
     "iaat_eps0.3_gamma0.1",
     "iaat_cheap",
   ]
-  assert command.settings_of(options)[0].flags == (
+  assert frontier_config.settings_of(options)[0].flags == (
     "--method=pgd_at",
     "--eps=0.1",
     "--eps_ramp_epochs=5",
   )
   longer = dataclasses.replace(options, train_args=("--warmup_epochs=8",))
-  assert command.settings_of(longer)[0].name == "pgd_at_eps0.1_ramp8"
+  assert frontier_config.settings_of(longer)[0].name == "pgd_at_eps0.1_ramp8"
   plain = dataclasses.replace(options, uniform_ramp=False)
-  assert [s.name for s in command.settings_of(plain)][:2] == ["pgd_at_eps0.1", "pgd_at_eps0.03137"]
+  assert [s.name for s in frontier_config.settings_of(plain)][:2] == [
+    "pgd_at_eps0.1",
+    "pgd_at_eps0.03137",
+  ]
   for bad, message in (("eps", "flag=value"), ("method=pgd_at", "not adaptive")):
-    with pytest.raises(command.FrontierError, match=message):
-      command.settings_of(
-        command.FrontierConfig(experiment="quickstart", out_dir="x", pgd_at_eps=(0.1,), iaat=(bad,))
+    with pytest.raises(frontier_config.FrontierError, match=message):
+      frontier_config.settings_of(
+        frontier_config.FrontierConfig(
+          experiment="quickstart", out_dir="x", pgd_at_eps=(0.1,), iaat=(bad,)
+        )
       )
 
 

@@ -145,7 +145,7 @@ def test_a_run_that_fails_is_retried_and_the_rounds_end():
 def test_the_frontier_command_runs_the_sequential_design(tmp_path, monkeypatch):
   """iaat-frontier --seeds=auto: rounds of runs (here simulated), each
   adaptive setting's seeds and why it stopped in frontier.json and .md."""
-  from iaat_tf.cli import frontier_run  # pylint: disable=g-import-not-at-top
+  from iaat_tf.runs import frontier_config, frontier_run  # pylint: disable=g-import-not-at-top
 
   rng = np.random.default_rng(9)
   truth = {
@@ -175,7 +175,7 @@ def test_the_frontier_command_runs_the_sequential_design(tmp_path, monkeypatch):
     }
 
   monkeypatch.setattr(frontier_run, "train_and_evaluate", fake)
-  options = frontier_run.FrontierConfig(
+  options = frontier_config.FrontierConfig(
     experiment="quickstart",
     out_dir=str(tmp_path),
     pgd_at_eps=(0.1, 0.2, 0.3),
@@ -185,7 +185,7 @@ def test_the_frontier_command_runs_the_sequential_design(tmp_path, monkeypatch):
     uniform_ramp=False,
   )
   lines = []
-  payload = frontier_run.run_frontier(options, log=lines.append)
+  payload = frontier_run.frontier(options, log=lines.append)
   assert payload["seeds"] == "auto" and payload["sequential"]["runs"] == len(trained)
   assert len(set(trained)) == len(trained) <= 4 * 6  # No run twice; under the cap.
   iaat = next(s for s in payload["settings"] if s["setting"] == "iaat_eps0.3")
@@ -193,8 +193,8 @@ def test_the_frontier_command_runs_the_sequential_design(tmp_path, monkeypatch):
   assert any("round 1:" in l for l in lines)
   md = (tmp_path / "frontier.md").read_text()
   assert "--seeds=auto" in md and "Bonferroni" in md and iaat["stopped"] in md
-  with pytest.raises(frontier_run.FrontierError, match="or be auto"):
-    frontier_run.FrontierConfig(experiment="x", out_dir="y", seeds=())
+  with pytest.raises(frontier_config.FrontierError, match="or be auto"):
+    frontier_config.FrontierConfig(experiment="x", out_dir="y", seeds=())
 
 
 def test_seeds_auto_on_the_command_line(tmp_path):

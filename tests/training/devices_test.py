@@ -98,7 +98,7 @@ def test_on_cpu_runs_share_the_empty_slot():
 def test_the_frontier_gives_each_run_its_slot(tmp_path, monkeypatch):
   """iaat-frontier on a (pretend) 4-GPU box, 2 per run: each run's
   processes get their slot's CUDA_VISIBLE_DEVICES and the memory policy."""
-  from iaat_tf.cli import frontier_run  # pylint: disable=g-import-not-at-top
+  from iaat_tf.runs import frontier_config, frontier_run  # pylint: disable=g-import-not-at-top
 
   envs, lock = [], threading.Lock()
 
@@ -111,7 +111,7 @@ def test_the_frontier_gives_each_run_its_slot(tmp_path, monkeypatch):
 
   monkeypatch.setattr(frontier_run, "train_and_evaluate", fake)
   monkeypatch.delenv("TF_FORCE_GPU_ALLOW_GROWTH", raising=False)
-  options = frontier_run.FrontierConfig(
+  options = frontier_config.FrontierConfig(
     experiment="quickstart",
     out_dir=str(tmp_path),
     pgd_at_eps=(0.1, 0.2),
@@ -120,10 +120,10 @@ def test_the_frontier_gives_each_run_its_slot(tmp_path, monkeypatch):
     gpus_per_run=2,
   )
   lines = []
-  with pytest.raises(frontier_run.FrontierError, match="no run finished"):
-    frontier_run.run_frontier(options, log=lines.append)
+  with pytest.raises(frontier_config.FrontierError, match="no run finished"):
+    frontier_run.frontier(options, log=lines.append)
   assert "2 at a time in GPU slots 0,1 2,3" in lines[0]
   assert len(envs) == 4 and {e[2] for e in envs} <= {"0,1", "2,3"}
   assert {e[3] for e in envs} == {"true"}
-  with pytest.raises(frontier_run.FrontierError, match="--jobs=3 but there are 2 GPU slot"):
-    frontier_run.run_frontier(dataclasses.replace(options, jobs=3), log=lines.append)
+  with pytest.raises(frontier_config.FrontierError, match="--jobs=3 but there are 2 GPU slot"):
+    frontier_run.frontier(dataclasses.replace(options, jobs=3), log=lines.append)

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from iaat_tf import data
-from iaat_tf.cli import experiment
+from iaat_tf.runs import training, training_steps
 from iaat_tf.reports import example_lookup
 from iaat_tf.training import callbacks, early_stopping
 from iaat_tf.config import (
@@ -123,9 +123,10 @@ def _config(out, export_model="best"):
     ),
     method=MethodConfig(method="pgd_at", eps=0.2, loss="trades"),
     attack=AttackConfig(steps=2, step_ratio=0.5, min_step=0.01),
-    # The learning rate jumps x40 for the last epoch, which wrecks the
-    # model: the best validation epoch is known to be an earlier one.
-    train=TrainConfig(learning_rate=0.05, epochs=4, lr_boundaries=(3,), lr_decay=40.0, verbose=0),
+    # The learning rate jumps x10 for the last epoch, which wrecks the
+    # model (validation PGD accuracy 0.30 -> 0.11 here): the best validation
+    # epoch is known to be an earlier one. x40 made the loss NaN on some CPUs.
+    train=TrainConfig(learning_rate=0.05, epochs=4, lr_boundaries=(3,), lr_decay=10.0, verbose=0),
     validation=ValidationConfig(eps=0.2, steps=3, step_size=0.1),
   )
 
@@ -133,7 +134,7 @@ def _config(out, export_model="best"):
 @pytest.mark.slow
 def test_run_exports_the_best_validation_epoch(tmp_path):
   out = str(tmp_path / "run")
-  results = experiment.run(_config(out), log=lambda _: None)
+  results = training.train(_config(out), log=lambda _: None)
   history = results["history"]["val_pgd_acc"]
   best = results["early_stopping"]
   assert best["best_epoch"] == int(np.argmax(history)) + 1  # First maximum.
@@ -163,5 +164,5 @@ def test_overwrite_clears_the_saved_best(tmp_path):
   os.makedirs(best_dir)
   with open(os.path.join(best_dir, "best.json"), "w") as f:
     f.write("{}")
-  experiment._clear_outputs(out, chief=True, strategy=None)  # pylint: disable=protected-access
+  training_steps._clear_outputs(out, chief=True, strategy=None)  # pylint: disable=protected-access
   assert not os.path.exists(best_dir)

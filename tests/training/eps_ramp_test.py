@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from iaat_tf.cli import experiment
+from iaat_tf.runs import training
 from iaat_tf.training import radius
 from iaat_tf.training.trainer import AdversarialTrainer
 from iaat_tf.config import (
@@ -93,7 +93,7 @@ def test_ramp_cures_pgd_at_at_a_large_radius(tmp_path):
   Without a ramp the model stays at chance (it predicts one class); ramping
   the radius over the first 2 epochs lets it learn the clean task first.
   """
-  plain = experiment.run(_digits_pgd_at(str(tmp_path / "plain"), 0), log=lambda _: None)
-  ramped = experiment.run(_digits_pgd_at(str(tmp_path / "ramp"), 2), log=lambda _: None)
+  plain = training.train(_digits_pgd_at(str(tmp_path / "plain"), 0), log=lambda _: None)
+  ramped = training.train(_digits_pgd_at(str(tmp_path / "ramp"), 2), log=lambda _: None)
   assert plain["final"]["clean_accuracy"] < 0.2
   assert ramped["final"]["clean_accuracy"] > 0.5

@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 
 from iaat_tf import models
-from iaat_tf.cli import experiment
+from iaat_tf.runs import training
 from iaat_tf.training.trainer import AdversarialTrainer
 from iaat_tf.config import (
   AttackConfig,
@@ -114,7 +114,7 @@ def _config(output_dir: str, precision: str, tiny: bool) -> Config:
 def test_short_training_run_is_finite_with_a_float32_eps_table(tmp_path, precision):
   tiny = precision == "mixed_float16"  # float16 convolutions crawl on CPUs.
   config = _config(str(tmp_path), precision, tiny)
-  results = experiment.run(config, log=lambda _: None)
+  results = training.train(config, log=lambda _: None)
   assert keras.mixed_precision.global_policy().name == precision
 
   losses = results["history"]["loss"]

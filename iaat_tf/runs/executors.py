@@ -1,7 +1,7 @@
 """Where the frontier's runs execute: local processes in device slots, or Ray tasks.
 
 A run is `work(pair, env)`: train and judge one (setting, seed) in child
-processes whose environment is `env` (cli/frontier_run.py). Both executors
+processes whose environment is `env` (runs/frontier_run.py). Both executors
 call `report(pair, outcome)` in the driver once per run, in the order runs
 finish; `outcome` is {"run", "seconds", "node"} or {"error", "node"}.
 

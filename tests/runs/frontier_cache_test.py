@@ -1,4 +1,4 @@
-"""cli/frontier_cache.py: a frontier rerun reuses a run's training and its
+"""runs/frontier_cache.py: a frontier rerun reuses a run's training and its
 AutoAttack only when they match the settings asked for now.
 
 Run directories are written by hand (config.json as training writes it,
@@ -14,8 +14,9 @@ from absl.testing import flagsaver
 
 from iaat_tf import config as cfg
 from iaat_tf import run_io
-from iaat_tf.cli import flagfiles, flags_config, frontier_cache, frontier_run
-from iaat_tf.cli.evaluation_options import EvaluationConfig, autoattack_options
+from iaat_tf.cli import flags_config
+from iaat_tf.runs import flagfiles, frontier_cache, frontier_config, frontier_jobs, frontier_run
+from iaat_tf.runs.evaluation_config import EvaluationConfig, autoattack_options
 from iaat_tf.evaluation.settings import AutoAttackOptions
 
 FLAGS = flags.FLAGS
@@ -87,7 +88,7 @@ def test_an_autoattack_stored_before_its_settings_held_the_cap(tmp_path):
 
 
 def _options(tmp_path, **kwargs):
-  return frontier_run.FrontierConfig(
+  return frontier_config.FrontierConfig(
     **{
       "experiment": "quickstart",
       "out_dir": str(tmp_path),
@@ -103,15 +104,15 @@ def _options(tmp_path, **kwargs):
 
 def test_a_run_judged_with_other_options_is_attacked_again_and_says_so(tmp_path, monkeypatch):
   options = _options(tmp_path)
-  (setting,) = frontier_run.settings_of(options)
+  (setting,) = frontier_config.settings_of(options)
   run_dir = setting.run_dir(str(tmp_path), 0)
   _judged(run_dir)
   commands = []
   monkeypatch.setattr(
-    frontier_run, "_run", lambda command, log_path, env=None: commands.append(command)
+    frontier_jobs, "_run", lambda command, log_path, env=None: commands.append(command)
   )
-  monkeypatch.setattr(frontier_run, "read_run", lambda *args: {})
-  frontier_run.train_and_evaluate(setting, 0, options, "x.flags")
+  monkeypatch.setattr(frontier_jobs, "read_run", lambda *args: {})
+  frontier_jobs.train_and_evaluate(setting, 0, options, "x.flags")
   assert [c[2] for c in commands] == ["iaat_tf.main"]  # Its AutoAttack is reused.
   commands.clear()
   more = dataclasses.replace(ASKED, apgd_iters=5)
@@ -121,7 +122,7 @@ def test_a_run_judged_with_other_options_is_attacked_again_and_says_so(tmp_path,
     "frontier: 1 run(s) were judged with other AutoAttack options "
     "(--aa_apgd_iters (3 there, 5 now)): they are attacked again"
   ]
-  frontier_run.train_and_evaluate(setting, 0, _options(tmp_path, autoattack=more), "x.flags")
+  frontier_jobs.train_and_evaluate(setting, 0, _options(tmp_path, autoattack=more), "x.flags")
   assert [c[2] for c in commands] == ["iaat_tf.main", "iaat_tf.evaluate"]
   assert "--aa_apgd_iters=5" in commands[1] and "--attacks=autoattack" in commands[1]
   log = open(os.path.join(tmp_path, "logs", f"{setting.name}_seed0.log")).read()
@@ -159,16 +160,16 @@ def test_training_flags_are_checked_before_any_run(tmp_path):
 
 
 def test_the_frontier_refuses_other_train_args_in_one_line(tmp_path):
-  """Through run_frontier: refused before any run starts, in one line."""
+  """Through runs.frontier: refused before any run starts, in one line."""
   options = _options(tmp_path, train_args=("--epochs=4",))
-  (setting,) = frontier_run.settings_of(options)
+  (setting,) = frontier_config.settings_of(options)
   _train(
     setting.run_dir(str(tmp_path), 0),
-    frontier_run.train_args(setting, 0, options, "quickstart")[:-1],
+    frontier_jobs.train_args(setting, 0, options, "quickstart")[:-1],
   )
   changed = _options(tmp_path, train_args=("--epochs=4", "--optimizer=adam"))
-  with pytest.raises(frontier_run.FrontierError, match=r"--optimizer \(sgd there, adam now\)"):
-    frontier_run.run_frontier(changed, log=lambda _: None)
+  with pytest.raises(frontier_config.FrontierError, match=r"--optimizer \(sgd there, adam now\)"):
+    frontier_run.frontier(changed, log=lambda _: None)
 
 
 def test_under_ray_the_data_paths_are_left_to_the_workers(tmp_path):

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from iaat_tf.cli import executors
+from iaat_tf.runs import executors
 
 
 def _square(pair, env):
@@ -91,7 +91,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 # A driver of its own (a new local cluster), whose first task kills its worker.
 DRIVER = """
 import os, signal, sys
-from iaat_tf.cli import executors
+from iaat_tf.runs import executors
 
 HERE = sys.argv[1]  # The driver's; a task runs in a worker with argv of its own.
 

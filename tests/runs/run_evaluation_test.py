@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from iaat_tf import config as cfg
-from iaat_tf.cli import evaluation_options, evaluation_run
+from iaat_tf.runs import evaluation_config, run_evaluation
 from iaat_tf.evaluation.settings import AutoAttackOptions
 from iaat_tf.reports import pareto
-from iaat_tf.cli import experiment
+from iaat_tf.runs import training
 
 
 def _tiny_digits_run(out, method, attack, epochs, eval_eps, eval_step) -> str:
@@ -24,7 +24,7 @@ def _tiny_digits_run(out, method, attack, epochs, eval_eps, eval_step) -> str:
     train=cfg.TrainConfig(epochs=epochs, learning_rate=0.05, verbose=0),
     validation=cfg.ValidationConfig(eps=eval_eps, steps=2, step_size=eval_step, max_examples=64),
   )
-  experiment.run(config, log=lambda _: None)
+  training.train(config, log=lambda _: None)
   return str(out)
 
 
@@ -43,7 +43,7 @@ def digits_run(tmp_path_factory):
 SMALL_AA = AutoAttackOptions(
   max_examples=48, apgd_iters=5, targets=2, fab_iters=5, square_queries=20
 )
-SMALL = evaluation_options.EvaluationConfig(
+SMALL = evaluation_config.EvaluationConfig(
   attacks=("suite", "autoattack"),
   eps_list=(0.0, 0.1),
   pgd_steps=2,
@@ -57,7 +57,7 @@ SMALL = evaluation_options.EvaluationConfig(
 @pytest.mark.slow
 def test_autoattack_json_results_plot_and_pareto(digits_run):
   lines = []
-  out = evaluation_run.evaluate_selected(digits_run, SMALL, log=lines.append)
+  out = run_evaluation.evaluate_selected(digits_run, SMALL, log=lines.append)
   aa = out["autoattack"]
   path = os.path.join(digits_run, "eval", "autoattack.json")
   with open(path) as f:
@@ -107,7 +107,7 @@ def test_pareto_falls_back_when_a_run_lacks_autoattack():
 @pytest.mark.slow
 def test_unknown_attack_selection_is_refused(digits_run):
   with pytest.raises(ValueError, match="--attacks"):
-    evaluation_run.evaluate_selected(digits_run, dataclasses.replace(SMALL, attacks=("pgd",)))
+    run_evaluation.evaluate_selected(digits_run, dataclasses.replace(SMALL, attacks=("pgd",)))
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +132,7 @@ def test_an_l2_run_is_evaluated_in_l2_throughout(digits_l2_run, digits_run):
   table = np.load(os.path.join(digits_l2_run, "eps_table.npy"))
   assert len(np.unique(table)) > 3 and table.max() > 0.5
   lines = []
-  out = evaluation_run.evaluate_selected(
+  out = run_evaluation.evaluate_selected(
     digits_l2_run, dataclasses.replace(SMALL, eps_list=()), log=lines.append
   )
   assert out["autoattack"]["norm"] == "L2"
@@ -153,14 +153,14 @@ def test_an_l2_run_is_evaluated_in_l2_throughout(digits_l2_run, digits_run):
 @pytest.mark.slow
 def test_another_norm_than_the_runs_needs_radii_in_its_units(digits_run):
   with pytest.raises(
-    evaluation_options.EvaluationError, match="--norm=l2 differs from the run's linf"
+    evaluation_config.EvaluationError, match="--norm=l2 differs from the run's linf"
   ):
-    evaluation_run.autoattack_run(digits_run, dataclasses.replace(SMALL, norm="l2"))
-  with pytest.raises(evaluation_options.EvaluationError, match="L2 radii need --norm=l2"):
-    evaluation_run.autoattack_run(
+    run_evaluation.autoattack_run(digits_run, dataclasses.replace(SMALL, norm="l2"))
+  with pytest.raises(evaluation_config.EvaluationError, match="L2 radii need --norm=l2"):
+    run_evaluation.autoattack_run(
       digits_run, dataclasses.replace(SMALL, autoattack=dataclasses.replace(SMALL_AA, eps=1.5))
     )
-  out = evaluation_run.autoattack_run(
+  out = run_evaluation.autoattack_run(
     digits_run,
     dataclasses.replace(SMALL, norm="l2", autoattack=dataclasses.replace(SMALL_AA, eps=1.0)),
     log=lambda _: None,

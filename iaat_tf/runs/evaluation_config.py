@@ -1,15 +1,16 @@
-"""The evaluation command's options: `EvaluationConfig`, its flags, and their checks.
+"""The evaluation job's options: `EvaluationConfig`, and every check it needs before TensorFlow.
 
-Every option of `iaat_tf.evaluate` is an `options.option` field of
+Every option of `iaat-evaluate` is an `options.option` field of
 `EvaluationConfig` (AutoAttack's are the shared `AutoAttackOptions`,
-evaluation/settings.py); `define_flags` generates the flags from the fields
-(cli/flags.py) and `config_from_flags` builds the config back and checks
-what spans several flags, without TensorFlow (bad values raise a one-line
-`ConfigError` or `EvaluationError`); `check_run` checks a run directory's
-evaluation from its config.json and file names, and `autoattack_options`
-says which AutoAttack an evaluation runs (also for the frontier's cache),
-all before TensorFlow starts. Not to be confused with the training run's
-validation (`config.ValidationConfig`: PGD during training).
+evaluation/settings.py); the command line generates its flags from them
+(cli/evaluate.py). `check(options)` checks an evaluation once, without
+TensorFlow (a one-line `EvaluationError` or `ConfigError`): exactly one of
+a run directory or a foreign model; for a run, its config.json, the radii
+in its threat model, the weights --source names and its data (`check_run`);
+for a foreign model, its file, dataset, data and input convention.
+`autoattack_options` says which AutoAttack an evaluation runs (also for the
+frontier's cache). Not to be confused with the training run's validation
+(`config.ValidationConfig`: PGD during training).
 """
 
 import dataclasses
@@ -17,7 +18,7 @@ import os
 from typing import Literal, Optional, Tuple
 
 from iaat_tf import config as cfg
-from iaat_tf.cli import flags as flag_fields
+from iaat_tf import run_io
 from iaat_tf.evaluation import model_files
 from iaat_tf.evaluation.settings import AUTOATTACK, AutoAttackOptions
 from iaat_tf.options import ConfigError, Section, document_fields, option
@@ -194,20 +195,6 @@ RUN_ONLY = tuple(
   "source eps_list pgd_steps restarts losses apgd apgd_iters num_examples corruptions "
   "severities".split()
 )
-SUMMARY = """\
-Measures the robustness of a finished training run: clean accuracy and
-PGD / APGD accuracy at every radius, with the per-example worst case. Writes
-RUN_DIR/eval/ (or --out_dir) and adds the curve to RUN_DIR/results.json.
-Any other TensorFlow classifier (--saved_model=DIR or --keras_model=FILE.keras,
-with --dataset): AutoAttack at --aa_eps, written to --out_dir."""
-HELP_GROUPS = flag_fields.help_groups(
-  (EvaluationConfig, AutoAttackOptions), HELP_GROUP_ORDER, last=[("Output", "debug")]
-)
-
-
-def define_flags():
-  flag_fields.define(EvaluationConfig)
-  flag_fields.define(AutoAttackOptions)
 
 
 def threat_model(options: EvaluationConfig, run_norm: cfg.Norm, run_eps: float) -> cfg.Norm:
@@ -294,26 +281,35 @@ def check_run(options: EvaluationConfig, run: cfg.Config, run_dir: str) -> None:
     raise EvaluationError(f"{run_dir}: its --npz_path={run.data.npz_path} does not exist")
 
 
-def config_from_flags(f) -> EvaluationConfig:
-  """The evaluation's config from parsed flags, checked (no TensorFlow)."""
-  options = flag_fields.build(
-    f, EvaluationConfig, autoattack=flag_fields.build(f, AutoAttackOptions)
-  )
-  sources = [n for n in ("run_dir", "saved_model", "keras_model") if f[n].value]
+def load_run_config(run_dir: str) -> cfg.Config:
+  """A run directory's config.json as a Config (EvaluationError if unreadable)."""
+  try:
+    return run_io.config_from_dict(run_io.read_config_dict(run_dir))
+  except run_io.RunDirError as e:
+    raise EvaluationError(str(e)) from None
+
+
+def check(options: EvaluationConfig) -> EvaluationConfig:
+  """The evaluation, checked once without TensorFlow, as it will run: a
+  foreign model's gets `attacks=("autoattack",)` and its output folder."""
+  sources = [n for n in ("run_dir", "saved_model", "keras_model") if getattr(options, n)]
   if len(sources) != 1:
     raise EvaluationError(
       "give exactly one of --run_dir (a training run), "
       "--saved_model=DIR or --keras_model=FILE.keras, got "
       + (", ".join(f"--{n}" for n in sources) or "none")
     )
-  if options.foreign:
-    _check_foreign(f, options)
-  elif f["allow_chance"].present:
-    raise EvaluationError("--allow_chance applies to --saved_model/--keras_model only")
-  return options
+  if not options.foreign:
+    if options.allow_chance:
+      raise EvaluationError("--allow_chance applies to --saved_model/--keras_model only")
+    run_dir = options.run_dir or ""
+    check_run(options, load_run_config(run_dir), run_dir)
+    return options
+  _check_foreign(options)
+  return dataclasses.replace(options, attacks=("autoattack",), out_dir=options.foreign_out_dir)
 
 
-def _check_foreign(f, options: EvaluationConfig) -> None:
+def _check_foreign(options: EvaluationConfig) -> None:
   """What a model this package did not train needs (and refuses)."""
   path = options.saved_model or options.keras_model or ""
   flag = "saved_model" if options.saved_model else "keras_model"
@@ -340,28 +336,11 @@ def _check_foreign(f, options: EvaluationConfig) -> None:
   low, high = options.input_range if len(options.input_range) == 2 else (0, 0)
   if not high > low:
     raise EvaluationError(
-      f"--input_range={','.join(f.input_range)} must be two numbers, low < high (e.g. 0,255)"
+      f"--input_range={','.join(f'{v:g}' for v in options.input_range)} must be two "
+      "numbers, low < high (e.g. 0,255)"
     )
   if options.input_std and min(options.input_std) <= 0:
     raise EvaluationError("--input_std values must be > 0")
-  if "suite" in options.attacks and f["attacks"].present:
-    raise EvaluationError(
-      "--attacks=suite (the PGD/APGD curve) reads a training "
-      "run; a model from --saved_model/--keras_model gets "
-      "--attacks=autoattack"
-    )
-  given = [f"--{name}" for name in RUN_ONLY if f[name].present]
-  if given:
-    hint = (
-      " (AutoAttack's number of test images is --aa_max_examples)"
-      if "--num_examples" in given
-      else ""
-    )
-    names = " and ".join([", ".join(given[:-1]), given[-1]] if len(given) > 1 else given)
-    raise EvaluationError(
-      f"{names} {'apply' if len(given) > 1 else 'applies'} only to a training run's "
-      f"evaluation, not to --{flag}{hint}"
-    )
   if options.autoattack.eps is None:
     raise EvaluationError(
       f"--{flag} needs --aa_eps (there is no run to take the radius from), e.g. --aa_eps=8/255"

@@ -1,46 +1,40 @@
-"""Judging a run directory (or a model we did not train): the evaluation's library.
+"""Judging a training run's directory (TensorFlow): the robustness suite and AutoAttack.
 
 `evaluate_run` runs the PGD/APGD suite over radii (robustness.json and the
-curve), `autoattack_run` AutoAttack standard on a run's test split
-(autoattack.json, autoattack_examples.csv), `autoattack_model` AutoAttack on
-any SavedModel or .keras file, `evaluate_selected` what `--attacks` names.
-Each loads the run's config, data and weights, spreads the attacks over a
-strategy's replicas, writes its files and adds its numbers to the run's
-results.json. `iaat_tf.evaluate` is the command around it.
+curve), `autoattack_run` AutoAttack standard on the run's test split
+(autoattack.json, autoattack_examples.csv), `evaluate_selected` what
+`--attacks` names. Both load the run's config, data and weights the same
+way (`_inputs`), spread the attacks over a strategy's replicas, write their
+files and add their numbers to the run's results.json. Called through
+`runs.evaluate` (runs/evaluation.py) once the evaluation is checked;
+runs/foreign_evaluation.py shares the AutoAttack part for a model this
+package did not train.
 """
 
 import dataclasses
 import os
-import typing
 from typing import Callable
 
-import numpy as np
 import tensorflow as tf
 
 from iaat_tf import config as cfg
 from iaat_tf import data, models, run_io
 
-from iaat_tf.cli.evaluation_options import (
+from iaat_tf.attacks import gradients
+from iaat_tf.runs.evaluation_config import (
   CIFAR10_C_CORRUPTIONS,
   EvaluationConfig,
   EvaluationError,
   autoattack_options,
+  load_run_config,
   threat_model,
 )
-from iaat_tf.attacks import gradients
-from iaat_tf.cli.progress import ProgressLine
+from iaat_tf.runs.progress import ProgressLine
 from iaat_tf.evaluation import autoattack, corruptions, masking, robustness
 from iaat_tf.models import export
 from iaat_tf.reports import curves, plots
 
 AA_EXAMPLES = "autoattack_examples.csv"  # Per example: id, label, outcome.
-
-
-def load_run_config(run_dir: str) -> cfg.Config:
-  try:
-    return run_io.config_from_dict(run_io.read_config_dict(run_dir))
-  except run_io.RunDirError as e:
-    raise EvaluationError(str(e)) from None
 
 
 _STRATEGIES: dict = {}
@@ -127,22 +121,33 @@ def corruption_accuracy(
   )
 
 
+def _inputs(run_dir: str, config: cfg.Config, options: EvaluationConfig, examples: int, batch: int):
+  """(strategy, datasets, logits_fn) of a run's evaluation: the strategy
+  first (it may split the CPU), the test split (`examples`: 0 for all), the
+  weights --source names."""
+  strategy = strategy_for(options)
+  data_cfg = dataclasses.replace(
+    config.data,
+    augment=False,
+    max_eval_examples=examples,
+    data_dir=options.data_dir or config.data.data_dir,
+    eval_batch_size=batch,
+  )
+  datasets = data.load_datasets(data_cfg)
+  with strategy.scope():
+    logits_fn = logits_function(config, datasets.info, run_dir, options.source)
+  return strategy, datasets, logits_fn
+
+
 def evaluate_run(
   run_dir: str, options: EvaluationConfig = EvaluationConfig(), log: Callable[[str], None] = print
 ) -> dict:
   """Evaluates a run directory; returns the robustness.json payload."""
   config = load_run_config(run_dir)
-  strategy = strategy_for(options)  # Before any op: it may split the CPU.
-  data_cfg = dataclasses.replace(
-    config.data,
-    augment=False,
-    max_eval_examples=options.max_examples,
-    data_dir=options.data_dir or config.data.data_dir,
-    eval_batch_size=options.batch_size or config.data.eval_batch_size,
+  batch_size = options.batch_size or config.data.eval_batch_size
+  strategy, datasets, logits_fn = _inputs(
+    run_dir, config, options, options.max_examples, batch_size
   )
-  datasets = data.load_datasets(data_cfg)
-  with strategy.scope():
-    logits_fn = logits_function(config, datasets.info, run_dir, options.source)
   run_eps = config.validation.eps
   norm = threat_model(dataclasses.replace(options, attacks=("suite",)), config.attack.norm, run_eps)
   if norm != config.attack.norm:  # The run's radius is in other units.
@@ -154,7 +159,7 @@ def evaluate_run(
       else default_eps_list(run_eps, norm)
     )
 
-  total = -(-datasets.info.num_test // data_cfg.eval_batch_size)
+  total = -(-datasets.info.num_test // batch_size)
   log(
     f"evaluate: {run_dir} ({options.source}), {datasets.info.num_test} test "
     f"examples, {norm} eps {', '.join(f'{e:.4g}' for e in eps_list)}"
@@ -248,22 +253,12 @@ def autoattack_run(
   directory is eval_<norm>/ and the key "autoattack_<norm>" (`_where`).
   Returns the JSON payload.
   """
-  if not os.path.isdir(run_dir):
-    raise EvaluationError(f"--run_dir={run_dir} does not exist")
   config = load_run_config(run_dir)
   aa = autoattack_options(options, config)
-  strategy = strategy_for(options)  # Before any op: it may split the CPU.
-  data_cfg = dataclasses.replace(
-    config.data,
-    augment=False,
-    max_eval_examples=aa.max_examples or 0,
-    data_dir=options.data_dir or config.data.data_dir,
-    eval_batch_size=aa.batch_size,
+  strategy, datasets, logits_fn = _inputs(
+    run_dir, config, options, aa.max_examples or 0, aa.batch_size
   )
-  datasets = data.load_datasets(data_cfg)
-  with strategy.scope():
-    logits_fn = logits_function(config, datasets.info, run_dir, options.source)
-  report = _autoattack(logits_fn, datasets, aa, strategy, config.data.dataset, log)
+  report = run_autoattack(logits_fn, datasets, aa, strategy, config.data.dataset, log)
   norm, eps = aa.norm, aa.eps
   out_dir, key = _where(run_dir, options, "autoattack", norm, config.attack.norm)
   payload = write_autoattack(report, out_dir, log, run_dir=run_dir, source=options.source)
@@ -283,7 +278,7 @@ def autoattack_run(
   return payload
 
 
-def _autoattack(logits_fn, datasets, aa, strategy, dataset: str, log, what: str = ""):
+def run_autoattack(logits_fn, datasets, aa, strategy, dataset: str, log, what: str = ""):
   """AutoAttack `aa` (autoattack_options: every setting decided) on `datasets.test`."""
   log(
     f"evaluate: AutoAttack ({', '.join(aa.attacks)}) at {aa.norm} eps "
@@ -324,112 +319,6 @@ def log_autoattack_summary(report, log: Callable[[str], None]) -> None:
     f"evaluate: AutoAttack clean {report.clean_accuracy:.4f}, robust "
     f"{report.robust_accuracy:.4f} (after {after})"
   )
-
-
-def autoattack_model(options: EvaluationConfig, log: Callable[[str], None] = print) -> dict:
-  """AutoAttack on a model this package did not train (evaluation/foreign.py).
-
-  The model is `options.saved_model` or `options.keras_model`, attacked on
-  `options.dataset`'s test split at `options.autoattack.eps` (required: there is no
-  run to take it from) in `options.norm` (default L-inf). A clean pass over
-  the examples comes first: at chance, the model most likely expects other
-  inputs, and EvaluationError stops before AutoAttack unless
-  `options.allow_chance`. Writes autoattack.json (with the input convention
-  the model was fed, and the chance warning) and autoattack_examples.csv to
-  `options.foreign_out_dir`; returns the JSON payload.
-  """
-  from iaat_tf.evaluation import foreign  # pylint: disable=g-import-not-at-top
-
-  if options.autoattack.eps is None:
-    raise EvaluationError(
-      "a model not trained here needs --aa_eps (there is no "
-      "run to take the radius from), e.g. --aa_eps=8/255"
-    )
-  aa = autoattack_options(options)
-  strategy = strategy_for(options)  # Before any op: it may split the CPU.
-  data_cfg = cfg.DataConfig(
-    dataset=typing.cast(cfg.Dataset, options.dataset),  # One of FOREIGN_DATASETS.
-    data_dir=options.data_dir,
-    npz_path=options.npz_path,
-    image_size=options.image_size,
-    batch_size=1,
-    max_eval_examples=aa.max_examples or 0,
-    eval_batch_size=aa.batch_size,
-  )
-  try:
-    datasets = data.load_datasets(data_cfg)
-  except data.DataError as e:
-    raise EvaluationError(str(e)) from None
-  channels = datasets.info.image_shape[-1]
-  for name in ("input_mean", "input_std"):
-    values = getattr(options, name)
-    if values is not None and len(values) not in (1, channels):
-      raise EvaluationError(
-        f"--{name} has {len(values)} values; the images have {channels} channel(s)"
-      )
-  source = "saved_model" if options.saved_model else "keras_model"
-  path = options.saved_model or options.keras_model or ""
-  what = f"--{source}={path}"
-  with strategy.scope():
-    logits_fn = foreign.load_logits_fn(
-      saved_model=options.saved_model,
-      keras_model=options.keras_model,
-      input_range=options.input_range,
-      mean=options.input_mean,
-      std=options.input_std,
-      signature=options.signature,
-    )
-  first_images, _ = next(iter(datasets.test))
-  images = first_images["image"] if isinstance(first_images, dict) else first_images
-  foreign.check_logits(logits_fn, np.asarray(images)[:64], datasets.info.num_classes, what)
-  convention = input_convention(options)
-  log(
-    f"evaluate: {what}: AutoAttack only (the PGD/APGD suite reads a training run) "
-    f"at {aa.norm} eps {aa.eps:.4g}; the model gets {convention}"
-  )
-  # Before AutoAttack's long run: a model at chance on clean images was
-  # most likely given inputs it does not expect.
-  clean, labels = foreign.clean_accuracy(logits_fn, datasets.test)
-  warning = foreign.chance_warning(clean, labels, convention)
-  if warning and not options.allow_chance:
-    raise EvaluationError(
-      f"{what}: {warning}; stopped before AutoAttack (--allow_chance runs it anyway)"
-    )
-  if warning:
-    log(f"evaluate: WARNING: {warning} (--allow_chance: AutoAttack runs anyway)")
-  report = _autoattack(logits_fn, datasets, aa, strategy, datasets.info.name, log, what)
-  warning = foreign.chance_warning(report.clean_accuracy, report.labels, convention)
-  payload = write_autoattack(
-    report,
-    options.foreign_out_dir,
-    log,
-    model=path,
-    source=source,
-    input={
-      "range": list(options.input_range),
-      "mean": None if options.input_mean is None else list(options.input_mean),
-      "std": None if options.input_std is None else list(options.input_std),
-      "convention": convention,
-    },
-    input_warning=warning,
-  )
-  log_autoattack_summary(report, log)
-  if warning:
-    log(f"evaluate: WARNING: {warning}")
-  log(f"evaluate: wrote {options.foreign_out_dir}")
-  return payload
-
-
-def input_convention(options: EvaluationConfig) -> str:
-  """What a foreign model is fed, in words: images in [0, 1] mapped to
-  --input_range, then --input_mean / --input_std."""
-  low, high = options.input_range
-  words = f"pixels in [{low:g}, {high:g}]"
-  if options.input_mean is not None:
-    words += f" minus mean {','.join(f'{v:g}' for v in options.input_mean)}"
-  if options.input_std is not None:
-    words += f" divided by std {','.join(f'{v:g}' for v in options.input_std)}"
-  return words
 
 
 def evaluate_selected(

@@ -11,7 +11,7 @@ settings asked for now, and never a result made with other ones:
   recorded in the run's config.json) is said in one line.
 * AutoAttack. `autoattack_differences` compares the AutoAttack in a run's
   results.json with the one `iaat-evaluate` would run now
-  (evaluation_options.autoattack_options): the radius, the examples, the
+  (evaluation_config.autoattack_options): the radius, the examples, the
   norm, the seed and every --aa_* count (`AutoAttackOptions.fingerprint`).
   A run whose AutoAttack differs is attacked again, said in one line
   (`say_stale`), as a user who changed an --aa_* option expects.
@@ -26,7 +26,7 @@ import sys
 from typing import Callable, Optional, Sequence
 
 from iaat_tf import run_io
-from iaat_tf.cli.evaluation_options import EvaluationConfig, EvaluationError, autoattack_options
+from iaat_tf.runs.evaluation_config import EvaluationConfig, EvaluationError, autoattack_options
 from iaat_tf.evaluation.settings import AutoAttackOptions
 
 Log = Callable[[str], None]
