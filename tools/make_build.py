@@ -37,7 +37,7 @@ FLAGS = 'glob(["flags/*.flags"])'
 
 # Data and tags that imports cannot show: path -> {"data": expr, "tags": [...]}.
 EXTRA = {
-  "iaat_tf/cli/flagfiles.py": {"data": FLAGS},
+  "iaat_tf/runs/flagfiles.py": {"data": FLAGS},
   "tests/readme_snippets.py": {"data": '["README.md", "docs/evaluation.md", "docs/python_api.md"]'},
   "tests/package/build_test.py": {
     "data": '["BUILD"] + glob(["tools/*.py", "iaat_tf/**/*.py", '

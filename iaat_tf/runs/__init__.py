@@ -20,23 +20,43 @@ Each job checks its config once, without TensorFlow, then runs:
 * pareto: `pareto_run.py`;
 * shared: `progress.py` (the evaluation's progress line).
 
-Importing this package loads no TensorFlow: the jobs import it when they
-run.
+Importing this package loads nothing else: each name below loads its module
+when first used (as `iaat_tf` does), so a job's module imports only what it
+needs, and the frontier's jobs, which run the commands in subprocesses, are
+not imported by the commands that import one job's config.
 """
 
-from iaat_tf.runs.evaluation import evaluate
-from iaat_tf.runs.evaluation_config import EvaluationConfig
-from iaat_tf.runs.frontier_config import FrontierConfig
-from iaat_tf.runs.frontier_run import frontier
-from iaat_tf.runs.pareto_run import ParetoConfig, pareto
-from iaat_tf.runs.training import train
+import importlib
+from typing import TYPE_CHECKING
 
-__all__ = [
-  "EvaluationConfig",
-  "FrontierConfig",
-  "ParetoConfig",
-  "evaluate",
-  "frontier",
-  "pareto",
-  "train",
-]
+# Public name -> (module, attribute).
+_LAZY = {
+  "train": ("iaat_tf.runs.training", "train"),
+  "evaluate": ("iaat_tf.runs.evaluation", "evaluate"),
+  "frontier": ("iaat_tf.runs.frontier_run", "frontier"),
+  "pareto": ("iaat_tf.runs.pareto_run", "pareto"),
+  "EvaluationConfig": ("iaat_tf.runs.evaluation_config", "EvaluationConfig"),
+  "FrontierConfig": ("iaat_tf.runs.frontier_config", "FrontierConfig"),
+  "ParetoConfig": ("iaat_tf.runs.pareto_run", "ParetoConfig"),
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name):
+  try:
+    module_name, attribute = _LAZY[name]
+  except KeyError:
+    raise AttributeError(f"module 'iaat_tf.runs' has no attribute {name!r}") from None
+  value = getattr(importlib.import_module(module_name), attribute)
+  globals()[name] = value  # Later lookups skip __getattr__.
+  return value
+
+
+if TYPE_CHECKING:  # For type checkers and IDEs; never executed.
+  from iaat_tf.runs.evaluation import evaluate  # noqa: F401
+  from iaat_tf.runs.evaluation_config import EvaluationConfig  # noqa: F401
+  from iaat_tf.runs.frontier_config import FrontierConfig  # noqa: F401
+  from iaat_tf.runs.frontier_run import frontier  # noqa: F401
+  from iaat_tf.runs.pareto_run import ParetoConfig, pareto  # noqa: F401
+  from iaat_tf.runs.training import train  # noqa: F401

@@ -27,14 +27,13 @@ def test_every_python_file_has_a_target():
 
 def test_dependencies_follow_imports():
   text = make_build.generate()
-  # The trainer imports the recipe; the evaluation command its job (runs/, one
-  # target: its __init__.py re-exports the jobs).
+  # The trainer imports the recipe; the evaluation command its job and config.
   trainer = text[text.index('name = "training_trainer"') :]
   trainer = trainer[: trainer.index(")\n")]
   assert '":training_recipe"' in trainer
   evaluate = text[text.index('name = "cli_evaluate"') :]
   evaluate = evaluate[: evaluate.index(")\n")]
-  assert '":runs"' in evaluate
+  assert '":runs_evaluation"' in evaluate and '":runs_evaluation_config"' in evaluate
   shim = text[text.index('name = "evaluate"') :]
   assert '":cli_evaluate"' in shim[: shim.index(")\n")]
 

@@ -19,6 +19,7 @@ from iaat_tf import runs
 from iaat_tf.config import Config, ConfigError, DataConfig, MethodConfig, ModelConfig, TrainConfig
 from iaat_tf.evaluation.settings import AutoAttackOptions
 from iaat_tf.runs import evaluation_config, frontier_config, frontier_run
+from iaat_tf.runs import pareto_run, training  # noqa: F401  (what runs.X loads lazily, for Bazel)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
