@@ -7,6 +7,7 @@ train_labels.npy, eps_table.npy, the plots, the SavedModel and results.json
 """
 
 import os
+import sys
 from typing import Callable
 
 import numpy as np
@@ -16,6 +17,15 @@ from iaat_tf.config import ADAPTIVE_METHODS, Config
 from iaat_tf.models import export
 from iaat_tf.reports import curves, example_lookup, plots
 from iaat_tf.training import early_stopping, overfitting
+
+
+def progress_mode(verbose: int):
+  """(fit verbosity, print a summary line per epoch, show a batch bar)."""
+  if verbose <= 0:
+    return 0, False, False
+  if verbose >= 2:
+    return 2, False, False
+  return 0, True, sys.stdout.isatty()
 
 
 def finish(fit) -> dict:
@@ -54,8 +64,6 @@ def _choose_final_weights(
 
 def _test_and_summarise(fit, history_rows: list, best) -> dict:
   """Tests the final weights; the results.json payload (without outputs)."""
-  from iaat_tf.runs.training_steps import progress_mode  # pylint: disable=g-import-not-at-top
-
   config, datasets, log = fit.config, fit.datasets, fit.log
   info = datasets.info
   fit_verbose, _, bar = progress_mode(config.train.verbose)

@@ -13,7 +13,6 @@ import dataclasses
 import math
 import os
 import shutil
-import sys
 from typing import Callable
 
 import keras
@@ -22,6 +21,7 @@ import tensorflow as tf
 from iaat_tf import data, models, provenance, run_io
 from iaat_tf.config import ADAPTIVE_METHODS, Config, ConfigError
 from iaat_tf.runs import training_results
+from iaat_tf.runs.training_results import progress_mode
 from iaat_tf.training import callbacks, devices, optimizers, radius, runtime
 from iaat_tf.training.trainer import AdversarialTrainer
 
@@ -122,15 +122,6 @@ def build_trainer(
     # optimizer's variables makes Keras trace the train function twice.
     trainer.optimizer.build(classifier.trainable_variables)
   return trainer
-
-
-def progress_mode(verbose: int):
-  """(fit verbosity, print a summary line per epoch, show a batch bar)."""
-  if verbose <= 0:
-    return 0, False, False
-  if verbose >= 2:
-    return 2, False, False
-  return 0, True, sys.stdout.isatty()
 
 
 @dataclasses.dataclass

@@ -1,6 +1,7 @@
 """BUILD is exactly what tools/make_build.py generates from the import graph."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -71,3 +72,29 @@ def test_check_mode_fails_on_a_stale_build(tmp_path):
   )
   assert result.returncode == 1
   assert "run python tools/make_build.py" in result.stderr
+
+
+def test_the_dependency_graph_is_acyclic():
+  """Bazel refuses a cycle (Python does not): runs/training_steps.py and
+  training_results.py once imported each other. Checked here, where the unit
+  tier sees it, not only when CI's last step runs Bazel."""
+  text = make_build.generate()
+  deps = {}
+  for stanza in text.split("\npy_")[1:]:
+    name = re.search(r'name = "([^"]+)"', stanza).group(1)
+    body = stanza[stanza.index("deps = ") :] if "deps = " in stanza else ""
+    body = body[: body.index("]") + 1] if body else ""
+    deps[name] = re.findall(r'":([^"]+)"', body)
+  state: dict = {}
+
+  def visit(node, path):
+    if state.get(node) == "done":
+      return
+    assert state.get(node) != "open", " -> ".join(path + [node])
+    state[node] = "open"
+    for dep in deps.get(node, []):
+      visit(dep, path + [node])
+    state[node] = "done"
+
+  for name in deps:
+    visit(name, [])
