@@ -293,6 +293,18 @@ def add_power(
         s["seeds_to_detect"] = power.seeds_to_detect(s, frontier, cov, detect, level, sims=sims)
 
 
+def power_rule(sims: int) -> str:
+  """frontier.json's words for `detectable_gap`, made by `sims` simulations."""
+  if not sims:
+    return "not computed (no power simulations)"
+  return (
+    f"about the smallest true advantage the verdict finds {100 * stats.POWER:.0f}% of the "
+    f"time, by {sims} simulated experiments in the fitted world (reports/power.py); null: "
+    "no advantage, however large, is found that often at these seeds (the clean accuracy "
+    "may lie where only below can be shown, or beyond the frontier; see seeds_to_detect)"
+  )
+
+
 def analyse(
   runs: Sequence[Mapping],
   level: float = stats.LEVEL,
@@ -320,10 +332,7 @@ def analyse(
     "rules": {
       "failed_run": FAILURE_RULE,
       "verdict": RULE.format(level=f"{100 * level:.3g}%"),
-      "detectable_gap": (
-        f"the smallest true advantage the verdict finds {100 * stats.POWER:.0f}% of the "
-        f"time, by {power_sims} simulated experiments in the fitted world (reports/power.py)"
-      ),
+      "detectable_gap": power_rule(power_sims),
     },
     "verdict": frontier_words.verdict(settings),
   }

@@ -163,6 +163,9 @@ def decide(
       s["look"] = look
       s["stopped"] = why
   analysis["verdict"] = frontier_words.verdict(analysis["settings"])
+  # The looks were analysed without power simulations; each stopped setting's
+  # power was added by `power_sims` of them.
+  analysis["rules"]["detectable_gap"] = frontier.power_rule(power_sims)
   analysis["sequential"] = {
     "start": start,
     "max_seeds": max_seeds,

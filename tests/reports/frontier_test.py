@@ -360,7 +360,9 @@ def test_analyse_states_power_and_seeds_to_detect():
       assert f"find an advantage of {100 * s['detectable_gap']:.1f} points 80% of the time" in line
     if s["seeds_to_detect"]:
       assert f"about {s['seeds_to_detect']} seeds per setting would find 5 points" in line
-  assert "80%" in analysis["rules"]["detectable_gap"]
+  rule = analysis["rules"]["detectable_gap"]
+  assert "80%" in rule and "by 100 simulated" in rule and "null: no advantage" in rule
+  assert frontier.analyse(runs, power_sims=0)["rules"]["detectable_gap"].startswith("not computed")
 
 
 def test_settings_of_names_and_refusals():

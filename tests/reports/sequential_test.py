@@ -88,6 +88,8 @@ def test_each_setting_says_how_many_seeds_it_got_why_it_stopped_and_which_look()
       assert set(look["seeds"]) >= set(s["compared_with"])
       assert look["means"]["clean_mean"] == pytest.approx(s["clean_mean"])
       assert "detectable_gap" in s  # Its power, at the look where it stopped.
+  # The looks ran no power simulations; the rule names the ones that did.
+  assert "by 50 simulated experiments" in analysis["rules"]["detectable_gap"]
   line = next(l for l in analysis["verdict"] if l.startswith("a1"))
   assert "% interval" in line and f"numbers of look {analysis['settings'][6]['look']['round']}"
   assert "numbers of look" in line and line.endswith(").")
