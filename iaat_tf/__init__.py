@@ -29,9 +29,9 @@ first use of a name imports its module. So the command lines (`python -m
 iaat_tf.main --help`) stay fast.
 """
 
-import importlib
 from typing import TYPE_CHECKING
 
+from iaat_tf import lazy
 from iaat_tf._version import __version__  # noqa: F401
 
 # Public name -> (module, attribute in it; None: the module itself).
@@ -70,19 +70,7 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name):
-  try:
-    module_name, attribute = _LAZY[name]
-  except KeyError:
-    raise AttributeError(f"module 'iaat_tf' has no attribute {name!r}") from None
-  module = importlib.import_module(module_name)
-  value = module if attribute is None else getattr(module, attribute)
-  globals()[name] = value  # Later lookups skip __getattr__.
-  return value
-
-
-def __dir__():
-  return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy.names(__name__, _LAZY)
 
 
 if TYPE_CHECKING:  # For type checkers and IDEs; never executed.

@@ -26,8 +26,9 @@ needs, and the frontier's jobs, which run the commands in subprocesses, are
 not imported by the commands that import one job's config.
 """
 
-import importlib
 from typing import TYPE_CHECKING
+
+from iaat_tf import lazy
 
 # Public name -> (module, attribute).
 _LAZY = {
@@ -43,14 +44,7 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name):
-  try:
-    module_name, attribute = _LAZY[name]
-  except KeyError:
-    raise AttributeError(f"module 'iaat_tf.runs' has no attribute {name!r}") from None
-  value = getattr(importlib.import_module(module_name), attribute)
-  globals()[name] = value  # Later lookups skip __getattr__.
-  return value
+__getattr__, __dir__ = lazy.names(__name__, _LAZY)
 
 
 if TYPE_CHECKING:  # For type checkers and IDEs; never executed.
