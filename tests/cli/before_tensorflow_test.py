@@ -19,34 +19,20 @@ from absl.testing import flagsaver
 from iaat_tf import run_io
 from iaat_tf.cli import flags_config
 from iaat_tf.runs import flagfiles
+from tests import child_process
 
 FLAGS = flags.FLAGS
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROGS = {"iaat_tf.main": "iaat_tf", "iaat_tf.evaluate": "iaat_tf.evaluate"}
 
 
 @pytest.fixture(scope="module")
 def no_tensorflow(tmp_path_factory):
   """An environment where `import tensorflow` fails."""
-  fake = tmp_path_factory.mktemp("fake_tf") / "tensorflow"
-  fake.mkdir()
-  (fake / "__init__.py").write_text("raise ImportError('tensorflow was imported')\n")
-  return dict(os.environ, PYTHONPATH=f"{fake.parent}{os.pathsep}{REPO}")
-
-
-def _run(module, args, env, cwd):
-  return subprocess.run(
-    [sys.executable, "-m", module, *args],
-    cwd=str(cwd),
-    env=env,
-    capture_output=True,
-    text=True,
-    timeout=300,
-  )
+  return child_process.no_tensorflow_env(tmp_path_factory.mktemp("no_tf"))
 
 
 def _refused(module, args, env, cwd, message):
-  result = _run(module, args, env, cwd)
+  result = child_process.run(module, args, env, cwd)
   prog = PROGS.get(module, module)
   lines = result.stderr.strip().splitlines()
   assert result.returncode == 2, (args, result.stdout, result.stderr)
@@ -85,7 +71,7 @@ def test_train_refuses_a_run_made_with_other_settings_before_tensorflow(no_tenso
     )
     assert "--overwrite" in line
   # What changes no number (verbosity, where the data is) finds it finished.
-  same = _run(
+  same = child_process.run(
     "iaat_tf.main",
     ["--flagfile=quickstart", f"--output_dir={run_dir}", "--verbose=0", "--keep_checkpoints=1"],
     no_tensorflow,
@@ -214,7 +200,7 @@ def test_help_names_the_command_as_it_was_run(no_tensorflow, tmp_path):
 
   assert help_text.invoked_as("iaat_tf.evaluate", "/venv/bin/iaat-evaluate") == "iaat-evaluate"
   assert help_text.invoked_as("iaat_tf", "/repo/iaat_tf/main.py") == "python -m iaat_tf.main"
-  result = _run("iaat_tf.frontier", ["--help"], no_tensorflow, tmp_path)
+  result = child_process.run("iaat_tf.frontier", ["--help"], no_tensorflow, tmp_path)
   assert result.stdout.startswith("usage: python -m iaat_tf.frontier [--flag=value ...]")
   script = os.path.join(os.path.dirname(sys.executable), "iaat-evaluate")
   if not os.path.exists(script):

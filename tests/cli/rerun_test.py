@@ -8,30 +8,24 @@ from absl.testing import flagsaver
 
 from iaat_tf.cli import train
 
-TINY = dict(
-  dataset="digits",
-  model="small_cnn",
-  method="iaat",
-  eps="0.2",
-  warmup_epochs=1,
-  gamma="0.05",
-  batch_size=64,
-  max_train_examples=128,
-  pgd_steps=1,
-  eval_pgd_steps=1,
-  val_examples=64,
-  verbose=0,
-  export=False,
-)
-
 
 @pytest.mark.slow
-def test_more_epochs_resume_and_are_recorded_other_changes_are_refused(tmp_path, capsys):
-  out = str(tmp_path / "run")
-  flags = TINY
-  with flagsaver.flagsaver(output_dir=out, epochs=1, **flags):
+def test_more_epochs_resume_and_are_recorded_other_changes_are_refused(
+  tmp_path, capsys, tiny_digits_flags
+):
+  flags = tiny_digits_flags(
+    tmp_path / "run",
+    method="iaat",
+    eps="0.2",
+    warmup_epochs=1,
+    gamma="0.05",
+    max_train_examples=128,
+    pgd_steps=1,
+    eval_pgd_steps=1,
+  )
+  with flagsaver.flagsaver(epochs=1, **flags):
     train.run(["iaat_tf.main"])
-  with flagsaver.flagsaver(output_dir=out, epochs=2, **flags):
+  with flagsaver.flagsaver(epochs=2, **flags):
     train.run(["iaat_tf.main"])
   said = capsys.readouterr().out
   assert "--epochs changed from 1 to 2; config.json records it" in said
@@ -44,7 +38,7 @@ def test_more_epochs_resume_and_are_recorded_other_changes_are_refused(tmp_path,
     results = json.load(f)
   assert results["epochs"] == 2 and results["resumed_from_epoch"] == 1
   # Another learning rate is refused, by name, and nothing is touched.
-  with flagsaver.flagsaver(output_dir=out, epochs=2, learning_rate=0.01, **flags):
+  with flagsaver.flagsaver(epochs=2, learning_rate=0.01, **flags):
     with pytest.raises(SystemExit) as refused:
       train.run(["iaat_tf.main"])
   assert refused.value.code == 2

@@ -19,6 +19,7 @@ from iaat_tf import run_io
 from iaat_tf.cli import train
 from iaat_tf.cli import flags as flag_fields
 from iaat_tf.cli import flags_config
+from tests import child_process
 
 FLAGS = flags.FLAGS
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -252,25 +253,6 @@ def _quiet_env(**extra):
   return env
 
 
-def _no_tensorflow_env(tmp_path):
-  """PYTHONPATH where `import tensorflow` fails: proves TF is never loaded."""
-  fake = tmp_path / "fake_tf" / "tensorflow"
-  fake.mkdir(parents=True)
-  (fake / "__init__.py").write_text("raise ImportError('tensorflow was imported')\n")
-  return dict(os.environ, PYTHONPATH=f"{fake.parent}{os.pathsep}{REPO}")
-
-
-def _cli(module, args, env, cwd):
-  return subprocess.run(
-    [sys.executable, "-m", module, *args],
-    cwd=str(cwd),
-    env=env,
-    capture_output=True,
-    text=True,
-    timeout=300,
-  )
-
-
 def _snapshot_files(root):
   found = {}
   for dirpath, _, names in os.walk(root):
@@ -282,7 +264,7 @@ def _snapshot_files(root):
 
 
 def test_help_lists_grouped_flags_without_tensorflow(tmp_path):
-  env = _no_tensorflow_env(tmp_path)
+  env = child_process.no_tensorflow_env(tmp_path)
   for module, expected in (
     (
       "iaat_tf.main",
@@ -300,7 +282,7 @@ def test_help_lists_grouped_flags_without_tensorflow(tmp_path):
     ("iaat_tf.evaluate", ["Attacks:", "--num_examples", "[default: 1000]"]),
     ("iaat_tf.pareto", ["Pareto plot:", "--runs", "--out_dir"]),
   ):
-    result = _cli(module, ["--help"], env, tmp_path)
+    result = child_process.run(module, ["--help"], env, tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     for text in expected:
@@ -318,7 +300,7 @@ def test_every_training_flag_is_in_one_help_group():
 
 
 def test_errors_found_without_tensorflow_are_one_line(tmp_path):
-  env = _no_tensorflow_env(tmp_path)
+  env = child_process.no_tensorflow_env(tmp_path)
   run_dir = tmp_path / "run"
   run_dir.mkdir()
   cases = [
@@ -335,7 +317,7 @@ def test_errors_found_without_tensorflow_are_one_line(tmp_path):
   for module, args, message in cases:
     if module == "iaat_tf.evaluate" and not any(a.startswith("--run_dir") for a in args):
       args = [f"--run_dir={run_dir}", *args]
-    result = _cli(module, args, env, tmp_path)
+    result = child_process.run(module, args, env, tmp_path)
     prog = "iaat_tf" if module == "iaat_tf.main" else module
     assert result.returncode == 2, (args, result.stderr)
     lines = result.stderr.strip().splitlines()
@@ -346,7 +328,9 @@ def test_errors_found_without_tensorflow_are_one_line(tmp_path):
 @pytest.mark.slow
 def test_quick_start_is_quiet_and_a_rerun_changes_nothing(tmp_path):
   out = tmp_path / "quick"
-  result = _cli("iaat_tf.main", [*QUICK, f"--output_dir={out}"], _quiet_env(), tmp_path)
+  result = child_process.run(
+    "iaat_tf.main", [*QUICK, f"--output_dir={out}"], _quiet_env(), tmp_path
+  )
   assert result.returncode == 0, result.stderr[-3000:]
   assert result.stderr == ""  # No TF preamble, cuInit or cpu_feature_guard lines.
   lines = result.stdout.strip().splitlines()
@@ -392,14 +376,14 @@ def test_quick_start_is_quiet_and_a_rerun_changes_nothing(tmp_path):
   with open(out / "results.json", "w") as f:
     json.dump(results, f)
   before = _snapshot_files(out)
-  again = _cli("iaat_tf.main", [*QUICK, f"--output_dir={out}"], _quiet_env(), tmp_path)
+  again = child_process.run("iaat_tf.main", [*QUICK, f"--output_dir={out}"], _quiet_env(), tmp_path)
   assert again.returncode == 0, again.stderr
   assert again.stderr == ""
   assert "holds a finished run" in again.stdout and "--overwrite" in again.stdout
   assert _snapshot_files(out) == before  # results.json, history, plots, TB, model.
 
   # Starting over is explicit.
-  fresh = _cli(
+  fresh = child_process.run(
     "iaat_tf.main",
     [*QUICK, "--epochs=1", "--overwrite", f"--output_dir={out}"],
     _quiet_env(),
