@@ -106,10 +106,8 @@ def _dominated_by(setting: Mapping, uniform: Sequence[Mapping], level: float) ->
     ):
       continue
     other = learned_runs(u)
-    dc = stats.difference(pieces.values(other, "clean"), pieces.values(runs, "clean"), level)
-    da = stats.difference(
-      pieces.values(other, "autoattack"), pieces.values(runs, "autoattack"), level
-    )
+    dc = pieces.difference(other, runs, "clean", level)
+    da = pieces.difference(other, runs, "autoattack", level)
     mine = {int(r["seed"]): r for r in runs}
     shared = [r for r in other if int(r["seed"]) in mine]
     both = sum(
@@ -229,11 +227,7 @@ def compare_to_frontier(
     if known and "beyond" in kinds:
       # Its clean accuracy may be above the top point's: there the gap is at
       # most its AutoAttack minus that point's, the interval's upper end.
-      d = stats.difference(
-        pieces.values(learned_runs(setting), "autoattack"),
-        pieces.values(learned_runs(frontier[-1]), "autoattack"),
-        level,
-      )
+      d = pieces.difference(learned_runs(setting), learned_runs(frontier[-1]), "autoattack", level)
       if d.known:
         hull[1] = max(float(hull[1]), d.high)
     out.update(

@@ -36,6 +36,12 @@ def values(runs: Runs, key: str) -> dict:
   return {int(r["seed"]): r[key] for r in runs}
 
 
+def difference(a: Runs, b: Runs, key: str, level: float) -> stats.Estimate:
+  """`a`'s mean `key` minus `b`'s with its interval at `level` (paired by
+  seed where the two share their seeds; `stats.difference`)."""
+  return stats.difference(values(a, key), values(b, key), level)
+
+
 def _mean(runs: Runs, key: str) -> float:
   return math.fsum(r[key] for r in runs) / len(runs)
 
@@ -57,11 +63,11 @@ def pieces(runs: Runs, points: Sequence[tuple], level: float = stats.LEVEL) -> l
   one_sided = 2 * level - 1  # A two-sided interval at this level is one-sided at `level`.
 
   def surely_less(a: Runs, b: Runs) -> bool:
-    d = stats.difference(values(a, "clean"), values(b, "clean"), one_sided)
+    d = difference(a, b, "clean", one_sided)
     return d.known and d.high < 0
 
   def aa_gap(point: Runs) -> stats.Estimate:
-    return stats.difference(values(runs, "autoattack"), values(point, "autoattack"), level)
+    return difference(runs, point, "autoattack", level)
 
   out = []
   first_name, first = points[0]
