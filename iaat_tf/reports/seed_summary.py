@@ -68,12 +68,6 @@ def learns(run: Mapping, best: Optional[float] = None) -> bool:
   return failure(run, best) is None
 
 
-def best_clean(group: Sequence[Mapping]) -> Optional[float]:
-  """The best clean accuracy among the runs that beat chance (None if none does)."""
-  ok = [r["clean"] for r in group if beats_chance(r)]
-  return max(ok) if ok else None
-
-
 def _interval_dict(values: Sequence[float]) -> dict:
   est = stats.mean(values)
   std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
