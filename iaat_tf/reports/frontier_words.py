@@ -10,7 +10,7 @@ come from.
 
 from typing import Mapping, Optional, Sequence
 
-from iaat_tf.reports import stats
+from iaat_tf.reports import power, stats
 from iaat_tf.reports.seed_summary import FAILURE_RULE, UNIFORM, learned
 
 
@@ -88,7 +88,7 @@ def _power_words(s: Mapping) -> str:
     words += (
       f"; about {n} seeds per setting would find {size}"
       if n
-      else f"; more than 200 seeds per setting would be needed to find {size}"
+      else f"; more than {power.MOST_SEEDS} seeds per setting would be needed to find {size}"
       if s.get("gap_se")
       else ""
     )

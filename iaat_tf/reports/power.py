@@ -29,6 +29,7 @@ from iaat_tf.reports import pieces, stats
 from iaat_tf.reports.seed_summary import learned, learned_runs
 
 SIMS = 200
+MOST_SEEDS = 100  # seeds_to_detect looks no further.
 
 
 def pooled_covariance(settings: Sequence[Mapping]) -> np.ndarray:
@@ -143,7 +144,7 @@ def seeds_to_detect(
   level: float = stats.LEVEL,
   power: float = stats.POWER,
   sims: int = SIMS,
-  most: int = 100,
+  most: int = MOST_SEEDS,
 ) -> Optional[int]:
   """About how many seeds per setting (all of them) find an advantage of
   `gap` `power` of the time (None: more than `most`)."""

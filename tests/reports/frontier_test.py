@@ -360,6 +360,11 @@ def test_analyse_states_power_and_seeds_to_detect():
       assert f"find an advantage of {100 * s['detectable_gap']:.1f} points 80% of the time" in line
     if s["seeds_to_detect"]:
       assert f"about {s['seeds_to_detect']} seeds per setting would find 5 points" in line
+  # Where seeds_to_detect found none, the words name the search's own cap.
+  s = {**adaptive[0], "seeds_to_detect": None}
+  line = frontier_words.setting_line(s, {x["setting"]: x for x in analysis["settings"]})
+  assert f"more than {power.MOST_SEEDS} seeds per setting would be needed to find 5 points" in line
+  assert power.MOST_SEEDS == 100
   rule = analysis["rules"]["detectable_gap"]
   assert "80%" in rule and "by 100 simulated" in rule and "null: no advantage" in rule
   assert frontier.analyse(runs, power_sims=0)["rules"]["detectable_gap"].startswith("not computed")
