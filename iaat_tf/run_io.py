@@ -229,6 +229,12 @@ def _words(value) -> str:
   return "(none)" if value is None else str(value)
 
 
+def changed(label: str, there, now) -> str:
+  """'--flag (old there, new now)': how every refusal of a reused result
+  names a setting that differs (JSON values; None: the result lacks it)."""
+  return f"{label} ({_words(there)} there, {_words(now)} now)"
+
+
 def differences(saved: Mapping, current: Mapping) -> list:
   """'--flag (old there, new now)' for every setting of the fingerprint
   (all but NOT_IN_RESULT and RESUMABLE) that differs between two
@@ -240,7 +246,7 @@ def differences(saved: Mapping, current: Mapping) -> list:
       continue
     flag = names.get(key) or ""
     label = f"--{flag}" if flag else key  # A derived field: its key, if alone.
-    out.setdefault(label, f"{label} ({_words(old.get(key))} there, {_words(new.get(key))} now)")
+    out.setdefault(label, changed(label, old.get(key), new.get(key)))
   named = [v for k, v in out.items() if k.startswith("--")]
   return named or list(out.values())
 

@@ -18,6 +18,7 @@ import dataclasses
 import json
 from typing import Literal, Mapping, Optional, Tuple
 
+from iaat_tf import run_io
 from iaat_tf.config import NORMS, Norm
 from iaat_tf.options import ConfigError, Section, document_fields, option
 
@@ -111,10 +112,11 @@ class AutoAttackOptions(Section):
     flags = {f.name: f.metadata["flag"] or f.name for f in dataclasses.fields(self)}
     out = []
     for name, want in self.fingerprint().items():
-      have = _json(stored.get(name, "(none)"))
-      if have != want and not _close(have, want):
-        label = f"--{flags[name]}" if flags[name] != name else name
-        out.append(f"{label} ({_words(have)} there, {_words(want)} now)")
+      have = _json(stored.get(name))
+      if name in stored and (have == want or _close(have, want)):
+        continue
+      label = f"--{flags[name]}" if flags[name] != name else name
+      out.append(run_io.changed(label, have, want))
     return out
 
 
@@ -127,10 +129,6 @@ def _close(a, b) -> bool:
   number = (int, float)
   both = isinstance(a, number) and isinstance(b, number) and not isinstance(a, bool)
   return both and abs(a - b) <= 1e-9 * max(1.0, abs(b))
-
-
-def _words(value) -> str:
-  return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 document_fields(AutoAttackOptions)
