@@ -141,3 +141,30 @@ def tiny_digits_flags():
   keyword arguments of a tiny digits run: `with
   flagsaver.flagsaver(**tiny_digits_flags(out, method="pgd_at")):`."""
   return _tiny_digits_flags
+
+
+def _frontier_run(setting, seed, clean, autoattack):
+  """What `frontier_jobs.read_run` returns for `setting`'s run at `seed`
+  (AutoAttack at 0.2 on digits' 359 test images, chance 0.1), with the given
+  accuracies: a run the frontier never trained."""
+  return {
+    "setting": setting.name,
+    "method": setting.method,
+    "flags": list(setting.flags),
+    "seed": seed,
+    "run_dir": "",
+    "clean": clean,
+    "autoattack": autoattack,
+    "aa_eps": 0.2,
+    "norm": "linf",
+    "n_examples": 359,
+    "chance": 0.1,
+  }
+
+
+@pytest.fixture(scope="session")
+def frontier_run_record():
+  """The function `frontier_run_record(setting, seed, clean, autoattack)` ->
+  a run's numbers as the frontier reads them, for tests that replace
+  `frontier_run.train_and_evaluate` (see `_frontier_run`)."""
+  return _frontier_run

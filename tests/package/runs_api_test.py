@@ -102,7 +102,7 @@ def test_train_evaluate_and_pareto_from_python(tmp_path):
   assert os.path.isfile(csv_path) and os.path.getsize(png_path) > 1000
 
 
-def test_frontier_from_python(tmp_path, monkeypatch):
+def test_frontier_from_python(tmp_path, monkeypatch, frontier_run_record):
   """runs.frontier checks, runs every (setting, seed) and writes the page;
   here each run's numbers are drawn instead of trained."""
   monkeypatch.setattr(frontier_run.frontier_cache, "check_training", lambda *args, **kwargs: None)
@@ -111,19 +111,7 @@ def test_frontier_from_python(tmp_path, monkeypatch):
     clean, aa = {"pgd_at_eps0.1": (0.99, 0.3), "pgd_at_eps0.3": (0.95, 0.7)}.get(
       setting.name, (0.97, 0.5)
     )
-    return {
-      "setting": setting.name,
-      "method": setting.method,
-      "flags": list(setting.flags),
-      "seed": seed,
-      "run_dir": "",
-      "clean": clean + 0.001 * seed,
-      "autoattack": aa + 0.01 * seed,
-      "aa_eps": 0.2,
-      "norm": "linf",
-      "n_examples": 359,
-      "chance": 0.1,
-    }
+    return frontier_run_record(setting, seed, clean + 0.001 * seed, aa + 0.01 * seed)
 
   monkeypatch.setattr(frontier_run, "train_and_evaluate", fake)
   options = runs.FrontierConfig(

@@ -144,7 +144,9 @@ def test_a_run_that_fails_is_retried_and_the_rounds_end():
   assert 1 in u2["seeds"]
 
 
-def test_the_frontier_command_runs_the_sequential_design(tmp_path, monkeypatch):
+def test_the_frontier_command_runs_the_sequential_design(
+  tmp_path, monkeypatch, frontier_run_record
+):
   """iaat-frontier --seeds=auto: rounds of runs (here simulated), each
   adaptive setting's seeds and why it stopped in frontier.json and .md."""
   from iaat_tf.runs import frontier_config, frontier_run  # pylint: disable=g-import-not-at-top
@@ -162,19 +164,7 @@ def test_the_frontier_command_runs_the_sequential_design(tmp_path, monkeypatch):
     trained.append((setting.name, seed))
     c, a = truth[setting.name]
     dc, da = rng.standard_normal(2) * [0.006, 0.03]
-    return {
-      "setting": setting.name,
-      "method": setting.method,
-      "flags": list(setting.flags),
-      "seed": seed,
-      "run_dir": "",
-      "clean": c + dc,
-      "autoattack": a + da,
-      "aa_eps": 0.2,
-      "norm": "linf",
-      "n_examples": 359,
-      "chance": 0.1,
-    }
+    return frontier_run_record(setting, seed, c + dc, a + da)
 
   monkeypatch.setattr(frontier_run, "train_and_evaluate", fake)
   options = frontier_config.FrontierConfig(
